@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` and `make test`. Each creates .venv when missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test sim bench venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/backer demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+sim: $(STAMP)
+	$(BIN)/python -m simulations sweep --nodes 10,30,100,300,1000
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/compare.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

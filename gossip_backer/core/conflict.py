@@ -1,0 +1,65 @@
+"""The one winner rule and the conflict-copy name (SPEC.md, "Conflicts").
+
+Among concurrent versions of a path every node picks the same winner: an existing version beats a
+deletion (an edit beats a concurrent delete), then the later modification time, then the greater
+node id. Each losing version that is not a deletion is kept at
+`STEM.sync-conflict-YYYYMMDD-HHMMSS-NODEID7.EXT` (the loser's mtime in UTC and the first 7
+characters of the loser's node id).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Iterable
+
+from gossip_backer.core.ids import NodeId
+from gossip_backer.core.record import FileRecord
+
+CONFLICT_MARK = ".sync-conflict-"
+
+
+def rank(record: FileRecord) -> tuple:
+    """Sort key: the greatest rank wins."""
+    return (not record.deleted, record.mtime_ns, record.origin)
+
+
+def winner(versions: Iterable[FileRecord]) -> FileRecord:
+    """The version every node puts at the path."""
+    return max(versions, key=rank)
+
+
+def losers(versions: Iterable[FileRecord]) -> list[FileRecord]:
+    """Versions that lose to the winner and carry content worth a conflict copy.
+
+    Versions with the same content as the winner are not conflicts (two nodes made one edit)."""
+    versions = list(versions)
+    if len(versions) < 2:
+        return []
+    best = winner(versions)
+    return [v for v in versions if v is not best and not v.deleted and not v.same_content(best)]
+
+
+def conflict_name(path: str, mtime_ns: int, origin: bytes) -> str:
+    """`dir/STEM.sync-conflict-YYYYMMDD-HHMMSS-NODEID7.EXT` for a loser of `path`."""
+    folder, name = posixpath.split(path)
+    stem, ext = posixpath.splitext(name)
+    if not stem:  # dotfiles such as ".bashrc": the whole name is the stem
+        stem, ext = name, ""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
+    new = f"{stem}{CONFLICT_MARK}{stamp}-{NodeId(origin).short()}{ext}"
+    return posixpath.join(folder, new) if folder else new
+
+
+def conflict_copy(loser: FileRecord) -> FileRecord:
+    """The record of the conflict copy of `loser`.
+
+    It is derived only from the loser (same version vector, content and origin), so every node that
+    publishes it publishes the same record, and the copies merge as one version."""
+    from dataclasses import replace
+
+    return replace(loser, path=conflict_name(loser.path, loser.mtime_ns, loser.origin))
+
+
+def is_conflict_copy(path: str) -> bool:
+    return CONFLICT_MARK in posixpath.basename(path)

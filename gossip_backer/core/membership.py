@@ -1,0 +1,161 @@
+"""Who belongs to the mesh, derived from the signed Grant / Revoke / MemberInfo updates.
+
+Theory of operation: membership is not a register that updates overwrite in arrival order; it is
+recomputed from the whole set of membership updates every node holds, so two nodes holding the
+same updates agree on it whatever order they arrived in. The founder is a read-write member by
+definition (its id is part of the mesh's identity). A grant counts when signed by a read-write
+member; a revocation counts when signed by a read-write member, and voids the revoked node's
+updates numbered above its cutoff (the revoker's view of that node's log when it revoked), so
+changes the node made while still trusted stay valid everywhere. Revocation is final.
+
+Validity and revocation depend on each other, so the computation iterates to a fixed point, in a
+deterministic order (sorted by clock, then signer), a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from gossip_backer.core.record import FileRecord, Grant, LiveGlob, MemberInfo, Payload, Revoke
+
+INFINITE = 1 << 62
+
+
+class Verdict(enum.Enum):
+    OK = "ok"
+    NOT_YET = "not_yet"  # the signer is not (yet) known as a member: retry when grants arrive
+    FORBIDDEN = "forbidden"  # read-only signer, revoked beyond cutoff, or not entitled
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    node: bytes
+    name: str
+    read_only: bool
+    addresses: tuple[str, ...]
+    revoked: bool
+    cutoff: int  # updates of this node numbered above this are void (INFINITE when not revoked)
+
+
+Signed = tuple[bytes, int, Payload]  # (signer, seq, payload)
+
+
+class Membership:
+    """The member table, recomputed from membership updates by `rebuild`."""
+
+    def __init__(self, founder: bytes) -> None:
+        self.founder = founder
+        self.members: dict[bytes, Member] = {
+            founder: Member(founder, "", False, (), False, INFINITE)
+        }
+
+    def cutoff(self, node: bytes) -> int:
+        m = self.members.get(node)
+        return m.cutoff if m else INFINITE
+
+    def is_rw_at(self, signer: bytes, seq: int) -> bool:
+        m = self.members.get(signer)
+        return m is not None and not m.read_only and seq <= m.cutoff
+
+    def verdict(self, signer: bytes, seq: int, payload: Payload) -> Verdict:
+        """May `signer`'s update number `seq` carrying `payload` be applied?"""
+        m = self.members.get(signer)
+        if isinstance(payload, Grant) and payload.node == self.founder == signer:
+            return Verdict.OK  # the genesis grant
+        if m is None:
+            return Verdict.NOT_YET
+        if seq > m.cutoff:
+            return Verdict.FORBIDDEN
+        if isinstance(payload, MemberInfo):
+            return Verdict.OK if payload.node == signer else Verdict.FORBIDDEN
+        if m.read_only:
+            return Verdict.FORBIDDEN
+        if isinstance(payload, Revoke) and payload.node == signer:
+            return Verdict.OK  # a member may leave on its own
+        return Verdict.OK
+
+    def rebuild(self, updates: list[Signed]) -> None:
+        """Recompute the table from every membership update held (see the module docstring)."""
+        grants = sorted(
+            ((p.clock, s, q, p) for s, q, p in updates if isinstance(p, Grant)),
+            key=lambda t: (t[0], t[1], t[2]),
+        )
+        revokes = sorted(
+            ((p.clock, s, q, p) for s, q, p in updates if isinstance(p, Revoke)),
+            key=lambda t: (t[0], t[1], t[2]),
+        )
+        infos = [(s, q, p) for s, q, p in updates if isinstance(p, MemberInfo)]
+        cutoffs: dict[bytes, int] = {}
+        table: dict[bytes, Grant] = {}
+        for _ in range(len(revokes) + 2):
+            table = self._granted(grants, cutoffs)
+            new_cutoffs = self._revoked(revokes, table, cutoffs)
+            if new_cutoffs == cutoffs:
+                break
+            cutoffs = new_cutoffs
+        self.members = self._assemble(table, cutoffs, infos)
+
+    def _granted(self, grants: list, cutoffs: dict[bytes, int]) -> dict[bytes, Grant]:
+        """Grants reachable from the founder through read-write signers; per node the grant with
+        the greatest (clock, signer) wins. Nobody changes the founder's role."""
+        best: dict[bytes, tuple[int, bytes, Grant]] = {
+            self.founder: (-1, self.founder, Grant(self.founder, "", False, 0))
+        }
+        for _ in range(len(grants) + 1):
+            changed = False
+            for clock, signer, seq, grant in grants:
+                if grant.node == self.founder and signer != self.founder:
+                    continue
+                granter = best.get(signer)
+                if granter is None or granter[2].read_only or seq > cutoffs.get(signer, INFINITE):
+                    continue
+                if grant.node == self.founder:
+                    grant = Grant(self.founder, grant.name, False, grant.clock)
+                current = best.get(grant.node)
+                if current is None or (current[0], current[1]) < (clock, signer):
+                    best[grant.node] = (clock, signer, grant)
+                    changed = True
+            if not changed:
+                break
+        return {node: entry[2] for node, entry in best.items()}
+
+    @staticmethod
+    def _revoked(revokes: list, table: dict[bytes, Grant], cutoffs: dict[bytes, int]) -> dict:
+        new: dict[bytes, int] = {}
+        for _clock, signer, seq, rev in revokes:
+            granter = table.get(signer)
+            if granter is None or seq > cutoffs.get(signer, INFINITE):
+                continue
+            if granter.read_only and rev.node != signer:
+                continue
+            new[rev.node] = min(new.get(rev.node, INFINITE), rev.cutoff)
+        return new
+
+    def _assemble(self, table: dict, cutoffs: dict, infos: list) -> dict[bytes, Member]:
+        latest: dict[bytes, MemberInfo] = {}
+        for signer, seq, info in infos:
+            if signer != info.node or signer not in table or seq > cutoffs.get(signer, INFINITE):
+                continue
+            cur = latest.get(signer)
+            if cur is None or cur.clock <= info.clock:
+                latest[signer] = info
+        members = {}
+        for node, grant in table.items():
+            info = latest.get(node)
+            name = info.name if info and info.name else grant.name
+            addresses = info.addresses if info else ()
+            cutoff = cutoffs.get(node, INFINITE)
+            members[node] = Member(node, name, grant.read_only, addresses, node in cutoffs, cutoff)
+        for node, cutoff in cutoffs.items():  # revoked before any grant we know of
+            if node not in members:
+                members[node] = Member(node, "", True, (), True, cutoff)
+        return members
+
+
+def is_membership(payload: Payload) -> bool:
+    return isinstance(payload, (Grant, Revoke, MemberInfo))
+
+
+def is_data(payload: Payload) -> bool:
+    return isinstance(payload, (FileRecord, LiveGlob))

@@ -1,0 +1,210 @@
+"""The replicated state of a mesh: a CRDT map built from signed updates.
+
+Theory of operation (after dominictarr/scuttlebutt): the state is a pure fold over the set of valid
+updates a node holds, so two nodes holding the same updates hold the same state, whatever the
+order, duplication or relaying path that brought them.
+
+- The update log keeps, per origin, its updates by sequence number, and per (origin, key) only the
+  newest: an origin's newer version of a path always dominates its older one, so dropping the
+  older loses nothing. `digest()` is origin -> highest sequence held; `since(digest)` lists what a
+  peer with that digest lacks, per origin in sequence order, origins served breadth-first.
+- Files: each path holds its set of concurrent maximal versions (a multi-value register ordered by
+  version vectors). A version dominated by one held is stale; a new one drops those it dominates.
+  Equal vectors with different contents (only a lying origin makes them) keep the greater record
+  by a fixed order, so even that converges.
+- Membership (core/membership.py) decides which updates count; when a revocation voids updates
+  already applied, they leave the log and the state is folded again from the log.
+- Signatures are checked by an injected `verify(update) -> bool`, so the core runs without keys.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from sortedcontainers import SortedDict
+
+from gossip_backer.core.conflict import winner
+from gossip_backer.core.membership import Membership, Verdict, is_membership
+from gossip_backer.core.record import FileRecord, LiveGlob, SignedUpdate
+from gossip_backer.core.vv import Order
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"  # new, valid, changed the state
+    HELD = "held"  # new and valid, stored for relaying, but dominated by what we hold
+    DUPLICATE = "duplicate"  # already held (or superseded by a newer one of its origin)
+    NOT_YET = "not_yet"  # signer unknown so far; not stored, the peer will offer it again
+    FORBIDDEN = "forbidden"  # read-only or revoked signer: not stored, not relayed
+    BAD_SIGNATURE = "bad_signature"  # forged or corrupted: the sender lied
+
+
+Digest = Mapping[bytes, int]
+Verifier = Callable[[SignedUpdate], bool]
+
+
+def _tiebreak(rec: FileRecord) -> tuple:
+    return (rec.mtime_ns, rec.origin, rec.hash or b"", rec.size, rec.deleted, rec.kind,
+            rec.target or "", rec.mode, rec.block_size)
+
+
+def _ordered(versions: Iterable[FileRecord]) -> tuple[FileRecord, ...]:
+    return tuple(sorted(versions, key=_tiebreak))
+
+
+class MetaMap:
+    """The mesh's metadata CRDT: update log + files + membership + live-edit globs."""
+
+    def __init__(self, founder: bytes, verify: Verifier | None = None) -> None:
+        self.founder = founder
+        self._verify = verify or (lambda update: True)
+        self._logs: dict[bytes, SortedDict] = {}  # origin -> seq -> update
+        self._newest: dict[tuple[bytes, str], int] = {}  # (origin, key) -> seq
+        self._max: dict[bytes, int] = {}  # origin -> highest seq held
+        self.files: dict[str, tuple[FileRecord, ...]] = {}
+        self.live: dict[str, tuple[int, bytes, bool]] = {}  # glob -> (clock, signer, on)
+        self.membership = Membership(founder)
+        self.clock = 0  # Lamport clock for membership and settings updates
+
+    # -- reading ---------------------------------------------------------------------------
+    def digest(self) -> dict[bytes, int]:
+        return dict(self._max)
+
+    def seq_of(self, origin: bytes) -> int:
+        return self._max.get(origin, 0)
+
+    def versions(self, path: str) -> tuple[FileRecord, ...]:
+        return self.files.get(path, ())
+
+    def winner(self, path: str) -> FileRecord | None:
+        versions = self.files.get(path)
+        return winner(versions) if versions else None
+
+    def live_globs(self) -> list[str]:
+        return sorted(g for g, (_c, _s, on) in self.live.items() if on)
+
+    def updates(self) -> Iterator[SignedUpdate]:
+        """Every update held, per origin in sequence order."""
+        for origin in sorted(self._logs):
+            yield from self._logs[origin].values()
+
+    def __len__(self) -> int:
+        return sum(len(log) for log in self._logs.values())
+
+    def since(self, digest: Digest, budget: int | None = None, start: int = 0) -> list[SignedUpdate]:
+        """What a peer with `digest` lacks: per origin in sequence order, origins interleaved
+        breadth-first from `start` (callers rotate it for fairness), at most `budget` bytes (but
+        at least one update, so progress never stalls on one large update)."""
+        origins = [o for o in sorted(self._logs) if self._max[o] > digest.get(o, 0)]
+        if not origins:
+            return []
+        k = start % len(origins)
+        origins = origins[k:] + origins[:k]
+        queues = [
+            (self._logs[o], iter(self._logs[o].irange(minimum=digest.get(o, 0), inclusive=(False, True))))
+            for o in origins
+        ]
+        out: list[SignedUpdate] = []
+        used = 0
+        while queues:
+            still = []
+            for log, seqs in queues:
+                seq = next(seqs, None)
+                if seq is None:
+                    continue
+                update = log[seq]
+                if budget is not None and out and used + update.size > budget:
+                    return out
+                out.append(update)
+                used += update.size
+                still.append((log, seqs))
+            queues = still
+        return out
+
+    # -- writing ---------------------------------------------------------------------------
+    def apply(self, update: SignedUpdate) -> Outcome:
+        """Take one update from anywhere (local, peer, store). Order-independent in effect."""
+        if update.seq <= 0:
+            return Outcome.FORBIDDEN
+        held = self._newest.get((update.origin, update.key), 0)
+        if update.seq <= held or update.seq in self._logs.get(update.origin, ()):
+            return Outcome.DUPLICATE
+        verdict = self.membership.verdict(update.origin, update.seq, update.payload)
+        if verdict is Verdict.NOT_YET:
+            return Outcome.NOT_YET
+        if verdict is Verdict.FORBIDDEN:
+            return Outcome.FORBIDDEN
+        if not self._verify(update):
+            return Outcome.BAD_SIGNATURE
+        self._store(update, held)
+        if is_membership(update.payload):
+            self.clock = max(self.clock, update.payload.clock)
+            self._refresh_membership()
+            return Outcome.APPLIED
+        return Outcome.APPLIED if self._fold(update) else Outcome.HELD
+
+    def _store(self, update: SignedUpdate, older_seq: int) -> None:
+        log = self._logs.setdefault(update.origin, SortedDict())
+        if older_seq:
+            del log[older_seq]
+        log[update.seq] = update
+        self._newest[(update.origin, update.key)] = update.seq
+        self._max[update.origin] = max(self._max.get(update.origin, 0), update.seq)
+
+    def _fold(self, update: SignedUpdate) -> bool:
+        """Merge a data update into the state; True when the state changed."""
+        payload = update.payload
+        if isinstance(payload, FileRecord):
+            return self._merge_file(payload)
+        if isinstance(payload, LiveGlob):
+            self.clock = max(self.clock, payload.clock)
+            cur = self.live.get(payload.glob)
+            new = (payload.clock, update.origin, payload.on)
+            if cur is None or cur[:2] < new[:2]:
+                self.live[payload.glob] = new
+                return True
+            return False
+        return False
+
+    def _merge_file(self, rec: FileRecord) -> bool:
+        current = self.files.get(rec.path, ())
+        keep = []
+        for v in current:
+            order = v.vv.compare(rec.vv)
+            if order is Order.GREATER:
+                return False
+            if order is Order.EQUAL:
+                if _tiebreak(v) >= _tiebreak(rec):
+                    return False
+                continue
+            if order is Order.CONCURRENT:
+                keep.append(v)
+        self.files[rec.path] = _ordered(keep + [rec])
+        return True
+
+    def _refresh_membership(self) -> None:
+        """Recompute membership; if it voids updates already held, drop them and refold."""
+        held = [(u.origin, u.seq, u.payload) for u in self.updates() if is_membership(u.payload)]
+        self.membership.rebuild(held)
+        void = [u for u in self.updates()
+                if self.membership.verdict(u.origin, u.seq, u.payload) is not Verdict.OK]
+        if not void:
+            return
+        for u in void:
+            log = self._logs[u.origin]
+            del log[u.seq]
+            del self._newest[(u.origin, u.key)]
+            if log:
+                self._max[u.origin] = log.peekitem(-1)[0]
+            else:
+                del self._logs[u.origin], self._max[u.origin]
+        self.membership.rebuild([(u.origin, u.seq, u.payload) for u in self.updates()
+                                 if is_membership(u.payload)])
+        self._refold()
+
+    def _refold(self) -> None:
+        self.files.clear()
+        self.live.clear()
+        for update in self.updates():
+            if not is_membership(update.payload):
+                self._fold(update)

@@ -1,0 +1,243 @@
+"""The values the mesh replicates, and the signed update that carries each of them.
+
+Every change a node makes is one `SignedUpdate`: (origin, seq, key, payload), signed by the origin.
+`key` names what the update is about ("f:PATH", "g:NODE", ...); for each (origin, key) only the
+newest update is kept, so state grows with paths x writers, not with history.
+
+Payloads are plain frozen dataclasses with `to_plain()` / `from_plain()` (lists, ints, bytes, str):
+the core stays free of msgpack; `wire/` turns plain values into bytes and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Union
+
+from gossip_backer.core.vv import VersionVector
+
+FILE, DIR, SYMLINK = "file", "dir", "symlink"
+KINDS = (FILE, DIR, SYMLINK)
+MAX_NAME = 200
+MAX_ADDRESSES = 16
+
+
+def _need(cond: bool, what: str) -> None:
+    if not cond:
+        raise ValueError(f"malformed record: {what}")
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block of a file: its strong hash and weak rolling checksum (rsync/zsync style)."""
+
+    hash: bytes
+    weak: int
+
+    def to_plain(self) -> list:
+        return [self.hash, self.weak]
+
+    @classmethod
+    def from_plain(cls, plain: list) -> "Block":
+        _need(isinstance(plain, list) and len(plain) == 2, "block")
+        h, weak = plain
+        _need(isinstance(h, bytes) and len(h) == 32, "block hash")
+        _need(isinstance(weak, int) and 0 <= weak < 2**32, "block weak sum")
+        return cls(h, weak)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One version of one path: a file, folder or symlink, or a tombstone (deleted=True)."""
+
+    TAG: ClassVar[str] = "f"
+    path: str
+    kind: str
+    vv: VersionVector
+    origin: bytes  # node id of the node that made this version
+    size: int = 0
+    mtime_ns: int = 0
+    mode: int = 0o644
+    hash: bytes | None = None
+    block_size: int = 0
+    blocks: tuple[Block, ...] = ()
+    target: str | None = None  # symlink target
+    deleted: bool = False
+
+    @property
+    def key(self) -> str:
+        return "f:" + self.path
+
+    def same_content(self, other: "FileRecord") -> bool:
+        """Two versions a user would call identical (concurrent copies of one edit)."""
+        return (self.kind, self.deleted, self.hash, self.target, self.mode & 0o777) == (
+            other.kind, other.deleted, other.hash, other.target, other.mode & 0o777,
+        ) and (self.deleted or self.kind != FILE or self.size == other.size)
+
+    def to_plain(self) -> list:
+        return [
+            self.path, self.kind, self.vv.encode(), self.origin, self.size, self.mtime_ns,
+            self.mode, self.hash, self.block_size, [b.to_plain() for b in self.blocks],
+            self.target, self.deleted,
+        ]
+
+    @classmethod
+    def from_plain(cls, plain: list) -> "FileRecord":
+        _need(isinstance(plain, list) and len(plain) == 12, "file record shape")
+        path, kind, vv, origin, size, mtime_ns, mode, h, bsize, blocks, target, deleted = plain
+        _need(isinstance(path, str) and path != "", "path")
+        _need(kind in KINDS, "kind")
+        _need(isinstance(origin, bytes) and len(origin) == 32, "origin")
+        _need(all(isinstance(x, int) and x >= 0 for x in (size, mode, bsize)), "sizes")
+        _need(isinstance(mtime_ns, int), "mtime")
+        _need(h is None or (isinstance(h, bytes) and len(h) == 32), "hash")
+        _need(isinstance(blocks, list), "blocks")
+        _need(target is None or isinstance(target, str), "target")
+        _need(isinstance(deleted, bool), "deleted")
+        _need(isinstance(vv, list), "version vector")
+        return cls(
+            path=path, kind=kind, vv=VersionVector.decode(vv), origin=origin, size=size,
+            mtime_ns=mtime_ns, mode=mode, hash=h, block_size=bsize,
+            blocks=tuple(Block.from_plain(b) for b in blocks), target=target, deleted=deleted,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A read-write member admits `node` to the mesh (or the founder admits itself)."""
+
+    TAG: ClassVar[str] = "g"
+    node: bytes
+    name: str
+    read_only: bool
+    clock: int
+
+    @property
+    def key(self) -> str:
+        return "g:" + self.node.hex()
+
+    def to_plain(self) -> list:
+        return [self.node, self.name, self.read_only, self.clock]
+
+    @classmethod
+    def from_plain(cls, plain: list) -> "Grant":
+        _need(isinstance(plain, list) and len(plain) == 4, "grant shape")
+        node, name, ro, clock = plain
+        _need(isinstance(node, bytes) and len(node) == 32, "grant node")
+        _need(isinstance(name, str) and len(name) <= MAX_NAME, "grant name")
+        _need(isinstance(ro, bool) and isinstance(clock, int), "grant fields")
+        return cls(node, name, ro, clock)
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    """A read-write member expels `node`. Its updates numbered above `cutoff` are void."""
+
+    TAG: ClassVar[str] = "r"
+    node: bytes
+    cutoff: int
+    clock: int
+
+    @property
+    def key(self) -> str:
+        return "r:" + self.node.hex()
+
+    def to_plain(self) -> list:
+        return [self.node, self.cutoff, self.clock]
+
+    @classmethod
+    def from_plain(cls, plain: list) -> "Revoke":
+        _need(isinstance(plain, list) and len(plain) == 3, "revoke shape")
+        node, cutoff, clock = plain
+        _need(isinstance(node, bytes) and len(node) == 32, "revoke node")
+        _need(isinstance(cutoff, int) and cutoff >= 0 and isinstance(clock, int), "revoke")
+        return cls(node, cutoff, clock)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """A member's own name and listen addresses, signed by itself (read-only members too)."""
+
+    TAG: ClassVar[str] = "i"
+    node: bytes
+    name: str
+    addresses: tuple[str, ...]
+    clock: int
+
+    @property
+    def key(self) -> str:
+        return "i:" + self.node.hex()
+
+    def to_plain(self) -> list:
+        return [self.node, self.name, list(self.addresses), self.clock]
+
+    @classmethod
+    def from_plain(cls, plain: list) -> "MemberInfo":
+        _need(isinstance(plain, list) and len(plain) == 4, "info shape")
+        node, name, addrs, clock = plain
+        _need(isinstance(node, bytes) and len(node) == 32, "info node")
+        _need(isinstance(name, str) and len(name) <= MAX_NAME, "info name")
+        _need(isinstance(addrs, list) and len(addrs) <= MAX_ADDRESSES, "info addresses")
+        _need(all(isinstance(a, str) and len(a) < 300 for a in addrs), "info address")
+        _need(isinstance(clock, int), "info clock")
+        return cls(node, name, tuple(addrs), clock)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveGlob:
+    """Marks (or unmarks) text files matching `glob` as live-edit, mesh-wide; last writer wins."""
+
+    TAG: ClassVar[str] = "l"
+    glob: str
+    on: bool
+    clock: int
+
+    @property
+    def key(self) -> str:
+        return "l:" + self.glob
+
+    def to_plain(self) -> list:
+        return [self.glob, self.on, self.clock]
+
+    @classmethod
+    def from_plain(cls, plain: list) -> "LiveGlob":
+        _need(isinstance(plain, list) and len(plain) == 3, "live shape")
+        glob, on, clock = plain
+        _need(isinstance(glob, str) and 0 < len(glob) < 1000, "live glob")
+        _need(isinstance(on, bool) and isinstance(clock, int), "live fields")
+        return cls(glob, on, clock)
+
+
+Payload = Union[FileRecord, Grant, Revoke, MemberInfo, LiveGlob]
+PAYLOAD_TYPES: dict[str, type] = {t.TAG: t for t in (FileRecord, Grant, Revoke, MemberInfo, LiveGlob)}
+
+
+def payload_to_plain(payload: Payload) -> list:
+    return [payload.TAG, payload.to_plain()]
+
+
+def payload_from_plain(plain: object) -> Payload:
+    _need(isinstance(plain, list) and len(plain) == 2, "payload")
+    tag, body = plain
+    _need(tag in PAYLOAD_TYPES, "payload tag")
+    return PAYLOAD_TYPES[tag].from_plain(body)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedUpdate:
+    """One change, as its origin signed it. `body` is the exact signed encoding of `payload`,
+    kept so that relays forward the origin's bytes and signature untouched."""
+
+    origin: bytes
+    seq: int
+    payload: Payload
+    body: bytes
+    sig: bytes = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        return self.payload.key
+
+    @property
+    def size(self) -> int:
+        """Bytes this update costs on the wire (used for gossip budgets)."""
+        return len(self.body) + len(self.sig) + 48

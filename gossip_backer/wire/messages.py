@@ -1,0 +1,169 @@
+"""One frozen dataclass per message kind of the peer protocol, and their msgpack encoding.
+
+A message travels as msgpack `[tag, field1, field2, ...]`. Decoding checks every field's type,
+so a peer's malformed message becomes a RemoteError here and never reaches the protocol logic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+from gossip_backer.errors import RemoteError
+from gossip_backer.wire.codec import pack, unpack
+
+PROTOCOL_VERSION = 1
+UpdateTuple = tuple  # (origin: bytes, seq: int, body: bytes, sig: bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First message after the handshake: protocol version and how to reach the sender."""
+
+    TAG: ClassVar[int] = 1
+    version: int
+    name: str
+    listen: tuple[str, ...]
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Last message before closing on purpose: why (incompatible version, revoked...)."""
+
+    TAG: ClassVar[int] = 2
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Scuttlebutt digest entries (origin -> highest seq held); `full` when it is all of them."""
+
+    TAG: ClassVar[int] = 3
+    entries: dict
+    full: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Anti-entropy probe: a hash of the sender's whole digest."""
+
+    TAG: ClassVar[int] = 4
+    digest_hash: bytes
+    origins: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """Updates the receiver lacks, each as (origin, seq, body, sig)."""
+
+    TAG: ClassVar[int] = 5
+    updates: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaAck:
+    """How many bytes of the last delta the receiver took in (drives the sender's AIMD budget)."""
+
+    TAG: ClassVar[int] = 6
+    received: int
+    absorbed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    TAG: ClassVar[int] = 7
+    nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    TAG: ClassVar[int] = 8
+    nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRequest:
+    """Ask for the block with `hash`, which is `size` bytes at `offset` of version `file_hash`."""
+
+    TAG: ClassVar[int] = 9
+    request_id: int
+    hash: bytes
+    file_hash: bytes
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockData:
+    TAG: ClassVar[int] = 10
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockMissing:
+    TAG: ClassVar[int] = 11
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class InviteClaim:
+    """A joining node proves it holds an invite's one-time secret; the inviter grants it."""
+
+    TAG: ClassVar[int] = 12
+    invite_id: bytes
+    proof: bytes
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSync:
+    """A live-edit document update (pycrdt/Yrs bytes) for one path."""
+
+    TAG: ClassVar[int] = 13
+    path: str
+    kind: int
+    data: bytes
+
+
+Message = (Hello | Refuse | Digest | Summary | Delta | DeltaAck | Ping | Pong | BlockRequest
+           | BlockData | BlockMissing | InviteClaim | LiveSync)
+KINDS: dict[int, type] = {
+    cls.TAG: cls
+    for cls in (Hello, Refuse, Digest, Summary, Delta, DeltaAck, Ping, Pong, BlockRequest,
+                BlockData, BlockMissing, InviteClaim, LiveSync)
+}
+_FIELDS = {tag: dataclasses.fields(cls) for tag, cls in KINDS.items()}
+_PY = {"int": int, "str": str, "bytes": bytes, "bool": bool, "dict": dict}
+
+
+def encode(msg: Message) -> bytes:
+    values = [getattr(msg, f.name) for f in _FIELDS[msg.TAG]]
+    return pack([msg.TAG, *[list(v) if isinstance(v, tuple) else v for v in values]])
+
+
+def _field_ok(annotation: str, value: object) -> bool:
+    if annotation.startswith("tuple"):
+        return isinstance(value, list)
+    want = _PY[annotation]
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, want)
+
+
+def decode(data: bytes) -> Message:
+    """bytes -> message; anything malformed raises RemoteError."""
+    plain = unpack(data)
+    if not isinstance(plain, list) or not plain or plain[0] not in KINDS:
+        raise RemoteError("unknown message kind")
+    tag, values = plain[0], plain[1:]
+    fields = _FIELDS[tag]
+    if len(values) != len(fields):
+        raise RemoteError(f"{KINDS[tag].__name__}: wrong number of fields")
+    for f, v in zip(fields, values):
+        if not _field_ok(str(f.type), v):
+            raise RemoteError(f"{KINDS[tag].__name__}.{f.name}: wrong type")
+    converted = [tuple(v) if isinstance(v, list) else v for v in values]
+    return KINDS[tag](*converted)
