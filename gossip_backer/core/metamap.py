@@ -65,6 +65,7 @@ class MetaMap:
         self.live: dict[str, tuple[int, bytes, bool]] = {}  # glob -> (clock, signer, on)
         self.membership = Membership(founder)
         self.clock = 0  # Lamport clock for membership and settings updates
+        self._dropped: list[tuple[bytes, int]] = []  # (origin, seq) left the log since last drain
 
     # -- reading ---------------------------------------------------------------------------
     def digest(self) -> dict[bytes, int]:
@@ -87,6 +88,12 @@ class MetaMap:
         """Every update held, per origin in sequence order."""
         for origin in sorted(self._logs):
             yield from self._logs[origin].values()
+
+    def drain_dropped(self) -> list[tuple[bytes, int]]:
+        """Log entries (origin, seq) superseded or voided since the last call: the store
+        deletes them in the same transaction that saves the new ones."""
+        dropped, self._dropped = self._dropped, []
+        return dropped
 
     def __len__(self) -> int:
         return sum(len(log) for log in self._logs.values())
@@ -143,10 +150,30 @@ class MetaMap:
             return Outcome.APPLIED
         return Outcome.APPLIED if self._fold(update) else Outcome.HELD
 
+    def apply_all(self, updates: Iterable[SignedUpdate]) -> list[SignedUpdate]:
+        """Apply a set of updates in any order (a reload, a batch): those whose signer is only
+        admitted by a grant later in the set are retried until a pass admits nothing new.
+        Returns the updates stored."""
+        pending = list(updates)
+        stored: list[SignedUpdate] = []
+        while pending:
+            retry = []
+            for update in pending:
+                outcome = self.apply(update)
+                if outcome is Outcome.NOT_YET:
+                    retry.append(update)
+                elif outcome in (Outcome.APPLIED, Outcome.HELD):
+                    stored.append(update)
+            if len(retry) == len(pending):
+                break
+            pending = retry
+        return stored
+
     def _store(self, update: SignedUpdate, older_seq: int) -> None:
         log = self._logs.setdefault(update.origin, SortedDict())
         if older_seq:
             del log[older_seq]
+            self._dropped.append((update.origin, older_seq))
         log[update.seq] = update
         self._newest[(update.origin, update.key)] = update.seq
         self._max[update.origin] = max(self._max.get(update.origin, 0), update.seq)
@@ -193,6 +220,7 @@ class MetaMap:
         for u in void:
             log = self._logs[u.origin]
             del log[u.seq]
+            self._dropped.append((u.origin, u.seq))
             del self._newest[(u.origin, u.key)]
             if log:
                 self._max[u.origin] = log.peekitem(-1)[0]

@@ -110,12 +110,22 @@ class BlockMissing:
 
 @dataclass(frozen=True, slots=True)
 class InviteClaim:
-    """A joining node proves it holds an invite's one-time secret; the inviter grants it."""
+    """Sent over a connection authenticated with an invite's one-time key: "grant `node`".
+    `proof` is `node`'s signature over the claim, so the grant names a key its holder controls."""
 
     TAG: ClassVar[int] = 12
-    invite_id: bytes
-    proof: bytes
+    node: bytes
     name: str
+    proof: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InviteResult:
+    """The inviter's answer to a claim; the connection closes after it."""
+
+    TAG: ClassVar[int] = 14
+    accepted: bool
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +139,11 @@ class LiveSync:
 
 
 Message = (Hello | Refuse | Digest | Summary | Delta | DeltaAck | Ping | Pong | BlockRequest
-           | BlockData | BlockMissing | InviteClaim | LiveSync)
+           | BlockData | BlockMissing | InviteClaim | InviteResult | LiveSync)
 KINDS: dict[int, type] = {
     cls.TAG: cls
     for cls in (Hello, Refuse, Digest, Summary, Delta, DeltaAck, Ping, Pong, BlockRequest,
-                BlockData, BlockMissing, InviteClaim, LiveSync)
+                BlockData, BlockMissing, InviteClaim, InviteResult, LiveSync)
 }
 _FIELDS = {tag: dataclasses.fields(cls) for tag, cls in KINDS.items()}
 _PY = {"int": int, "str": str, "bytes": bytes, "bool": bool, "dict": dict}

@@ -1,0 +1,23 @@
+"""gossip-backer: mirror a folder between all your machines over an encrypted gossip mesh.
+
+The public surface is `Node` (open a node, serve a peer session over any trio stream, read its
+events), the event classes and the error classes. Everything else is internal.
+"""
+
+from gossip_backer import events
+from gossip_backer.errors import (BackerError, IntegrityError, LocalError, RemoteError,
+                                  StoreError, UserError)
+from gossip_backer.runtime.node import Node
+
+__version__ = "0.1.0"
+__all__ = [
+    "Node",
+    "events",
+    "BackerError",
+    "UserError",
+    "LocalError",
+    "RemoteError",
+    "IntegrityError",
+    "StoreError",
+    "__version__",
+]

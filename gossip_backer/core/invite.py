@@ -1,0 +1,60 @@
+"""The invite: one line of text that lets one new node join a mesh, once, before it expires.
+
+It carries the mesh secret, the founder's and inviter's node ids, the inviter's addresses, the
+granted role, the expiry, and the seed of a one-time "invite key". The joining node's first
+connection authenticates with that invite key (the inviter knows it, so the handshake accepts it),
+asks for its grant, and the inviter then forgets the key: a used invite cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from gossip_backer.errors import BackerError, UserError
+
+PREFIX = "backer-invite-1:"
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    mesh_secret: bytes
+    founder: bytes
+    inviter: bytes
+    addresses: tuple[str, ...]
+    read_only: bool
+    expires: float
+    invite_seed: bytes
+
+    def to_plain(self) -> list:
+        return [self.mesh_secret, self.founder, self.inviter, list(self.addresses),
+                self.read_only, self.expires, self.invite_seed]
+
+    def to_text(self, pack) -> str:
+        raw = base64.urlsafe_b64encode(pack(self.to_plain())).decode("ascii").rstrip("=")
+        return PREFIX + raw
+
+    @classmethod
+    def from_text(cls, text: str, unpack) -> "Invite":
+        text = text.strip()
+        if not text.startswith(PREFIX):
+            raise UserError("not a gossip-backer invite (it should start with 'backer-invite-1:')")
+        raw = text[len(PREFIX):]
+        try:
+            plain = unpack(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        except (binascii.Error, ValueError, BackerError):
+            raise UserError("the invite is damaged (copy the whole line)") from None
+        return cls._from_plain(plain)
+
+    @classmethod
+    def _from_plain(cls, plain: object) -> "Invite":
+        ok = isinstance(plain, list) and len(plain) == 7
+        if ok:
+            secret, founder, inviter, addrs, ro, expires, seed = plain
+            ok = (all(isinstance(b, bytes) and len(b) == 32 for b in (secret, founder, inviter, seed))
+                  and isinstance(addrs, list) and all(isinstance(a, str) for a in addrs)
+                  and isinstance(ro, bool) and isinstance(expires, (int, float)))
+        if not ok:
+            raise UserError("the invite is damaged (copy the whole line)")
+        return cls(secret, founder, inviter, tuple(addrs), ro, float(expires), seed)

@@ -1,0 +1,106 @@
+"""`backer run` (an L4 module, like cli.py: it joins the runtime and the web server): the node in the foreground, with its TCP listener, dialer, control socket and
+web server, until SIGINT or SIGTERM, then a clean exit 0."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import secrets
+import signal
+from pathlib import Path
+
+import trio
+
+from gossip_backer.core.ids import NodeId
+from gossip_backer.errors import UserError
+from gossip_backer.runtime import control
+from gossip_backer.runtime.dial import Dialer, listen, split_address
+from gossip_backer.runtime.node import Node
+from gossip_backer.runtime.state import NodeState, state_dir
+
+log = logging.getLogger(__name__)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_daemon(root: Path, listen_at: str, web_at: str | None) -> None:
+    root = Path(root).expanduser().absolute()
+    NodeState.open(root).close()  # a clear error for a root that is no node
+    if control.is_running(state_dir(root) / "control.sock"):
+        raise UserError(f"a node is already running at {root}")
+    for addr in filter(None, (listen_at, web_at)):
+        try:
+            split_address(addr)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    trio.run(_main, root, listen_at, web_at)
+
+
+async def _main(root: Path, listen_at: str, web_at: str | None) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with Node.open(root, create=False) as node:
+            async with trio.open_nursery() as nursery:
+                await _start(nursery, node, listen_at, web_at)
+                async for _ in signals:
+                    break
+                log.info("shutting down")
+                nursery.cancel_scope.cancel()
+
+
+async def _start(nursery: trio.Nursery, node: Node, listen_at: str, web_at: str | None) -> None:
+    try:
+        await nursery.start(listen, node, listen_at)
+    except OSError as exc:
+        reason = "address in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise UserError(f"cannot listen on {listen_at}: {reason}") from None
+    print(f"listening on {node.listen}", flush=True)
+    nursery.start_soon(Dialer(node).run)
+    await nursery.start(control.serve, node.state.control_path, _handler(node), _streamer(node))
+    if web_at:
+        from gossip_backer.web.server import serve_web
+
+        host, port = split_address(web_at)
+        token = None if _is_loopback(host) else secrets.token_urlsafe(24)
+        try:
+            node.web_url = await nursery.start(serve_web, node, host, port, token)
+        except OSError as exc:
+            raise UserError(f"cannot serve the web GUI on {web_at}: {exc.strerror}") from None
+        print(f"web on {node.web_url}", flush=True)
+        if token:
+            print(f"web token: {token}", flush=True)
+
+
+def _handler(node: Node):
+    async def handle(req: dict) -> object:
+        cmd = req.get("cmd")
+        if cmd == "status":
+            return {**node.status(), "advertise": node.advertise}
+        if cmd == "peers":
+            return node.peers()
+        if cmd == "remove-peer":
+            return node.remove_peer(NodeId.parse(str(req.get("node_id", ""))))
+        raise UserError(f"unknown control command {cmd!r}")
+
+    return handle
+
+
+def _streamer(node: Node):
+    import json
+
+    async def stream(req: dict, s: trio.SocketStream) -> None:
+        async with node.subscribe() as events:
+            async for event in events:
+                try:
+                    await s.send_all(json.dumps(event.to_json()).encode() + b"\n")
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+
+    return stream

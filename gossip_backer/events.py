@@ -1,0 +1,135 @@
+"""User-visible events: what `Node.events()`, `backer events` and the web's live stream carry.
+
+One frozen dataclass per kind (h11 `_events.py` style). `to_json()` gives the object printed by
+`backer events --json`: {"type": KIND, "time": UNIX_SECONDS, ...fields}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    TYPE: ClassVar[str] = "event"
+    time: float
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        return {"type": self.TYPE, **data}
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnected(Event):
+    TYPE: ClassVar[str] = "peer_connected"
+    node_id: str
+    name: str
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDisconnected(Event):
+    TYPE: ClassVar[str] = "peer_disconnected"
+    node_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRefused(Event):
+    """A connection that failed the handshake or broke the protocol."""
+
+    TYPE: ClassVar[str] = "peer_refused"
+    address: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAdded(Event):
+    TYPE: ClassVar[str] = "member_added"
+    node_id: str
+    name: str
+    read_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRemoved(Event):
+    TYPE: ClassVar[str] = "member_removed"
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileChanged(Event):
+    """A local change seen on this node's disk and announced to the mesh."""
+
+    TYPE: ClassVar[str] = "file_changed"
+    path: str
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpdated(Event):
+    """A version from the mesh written to this node's disk."""
+
+    TYPE: ClassVar[str] = "file_updated"
+    path: str
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileDeleted(Event):
+    TYPE: ClassVar[str] = "file_deleted"
+    path: str
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict(Event):
+    TYPE: ClassVar[str] = "conflict"
+    path: str
+    copy: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferProgress(Event):
+    TYPE: ClassVar[str] = "transfer_progress"
+    path: str
+    done_bytes: int
+    total_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class InSync(Event):
+    TYPE: ClassVar[str] = "in_sync"
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RootPaused(Event):
+    TYPE: ClassVar[str] = "root_paused"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RootResumed(Event):
+    TYPE: ClassVar[str] = "root_resumed"
+
+
+@dataclass(frozen=True, slots=True)
+class Refused(Event):
+    """Something from a peer refused on purpose (hostile path, bad block, forged update)."""
+
+    TYPE: ClassVar[str] = "refused"
+    what: str
+    reason: str
+    node_id: str | None
+
+
+EVENT_TYPES = {
+    cls.TYPE: cls
+    for cls in (PeerConnected, PeerDisconnected, PeerRefused, MemberAdded, MemberRemoved,
+                FileChanged, FileUpdated, FileDeleted, Conflict, TransferProgress, InSync,
+                RootPaused, RootResumed, Refused)
+}

@@ -1,0 +1,142 @@
+"""What each `backer` command does: against the running node's control socket when it runs,
+else against the stored state. Returns the JSON value of SPEC.md; cli.py prints it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gossip_backer.core.ids import NodeId
+from gossip_backer.core.invite import Invite
+from gossip_backer.errors import UserError
+from gossip_backer.runtime import control
+from gossip_backer.runtime.state import NodeState, state_dir
+from gossip_backer.runtime.views import peer_view, stored_status
+from gossip_backer.wire.codec import pack, unpack
+
+
+def _control_path(root: str) -> Path:
+    return state_dir(Path(root).expanduser().absolute()) / "control.sock"
+
+
+def _open(root: str) -> NodeState:
+    return NodeState.open(Path(root))
+
+
+def cmd_init(args: argparse.Namespace) -> dict:
+    state = NodeState.init(Path(args.root), args.name)
+    try:
+        return {"node_id": str(state.node_id), "mesh_id": state.mesh_id, "root": str(state.root)}
+    finally:
+        state.close()
+
+
+def cmd_join(args: argparse.Namespace) -> dict:
+    invite = Invite.from_text(args.invite, unpack)
+    state = NodeState.join(Path(args.root), invite, args.name)
+    try:
+        return {"node_id": str(state.node_id), "mesh_id": state.mesh_id, "root": str(state.root)}
+    finally:
+        state.close()
+
+
+def _invite_addresses(args: argparse.Namespace, state: NodeState) -> list[str]:
+    if args.address:
+        return list(args.address)
+    status = control.request(_control_path(args.root), {"cmd": "status"})
+    if status and status.get("advertise"):
+        return list(status["advertise"])
+    return []
+
+
+def cmd_invite(args: argparse.Namespace) -> dict:
+    if args.expires <= 0:
+        raise UserError("--expires must be a positive number of seconds")
+    state = _open(args.root)
+    try:
+        invite = state.create_invite(_invite_addresses(args, state), args.read_only, args.expires)
+        return {"invite": invite.to_text(pack), "read_only": invite.read_only,
+                "expires": invite.expires}
+    finally:
+        state.close()
+
+
+def cmd_status(args: argparse.Namespace) -> dict:
+    if args.watch and not args.json:
+        from gossip_backer.runtime.human import watch_status
+
+        watch_status(_control_path(args.root))
+        return None
+    live = control.request(_control_path(args.root), {"cmd": "status"})
+    if live is not None:
+        live.pop("advertise", None)
+        return live
+    state = _open(args.root)
+    try:
+        return stored_status(state)
+    finally:
+        state.close()
+
+
+def cmd_peers(args: argparse.Namespace) -> list:
+    live = control.request(_control_path(args.root), {"cmd": "peers"})
+    if live is not None:
+        return live
+    state = _open(args.root)
+    try:
+        return [peer_view(state, m, None) for m in state.metamap.membership.members.values()
+                if m.node != state.identity.public and not m.revoked]
+    finally:
+        state.close()
+
+
+def cmd_remove_peer(args: argparse.Namespace) -> dict:
+    node = NodeId.parse(args.node_id)
+    live = control.request(_control_path(args.root), {"cmd": "remove-peer", "node_id": str(node)})
+    if live is not None:
+        return live
+    state = _open(args.root)
+    try:
+        state.revoke(node.key)
+        return {"removed": str(node)}
+    finally:
+        state.close()
+
+
+def cmd_events(args: argparse.Namespace) -> None:
+    _open(args.root).close()  # a clear error for a root that is no node
+    lines = control.stream(_control_path(args.root), {"cmd": "events"})
+    if lines is None:
+        raise UserError(f"no node is running at {args.root} (start it with `backer run`)")
+    import json
+
+    for event in lines:
+        if args.json:
+            print(json.dumps(event), flush=True)
+        else:
+            fields = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("type", "time"))
+            print(f"{event['type']} {fields}", flush=True)
+    return None
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from gossip_backer.runtime.demo import run_demo
+
+    if args.nodes < 1 or args.nodes > 50:
+        raise UserError("--nodes must be between 1 and 50")
+    return run_demo(args.nodes)
+
+
+def _not_yet(name: str):
+    def handler(args: argparse.Namespace) -> None:
+        _open(args.root).close()
+        raise UserError(f"`backer {name}` is not built yet in this version of gossip-backer")
+
+    return handler
+
+
+cmd_history = _not_yet("history")
+cmd_restore = _not_yet("restore")
+cmd_share = _not_yet("share")
+cmd_live = _not_yet("live")

@@ -1,0 +1,141 @@
+"""The local control socket (ROOT/.backer/control.sock, mode 0600): how `backer status`,
+`backer events` and commands that change a running node reach it.
+
+Protocol: the client sends one JSON object and a newline ({"cmd": ...}); the server answers with
+one JSON line ({"ok": true, "result": ...} or {"ok": false, "error": "..."}), or, for "events", a
+JSON line per event until the client hangs up. The client side is synchronous (the CLI is).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import trio
+
+from gossip_backer.errors import UserError
+
+MAX_REQUEST = 64 * 1024
+Handler = Callable[[dict], Awaitable[object]]
+Streamer = Callable[[dict, trio.SocketStream], Awaitable[None]]
+
+
+# -- client (CLI) --------------------------------------------------------------------------
+def _connect(path: Path, timeout: float) -> socket.socket | None:
+    if not path.exists():
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def is_running(path: Path) -> bool:
+    sock = _connect(path, 2.0)
+    if sock is None:
+        return False
+    sock.close()
+    return True
+
+
+def request(path: Path, req: dict, timeout: float = 30.0) -> object | None:
+    """Ask the running node; None when no node runs there."""
+    sock = _connect(path, timeout)
+    if sock is None:
+        return None
+    with sock, sock.makefile("rwb") as f:
+        f.write(json.dumps(req).encode() + b"\n")
+        f.flush()
+        line = f.readline()
+    if not line:
+        return None
+    answer = json.loads(line)
+    if not answer.get("ok"):
+        raise UserError(answer.get("error", "the running node refused"))
+    return answer.get("result")
+
+
+def stream(path: Path, req: dict) -> Iterator[dict] | None:
+    sock = _connect(path, 5.0)
+    if sock is None:
+        return None
+    sock.settimeout(None)
+
+    def lines() -> Iterator[dict]:
+        with sock, sock.makefile("rwb") as f:
+            f.write(json.dumps(req).encode() + b"\n")
+            f.flush()
+            for line in f:
+                yield json.loads(line)
+
+    return lines()
+
+
+# -- server (runtime) ----------------------------------------------------------------------
+async def serve(path: Path, handler: Handler, streamer: Streamer,
+                task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Listen on the control socket until cancelled; one task per client."""
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        await sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(16)
+    listener = trio.SocketListener(sock)
+    task_status.started()
+    try:
+        await trio.serve_listeners(lambda s: _client(s, handler, streamer), [listener])
+    finally:
+        with trio.CancelScope(shield=True):
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
+async def _read_line(s: trio.SocketStream) -> bytes:
+    buf = b""
+    while b"\n" not in buf:
+        chunk = await s.receive_some(4096)
+        if not chunk:
+            break
+        buf += chunk
+        if len(buf) > MAX_REQUEST:
+            break
+    return buf.split(b"\n", 1)[0]
+
+
+async def _client(s: trio.SocketStream, handler: Handler, streamer: Streamer) -> None:
+    async with s:
+        try:
+            req = json.loads(await _read_line(s))
+            if not isinstance(req, dict):
+                raise ValueError
+        except ValueError:
+            await s.send_all(b'{"ok": false, "error": "bad request"}\n')
+            return
+        try:
+            if req.get("cmd") == "events":
+                await streamer(req, s)
+                return
+            result = await handler(req)
+            answer = {"ok": True, "result": result}
+        except UserError as exc:
+            answer = {"ok": False, "error": str(exc)}
+        except trio.BrokenResourceError:
+            return
+        try:
+            await s.send_all(json.dumps(answer).encode() + b"\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass

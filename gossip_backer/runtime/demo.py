@@ -1,0 +1,88 @@
+"""`backer demo`: N nodes in fresh temporary roots on loopback, joined in one mesh, web GUIs up.
+
+Each node is a real `backer run` child process, joined with real invites, so what a newcomer sees
+is exactly what three machines would do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gossip_backer.errors import UserError
+
+
+def _backer(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gossip_backer", *args]
+
+
+def _json(*args: str) -> dict:
+    out = subprocess.run(_backer(*args, "--json"), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise UserError(out.stderr.strip() or f"backer {args[0]} failed")
+    return json.loads(out.stdout)
+
+
+def _start(root: Path) -> tuple[subprocess.Popen, str, str]:
+    proc = subprocess.Popen(_backer("run", str(root), "--listen", "127.0.0.1:0", "--web", "127.0.0.1:0"),
+                            stdout=subprocess.PIPE, text=True)
+    listen = web = ""
+    while not (listen and web):
+        line = proc.stdout.readline()
+        if not line:
+            raise UserError(f"node at {root} did not start")
+        if line.startswith("listening on "):
+            listen = line.split()[-1]
+        elif line.startswith("web on "):
+            web = line.split()[-1]
+    return proc, listen, web
+
+
+def run_demo(n: int) -> None:
+    base = Path(tempfile.mkdtemp(prefix="backer-demo-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        roots = [base / f"node{i + 1}" for i in range(n)]
+        _json("init", str(roots[0]), "--name", "node1")
+        proc, listen, web = _start(roots[0])
+        procs.append(proc)
+        print(f"node1  root {roots[0]}\n       peers {listen}  web {web}", flush=True)
+        for i, root in enumerate(roots[1:], start=2):
+            invite = _json("invite", str(roots[i - 2]), "--address", listen)["invite"]
+            _json("join", str(root), invite, "--name", f"node{i}")
+            proc, listen, web = _start(root)
+            procs.append(proc)
+            print(f"node{i}  root {root}\n       peers {listen}  web {web}", flush=True)
+        _wait_connected(roots, n)
+        print("Put files in any root and watch `backer status ROOT`. Ctrl-C stops the mesh.", flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        print(f"stopped; the roots stay in {base}", flush=True)
+
+
+def _wait_connected(roots: list[Path], n: int, timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        counts = [sum(p["connected"] for p in _json("status", str(r))["peers"]) for r in roots]
+        if all(c == n - 1 for c in counts):
+            print(f"all {n} nodes connected to each other", flush=True)
+            return
+        time.sleep(0.5)
+    print("warning: not every node connected yet; see `backer status ROOT`", flush=True)

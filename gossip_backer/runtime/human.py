@@ -1,0 +1,66 @@
+"""Human output of the CLI (what is printed without --json)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def _peers(peers: list) -> str:
+    if not peers:
+        return "no other members"
+    rows = []
+    for p in peers:
+        state = "connected" if p["connected"] else "offline"
+        role = "read-only" if p["read_only"] else "read-write"
+        rows.append(f"{p['node_id']}  {p['name'] or '-':<16} {role:<10} {state:<9} {p['address'] or ''}")
+    return "\n".join(rows)
+
+
+def render(command: str, result: object) -> str:
+    if command in ("init", "join"):
+        return f"node {result['node_id']}\nmesh {result['mesh_id']}\nroot {result['root']}"
+    if command == "invite":
+        role = "read-only" if result["read_only"] else "read-write"
+        until = time.strftime("%Y-%m-%d %H:%M", time.localtime(result["expires"]))
+        return f"{result['invite']}\n({role}, single use, valid until {until})"
+    if command == "peers":
+        return _peers(result)
+    if command == "remove-peer":
+        return f"removed {result['removed']}"
+    if command == "status":
+        return _status(result)
+    return str(result)
+
+
+def _status(s: dict) -> str:
+    state = "running" if s["running"] else "stopped"
+    sync = "in sync" if s["in_sync"] else f"syncing ({s['pending_files']} files, {s['pending_bytes']} bytes to go)"
+    lines = [
+        f"node    {s['node_id']} ({s['name']})",
+        f"mesh    {s['mesh_id']}",
+        f"state   {state}" + (f", listening on {s['listen']}" if s["listen"] else ""),
+    ]
+    if s.get("web"):
+        lines.append(f"web     {s['web']}")
+    lines.append(f"files   {s['files']} ({s['bytes']} bytes), {sync}")
+    if s["conflicts"]:
+        lines.append("conflicts " + ", ".join(s["conflicts"]))
+    lines.append(f"net     in {s['net']['bytes_in']} B, out {s['net']['bytes_out']} B")
+    lines.append("peers")
+    lines.append(_peers(s["peers"]))
+    return "\n".join(lines)
+
+
+def watch_status(control_path: Path) -> None:
+    """`status --watch`: a live view with rich progress bars until Ctrl-C."""
+    from rich.live import Live
+    from rich.text import Text
+
+    from gossip_backer.runtime import control
+
+    with Live(refresh_per_second=4) as live:
+        while True:
+            s = control.request(control_path, {"cmd": "status"})
+            live.update(Text(_status(s) if s else "node not running"))
+            time.sleep(0.5)

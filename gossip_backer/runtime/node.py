@@ -1,0 +1,348 @@
+"""The running node: interprets the sans-IO replica's effects with trio.
+
+`Node.open(root)` loads (or creates) a node's state and runs its background tasks; `serve_stream`
+runs one peer session over any trio stream; `events()` yields user-visible events. The TCP
+listener and dialer (runtime/dial.py), the control socket and the web server are optional parts
+the daemon starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from gossip_backer.core.ids import NodeId
+from gossip_backer.core.invite import Invite
+from gossip_backer.core.record import Grant
+from gossip_backer.crypto.identity import Identity, signed_bytes, verify
+from gossip_backer.errors import RemoteError, UserError
+from gossip_backer.events import Event, PeerConnected, PeerDisconnected, PeerRefused
+from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
+from gossip_backer.protocol.peer import PeerConnection, Received
+from gossip_backer.protocol.replica import Replica
+from gossip_backer.runtime.link import Link
+from gossip_backer.runtime.state import NodeState
+from gossip_backer.runtime.views import peer_view, stored_status
+from gossip_backer.wire.codec import pack
+from gossip_backer.wire.messages import (PROTOCOL_VERSION, Hello, InviteClaim, InviteResult,
+                                         Refuse)
+
+log = logging.getLogger(__name__)
+TICK = 1.0
+EVENT_BUFFER = 1000
+
+
+def claim_bytes(mesh_id: str, invite_key: bytes, node: bytes) -> bytes:
+    return pack(["backer-invite-claim", mesh_id, invite_key, node])
+
+
+class Node:
+    """One node of a mesh, running (see the module docstring)."""
+
+    def __init__(self, state: NodeState) -> None:
+        self.state = state
+        self.replica = Replica(state.metamap, state.identity.public)
+        self.links: dict[bytes, Link] = {}
+        self.last_seen: dict[bytes, float] = {}
+        self.listen: str | None = None
+        self.advertise: list[str] = []
+        self.web_url: str | None = None
+        self._subscribers: set[trio.MemorySendChannel] = set()
+        self._closed_bytes = [0, 0]  # bytes in/out of links that have ended
+        self._live_links: set[Link] = set()
+        self._nursery: trio.Nursery | None = None
+        self._changed = trio.Event()
+        self.invite_error: str | None = None
+        from gossip_backer.runtime.dial import load_bootstrap
+
+        self.bootstrap: dict[bytes, list[str]] = load_bootstrap(state)
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, root: str | Path, *, name: str | None = None,
+                   invite: str | Invite | None = None, create: bool = True) -> AsyncIterator["Node"]:
+        """Open the node at `root` (creating a new mesh there, or joining `invite`, if it is
+        not a node yet and `create`) with its background tasks running until the block exits."""
+        state = await trio.to_thread.run_sync(_load_or_create, Path(root), name, invite, create)
+        node = cls(state)
+        try:
+            async with trio.open_nursery() as nursery:
+                node._nursery = nursery
+                nursery.start_soon(node._ticker)
+                try:
+                    yield node
+                finally:
+                    for link in list(node._live_links):
+                        link.abort("node shutting down")
+                    nursery.cancel_scope.cancel()
+        finally:
+            state.close()
+
+    @property
+    def node_id(self) -> NodeId:
+        return self.state.node_id
+
+    # -- peer sessions ---------------------------------------------------------------------
+    def authorize(self, key: bytes) -> bool:
+        """May `key` connect: a member, the inviter we joined through, or an unused invite key."""
+        return (self.peer_trusted(key)
+                or self.state.repo.invite_usable(key, time.time()))
+
+    def peer_trusted(self, key: bytes) -> bool:
+        members = self.state.metamap.membership.members
+        if key in members:
+            return not members[key].revoked
+        return key in self.bootstrap
+
+    async def serve_stream(self, stream: trio.abc.Stream, *, initiator: bool | None = None,
+                           address: str | None = None, identity: Identity | None = None,
+                           on_message=None) -> str:
+        """Run one peer session over `stream` until it ends; returns why it ended.
+
+        `identity` replaces the node's own key (a joining node's invite key); `on_message`
+        then takes the messages instead of the replica."""
+        conn = PeerConnection(identity or self.state.identity, self.state.mesh_secret,
+                              self.authorize, initiator=initiator)
+        link = Link(stream, conn, address, initiator)
+        self._live_links.add(link)
+        try:
+            await link.run(on_message or self._on_link_event)
+        finally:
+            self._live_links.discard(link)
+            self._closed_bytes[0] += conn.bytes_in
+            self._closed_bytes[1] += conn.bytes_out
+            self._detach(link)
+            if link.peer is None and link.close_reason:
+                self._emit(PeerRefused(time.time(), address, link.close_reason))
+        return link.close_reason
+
+    async def _on_link_event(self, link: Link, event: object) -> None:
+        if link.peer is not None and link.hello is None and not isinstance(event, Received):
+            link.send(Hello(PROTOCOL_VERSION, self.state.name, tuple(self.advertise),
+                            self.state.is_read_only()))
+            return
+        if not isinstance(event, Received):
+            return
+        message = event.message
+        if link.hello is None:
+            await self._on_first_message(link, message)
+            return
+        if link.peer not in self.links or self.links[link.peer] is not link:
+            return
+        self.last_seen[link.peer] = time.time()
+        self._run(self.replica.receive(link.peer, message, trio.current_time()))
+
+    async def _on_first_message(self, link: Link, message: object) -> None:
+        if isinstance(message, InviteClaim):
+            await self._grant_invite(link, message)
+            return
+        if isinstance(message, Refuse):
+            raise RemoteError(f"peer refused: {message.reason}")
+        if not isinstance(message, Hello):
+            raise RemoteError(f"expected Hello, got {type(message).__name__}")
+        if message.version != PROTOCOL_VERSION:
+            link.send(Refuse(f"incompatible protocol version {message.version}; "
+                             f"this node speaks {PROTOCOL_VERSION}"))
+            link.abort("incompatible protocol version")
+            raise RemoteError(f"peer speaks protocol version {message.version}, "
+                              f"this node speaks {PROTOCOL_VERSION}")
+        if not self.peer_trusted(link.peer):
+            raise RemoteError("the peer is not a member of this mesh")
+        link.hello = message
+        self._attach(link)
+
+    def _attach(self, link: Link) -> None:
+        """Make `link` the connection to its peer; of two, keep the one the greater key dialed."""
+        peer = link.peer
+        old = self.links.get(peer)
+        if old is not None and not old.closed.is_set():
+            if _preferred(old, self.state.identity.public, peer) >= _preferred(link, self.state.identity.public, peer):
+                link.abort("duplicate connection")
+                return
+            self.replica.disconnect(peer)
+            old.abort("replaced by a newer connection")
+        self.links[peer] = link
+        self.last_seen[peer] = time.time()
+        self._run(self.replica.connect(peer, trio.current_time()))
+        name = link.hello.name if link.hello else ""
+        self._emit(PeerConnected(time.time(), str(NodeId(peer)), name, link.address))
+        self._changed.set()
+
+    def _detach(self, link: Link) -> None:
+        peer = link.peer
+        if peer is None or self.links.get(peer) is not link:
+            return
+        del self.links[peer]
+        self.replica.disconnect(peer)
+        self.last_seen[peer] = time.time()
+        self._emit(PeerDisconnected(time.time(), str(NodeId(peer)), link.close_reason or "closed"))
+        self._changed.set()
+
+    # -- invites ---------------------------------------------------------------------------
+    async def _grant_invite(self, link: Link, claim: InviteClaim) -> None:
+        """The joining node authenticated with an invite key asks for its grant."""
+        invite_key = link.peer
+        if not verify(claim.node, claim_bytes(self.state.mesh_id, invite_key, claim.node), claim.proof):
+            raise RemoteError("invite claim with a bad proof")
+        row = self.state.repo.claim_invite(invite_key, time.time())
+        if row is None:
+            link.send(InviteResult(False, "this invite was already used or has expired"))
+            link.abort("used or expired invite")
+            return
+        read_only = row.read_only
+        members = self.state.metamap.membership.members
+        if claim.node in members and members[claim.node].revoked:
+            link.send(InviteResult(False, "this node was removed from the mesh"))
+            link.abort("revoked node tried an invite")
+            return
+        update = self.state.make(Grant(claim.node, claim.name[:200], read_only,
+                                       self.state.metamap.clock + 1))
+        self._run(self.replica.local([update], trio.current_time()))
+        link.send(InviteResult(True, "welcome"))
+        link.abort("invite used")
+
+    # -- effects ---------------------------------------------------------------------------
+    def _run(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                link = self.links.get(effect.peer)
+                if link is not None:
+                    link.send(effect.message)
+            elif isinstance(effect, Persist):
+                self.state.repo.save_updates(list(effect.updates), list(effect.dropped))
+                self._changed.set()
+            elif isinstance(effect, Disconnect):
+                link = self.links.get(effect.peer)
+                if link is not None:
+                    link.abort(effect.reason)
+            elif isinstance(effect, Emit):
+                self._emit(effect.event)
+        self._after_change()
+
+    def _after_change(self) -> None:
+        """Announce our name and addresses once we are a member and they changed."""
+        if self.state.is_member() and self.advertise:
+            update = self.state.info_update(self.advertise)
+            if update is not None:
+                self._run(self.replica.local([update], trio.current_time()))
+
+    def remove_peer(self, node: NodeId) -> dict:
+        """`backer remove-peer`: revoke mesh-wide and drop the connection at once."""
+        update = self.state.revoke(node.key)
+        self.local_changes([update])
+        link = self.links.get(node.key)
+        if link is not None:
+            link.abort("revoked")
+        return {"removed": str(node)}
+
+    def local_changes(self, updates: list) -> None:
+        """Updates this node made (applied and stored): spread them."""
+        self._run(self.replica.local(updates, trio.current_time()))
+
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(TICK)
+            self._run(self.replica.tick(trio.current_time()))
+
+    # -- events ----------------------------------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        log.info("%s", event.to_json())
+        for channel in list(self._subscribers):
+            try:
+                channel.send_nowait(event)
+            except trio.WouldBlock:
+                pass  # a subscriber that does not keep up misses events rather than stall us
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                self._subscribers.discard(channel)
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel]:
+        send, receive = trio.open_memory_channel[Event](EVENT_BUFFER)
+        self._subscribers.add(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            self._subscribers.discard(send)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event from now on (SPEC.md: the same as `backer events`)."""
+        async with self.subscribe() as receive:
+            async for event in receive:
+                yield event
+
+    # -- waiting ---------------------------------------------------------------------------
+    async def wait_connected(self, n: int = 1) -> None:
+        while len(self.links) < n:
+            await self._changed_wait()
+
+    async def wait_in_sync(self) -> None:
+        """Until every connected peer's digest matches ours (nothing left to exchange)."""
+        while not (self.links and self.in_sync()):
+            await self._changed_wait()
+
+    async def _changed_wait(self) -> None:
+        self._changed = trio.Event() if self._changed.is_set() else self._changed
+        with trio.move_on_after(0.5):
+            await self._changed.wait()
+
+    def in_sync(self) -> bool:
+        ours = {o: q for o, q in self.state.metamap.digest().items() if q}
+        return all({o: q for o, q in s.peer_has.items() if q} == ours and not s.pending
+                   for s in self.replica.sessions.values())
+
+    # -- views -----------------------------------------------------------------------------
+    def net(self) -> dict:
+        bytes_in = self._closed_bytes[0] + sum(l.conn.bytes_in for l in self._live_links)
+        bytes_out = self._closed_bytes[1] + sum(l.conn.bytes_out for l in self._live_links)
+        return {"bytes_in": bytes_in, "bytes_out": bytes_out}
+
+    def peers(self) -> list[dict]:
+        out = []
+        for m in self.state.metamap.membership.members.values():
+            if m.node == self.state.identity.public or m.revoked:
+                continue
+            link = self.links.get(m.node)
+            live = {"connected": link is not None, "address": link.address if link else None,
+                    "last_seen": time.time() if link else self.last_seen.get(m.node)}
+            out.append(peer_view(self.state, m, live))
+        return out
+
+    def status(self) -> dict:
+        s = stored_status(self.state)
+        s.update(running=True, listen=self.listen, web=self.web_url, net=self.net(),
+                 peers=self.peers())
+        if self.invite_error:
+            s["error"] = self.invite_error
+        return s
+
+
+def _preferred(link: Link, me: bytes, peer: bytes) -> int:
+    """2: dialed by the greater key; 1: roles unknown; 0: dialed by the lesser key."""
+    if link.dialed is None:
+        return 1
+    dialer = me if link.dialed else peer
+    return 2 if dialer == max(me, peer) else 0
+
+
+def _load_or_create(root: Path, name: str | None, invite: str | Invite | None,
+                    create: bool) -> NodeState:
+    from gossip_backer.runtime.state import state_dir
+    from gossip_backer.wire.codec import unpack
+
+    if create and not state_dir(root).exists():
+        if invite is None:
+            NodeState.init(root, name).close()
+        else:
+            inv = invite if isinstance(invite, Invite) else Invite.from_text(invite, unpack)
+            NodeState.join(root, inv, name).close()
+    return NodeState.open(root)
+
+
+__all__ = ["Node", "UserError"]

@@ -1,0 +1,199 @@
+"""A node's persistent state under ROOT/.backer/: identity, mesh secret, store, replicated map.
+
+Layout (SPEC.md: `.backer/` is 0700 and key files 0600):
+    ROOT/.backer/identity.key   the node's Ed25519 seed
+    ROOT/.backer/mesh.key       the mesh secret (also the Secret Handshake network key)
+    ROOT/.backer/store.db       SQLite: update log, config, invites, file index, shares
+    ROOT/.backer/control.sock   the running node's control socket
+    ROOT/.backer/versions/      kept revisions
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+
+from gossip_backer.core.ids import NodeId, mesh_id_of
+from gossip_backer.core.invite import Invite
+from gossip_backer.core.metamap import MetaMap, Outcome
+from gossip_backer.core.paths import STATE_DIR
+from gossip_backer.core.record import Grant, MemberInfo, Payload, Revoke, SignedUpdate
+from gossip_backer.crypto.identity import Identity, Verifier, make_update
+from gossip_backer.errors import LocalError, UserError
+from gossip_backer.store.db import open_db
+from gossip_backer.store.repo import Repo
+from gossip_backer.wire.codec import pack, unpack
+
+IDENTITY_FILE = "identity.key"
+MESH_FILE = "mesh.key"
+STORE_FILE = "store.db"
+CONTROL_FILE = "control.sock"
+DEFAULT_INVITE_SECONDS = 7 * 24 * 3600
+
+
+def state_dir(root: Path) -> Path:
+    return Path(root) / STATE_DIR
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _prepare_root(root: Path) -> Path:
+    root = Path(root).expanduser().absolute()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root} exists and is not a folder")
+    if state_dir(root).exists():
+        raise UserError(f"{root} is already a gossip-backer node ({STATE_DIR}/ exists)")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        state_dir(root).mkdir(mode=0o700)
+        os.chmod(state_dir(root), 0o700)
+    except OSError as exc:
+        raise UserError(f"cannot create {state_dir(root)}: {exc.strerror}") from None
+    return root
+
+
+class NodeState:
+    """Everything a node keeps across restarts, loaded; `make()` records a local change."""
+
+    def __init__(self, root: Path, identity: Identity, mesh_secret: bytes, repo: Repo) -> None:
+        self.root = root
+        self.identity = identity
+        self.mesh_secret = mesh_secret
+        self.repo = repo
+        self.founder: bytes = repo.get_config("founder")
+        self.mesh_id = mesh_id_of(mesh_secret, NodeId(self.founder))
+        self.verifier = Verifier(self.mesh_id)
+        self.metamap = MetaMap(self.founder, self.verifier)
+        self.metamap.apply_all(repo.load_updates())
+        self.metamap.drain_dropped()
+
+    # -- creation --------------------------------------------------------------------------
+    @classmethod
+    def init(cls, root: Path, name: str | None = None) -> "NodeState":
+        """`backer init`: a new identity and a new mesh founded by it."""
+        root = _prepare_root(root)
+        identity = Identity.generate()
+        secret = secrets.token_bytes(32)
+        state = cls._create(root, identity, secret, identity.public, name)
+        state.make(Grant(identity.public, state.name, False, state.metamap.clock + 1))
+        return state
+
+    @classmethod
+    def join(cls, root: Path, invite: Invite, name: str | None = None) -> "NodeState":
+        """`backer join`: a new identity in an existing mesh; the grant comes at first contact."""
+        if invite.expires < time.time():
+            raise UserError("the invite has expired; ask for a new one")
+        root = _prepare_root(root)
+        identity = Identity.generate()
+        state = cls._create(root, identity, invite.mesh_secret, invite.founder, name)
+        state.repo.set_config("invite", pack(invite.to_plain()))
+        state.repo.set_config("bootstrap", pack([[invite.inviter, list(invite.addresses)]]))
+        return state
+
+    @classmethod
+    def _create(cls, root: Path, identity: Identity, secret: bytes, founder: bytes,
+                name: str | None) -> "NodeState":
+        sd = state_dir(root)
+        identity.save(sd / IDENTITY_FILE)
+        _write_secret(sd / MESH_FILE, secret)
+        repo = Repo(open_db(sd / STORE_FILE))
+        os.chmod(sd / STORE_FILE, 0o600)
+        repo.set_config("founder", founder)
+        repo.set_config("name", name or socket.gethostname())
+        repo.set_config("created", time.time())
+        return cls(root, identity, secret, repo)
+
+    @classmethod
+    def open(cls, root: Path) -> "NodeState":
+        root = Path(root).expanduser().absolute()
+        sd = state_dir(root)
+        if not (sd / IDENTITY_FILE).exists():
+            raise UserError(f"{root} is not a gossip-backer node (run `backer init {root}` first)")
+        identity = Identity.load(sd / IDENTITY_FILE)
+        try:
+            secret = (sd / MESH_FILE).read_bytes()
+        except OSError as exc:
+            raise LocalError(f"cannot read {sd / MESH_FILE}: {exc.strerror}") from None
+        return cls(root, identity, secret, Repo(open_db(sd / STORE_FILE)))
+
+    # -- facts -----------------------------------------------------------------------------
+    @property
+    def node_id(self) -> NodeId:
+        return self.identity.node_id
+
+    @property
+    def name(self) -> str:
+        return self.repo.get_config("name") or ""
+
+    @property
+    def control_path(self) -> Path:
+        return state_dir(self.root) / CONTROL_FILE
+
+    def is_member(self) -> bool:
+        return self.identity.public in self.metamap.membership.members
+
+    def is_read_only(self) -> bool:
+        m = self.metamap.membership.members.get(self.identity.public)
+        return m is None or m.read_only or m.revoked
+
+    # -- local changes ---------------------------------------------------------------------
+    def make(self, payload: Payload) -> SignedUpdate:
+        """Sign `payload` as this node's next update, apply it and store it (one transaction)."""
+        seq = self.metamap.seq_of(self.identity.public) + 1
+        update = make_update(self.identity, self.mesh_id, seq, payload)
+        outcome = self.metamap.apply(update)
+        if outcome not in (Outcome.APPLIED, Outcome.HELD):
+            raise LocalError(f"own update refused by the map: {outcome.value}")
+        self.persist([update])
+        return update
+
+    def persist(self, updates: list[SignedUpdate]) -> None:
+        self.repo.save_updates(updates, self.metamap.drain_dropped())
+
+    def info_update(self, addresses: list[str]) -> SignedUpdate | None:
+        """Announce our name and addresses if they changed (signed by ourselves)."""
+        me = self.metamap.membership.members.get(self.identity.public)
+        if me is not None and me.name == self.name and list(me.addresses) == addresses:
+            return None
+        clock = self.metamap.clock + 1
+        return self.make(MemberInfo(self.identity.public, self.name, tuple(addresses), clock))
+
+    def revoke(self, node: bytes) -> SignedUpdate:
+        members = self.metamap.membership.members
+        if node not in members or members[node].revoked:
+            raise UserError(f"{NodeId(node)} is not a member of this mesh")
+        if node == self.identity.public:
+            raise UserError("a node cannot remove itself here; remove it from another member")
+        if self.is_read_only():
+            raise UserError("this node is a read-only member and cannot remove members")
+        cutoff = self.metamap.seq_of(node)
+        return self.make(Revoke(node, cutoff, self.metamap.clock + 1))
+
+    # -- invites ---------------------------------------------------------------------------
+    def create_invite(self, addresses: list[str], read_only: bool, seconds: float) -> Invite:
+        if self.is_read_only():
+            raise UserError("this node is a read-only member and cannot invite")
+        if not addresses:
+            raise UserError("no address to put in the invite: start `backer run` or pass --address")
+        seed = secrets.token_bytes(32)
+        key = Identity.from_seed(seed)
+        expires = time.time() + seconds
+        self.repo.add_invite(key.public, b"", read_only, expires, time.time())
+        return Invite(self.mesh_secret, self.founder, self.identity.public, tuple(addresses),
+                      read_only, expires, seed)
+
+    def pending_invite(self) -> Invite | None:
+        raw = self.repo.get_config("invite")
+        return Invite._from_plain(unpack(raw)) if raw else None
+
+    def close(self) -> None:
+        self.repo.close()

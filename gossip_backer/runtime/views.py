@@ -1,0 +1,54 @@
+"""The JSON objects of SPEC.md built from a node's state (shared by CLI, control socket, web)."""
+
+from __future__ import annotations
+
+from gossip_backer.core.ids import NodeId
+from gossip_backer.core.membership import Member
+from gossip_backer.core.record import FILE
+from gossip_backer.runtime.state import NodeState
+
+
+def peer_view(state: NodeState, member: Member, live: dict | None) -> dict:
+    """One peer object: live connection facts from `live` (None on a stopped node)."""
+    live = live or {}
+    address = live.get("address") or (member.addresses[0] if member.addresses else None)
+    return {
+        "node_id": str(NodeId(member.node)),
+        "name": member.name,
+        "read_only": member.read_only,
+        "connected": bool(live.get("connected", False)),
+        "address": address,
+        "last_seen": live.get("last_seen"),
+    }
+
+
+def totals(state: NodeState) -> tuple[int, int]:
+    files = size = 0
+    for path in state.metamap.files:
+        rec = state.metamap.winner(path)
+        if rec is not None and rec.kind == FILE and not rec.deleted:
+            files += 1
+            size += rec.size
+    return files, size
+
+
+def stored_status(state: NodeState) -> dict:
+    files, size = totals(state)
+    members = state.metamap.membership.members
+    return {
+        "node_id": str(state.node_id),
+        "name": state.name,
+        "mesh_id": state.mesh_id,
+        "running": False,
+        "listen": None,
+        "web": None,
+        "files": files,
+        "bytes": size,
+        "in_sync": True,
+        "pending_files": 0,
+        "pending_bytes": 0,
+        "conflicts": [],
+        "net": {"bytes_in": 0, "bytes_out": 0},
+        "peers": [peer_view(state, m, None) for m in members.values()
+                  if m.node != state.identity.public and not m.revoked],
+    }
