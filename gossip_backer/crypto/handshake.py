@@ -400,7 +400,6 @@ class Handshake:
     def is_done(self) -> bool:
         return self.state is HandshakeState.DONE
 
-
     @property
     def result(self) -> HandshakeResult:
         """The peer's identity and the session keys; LocalError before the handshake is done."""
@@ -433,7 +432,7 @@ class Handshake:
         self._check_receiving("receive_eof")
         awaited = self.state
         self._fail()
-        raise RemoteError(f"{self._peer} closed the connection: {_EOF_MEANING[awaited]}")
+        raise RemoteError(f"the {self._peer} closed the connection: {_STEPS[awaited].eof}")
 
     # -- transitions --
 
@@ -451,11 +450,11 @@ class Handshake:
     def _run_steps(self) -> bytes:
         """Process every complete message buffered; refuse bytes sent out of turn."""
         out = []
-        while self.state in _STEPS and len(self._buffer) >= _STEPS[self.state][0]:
-            length, step = _STEPS[self.state]
+        while self.state in _STEPS and len(self._buffer) >= _STEPS[self.state].length:
+            length = _STEPS[self.state].length
             message = bytes(self._buffer[:length])
             del self._buffer[:length]
-            out.append(step(self, message))
+            out.append(self._advance(message))
             if self._buffer and not self._may_have_trailing_data():
                 raise RemoteError(
                     f"{self._peer} sent {len(self._buffer)} bytes out of turn ({self.state.name})"
@@ -477,50 +476,24 @@ class Handshake:
     def _peer(self) -> str:
         return "server" if self._role == "client" else "client"
 
-    def _server_on_hello(self, message: bytes) -> bytes:
-        state = verify_challenge(self._shs, message)
+    def _advance(self, message: bytes) -> bytes:
+        """One row of the table: verify the message, check membership, move on, reply."""
+        step = _STEPS[self.state]
+        state = step.verify(self._shs, message)
         if state is None:
-            raise RemoteError(
-                "message 1 failed the network-key MAC: the client uses another network key "
-                "(or is not a gossip-backer peer); closing without a reply"
-            )
-        self._shs = state
-        self.state = HandshakeState.SERVER_AWAIT_AUTH
-        return create_challenge(state)
+            raise RemoteError(step.refusal)
+        if step.then is HandshakeState.DONE and self._authorize is not None:
+            client_key = state["remote"]["publicKey"]
+            if not self._authorize(client_key):
+                raise RemoteError(f"client {client_key.hex()} is not a member (unknown or revoked)")
+        reply = step.reply(state)
+        self._shs, self.state = state, step.then
+        if self.is_done:
+            self._finish()
+        return reply
 
-    def _client_on_challenge(self, message: bytes) -> bytes:
-        state = client_verify_challenge(self._shs, message)
-        if state is None:
-            raise RemoteError("message 2 failed the network-key MAC: the server uses another network key")
-        self._shs = state
-        self.state = HandshakeState.CLIENT_AWAIT_ACCEPT
-        return client_create_auth(state)
-
-    def _server_on_auth(self, message: bytes) -> bytes:
-        state = server_verify_auth(self._shs, message)
-        if state is None:
-            raise RemoteError(
-                "message 3 did not verify: the client dialled another server key, "
-                "or its proof of identity was forged or damaged"
-            )
-        client_key = state["remote"]["publicKey"]
-        assert self._authorize is not None
-        if not self._authorize(client_key):
-            raise RemoteError(f"client {client_key.hex()} is not a member (unknown or revoked)")
-        self._shs = state
-        return self._finish(server_create_accept(state))
-
-    def _client_on_accept(self, message: bytes) -> bytes:
-        state = client_verify_accept(self._shs, message)
-        if state is None:
-            raise RemoteError(
-                "message 4 did not verify: the server could not prove it holds the key we dialled"
-            )
-        self._shs = state
-        return self._finish(b"")
-
-    def _finish(self, reply: bytes) -> bytes:
-        """Derive the session keys, forget the rest, and return the last message (if any)."""
+    def _finish(self) -> None:
+        """Derive the session keys and forget everything else."""
         state = clean(self._shs)
         self._result = HandshakeResult(
             remote_public_key=state["remote"]["publicKey"],
@@ -529,29 +502,57 @@ class Handshake:
             decrypt_key=state["decryptKey"],
             decrypt_nonce=state["local"]["app_mac"][:24],
         )
-        self._shs = {}  # only the result survives
-        self.state = HandshakeState.DONE
-        return reply
+        self._shs = {}
 
 
-# What an EOF in each awaiting state most likely means, for the error message.
-_EOF_MEANING: Final = {
-    HandshakeState.CLIENT_AWAIT_CHALLENGE: "refused message 1 (it uses another network key?)",
-    HandshakeState.CLIENT_AWAIT_ACCEPT: (
-        "refused message 3 (it is not the key we dialled, or we are not a member: "
-        "unknown or revoked)"
+@dataclass(frozen=True)
+class _Step:
+    """A row of the transition table: what an awaiting state expects and does with it."""
+
+    length: int  # bytes of the awaited message
+    verify: Callable[[State, bytes], State | None]  # a pure function above
+    refusal: str  # the RemoteError when verify says no
+    then: HandshakeState
+    reply: Callable[[State], bytes]  # what to send once verified
+    eof: str  # what the peer hanging up here most likely means
+
+
+S = HandshakeState
+# The transition table. States not in it (START, DONE, FAILED) refuse input: see _check_receiving.
+_STEPS: Final[dict[HandshakeState, _Step]] = {
+    S.SERVER_AWAIT_HELLO: _Step(
+        CHALLENGE_LENGTH,
+        verify_challenge,
+        "message 1 failed the network-key MAC: the client uses another network key "
+        "(or is no gossip-backer peer); closing without a reply",
+        S.SERVER_AWAIT_AUTH,
+        create_challenge,
+        eof="it left before sending message 1",
     ),
-    HandshakeState.SERVER_AWAIT_HELLO: "left before sending message 1",
-    HandshakeState.SERVER_AWAIT_AUTH: (
-        "refused message 2 (it uses another network key, or expected another server)"
+    S.CLIENT_AWAIT_CHALLENGE: _Step(
+        CHALLENGE_LENGTH,
+        client_verify_challenge,
+        "message 2 failed the network-key MAC: the server uses another network key",
+        S.CLIENT_AWAIT_ACCEPT,
+        client_create_auth,
+        eof="it refused message 1 (it uses another network key?)",
     ),
-}
-
-# The transition table: awaiting state -> (message length, handler). Every other state refuses
-# input (see Handshake._check_receiving).
-_STEPS: Final[dict[HandshakeState, tuple[int, Callable[[Handshake, bytes], bytes]]]] = {
-    HandshakeState.SERVER_AWAIT_HELLO: (CHALLENGE_LENGTH, Handshake._server_on_hello),
-    HandshakeState.CLIENT_AWAIT_CHALLENGE: (CHALLENGE_LENGTH, Handshake._client_on_challenge),
-    HandshakeState.SERVER_AWAIT_AUTH: (CLIENT_AUTH_LENGTH, Handshake._server_on_auth),
-    HandshakeState.CLIENT_AWAIT_ACCEPT: (SERVER_ACCEPT_LENGTH, Handshake._client_on_accept),
+    S.SERVER_AWAIT_AUTH: _Step(
+        CLIENT_AUTH_LENGTH,
+        server_verify_auth,
+        "message 3 did not verify: the client dialled another server key, "
+        "or its proof of identity was forged or damaged",
+        S.DONE,
+        server_create_accept,
+        eof="it refused message 2 (it uses another network key, or expected another server)",
+    ),
+    S.CLIENT_AWAIT_ACCEPT: _Step(
+        SERVER_ACCEPT_LENGTH,
+        client_verify_accept,
+        "message 4 did not verify: the server could not prove it holds the key we dialled",
+        S.DONE,
+        lambda state: b"",
+        eof="it refused message 3 (it is not the key we dialled, or we are not a member: "
+        "unknown or revoked)",
+    ),
 }

@@ -217,7 +217,7 @@ class GossipSession:
         result = GossipResult()
         blocked: set[bytes] = set()
         for update in updates:
-            self.peer_has[update.origin] = max(self.peer_has.get(update.origin, 0), update.seq)
+            pass
         for update in updates[:taken]:
             if update.origin not in blocked:
                 self._apply(update, result, blocked)

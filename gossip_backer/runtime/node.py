@@ -90,9 +90,9 @@ class Node:
 
     # -- peer sessions ---------------------------------------------------------------------
     def authorize(self, key: bytes) -> bool:
-        """May `key` connect: a member, the inviter we joined through, or an unused invite key."""
-        return (self.peer_trusted(key)
-                or self.state.repo.invite_usable(key, time.time()))
+        """May `key` connect: a member, the inviter we joined through, or one of our invite keys
+        (a used or expired one only hears why it is refused)."""
+        return self.peer_trusted(key) or self.state.repo.invite_state(key, time.time()) is not None
 
     def peer_trusted(self, key: bytes) -> bool:
         members = self.state.metamap.membership.members
@@ -192,8 +192,10 @@ class Node:
             raise RemoteError("invite claim with a bad proof")
         row = self.state.repo.claim_invite(invite_key, time.time())
         if row is None:
-            link.send(InviteResult(False, "this invite was already used or has expired"))
-            link.abort("used or expired invite")
+            why = self.state.repo.invite_state(invite_key, time.time()) or "unknown"
+            text = {"used": "this invite was already used", "expired": "this invite has expired"}
+            link.send(InviteResult(False, text.get(why, "this invite is not valid")))
+            link.abort(f"{why} invite")
             return
         read_only = row.read_only
         members = self.state.metamap.membership.members

@@ -52,6 +52,7 @@ Q = {
     "add_invite": "INSERT INTO invites (invite_id, secret_hash, read_only, expires, created) "
                   "VALUES (?, ?, ?, ?, ?)",
     "invite_usable": "SELECT 1 FROM invites WHERE invite_id = ? AND used_at IS NULL AND expires > ?",
+    "invite_state": "SELECT used_at, expires FROM invites WHERE invite_id = ?",
     "claim_invite": """
         UPDATE invites SET used_at = :now
         WHERE invite_id = :id AND used_at IS NULL AND expires > :now
@@ -226,6 +227,14 @@ class Repo:
     def invite_usable(self, invite_id: bytes, now: float) -> bool:
         """Known, unused and unexpired (a look, not a claim)."""
         return self.db.query_one(Q["invite_usable"], (invite_id, now)) is not None
+
+    def invite_state(self, invite_id: bytes, now: float) -> str | None:
+        """'usable', 'used', 'expired', or None for a key that was never an invite of ours."""
+        row = self.db.query_one(Q["invite_state"], (invite_id,))
+        if row is None:
+            return None
+        used_at, expires = row
+        return "used" if used_at is not None else "expired" if expires <= now else "usable"
 
     def claim_invite(self, invite_id: bytes, now: float) -> Invite | None:
         """Mark the invite used and return it; None if unknown, used or expired. One guarded

@@ -23,7 +23,8 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from html import escape
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any, Protocol
@@ -135,7 +136,7 @@ async def respond_error(req: Request, status: int, message: str,
         await respond_json(req, status, {"error": message}, headers)
         return
     page = (f"<!doctype html><meta charset=utf-8><title>{status}</title>"
-            f"<h1>{status}</h1><p>{_escape(message)}</p>\n")
+            f"<h1>{status}</h1><p>{escape(message)}</p>\n")
     await respond(req, status, page.encode(), STATIC_TYPES[".html"], headers)
 
 
@@ -156,7 +157,7 @@ class WebApp:
             "/api/peers": {"GET": self._peers},
             "/api/events": {"GET": self._events},
         }
-        for name in self._static:
+        for name in self._static.keys() - {"index.html"}:
             self.routes.setdefault(f"/static/{name}", {"GET": self._static_route(name)})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,8 +166,8 @@ class WebApp:
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
         elif scope["type"] == "http":
-            raw = Request(scope, receive, send)
-            req = Request(scope, receive, _secure(send, api=raw.is_api))
+            req = Request(scope, receive, send)
+            req = replace(req, send=_secure(send, api=req.is_api))
             if await self._admit(req):
                 await self._route(req)
 
@@ -365,7 +366,3 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
             files[path.name] = (path.read_bytes(), STATIC_TYPES[path.suffix])
     return files
 
-
-def _escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gossip_backer.core.ids import ALPHABET, KEY_BYTES, NodeId, luhn32, mesh_id_of
 from gossip_backer.errors import UserError
-from replicas import identity, quick
+from replicas import identity, medium, quick
 
 keys = st.binary(min_size=KEY_BYTES, max_size=KEY_BYTES)
 TEXT_RE = re.compile(r"^([A-Z2-7]{7}-){7}[A-Z2-7]{7}$")
@@ -156,7 +156,7 @@ def test_parse_tolerates_case_spaces_and_dashes(key):
     assert NodeId.parse("\t".join(compact)) == node
 
 
-@quick
+@medium
 @given(keys, st.data())
 def test_parse_tolerates_separators_anywhere(key, data):
     node = NodeId(key)

@@ -339,6 +339,27 @@ def test_local_update_while_busy_announces_with_a_digest():
     assert sa.local_update(second, net.now) == []  # already told
 
 
+def test_updates_the_peer_sent_are_never_pushed_back_to_it():
+    a, b = make_mesh(2)
+    update = a.write("from-a.txt")
+    sb = GossipSession(b.map)
+    assert sb.receive(Digest(b.map.digest(), full=True), now=0.0).send == []  # in step
+    result = sb.receive(Delta((update_to_wire(update),)), now=0.0)
+    assert result.applied == [update]
+    assert sb.local_update(update, now=0.0) == []  # the peer sent it, so it holds it
+
+
+def test_a_push_never_leaves_a_gap_in_the_peers_log():
+    a, b = make_mesh(2)
+    older = [a.write(f"old-{i}.txt") for i in range(3)]
+    sa = GossipSession(a.map, retry_delay=1.0)
+    sa.receive(Digest(b.map.digest(), full=True), now=0.0)
+    sa.receive(DeltaAck(received=10, absorbed=0), now=0.0)  # the peer took nothing: back off
+    newest = a.write("new.txt")
+    (push,) = sa.local_update(newest, now=2.0)
+    assert [item[1] for item in push.updates] == [u.seq for u in older + [newest]]
+
+
 # -- idempotence ------------------------------------------------------------------------------
 def test_the_same_delta_twice_changes_nothing():
     a, b = make_mesh(2)

@@ -138,6 +138,14 @@ def test_receive_buffer_take_keeps_bytes_until_enough() -> None:
     assert rb.take(0) == b""
 
 
+def test_receive_buffer_take_with_prefix_and_mutable_input() -> None:
+    rb = ReceiveBuffer(10)
+    piece = bytearray(b"body")
+    rb.feed(piece)
+    piece[:] = b"XXXX"  # the caller reuses its buffer: what we hold must not change
+    assert rb.take(4, prefix=b"mac:") == b"mac:body"
+
+
 def test_sentinels_are_distinct_named_singletons() -> None:
     assert NEED_DATA is not CLOSED
     assert repr(NEED_DATA) == "NEED_DATA" and repr(CLOSED) == "CLOSED"

@@ -1,0 +1,130 @@
+// The dashboard: /api/status every 2 s, /api/events as a live list. Data only ever goes into
+// textContent, never into HTML.
+"use strict";
+
+const REFRESH_MS = 2000;
+const MAX_EVENTS = 200;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function formatBytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
+}
+
+function formatAgo(unixSeconds) {
+  if (unixSeconds === null || unixSeconds === undefined) return "never";
+  const s = Math.max(0, Date.now() / 1000 - unixSeconds);
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(unixSeconds * 1000).toLocaleString();
+}
+
+function setBadge(node, text, kind) {
+  node.textContent = text;
+  node.className = `badge ${kind}`;
+}
+
+// -- status -------------------------------------------------------------------------------
+function renderStatus(s) {
+  $("node-name").textContent = s.name || "gossip-backer";
+  document.title = `${s.name || "node"} · gossip-backer`;
+  $("node-id").textContent = s.node_id;
+  $("mesh-id").textContent = s.mesh_id;
+  $("listen").textContent = s.listen || "–";
+
+  if (s.in_sync) setBadge($("sync-state"), "In sync", "ok");
+  else setBadge($("sync-state"), "Syncing", "busy");
+  $("files").textContent = s.files;
+  $("bytes").textContent = formatBytes(s.bytes);
+  $("pending").textContent = s.pending_files
+    ? `${s.pending_files} files, ${formatBytes(s.pending_bytes)}` : "nothing";
+
+  $("bytes-in").textContent = formatBytes(s.net.bytes_in);
+  $("bytes-out").textContent = formatBytes(s.net.bytes_out);
+
+  $("conflicts").replaceChildren(...s.conflicts.map((path) => el("li", path)));
+  $("no-conflicts").hidden = s.conflicts.length > 0;
+
+  renderPeers(s.peers);
+}
+
+function renderPeers(peers) {
+  const rows = peers.map((p) => {
+    const tr = el("tr");
+    const dot = el("td", p.connected ? "●" : "○", p.connected ? "online" : "offline");
+    dot.title = p.connected ? "connected" : "not connected";
+    tr.append(
+      dot,
+      el("td", p.name || "(unnamed)"),
+      el("td", p.node_id.slice(0, 12) + "…", "mono"),
+      el("td", p.read_only ? "read-only" : "read-write"),
+      el("td", p.address || "–", "mono"),
+      el("td", p.connected ? "now" : formatAgo(p.last_seen)),
+    );
+    tr.cells[2].title = p.node_id;
+    return tr;
+  });
+  $("peers").replaceChildren(...rows);
+  $("no-peers").hidden = peers.length > 0;
+  const online = peers.filter((p) => p.connected).length;
+  $("peers-online").textContent = `${online} of ${peers.length} online`;
+}
+
+async function refresh() {
+  try {
+    const response = await fetch("/api/status", { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    renderStatus(await response.json());
+    setBadge($("reachable"), "running", "ok");
+  } catch (err) {
+    setBadge($("reachable"), `node unreachable (${err.message})`, "bad");
+  }
+}
+
+// -- events -------------------------------------------------------------------------------
+function describe(event) {
+  const { type, time, ...fields } = event;
+  return Object.entries(fields)
+    .filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => `${k}=${v}`)
+    .join("  ");
+}
+
+function addEvent(event) {
+  const when = new Date((event.time || Date.now() / 1000) * 1000);
+  const li = el("li");
+  li.append(
+    el("time", when.toLocaleTimeString()),
+    el("span", event.type, `type ${event.type}`),
+    el("span", describe(event), "fields"),
+  );
+  const list = $("events");
+  list.prepend(li);
+  while (list.children.length > MAX_EVENTS) list.lastElementChild.remove();
+}
+
+function listen() {
+  const source = new EventSource("/api/events");
+  source.onopen = () => { $("events-state").textContent = "live"; };
+  source.onerror = () => { $("events-state").textContent = "reconnecting…"; };
+  source.onmessage = (message) => {
+    try { addEvent(JSON.parse(message.data)); } catch (err) { console.warn(err); }
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  refresh();
+  setInterval(refresh, REFRESH_MS);
+  listen();
+});
