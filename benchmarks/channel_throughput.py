@@ -96,8 +96,18 @@ async def send(stream: trio.abc.Stream, total: int, channel: BoxStreamChannel | 
     return time.perf_counter() - start
 
 
+def open_available(channel: BoxStreamChannel) -> tuple[int, bool]:
+    """Plaintext bytes opened from what is buffered, and whether the goodbye came."""
+    got = 0
+    while (item := channel.next_message()) is not NEED_DATA:
+        if item is CLOSED:
+            return got, True
+        got += len(item)
+    return got, False
+
+
 async def receive(stream: trio.abc.Stream, total: int, channel: BoxStreamChannel | None) -> None:
-    """Read and discard until `total` plaintext bytes (and, encrypted, the goodbye) arrived."""
+    """Read and discard until `total` bytes (and, encrypted, the goodbye) arrived; then ACK."""
     got, done = 0, False
     while not done:
         data = await stream.receive_some(RECV)
@@ -106,11 +116,10 @@ async def receive(stream: trio.abc.Stream, total: int, channel: BoxStreamChannel
             done = got >= total or not data
             continue
         if not data:
-            channel.receive_eof()
+            channel.receive_eof()  # raises: the stream ended without a goodbye
         channel.receive_data(data)
-        while (item := channel.next_message()) is not NEED_DATA and not done:
-            done = item is CLOSED
-            got += 0 if done else len(item)
+        opened, done = open_available(channel)
+        got += opened
     assert got == total, (got, total)
     await stream.send_all(ACK)
 
@@ -132,7 +141,9 @@ async def serve_once(total: int, boxed: bool, network_key: bytes, seed: bytes, o
     await listeners[0].aclose()
 
 
-async def dial_and_send(port: int, total: int, boxed: bool, network_key: bytes, seed: bytes) -> float:
+async def dial_and_send(
+    port: int, total: int, boxed: bool, network_key: bytes, seed: bytes
+) -> float:
     async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
         hs = None
         if boxed:
@@ -154,16 +165,22 @@ def transfer(total: int, boxed: bool, one: bool) -> float:
     if one:
         return trio.run(one_process, total, boxed, network_key, seed)
     child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(total), str(int(boxed)), network_key.hex(), seed.hex()],
+        [sys.executable, __file__, "--serve", str(total), str(int(boxed))]
+        + [network_key.hex(), seed.hex()],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         port = int(child.stdout.readline())
-        return trio.run(dial_and_send, port, total, boxed, network_key, seed)
+        seconds = trio.run(dial_and_send, port, total, boxed, network_key, seed)
+    except BaseException:
+        child.kill()
+        raise
     finally:
-        if child.wait(timeout=60) != 0:
-            raise RuntimeError("receiver process failed")
+        child.wait(timeout=60)
+    if child.returncode != 0:
+        raise RuntimeError("receiver process failed")
+    return seconds
 
 
 def throughputs_mb_s(mib: int, one: bool, repeat: int) -> dict[str, list[float]]:
@@ -186,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.serve:
         total, boxed, network_key, seed = args.serve
-        trio.run(serve_once, int(total), boxed == "1", bytes.fromhex(network_key), bytes.fromhex(seed))
+        keys = bytes.fromhex(network_key), bytes.fromhex(seed)
+        trio.run(serve_once, int(total), boxed == "1", *keys)
         return
     mib = args.mib or (64 if args.quick else 512)
     runs = throughputs_mb_s(mib, args.one_process, args.repeat)

@@ -12,10 +12,10 @@ and the next frame starts at n+2. This is Secure Scuttlebutt's box-stream with a
 instead of 2, so bodies up to `max_frame` (1 MiB by default) fit one frame. Because the nonce is
 implied by the position in the stream, a replayed, reordered, dropped or altered frame fails its
 MAC: every such fault surfaces as RemoteError. The header is opened first, so the body length is
-authenticated and checked against `max_frame` before a single body byte is buffered.
+authenticated and checked against `max_frame` before any memory is set aside for the body.
 
-Closing: a "goodbye" is a header sealing 20 zero bytes (length 0, MAC 0), which a real frame can
-never be (its MAC is never all zeros in practice). A stream that ends without a goodbye was cut
+Closing: a "goodbye" is a header sealing 20 zero bytes (length 0, MAC 0); a real header carries
+its body's MAC, all zeros with probability 2**-128. A stream that ends without a goodbye was cut
 short, perhaps by an attacker, so `receive_eof()` without one raises RemoteError("truncated").
 
 Sending: `seal(data)` returns one frame, or several of at most `max_frame` bytes each when data is
@@ -66,14 +66,15 @@ _NONCE_SIZE: Final = 24
 _NONCE_MOD: Final = 1 << (8 * _NONCE_SIZE)
 
 
-def increment_nonce(nonce: bytes, by: int = 1) -> bytes:
-    """Add `by` to a 24-byte big-endian counter, wrapping at 2**192 (box-stream's rule)."""
-    value = (int.from_bytes(nonce, "big") + by) % _NONCE_MOD
-    return value.to_bytes(_NONCE_SIZE, "big")
-
-
 def _nonce(counter: int) -> bytes:
+    """The 24-byte big-endian encoding of a counter, wrapping at 2**192."""
     return (counter % _NONCE_MOD).to_bytes(_NONCE_SIZE, "big")
+
+
+def increment_nonce(nonce: bytes, by: int = 1) -> bytes:
+    """Add `by` to a 24-byte nonce read as a big-endian counter (box-stream's rule). The
+    channel keeps its counters as ints and encodes them with the same `_nonce`."""
+    return _nonce(int.from_bytes(nonce, "big") + by)
 
 
 def _check_key_material(key: bytes, nonce: bytes) -> None:
@@ -170,7 +171,9 @@ class _Receiver:
         """Refuse an oversize body before buffering any of it."""
         length = int.from_bytes(header[:_LENGTH], "big")
         if length > self._max_frame:
-            raise RemoteError(f"frame header announces {length} bytes; max_frame is {self._max_frame}")
+            raise RemoteError(
+                f"frame header announces {length} bytes; max_frame is {self._max_frame}"
+            )
         return length, header[_LENGTH:]
 
     def _on_goodbye(self) -> Sentinel:
@@ -242,7 +245,8 @@ class BoxStreamChannel:
         if len(data) <= self.max_frame:
             return self._sender.seal_frame(data)
         step = self.max_frame
-        return b"".join(self._sender.seal_frame(data[i : i + step]) for i in range(0, len(data), step))
+        pieces = (data[i : i + step] for i in range(0, len(data), step))
+        return b"".join(self._sender.seal_frame(piece) for piece in pieces)
 
     def seal_frame(self, body: bytes) -> bytes:
         """Exactly one frame; LocalError if `body` exceeds max_frame."""

@@ -257,7 +257,8 @@ def client_verify_accept(state: State, boxed: bytes) -> State | None:
         return None
     secret3 = _hash(app_key, state["secret"], state["a_bob"], b_alice)
     sig = _unbox(boxed, secret3)
-    if sig is None or not _verify(sig, app_key + local["hello"] + state["shash"], remote["publicKey"]):
+    signed = app_key + local["hello"] + state["shash"]
+    if sig is None or not _verify(sig, signed, remote["publicKey"]):
         return None
     state = _copy(state)
     state.update(b_alice=b_alice, secret3=secret3)
@@ -517,40 +518,40 @@ class _Step:
     eof: str  # what the peer hanging up here most likely means
 
 
-S = HandshakeState
+_S = HandshakeState
 # The transition table. States not in it (START, DONE, FAILED) refuse input: see _check_receiving.
 _STEPS: Final[dict[HandshakeState, _Step]] = {
-    S.SERVER_AWAIT_HELLO: _Step(
+    _S.SERVER_AWAIT_HELLO: _Step(
         CHALLENGE_LENGTH,
         verify_challenge,
         "message 1 failed the network-key MAC: the client uses another network key "
         "(or is no gossip-backer peer); closing without a reply",
-        S.SERVER_AWAIT_AUTH,
+        _S.SERVER_AWAIT_AUTH,
         create_challenge,
         eof="it left before sending message 1",
     ),
-    S.CLIENT_AWAIT_CHALLENGE: _Step(
+    _S.CLIENT_AWAIT_CHALLENGE: _Step(
         CHALLENGE_LENGTH,
         client_verify_challenge,
         "message 2 failed the network-key MAC: the server uses another network key",
-        S.CLIENT_AWAIT_ACCEPT,
+        _S.CLIENT_AWAIT_ACCEPT,
         client_create_auth,
         eof="it refused message 1 (it uses another network key?)",
     ),
-    S.SERVER_AWAIT_AUTH: _Step(
+    _S.SERVER_AWAIT_AUTH: _Step(
         CLIENT_AUTH_LENGTH,
         server_verify_auth,
         "message 3 did not verify: the client dialled another server key, "
         "or its proof of identity was forged or damaged",
-        S.DONE,
+        _S.DONE,
         server_create_accept,
         eof="it refused message 2 (it uses another network key, or expected another server)",
     ),
-    S.CLIENT_AWAIT_ACCEPT: _Step(
+    _S.CLIENT_AWAIT_ACCEPT: _Step(
         SERVER_ACCEPT_LENGTH,
         client_verify_accept,
         "message 4 did not verify: the server could not prove it holds the key we dialled",
-        S.DONE,
+        _S.DONE,
         lambda state: b"",
         eof="it refused message 3 (it is not the key we dialled, or we are not a member: "
         "unknown or revoked)",

@@ -204,8 +204,8 @@ class GossipSession:
         else:
             self.peer_has.update(entries)
         out = self._next_delta(now) if self._can_send(now) else []
-        behind = {o: self.metamap.seq_of(o) for o, s in entries.items() if s > self.metamap.seq_of(o)}
-        news = {o: s for o, s in behind.items() if self._told.get(o, 0) != s}
+        ours = {o: self.metamap.seq_of(o) for o in entries}
+        news = {o: s for o, s in ours.items() if entries[o] > s and self._told.get(o, 0) != s}
         if news:
             out.append(self._partial_digest(news))
         return out
@@ -217,7 +217,7 @@ class GossipSession:
         result = GossipResult()
         blocked: set[bytes] = set()
         for update in updates:
-            pass
+            self.peer_has[update.origin] = max(self.peer_has.get(update.origin, 0), update.seq)
         for update in updates[:taken]:
             if update.origin not in blocked:
                 self._apply(update, result, blocked)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gossip_backer.core.record import Block, SignedUpdate, payload_from_plain
+from gossip_backer.core.vv import VersionVector
 from gossip_backer.errors import RemoteError, StoreError
 from gossip_backer.store.db import Database, open_db
 from gossip_backer.wire.codec import pack, unpack
@@ -41,11 +42,11 @@ Q = {
     # local file index
     "index_put": """
         INSERT OR REPLACE INTO local_files
-            (path, size, mtime_ns, inode, mode, kind, hash, block_size, blocks, target)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-    "index_get": "SELECT path, size, mtime_ns, inode, mode, kind, hash, block_size, blocks, target "
+            (path, size, mtime_ns, inode, mode, kind, hash, block_size, blocks, target, vv)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+    "index_get": "SELECT path, size, mtime_ns, inode, mode, kind, hash, block_size, blocks, target, vv "
                  "FROM local_files WHERE path = ?",
-    "index_all": "SELECT path, size, mtime_ns, inode, mode, kind, hash, block_size, blocks, target "
+    "index_all": "SELECT path, size, mtime_ns, inode, mode, kind, hash, block_size, blocks, target, vv "
                  "FROM local_files ORDER BY path",
     "index_delete": "DELETE FROM local_files WHERE path = ?",
     # invites
@@ -85,6 +86,7 @@ class IndexEntry:
     block_size: int = 0
     blocks: tuple[Block, ...] = ()
     target: str | None = None
+    vv: VersionVector = VersionVector()
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,12 +213,13 @@ class Repo:
             self.db.run_many(Q["index_delete"], ((p,) for p in paths))
 
     def _index_entry(self, *row: object) -> IndexEntry:
-        *head, blocks, target = row
+        *head, blocks, target, vv = row
         try:
             parsed = tuple(Block.from_plain(b) for b in self._decode(blocks))
+            version = VersionVector.decode(self._decode(vv))
         except (ValueError, TypeError) as exc:
-            raise StoreError(f"store {self.db.path} holds a damaged block list: {exc}") from None
-        return IndexEntry(*head, blocks=parsed, target=target)
+            raise StoreError(f"store {self.db.path} holds a damaged index entry: {exc}") from None
+        return IndexEntry(*head, blocks=parsed, target=target, vv=version)
 
     # -- invites -----------------------------------------------------------------------------
     def add_invite(self, invite_id: bytes, secret_hash: bytes, read_only: bool,
@@ -279,4 +282,5 @@ class Repo:
 
 def _index_row(e: IndexEntry) -> tuple:
     blocks = pack([b.to_plain() for b in e.blocks])
-    return (e.path, e.size, e.mtime_ns, e.inode, e.mode, e.kind, e.hash, e.block_size, blocks, e.target)
+    return (e.path, e.size, e.mtime_ns, e.inode, e.mode, e.kind, e.hash, e.block_size, blocks,
+            e.target, pack(e.vv.encode()))

@@ -174,22 +174,27 @@ class WebApp:
     # -- gates -----------------------------------------------------------------------------
     async def _admit(self, req: Request) -> bool:
         """True when the request may go on; otherwise a response has been sent."""
+        refusal = self._refusal(req)
+        if refusal is not None:
+            await respond_error(req, 403, refusal)
+            return False
+        return self._token is None or await self._check_token(req)
+
+    def _refusal(self, req: Request) -> str | None:
+        """Why a browser may be tricked into this request (rebinding, cross-site), or None."""
         if self._token is None and not _loopback_host(req.header("host")):
-            await respond_error(req, 403, "Host not allowed: use the URL printed by `backer run`")
-            return False
+            return "Host not allowed: use the URL printed by `backer run`"
         if req.method not in SAFE_METHODS and not _same_origin(req):
-            await respond_error(req, 403, "cross-origin request refused")
-            return False
-        if self._token is None:
-            return True
+            return "cross-origin request refused"
+        return None
+
+    async def _check_token(self, req: Request) -> bool:
         query = req.query()
         offered = [value for key, value in query if key == "token"]
         if offered and self._valid_token(offered[-1]):
             await self._redirect_with_cookie(req, [(k, v) for k, v in query if k != "token"])
             return False
-        cookie = req.cookie(self._cookie_name(req))
-        if self._valid_token(_bearer(req.header("authorization"))) or (
-                cookie is not None and hmac.compare_digest(cookie.encode(), self._cookie.encode())):
+        if self._valid_token(_bearer(req.header("authorization"))) or self._valid_cookie(req):
             return True
         await respond_error(req, 401, "this node's web GUI needs its token: open the URL with "
                             "?token=TOKEN (printed by `backer run`) or send Authorization: Bearer "
@@ -199,6 +204,12 @@ class WebApp:
     def _valid_token(self, candidate: str | None) -> bool:
         assert self._token is not None
         return candidate is not None and hmac.compare_digest(candidate.encode(), self._token)
+
+    def _valid_cookie(self, req: Request) -> bool:
+        # The cookie holds an HMAC of the token, not the token: always cookie-safe, never echoed.
+        cookie = req.cookie(self._cookie_name(req))
+        assert self._cookie is not None
+        return cookie is not None and hmac.compare_digest(cookie.encode(), self._cookie.encode())
 
     def _cookie_name(self, req: Request) -> str:
         # Cookies ignore ports: one name per port keeps nodes on one host from clobbering each other.

@@ -97,8 +97,31 @@ class Mesh:
     def signer(self, i: int) -> Signer:
         return Signer(identity(i), self.mesh_id)
 
-    def new_map(self) -> MetaMap:
-        return MetaMap(founder=self.founder.public, verify=Verifier(self.mesh_id))
+    def new_map(self, cached: bool = False) -> MetaMap:
+        """A MetaMap checking real signatures; `cached` shares one verdict cache across maps
+        (each distinct update is still verified for real once; for Hypothesis-heavy tests)."""
+        verify = self.cached_verifier if cached else Verifier(self.mesh_id)
+        return MetaMap(founder=self.founder.public, verify=verify)
+
+    @property
+    def cached_verifier(self) -> "CachedVerifier":
+        if not hasattr(self, "_cached"):
+            self._cached = CachedVerifier(self.mesh_id)
+        return self._cached
+
+
+class CachedVerifier(Verifier):
+    """A real Verifier that remembers its verdict per exact (origin, seq, body, sig)."""
+
+    def __init__(self, mesh_id: str) -> None:
+        super().__init__(mesh_id)
+        self._seen: dict[tuple, bool] = {}
+
+    def __call__(self, update: SignedUpdate) -> bool:
+        key = (update.origin, update.seq, update.body, update.sig)
+        if key not in self._seen:
+            self._seen[key] = super().__call__(update)
+        return self._seen[key]
 
 
 def next_vv(metamap: MetaMap, path: str, me: bytes) -> VersionVector:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gossip_backer.core.membership import INFINITE, Membership, Verdict
@@ -18,7 +18,7 @@ from gossip_backer.core.record import FileRecord, Grant, LiveGlob, MemberInfo, R
 from gossip_backer.core.vv import VersionVector
 from gossip_backer.crypto.identity import make_update
 from gossip_backer.wire.codec import pack
-from replicas import Mesh, Signer, heavy, held_updates, identity, make_record, medium, state_of
+from replicas import Mesh, Signer, held_updates, identity, make_record, state_of
 
 APPLIED, HELD, DUPLICATE = Outcome.APPLIED, Outcome.HELD, Outcome.DUPLICATE
 NOT_YET, FORBIDDEN, BAD = Outcome.NOT_YET, Outcome.FORBIDDEN, Outcome.BAD_SIGNATURE
@@ -468,9 +468,26 @@ def test_a_grantee_of_a_downgraded_member_leaves_with_its_updates(mesh, F, A, B,
     assert snapshot(late) == snapshot(early)
 
 
+def test_a_member_that_makes_itself_read_only(mesh, F, A, B):
+    """A (read-write) re-grants itself read-only (clock 2), and grants B (its seq 2, clock 1).
+    Whatever the order these arrive in, every node must end with the same members and updates,
+    and an update reported APPLIED must be held."""
+    fa = F.grant(A, clock=1)
+    a_ro = A.grant(A, read_only=True, clock=2)
+    ab = A.grant(B, clock=1)
+    alone = mesh.new_map()
+    apply_all(alone, [mesh.genesis, fa])
+    assert alone.apply(a_ro) is APPLIED
+    assert (a_ro.origin, a_ro.seq, a_ro.sig) in held_updates(alone), "APPLIED but not stored"
+    one = settle(mesh.new_map(), [mesh.genesis, fa, a_ro, ab])
+    two = settle(mesh.new_map(), [mesh.genesis, fa, ab, a_ro])
+    assert one.membership.members == two.membership.members
+    assert snapshot(one) == snapshot(two)
+
+
 # -- order independence (Hypothesis) ------------------------------------------------------------
 
-N_SIGNERS = 4  # F = 0 (founder), 1..3
+N_SIGNERS = 3  # F = 0 (founder), A = 1, B = 2: few signers, so histories collide often
 
 
 def _history(draw_ops, mesh: Mesh, with_revokes: bool):
@@ -494,14 +511,16 @@ def _history(draw_ops, mesh: Mesh, with_revokes: bool):
 
 
 ops = st.tuples(
-    st.sampled_from(["grant", "grant", "revoke", "info", "file", "file"]),
-    st.integers(0, N_SIGNERS - 1),
-    st.integers(1, N_SIGNERS - 1),
-    st.booleans(),
-    st.integers(0, 4),
-    st.integers(1, 6),
+    st.sampled_from(["grant", "revoke", "info", "file", "file"]),
+    st.integers(0, N_SIGNERS - 1),  # signer
+    st.integers(1, N_SIGNERS - 1),  # target (never the founder)
+    st.booleans(),  # read_only
+    st.integers(0, 3),  # cutoff
+    st.integers(1, 4),  # clock (ties on purpose)
     st.sampled_from(["p", "q"]),
 )
+membership_orders = settings(max_examples=500, deadline=None,
+                             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def _check_order_independence(data, with_revokes):
@@ -511,20 +530,20 @@ def _check_order_independence(data, with_revokes):
     perms = data.draw(st.lists(st.permutations(range(len(updates))), min_size=1, max_size=2),
                       label="perms")
     orders = [updates, updates[::-1]] + [[updates[i] for i in p] for p in perms]
-    maps = [settle(mesh.new_map(), order) for order in orders]
+    maps = [settle(mesh.new_map(cached=True), order) for order in orders]
     ref = snapshot(maps[0])
     for i, m in enumerate(maps[1:], 1):
         assert m.membership.members == maps[0].membership.members, f"order {i}: members differ"
         assert snapshot(m) == ref, f"order {i}: state differs"
 
 
-@medium
+@membership_orders
 @given(st.data())
 def test_membership_without_revocations_is_the_same_whatever_the_arrival_order(data):
     _check_order_independence(data, with_revokes=False)
 
 
-@heavy
+@membership_orders
 @given(st.data())
 def test_membership_with_revocations_is_the_same_whatever_the_arrival_order(data):
     _check_order_independence(data, with_revokes=True)

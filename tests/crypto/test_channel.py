@@ -30,7 +30,8 @@ def handshake_results() -> tuple[HandshakeResult, HandshakeResult]:
     client = Handshake.client(NETWORK_KEY, b"C" * 32, to_keys(SERVER_SEED)["publicKey"])
     server = Handshake.server(NETWORK_KEY, SERVER_SEED, lambda key: True)
     server.initial_bytes()
-    client.receive_data(server.receive_data(client.receive_data(server.receive_data(client.initial_bytes()))))
+    m2 = server.receive_data(client.initial_bytes())
+    client.receive_data(server.receive_data(client.receive_data(m2)))
     return client.result, server.result
 
 
@@ -66,7 +67,7 @@ def deliver(channel: BoxStreamChannel, stream: bytes, chunk: int = 1 << 16) -> l
     return out
 
 
-# --- round trips -------------------------------------------------------------------------------------
+# --- round trips ----------------------------------------------------------------------------------
 
 
 def test_round_trip_both_directions() -> None:
@@ -120,7 +121,7 @@ def test_bytes_like_input() -> None:
     assert deliver(server, client.seal(bytearray(b"0123456789ab"))) == [b"0123456789", b"ab"]
 
 
-# --- attacks -----------------------------------------------------------------------------------------
+# --- attacks --------------------------------------------------------------------------------------
 
 
 def test_replayed_frame_fails() -> None:
@@ -260,12 +261,14 @@ def test_draining_receiver_never_hits_the_cap() -> None:
 def test_bad_construction_is_a_local_error() -> None:
     r = CLIENT_RESULT
     with pytest.raises(LocalError):
-        BoxStreamChannel(r.encrypt_key, r.encrypt_nonce, r.decrypt_key, r.decrypt_nonce, max_frame=0)
+        BoxStreamChannel(
+            r.encrypt_key, r.encrypt_nonce, r.decrypt_key, r.decrypt_nonce, max_frame=0
+        )
     with pytest.raises(LocalError):
         BoxStreamChannel(b"short", r.encrypt_nonce, r.decrypt_key, r.decrypt_nonce)
 
 
-# --- the nonce rule, spelled out --------------------------------------------------------------------
+# --- the nonce rule, spelled out ------------------------------------------------------------------
 
 
 def test_increment_nonce_is_big_endian_and_wraps() -> None:
@@ -308,7 +311,7 @@ def test_handshake_trailing_data_starts_the_stream() -> None:
     assert deliver(channel, client.trailing_data) == [b"welcome"]
 
 
-# --- fuzzing -------------------------------------------------------------------------------------------
+# --- fuzzing --------------------------------------------------------------------------------------
 
 
 @settings(max_examples=200, deadline=None)

@@ -83,7 +83,9 @@ def test_vector(index: int) -> None:
 
 
 def test_pure_functions_do_not_mutate_their_input() -> None:
-    index = next(i for i, v in enumerate(VECTORS) if v["name"] == "serverVerifyAuth" and v["result"])
+    index = next(
+        i for i, v in enumerate(VECTORS) if v["name"] == "serverVerifyAuth" and v["result"]
+    )
     state, packet = decode(VECTORS[index]["args"])
     before = json.dumps(encode(state), sort_keys=True)
     shs.server_verify_auth(state, packet)
@@ -303,8 +305,12 @@ SERVER_STATES = [S.START, S.SERVER_AWAIT_HELLO, S.SERVER_AWAIT_AUTH, S.DONE, S.F
 AWAITING = [("server", S.SERVER_AWAIT_HELLO), ("client", S.CLIENT_AWAIT_CHALLENGE),
             ("server", S.SERVER_AWAIT_AUTH), ("client", S.CLIENT_AWAIT_ACCEPT)]  # fmt: skip
 AWAITED = {state: MESSAGES[i] for i, (_, state) in enumerate(AWAITING)}
-NEXT_STATE = {S.SERVER_AWAIT_HELLO: S.SERVER_AWAIT_AUTH, S.CLIENT_AWAIT_CHALLENGE: S.CLIENT_AWAIT_ACCEPT,
-              S.SERVER_AWAIT_AUTH: S.DONE, S.CLIENT_AWAIT_ACCEPT: S.DONE}  # fmt: skip
+NEXT_STATE = {
+    S.SERVER_AWAIT_HELLO: S.SERVER_AWAIT_AUTH,
+    S.CLIENT_AWAIT_CHALLENGE: S.CLIENT_AWAIT_ACCEPT,
+    S.SERVER_AWAIT_AUTH: S.DONE,
+    S.CLIENT_AWAIT_ACCEPT: S.DONE,
+}
 
 
 def machine_at(role: str, state: HandshakeState) -> Handshake:
@@ -363,8 +369,12 @@ def act(machine: Handshake, action: str) -> Any:
     }[action]()
 
 
-TABLE = [(role, state, action) for role, states in (("client", CLIENT_STATES), ("server", SERVER_STATES))
-         for state in states for action in INPUTS]  # fmt: skip
+TABLE = [
+    (role, state, action)
+    for role, states in (("client", CLIENT_STATES), ("server", SERVER_STATES))
+    for state in states
+    for action in INPUTS
+]
 
 
 @pytest.mark.parametrize("role,state,action", TABLE, ids=[f"{r}-{s.name}-{a}" for r, s, a in TABLE])
@@ -391,7 +401,7 @@ def test_server_answers_nothing_after_out_of_turn_bytes() -> None:
         machine.receive_data(MESSAGES[0] + MESSAGES[2])  # message 3 before seeing message 2
 
 
-# --- fuzzing ---------------------------------------------------------------------------------------
+# --- fuzzing --------------------------------------------------------------------------------------
 
 
 def _feed_then_eof(machine: Handshake, data: bytes) -> None:

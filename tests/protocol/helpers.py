@@ -66,7 +66,8 @@ class Replica:
         outcome = self.map.apply(update)
         assert outcome in STORED or outcome is Outcome.DUPLICATE, outcome
 
-    def write(self, path: str, content: bytes = b"x", mtime_ns: int = 0, blocks: int = 1) -> SignedUpdate:
+    def write(self, path: str, content: bytes = b"x", mtime_ns: int = 0,
+              blocks: int = 1) -> SignedUpdate:
         """A local edit of `path`: its version vector succeeds every version we hold."""
         vv = VersionVector()
         for version in self.map.versions(path):

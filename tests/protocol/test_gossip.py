@@ -376,7 +376,8 @@ def test_the_same_delta_twice_changes_nothing():
 
 def test_digest_hash_ignores_order_and_zero_entries():
     x, y = b"x" * 32, b"y" * 32
-    assert digest_hash({x: 1, y: 2}) == digest_hash({y: 2, x: 1}) == digest_hash({y: 2, x: 1, b"z" * 32: 0})
+    assert digest_hash({x: 1, y: 2}) == digest_hash({y: 2, x: 1})
+    assert digest_hash({x: 1, y: 2}) == digest_hash({x: 1, y: 2, b"z" * 32: 0})
     assert digest_hash({x: 1}) != digest_hash({x: 2})
 
 
@@ -385,7 +386,8 @@ paths = st.sampled_from(["a.txt", "b.txt", "dir/c.txt"])
 writes_ = st.tuples(st.just("write"), st.integers(0, 2), paths, st.binary(min_size=1, max_size=3),
                     st.integers(0, 5))
 syncs = st.tuples(st.just("sync"), st.integers(0, 2), st.integers(0, 2))
-heavy = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+heavy = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                 suppress_health_check=[HealthCheck.too_slow])
 
 
 def _converge_all(replicas: list[Replica]) -> None:

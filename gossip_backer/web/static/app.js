@@ -21,6 +21,10 @@ function formatBytes(n) {
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
 function formatAgo(unixSeconds) {
   if (unixSeconds === null || unixSeconds === undefined) return "never";
   const s = Math.max(0, Date.now() / 1000 - unixSeconds);
@@ -48,7 +52,7 @@ function renderStatus(s) {
   $("files").textContent = s.files;
   $("bytes").textContent = formatBytes(s.bytes);
   $("pending").textContent = s.pending_files
-    ? `${s.pending_files} files, ${formatBytes(s.pending_bytes)}` : "nothing";
+    ? `${plural(s.pending_files, "file")}, ${formatBytes(s.pending_bytes)}` : "nothing";
 
   $("bytes-in").textContent = formatBytes(s.net.bytes_in);
   $("bytes-out").textContent = formatBytes(s.net.bytes_out);

@@ -1,0 +1,179 @@
+"""Mirroring decisions, sans-IO: what the disk lacks, what a local change becomes, which conflict
+copies to publish.
+
+Theory of operation. The local index says, per path, what is on this node's disk and which mesh
+version that content is (`vv`). The map says which version every node should hold (the winner).
+- A path is *needed* when its winner's content differs from the disk's. A winner equal in content
+  (a conflict copy of our own file, the same edit made twice) only needs the index's vv updated.
+- A local change supersedes exactly what was on disk: its vv is the disk version's vv bumped at
+  this node. So a file the user edits while a remote version is in flight is concurrent with
+  that version, and the conflict rule (not the arrival order) decides, the same on every node.
+  When the disk holds the winner of a conflict whose losers have their copies, the disk version is
+  the merge of all of them: the user's next edit settles the conflict.
+- Every read-write node that sees a conflict publishes the losers' conflict-copy records; those
+  are derived only from the loser, so the copies published by different nodes are one version.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Protocol
+
+from gossip_backer.core import conflict
+from gossip_backer.core.metamap import MetaMap
+from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord
+from gossip_backer.core.vv import VersionVector
+
+CREATE_DIR, WRITE_FILE, WRITE_LINK, DELETE, ADOPT = "dir", "file", "link", "delete", "adopt"
+
+
+class DiskEntry(Protocol):
+    """What the local index holds for a path (store.repo.IndexEntry satisfies it)."""
+
+    path: str
+    kind: str
+    size: int
+    mode: int
+    hash: bytes | None
+    target: str | None
+    vv: VersionVector
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """One thing to do on disk: `action` brings `record` (the winner) to `path`."""
+
+    action: str
+    path: str
+    record: FileRecord
+    disk_vv: VersionVector  # the vv the index records once done
+
+    @property
+    def bytes(self) -> int:
+        return self.record.size if self.action == WRITE_FILE else 0
+
+
+def same_as_disk(rec: FileRecord, entry: DiskEntry | None) -> bool:
+    """Does the disk already hold `rec`'s content (mode bits included)?"""
+    if entry is None:
+        return rec.deleted
+    if rec.deleted or rec.kind != entry.kind:
+        return False
+    if rec.kind == FILE:
+        return rec.hash == entry.hash and rec.size == entry.size and (rec.mode & 0o777) == (entry.mode & 0o777)
+    if rec.kind == SYMLINK:
+        return rec.target == entry.target
+    return True
+
+
+def disk_version(metamap: MetaMap, path: str) -> VersionVector:
+    """The vv the disk holds once the winner of `path` is on it: the merge of the whole
+    concurrent set when the losers are kept as conflict copies (or are deletions)."""
+    versions = metamap.versions(path)
+    merged = VersionVector()
+    for v in versions:
+        merged = merged.merge(v.vv)
+    return merged
+
+
+def need_for(metamap: MetaMap, path: str, entry: DiskEntry | None) -> Need | None:
+    winner = metamap.winner(path)
+    if winner is None:
+        return None
+    vv = disk_version(metamap, path)
+    if entry is not None and entry.vv == vv:
+        return None
+    if same_as_disk(winner, entry):
+        return None if entry is None else Need(ADOPT, path, winner, vv)
+    if winner.deleted:
+        return Need(DELETE, path, winner, vv)
+    action = {DIR: CREATE_DIR, FILE: WRITE_FILE, SYMLINK: WRITE_LINK}[winner.kind]
+    return Need(action, path, winner, vv)
+
+
+def _order(need: Need) -> tuple:
+    depth = need.path.count("/")
+    if need.action == DELETE:
+        return (2, -depth, need.path)  # deepest first, after everything else
+    if need.action == CREATE_DIR:
+        return (0, depth, need.path)  # shallow folders first
+    return (1, depth, need.path)
+
+
+def needed(metamap: MetaMap, index: dict[str, DiskEntry]) -> list[Need]:
+    """Everything the disk lacks, in an order that works (folders, files, then deletions)."""
+    out = []
+    for path in metamap.files:
+        need = need_for(metamap, path, index.get(path))
+        if need is not None:
+            out.append(need)
+    return sorted(out, key=_order)
+
+
+def local_version(metamap: MetaMap, me: bytes, path: str, entry: DiskEntry | None,
+                  now_record: FileRecord) -> FileRecord | None:
+    """The version to publish for what the scan found at `path` (`now_record`, vv and origin
+    left empty), or None when the mesh already has that content as the winner."""
+    winner = metamap.winner(path)
+    if winner is not None and not winner.deleted and same_as_disk(winner, _as_entry(now_record)):
+        return None
+    if entry is not None:
+        base = entry.vv
+    else:  # a new path: it supersedes the deletions we applied, nothing else
+        base = VersionVector()
+        for v in metamap.versions(path):
+            if v.deleted:
+                base = base.merge(v.vv)
+    from dataclasses import replace
+
+    return replace(now_record, vv=base.bump(me), origin=me)
+
+
+def deletion(metamap: MetaMap, me: bytes, path: str, entry: DiskEntry, mtime_ns: int) -> FileRecord | None:
+    """The tombstone for a path the user deleted (None when the winner is already deleted)."""
+    winner = metamap.winner(path)
+    if winner is None or winner.deleted:
+        return None
+    return FileRecord(path=path, kind=entry.kind, vv=entry.vv.bump(me), origin=me,
+                      mtime_ns=mtime_ns, deleted=True)
+
+
+def conflict_copies(metamap: MetaMap, path: str) -> list[FileRecord]:
+    """Conflict-copy records for the losers at `path` that the map does not hold yet."""
+    out = []
+    for loser in conflict.losers(metamap.versions(path)):
+        if loser.kind != FILE:
+            continue
+        copy = conflict.conflict_copy(loser)
+        if not any(v.vv.dominates(copy.vv) for v in metamap.versions(copy.path)):
+            out.append(copy)
+    return out
+
+
+def conflicts_present(metamap: MetaMap, index: dict[str, DiskEntry]) -> list[str]:
+    """Paths of the conflict copies present on disk (for `status`)."""
+    return sorted(p for p in index if conflict.is_conflict_copy(p) and index[p].kind == FILE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    path: str
+    kind: str
+    size: int
+    mode: int
+    hash: bytes | None
+    target: str | None
+    vv: VersionVector
+
+
+def _as_entry(rec: FileRecord) -> _Entry:
+    return _Entry(rec.path, rec.kind, rec.size, rec.mode, rec.hash, rec.target, rec.vv)
+
+
+def parents(path: str) -> list[str]:
+    out = []
+    while "/" in path:
+        path = posixpath.dirname(path)
+        out.append(path)
+    return out

@@ -1,0 +1,184 @@
+"""Which block to ask whom: the block scheduler of the puller, sans-IO.
+
+Theory of operation. The puller registers, per file, the blocks it could not build from local
+data. `requests(peers, now)` hands out BlockRequests to connected peers: every peer that has not
+said it lacks that content is a candidate, the least loaded first, within per-peer limits on
+requests and bytes in flight (so several peers and several requests run at once, and no peer is
+flooded). An answer is checked against the block's strong hash before it is handed back: a peer
+that sends bad data is named (IntegrityError) so the caller drops it. "Missing" answers and
+timeouts put the block back for another peer; a file no connected peer can serve is `stalled`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from gossip_backer.core.record import Block
+from gossip_backer.errors import IntegrityError, RemoteError
+from gossip_backer.wire.messages import BlockRequest
+
+
+@dataclass
+class _File:
+    path: str
+    file_hash: bytes
+    block_size: int
+    size: int
+    blocks: dict[int, Block]  # index -> block, every block still to fetch
+    waiting: dict[int, Block]  # those not requested right now
+    asked: dict[int, int] = field(default_factory=dict)  # index -> request id in flight
+
+
+@dataclass(frozen=True, slots=True)
+class _Flight:
+    peer: bytes
+    path: str
+    index: int
+    size: int
+    sent_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Arrived:
+    """A verified block: write `data` at `offset` of the file being built at `path`."""
+
+    path: str
+    index: int
+    offset: int
+    data: bytes
+
+
+class Scheduler:
+    """Outstanding block fetches of all files being pulled (see the module docstring)."""
+
+    def __init__(self, hasher: Callable[[bytes], bytes], *, per_peer_requests: int = 32,
+                 per_peer_bytes: int = 16 << 20, timeout: float = 60.0) -> None:
+        self.hasher = hasher
+        self.per_peer_requests = per_peer_requests
+        self.per_peer_bytes = per_peer_bytes
+        self.timeout = timeout
+        self.files: dict[str, _File] = {}
+        self.flights: dict[int, _Flight] = {}
+        self.lacking: set[tuple[bytes, bytes]] = set()  # (peer, file_hash) it said it lacks
+        self._next_id = 1
+        self.bytes_received = 0
+
+    # -- registering work ------------------------------------------------------------------
+    def add(self, path: str, file_hash: bytes, block_size: int, size: int,
+            blocks: Iterable[tuple[int, Block]]) -> None:
+        self.cancel(path)
+        todo = dict(blocks)
+        self.files[path] = _File(path, file_hash, block_size, size, todo, dict(todo))
+
+    def cancel(self, path: str) -> None:
+        f = self.files.pop(path, None)
+        if f is not None:
+            for rid in f.asked.values():
+                self.flights.pop(rid, None)
+
+    def remaining(self, path: str) -> int:
+        f = self.files.get(path)
+        return 0 if f is None else len(f.blocks)
+
+    def stalled(self, path: str, peers: Iterable[bytes]) -> bool:
+        """True when every connected peer said it lacks this content (or none is connected)."""
+        f = self.files.get(path)
+        if f is None:
+            return False
+        return all((p, f.file_hash) in self.lacking for p in peers)
+
+    # -- handing out requests --------------------------------------------------------------
+    def requests(self, peers: list[bytes], now: float) -> list[tuple[bytes, BlockRequest]]:
+        out: list[tuple[bytes, BlockRequest]] = []
+        load = {p: [0, 0] for p in peers}
+        for fl in self.flights.values():
+            if fl.peer in load:
+                load[fl.peer][0] += 1
+                load[fl.peer][1] += fl.size
+        for f in self.files.values():
+            for index in list(f.waiting):
+                peer = self._pick(f, load)
+                if peer is None:
+                    break
+                out.append((peer, self._ask(f, index, peer, now)))
+                load[peer][0] += 1
+                load[peer][1] += self._block_len(f, index)
+        return out
+
+    def _pick(self, f: _File, load: dict[bytes, list[int]]) -> bytes | None:
+        candidates = [p for p, (n, size) in load.items()
+                      if (p, f.file_hash) not in self.lacking
+                      and n < self.per_peer_requests and size < self.per_peer_bytes]
+        return min(candidates, key=lambda p: (load[p][0], p)) if candidates else None
+
+    def _ask(self, f: _File, index: int, peer: bytes, now: float) -> BlockRequest:
+        block = f.waiting.pop(index)
+        rid = self._next_id
+        self._next_id += 1
+        f.asked[index] = rid
+        size = self._block_len(f, index)
+        self.flights[rid] = _Flight(peer, f.path, index, size, now)
+        return BlockRequest(rid, block.hash, f.file_hash, index * f.block_size, size)
+
+    @staticmethod
+    def _block_len(f: _File, index: int) -> int:
+        return min(f.block_size, f.size - index * f.block_size)
+
+    # -- answers ---------------------------------------------------------------------------
+    def on_data(self, peer: bytes, request_id: int, data: bytes) -> Arrived | None:
+        """A BlockData from `peer`: the verified block, or None if no longer wanted.
+        Raises IntegrityError when the data does not match the block's hash."""
+        fl = self.flights.get(request_id)
+        if fl is None or fl.peer != peer:
+            if fl is None:
+                return None
+            raise RemoteError("answer to a request sent to another peer")
+        del self.flights[request_id]
+        f = self.files.get(fl.path)
+        if f is None or f.asked.get(fl.index) != request_id:
+            return None
+        del f.asked[fl.index]
+        block = f.blocks[fl.index]
+        if len(data) != fl.size or self.hasher(data) != block.hash:
+            f.waiting[fl.index] = block
+            raise IntegrityError(f"peer sent a block of {fl.path} that fails its hash")
+        del f.blocks[fl.index]
+        self.bytes_received += len(data)
+        return Arrived(fl.path, fl.index, fl.index * f.block_size, data)
+
+    def on_missing(self, peer: bytes, request_id: int) -> None:
+        fl = self.flights.pop(request_id, None)
+        if fl is None:
+            return
+        f = self.files.get(fl.path)
+        if f is not None:
+            self.lacking.add((peer, f.file_hash))
+            self._requeue(f, fl.index, request_id)
+
+    def peer_gone(self, peer: bytes) -> None:
+        for rid, fl in list(self.flights.items()):
+            if fl.peer == peer:
+                del self.flights[rid]
+                f = self.files.get(fl.path)
+                if f is not None:
+                    self._requeue(f, fl.index, rid)
+        self.lacking = {(p, h) for p, h in self.lacking if p != peer}
+
+    def tick(self, now: float) -> None:
+        for rid, fl in list(self.flights.items()):
+            if now - fl.sent_at > self.timeout:
+                del self.flights[rid]
+                f = self.files.get(fl.path)
+                if f is not None:
+                    self._requeue(f, fl.index, rid)
+
+    def forget_lacking(self) -> None:
+        """Peers may have fetched the content since they said no: ask again (after new news)."""
+        self.lacking.clear()
+
+    # -- internals -------------------------------------------------------------------------
+    def _requeue(self, f: _File, index: int, request_id: int) -> None:
+        if f.asked.get(index) == request_id:
+            del f.asked[index]
+            f.waiting[index] = f.blocks[index]
