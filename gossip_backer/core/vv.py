@@ -77,9 +77,13 @@ class VersionVector:
     @classmethod
     def decode(cls, pairs: Iterable) -> "VersionVector":
         counters: dict[bytes, int] = {}
+        if not isinstance(pairs, (list, tuple)):
+            raise ValueError("malformed version vector")
         for pair in pairs:
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ValueError("malformed version vector")
             k, v = pair
-            if not isinstance(k, bytes) or not isinstance(v, int) or v < 0 or k in counters:
+            if not isinstance(k, bytes) or type(v) is not int or v < 0 or k in counters:
                 raise ValueError("malformed version vector")
             counters[k] = v
         return cls(counters)

@@ -1,8 +1,9 @@
 """The `.backerignore` matcher: which local paths are neither sent nor deleted.
 
 Rules, in order:
-1. `.backer/` (the node's state) and `.backer-tmp-*` (our temporary files) are always ignored. The
-   state folder is ignored at any depth: a nested root's keys must never be mirrored.
+1. `.backer` (the node's state) and `.backer-tmp-*` (our temporary files) are always ignored, at
+   any depth and whatever their kind: a nested root's keys must never be mirrored, and a deleted
+   path's kind is unknown to the watcher.
 2. `ROOT/.backerignore` itself is never ignored: it is mirrored like any file.
 3. Patterns from `ROOT/.backerignore`, gitignore syntax (pathspec's GitIgnoreSpec, which follows
    git's own precedence: the last matching pattern wins, `!` re-includes).
@@ -38,9 +39,7 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
 
 def always_ignored(name: str, is_dir: bool) -> bool:
     """The built-in rule for one path component (no pattern file needed)."""
-    if name.startswith(TMP_PREFIX):
-        return True
-    return is_dir and name.casefold() == STATE_DIR
+    return name.startswith(TMP_PREFIX) or name.casefold() == STATE_DIR
 
 
 class IgnoreMatcher:
@@ -70,8 +69,8 @@ class IgnoreMatcher:
 
     @staticmethod
     def _compile(lines: list[str]) -> GitIgnoreSpec | None:
-        lines = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-        return GitIgnoreSpec.from_lines(lines) if lines else None
+        spec = GitIgnoreSpec.from_lines(lines)
+        return spec if any(p.include is not None for p in spec.patterns) else None
 
     def reload(self) -> None:
         """Read the pattern file again (a missing or unreadable file means: no patterns)."""

@@ -13,7 +13,7 @@ from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import Grant, Revoke, SignedUpdate
 from gossip_backer.events import MemberAdded, MemberRemoved
 from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
-from gossip_backer.protocol.gossip import GossipSession
+from gossip_backer.protocol.gossip import ForgedUpdate, GossipSession
 from gossip_backer.wire.messages import Delta, DeltaAck, Digest, Ping, Pong, Summary
 
 GOSSIP_MESSAGES = (Digest, Summary, Delta, DeltaAck)
@@ -31,6 +31,7 @@ class Replica:
         self.sessions: dict[bytes, GossipSession] = {}
         self.last_heard: dict[bytes, float] = {}
         self.last_ping: dict[bytes, float] = {}
+        self.pending_effects: list[Effect] = []  # effects owed after a receive() that raised
 
     # -- peers -----------------------------------------------------------------------------
     def connect(self, peer: bytes, now: float) -> list[Effect]:
@@ -56,7 +57,13 @@ class Replica:
             return []
         if not isinstance(message, GOSSIP_MESSAGES):
             return []
-        result = session.receive(message, now)
+        try:
+            result = session.receive(message, now)
+        except ForgedUpdate as exc:
+            # The valid updates before the forgery are kept; the peer is dropped by the caller.
+            if exc.partial.applied:
+                self.pending_effects = self._spread(exc.partial.applied, now, source=peer)
+            raise
         effects: list[Effect] = [Send(peer, m) for m in result.send]
         if result.applied:
             effects += self._spread(result.applied, now, source=peer)
@@ -70,6 +77,10 @@ class Replica:
             for peer, session in self.sessions.items():
                 effects += [Send(peer, m) for m in session.local_update(update, now)]
         effects += self._membership_effects(updates, now)
+        return effects
+
+    def take_pending(self) -> list[Effect]:
+        effects, self.pending_effects = self.pending_effects, []
         return effects
 
     def tick(self, now: float) -> list[Effect]:

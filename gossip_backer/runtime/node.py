@@ -33,7 +33,7 @@ from gossip_backer.wire.messages import (PROTOCOL_VERSION, Hello, InviteClaim, I
                                          Refuse)
 
 log = logging.getLogger(__name__)
-TICK = 1.0
+TICK = 0.25
 EVENT_BUFFER = 1000
 
 
@@ -136,7 +136,11 @@ class Node:
         if link.peer not in self.links or self.links[link.peer] is not link:
             return
         self.last_seen[link.peer] = time.time()
-        self._run(self.replica.receive(link.peer, message, trio.current_time()))
+        try:
+            effects = self.replica.receive(link.peer, message, trio.current_time())
+        finally:
+            self._run(self.replica.take_pending())
+        self._run(effects)
 
     async def _on_first_message(self, link: Link, message: object) -> None:
         if isinstance(message, InviteClaim):

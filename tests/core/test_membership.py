@@ -6,10 +6,11 @@ does it. The founder is identity 0; A, B, C, R are other identities.
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from gossip_backer.core.membership import INFINITE, Membership, Verdict
@@ -65,7 +66,7 @@ def snapshot(m: MetaMap):
 def settle(m: MetaMap, updates, max_rounds: int | None = None) -> MetaMap:
     """Apply `updates` in this order, then offer all of them again until nothing changes (a peer
     re-offers what we did not store: NOT_YET and what a later grant makes valid)."""
-    rounds = max_rounds or len(updates) + 3
+    rounds = max_rounds or 6
     before = None
     for _ in range(rounds):
         apply_all(m, updates)
@@ -519,17 +520,25 @@ ops = st.tuples(
     st.integers(1, 4),  # clock (ties on purpose)
     st.sampled_from(["p", "q"]),
 )
-membership_orders = settings(max_examples=500, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# 500 examples find the known order bugs in a second or two; the explain phase (slow on these
+# examples) is off, shrinking stays on.
+membership_orders = settings(
+    max_examples=500, deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _check_order_independence(data, with_revokes):
     op_list = data.draw(st.lists(ops, max_size=10), label="ops")
     mesh = Mesh()
     updates = _history(op_list, mesh, with_revokes)
-    perms = data.draw(st.lists(st.permutations(range(len(updates))), min_size=1, max_size=2),
-                      label="perms")
-    orders = [updates, updates[::-1]] + [[updates[i] for i in p] for p in perms]
+    seeds = data.draw(st.lists(st.integers(0, 2**32), min_size=1, max_size=2), label="shuffle seeds")
+    orders = [updates, updates[::-1]]
+    for seed in seeds:
+        order = list(updates)
+        random.Random(seed).shuffle(order)
+        orders.append(order)
     maps = [settle(mesh.new_map(cached=True), order) for order in orders]
     ref = snapshot(maps[0])
     for i, m in enumerate(maps[1:], 1):

@@ -1,0 +1,436 @@
+"""Walk ROOT and say what is there, what changed and what is gone since the previous scan.
+
+Theory of operation
+-------------------
+`scan()` walks the whole root with `os.scandir` and an explicit stack (never `os.walk`, never
+following a symlink: a link is recorded with its target, a link to a folder is not descended). A
+regular file is hashed only when its size, mtime or inode differ from `previous`; otherwise its
+previous hash and blocks are reused, so an unchanged rescan costs one `lstat` per path and opens no
+file. `scan_paths()` does the same for a few paths named by the watcher (plus the subtree of a folder
+that appeared, and the previous subtree of a path that vanished as deleted).
+
+Safety rules the runtime relies on:
+- A file that changes while it is hashed (size, mtime or inode differ before and after) is listed in
+  `unstable` and not announced; its previous entry, if any, is kept, so it is not "deleted" either.
+- A folder or file that cannot be read is listed in `errors`, and its previous entries are kept.
+- An ignored path is never reported as deleted; neither is `.backer/` nor a `.backer-tmp-*` file.
+- Names that `core.paths.check` refuses (and names that are not UTF-8, or that collide with another
+  name once NFC-normalised) are skipped, listed in `refused`, and their subtree is not walked.
+- A root that cannot be listed raises `RootUnavailable`: a missing root is never a mass deletion.
+  (An emptied root, as when a disk is unmounted, is judged by the runtime by comparing counts.)
+
+`entries` holds every examined path that exists (all paths for `scan()`, only the examined ones for
+`scan_paths()`); `changed` lists those that are new or differ in something a peer would see (kind,
+size, mtime, mode, hash, link target; a folder's mtime alone is not a change; an inode alone is not).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from gossip_backer.core.paths import BadPath, check, normalise
+from gossip_backer.core.record import DIR, FILE, SYMLINK, Block
+from gossip_backer.disk.ignore import IgnoreMatcher
+from gossip_backer.errors import LocalError
+
+CHUNK = 1 << 20  # read files in 1 MiB chunks
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
+
+@dataclass(frozen=True, slots=True)
+class ScanEntry:
+    """What a scan saw of one local path (the runtime converts it to the store's IndexEntry)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    mode: int  # permission bits only (stat.S_IMODE)
+    kind: str  # FILE, DIR or SYMLINK
+    hash: bytes | None = None
+    block_size: int = 0
+    blocks: tuple[Block, ...] = ()
+    target: str | None = None  # symlink target, as os.readlink gives it
+
+
+class FileHash(NamedTuple):
+    hash: bytes
+    block_size: int
+    blocks: tuple[Block, ...]
+
+
+HashFile = Callable[[str, int], FileHash]
+
+
+@dataclass(slots=True)
+class ScanResult:
+    entries: dict[str, ScanEntry] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unstable: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # path -> why it could not be read
+    hashed_bytes: int = 0
+    files: int = 0
+    dirs: int = 0
+    links: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.files + self.dirs + self.links
+
+
+class RootUnavailable(LocalError):
+    """The root cannot be listed: nothing may be concluded about its files."""
+
+    def __init__(self, root: str, reason: str) -> None:
+        super().__init__(f"root {root} is {reason}")
+        self.reason = reason
+
+
+class FileChanged(OSError):
+    """The file was replaced by something that is not a regular file while we opened it."""
+
+
+def hash_file(path: str, size: int) -> FileHash:
+    """Hash one regular file in 1 MiB chunks (never following a symlink, never blocking on a fifo)."""
+    from gossip_backer.core.blocks import BlockHasher, block_size_for
+
+    block_size = block_size_for(size)
+    hasher = BlockHasher(block_size)
+    fd = os.open(path, _OPEN_FLAGS)
+    with open(fd, "rb", buffering=0, closefd=True) as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileChanged(path)
+        while chunk := f.read(CHUNK):
+            hasher.update(chunk)
+    file_hash, blocks = hasher.finish()
+    return FileHash(file_hash, block_size, tuple(blocks))
+
+
+def root_state(root: Path | str, *, require_state_dir: bool = False) -> str | None:
+    """None when the root is usable, else why not: 'missing', 'not a directory', 'unreadable'
+    (or, with `require_state_dir`, 'without its .backer folder': the sign of an unmounted disk)."""
+    try:
+        st = os.stat(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError:
+        return "unreadable"
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    try:
+        with os.scandir(root) as it:
+            next(it, None)
+    except OSError:
+        return "unreadable"
+    if require_state_dir and not os.path.isdir(os.path.join(root, ".backer")):
+        return "without its .backer folder"
+    return None
+
+
+def scan(root: Path | str, previous: Mapping[str, Any], ignore: IgnoreMatcher, *,
+         hash_file: HashFile | None = None) -> ScanResult:
+    """Walk the whole root. `previous` maps paths to ScanEntry-like objects (same fields)."""
+    sc = _Scanner(root, previous, ignore, hash_file)
+    sc.walk("", sc.root, is_root=True)
+    for path, prev in previous.items():
+        if path not in sc.result.entries:
+            sc.gone(path, prev)
+    return sc.finish()
+
+
+def scan_paths(root: Path | str, paths: Iterable[str], previous: Mapping[str, Any],
+               ignore: IgnoreMatcher, *, hash_file: HashFile | None = None) -> ScanResult:
+    """Re-examine only `paths` (relative), the subtree of a folder that appeared or was replaced,
+    and any ancestor unknown to `previous` (a folder whose first events the watcher missed)."""
+    sc = _Scanner(root, previous, ignore, hash_file)
+    reason = root_state(sc.root)
+    if reason is not None:
+        raise RootUnavailable(sc.root, reason)
+    todo: set[str] = set()
+    for raw in paths:
+        rel = normalise(raw).strip("/")
+        if not rel:
+            continue
+        todo.add(rel)
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            anc = "/".join(parts[:i])
+            if anc not in previous:
+                todo.add(anc)
+    for rel in sorted(todo):  # parents first, so a walked subtree covers its children
+        if rel not in sc.done:
+            sc.revisit(rel)
+    return sc.finish()
+
+
+class _Scanner:
+    def __init__(self, root: Path | str, previous: Mapping[str, Any], ignore: IgnoreMatcher,
+                 hasher: HashFile | None) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.previous = previous
+        self.ignore = ignore
+        self.hash_file = hasher or hash_file
+        self.result = ScanResult()
+        self.done: set[str] = set()  # examined paths (present or not)
+        self.deleted: set[str] = set()
+        self._kept_prefixes: list[str] = []  # unreadable folders: keep what we knew below them
+        self._sorted_prev: list[str] | None = None
+
+    # -- walking -------------------------------------------------------------------------------
+
+    def walk(self, prefix: str, disk_dir: str, *, is_root: bool = False) -> None:
+        """Examine everything below `disk_dir`, whose relative path is `prefix` ('' for the root)."""
+        stack = [(prefix, disk_dir)]
+        while stack:
+            prefix, disk_dir = stack.pop()
+            try:
+                with os.scandir(disk_dir) as it:
+                    items = list(it)
+            except OSError as exc:
+                if is_root and not prefix:
+                    raise RootUnavailable(self.root, root_state(self.root) or "unreadable") from exc
+                self._unlistable(prefix, exc)
+                continue
+            base = prefix + "/" if prefix else ""
+            seen: set[str] = set()
+            for item in items:
+                rel = self._name(base, item.name, item.is_dir(follow_symlinks=False), seen)
+                if rel is None:
+                    continue
+                try:
+                    st = item.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # vanished between listing and stat: as if never seen
+                if self.examine(rel, item.path, st) == DIR:
+                    stack.append((rel, item.path))
+
+    def _name(self, base: str, name: str, is_dir: bool, seen: set[str]) -> str | None:
+        """The mesh path of a directory entry, or None when it is ignored or refused."""
+        raw = base + name
+        if not name.isascii():
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                self.result.refused.append(raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+                return None
+            name = normalise(name)
+        rel = base + name
+        if self.ignore.matches_entry(rel, name, is_dir):
+            return None
+        try:
+            check(rel)
+        except BadPath:
+            self.result.refused.append(raw)
+            return None
+        if rel in seen:  # two names on disk, one once NFC-normalised
+            self.result.refused.append(raw)
+            return None
+        seen.add(rel)
+        return rel
+
+    def _unlistable(self, prefix: str, exc: OSError) -> None:
+        if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+            # The folder vanished mid-walk: forget it; its deletion is seen by the caller.
+            self.result.entries.pop(prefix, None)
+            return
+        self.result.errors[prefix] = exc.strerror or str(exc)
+        self._kept_prefixes.append(prefix + "/")
+
+    # -- one path ------------------------------------------------------------------------------
+
+    def examine(self, rel: str, disk: str, st: os.stat_result) -> str | None:
+        """Record one path from its lstat; return its kind, or None if it is not recorded."""
+        self.done.add(rel)
+        prev = self.previous.get(rel)
+        fmt = stat.S_IFMT(st.st_mode)
+        if fmt == stat.S_IFREG:
+            entry = self._file(rel, disk, st, prev)
+        elif fmt == stat.S_IFDIR:
+            entry = self._plain(rel, st, prev, DIR, None)
+        elif fmt == stat.S_IFLNK:
+            try:
+                target = os.readlink(disk)
+            except OSError:
+                return None
+            entry = self._plain(rel, st, prev, SYMLINK, target)
+        else:
+            return None  # fifo, socket, device: not mirrored
+        if entry is None:
+            return None
+        self.result.entries[rel] = entry
+        if prev is None or _differs(prev, entry):
+            self.result.changed.append(rel)
+        return entry.kind
+
+    def _plain(self, rel: str, st: os.stat_result, prev: Any, kind: str,
+               target: str | None) -> ScanEntry:
+        size = 0 if kind == DIR else st.st_size
+        entry = ScanEntry(rel, size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode), kind,
+                          target=target)
+        return prev if type(prev) is ScanEntry and prev == entry else entry
+
+    def _file(self, rel: str, disk: str, st: os.stat_result, prev: Any) -> ScanEntry | None:
+        mode = stat.S_IMODE(st.st_mode)
+        if (prev is not None and prev.kind == FILE and prev.hash is not None
+                and (prev.size, prev.mtime_ns, prev.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)):
+            if type(prev) is ScanEntry and prev.mode == mode:
+                return prev  # unchanged: only stat'ed
+            return ScanEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, mode, FILE, prev.hash,
+                             prev.block_size, tuple(prev.blocks))
+        try:
+            fh = self.hash_file(disk, st.st_size)
+            after = os.lstat(disk)
+        except FileNotFoundError:
+            return None  # gone: reported deleted if it was known
+        except OSError as exc:
+            if isinstance(exc, FileChanged) or stat.S_ISLNK(_lstat_mode(disk)):
+                self._unstable(rel, prev)
+            else:
+                self.result.errors[rel] = exc.strerror or str(exc)
+                self._keep(rel, prev)
+            return None
+        self.result.hashed_bytes += st.st_size
+        if (after.st_size, after.st_mtime_ns, after.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+            self._unstable(rel, prev)
+            return None
+        return ScanEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, mode, FILE, fh.hash,
+                         fh.block_size, tuple(fh.blocks))
+
+    def _unstable(self, rel: str, prev: Any) -> None:
+        self.result.unstable.append(rel)
+        self._keep(rel, prev)
+
+    def _keep(self, rel: str, prev: Any) -> None:
+        if prev is not None:
+            self.result.entries[rel] = _as_entry(prev)
+
+    # -- incremental ---------------------------------------------------------------------------
+
+    def revisit(self, rel: str) -> None:
+        found = self._locate(rel)
+        prev = self.previous.get(rel)
+        if found is None:
+            self.done.add(rel)
+            if prev is not None:
+                self.gone(rel, prev)
+            self._gone_below(rel)
+            return
+        disk, st = found
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if self.ignore.matches(rel, is_dir):
+            self.done.add(rel)
+            return
+        try:
+            check(rel)
+        except BadPath:
+            self.result.refused.append(rel)
+            return
+        kind = self.examine(rel, disk, st)
+        if kind is None and rel not in self.result.entries and prev is not None:
+            self.gone(rel, prev)  # became a fifo/socket, or vanished while hashed
+        if kind == DIR and (prev is None or prev.kind != DIR or prev.inode != st.st_ino):
+            self.walk(rel, disk)
+        if kind != DIR or prev is None or prev.kind != DIR or prev.inode != st.st_ino:
+            self._gone_below(rel)
+
+    def _locate(self, rel: str) -> tuple[str, os.stat_result] | None:
+        """The on-disk path and lstat of `rel`, or None if it (or a real folder above it) is gone."""
+        disk = self.root
+        parts = rel.split("/")
+        st = None
+        for i, part in enumerate(parts):
+            st, disk = self._child(disk, part)
+            if st is None or (i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode)):
+                return None  # missing, or a path through a symlink or file
+        return disk, st
+
+    @staticmethod
+    def _child(disk_dir: str, name: str) -> tuple[os.stat_result | None, str]:
+        path = os.path.join(disk_dir, name)
+        try:
+            return os.lstat(path), path
+        except OSError:
+            pass
+        if name.isascii():
+            return None, path
+        try:  # the name may be stored on disk in another normal form (NFD)
+            with os.scandir(disk_dir) as it:
+                for item in it:
+                    if normalise(item.name) == name:
+                        return item.stat(follow_symlinks=False), item.path
+        except OSError:
+            pass
+        return None, path
+
+    def _gone_below(self, rel: str) -> None:
+        """Report the previous subtree of `rel` that this pass did not see again."""
+        if self._sorted_prev is None:
+            self._sorted_prev = sorted(self.previous)
+        keys, prefix = self._sorted_prev, rel + "/"
+        i = bisect.bisect_left(keys, prefix)
+        while i < len(keys) and keys[i].startswith(prefix):
+            path = keys[i]
+            if path not in self.result.entries:
+                self.gone(path, self.previous[path])
+            i += 1
+
+    def gone(self, path: str, prev: Any) -> None:
+        """`path` was known and was not seen: deleted, unless ignored or below an unreadable folder."""
+        if path in self.result.entries or path in self.result.errors:
+            return
+        if any(path.startswith(p) for p in self._kept_prefixes):
+            self.result.entries[path] = _as_entry(prev)
+            return
+        if self.ignore.matches(path, prev.kind == DIR):
+            return
+        self.deleted.add(path)
+
+    def finish(self) -> ScanResult:
+        res = self.result
+        res.deleted = sorted(self.deleted - res.entries.keys())
+        res.changed = sorted(set(res.changed) & res.entries.keys())
+        res.unstable.sort()
+        res.refused.sort()
+        for entry in res.entries.values():
+            if entry.kind == FILE:
+                res.files += 1
+            elif entry.kind == DIR:
+                res.dirs += 1
+            else:
+                res.links += 1
+        return res
+
+
+def _lstat_mode(path: str) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return 0
+
+
+def _differs(prev: Any, entry: ScanEntry) -> bool:
+    """Whether a peer would see a difference (a folder's mtime and any inode are local details)."""
+    if prev.kind != entry.kind:
+        return True
+    if entry.kind == DIR:
+        return prev.mode != entry.mode
+    if entry.kind == SYMLINK:
+        return prev.target != entry.target
+    return (prev.size, prev.mtime_ns, prev.mode, prev.hash) != (
+        entry.size, entry.mtime_ns, entry.mode, entry.hash)
+
+
+def _as_entry(prev: Any) -> ScanEntry:
+    if type(prev) is ScanEntry:
+        return prev
+    return ScanEntry(prev.path, prev.size, prev.mtime_ns, prev.inode, prev.mode, prev.kind,
+                     prev.hash, prev.block_size, tuple(prev.blocks), prev.target)
