@@ -82,11 +82,6 @@ def mesh_id_of(mesh_secret: bytes, founder: NodeId) -> str:
     return "-".join(raw[i : i + 6] for i in range(0, 24, 6))
 
 
-def content_hash(data: bytes) -> bytes:
-    """The hash of a whole file's content or of one block (BLAKE2b-256)."""
-    return hashlib.blake2b(data, digest_size=32).digest()
-
-
 def hash_text(h: bytes | None) -> str | None:
     """Hex form of a content hash, as shown in `history --json`."""
     return None if h is None else h.hex()

@@ -58,8 +58,12 @@ class Membership:
         m = self.members.get(signer)
         return m is not None and not m.read_only and seq <= m.cutoff
 
+    def known(self, signer: bytes) -> bool:
+        """Is `signer` in the table (granted, or revoked)? Only then are its updates kept."""
+        return signer in self.members
+
     def verdict(self, signer: bytes, seq: int, payload: Payload) -> Verdict:
-        """May `signer`'s update number `seq` carrying `payload` be applied?"""
+        """Does `signer`'s update number `seq` carrying `payload` count?"""
         m = self.members.get(signer)
         if isinstance(payload, Grant) and payload.node == self.founder == signer:
             return Verdict.OK  # the genesis grant
@@ -69,11 +73,9 @@ class Membership:
             return Verdict.FORBIDDEN
         if isinstance(payload, MemberInfo):
             return Verdict.OK if payload.node == signer else Verdict.FORBIDDEN
-        if m.read_only:
-            return Verdict.FORBIDDEN
         if isinstance(payload, Revoke) and payload.node == signer:
-            return Verdict.OK  # a member may leave on its own
-        return Verdict.OK
+            return Verdict.OK  # a member may leave on its own, read-only or not
+        return Verdict.FORBIDDEN if m.read_only else Verdict.OK
 
     def rebuild(self, updates: list[Signed]) -> None:
         """Recompute the table from every membership update held (see the module docstring)."""
@@ -97,28 +99,27 @@ class Membership:
         self.members = self._assemble(table, cutoffs, infos)
 
     def _granted(self, grants: list, cutoffs: dict[bytes, int]) -> dict[bytes, Grant]:
-        """Grants reachable from the founder through read-write signers; per node the grant with
-        the greatest (clock, signer) wins. Nobody changes the founder's role."""
-        best: dict[bytes, tuple[int, bytes, Grant]] = {
-            self.founder: (-1, self.founder, Grant(self.founder, "", False, 0))
-        }
-        for _ in range(len(grants) + 1):
-            changed = False
-            for clock, signer, seq, grant in grants:
-                if grant.node == self.founder and signer != self.founder:
-                    continue
-                granter = best.get(signer)
-                if granter is None or granter[2].read_only or seq > cutoffs.get(signer, INFINITE):
+        """The first valid grant of each node, in (clock, signer, seq) order, where a grant is
+        valid when its signer holds a read-write grant itself (the founder by definition) and
+        signed it within its cutoff. Computed afresh from the previous pass's table until it is
+        stable, so the result depends only on the set of grants. A member's role is fixed by its
+        first grant; the founder's name may change through its own later grants."""
+        table: dict[bytes, Grant] = {self.founder: Grant(self.founder, "", False, 0)}
+        for _ in range(len(grants) + 2):
+            new: dict[bytes, Grant] = {self.founder: Grant(self.founder, "", False, 0)}
+            for _clock, signer, seq, grant in grants:
+                granter = table.get(signer)
+                if granter is None or granter.read_only or seq > cutoffs.get(signer, INFINITE):
                     continue
                 if grant.node == self.founder:
-                    grant = Grant(self.founder, grant.name, False, grant.clock)
-                current = best.get(grant.node)
-                if current is None or (current[0], current[1]) < (clock, signer):
-                    best[grant.node] = (clock, signer, grant)
-                    changed = True
-            if not changed:
+                    if signer == self.founder:
+                        new[self.founder] = Grant(self.founder, grant.name, False, grant.clock)
+                    continue
+                new.setdefault(grant.node, grant)
+            if new == table:
                 break
-        return {node: entry[2] for node, entry in best.items()}
+            table = new
+        return table
 
     @staticmethod
     def _revoked(revokes: list, table: dict[bytes, Grant], cutoffs: dict[bytes, int]) -> dict:

@@ -12,8 +12,12 @@ order, duplication or relaying path that brought them.
   version vectors). A version dominated by one held is stale; a new one drops those it dominates.
   Equal vectors with different contents (only a lying origin makes them) keep the greater record
   by a fixed order, so even that converges.
-- Membership (core/membership.py) decides which updates count; when a revocation voids updates
-  already applied, they leave the log and the state is folded again from the log.
+- Membership (core/membership.py) decides which updates count. Every correctly signed update of
+  a known member is kept and relayed, even a void one (read-only signer, numbered beyond a
+  revocation's cutoff): validity is judged when folding, from the membership all nodes end up
+  agreeing on, so arrival order never matters. A void update still hides its origin's older
+  update of the same key (revoking a node rolls back what it changed after its cutoff). When
+  membership moves, the state is folded again from the log.
 - Signatures are checked by an injected `verify(update) -> bool`, so the core runs without keys.
 """
 
@@ -25,8 +29,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from sortedcontainers import SortedDict
 
 from gossip_backer.core.conflict import winner
+from gossip_backer.core.paths import is_valid as is_valid_path
 from gossip_backer.core.membership import Membership, Verdict, is_membership
-from gossip_backer.core.record import FileRecord, LiveGlob, SignedUpdate
+from gossip_backer.core.record import FileRecord, Grant, LiveGlob, SignedUpdate
 from gossip_backer.core.vv import Order
 
 
@@ -35,7 +40,8 @@ class Outcome(enum.Enum):
     HELD = "held"  # new and valid, stored for relaying, but dominated by what we hold
     DUPLICATE = "duplicate"  # already held (or superseded by a newer one of its origin)
     NOT_YET = "not_yet"  # signer unknown so far; not stored, the peer will offer it again
-    FORBIDDEN = "forbidden"  # read-only or revoked signer: not stored, not relayed
+    FORBIDDEN = "forbidden"  # malformed (sequence 0, hostile path): not stored, not relayed
+    VOID = "void"  # stored and relayed but void: a read-only signer, or beyond a revocation
     BAD_SIGNATURE = "bad_signature"  # forged or corrupted: the sender lied
 
 
@@ -46,6 +52,12 @@ Verifier = Callable[[SignedUpdate], bool]
 def _tiebreak(rec: FileRecord) -> tuple:
     return (rec.mtime_ns, rec.origin, rec.hash or b"", rec.size, rec.deleted, rec.kind,
             rec.target or "", rec.mode, rec.block_size)
+
+
+def _acceptable(payload: object) -> bool:
+    """A file record whose path could write outside ROOT or into .backer/ is refused by every
+    node alike (not stored, not relayed)."""
+    return not isinstance(payload, FileRecord) or is_valid_path(payload.path)
 
 
 def _ordered(versions: Iterable[FileRecord]) -> tuple[FileRecord, ...]:
@@ -131,24 +143,36 @@ class MetaMap:
     # -- writing ---------------------------------------------------------------------------
     def apply(self, update: SignedUpdate) -> Outcome:
         """Take one update from anywhere (local, peer, store). Order-independent in effect."""
-        if update.seq <= 0:
+        if update.seq <= 0 or not _acceptable(update.payload):
             return Outcome.FORBIDDEN
         held = self._newest.get((update.origin, update.key), 0)
         if update.seq <= held or update.seq in self._logs.get(update.origin, ()):
             return Outcome.DUPLICATE
-        verdict = self.membership.verdict(update.origin, update.seq, update.payload)
-        if verdict is Verdict.NOT_YET:
+        genesis = isinstance(update.payload, Grant) and update.origin == self.founder
+        if not genesis and not self.membership.known(update.origin):
             return Outcome.NOT_YET
-        if verdict is Verdict.FORBIDDEN:
-            return Outcome.FORBIDDEN
         if not self._verify(update):
             return Outcome.BAD_SIGNATURE
         self._store(update, held)
         if is_membership(update.payload):
             self.clock = max(self.clock, update.payload.clock)
             self._refresh_membership()
-            return Outcome.APPLIED
-        return Outcome.APPLIED if self._fold(update) else Outcome.HELD
+            return Outcome.APPLIED if self._valid(update) else Outcome.VOID
+        if held:  # state = fold of the newest valid update per (origin, key): recompute the key
+            before = self._key_state(update.key)
+            self._refold_key(update.key)
+            changed = self._key_state(update.key) != before
+        else:
+            changed = self._valid(update) and self._fold(update)
+        if not self._valid(update):
+            return Outcome.VOID
+        return Outcome.APPLIED if changed else Outcome.HELD
+
+    def _key_state(self, key: str) -> object:
+        return self.files.get(key[2:]) if key.startswith("f:") else self.live.get(key[2:])
+
+    def _valid(self, update: SignedUpdate) -> bool:
+        return self.membership.verdict(update.origin, update.seq, update.payload) is Verdict.OK
 
     def apply_all(self, updates: Iterable[SignedUpdate]) -> list[SignedUpdate]:
         """Apply a set of updates in any order (a reload, a batch): those whose signer is only
@@ -210,29 +234,31 @@ class MetaMap:
         return True
 
     def _refresh_membership(self) -> None:
-        """Recompute membership; if it voids updates already held, drop them and refold."""
-        held = [(u.origin, u.seq, u.payload) for u in self.updates() if is_membership(u.payload)]
-        self.membership.rebuild(held)
-        void = [u for u in self.updates()
-                if self.membership.verdict(u.origin, u.seq, u.payload) is not Verdict.OK]
-        if not void:
-            return
-        for u in void:
-            log = self._logs[u.origin]
-            del log[u.seq]
-            self._dropped.append((u.origin, u.seq))
-            del self._newest[(u.origin, u.key)]
-            if log:
-                self._max[u.origin] = log.peekitem(-1)[0]
-            else:
-                del self._logs[u.origin], self._max[u.origin]
+        """Recompute membership from every membership update held; refold the data when the
+        set of valid updates changed (a role or a cutoff moved)."""
+        before = self._validity()
         self.membership.rebuild([(u.origin, u.seq, u.payload) for u in self.updates()
                                  if is_membership(u.payload)])
-        self._refold()
+        if self._validity() != before:
+            self._refold()
+
+    def _validity(self) -> dict[bytes, tuple[bool, int]]:
+        return {n: (m.read_only, m.cutoff) for n, m in self.membership.members.items()}
 
     def _refold(self) -> None:
         self.files.clear()
         self.live.clear()
         for update in self.updates():
-            if not is_membership(update.payload):
+            if not is_membership(update.payload) and self._valid(update):
                 self._fold(update)
+
+    def _refold_key(self, key: str) -> None:
+        """Recompute one path (or live glob) from the valid newest updates of every origin."""
+        if key.startswith("f:"):
+            self.files.pop(key[2:], None)
+        elif key.startswith("l:"):
+            self.live.pop(key[2:], None)
+        for origin, log in self._logs.items():
+            seq = self._newest.get((origin, key))
+            if seq is not None and self._valid(log[seq]):
+                self._fold(log[seq])

@@ -51,9 +51,9 @@ def check(path: str) -> str:
 
 
 def is_valid(path: str) -> bool:
+    """A path as the mesh carries it: acceptable and already in normal form."""
     try:
-        check(path)
-        return True
+        return check(path) == path
     except BadPath:
         return False
 

@@ -34,6 +34,7 @@ __all__ = [
     "refuse_case_collision",
     "is_case_insensitive",
     "forget",
+    "lstat_or_none",
 ]
 
 _PROBE_PREFIX = "case-probe-"
@@ -91,6 +92,8 @@ def is_case_insensitive(root: Path | str) -> bool:
     """Whether names under `root` ignore case; probed once per root, then cached."""
     key = os.path.realpath(_root(root))
     if key not in _insensitive:
+        if not os.path.isdir(key):
+            return True  # no root to probe (yet): be safe, and do not remember it
         _insensitive[key] = _probe(Path(key))
     return _insensitive[key]
 
@@ -111,7 +114,8 @@ def _probe(root: Path) -> bool:
     name = _PROBE_PREFIX + secrets.token_hex(6)
     probe = state / name
     try:
-        os.makedirs(state, mode=0o700, exist_ok=True)
+        if not os.path.isdir(state):
+            os.mkdir(state, 0o700)  # never the root itself: a vanished root stays vanished
         fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
         os.close(fd)
     except OSError:

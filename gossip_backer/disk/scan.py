@@ -6,8 +6,8 @@ Theory of operation
 following a symlink: a link is recorded with its target, a link to a folder is not descended). A
 regular file is hashed only when its size, mtime or inode differ from `previous`; otherwise its
 previous hash and blocks are reused, so an unchanged rescan costs one `lstat` per path and opens no
-file. `scan_paths()` does the same for a few paths named by the watcher (plus the subtree of a folder
-that appeared, and the previous subtree of a path that vanished as deleted).
+file. `scan_paths()` does the same for a few paths named by the watcher (plus the subtree of a
+folder that appeared, and the previous subtree of a path that vanished, as deleted).
 
 Safety rules the runtime relies on:
 - A file that changes while it is hashed (size, mtime or inode differ before and after) is listed in
@@ -20,8 +20,10 @@ Safety rules the runtime relies on:
   (An emptied root, as when a disk is unmounted, is judged by the runtime by comparing counts.)
 
 `entries` holds every examined path that exists (all paths for `scan()`, only the examined ones for
-`scan_paths()`); `changed` lists those that are new or differ in something a peer would see (kind,
-size, mtime, mode, hash, link target; a folder's mtime alone is not a change; an inode alone is not).
+`scan_paths()`); `changed` lists those that are new or differ in something a peer would see
+(kind, size, mtime, mode, hash, link target). Paths whose entry moved only in local details (an
+inode, a folder's or a link's mtime) are listed in `refreshed`: the runtime stores their new entry,
+so that the next scan does not hash them again, but they make no new version.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from gossip_backer.core.blocks import BlockHasher, block_size_for
 from gossip_backer.core.paths import BadPath, check, normalise
 from gossip_backer.core.record import DIR, FILE, SYMLINK, Block
 from gossip_backer.disk.ignore import IgnoreMatcher
@@ -73,6 +76,7 @@ HashFile = Callable[[str, int], FileHash]
 class ScanResult:
     entries: dict[str, ScanEntry] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
+    refreshed: list[str] = field(default_factory=list)  # local details moved: store, no version
     deleted: list[str] = field(default_factory=list)
     unstable: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
@@ -100,17 +104,17 @@ class FileChanged(OSError):
 
 
 def hash_file(path: str, size: int) -> FileHash:
-    """Hash one regular file in 1 MiB chunks (never following a symlink, never blocking on a fifo)."""
-    from gossip_backer.core.blocks import BlockHasher, block_size_for
-
+    """Hash one regular file in 1 MiB chunks, never following a symlink nor blocking on a fifo."""
     block_size = block_size_for(size)
     hasher = BlockHasher(block_size)
+    buf = bytearray(min(CHUNK, max(size, 1)))  # BlockHasher consumes each chunk at once: reuse
+    view = memoryview(buf)
     fd = os.open(path, _OPEN_FLAGS)
     with open(fd, "rb", buffering=0, closefd=True) as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise FileChanged(path)
-        while chunk := f.read(CHUNK):
-            hasher.update(chunk)
+        while n := f.readinto(buf):
+            hasher.update(view[:n])
     file_hash, blocks = hasher.finish()
     return FileHash(file_hash, block_size, tuple(blocks))
 
@@ -188,7 +192,7 @@ class _Scanner:
     # -- walking -------------------------------------------------------------------------------
 
     def walk(self, prefix: str, disk_dir: str, *, is_root: bool = False) -> None:
-        """Examine everything below `disk_dir`, whose relative path is `prefix` ('' for the root)."""
+        """Examine everything below `disk_dir`, whose mesh path is `prefix` ('' for the root)."""
         stack = [(prefix, disk_dir)]
         while stack:
             prefix, disk_dir = stack.pop()
@@ -220,17 +224,19 @@ class _Scanner:
             try:
                 name.encode("utf-8")
             except UnicodeEncodeError:
-                self.result.refused.append(raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+                shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                self.result.refused.append(shown)
                 return None
             name = normalise(name)
         rel = base + name
         if self.ignore.matches_entry(rel, name, is_dir):
             return None
-        try:
-            check(rel)
-        except BadPath:
-            self.result.refused.append(raw)
-            return None
+        if rel not in self.previous:  # a known path passed this check when it was recorded
+            try:
+                check(rel)
+            except BadPath:
+                self.result.refused.append(raw)
+                return None
         if rel in seen:  # two names on disk, one once NFC-normalised
             self.result.refused.append(raw)
             return None
@@ -269,6 +275,8 @@ class _Scanner:
         self.result.entries[rel] = entry
         if prev is None or _differs(prev, entry):
             self.result.changed.append(rel)
+        elif entry is not prev and _local_moved(prev, entry):
+            self.result.refreshed.append(rel)
         return entry.kind
 
     def _plain(self, rel: str, st: os.stat_result, prev: Any, kind: str,
@@ -281,7 +289,7 @@ class _Scanner:
     def _file(self, rel: str, disk: str, st: os.stat_result, prev: Any) -> ScanEntry | None:
         mode = stat.S_IMODE(st.st_mode)
         if (prev is not None and prev.kind == FILE and prev.hash is not None
-                and (prev.size, prev.mtime_ns, prev.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)):
+                and not _moved(prev, st)):
             if type(prev) is ScanEntry and prev.mode == mode:
                 return prev  # unchanged: only stat'ed
             return ScanEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, mode, FILE, prev.hash,
@@ -299,7 +307,7 @@ class _Scanner:
                 self._keep(rel, prev)
             return None
         self.result.hashed_bytes += st.st_size
-        if (after.st_size, after.st_mtime_ns, after.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+        if _moved(st, after):
             self._unstable(rel, prev)
             return None
         return ScanEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, mode, FILE, fh.hash,
@@ -329,9 +337,7 @@ class _Scanner:
         if self.ignore.matches(rel, is_dir):
             self.done.add(rel)
             return
-        try:
-            check(rel)
-        except BadPath:
+        if not _acceptable(rel):
             self.result.refused.append(rel)
             return
         kind = self.examine(rel, disk, st)
@@ -343,7 +349,7 @@ class _Scanner:
             self._gone_below(rel)
 
     def _locate(self, rel: str) -> tuple[str, os.stat_result] | None:
-        """The on-disk path and lstat of `rel`, or None if it (or a real folder above it) is gone."""
+        """The on-disk path and lstat of `rel`; None if it, or a real folder above it, is gone."""
         disk = self.root
         parts = rel.split("/")
         st = None
@@ -384,7 +390,7 @@ class _Scanner:
             i += 1
 
     def gone(self, path: str, prev: Any) -> None:
-        """`path` was known and was not seen: deleted, unless ignored or below an unreadable folder."""
+        """`path` was known and not seen: deleted, unless ignored or below an unreadable folder."""
         if path in self.result.entries or path in self.result.errors:
             return
         if any(path.startswith(p) for p in self._kept_prefixes):
@@ -398,6 +404,7 @@ class _Scanner:
         res = self.result
         res.deleted = sorted(self.deleted - res.entries.keys())
         res.changed = sorted(set(res.changed) & res.entries.keys())
+        res.refreshed = sorted(set(res.refreshed) & res.entries.keys())
         res.unstable.sort()
         res.refused.sort()
         for entry in res.entries.values():
@@ -408,6 +415,24 @@ class _Scanner:
             else:
                 res.links += 1
         return res
+
+
+def _acceptable(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")  # a name that is not UTF-8 on disk carries surrogate escapes
+        check(rel)
+    except (BadPath, UnicodeEncodeError):
+        return False
+    return True
+
+
+def _moved(before: Any, after: os.stat_result) -> bool:
+    """Whether size, mtime or inode differ (`before`: an entry or a stat result)."""
+    if isinstance(before, os.stat_result):
+        return (before.st_size, before.st_mtime_ns, before.st_ino) != (
+            after.st_size, after.st_mtime_ns, after.st_ino)
+    return (before.size, before.mtime_ns, before.inode) != (
+        after.st_size, after.st_mtime_ns, after.st_ino)
 
 
 def _lstat_mode(path: str) -> int:
@@ -427,6 +452,10 @@ def _differs(prev: Any, entry: ScanEntry) -> bool:
         return prev.target != entry.target
     return (prev.size, prev.mtime_ns, prev.mode, prev.hash) != (
         entry.size, entry.mtime_ns, entry.mode, entry.hash)
+
+
+def _local_moved(prev: Any, entry: ScanEntry) -> bool:
+    return (prev.inode, prev.mtime_ns, prev.size) != (entry.inode, entry.mtime_ns, entry.size)
 
 
 def _as_entry(prev: Any) -> ScanEntry:

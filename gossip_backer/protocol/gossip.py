@@ -59,7 +59,7 @@ __all__ = ["GossipSession", "GossipResult", "ForgedUpdate", "digest_hash"]
 
 KIB = 1024
 MIB = 1024 * KIB
-STORED = (Outcome.APPLIED, Outcome.HELD)
+STORED = (Outcome.APPLIED, Outcome.HELD, Outcome.VOID)
 REFUSED = (Outcome.NOT_YET, Outcome.FORBIDDEN)
 
 

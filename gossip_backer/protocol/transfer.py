@@ -126,9 +126,17 @@ class Scheduler:
         return min(f.block_size, f.size - index * f.block_size)
 
     # -- answers ---------------------------------------------------------------------------
-    def on_data(self, peer: bytes, request_id: int, data: bytes) -> Arrived | None:
+    def expected(self, request_id: int) -> bytes | None:
+        """The strong hash the answer to `request_id` must have (to verify it off the loop)."""
+        fl = self.flights.get(request_id)
+        f = self.files.get(fl.path) if fl else None
+        return f.blocks[fl.index].hash if f and fl.index in f.blocks else None
+
+    def on_data(self, peer: bytes, request_id: int, data: bytes,
+                verified: bool | None = None) -> Arrived | None:
         """A BlockData from `peer`: the verified block, or None if no longer wanted.
-        Raises IntegrityError when the data does not match the block's hash."""
+        Raises IntegrityError when the data does not match the block's hash. `verified` is the
+        outcome of checking `data` against `expected(request_id)` already (else it is hashed)."""
         fl = self.flights.get(request_id)
         if fl is None or fl.peer != peer:
             if fl is None:
@@ -140,7 +148,8 @@ class Scheduler:
             return None
         del f.asked[fl.index]
         block = f.blocks[fl.index]
-        if len(data) != fl.size or self.hasher(data) != block.hash:
+        good = verified if verified is not None else self.hasher(data) == block.hash
+        if len(data) != fl.size or not good:
             f.waiting[fl.index] = block
             raise IntegrityError(f"peer sent a block of {fl.path} that fails its hash")
         del f.blocks[fl.index]

@@ -20,8 +20,8 @@ from gossip_backer.core.ids import NodeId
 from gossip_backer.core.invite import Invite
 from gossip_backer.core.record import Grant
 from gossip_backer.crypto.identity import Identity, signed_bytes, verify
-from gossip_backer.errors import RemoteError, UserError
-from gossip_backer.events import Event, PeerConnected, PeerDisconnected, PeerRefused
+from gossip_backer.errors import IntegrityError, RemoteError, UserError
+from gossip_backer.events import Event, PeerConnected, PeerDisconnected, PeerRefused, Refused
 from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
 from gossip_backer.protocol.peer import PeerConnection, Received
 from gossip_backer.protocol.replica import Replica
@@ -29,8 +29,8 @@ from gossip_backer.runtime.link import Link
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.runtime.views import peer_view, stored_status
 from gossip_backer.wire.codec import pack
-from gossip_backer.wire.messages import (PROTOCOL_VERSION, Hello, InviteClaim, InviteResult,
-                                         Refuse)
+from gossip_backer.wire.messages import (PROTOCOL_VERSION, BlockData, BlockMissing, BlockRequest,
+                                         Hello, InviteClaim, InviteResult, Refuse)
 
 log = logging.getLogger(__name__)
 TICK = 0.25
@@ -44,7 +44,8 @@ def claim_bytes(mesh_id: str, invite_key: bytes, node: bytes) -> bytes:
 class Node:
     """One node of a mesh, running (see the module docstring)."""
 
-    def __init__(self, state: NodeState) -> None:
+    def __init__(self, state: NodeState, *, mirror: bool = True, watch: bool = True,
+                 rescan_interval: float = 3600.0) -> None:
         self.state = state
         self.replica = Replica(state.metamap, state.identity.public)
         self.links: dict[bytes, Link] = {}
@@ -61,20 +62,30 @@ class Node:
         from gossip_backer.runtime.dial import load_bootstrap
 
         self.bootstrap: dict[bytes, list[str]] = load_bootstrap(state)
+        self.folder = None
+        if mirror:
+            from gossip_backer.runtime.folder import Folder
+
+            self.folder = Folder(self, rescan_interval=rescan_interval, watch=watch)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     @asynccontextmanager
     async def open(cls, root: str | Path, *, name: str | None = None,
-                   invite: str | Invite | None = None, create: bool = True) -> AsyncIterator["Node"]:
+                   invite: str | Invite | None = None, create: bool = True,
+                   mirror: bool = True, watch: bool = True,
+                   rescan_interval: float = 3600.0) -> AsyncIterator["Node"]:
         """Open the node at `root` (creating a new mesh there, or joining `invite`, if it is
-        not a node yet and `create`) with its background tasks running until the block exits."""
+        not a node yet and `create`) with its background tasks running until the block exits.
+        `mirror=False` runs the mesh alone, without touching the folder's files."""
         state = await trio.to_thread.run_sync(_load_or_create, Path(root), name, invite, create)
-        node = cls(state)
+        node = cls(state, mirror=mirror, watch=watch, rescan_interval=rescan_interval)
         try:
             async with trio.open_nursery() as nursery:
                 node._nursery = nursery
                 nursery.start_soon(node._ticker)
+                if node.folder is not None:
+                    nursery.start_soon(node.folder.run)
                 try:
                     yield node
                 finally:
@@ -136,6 +147,9 @@ class Node:
         if link.peer not in self.links or self.links[link.peer] is not link:
             return
         self.last_seen[link.peer] = time.time()
+        if isinstance(message, (BlockRequest, BlockData, BlockMissing)):
+            await self._on_block_message(link, message)
+            return
         try:
             effects = self.replica.receive(link.peer, message, trio.current_time())
         finally:
@@ -161,6 +175,25 @@ class Node:
         link.hello = message
         self._attach(link)
 
+    async def _on_block_message(self, link: Link, message: object) -> None:
+        if self.folder is None:
+            if isinstance(message, BlockRequest):
+                link.send(BlockMissing(message.request_id))
+            return
+        if isinstance(message, BlockRequest):
+            link.send(await self.folder.server.answer(message))
+            return
+        try:
+            await self.folder.puller.on_block(link.peer, message)
+        except IntegrityError as exc:
+            self._emit(Refused(time.time(), "block", str(exc), str(NodeId(link.peer))))
+            raise
+
+    def send_to(self, peer: bytes, message: object) -> None:
+        link = self.links.get(peer)
+        if link is not None:
+            link.send(message)
+
     def _attach(self, link: Link) -> None:
         """Make `link` the connection to its peer; of two, keep the one the greater key dialed."""
         peer = link.peer
@@ -184,6 +217,8 @@ class Node:
             return
         del self.links[peer]
         self.replica.disconnect(peer)
+        if self.folder is not None:
+            self.folder.puller.peer_gone(peer)
         self.last_seen[peer] = time.time()
         self._emit(PeerDisconnected(time.time(), str(NodeId(peer)), link.close_reason or "closed"))
         self._changed.set()
@@ -223,6 +258,8 @@ class Node:
             elif isinstance(effect, Persist):
                 self.state.repo.save_updates(list(effect.updates), list(effect.dropped))
                 self._changed.set()
+                if self.folder is not None:
+                    self.folder.on_remote(list(effect.updates))
             elif isinstance(effect, Disconnect):
                 link = self.links.get(effect.peer)
                 if link is not None:
@@ -299,9 +336,11 @@ class Node:
             await self._changed.wait()
 
     def in_sync(self) -> bool:
+        """Metadata agrees with every connected peer and every version is on our disk."""
         ours = {o: q for o, q in self.state.metamap.digest().items() if q}
-        return all({o: q for o, q in s.peer_has.items() if q} == ours and not s.pending
+        meta = all({o: q for o, q in s.peer_has.items() if q} == ours and not s.pending
                    for s in self.replica.sessions.values())
+        return meta and (self.folder is None or self.folder.in_sync())
 
     # -- views -----------------------------------------------------------------------------
     def net(self) -> dict:
@@ -324,6 +363,11 @@ class Node:
         s = stored_status(self.state)
         s.update(running=True, listen=self.listen, web=self.web_url, net=self.net(),
                  peers=self.peers())
+        if self.folder is not None:
+            s.update(self.folder.counts())
+            s["in_sync"] = self.in_sync()
+            if self.folder.paused:
+                s["paused"] = self.folder.paused
         if self.invite_error:
             s["error"] = self.invite_error
         return s

@@ -22,10 +22,14 @@ from gossip_backer.crypto.identity import Identity, Verifier, make_update
 from hypothesis import HealthCheck, settings
 
 # Hypothesis budgets: the whole core suite stays well under a minute.
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# report_multiple_bugs=False: a failing property shrinks one failure, not every distinct one
+# (shrinking examples made of signed updates is what costs time when a test fails).
+_COMMON = dict(deadline=None, report_multiple_bugs=False,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 quick = settings(max_examples=300, **_COMMON)  # pure values: cheap examples
 medium = settings(max_examples=100, **_COMMON)  # a few signatures per example
 heavy = settings(max_examples=40, **_COMMON)  # replicas exchanging dozens of signed updates
+crdt = settings(max_examples=200, **_COMMON)  # the CRDT-law property: worth more examples
 
 MESH_SECRET = b"test-mesh-secret-0123456789abcdef"
 
@@ -204,16 +208,17 @@ def _base(metamap: MetaMap, path: str) -> VersionVector:
     return vv
 
 
-def make_replicas(mesh: Mesh, n: int, *, joined: bool = True) -> list[Replica]:
+def make_replicas(mesh: Mesh, n: int, *, joined: bool = True, cached: bool = False) -> list[Replica]:
     """n replicas; replica 0 is the founder. With `joined`, the founder has granted everyone
     read-write and every replica already holds those grants (the state right after joining)."""
-    reps = [Replica(mesh.founder, mesh.new_map(), "R0")]
+    reps = [Replica(mesh.founder, mesh.new_map(cached), "R0")]
     for i in range(1, n):
-        reps.append(Replica(mesh.signer(i), mesh.new_map(), f"R{i}"))
+        reps.append(Replica(mesh.signer(i), mesh.new_map(cached), f"R{i}"))
     if joined:
         grants = [mesh.genesis] + [
             mesh.founder.grant(r.signer, clock=1 + i, name=r.name) for i, r in enumerate(reps[1:], 1)
         ]
+        mesh.grants = grants
         for r in reps:
             outcomes = r.receive(grants)
             assert all(o is Outcome.APPLIED for o in outcomes), outcomes

@@ -1,0 +1,594 @@
+"""Put versions from the mesh onto the disk: whole, atomically, and never over a user's edit.
+
+Theory of operation. A file arrives in a temporary file next to its target
+(`.backer-tmp-<tag>-<name>`, where `tag` is 8 hex digits of a hash of the mesh path, so the same
+target always gets the same temp name and a crashed download is found again by `find_partial`).
+The puller writes verified blocks into it in any order; `finish` then
+
+  1. re-hashes the whole temp file against the version's hash (mismatch: IntegrityError, the temp
+     file is deleted, nothing changes at the target),
+  2. sets permission bits and mtime and fsyncs the file,
+  3. looks at the target one last time: if it is not what the caller last scanned (`expect`, a
+     `Stat`, or None for "nothing there") the user changed it meanwhile, so `LocalChanged` is raised
+     and the temp file is kept (the caller turns the situation into a conflict and may still
+     `finish` the same temp file at the conflict-copy name),
+  4. hands the old file to the optional `archive` callback (the caller links it into
+     `.backer/versions/`), renames the temp file over the target with os.replace, and fsyncs the
+     folder.
+
+So at every instant the target holds its old or its new whole content (SPEC: crash safety).
+Folders, symlinks and deletions follow the same rule: check `expect`, then one atomic step.
+
+Errors: a path that must never be written raises `core.paths.BadPath`; a local condition the user
+must fix (disk full, permissions, read-only disk) raises `DiskError` with a one-line message and
+leaves nothing behind; a user's concurrent change raises `LocalChanged`. The temp file is removed
+when its content is bad or I/O fails, and kept when a precondition fails (LocalChanged, a folder in
+the way), since its verified blocks are still good.
+
+Synchronous: the runtime calls this module from a worker thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import posixpath
+import secrets
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gossip_backer.core.blocks import FileHasher
+from gossip_backer.core.paths import TMP_PREFIX, BadPath, case_key, check
+from gossip_backer.core.record import DIR, FILE, SYMLINK
+from gossip_backer.disk import safepath
+from gossip_backer.errors import IntegrityError, LocalError
+
+__all__ = [
+    "DEFAULT_HASHER",
+    "DiskError",
+    "LocalChanged",
+    "Stat",
+    "TempFile",
+    "find_partial",
+    "make_dir",
+    "make_symlink",
+    "remove",
+    "rename",
+    "set_meta",
+    "stat_of",
+    "temp_name",
+]
+
+OTHER = "other"
+CHUNK = 1 << 20
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> object: ...
+    def digest(self) -> bytes: ...
+
+
+HasherFactory = Callable[[], Hasher]
+Archive = Callable[[Path], object]
+
+
+def DEFAULT_HASHER() -> Hasher:  # noqa: N802 - a factory constant, used like a class
+    """The whole-file hash of the mesh (core.blocks.FileHasher, BLAKE3-256)."""
+    return FileHasher()
+
+
+class DiskError(LocalError):
+    """The disk refused: full, read-only, permission denied... One line saying what and where."""
+
+    def __init__(self, message: str, errno_: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno_
+
+
+class LocalChanged(LocalError):
+    """The entry at the target is no longer what the caller scanned: the user changed it.
+
+    Never overwrite it; the caller turns this into a conflict."""
+
+    def __init__(self, where: Path | str, why: str = "changed since it was scanned") -> None:
+        super().__init__(f"{where}: {why}")
+        self.where = where
+
+
+_REASONS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EIO: "input/output error",
+}
+
+
+def disk_error(exc: OSError, what: str, where: Path | str) -> DiskError:
+    reason = _REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+    return DiskError(f"cannot {what} {where}: {reason}", exc.errno)
+
+
+# --- what is on disk now ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """What a scan saw at a path; `finish`, `remove`... compare it with the disk before acting."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    kind: str  # "file" | "dir" | "symlink" | "other"
+
+    @classmethod
+    def from_os(cls, st: os.stat_result) -> "Stat":
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, _kind(st.st_mode))
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return FILE
+    if stat.S_ISDIR(mode):
+        return DIR
+    if stat.S_ISLNK(mode):
+        return SYMLINK
+    return OTHER
+
+
+def _same(expect: Stat | None, now: Stat | None) -> bool:
+    """Folders count as unchanged while they are the same folder (their size and mtime move
+    whenever an entry inside changes); everything else must match exactly."""
+    if expect is None or now is None:
+        return expect is None and now is None
+    if expect.kind == DIR or now.kind == DIR:
+        return (expect.kind, expect.inode) == (now.kind, now.inode)
+    return expect == now
+
+
+def stat_of(root: Path | str, path: str) -> Stat | None:
+    """lstat of mesh path `path` (links are not followed); None when nothing is there."""
+    st = safepath.lstat_or_none(safepath.resolve(root, path))
+    return None if st is None else Stat.from_os(st)
+
+
+def _lstat(p: Path) -> os.stat_result | None:
+    try:
+        return safepath.lstat_or_none(p)
+    except OSError as exc:
+        raise disk_error(exc, "stat", p) from exc
+
+
+def _check_expect(target: Path, expect: Stat | None) -> os.stat_result | None:
+    """The entry at `target` if it is still what `expect` says, else LocalChanged."""
+    st = _lstat(target)
+    if not _same(expect, None if st is None else Stat.from_os(st)):
+        raise LocalChanged(target)
+    return st
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def temp_name(path: str) -> str:
+    """`.backer-tmp-<8 hex of hash(path)>-<basename>`, cut to fit a 255-byte file name."""
+    norm = check(path)
+    tag = hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    prefix = f"{TMP_PREFIX}{tag}-"
+    budget = 255 - len(prefix.encode("utf-8"))
+    base = posixpath.basename(norm).encode("utf-8", "surrogatepass")[:budget]
+    return prefix + base.decode("utf-8", "ignore")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or unlink in `folder` durable."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
+    except OSError as exc:
+        raise disk_error(exc, "open folder", folder) from exc
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):  # fs without dir fsync
+            raise disk_error(exc, "sync folder", folder) from exc
+    finally:
+        os.close(fd)
+
+
+def _make_parents(base: Path, full: Path) -> None:
+    """Create the missing folders between ROOT and `full` (mode 0755), one by one, no links.
+
+    ROOT itself is never created: a vanished root must pause the node, not be refilled."""
+    _need_root(base)
+    current = base
+    for part in full.relative_to(base).parts[:-1]:
+        current = current / part
+        st = safepath.lstat_or_none(current)
+        if st is None:
+            try:
+                os.mkdir(current, 0o755)
+            except FileExistsError:
+                st = os.lstat(current)
+            except OSError as exc:
+                raise disk_error(exc, "create folder", current) from exc
+            else:
+                fsync_dir(current.parent)
+                continue
+        if stat.S_ISLNK(st.st_mode):
+            raise BadPath(f"{current} became a symlink")
+        if not stat.S_ISDIR(st.st_mode):
+            raise DiskError(f"cannot create {full}: {current} is not a folder")
+
+
+def _prepare(root: Path | str, path: str) -> Path:
+    """Check `path` (safety, case-twins) and create its missing parent folders."""
+    full, base = safepath.resolve(root, path), Path(os.path.abspath(root))
+    _need_root(base)
+    safepath.refuse_case_collision(root, path)
+    _make_parents(base, full)
+    return full
+
+
+def _need_root(base: Path) -> None:
+    if not os.path.isdir(base):
+        raise DiskError(f"the root folder {base} is missing")
+
+
+def _unlink_quietly(p: Path) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def _clear_temp(tmp: Path) -> None:
+    """Remove a stale temp entry of ours (file or link) before reusing its name."""
+    st = safepath.lstat_or_none(tmp)
+    if st is None:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise DiskError(f"cannot use temporary name {tmp}: a folder is there")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise disk_error(exc, "remove", tmp) from exc
+
+
+def _refuse_folder(target: Path, st: os.stat_result | None) -> None:
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise DiskError(f"cannot replace {target}: a folder is in the way (remove it first)")
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+class TempFile:
+    """A file being assembled next to its target; see the module docstring for the life cycle."""
+
+    def __init__(
+        self, path: Path, fd: int, *, target: Path | None = None,
+        hasher_factory: HasherFactory = DEFAULT_HASHER,
+    ) -> None:
+        self.path = path
+        self.target = target
+        self._fd: int | None = fd
+        self._hasher_factory = hasher_factory
+
+    @classmethod
+    def create(
+        cls, root: Path | str, path: str, *, hasher_factory: HasherFactory = DEFAULT_HASHER
+    ) -> "TempFile":
+        """A fresh, empty temp file for mesh path `path` (a stale one of the same name is reset)."""
+        full = _prepare(root, path)
+        tmp = full.parent / temp_name(path)
+        _clear_temp(tmp)
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+        except OSError as exc:
+            raise disk_error(exc, "create", tmp) from exc
+        return cls(tmp, fd, target=full, hasher_factory=hasher_factory)
+
+    @classmethod
+    def open_existing(
+        cls, p: Path, *, target: Path | None = None, hasher_factory: HasherFactory = DEFAULT_HASHER
+    ) -> "TempFile":
+        """Reopen a leftover temp file (from `find_partial`) to verify and reuse its blocks."""
+        p = Path(p)
+        if not p.name.startswith(TMP_PREFIX):
+            raise LocalError(f"{p} is not a temporary file of ours")
+        try:
+            fd = os.open(p, os.O_RDWR | _NOFOLLOW | _CLOEXEC)
+        except OSError as exc:
+            raise disk_error(exc, "open", p) from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LocalError(f"{p} is not a regular file")
+        return cls(p, fd, target=target, hasher_factory=hasher_factory)
+
+    # context manager: an exception other than LocalChanged discards the temp file
+    def __enter__(self) -> "TempFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and not issubclass(exc_type, LocalChanged):
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _need_fd(self) -> int:
+        if self._fd is None:
+            raise LocalError(f"{self.path} is closed")
+        return self._fd
+
+    def _io(self, what: str, fn, *args):
+        """Run one I/O call; on failure drop the temp file and raise DiskError."""
+        try:
+            return fn(*args)
+        except OSError as exc:
+            self.abort()
+            raise disk_error(exc, what, self.path) from exc
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        fd, view = self._need_fd(), memoryview(data)
+        while view:
+            n = self._io("write", os.pwrite, fd, view, offset)
+            view, offset = view[n:], offset + n
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to `size` bytes from `offset` (fewer only at the end of the file)."""
+        fd, parts, want = self._need_fd(), [], size
+        while want > 0:
+            chunk = self._io("read", os.pread, fd, want, offset)
+            if not chunk:
+                break
+            parts.append(chunk)
+            offset, want = offset + len(chunk), want - len(chunk)
+        return b"".join(parts)
+
+    @property
+    def size(self) -> int:
+        return self._io("stat", os.fstat, self._need_fd()).st_size
+
+    def truncate(self, size: int) -> None:
+        self._io("truncate", os.ftruncate, self._need_fd(), size)
+
+    def _digest(self) -> bytes:
+        hasher, offset = self._hasher_factory(), 0
+        while chunk := self.read_at(offset, CHUNK):
+            hasher.update(chunk)
+            offset += len(chunk)
+        return hasher.digest()
+
+    def _check_target(self, target: Path | None) -> Path:
+        if target is None and self.target is None:
+            raise LocalError(f"{self.path}: no target given")
+        target = Path(os.path.abspath(target if target is not None else self.target))
+        if target.parent != Path(os.path.abspath(self.path)).parent:
+            raise LocalError(f"{target} is not in the temp file's folder {self.path.parent}")
+        if target.name.startswith(TMP_PREFIX):
+            raise LocalError(f"{target} is a temporary file name")
+        return target
+
+    def finish(
+        self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int,
+        expect: Stat | None, *, archive: Archive | None = None,
+    ) -> None:
+        """Verify, then atomically move into place at `target` (None: the target it was made for).
+
+        `target` must be in the temp file's folder (the conflict-copy name qualifies). `expect` is
+        what the caller last scanned there (None: nothing may be there). `archive`, if given, is
+        called with `target` when a regular file is about to be replaced, after the last check."""
+        fd = self._need_fd()
+        target = self._check_target(target)
+        _refuse_folder(target, _lstat(target))
+        if self._digest() != expected_hash:
+            self.abort()
+            raise IntegrityError(f"{target.name}: content does not match the version's hash")
+        self._io("set mode of", os.fchmod, fd, mode & 0o777)
+        if os.utime in os.supports_fd:
+            self._io("set mtime of", lambda: os.utime(fd, ns=(mtime_ns, mtime_ns)))
+        else:  # pragma: no cover - platforms without futimens
+            self._io("set mtime of", lambda: os.utime(self.path, ns=(mtime_ns, mtime_ns)))
+        self._io("sync", os.fsync, fd)
+        current = _check_expect(target, expect)  # raises LocalChanged: the temp file is kept
+        _refuse_folder(target, current)
+        if archive is not None and current is not None and stat.S_ISREG(current.st_mode):
+            archive(target)
+        self._io("move into place", os.replace, self.path, target)
+        self.close()
+        fsync_dir(target.parent)
+
+    def close(self) -> None:
+        """Close the file and keep it on disk (for `find_partial` after a restart)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def abort(self) -> None:
+        """Close and delete the temp file."""
+        try:
+            self.close()
+        except OSError:
+            pass
+        _unlink_quietly(self.path)
+
+
+def find_partial(root: Path | str, path: str) -> Path | None:
+    """The leftover temp file of an interrupted download of `path`, if there is one."""
+    full = safepath.resolve(root, path)
+    tmp = full.parent / temp_name(path)
+    st = safepath.lstat_or_none(tmp)
+    return tmp if st is not None and stat.S_ISREG(st.st_mode) else None
+
+
+# --- folders, links, deletions, metadata, renames -----------------------------------------------
+
+
+def make_dir(root: Path | str, path: str, mode: int, mtime_ns: int) -> None:
+    """Create folder `path` (or update an existing one's mode and mtime).
+
+    An entry of another kind there is the user's: LocalChanged. Set a folder's mtime after its
+    children are written (writing inside a folder moves its mtime)."""
+    full = _prepare(root, path)
+    st = safepath.lstat_or_none(full)
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        raise LocalChanged(full, "is not a folder")
+    if st is None:
+        try:
+            os.mkdir(full, 0o755)
+        except FileExistsError as exc:
+            raise LocalChanged(full, "appeared meanwhile") from exc
+        except OSError as exc:
+            raise disk_error(exc, "create folder", full) from exc
+        fsync_dir(full.parent)
+    set_meta(root, path, mode, mtime_ns)
+
+
+def make_symlink(
+    root: Path | str, path: str, target: str, expect: Stat | None, *, archive: Archive | None = None
+) -> None:
+    """Put a symlink with text `target` at `path` (made under a temp name, then renamed).
+
+    The target text is stored as-is and never followed by us."""
+    full = _prepare(root, path)
+    tmp = full.parent / temp_name(path)
+    _clear_temp(tmp)
+    try:
+        os.symlink(target, tmp)
+    except OSError as exc:
+        raise disk_error(exc, "create symlink", full) from exc
+    try:
+        current = _check_expect(full, expect)
+        _refuse_folder(full, current)
+        if archive is not None and current is not None and stat.S_ISREG(current.st_mode):
+            archive(full)
+        os.replace(tmp, full)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise disk_error(exc, "create symlink", full) from exc
+    except BaseException:
+        _unlink_quietly(tmp)  # a symlink is cheap to make again
+        raise
+    fsync_dir(full.parent)
+
+
+def remove(
+    root: Path | str, path: str, expect: Stat | None, *, archive: Archive | None = None
+) -> bool:
+    """Delete the file, symlink or empty folder at `path`, if it is still what `expect` says.
+
+    True when nothing is left at `path`. False when a folder still holds entries (ignored or
+    unknown files, never deleted by us) or the entry is not a file, link or folder; the caller
+    reports it. LocalChanged when the entry changed since the scan. `archive` is called with the
+    path of a regular file just before it is unlinked."""
+    full = safepath.resolve(root, path)
+    st = _check_expect(full, expect)
+    if st is None:
+        return True
+    if stat.S_ISDIR(st.st_mode):
+        return _remove_dir(full)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        return False
+    if archive is not None and stat.S_ISREG(st.st_mode):
+        archive(full)
+    try:
+        os.unlink(full)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise disk_error(exc, "delete", full) from exc
+    fsync_dir(full.parent)
+    return True
+
+
+def _remove_dir(full: Path) -> bool:
+    """rmdir; our own leftover temp files do not keep a folder alive, anything else does."""
+    try:
+        entries = os.listdir(full)
+    except OSError as exc:
+        raise disk_error(exc, "list", full) from exc
+    if any(not name.startswith(TMP_PREFIX) for name in entries):
+        return False
+    for name in entries:
+        st = safepath.lstat_or_none(full / name)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            return False
+        _unlink_quietly(full / name)
+    try:
+        os.rmdir(full)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False  # something arrived meanwhile
+        raise disk_error(exc, "delete folder", full) from exc
+    fsync_dir(full.parent)
+    return True
+
+
+def set_meta(root: Path | str, path: str, mode: int, mtime_ns: int) -> None:
+    """Set permission bits (& 0o777) and mtime of the entry at `path`; links get the mtime only."""
+    full = safepath.resolve(root, path)
+    st = safepath.lstat_or_none(full)
+    if st is None:
+        raise LocalChanged(full, "vanished")
+    try:
+        if stat.S_ISLNK(st.st_mode):
+            if os.utime in os.supports_follow_symlinks:
+                os.utime(full, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+            return
+        os.chmod(full, mode & 0o777)
+        os.utime(full, ns=(mtime_ns, mtime_ns))
+    except OSError as exc:
+        raise disk_error(exc, "set metadata of", full) from exc
+
+
+def rename(root: Path | str, src: str, dst: str, expect: Stat) -> None:
+    """Move the entry at `src` to `dst` (a rename whose content is already here costs no transfer).
+
+    `expect` is what the caller scanned at `src`. `dst` must be free (else LocalChanged), except
+    for a case-only rename ("a.txt" -> "A.txt"), which on a case-insensitive disk goes through a
+    temporary name, since renaming straight onto one's own case-twin is a no-op on some systems."""
+    s, d = safepath.resolve(root, src), safepath.resolve(root, dst)
+    _need_root(Path(os.path.abspath(root)))
+    case_only = case_key(check(src)) == case_key(check(dst)) and check(src) != check(dst)
+    safepath.refuse_case_collision(root, dst, allow=src)
+    _make_parents(Path(os.path.abspath(root)), d)
+    st = _check_expect(s, expect)
+    if st is None:
+        raise LocalChanged(s, "vanished")
+    insensitive = case_only and safepath.is_case_insensitive(root)
+    dst_st = safepath.lstat_or_none(d)
+    if dst_st is not None and not (insensitive and os.path.samestat(st, dst_st)):
+        raise LocalChanged(d, "is in the way")
+    try:
+        if insensitive:
+            tmp = s.parent / f"{TMP_PREFIX}{secrets.token_hex(4)}-rename"
+            os.rename(s, tmp)
+            try:
+                os.rename(tmp, d)
+            except OSError:
+                os.rename(tmp, s)  # put it back under its old name
+                raise
+        else:
+            os.rename(s, d)
+    except OSError as exc:
+        raise disk_error(exc, f"rename {s} to", d) from exc
+    fsync_dir(d.parent)
+    if d.parent != s.parent:
+        fsync_dir(s.parent)

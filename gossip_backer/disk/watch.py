@@ -1,0 +1,140 @@
+"""The OS file watcher: sets of changed relative paths, debounced, without ignored paths.
+
+Theory of operation
+-------------------
+We use the `watchfiles` package (Rust `notify`: inotify on Linux, FSEvents on macOS,
+ReadDirectoryChangesW on Windows, polling as a fallback). Its `awatch` runs the blocking Rust wait
+in a worker thread through anyio, and anyio runs on trio, so `Watcher.changes()` is an ordinary
+async generator that a trio task iterates; this module imports neither trio nor anyio.
+
+Grouping: once a first event arrives, watchfiles keeps collecting until `step_ms` pass with no new
+event, or `debounce_ms` pass in all (defaults 50 and 100 ms), then yields the batch.
+
+Cancellation: anyio does not abandon a worker thread on cancel, so a cancelled `changes()` returns
+only when the Rust wait does, which we bound with `cancel_ms` (the Rust timeout, default 200 ms;
+watchfiles' own default is 5 s). `close()` stops it sooner, within `step_ms`.
+
+When the root itself is removed (or moved away), the OS watch is dead: `changes()` ends with
+`root_lost` set, without yielding the deletions of everything below it (that is the missing-root
+case, never a mass deletion). The runtime pauses the root and starts a new Watcher when it is back.
+
+A watcher sees a write as it starts: the runtime asks `is_settled()` before announcing a file, and
+the scan's before/after stat catches a file that still moves while it is hashed. Events can be lost
+(a full inotify queue, a folder created and filled faster than its watch is added): `scan_paths()`
+walks the subtree of a folder that appeared, and the periodic rescan is the safety net.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import watchfiles
+
+from gossip_backer.core.paths import normalise
+from gossip_backer.disk.ignore import IGNORE_FILE, IgnoreMatcher
+from gossip_backer.disk.scan import root_state
+
+DEBOUNCE_MS = 100
+STEP_MS = 50
+CANCEL_MS = 200
+SETTLE_MS = 200
+
+
+class Watcher:
+    """Watches one root; iterate `changes()` from one task at a time."""
+
+    def __init__(self, root: Path | str, ignore: IgnoreMatcher, *, debounce_ms: int = DEBOUNCE_MS,
+                 step_ms: int = STEP_MS, cancel_ms: int = CANCEL_MS,
+                 force_polling: bool | None = None) -> None:
+        self.root = os.path.abspath(os.fspath(root))
+        self.ignore = ignore
+        self.debounce_ms = debounce_ms
+        self.step_ms = step_ms
+        self.cancel_ms = cancel_ms
+        self.force_polling = force_polling
+        self._prefix = self.root.rstrip(os.sep) + os.sep
+        self._stop = threading.Event()  # the Rust side only calls is_set(); safe across threads
+        self.root_lost = False
+
+    async def changes(self) -> AsyncIterator[set[str]]:
+        """Yield non-empty sets of changed relative paths until `close()`, cancellation, or the
+        root itself vanishing (then `root_lost` is true)."""
+        self._stop.clear()
+        self.root_lost = False
+        async for batch in watchfiles.awatch(
+            self.root, watch_filter=None, debounce=self.debounce_ms, step=self.step_ms,
+            stop_event=self._stop, rust_timeout=self.cancel_ms, force_polling=self.force_polling,
+            ignore_permission_denied=True,
+        ):
+            if any(path == self.root for _, path in batch) and root_state(self.root) is not None:
+                self.root_lost = True  # nothing below it can be trusted: stop, let the runtime
+                self._stop.set()  # pause the root and start a new Watcher once it is back
+                continue
+            paths = self.filter(batch)
+            if paths:
+                yield paths
+
+    def close(self) -> None:
+        """Make a running `changes()` end within `step_ms`."""
+        self._stop.set()
+
+    def filter(self, batch: Iterable[tuple[watchfiles.Change, str]]) -> set[str]:
+        """Relative, normalised paths of a raw batch, minus ignored ones. Reloads the ignore rules
+        first when `.backerignore` is in the batch (`ignore.generation` tells the runtime)."""
+        rels = {}
+        for change, abs_path in batch:
+            rel = self.relative(abs_path)
+            if rel is not None:
+                rels[rel] = change
+        if IGNORE_FILE in rels:
+            self.ignore.reload_if_changed()
+        out = set()
+        for rel, change in rels.items():
+            is_dir = change != watchfiles.Change.deleted and _is_dir(os.path.join(self.root, rel))
+            if not self.ignore.matches(rel, is_dir):
+                out.add(rel)
+        return out
+
+    def relative(self, abs_path: str) -> str | None:
+        if not abs_path.startswith(self._prefix):
+            return None  # the root itself: its state is judged by disk.scan.root_state
+        rel = abs_path[len(self._prefix):]
+        if os.sep != "/":
+            rel = rel.replace(os.sep, "/")
+        return normalise(rel) if rel else None
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def stat_key(root: Path | str, path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a path, not following a symlink; None when it is gone."""
+    try:
+        st = os.lstat(os.path.join(root, path))
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def is_settled(root: Path | str, path: str, seen: tuple[int, int] | None, now_ns: int, *,
+               settle_ms: int = SETTLE_MS) -> bool:
+    """Whether a file has stopped moving: its (size, mtime_ns) still equal `seen` (taken when its
+    event arrived, with `stat_key`) and its mtime is at least `settle_ms` before `now_ns` (wall
+    clock, `time.time_ns()`). A path that is gone, a folder or a symlink is always settled."""
+    try:
+        st = os.lstat(os.path.join(root, path))
+    except OSError:
+        return True
+    if not stat.S_ISREG(st.st_mode):
+        return True
+    if seen is None or (st.st_size, st.st_mtime_ns) != tuple(seen):
+        return False
+    return now_ns - st.st_mtime_ns >= settle_ms * 1_000_000

@@ -1,0 +1,248 @@
+"""The mirrored folder of a running node: sees local changes, publishes them as versions, and
+drives the puller (runtime/puller.py) and the block server (runtime/blockserver.py).
+
+Local changes arrive through the OS watcher (debounced, then re-scanned only where they happened)
+and through a periodic full rescan, the safety net. A root that vanishes, turns into something
+else or suddenly empties is never mirrored as a mass deletion: the folder pauses, says why (status
+and a `root_paused` event), and resumes when the root is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import trio
+
+from gossip_backer.core.ids import NodeId
+from gossip_backer.core.record import FILE, FileRecord, SignedUpdate
+from gossip_backer.disk.ignore import IgnoreMatcher
+from gossip_backer.disk.scan import RootUnavailable, ScanEntry, ScanResult, root_state, scan, scan_paths
+from gossip_backer.events import Conflict, FileChanged, InSync, RootPaused, RootResumed
+from gossip_backer.protocol import mirror
+from gossip_backer.store.repo import IndexEntry
+
+log = logging.getLogger(__name__)
+RESCAN_INTERVAL = 3600.0
+SETTLE = 0.2  # seconds a changed file must stay still before it is announced
+
+
+def to_scan_entry(e: IndexEntry) -> ScanEntry:
+    return ScanEntry(e.path, e.size, e.mtime_ns, e.inode, e.mode, e.kind, e.hash, e.block_size,
+                     e.blocks, e.target)
+
+
+def to_index(s: ScanEntry, vv) -> IndexEntry:
+    return IndexEntry(s.path, s.size, s.mtime_ns, s.inode, s.mode, s.kind, s.hash, s.block_size,
+                      s.blocks, s.target, vv)
+
+
+class Folder:
+    """Local side of mirroring for one node (see the module docstring)."""
+
+    def __init__(self, node, *, rescan_interval: float = RESCAN_INTERVAL, watch: bool = True) -> None:
+        from gossip_backer.runtime.blockserver import BlockServer
+        from gossip_backer.runtime.puller import Puller
+
+        self.node = node
+        self.state = node.state
+        self.root: Path = node.state.root
+        self.index: dict[str, IndexEntry] = {e.path: e for e in self.state.repo.index_all()}
+        self.ignore = IgnoreMatcher.load(self.root)
+        self.rescan_interval = rescan_interval
+        self.watch = watch
+        self.paused: str | None = None
+        self.scanned = trio.Event()  # the first full scan is done
+        self.puller = Puller(self)
+        self.server = BlockServer(self)
+        self._was_in_sync = False
+
+    @property
+    def me(self) -> bytes:
+        return self.state.identity.public
+
+    # -- tasks -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            await self.full_scan()
+            self.scanned.set()
+            nursery.start_soon(self._rescan_loop)
+            if self.watch:
+                nursery.start_soon(self._watch_loop)
+            nursery.start_soon(self.puller.run)
+
+    async def _rescan_loop(self) -> None:
+        while True:
+            await trio.sleep(self.rescan_interval if not self.paused else 2.0)
+            await self.full_scan()
+
+    async def _watch_loop(self) -> None:
+        from gossip_backer.disk.watch import Watcher
+
+        watcher = Watcher(self.root, self.ignore)
+        try:
+            async for paths in watcher.changes():
+                await trio.sleep(SETTLE)  # let writers finish; the scan skips files still moving
+                await self.scan_some(paths)
+        finally:
+            watcher.close()
+
+    # -- scanning --------------------------------------------------------------------------
+    async def full_scan(self) -> None:
+        previous = {p: to_scan_entry(e) for p, e in self.index.items()}
+        self.ignore.reload_if_changed()
+        try:
+            result = await trio.to_thread.run_sync(scan, self.root, previous, self.ignore)
+        except RootUnavailable as exc:
+            self._pause(str(exc))
+            return
+        if self._emptied(result):
+            self._pause(f"the root {self.root} is suddenly empty (an unmounted disk?): "
+                        "not mirroring that as a deletion")
+            return
+        self._resume()
+        self._publish(result)
+
+    async def scan_some(self, paths: set[str]) -> None:
+        if self.paused:
+            await self.full_scan()
+            return
+        if root_state(self.root) is not None:
+            await self.full_scan()
+            return
+        previous = {p: to_scan_entry(e) for p, e in self.index.items()}
+        if ".backerignore" in paths:
+            self.ignore.reload_if_changed()
+        try:
+            result = await trio.to_thread.run_sync(scan_paths, self.root, paths, previous, self.ignore)
+        except RootUnavailable as exc:
+            self._pause(str(exc))
+            return
+        if result.deleted and len(result.deleted) == self._file_count() and self._file_count() > 2:
+            await self.full_scan()  # everything vanished at once: judge it as a whole
+            return
+        self._publish(result)
+
+    def _file_count(self) -> int:
+        return sum(1 for e in self.index.values() if e.kind != "dir")
+
+    def _emptied(self, result: ScanResult) -> bool:
+        return not result.entries and bool(self.index)
+
+    def _pause(self, reason: str) -> None:
+        if self.paused != reason:
+            self.paused = reason
+            log.warning("paused: %s", reason)
+            self.node._emit(RootPaused(time.time(), reason))
+
+    def _resume(self) -> None:
+        if self.paused:
+            self.paused = None
+            self.node._emit(RootResumed(time.time()))
+            self.puller.wake()
+
+    # -- publishing local changes ----------------------------------------------------------
+    def _publish(self, result: ScanResult) -> None:
+        """Turn what the scan found into versions (signed, stored, spread) and index rows."""
+        updates: list[SignedUpdate] = []
+        puts: list[IndexEntry] = []
+        read_only = self.state.is_read_only()
+        for path in result.changed:
+            entry = result.entries[path]
+            update, vv = self._version_of(entry, read_only)
+            if update is not None:
+                updates.append(update)
+            puts.append(to_index(entry, vv))
+        gone = [p for p in result.deleted if p in self.index]
+        for path in sorted(gone, key=lambda p: -p.count("/")):
+            rec = None if read_only else mirror.deletion(self.state.metamap, self.me, path,
+                                                         self.index[path], time.time_ns())
+            if rec is not None:
+                updates.append(self.state.make(rec))
+        self._index_put(puts)
+        self._index_delete(gone)
+        if updates:
+            self.node.local_changes(updates)
+            for u in updates:
+                self.node._emit(FileChanged(time.time(), u.payload.path, u.payload.deleted))
+        if updates or puts or gone:
+            self.puller.wake()
+
+    def _version_of(self, entry: ScanEntry, read_only: bool):
+        """The update for a changed path (None when the mesh already has it) and the disk vv."""
+        metamap = self.state.metamap
+        now_record = FileRecord(path=entry.path, kind=entry.kind, vv=mirror.VersionVector(),
+                                origin=self.me, size=entry.size if entry.kind == FILE else 0,
+                                mtime_ns=entry.mtime_ns, mode=entry.mode, hash=entry.hash,
+                                block_size=entry.block_size, blocks=entry.blocks,
+                                target=entry.target)
+        old = self.index.get(entry.path)
+        record = mirror.local_version(metamap, self.me, entry.path, old, now_record)
+        if record is None:
+            return None, mirror.disk_version(metamap, entry.path)
+        if read_only:  # a read-only member's changes stay local (and are never overwritten
+            return None, old.vv if old else mirror.VersionVector()  # until the mesh changes them)
+        return self.state.make(record), record.vv
+
+    def _index_put(self, entries: list[IndexEntry]) -> None:
+        if entries:
+            self.state.repo.index_put(entries)
+            for e in entries:
+                self.index[e.path] = e
+            self.server.forget_blocks()
+
+    def _index_delete(self, paths: list[str]) -> None:
+        if paths:
+            self.state.repo.index_delete(paths)
+            for p in paths:
+                self.index.pop(p, None)
+            self.server.forget_blocks()
+
+    # -- remote changes --------------------------------------------------------------------
+    def on_remote(self, updates: list[SignedUpdate]) -> None:
+        """Updates from peers were stored: publish conflict copies, wake the puller."""
+        paths = {u.payload.path for u in updates if isinstance(u.payload, FileRecord)}
+        if not paths:
+            return
+        if not self.state.is_read_only():
+            made = []
+            for path in sorted(paths):
+                for copy in mirror.conflict_copies(self.state.metamap, path):
+                    made.append(self.state.make(copy))
+                    self.node._emit(Conflict(time.time(), path, copy.path))
+            if made:
+                self.node.local_changes(made)
+        self.puller.scheduler.forget_lacking()
+        self.puller.wake()
+
+    # -- views -----------------------------------------------------------------------------
+    def counts(self) -> dict:
+        needs = self.puller.needs
+        pending_files = sum(1 for n in needs if n.action == mirror.WRITE_FILE)
+        pending_bytes = sum(n.bytes for n in needs)
+        files = sum(1 for e in self.index.values() if e.kind == FILE)
+        size = sum(e.size for e in self.index.values() if e.kind == FILE)
+        return {
+            "files": files,
+            "bytes": size,
+            "in_sync": self.in_sync(),
+            "pending_files": pending_files,
+            "pending_bytes": pending_bytes,
+            "conflicts": mirror.conflicts_present(self.state.metamap, self.index),
+        }
+
+    def in_sync(self) -> bool:
+        return (self.scanned.is_set() and not self.paused and not self.puller.needs
+                and not self.puller.busy)
+
+    def check_in_sync(self) -> None:
+        now = self.in_sync()
+        if now and not self._was_in_sync:
+            c = self.counts()
+            self.node._emit(InSync(time.time(), c["files"], c["bytes"]))
+        self._was_in_sync = now
+
+
+__all__ = ["Folder", "NodeId", "replace"]

@@ -1,0 +1,351 @@
+"""The puller: brings every winning version onto this node's disk, moving as little as possible.
+
+For a file it builds the new content in a temporary file next to the target, from, in order:
+  1. verified blocks of a temporary file a crash or restart left behind;
+  2. the whole content from the revision archive (restores, conflict copies, undone deletions);
+  3. blocks already present in any local file (a block index by strong hash: renames, copies,
+     duplicated blocks cost nothing on the wire);
+  4. a zsync-style rolling match of the file's old content, so data shifted by an insertion is
+     reused;
+and only then fetches the remaining blocks from peers (protocol/transfer.py decides whom to ask).
+The file is moved into place only after its whole hash checks out, and only if the file on disk
+is still the one last scanned: a change the user made meanwhile is never overwritten, it becomes
+a version of its own and the conflict rule decides. All disk work runs in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from gossip_backer.core.blocks import RollingMatcher, strong_hash
+from gossip_backer.core.ids import NodeId
+from gossip_backer.core.paths import BadPath
+from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord
+from gossip_backer.disk import apply, versions
+from gossip_backer.disk.apply import DiskError, LocalChanged, Stat, TempFile
+from gossip_backer.disk.safepath import CaseCollision
+from gossip_backer.errors import IntegrityError, LocalError
+from gossip_backer.events import FileDeleted, FileUpdated, Refused, TransferProgress
+from gossip_backer.protocol import mirror
+from gossip_backer.protocol.transfer import Scheduler
+from gossip_backer.store.repo import IndexEntry
+from gossip_backer.wire.messages import BlockData, BlockMissing
+
+log = logging.getLogger(__name__)
+MAX_FILES = 4  # files assembled at once
+RETRY_AFTER = 10.0
+READ_CHUNK = 4 << 20
+
+
+@dataclass
+class _Job:
+    need: mirror.Need
+    tmp: TempFile | None = None
+    done: trio.Event = field(default_factory=trio.Event)
+    reused: int = 0
+    fetched: int = 0
+
+
+def _stat(entry: IndexEntry | None) -> Stat | None:
+    return None if entry is None else Stat(entry.size, entry.mtime_ns, entry.inode, entry.kind)
+
+
+class Puller:
+    def __init__(self, folder) -> None:
+        self.folder = folder
+        self.root: Path = folder.root
+        self.scheduler = Scheduler(strong_hash)
+        self.needs: list[mirror.Need] = []
+        self.busy: set[str] = set()
+        self.jobs: dict[str, _Job] = {}
+        self.failed: dict[str, tuple[object, float]] = {}  # path -> (vv, retry at)
+        self._wake = trio.Event()
+        self._pump = trio.Event()
+        self.bytes_reused = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+        self._pump.set()
+
+    # -- main loop -------------------------------------------------------------------------
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._request_pump)
+            while True:
+                self._wake = trio.Event()
+                if not self.folder.paused:
+                    await self._round(nursery)
+                self.folder.check_in_sync()
+                with trio.move_on_after(1.0):
+                    await self._wake.wait()
+
+    async def _round(self, nursery: trio.Nursery) -> None:
+        metamap, index = self.folder.state.metamap, self.folder.index
+        self.needs = [n for n in mirror.needed(metamap, index) if not self._failed_recently(n)]
+        for need in list(self.needs):
+            if need.path in self.busy or self.folder.paused:
+                continue
+            if need.action == mirror.WRITE_FILE:
+                if len(self.jobs) < MAX_FILES:
+                    self.busy.add(need.path)
+                    nursery.start_soon(self._pull_file, need)
+                continue
+            await self._guarded(need, self._simple(need))
+        self.needs = [n for n in mirror.needed(metamap, index) if not self._failed_recently(n)]
+
+    def _failed_recently(self, need: mirror.Need) -> bool:
+        failed = self.failed.get(need.path)
+        return failed is not None and failed[0] == need.disk_vv and time.monotonic() < failed[1]
+
+    async def _guarded(self, need: mirror.Need, work) -> None:
+        """Run one need; turn every refusal or disk error into an event and a later retry."""
+        try:
+            await work
+            self.failed.pop(need.path, None)
+        except LocalChanged:
+            await self.folder.scan_some({need.path})
+        except (BadPath, CaseCollision) as exc:
+            self._give_up(need, "refused", str(exc), forever=True)
+        except (DiskError, IntegrityError, LocalError, OSError) as exc:
+            self._give_up(need, "failed", str(exc), forever=False)
+
+    def _give_up(self, need: mirror.Need, what: str, reason: str, forever: bool) -> None:
+        log.warning("%s %s: %s", what, need.path, reason)
+        self.folder.node._emit(Refused(time.time(), need.path, reason, str(NodeId(need.record.origin))))
+        delay = 10 ** 9 if forever else RETRY_AFTER
+        self.failed[need.path] = (need.disk_vv, time.monotonic() + delay)
+
+    # -- folders, links, deletions, adoptions ----------------------------------------------
+    async def _simple(self, need: mirror.Need) -> None:
+        rec, path = need.record, need.path
+        entry = self.folder.index.get(path)
+        archived: list[tuple[IndexEntry, bool]] = []
+        archive = self._archiver(entry, archived)
+        if need.action == mirror.ADOPT:
+            pass
+        elif need.action == mirror.CREATE_DIR:
+            await trio.to_thread.run_sync(apply.make_dir, self.root, path, rec.mode, rec.mtime_ns)
+        elif need.action == mirror.WRITE_LINK:
+            await trio.to_thread.run_sync(lambda: apply.make_symlink(
+                self.root, path, rec.target or "", _stat(entry), archive=archive))
+        elif need.action == mirror.DELETE:
+            removed = entry is None or await trio.to_thread.run_sync(
+                lambda: apply.remove(self.root, path, _stat(entry), archive=archive))
+            self._record_archived(archived)
+            if removed:
+                self.folder._index_delete([path])
+                self.folder.node._emit(FileDeleted(time.time(), path, str(NodeId(rec.origin))))
+            return
+        self._record_archived(archived)
+        await self._index_now(need)
+        if need.action != mirror.ADOPT:
+            self.folder.node._emit(FileUpdated(time.time(), path, str(NodeId(rec.origin))))
+
+    async def _index_now(self, need: mirror.Need, rec: FileRecord | None = None) -> None:
+        """Record in the index what is now on disk at the path, as version `need.disk_vv`."""
+        rec = rec or need.record
+        st = await trio.to_thread.run_sync(apply.stat_of, self.root, need.path)
+        if st is None:
+            return
+        mode = rec.mode if rec.kind != SYMLINK else 0o777
+        entry = IndexEntry(need.path, st.size, st.mtime_ns, st.inode, mode, rec.kind, rec.hash,
+                           rec.block_size, rec.blocks, rec.target, need.disk_vv)
+        if rec.kind == DIR:
+            entry = IndexEntry(need.path, 0, st.mtime_ns, st.inode, rec.mode, DIR, vv=need.disk_vv)
+        self.folder._index_put([entry])
+
+    def _archiver(self, entry: IndexEntry | None, archived: list):
+        """The callback that keeps the replaced or deleted content under .backer/versions/."""
+        def archive(path_on_disk: Path) -> None:
+            if entry is None or entry.kind != FILE or entry.hash is None:
+                return
+            try:
+                versions.archive(self.root, path_on_disk, entry.hash)
+                archived.append((entry, True))
+            except versions.ArchiveMismatch:
+                raise LocalChanged(path_on_disk, "changed since it was scanned")
+        return archive
+
+    def _record_archived(self, archived: list) -> None:
+        for entry, _ok in archived:
+            origin = self._origin_of(entry)
+            self.folder.state.repo.add_revision(entry.path, entry.hash, entry.size,
+                                                entry.mtime_ns, origin, time.time())
+
+    def _origin_of(self, entry: IndexEntry) -> bytes:
+        best = None
+        for v in self.folder.state.metamap.versions(entry.path):
+            if v.hash == entry.hash:
+                best = v.origin
+        if best is None:
+            counters = list(entry.vv.items())
+            best = max(counters, key=lambda kv: kv[1])[0] if counters else self.folder.me
+        return best
+
+    # -- files -----------------------------------------------------------------------------
+    async def _pull_file(self, need: mirror.Need) -> None:
+        job = self.jobs[need.path] = _Job(need)
+        try:
+            await self._guarded(need, self._assemble(job))
+        finally:
+            self.scheduler.cancel(need.path)
+            self.jobs.pop(need.path, None)
+            self.busy.discard(need.path)
+            if job.tmp is not None:
+                job.tmp.close()
+            self.wake()
+
+    async def _assemble(self, job: _Job) -> None:
+        need, rec = job.need, job.need.record
+        entry = self.folder.index.get(need.path)
+        block_index = self.folder.server.block_index()
+        job.tmp, have = await trio.to_thread.run_sync(self._prepare, need, entry, block_index)
+        job.reused = sum(self._len(rec, i) for i in have)
+        self.bytes_reused += job.reused
+        missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
+        if missing:
+            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, missing)
+            self._pump.set()
+            while self.scheduler.remaining(need.path):
+                if self._superseded(need):
+                    return
+                with trio.move_on_after(1.0):
+                    await job.done.wait()
+                job.done = trio.Event()
+        archived: list = []
+        await trio.to_thread.run_sync(lambda: job.tmp.finish(
+            None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
+            archive=self._archiver(entry, archived)))
+        job.tmp = None
+        self._record_archived(archived)
+        await self._index_now(need)
+        self.folder.node._emit(FileUpdated(time.time(), need.path, str(NodeId(rec.origin))))
+
+    def _superseded(self, need: mirror.Need) -> bool:
+        current = mirror.need_for(self.folder.state.metamap, need.path, self.folder.index.get(need.path))
+        return current is None or current.record != need.record
+
+    @staticmethod
+    def _len(rec: FileRecord, i: int) -> int:
+        return min(rec.block_size, rec.size - i * rec.block_size)
+
+    def _prepare(self, need: mirror.Need, entry: IndexEntry | None, block_index: dict):
+        """(worker thread) Open the temporary file and fill in every block we already have."""
+        rec = need.record
+        partial = apply.find_partial(self.root, need.path)
+        tmp = TempFile.open_existing(partial) if partial else TempFile.create(self.root, need.path)
+        try:
+            have = self._reuse(tmp, rec, entry, block_index, resumed=partial is not None)
+        except BaseException:
+            tmp.close()
+            raise
+        return tmp, have
+
+    def _reuse(self, tmp: TempFile, rec: FileRecord, entry, block_index, resumed: bool) -> set[int]:
+        have: set[int] = set()
+        if resumed:
+            have |= self._verified_in(tmp, rec, set(range(len(rec.blocks))))
+        tmp.truncate(rec.size)
+        archived = versions.open_version(self.root, rec.hash) if rec.hash else None
+        if archived is not None:
+            have |= self._copy_from(archived, tmp, rec, {i: i * rec.block_size for i in range(len(rec.blocks)) if i not in have})
+        wanted = {i: b for i, b in enumerate(rec.blocks) if i not in have}
+        by_source: dict[str, dict[int, int]] = {}
+        for i, b in wanted.items():
+            src = block_index.get(b.hash)
+            if src is not None:
+                by_source.setdefault(src[0], {})[i] = src[1]
+        for src_path, offsets in by_source.items():
+            have |= self._copy_from(self.root / src_path, tmp, rec, offsets)
+        if entry is not None and entry.kind == FILE and len(have) < len(rec.blocks):
+            have |= self._rolling(tmp, rec, have)
+        return have
+
+    def _verified_in(self, tmp: TempFile, rec: FileRecord, indices: set[int]) -> set[int]:
+        ok = set()
+        for i in indices:
+            size = self._len(rec, i)
+            if i * rec.block_size + size <= tmp.size and strong_hash(tmp.read_at(i * rec.block_size, size)) == rec.blocks[i].hash:
+                ok.add(i)
+        return ok
+
+    def _copy_from(self, source: Path, tmp: TempFile, rec: FileRecord, offsets: dict[int, int]) -> set[int]:
+        """Copy blocks found at `offsets` (index -> source offset) of `source`, verified."""
+        got = set()
+        try:
+            with open(source, "rb", buffering=0) as f:
+                for i, off in sorted(offsets.items(), key=lambda kv: kv[1]):
+                    size = self._len(rec, i)
+                    f.seek(off)
+                    data = f.read(size)
+                    if len(data) == size and strong_hash(data) == rec.blocks[i].hash:
+                        tmp.write_at(i * rec.block_size, data)
+                        got.add(i)
+        except OSError:
+            pass
+        return got
+
+    def _rolling(self, tmp: TempFile, rec: FileRecord, have: set[int]) -> set[int]:
+        """zsync-style: find the missing blocks anywhere in the old file at this path."""
+        old = self.root / rec.path
+        matcher = RollingMatcher(rec.blocks, rec.block_size, rec.size)
+        try:
+            with open(old, "rb", buffering=0) as f:
+                def chunks():
+                    offset = 0
+                    while True:
+                        data = f.read(READ_CHUNK)
+                        if not data:
+                            return
+                        yield offset, data
+                        offset += len(data)
+                found = matcher.scan_chunks(chunks())
+        except OSError:
+            return set()
+        found = {i: off for i, off in found.items() if i not in have}
+        return self._copy_from(old, tmp, rec, found)
+
+    # -- blocks from peers -----------------------------------------------------------------
+    async def _request_pump(self) -> None:
+        while True:
+            self._pump = trio.Event()
+            peers = [p for p, link in self.folder.node.links.items()]
+            now = trio.current_time()
+            self.scheduler.tick(now)
+            for peer, req in self.scheduler.requests(peers, now):
+                self.folder.node.send_to(peer, req)
+            with trio.move_on_after(1.0):
+                await self._pump.wait()
+
+    async def on_block(self, peer: bytes, msg: BlockData | BlockMissing) -> None:
+        """An answer from a peer (raises IntegrityError for bad data: the caller drops it)."""
+        if isinstance(msg, BlockMissing):
+            self.scheduler.on_missing(peer, msg.request_id)
+            self._pump.set()
+            return
+        expected = self.scheduler.expected(msg.request_id)
+        ok = None
+        if expected is not None:
+            ok = await trio.to_thread.run_sync(lambda: strong_hash(msg.data) == expected)
+        arrived = self.scheduler.on_data(peer, msg.request_id, msg.data, verified=ok)
+        self._pump.set()
+        if arrived is None:
+            return
+        job = self.jobs.get(arrived.path)
+        if job is None or job.tmp is None:
+            return
+        await trio.to_thread.run_sync(job.tmp.write_at, arrived.offset, arrived.data)
+        job.fetched += len(arrived.data)
+        rec = job.need.record
+        self.folder.node._emit(TransferProgress(time.time(), arrived.path,
+                                                job.reused + job.fetched, rec.size))
+        job.done.set()
+
+    def peer_gone(self, peer: bytes) -> None:
+        self.scheduler.peer_gone(peer)
+        self._pump.set()

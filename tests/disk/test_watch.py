@@ -1,0 +1,216 @@
+"""disk.watch on a real folder, driven by trio: the watcher reports creations, edits, deletions and
+renames within a second, and never reports `.backer/`, temporary or ignored files.
+
+These tests use real time (a real OS watcher cannot run on a virtual clock), with short polls and
+deadlines of one second per expected event."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import trio
+import watchfiles
+
+from gossip_backer.disk.ignore import IgnoreMatcher
+from gossip_backer.disk.watch import Watcher, is_settled, stat_key
+
+DEADLINE = 1.0
+
+
+class Seen:
+    """Batches the watcher yielded, with the time each arrived."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[float, set[str]]] = []
+
+    def paths_since(self, t0: float) -> set[str]:
+        return set().union(*(b for t, b in self.batches if t >= t0))
+
+    async def wait_for(self, path: str, t0: float, deadline: float = DEADLINE) -> float:
+        """Seconds from t0 until a batch holding `path` arrived; fails after `deadline`."""
+        with trio.move_on_after(deadline):
+            while True:
+                for t, batch in self.batches:
+                    if t >= t0 and path in batch:
+                        return t - t0
+                await trio.sleep(0.005)
+        raise AssertionError(f"{path!r} not reported within {deadline}s: {self.batches}")
+
+
+def _run(root, scenario, **watcher_args) -> None:
+    """Start a Watcher on root, wait until it sees events, run `scenario(root, seen)`, stop."""
+
+    async def main() -> None:
+        watcher = Watcher(root, IgnoreMatcher.load(root), **watcher_args)
+        seen = Seen()
+
+        async def consume() -> None:
+            async for batch in watcher.changes():
+                seen.batches.append((time.monotonic(), batch))
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(consume)
+                await _poke_until_ready(root, seen)
+                await scenario(root, seen)
+                watcher.close()  # consume() then ends by itself, within step_ms
+
+    trio.run(main)
+
+
+async def _poke_until_ready(root, seen: Seen) -> None:
+    """The OS watch is set up in a worker thread: write a file until the watcher reports it."""
+    with trio.fail_after(5):
+        while not seen.batches:
+            (root / "ready").write_text(str(time.monotonic()))
+            await trio.sleep(0.05)
+    os.remove(root / "ready")
+    await trio.sleep(0.15)  # let the removal's batch pass
+
+
+def test_watchfiles_awatch_runs_under_trio(tmp_path):
+    async def main() -> set:
+        async def poke() -> None:
+            await trio.sleep(0.2)
+            (tmp_path / "f.txt").write_text("x")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poke)
+            with trio.fail_after(5):
+                async for changes in watchfiles.awatch(tmp_path, debounce=100, step=50,
+                                                       rust_timeout=200):
+                    return changes
+        raise AssertionError("unreachable")
+
+    assert (watchfiles.Change.added, str(tmp_path / "f.txt")) in trio.run(main)
+
+
+def test_create_modify_delete_rename(tmp_path):
+    latencies = {}
+
+    async def scenario(root, seen: Seen) -> None:
+        t0 = time.monotonic()
+        (root / "new.txt").write_text("one")
+        latencies["create"] = await seen.wait_for("new.txt", t0)
+
+        await trio.sleep(0.2)
+        t0 = time.monotonic()
+        with open(root / "new.txt", "a") as f:
+            f.write("two")
+        latencies["modify"] = await seen.wait_for("new.txt", t0)
+
+        await trio.sleep(0.2)
+        t0 = time.monotonic()
+        os.rename(root / "new.txt", root / "renamed.txt")
+        latencies["rename"] = max(await seen.wait_for("renamed.txt", t0),
+                                  await seen.wait_for("new.txt", t0))
+
+        await trio.sleep(0.2)
+        t0 = time.monotonic()
+        os.remove(root / "renamed.txt")
+        latencies["delete"] = await seen.wait_for("renamed.txt", t0)
+
+        await trio.sleep(0.2)
+        t0 = time.monotonic()
+        (root / "dir" / "sub").mkdir(parents=True)
+        await seen.wait_for("dir", t0)
+
+    _run(tmp_path, scenario)
+    assert all(v < DEADLINE for v in latencies.values()), latencies
+
+
+def test_state_temp_and_ignored_files_are_not_reported(tmp_path):
+    (tmp_path / ".backer").mkdir()
+    (tmp_path / ".backerignore").write_text("*.log\nbuild/\n")
+
+    async def scenario(root, seen: Seen) -> None:
+        t0 = time.monotonic()
+        (root / ".backer" / "db").write_text("state")
+        (root / ".backer-tmp-1").write_text("partial")
+        (root / "build").mkdir()
+        (root / "build" / "out.o").write_text("obj")
+        (root / "x.log").write_text("log")
+        await trio.sleep(0.2)
+        (root / "after.txt").write_text("sentinel")
+        await seen.wait_for("after.txt", t0)
+        assert seen.paths_since(t0) == {"after.txt"}
+
+        t0 = time.monotonic()  # rule changes are picked up at once
+        (root / ".backerignore").write_text("*.txt\n")
+        await seen.wait_for(".backerignore", t0)
+        (root / "y.txt").write_text("now ignored")
+        (root / "z.log").write_text("now mirrored")
+        await seen.wait_for("z.log", t0)
+        assert "y.txt" not in seen.paths_since(t0)
+
+    _run(tmp_path, scenario)
+
+
+def test_close_and_cancel_end_the_watch_quickly(tmp_path):
+    async def main() -> tuple[float, float]:
+        watcher = Watcher(tmp_path, IgnoreMatcher.load(tmp_path))
+
+        async def drain() -> None:
+            async for _ in watcher.changes():
+                pass
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            await trio.sleep(0.2)
+            t0 = time.monotonic()
+            watcher.close()
+        closed = time.monotonic() - t0
+
+        t0 = time.monotonic()
+        with trio.move_on_after(0.2):
+            await drain()
+        cancelled = time.monotonic() - t0 - 0.2
+        return closed, cancelled
+
+    closed, cancelled = trio.run(main)
+    assert closed < 0.5 and cancelled < 0.5, (closed, cancelled)
+
+
+def test_is_settled(tmp_path):
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"x" * 10)
+    seen = stat_key(tmp_path, "f.bin")
+    assert seen is not None and seen[0] == 10
+    mtime = seen[1]
+    assert not is_settled(tmp_path, "f.bin", seen, mtime + 50_000_000)
+    assert is_settled(tmp_path, "f.bin", seen, mtime + 250_000_000)
+    assert not is_settled(tmp_path, "f.bin", seen, mtime + 250_000_000, settle_ms=500)
+    with open(f, "ab") as out:
+        out.write(b"more")
+    assert not is_settled(tmp_path, "f.bin", seen, time.time_ns() + 10**9)  # still moving
+    assert is_settled(tmp_path, "gone", seen, 0)
+    (tmp_path / "d").mkdir()
+    assert is_settled(tmp_path, "d", None, 0)
+
+
+def test_a_vanished_root_ends_the_watch(tmp_path):
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "f").write_text("x")
+
+    async def main() -> tuple[Watcher, list]:
+        watcher = Watcher(root, IgnoreMatcher.load(root))
+        seen = Seen()
+
+        async def consume() -> None:
+            async for batch in watcher.changes():
+                seen.batches.append((time.monotonic(), batch))
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(consume)
+                await _poke_until_ready(root, seen)
+                t0 = time.monotonic()
+                shutil.rmtree(root)
+        return watcher, [b for t, b in seen.batches if t >= t0]
+
+    watcher, after = trio.run(main)
+    assert watcher.root_lost
+    assert after == []  # the deletions below a vanished root are not reported
