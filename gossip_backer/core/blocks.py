@@ -38,7 +38,7 @@ examined); no match advances one byte. Two interchangeable ways compute this sam
  * roll: after a miss, weak sums for a stretch of positions (numpy), a bitmap over the low 20
    bits of the target weak sums, np.searchsorted on the survivors, a strong hash on the
    candidates only; the first confirmed match hands back to follow. Stretches double while
-   nothing matches (up to 4 Mi positions), so rolling runs only around changed regions.
+   nothing matches (up to 1 Mi positions), so rolling runs only around changed regions.
 Because the sequence depends on content alone, scanning in chunks (keeping the unexamined tail,
 under one block) gives the same result as one scan of the concatenation. `exhaustive=True` rolls
 every position without skipping: it also finds a block that lies inside an already matched one
@@ -65,8 +65,8 @@ MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 128 * KIB, 1 * MIB
 BLOCK_SIZES = (128 * KIB, 256 * KIB, 512 * KIB, 1 * MIB)
 TARGET_BLOCKS = 2048
 _WIDTH = 2048  # row width of the reshape in weak_sum
-_PIECE = 1 << 22  # positions per rolling_weak_sums piece (bounded memory, cache-friendly)
-_MAX_STRETCH = 1 << 22  # positions per rolling stretch in the matcher
+_PIECE = 1 << 20  # positions per piece of rolling_weak_sums: cache-sized arrays are 2x faster
+_MAX_STRETCH = 1 << 20  # the same bound for a stretch of the matcher
 _U64 = np.uint64
 
 
@@ -148,10 +148,10 @@ def _prefix(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _window_sums(p: np.ndarray, r: np.ndarray, length: int, count: int) -> np.ndarray:
     """Weak sums of the windows [s, s+length) for s < count, from `_prefix` arrays."""
     out = np.subtract(r[length + 1 : length + 1 + count], r[1 : 1 + count])
-    tmp = np.multiply(p[:count], np.uint32(length))
-    out -= tmp
+    if length & 0xFFFF:  # the L * P[s] term vanishes mod 2^16 for our block sizes
+        out -= np.multiply(p[:count], np.uint32(length & 0xFFFF))
     out <<= np.uint32(16)
-    np.subtract(p[length : length + count], p[:count], out=tmp)
+    tmp = np.subtract(p[length : length + count], p[:count])
     tmp &= np.uint32(0xFFFF)
     out |= tmp
     return out
@@ -164,9 +164,8 @@ def rolling_weak_sums(data: bytes | memoryview | np.ndarray, block_size: int) ->
     x = _u8(data)
     count = len(x) - block_size + 1
     out = np.empty(max(count, 0), np.uint32)
-    step = max(_PIECE, 4 * block_size)
-    for s0 in range(0, max(count, 0), step):
-        s1 = min(count, s0 + step)
+    for s0 in range(0, max(count, 0), _PIECE):
+        s1 = min(count, s0 + _PIECE)
         p, r = _prefix(x[s0 : s1 + block_size - 1])
         out[s0:s1] = _window_sums(p, r, block_size, s1 - s0)
     return out
@@ -326,16 +325,26 @@ class _Run:
         return len(self.found) == self.m.total
 
     def feed(self, chunk: bytes | memoryview | np.ndarray, final: bool) -> None:
-        """Examine every position that `chunk` completes; keep the unexamined tail."""
-        view = memoryview(_u8(chunk))
+        """Examine every position that `chunk` completes; keep the unexamined tail (< 1 block).
+        The carried positions are examined on carry + the chunk's first block_size - 1 bytes,
+        which is all they can reach, so a large chunk is never copied."""
+        view, start, bs = memoryview(_u8(chunk)), self.end, self.m.block_size
+        if self.carry and len(view) >= bs:
+            head = memoryview(b"".join((self.carry, view[: bs - 1])))
+            self._window(head, start - len(self.carry), start)
+            self.carry = b""
         if self.carry:
-            view = memoryview(b"".join((self.carry, view)))
-        self.w0, self.end = self.pos, self.pos + len(view)
-        self.view, self.arr = view, np.frombuffer(view, dtype=np.uint8)
-        shortest = min(self.m.short_len or self.m.block_size, self.m.block_size)
-        limit = self.end - (shortest if final else self.m.block_size) + 1
+            view, start = memoryview(b"".join((self.carry, view))), start - len(self.carry)
+        self.end = start + len(view)
+        shortest = min(self.m.short_len or bs, bs)
+        self._window(view, start, self.end - (shortest if final else bs) + 1)
+        done = final or self.done
+        self.carry = b"" if done else view[self.pos - start :].tobytes()
+
+    def _window(self, view: memoryview, w0: int, limit: int) -> None:
+        """Examine positions below `limit` in `view`, which holds the data from offset w0."""
+        self.w0, self.view, self.arr = w0, view, np.frombuffer(view, dtype=np.uint8)
         self._examine_until(limit)
-        self.carry = b"" if final else view[self.pos - self.w0 :].tobytes()
         self.view = self.arr = None
 
     def _examine_until(self, limit: int) -> None:

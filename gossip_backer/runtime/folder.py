@@ -27,6 +27,7 @@ from gossip_backer.store.repo import IndexEntry
 log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 3600.0
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
+SETTLE_NS = int(SETTLE * 1e9)
 
 
 def to_scan_entry(e: IndexEntry) -> ScanEntry:
@@ -54,6 +55,8 @@ class Folder:
         self.rescan_interval = rescan_interval
         self.watch = watch
         self.paused: str | None = None
+        self._ignore_gen = self.ignore.generation
+        self._nursery: trio.Nursery | None = None
         self.scanned = trio.Event()  # the first full scan is done
         self.puller = Puller(self)
         self.server = BlockServer(self)
@@ -66,6 +69,7 @@ class Folder:
     # -- tasks -----------------------------------------------------------------------------
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             await self.full_scan()
             self.scanned.set()
             nursery.start_soon(self._rescan_loop)
@@ -79,20 +83,28 @@ class Folder:
             await self.full_scan()
 
     async def _watch_loop(self) -> None:
+        """Follow the OS watcher; start a new one when the root itself went away and came back."""
         from gossip_backer.disk.watch import Watcher
 
-        watcher = Watcher(self.root, self.ignore)
-        try:
-            async for paths in watcher.changes():
-                await trio.sleep(SETTLE)  # let writers finish; the scan skips files still moving
-                await self.scan_some(paths)
-        finally:
-            watcher.close()
+        while True:
+            watcher = Watcher(self.root, self.ignore)
+            try:
+                async for paths in watcher.changes():
+                    await trio.sleep(SETTLE)  # let writers finish; the scan skips moving files
+                    generation = self.ignore.generation
+                    await self.scan_some(paths, rules_changed=generation != self._ignore_gen)
+            finally:
+                watcher.close()
+            await self.full_scan()  # the root vanished (watch lost): pause, then poll for it
+            while self.paused:
+                await trio.sleep(2.0)
+                await self.full_scan()
 
     # -- scanning --------------------------------------------------------------------------
     async def full_scan(self) -> None:
         previous = {p: to_scan_entry(e) for p, e in self.index.items()}
         self.ignore.reload_if_changed()
+        self._ignore_gen = self.ignore.generation
         try:
             result = await trio.to_thread.run_sync(scan, self.root, previous, self.ignore)
         except RootUnavailable as exc:
@@ -105,8 +117,8 @@ class Folder:
         self._resume()
         self._publish(result)
 
-    async def scan_some(self, paths: set[str]) -> None:
-        if self.paused:
+    async def scan_some(self, paths: set[str], rules_changed: bool = False) -> None:
+        if self.paused or rules_changed:  # new ignore rules change what the whole tree means
             await self.full_scan()
             return
         if root_state(self.root) is not None:
@@ -144,17 +156,40 @@ class Folder:
             self.puller.wake()
 
     # -- publishing local changes ----------------------------------------------------------
+    def _settling(self, result: ScanResult) -> set[str]:
+        """Files modified in the last instant, or that moved while hashed: maybe still being
+        written. They are looked at again shortly instead of being announced half-written."""
+        now = time.time_ns()
+        young = {p for p in result.changed
+                 if result.entries[p].kind == FILE and 0 <= now - result.entries[p].mtime_ns < SETTLE_NS}
+        return young | set(result.unstable)
+
+    def _recheck_later(self, paths: set[str]) -> None:
+        if paths and self._nursery is not None:
+            async def later() -> None:
+                await trio.sleep(SETTLE)
+                await self.scan_some(paths)
+            self._nursery.start_soon(later)
+
     def _publish(self, result: ScanResult) -> None:
         """Turn what the scan found into versions (signed, stored, spread) and index rows."""
         updates: list[SignedUpdate] = []
         puts: list[IndexEntry] = []
         read_only = self.state.is_read_only()
+        settling = self._settling(result)
+        self._recheck_later(settling)
         for path in result.changed:
+            if path in settling:
+                continue
             entry = result.entries[path]
             update, vv = self._version_of(entry, read_only)
             if update is not None:
                 updates.append(update)
             puts.append(to_index(entry, vv))
+        for path in result.refreshed:  # inode or folder mtime moved: no new version
+            old = self.index.get(path)
+            if old is not None and path not in result.changed:
+                puts.append(to_index(result.entries[path], old.vv))
         gone = [p for p in result.deleted if p in self.index]
         for path in sorted(gone, key=lambda p: -p.count("/")):
             rec = None if read_only else mirror.deletion(self.state.metamap, self.me, path,

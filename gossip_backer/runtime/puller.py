@@ -28,7 +28,7 @@ from gossip_backer.core.paths import BadPath
 from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord
 from gossip_backer.disk import apply, versions
 from gossip_backer.disk.apply import DiskError, LocalChanged, Stat, TempFile
-from gossip_backer.disk.safepath import CaseCollision
+from gossip_backer.disk.safepath import CaseCollision, resolve
 from gossip_backer.errors import IntegrityError, LocalError
 from gossip_backer.events import FileDeleted, FileUpdated, Refused, TransferProgress
 from gossip_backer.protocol import mirror
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_FILES = 4  # files assembled at once
 RETRY_AFTER = 10.0
 READ_CHUNK = 4 << 20
+PROGRESS_EVERY = 0.5  # seconds between transfer_progress events of one file
 
 
 @dataclass
@@ -49,6 +50,7 @@ class _Job:
     done: trio.Event = field(default_factory=trio.Event)
     reused: int = 0
     fetched: int = 0
+    reported: float = 0.0
 
 
 def _stat(entry: IndexEntry | None) -> Stat | None:
@@ -238,7 +240,10 @@ class Puller:
         """(worker thread) Open the temporary file and fill in every block we already have."""
         rec = need.record
         partial = apply.find_partial(self.root, need.path)
-        tmp = TempFile.open_existing(partial) if partial else TempFile.create(self.root, need.path)
+        if partial is not None:
+            tmp = TempFile.open_existing(partial, target=resolve(self.root, need.path))
+        else:
+            tmp = TempFile.create(self.root, need.path)
         try:
             have = self._reuse(tmp, rec, entry, block_index, resumed=partial is not None)
         except BaseException:
@@ -342,8 +347,11 @@ class Puller:
         await trio.to_thread.run_sync(job.tmp.write_at, arrived.offset, arrived.data)
         job.fetched += len(arrived.data)
         rec = job.need.record
-        self.folder.node._emit(TransferProgress(time.time(), arrived.path,
-                                                job.reused + job.fetched, rec.size))
+        now = time.monotonic()
+        if now - job.reported >= PROGRESS_EVERY or job.reused + job.fetched >= rec.size:
+            job.reported = now
+            self.folder.node._emit(TransferProgress(time.time(), arrived.path,
+                                                    job.reused + job.fetched, rec.size))
         job.done.set()
 
     def peer_gone(self, peer: bytes) -> None:

@@ -180,6 +180,9 @@ class NodeState:
 
     # -- invites ---------------------------------------------------------------------------
     def create_invite(self, addresses: list[str], read_only: bool, seconds: float) -> Invite:
+        if not self.is_member():
+            raise UserError("this node has not been admitted to the mesh yet: run it until it "
+                            "reaches its inviter, then invite")
         if self.is_read_only():
             raise UserError("this node is a read-only member and cannot invite")
         if not addresses:

@@ -108,11 +108,11 @@ class SimNet:
     """The network (see the module docstring)."""
 
     def __init__(self, loop: EventLoop, rng: random.Random, default: LinkSpec | None = None,
-                 on_packet: Callable[[float, int, int, bytes], None] | None = None) -> None:
+                 on_packet: Callable[[float, int, int, str, bytes], None] | None = None) -> None:
         self.loop = loop
         self.rng = rng
         self.default = default or LinkSpec()
-        self.on_packet = on_packet  # (time, src, dst, data): every delivery (trace hashing)
+        self.on_packet = on_packet  # (time, src, dst, kind, data): every delivery (for traces)
         self.specs: dict[tuple[int, int], LinkSpec] = {}
         self.links: dict[tuple[int, int], _Link] = {}
         self.down: set[int] = set()
@@ -125,7 +125,7 @@ class SimNet:
         self.bytes_in: dict[int, int] = {}
         self.kind_bytes: dict[str, int] = {}
         self.kind_count: dict[str, int] = {}
-        self.host_kind_bytes: dict[tuple[int, str], int] = {}
+        self.host_kind_bytes: dict[tuple[int, str], int] = {}  # sent + received, per host
         self.dropped = 0
         self.broken = 0  # connections ended by a frame fault (unreliable links)
 
@@ -248,9 +248,6 @@ class SimNet:
         self.messages += 1
         self.kind_count[kind] = self.kind_count.get(kind, 0) + 1
         size = len(data) + FRAME_OVERHEAD
-        self.kind_bytes[kind] = self.kind_bytes.get(kind, 0) + size
-        hk = (src, kind)
-        self.host_kind_bytes[hk] = self.host_kind_bytes.get(hk, 0) + size
         packet = (conn, src, dst, data, counter, size, kind)
         if not self.reachable(src, dst):
             self._hold(packet)
@@ -297,6 +294,10 @@ class SimNet:
         self.bytes_total += size
         self.bytes_out[src] = self.bytes_out.get(src, 0) + size
         self.bytes_in[dst] = self.bytes_in.get(dst, 0) + size
+        self.kind_bytes[kind] = self.kind_bytes.get(kind, 0) + size
+        hk = self.host_kind_bytes
+        hk[(src, kind)] = hk.get((src, kind), 0) + size
+        hk[(dst, kind)] = hk.get((dst, kind), 0) + size
         jitter = self.rng.uniform(0.0, spec.jitter) if spec.jitter else 0.0
         return start + tx + spec.latency + jitter
 
@@ -347,7 +348,7 @@ class SimNet:
             return
         conn.expect[dst] = counter + 1
         if self.on_packet is not None:
-            self.on_packet(self.loop.now, src, dst, data)
+            self.on_packet(self.loop.now, src, dst, kind, data)
         end.on_data(conn, data)
 
     def close(self, conn: Connection, by: int, reason: str = "closed", *, notify: bool = True) -> None:

@@ -182,18 +182,36 @@ class Replica:
     def receive(self, updates) -> list[Outcome]:
         return [self.map.apply(u) for u in updates]
 
+    def receive_delta(self, updates) -> list[Outcome | None]:
+        """Apply a Delta the way the node does (protocol/gossip.py): in order, but once an
+        origin's update is NOT_YET, that origin's later updates in this Delta are skipped
+        (applying them would raise our digest past the refused one, which would then never be
+        offered again). Skipped updates give None."""
+        blocked: set[bytes] = set()
+        outcomes: list[Outcome | None] = []
+        for u in updates:
+            if u.origin in blocked:
+                outcomes.append(None)
+                continue
+            outcome = self.map.apply(u)
+            if outcome is Outcome.NOT_YET:
+                blocked.add(u.origin)
+            outcomes.append(outcome)
+        return outcomes
+
     def pull(self, other: "Replica", budget: int | None = None, max_rounds: int = 1000) -> int:
-        """Receive everything `other` has that we lack, via other.since(our digest), in order.
-        Returns the number of updates delivered."""
+        """Receive everything `other` has that we lack: Deltas of other.since(our digest), each
+        applied as the node does (`receive_delta`), until a Delta changes nothing. Returns the
+        number of updates delivered."""
         delivered = 0
         for _ in range(max_rounds):
             batch = other.map.since(self.map.digest(), budget=budget)
             if not batch:
                 return delivered
             before = self.map.digest()
-            self.receive(batch)
+            self.receive_delta(batch)
             delivered += len(batch)
-            if budget is None or self.map.digest() == before:
+            if self.map.digest() == before:
                 return delivered
         raise AssertionError("pull did not finish")
 

@@ -260,15 +260,14 @@ scenario = st.tuples(seeds, st.integers(0, 2500), tiny_block, st.lists(edit, max
 
 def build(seed, n, bs, edits, alphabet=256, safe=False):
     """(data, target): random data and an edited copy. `safe` keeps the edits that move no
-    content out of order (at most one aligned block copy, no paste), where rsync's rule of
-    skipping matched windows loses nothing."""
+    content out of order, where rsync's rule of skipping matched windows loses nothing: no
+    paste, and at most one aligned block copy, done last (shifting a copied block afterwards
+    would make it an unaligned paste)."""
     rnd = random.Random(seed)
     data = random_bytes(rnd, n, alphabet)
     if safe:
-        kinds = [e[0] for e in edits]
-        first_dup = kinds.index("dup_block") if "dup_block" in kinds else -1
-        edits = [e for i, e in enumerate(edits)
-                 if e[0] != "paste" and (e[0] != "dup_block" or i == first_dup)]
+        dups = [e for e in edits if e[0] == "dup_block"][:1]
+        edits = [e for e in edits if e[0] not in ("paste", "dup_block")] + dups
     return data, apply_edits(data, edits, bs, rnd, alphabet)
 
 

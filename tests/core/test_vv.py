@@ -216,6 +216,7 @@ MALFORMED = [
     pytest.param([[K, "1"]], id="str-counter"),
     pytest.param([[K, None]], id="none-counter"),
     pytest.param([[K, b"\x01"]], id="bytes-counter"),
+    pytest.param([[K, True]], id="bool-counter"),  # msgpack true is no counter
     pytest.param([[K, 1], [K, 2]], id="duplicate-key"),
     pytest.param([[K, 1], [K, 1]], id="duplicate-pair"),
     pytest.param([[K]], id="short-pair"),
@@ -228,6 +229,10 @@ MALFORMED = [
     pytest.param([None], id="none-as-pair"),
     pytest.param([True], id="bool-as-pair"),
     pytest.param([[K, 1], 7], id="int-after-a-good-pair"),
+    pytest.param(None, id="none"),
+    pytest.param(5, id="int"),
+    pytest.param(b"\x01\x02", id="bytes"),
+    pytest.param({K: 1}, id="dict"),
 ]
 
 

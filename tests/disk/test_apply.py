@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+
+from gossip_backer.core.blocks import strong_hash
 import os
 import shutil
 import stat
@@ -23,7 +25,7 @@ MTIME = 1_600_000_000_123_456_789
 
 
 def h(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=32).digest()
+    return strong_hash(data)  # the mesh hash (BLAKE3), as the default hasher
 
 
 def temps(folder: Path) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
+
+from gossip_backer.core.blocks import strong_hash
 import os
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from gossip_backer.disk import versions
 
 
 def h(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=32).digest()
+    return strong_hash(data)  # the mesh hash (BLAKE3), as the default hasher
 
 
 @pytest.fixture

@@ -119,3 +119,59 @@ def invite(daemon: Daemon, *extra: str) -> str:
 
 def join(root: Path, invite_text: str, name: str) -> str:
     return backer_json("join", str(root), invite_text, "--name", name)["node_id"]
+
+
+def tree(root: Path) -> dict:
+    """What a user sees in a root: kind, content, permission bits, mtime, link target."""
+    import hashlib
+    import stat as st
+
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".backer" or rel_dir.startswith(".backer" + os.sep):
+            continue
+        dirnames[:] = [d for d in dirnames if not (rel_dir == "." and d == ".backer")]
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if name.startswith(".backer-tmp-"):
+                continue
+            s = os.lstat(full)
+            if st.S_ISLNK(s.st_mode):
+                out[rel] = ("link", os.readlink(full))
+            elif st.S_ISDIR(s.st_mode):
+                out[rel] = ("dir", st.S_IMODE(s.st_mode))
+            else:
+                digest = hashlib.blake2b(Path(full).read_bytes()).hexdigest()
+                out[rel] = ("file", digest, st.S_IMODE(s.st_mode), s.st_mtime_ns)
+    return out
+
+
+def mesh(tmp_path: Path, daemons, n: int, web: bool = False) -> list:
+    """n running nodes in one mesh (each joined through the previous one), all connected."""
+    roots = [tmp_path / chr(ord("A") + i) for i in range(n)]
+    backer_json("init", str(roots[0]), "--name", "node0")
+    nodes = [daemons(roots[0], web).start()]
+    for i, root in enumerate(roots[1:], start=1):
+        join(root, invite(nodes[-1]), f"node{i}")
+        nodes.append(daemons(root, web).start())
+        wait_until(lambda: nodes[-1].connected(), what=f"node{i} admitted")
+    ids = [d.status()["node_id"] for d in nodes]
+    for d, me in zip(nodes, ids):
+        wait_until(lambda d=d, me=me: d.connected() == set(ids) - {me}, timeout=60, what="full mesh")
+    return nodes
+
+
+def in_sync(nodes: list, timeout: float = 120, skip=lambda path: False) -> None:
+    """Every node reports in_sync and all trees are identical (but for paths `skip` names)."""
+    def check():
+        if not all(d.status()["in_sync"] for d in nodes):
+            return False
+        trees = [{k: v for k, v in tree(d.root).items() if not skip(k)} for d in nodes]
+        return all(t == trees[0] for t in trees[1:])
+    wait_until(check, timeout=timeout, interval=0.5, what="all nodes identical and in sync")
+
+
+def net_in(d) -> int:
+    return d.status()["net"]["bytes_in"]

@@ -1,0 +1,508 @@
+"""N nodes of the real protocol in one process, on one virtual clock, from one seed.
+
+Theory of operation
+-------------------
+`Cluster(ClusterConfig(...))` builds a mesh: identities, the mesh secret, link properties and the
+topology all come from one `random.Random(seed)`; so do every jitter, loss and scenario choice
+afterwards, and events run from one heap of (time, seq, event) (`loop.EventLoop`). The same seed
+gives the same trace, byte for byte (`trace_hash`).
+
+The mesh starts as if every member had joined long ago: the founder (node 0) has granted all
+others (some read-only, `cfg.read_only`), and each node's store holds those grants. Loading a
+thousand grants into a thousand maps would cost a thousand squared membership rebuilds, so one
+map is loaded and each node gets a structural copy (`clone_map`, checked against a real load by
+the tests); restarts and joins use the real path (`MetaMap.apply_all`, or gossip from nothing).
+
+Links follow the topology (`full`, `ring`, `star`, `random:K`: each node links to K others drawn
+at random, so degrees are about 2K). One end of each link dials (with the product's handshake
+cost), re-dialling with exponential back-off whenever the connection is down and both ends run,
+so partitions, crashes and misbehaving peers heal the way the daemon's dialer heals them.
+
+Convergence is watched per node by a fingerprint of (digest hash, disk fingerprint), updated
+after every event that touched the node; `history` keeps each node's changes, from which the
+time every node reached the final state, and the fraction of up-to-date nodes over time, follow.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+import struct
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sortedcontainers import SortedDict
+
+from gossip_backer.core.blocks import hash_bytes
+from gossip_backer.core.ids import NodeId, mesh_id_of
+from gossip_backer.core.metamap import MetaMap
+from gossip_backer.core.record import Grant, Revoke
+from gossip_backer.crypto.identity import Identity, Verifier, make_update
+from gossip_backer.protocol.gossip import digest_hash
+from gossip_backer.testing.loop import EventLoop
+from gossip_backer.testing.node import SimNode, SimStore
+from gossip_backer.testing.oracle import Oracle, Write
+from gossip_backer.testing.simnet import LinkSpec, SimNet
+
+__all__ = ["Cluster", "ClusterConfig", "clone_map", "topology_edges", "EPOCH_NS",
+           "META_KINDS", "BLOCK_KINDS"]
+
+EPOCH_NS = 1_700_000_000 * 10**9  # simulated time 0, as Unix nanoseconds (for mtimes)
+META_KINDS = ("Digest", "Summary", "Delta", "DeltaAck", "Ping", "Pong", "handshake")
+BLOCK_KINDS = ("BlockRequest", "BlockData", "BlockMissing")
+
+
+@dataclass
+class ClusterConfig:
+    nodes: int = 10
+    seed: int = 0
+    topology: str = "random:3"
+    tick: float = 0.25  # the daemon's tick (runtime.node.TICK): one gossip interval
+    summary_interval: float = 10.0
+    latency: tuple[float, float] = (0.005, 0.05)  # one-way, drawn per link
+    jitter: float = 0.2  # as a fraction of the link's latency
+    bandwidth: tuple[float, float] = (1.25e6, 12.5e6)  # bytes/s, drawn per link (10-100 Mbit/s)
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    reliable: bool = True
+    read_only: int = 0  # how many members (never the founder) are read-only
+    watch_delay: tuple[float, float] = (0.05, 0.3)  # watcher debounce before a scan
+    settle_delay: float = 0.001
+    block_timeout: float = 30.0
+    redial: tuple[float, float] = (0.5, 30.0)  # first and longest dial back-off
+
+
+def topology_edges(n: int, spec: str, rng: random.Random) -> list[tuple[int, int]]:
+    """The links of a mesh of `n` nodes: `full`, `ring`, `star` or `random:K` (connected)."""
+    edges: set[tuple[int, int]] = set()
+    if spec == "full":
+        edges = {(a, b) for a in range(n) for b in range(a + 1, n)}
+    elif spec == "ring":
+        edges = {(min(i, (i + 1) % n), max(i, (i + 1) % n)) for i in range(n) if n > 1}
+    elif spec == "star":
+        edges = {(0, i) for i in range(1, n)}
+    elif spec.startswith("random:"):
+        k = min(int(spec.split(":", 1)[1]), n - 1)
+        for a in range(n):
+            for b in rng.sample([x for x in range(n) if x != a], k):
+                edges.add((min(a, b), max(a, b)))
+        edges |= _join_components(n, edges)
+    else:
+        raise ValueError(f"unknown topology {spec!r} (full, ring, star, random:K)")
+    return sorted(e for e in edges if e[0] != e[1])
+
+
+def _join_components(n: int, edges: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        parent[find(a)] = find(b)
+    roots = sorted({find(x) for x in range(n)})
+    return {(min(roots[0], r), max(roots[0], r)) for r in roots[1:]}
+
+
+def _clone(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, SortedDict):
+        return SortedDict(value)
+    if isinstance(value, dict):
+        return {k: _clone(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, set)):
+        return type(value)(value)
+    if hasattr(value, "__dict__") and type(value).__module__.startswith("gossip_backer.core"):
+        other = copy.copy(value)
+        for name, v in vars(value).items():
+            setattr(other, name, _clone(v, depth + 1))
+        return other
+    return value  # immutable values (updates, records, members) are shared
+
+
+def clone_map(template: MetaMap, verify: Callable) -> MetaMap:
+    """An independent MetaMap equal to `template`, checking signatures with `verify`; the
+    immutable updates and records are shared, every container is copied."""
+    other = copy.copy(template)
+    for name, value in vars(template).items():
+        setattr(other, name, _clone(value))
+    other._verify = verify
+    return other
+
+
+class Cluster:
+    """The simulated mesh (see the module docstring)."""
+
+    def __init__(self, cfg: ClusterConfig, *, trace: IO[str] | None = None) -> None:
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.loop = EventLoop()
+        self._trace = hashlib.blake2b(digest_size=16)
+        self.trace_file = trace
+        self.net = SimNet(self.loop, self.rng, on_packet=self._on_packet)
+        self.oracle = Oracle()
+        self.started = False
+        self.ignore_root = Path("/nonexistent-simulated-root")
+        self.mesh_secret = self.rng.randbytes(32)
+        identities = [self._identity() for _ in range(cfg.nodes)]
+        self.founder = identities[0].public
+        self.mesh_id = mesh_id_of(self.mesh_secret, NodeId(self.founder))
+        ro = set(self.rng.sample(range(1, cfg.nodes), min(cfg.read_only, cfg.nodes - 1)))
+        grants = [make_update(identities[0], self.mesh_id, i + 1,
+                              Grant(ident.public, f"n{i}", i in ro, i + 1))
+                  for i, ident in enumerate(identities)]
+        self._template = MetaMap(self.founder, Verifier(self.mesh_id))
+        self._template.apply_all(grants)
+        base = tuple(grants)
+        self.nodes: list[SimNode] = [
+            SimNode(self, i, ident, read_only=i in ro, store=SimStore(base))
+            for i, ident in enumerate(identities)]
+        self.by_key = {n.key: n.index for n in self.nodes}
+        self.edges: dict[tuple[int, int], int] = {}  # (a, b), a < b -> the end that dials
+        self.neighbours: dict[int, set[int]] = {i: set() for i in range(cfg.nodes)}
+        for a, b in topology_edges(cfg.nodes, cfg.topology, self.rng):
+            self.add_edge(a, b, dialer=a)
+        self.evil: set[int] = set()
+        self._backoff: dict[tuple[int, int], float] = {}
+        self._dialing: set[tuple[int, int]] = set()
+        self._redial_timer: dict[tuple[int, int], Any] = {}
+        # convergence watch
+        self.fp: dict[int, bytes] = {}
+        self.fp_count: Counter = Counter()
+        self.history: dict[int, list[tuple[float, bytes]]] = {}
+        self._dirty: dict[int, SimNode] = {}
+        self.last_write_at: float | None = None
+        self.sessions = 0
+        self.on_session: Callable[[SimNode, int], None] | None = None  # after each connect
+
+    # -- building ----------------------------------------------------------------------------
+    def _identity(self) -> Identity:
+        return Identity.from_seed(self.rng.randbytes(32))
+
+    def clock_ns(self) -> int:
+        """Now as Unix nanoseconds: what a node's clock says (for mtimes)."""
+        return EPOCH_NS + int(self.loop.now * 1e9)
+
+    def link_spec(self) -> LinkSpec:
+        cfg, rng = self.cfg, self.rng
+        latency = rng.uniform(*cfg.latency)
+        return LinkSpec(latency=latency, jitter=latency * cfg.jitter,
+                        bandwidth=rng.uniform(*cfg.bandwidth), loss=cfg.loss,
+                        duplicate=cfg.duplicate, reorder=cfg.reorder, reliable=cfg.reliable)
+
+    def add_edge(self, a: int, b: int, *, dialer: int, spec: LinkSpec | None = None) -> None:
+        key = (min(a, b), max(a, b))
+        if key in self.edges or a == b:
+            return
+        self.edges[key] = dialer
+        self.neighbours[a].add(b)
+        self.neighbours[b].add(a)
+        self.net.set_link(a, b, spec or self.link_spec())
+        if self.started:
+            self.ensure_link(a, b)
+
+    def start(self) -> None:
+        """Boot every node and start dialling."""
+        self.started = True
+        for node in self.nodes:
+            node.boot(clone_map(self._template, Verifier(self.mesh_id)))
+        for a, b in sorted(self.edges):
+            self._schedule_dial((a, b), self.rng.uniform(0.0, 0.5))
+
+    # -- the dialer --------------------------------------------------------------------------
+    def ensure_link(self, a: int, b: int) -> None:
+        key = (min(a, b), max(a, b))
+        if key in self.edges:
+            self._schedule_dial(key, self._backoff.get(key, 0.0))
+
+    def link_down(self, a: int, b: int, *, error: bool) -> None:
+        key = (min(a, b), max(a, b))
+        if key not in self.edges:
+            return
+        lo, hi = self.cfg.redial
+        back = self._backoff.get(key, 0.0)
+        back = min(hi, max(lo, back * 2)) if error else max(lo, back)
+        self._backoff[key] = back
+        self._schedule_dial(key, back * self.rng.uniform(1.0, 1.5))
+
+    def _schedule_dial(self, key: tuple[int, int], delay: float) -> None:
+        timer = self._redial_timer.get(key)
+        if timer is not None and not timer.cancelled:
+            return
+        self._redial_timer[key] = self.loop.call_later(delay, self._dial, key)
+
+    def _dial(self, key: tuple[int, int]) -> None:
+        self._redial_timer.pop(key, None)
+        dialer = self.edges[key]
+        other = key[1] if dialer == key[0] else key[0]
+        a, b = self.nodes[dialer], self.nodes[other]
+        if not (a.alive and not b.gone) or other in a.conns or key in self._dialing:
+            return
+        if a.banned.get(other, -1.0) > self.loop.now or not a.trusts(b.key):
+            self._retry(key)
+            return
+        self._dialing.add(key)
+
+        def established(conn) -> None:
+            self._dialing.discard(key)
+            if not a.alive or not a.trusts(b.key):
+                self.net.close(conn, dialer, "not trusted")
+                self._retry(key)
+                return
+            self._backoff[key] = 0.0
+            a.attach(conn, other)
+            self.changed(a)
+
+        def failed(why: str) -> None:
+            self._dialing.discard(key)
+            self._retry(key)
+
+        self.net.dial(dialer, other, a, lambda conn: self.nodes[other].accept(conn, dialer),
+                      established, failed)
+
+    def _retry(self, key: tuple[int, int]) -> None:
+        lo, hi = self.cfg.redial
+        back = min(hi, max(lo, self._backoff.get(key, 0.0) * 2))
+        self._backoff[key] = back
+        self._schedule_dial(key, back * self.rng.uniform(1.0, 1.5))
+
+    def session_started(self, node: SimNode, peer: int) -> None:
+        self.sessions += 1
+        if self.on_session is not None:
+            self.on_session(node, peer)
+
+    def make_evil(self, i: int, cls: type) -> SimNode:
+        """Turn node `i` into an instance of `cls` (a SimNode subclass that misbehaves); it is
+        left out of convergence and of the invariants' honest set."""
+        node = self.nodes[i]
+        node.__class__ = cls
+        self.evil.add(i)
+        self._untrack(i)
+        return node
+
+    # -- what users and operators do ---------------------------------------------------------
+    def at(self, t: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Schedule an action (a write, a crash...) at simulated time `t`."""
+        self.loop.call_at(t, lambda: fn(*args, **kwargs))
+
+    def content(self, size: int) -> bytes:
+        """Unique bytes for a new write: a counter, then `size` bytes from the seed."""
+        tag = b"write-%d-" % len(self.oracle.writes)
+        return tag + self.rng.randbytes(max(0, size - len(tag)))
+
+    def write(self, i: int, path: str, data: bytes | None = None, *, size: int = 4096) -> Write:
+        """The user of node `i` writes `path` (while the node runs or not)."""
+        node = self.nodes[i]
+        data = self.content(size) if data is None else data
+        previous = node.disk.read(path)
+        mtime = self.clock_ns()
+        node.disk.write(path, data, mtime_ns=mtime)
+        w = self.oracle.user_write(i, node.key, path, data, mtime, self.loop.now, previous,
+                                   hash_bytes(data)[0])
+        self.note(f"write {i} {path} {len(data)}")
+        self.last_write_at = self.loop.now
+        node.user_changed(path)
+        self.changed(node)
+        return w
+
+    def delete(self, i: int, path: str) -> Write | None:
+        node = self.nodes[i]
+        previous = node.disk.read(path)
+        if not node.disk.exists(path):
+            return None
+        node.disk.delete(path)
+        w = self.oracle.user_write(i, node.key, path, None, self.clock_ns(), self.loop.now,
+                                   previous)
+        self.note(f"delete {i} {path}")
+        self.last_write_at = self.loop.now
+        node.user_changed(path)
+        self.changed(node)
+        return w
+
+    def crash(self, i: int, *, machine: bool = False) -> None:
+        """The node's process dies (peers get a reset), or its machine (silence)."""
+        node = self.nodes[i]
+        if not node.alive:
+            return
+        self.note(f"crash {i} {'machine' if machine else 'process'}")
+        if machine:
+            self.net.set_up(i, False)
+        node.crash()
+        self._untrack(i)
+
+    def restart(self, i: int) -> None:
+        node = self.nodes[i]
+        if node.alive or node.gone:
+            return
+        self.note(f"restart {i}")
+        self.net.set_up(i, True)
+        node.boot()
+        for j in sorted(self.neighbours[i]):
+            self.ensure_link(i, j)
+
+    def join(self, granter: int, *, links: int = 3, read_only: bool = False) -> int:
+        """A new node joins through `granter` (an invite): granted, then it dials in."""
+        g = self.nodes[granter]
+        ident = self._identity()
+        i = len(self.nodes)
+        node = SimNode(self, i, ident, read_only=read_only, bootstrap=[g.key])
+        self.nodes.append(node)
+        self.by_key[node.key] = i
+        self.neighbours[i] = set()
+        self.note(f"join {i} via {granter}")
+        g.publish(Grant(node.key, f"n{i}", read_only, g.metamap.clock + 1))
+        node.boot()
+        self.add_edge(i, granter, dialer=i)
+        live = [j for j in range(i) if self.nodes[j].alive and j != granter and j not in self.evil]
+        for j in self.rng.sample(live, min(links, len(live))):
+            self.add_edge(i, j, dialer=i)
+        return i
+
+    def leave(self, i: int, remover: int) -> None:
+        """Node `i` goes away for good and `remover` revokes it (`backer remove-peer`)."""
+        node, r = self.nodes[i], self.nodes[remover]
+        self.note(f"leave {i} removed by {remover}")
+        if node.alive:
+            node.crash()
+        node.gone = True
+        self._untrack(i)
+        r.publish(Revoke(node.key, r.metamap.seq_of(node.key), r.metamap.clock + 1))
+
+    def partition(self, sides: dict[int, int], start: float, end: float | None) -> None:
+        self.note(f"partition {start} {end}")
+        self.net.partition(sides, start, end)
+
+    def note(self, text: str) -> None:
+        """Put an action in the trace."""
+        line = f"{self.loop.now:.6f} {text}"
+        self._trace.update(line.encode())
+        if self.trace_file is not None:
+            self.trace_file.write(line + "\n")
+
+    def _on_packet(self, t: float, src: int, dst: int, kind: str, data: bytes) -> None:
+        self._trace.update(struct.pack("<dIII", t, src, dst, len(data)))
+        self._trace.update(data)
+        if self.trace_file is not None:
+            self.trace_file.write(f"{t:.6f} {src}->{dst} {kind} {len(data)}\n")
+
+    @property
+    def trace_hash(self) -> str:
+        return self._trace.hexdigest()
+
+    # -- running -----------------------------------------------------------------------------
+    def run_until(self, t: float, *, stop_when_settled: bool = False) -> bool:
+        """Advance to time `t`; with `stop_when_settled`, stop as soon as every live node holds
+        the same state and has nothing left to do. Returns True if it stopped early."""
+        if not self.started:
+            self.start()
+        state = {"checked": -1.0}
+
+        def after() -> bool:
+            changed = self._flush()
+            if not stop_when_settled or len(self.fp_count) != 1:
+                return False
+            now = self.loop.now
+            if not changed and now - state["checked"] < 1.0:
+                return False
+            state["checked"] = now
+            return self.settled()
+
+        stopped = self.loop.run_until(t, after)
+        self._flush()
+        return stopped
+
+    def settled(self) -> bool:
+        """Every tracked node identical and idle."""
+        self._flush()
+        tracked = self.tracked()
+        if not tracked or len(self.fp_count) != 1 or next(iter(self.fp_count.values())) != len(tracked):
+            return False
+        return all(self.nodes[i].idle() for i in tracked)
+
+    # -- watching convergence ----------------------------------------------------------------
+    def tracked(self) -> list[int]:
+        """The nodes whose agreement defines convergence: live, honest, still members."""
+        return [n.index for n in self.nodes if n.alive and not n.gone and n.index not in self.evil]
+
+    def changed(self, node: SimNode) -> None:
+        self._dirty[node.index] = node
+
+    def _untrack(self, i: int) -> None:
+        fp = self.fp.pop(i, None)
+        if fp is not None:
+            self.fp_count[fp] -= 1
+            if not self.fp_count[fp]:
+                del self.fp_count[fp]
+
+    def fingerprint(self, node: SimNode) -> bytes:
+        h = hashlib.blake2b(digest_hash(node.metamap.digest()), digest_size=16)
+        h.update(node.disk.fingerprint())
+        return h.digest()
+
+    def _flush(self) -> bool:
+        if not self._dirty:
+            return False
+        dirty, self._dirty = self._dirty, {}
+        moved = False
+        for i, node in dirty.items():
+            if not node.alive or node.gone or i in self.evil:
+                continue
+            fp = self.fingerprint(node)
+            old = self.fp.get(i)
+            if fp == old:
+                continue
+            moved = True
+            if old is not None:
+                self._untrack(i)
+            self.fp[i] = fp
+            self.fp_count[fp] += 1
+            self.history.setdefault(i, []).append((self.loop.now, fp))
+        return moved
+
+    def converged_at(self) -> float | None:
+        """When the last tracked node reached the state all now share (None if they differ)."""
+        tracked = self.tracked()
+        if not tracked or len({self.fp.get(i) for i in tracked}) != 1:
+            return None
+        return max(self.history[i][-1][0] for i in tracked)
+
+    def up_to_date_series(self) -> list[tuple[float, float]]:
+        """(time, fraction of tracked nodes already in the final state), at every change."""
+        tracked = self.tracked()
+        if not tracked:
+            return []
+        final = self.fp.get(tracked[0])
+        changes = []
+        for i in tracked:
+            state = False
+            for t, fp in self.history.get(i, []):
+                now_final = fp == final
+                if now_final != state:
+                    changes.append((t, 1 if now_final else -1))
+                    state = now_final
+        changes.sort()
+        out, count = [(0.0, 0.0)], 0
+        for t, d in changes:
+            count += d
+            out.append((t, count / len(tracked)))
+        return out
+
+    # -- numbers -----------------------------------------------------------------------------
+    def node_bytes(self, kinds: tuple[str, ...] | None = None) -> dict[int, int]:
+        """Bytes sent plus received per node (all, or of the given message kinds)."""
+        net = self.net
+        if kinds is None:
+            return {i: net.bytes_out.get(i, 0) + net.bytes_in.get(i, 0)
+                    for i in range(len(self.nodes))}
+        out = {i: 0 for i in range(len(self.nodes))}
+        for (host, kind), n in net.host_kind_bytes.items():
+            if kind in kinds:
+                out[host] += n
+        return out

@@ -1,0 +1,586 @@
+"""One simulated node: the real sans-IO protocol objects, interpreted on a virtual clock.
+
+Theory of operation
+-------------------
+A `SimNode` is what `runtime/node.py` is for trio, with the simulator's event loop instead: it
+holds a real `Replica` (gossip, membership, signatures), a real `transfer.Scheduler`, a
+`MemRoot` disk and a local index, and makes the daemon's decisions with `protocol/mirror.py`:
+- the user writes to the disk; after the watcher's delay the path is scanned
+  (`memdisk.scan_paths`) and published as `mirror.local_version` / `mirror.deletion`, signed
+  with the node's key;
+- every message crosses the `SimNet` as bytes (`wire.messages.encode`, then `decode` at the
+  other end), so sizes are real wire sizes and the decoder checks every peer message;
+- `Persist` effects go to a `SimStore` that survives crashes; on restart the map is rebuilt
+  from it with `MetaMap.apply_all`, as `NodeState.open` does, and the disk is rescanned;
+- after any change, `settle` publishes conflict copies (read-write nodes, `mirror.conflict_copies`)
+  and brings the disk to the map (`mirror.needed`): folders, links and deletions at once, file
+  contents block by block from local data, a partial download, or peers (BlockRequest /
+  BlockData / BlockMissing through the Scheduler), each block checked before use and the whole
+  file checked before it replaces the old one (`memdisk.TempFile.finish`), never over a change
+  the user made meanwhile (`LocalChanged` -> rescan, which makes it a conflict).
+A peer that breaks the protocol (RemoteError, a bad block, a forged update) is disconnected and
+not accepted again for `BAN_SECONDS`, as the runtime's link does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from gossip_backer.core import blocks as coreblocks
+from gossip_backer.core.metamap import MetaMap, Outcome
+from gossip_backer.core.record import FILE, FileRecord, Payload, SignedUpdate
+from gossip_backer.core.vv import VersionVector
+from gossip_backer.crypto.identity import Identity, Verifier, make_update
+from gossip_backer.disk.ignore import IgnoreMatcher
+from gossip_backer.errors import IntegrityError, LocalError, RemoteError
+from gossip_backer.protocol import mirror
+from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
+from gossip_backer.protocol.peer import MAX_FRAME
+from gossip_backer.protocol.replica import Replica
+from gossip_backer.protocol.transfer import Scheduler
+from gossip_backer.store.repo import IndexEntry
+from gossip_backer.testing import memdisk
+from gossip_backer.testing.memdisk import MemRoot, TempFile
+from gossip_backer.testing.simnet import Connection, Endpoint
+from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, Message, decode,
+                                         encode)
+
+if TYPE_CHECKING:
+    from gossip_backer.testing.cluster import Cluster
+
+__all__ = ["SimNode", "SimStore"]
+
+BAN_SECONDS = 30.0
+STORED = (Outcome.APPLIED, Outcome.HELD, getattr(Outcome, "VOID", Outcome.HELD))
+BLOCK_KINDS = (BlockRequest, BlockData, BlockMissing)
+MAX_STALL_BACKOFF = 4.0
+
+
+class SimStore:
+    """The node's persisted update log: a shared base (the mesh as it was at the start) plus
+    this node's own additions and deletions, so a thousand nodes do not copy a thousand grants."""
+
+    def __init__(self, base: tuple[SignedUpdate, ...] = ()) -> None:
+        self.base = base
+        self.added: dict[tuple[bytes, int], SignedUpdate] = {}
+        self.removed: set[tuple[bytes, int]] = set()
+        self.index: dict[str, IndexEntry] = {}  # the local index (store.repo's index table)
+
+    def save(self, updates: Iterable[SignedUpdate], dropped: Iterable[tuple[bytes, int]]) -> None:
+        for key in dropped:
+            if self.added.pop(key, None) is None:
+                self.removed.add(key)
+        for u in updates:
+            self.added[(u.origin, u.seq)] = u
+            self.removed.discard((u.origin, u.seq))
+
+    def load(self) -> list[SignedUpdate]:
+        out = [u for u in self.base if (u.origin, u.seq) not in self.removed
+               and (u.origin, u.seq) not in self.added]
+        return out + list(self.added.values())
+
+
+@dataclass
+class _Pull:
+    record: FileRecord
+    temp: TempFile
+
+
+def _entry(scan: memdisk.ScanEntry, vv: VersionVector) -> IndexEntry:
+    return IndexEntry(scan.path, scan.size, scan.mtime_ns, scan.inode, scan.mode, scan.kind,
+                      scan.hash, scan.block_size, tuple(scan.blocks), scan.target, vv)
+
+
+def _as_record(scan: memdisk.ScanEntry) -> FileRecord:
+    """What the scan found, as a record with vv and origin left empty (mirror.local_version)."""
+    return FileRecord(path=scan.path, kind=scan.kind, vv=VersionVector(), origin=b"",
+                      size=scan.size if scan.kind == FILE else 0, mtime_ns=scan.mtime_ns,
+                      mode=scan.mode & 0o777, hash=scan.hash, block_size=scan.block_size,
+                      blocks=tuple(scan.blocks), target=scan.target)
+
+
+class SimNode(Endpoint):
+    """One node of the simulated mesh (see the module docstring)."""
+
+    def __init__(self, cluster: "Cluster", index: int, identity: Identity, *,
+                 read_only: bool = False, store: SimStore | None = None,
+                 bootstrap: Iterable[bytes] = ()) -> None:
+        self.cluster = cluster
+        self.index = index
+        self.identity = identity
+        self.key = identity.public
+        self.read_only = read_only
+        self.disk = MemRoot(f"n{index}", clock=cluster.clock_ns)
+        self.store = store or SimStore()
+        self.bootstrap = set(bootstrap)
+        self.ignore = IgnoreMatcher(cluster.ignore_root)
+        self.alive = False
+        self.gone = False  # left the mesh for good
+        self.incarnation = 0
+        self.conns: dict[int, Connection] = {}
+        self.banned: dict[int, float] = {}
+        self.events: list[object] = []
+        self.errors: list[str] = []  # why peers were dropped for misbehaving
+        self.local_errors: list[str] = []  # LocalError raised by our own decisions (bugs)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.metamap: MetaMap | None = None
+        self.replica: Replica | None = None
+        self.scheduler: Scheduler | None = None
+        self.pulls: dict[str, _Pull] = {}
+        self.touched: set[str] = set()
+        self._settle_timer = None
+        self._scan_todo: set[str] = set()
+        self._scan_timer = None
+        self._stall_backoff = 0.0
+        self._stall_timer = None
+        self._blocks: dict[bytes, tuple[str, int, int]] | None = None
+
+    def __repr__(self) -> str:
+        return f"SimNode({self.index})"
+
+    @property
+    def now(self) -> float:
+        return self.cluster.loop.now
+
+    # -- life cycle --------------------------------------------------------------------------
+    def boot(self, metamap: MetaMap | None = None) -> None:
+        """Start (or restart) from the persisted state; `metamap` is a ready-made map that equals
+        what loading the store would give (the cluster clones one for a thousand nodes)."""
+        cl = self.cluster
+        self.incarnation += 1
+        self.alive = True
+        self._reset()
+        if metamap is None:
+            metamap = MetaMap(cl.founder, Verifier(cl.mesh_id))
+            metamap.apply_all(self.store.load())
+        metamap.drain_dropped()
+        self.metamap = metamap
+        self.replica = Replica(metamap, self.key, summary_interval=cl.cfg.summary_interval)
+        self.scheduler = Scheduler(coreblocks.strong_hash, timeout=cl.cfg.block_timeout)
+        inc = self.incarnation
+        cl.loop.call_later(cl.rng.uniform(0.0, cl.cfg.tick), self._tick, inc)
+        if self.store.index or self.disk.paths():
+            self._scan_todo.add("")  # a restart: rescan everything
+            self._scan_now(inc)
+        self.touched.update(metamap.files)
+        self.schedule_settle()
+        cl.changed(self)
+
+    def crash(self) -> None:
+        """The process dies: connections end, memory is lost; the store and disk remain."""
+        self.alive = False
+        self.incarnation += 1
+        for peer, conn in list(self.conns.items()):
+            self.cluster.net.close(conn, self.index, "crashed", notify=True)
+            self.cluster.link_down(self.index, peer, error=False)
+        self.conns.clear()
+        self._reset()
+
+    # -- connections -------------------------------------------------------------------------
+    def trusts(self, key: bytes) -> bool:
+        """`runtime.Node.peer_trusted`: a member not revoked, or the node we joined through."""
+        if self.replica is not None and self.replica.peer_allowed(key):
+            return True
+        members = self.metamap.membership.members if self.metamap else {}
+        return key not in members and key in self.bootstrap
+
+    def accept(self, conn: Connection, peer: int) -> "SimNode | None":
+        """A dial from `peer` reached us: the handshake's authorisation."""
+        if not self.alive or self.banned.get(peer, -1.0) > self.now:
+            return None
+        if not self.trusts(self.cluster.nodes[peer].key):
+            return None
+        self.attach(conn, peer)
+        return self
+
+    def attach(self, conn: Connection, peer: int) -> None:
+        old = self.conns.get(peer)
+        if old is not None and old is not conn:
+            self._detach(peer, "replaced by a newer connection", notify=True)
+        self.conns[peer] = conn
+        key = self.cluster.nodes[peer].key
+        self._run(self.replica.connect(key, self.now))
+        self.cluster.session_started(self, peer)
+        self.request_blocks()
+
+    def drop(self, peer: int, reason: str, *, error: bool = False) -> None:
+        """End the connection to `peer` (our decision)."""
+        if peer not in self.conns:
+            return
+        if error:
+            self.errors.append(reason)
+            self.banned[peer] = self.now + BAN_SECONDS
+        self._detach(peer, reason, notify=True)
+        self.cluster.link_down(self.index, peer, error=error)
+
+    def _detach(self, peer: int, reason: str, notify: bool) -> None:
+        conn = self.conns.pop(peer)
+        key = self.cluster.nodes[peer].key
+        self.replica.disconnect(key)
+        self.scheduler.peer_gone(key)
+        if notify:
+            self.cluster.net.close(conn, self.index, reason)
+
+    def on_close(self, conn: Connection, reason: str) -> None:
+        peer = conn.other(self.index)
+        if not self.alive or self.conns.get(peer) is not conn:
+            return
+        self.conns.pop(peer)
+        key = self.cluster.nodes[peer].key
+        self.replica.disconnect(key)
+        self.scheduler.peer_gone(key)
+        if reason.startswith("RemoteError"):
+            self.errors.append(reason)
+        self.cluster.link_down(self.index, peer, error=reason.startswith("RemoteError"))
+
+    def send(self, peer: int, message: Message) -> None:
+        conn = self.conns.get(peer)
+        if conn is not None:
+            self.cluster.net.send(conn, self.index, encode(message), type(message).__name__)
+
+    # -- messages ----------------------------------------------------------------------------
+    def on_data(self, conn: Connection, data: bytes) -> None:
+        peer = conn.other(self.index)
+        if not self.alive or self.conns.get(peer) is not conn:
+            return
+        try:
+            if len(data) > MAX_FRAME:
+                raise RemoteError(f"frame of {len(data)} bytes is over the limit")
+            message = decode(data)
+            if isinstance(message, BLOCK_KINDS):
+                self._on_block_message(peer, message)
+            else:
+                self._on_gossip(peer, message)
+        except IntegrityError as exc:
+            self.drop(peer, f"IntegrityError: {exc}", error=True)
+        except RemoteError as exc:
+            self.drop(peer, f"RemoteError: {exc}", error=True)
+        self.cluster.changed(self)
+
+    def _on_gossip(self, peer: int, message: Message) -> None:
+        key = self.cluster.nodes[peer].key
+        try:
+            effects = self.replica.receive(key, message, self.now)
+        finally:
+            self._run(self.replica.take_pending())
+        self._run(effects)
+
+    def _run(self, effects: list[Effect]) -> None:
+        """Interpret the replica's effects (runtime.Node._run)."""
+        cl = self.cluster
+        for effect in effects:
+            if isinstance(effect, Send):
+                peer = cl.by_key.get(effect.peer)
+                if peer is not None:
+                    self.send(peer, effect.message)
+            elif isinstance(effect, Persist):
+                self.store.save(effect.updates, effect.dropped)
+                for u in effect.updates:
+                    if isinstance(u.payload, FileRecord):
+                        self.touched.add(u.payload.path)
+                self.schedule_settle()
+            elif isinstance(effect, Disconnect):
+                peer = cl.by_key.get(effect.peer)
+                if peer is not None:
+                    self.drop(peer, effect.reason)
+            elif isinstance(effect, Emit):
+                self.events.append(effect.event)
+
+    def _tick(self, inc: int) -> None:
+        if inc != self.incarnation:
+            return
+        cl = self.cluster
+        cl.loop.call_later(cl.cfg.tick, self._tick, inc)
+        self._run(self.replica.tick(self.now))
+        if self.pulls:
+            self.scheduler.tick(self.now)
+            self.request_blocks()
+
+    # -- local changes -----------------------------------------------------------------------
+    def user_changed(self, path: str) -> None:
+        """The user touched `path` on disk; the watcher reports it after a short delay."""
+        if not self.alive:
+            return
+        self._scan_todo.add(path)
+        if self._scan_timer is None:
+            delay = self.cluster.rng.uniform(*self.cluster.cfg.watch_delay)
+            self._scan_timer = self.cluster.loop.call_later(delay, self._scan_now, self.incarnation)
+
+    def _scan_now(self, inc: int) -> None:
+        if inc != self.incarnation:
+            return
+        self._scan_timer = None
+        todo, self._scan_todo = sorted(self._scan_todo), set()
+        index = self.store.index
+        if "" in todo:
+            result = memdisk.scan(self.disk, index, self.ignore)
+        else:
+            result = memdisk.scan_paths(self.disk, todo, index, self.ignore)
+        for path in result.refreshed:
+            index[path] = _entry(result.entries[path], index[path].vv)
+        for path in result.changed:
+            self._publish_change(result.entries[path])
+        for path in result.deleted:
+            self._publish_deletion(path)
+        self._blocks = None
+        self.schedule_settle()
+        self.cluster.changed(self)
+
+    def _publish_change(self, scan: memdisk.ScanEntry) -> None:
+        index = self.store.index
+        prev = index.get(scan.path)
+        if not self.can_write():  # a read-only member's changes are not published (nor applied)
+            index[scan.path] = _entry(scan, prev.vv if prev else VersionVector())
+            return
+        rec = mirror.local_version(self.metamap, self.key, scan.path, prev, _as_record(scan))
+        if rec is None:  # the mesh has this content as the winner: the settle adopts its vv
+            index[scan.path] = _entry(scan, prev.vv if prev else VersionVector())
+            return
+        self.publish(rec, user=True)
+        index[scan.path] = _entry(scan, rec.vv)
+
+    def _publish_deletion(self, path: str) -> None:
+        index = self.store.index
+        prev = index.pop(path, None)
+        if prev is None or not self.can_write():
+            return
+        rec = mirror.deletion(self.metamap, self.key, path, prev, self.cluster.clock_ns())
+        if rec is not None:
+            self.publish(rec, user=True)
+
+    def can_write(self) -> bool:
+        """A read-write member, not revoked (a joining node is not one until its grant arrives)."""
+        m = self.metamap.membership.members.get(self.key) if self.metamap else None
+        return m is not None and not m.read_only and not m.revoked
+
+    def publish(self, payload: Payload, *, user: bool = False) -> SignedUpdate:
+        """Sign `payload` as our next update, apply, persist and spread it (NodeState.make).
+        `user`: a change the user made (the oracle tracks those), not a conflict copy."""
+        seq = self.metamap.seq_of(self.key) + 1
+        update = make_update(self.identity, self.cluster.mesh_id, seq, payload)
+        outcome = self.metamap.apply(update)
+        if outcome not in STORED:
+            raise LocalError(f"own update refused by the map: {outcome.value}")
+        self.store.save([update], self.metamap.drain_dropped())
+        if isinstance(payload, FileRecord):
+            self.touched.add(payload.path)
+            self.cluster.oracle.published(self, update, user=user)
+        self._run(self.replica.local([update], self.now))
+        self.schedule_settle()
+        self.cluster.changed(self)
+        return update
+
+    # -- bringing the disk to the map --------------------------------------------------------
+    def schedule_settle(self) -> None:
+        if self._settle_timer is None and self.alive:
+            self._settle_timer = self.cluster.loop.call_later(
+                self.cluster.cfg.settle_delay, self._settle, self.incarnation)
+
+    def _settle(self, inc: int) -> None:
+        if inc != self.incarnation:
+            return
+        self._settle_timer = None
+        if self._scan_todo and self._scan_timer is None:
+            self._scan_now(inc)
+        touched, self.touched = sorted(self.touched), set()
+        if self.can_write():
+            for path in touched:
+                for copy in mirror.conflict_copies(self.metamap, path):
+                    self.publish(copy)
+        for need in mirror.needed(self.metamap, self.store.index):
+            try:
+                self._do(need)
+            except memdisk.LocalChanged:
+                self.user_changed(need.path)
+            except LocalError as exc:  # DiskError, a folder in the way...: try again later
+                self.local_errors.append(f"{need.action} {need.path}: {exc}")
+        self.request_blocks()
+        self.cluster.changed(self)
+
+    def _expect(self, path: str) -> memdisk.Stat | None:
+        e = self.store.index.get(path)
+        return None if e is None else memdisk.Stat(e.size, e.mtime_ns, e.inode, e.kind)
+
+    def _archive(self, where: memdisk.MemPath) -> None:
+        e = self.store.index.get(where.rel)
+        if e is not None and e.hash is not None:
+            try:
+                memdisk.archive(self.disk, where, e.hash, hasher_factory=coreblocks.FileHasher)
+            except memdisk.ArchiveMismatch:
+                pass
+
+    def _do(self, need: mirror.Need) -> None:
+        path, rec, index = need.path, need.record, self.store.index
+        if need.action == mirror.ADOPT:
+            index[path] = replace(index[path], vv=need.disk_vv)
+        elif need.action == mirror.DELETE:
+            self._cancel_pull(path)
+            if memdisk.remove(self.disk, path, self._expect(path), archive=self._archive):
+                index.pop(path, None)
+                self._blocks = None
+        else:
+            prev = index.get(path)
+            if prev is not None and prev.kind != rec.kind:  # a file became a folder, or ...
+                self._cancel_pull(path)
+                if not memdisk.remove(self.disk, path, self._expect(path), archive=self._archive):
+                    return
+                index.pop(path)
+                self._blocks = None
+            if need.action == mirror.WRITE_FILE:
+                self._pull(need)
+                return
+            self._cancel_pull(path)
+            if need.action == mirror.CREATE_DIR:
+                memdisk.make_dir(self.disk, path, rec.mode, rec.mtime_ns)
+            else:
+                memdisk.make_symlink(self.disk, path, rec.target or "", self._expect(path),
+                                     archive=self._archive)
+            self._index_from_disk(path, rec, need.disk_vv)
+
+    def _index_from_disk(self, path: str, rec: FileRecord, vv: VersionVector) -> None:
+        st = self.disk.lstat(path)
+        self.store.index[path] = IndexEntry(path, st.size, st.mtime_ns, st.inode,
+                                            self.disk.mode(path), st.kind, rec.hash,
+                                            rec.block_size, rec.blocks, rec.target, vv)
+        self._blocks = None
+
+    def _pull(self, need: mirror.Need) -> None:
+        rec = need.record
+        current = self.pulls.get(need.path)
+        if current is not None and current.record == rec:
+            return
+        self._cancel_pull(need.path)
+        partial = memdisk.find_partial(self.disk, need.path)
+        if partial is not None:
+            temp = TempFile.open_existing(partial, target=memdisk.MemPath(self.disk, need.path),
+                                          hasher_factory=coreblocks.FileHasher)
+        else:
+            temp = TempFile.create(self.disk, need.path, hasher_factory=coreblocks.FileHasher)
+        temp.truncate(rec.size)
+        todo = []
+        for i, block in enumerate(rec.blocks):
+            offset = i * rec.block_size
+            length = min(rec.block_size, rec.size - offset)
+            if partial is not None and coreblocks.strong_hash(temp.read_at(offset, length)) == block.hash:
+                continue  # verified in an earlier try (a resumed download)
+            data = self._local_block(block.hash)
+            if data is not None and len(data) == length:
+                temp.write_at(offset, data)
+            else:
+                todo.append((i, block))
+        self.pulls[need.path] = _Pull(rec, temp)
+        if todo:
+            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, todo)
+        else:
+            self._finish(need.path)
+
+    def _cancel_pull(self, path: str) -> None:
+        pull = self.pulls.pop(path, None)
+        if pull is not None:
+            self.scheduler.cancel(path)
+            pull.temp.close()
+
+    def _finish(self, path: str) -> None:
+        pull = self.pulls.pop(path)
+        self.scheduler.cancel(path)
+        need = mirror.need_for(self.metamap, path, self.store.index.get(path))
+        if need is None or need.action != mirror.WRITE_FILE or need.record != pull.record:
+            pull.temp.close()  # the map moved on meanwhile: the next settle decides again
+            self.schedule_settle()
+            return
+        rec = pull.record
+        try:
+            pull.temp.finish(None, rec.hash, rec.mode, rec.mtime_ns, self._expect(path),
+                             archive=self._archive)
+        except memdisk.LocalChanged:
+            self.user_changed(path)  # the user's change wins the race: it becomes a conflict
+            return
+        except IntegrityError as exc:  # blocks that each check out but not the whole: a bad record
+            self.local_errors.append(f"{path}: {exc}")
+            return
+        self._index_from_disk(path, rec, need.disk_vv)
+        self.schedule_settle()
+        self.cluster.changed(self)
+
+    def _local_block(self, block_hash: bytes) -> bytes | None:
+        """A block with this hash from a file on our disk (as last scanned), if still there."""
+        if self._blocks is None:
+            self._blocks = {}
+            for e in self.store.index.values():
+                if e.kind == FILE and e.hash is not None:
+                    for i, b in enumerate(e.blocks):
+                        off = i * e.block_size
+                        self._blocks.setdefault(b.hash, (e.path, off, min(e.block_size, e.size - off)))
+        where = self._blocks.get(block_hash)
+        if where is None:
+            return None
+        data = self.disk.read(where[0])
+        if data is None:
+            return None
+        chunk = data[where[1]:where[1] + where[2]]
+        return chunk if coreblocks.strong_hash(chunk) == block_hash else None
+
+    # -- blocks over the network -------------------------------------------------------------
+    def request_blocks(self) -> None:
+        if not self.pulls or not self.alive:
+            return
+        cl = self.cluster
+        peers = [cl.nodes[p].key for p in self.conns]
+        for key, req in self.scheduler.requests(peers, self.now):
+            self.send(cl.by_key[key], req)
+        if any(self.scheduler.stalled(p, peers) for p in self.pulls) and self._stall_timer is None:
+            self._stall_backoff = min(MAX_STALL_BACKOFF, max(cl.cfg.tick, self._stall_backoff * 2))
+            self._stall_timer = cl.loop.call_later(self._stall_backoff, self._unstall,
+                                                   self.incarnation)
+
+    def _unstall(self, inc: int) -> None:
+        """Peers that lacked a file may have fetched it since: ask again (with back-off)."""
+        if inc != self.incarnation:
+            return
+        self._stall_timer = None
+        self.scheduler.forget_lacking()
+        self.request_blocks()
+
+    def _on_block_message(self, peer: int, message: Message) -> None:
+        key = self.cluster.nodes[peer].key
+        if isinstance(message, BlockRequest):
+            self.send(peer, self.serve_block(message))
+        elif isinstance(message, BlockData):
+            arrived = self.scheduler.on_data(key, message.request_id, message.data)
+            if arrived is not None:
+                self._stall_backoff = 0.0
+                pull = self.pulls.get(arrived.path)
+                if pull is not None:
+                    pull.temp.write_at(arrived.offset, arrived.data)
+                    if self.scheduler.remaining(arrived.path) == 0:
+                        self._finish(arrived.path)
+            self.request_blocks()
+        else:
+            self.scheduler.on_missing(key, message.request_id)
+            self.request_blocks()
+
+    def serve_block(self, req: BlockRequest) -> Message:
+        if not 0 < req.size <= coreblocks.MAX_BLOCK_SIZE or req.offset < 0:
+            raise RemoteError("BlockRequest of an impossible size")
+        for e in self.store.index.values():
+            if e.kind == FILE and e.hash == req.file_hash:
+                data = (self.disk.read(e.path) or b"")[req.offset:req.offset + req.size]
+                if len(data) == req.size and coreblocks.strong_hash(data) == req.hash:
+                    return BlockData(req.request_id, data)
+        data = self._local_block(req.hash)
+        if data is not None and len(data) == req.size:
+            return BlockData(req.request_id, data)
+        return BlockMissing(req.request_id)
+
+    # -- observation -------------------------------------------------------------------------
+    def idle(self) -> bool:
+        """Nothing left to do: no download, no pending scan, the disk holds what the map says."""
+        if not self.alive:
+            return True
+        if self.pulls or self._scan_todo or self.touched:
+            return False
+        return not mirror.needed(self.metamap, self.store.index)

@@ -1,0 +1,1 @@
+"""One small file per scenario; `simulations.run(NAME)` plays one (see simulations/__init__.py)."""

@@ -1,0 +1,80 @@
+"""Nodes crash and restart with their persisted state (store, disk, local index), while users keep
+writing (also on the disk of a stopped node); new nodes join through an invite, others leave and
+are revoked. At the end every crashed node comes back and the mesh must settle with nothing lost.
+
+A crash is either the process (peers get a reset at once) or the machine (silence: peers find
+out from their dead timer). What a leaving node had published before the revocation's cutoff
+stays; what it made after is void everywhere."""
+
+from __future__ import annotations
+
+from simulations import Plan
+
+DEFAULTS = {"nodes": 12, "topology": "random:3", "duration": 60.0, "writes": 16, "crashes": 8,
+            "joins": 2, "leaves": 1}
+
+
+def _writers(sim) -> list[int]:
+    out = []
+    for n in sim.nodes:
+        if n.gone or n.read_only or n.index in sim.evil:
+            continue
+        if n.alive and n.can_write():
+            out.append(n.index)
+        elif not n.alive and n.index < sim.cfg.nodes:  # the user edits while the daemon is down
+            out.append(n.index)
+    return out
+
+
+def _write(sim, k: int) -> None:
+    writers = _writers(sim)
+    if not writers:
+        return
+    i = sim.rng.choice(writers)
+    if sim.rng.random() < 0.4:
+        path = f"shared/f{sim.rng.randrange(4)}.txt"
+    else:
+        path = f"n{i}/w{k}.bin"
+    sim.write(i, path, size=sim.rng.randrange(1, 40000))
+
+
+def _crash(sim, restart_after: tuple[float, float]) -> None:
+    rng = sim.rng
+    live = [n.index for n in sim.nodes if n.alive and not n.gone]
+    if len(live) <= max(2, len(sim.nodes) // 2):
+        return
+    i = rng.choice(live)
+    sim.crash(i, machine=rng.random() < 0.5)
+    sim.at(sim.loop.now + rng.uniform(*restart_after), sim.restart, i)
+
+
+def _join(sim) -> None:
+    granters = [n.index for n in sim.nodes if n.alive and not n.gone and n.can_write()]
+    if granters:
+        sim.join(sim.rng.choice(granters), links=3)
+
+
+def _leave(sim) -> None:
+    rng = sim.rng
+    candidates = [n.index for n in sim.nodes if not n.gone and n.index != 0]
+    removers = [n.index for n in sim.nodes if n.alive and not n.gone and n.can_write()]
+    if not candidates or not removers:
+        return
+    i = rng.choice(candidates)
+    removers = [r for r in removers if r != i]
+    if removers:
+        sim.leave(i, rng.choice(removers))
+
+
+def plan(sim, options: dict) -> Plan:
+    rng = sim.rng
+    duration = float(options["duration"])
+    for k in range(int(options["writes"])):
+        sim.at(rng.uniform(1.0, duration), _write, sim, k)
+    for _ in range(int(options["crashes"])):
+        sim.at(rng.uniform(1.0, duration - 5.0), _crash, sim, (2.0, 20.0))
+    for _ in range(int(options["joins"])):
+        sim.at(rng.uniform(1.0, duration - 5.0), _join, sim)
+    for _ in range(int(options["leaves"])):
+        sim.at(rng.uniform(1.0, duration - 5.0), _leave, sim)
+    return Plan(until=duration, settle=300.0, since=duration)
