@@ -87,6 +87,11 @@ def _handler(node: Node):
             return node.peers()
         if cmd == "remove-peer":
             return node.remove_peer(NodeId.parse(str(req.get("node_id", ""))))
+        if cmd == "history":
+            return await node.history(str(req.get("path", "")))
+        if cmd == "restore":
+            version = req.get("version")
+            return await node.restore(str(req.get("path", "")), None if version is None else str(version))
         raise UserError(f"unknown control command {cmd!r}")
 
     return handle

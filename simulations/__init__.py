@@ -81,6 +81,8 @@ def run(name: str, *, nodes: int | None = None, seed: int = 0, topology: str | N
 
 def _report(name: str, sim: Cluster, plan: Plan, settled: bool, results: dict[str, bool],
             lost: list, wall: float) -> dict[str, Any]:
+    from simulations import invariants
+
     cfg = sim.cfg
     at = sim.converged_at() if settled else None
     last = sim.last_write_at
@@ -118,6 +120,8 @@ def _report(name: str, sim: Cluster, plan: Plan, settled: bool, results: dict[st
         "connection_faults": sim.net.broken,
         "peer_errors": sum(len(n.errors) for n in sim.nodes if n.index not in sim.evil),
         "local_errors": sum(len(n.local_errors) for n in sim.nodes),
+        "stale_user_versions": len(sim.oracle.born_stale),
+        "unavailable": invariants.unavailable(sim)[:10],
         "trace_hash": sim.trace_hash,
     }
     report.update(plan.info)

@@ -160,6 +160,25 @@ def nothing_forbidden_applied(sim: Cluster, nodes: list[SimNode]) -> bool:
     return True
 
 
+def unavailable(sim: Cluster) -> list[str]:
+    """Paths whose winning content no live node holds (on disk or in its archive): a
+    version nobody can ever fetch."""
+    nodes = [n for n in sim.nodes if n.alive]
+    held: set[bytes] = set()
+    for n in nodes:
+        held.update(e.hash for e in n.store.index.values() if e.hash is not None)
+        held.update(n.disk.objects)
+    out = set()
+    for n in nodes:
+        if n.index in sim.evil:
+            continue
+        for path, versions in n.metamap.files.items():
+            w = n.metamap.winner(path)
+            if w.kind == FILE and not w.deleted and w.size and w.hash not in held:
+                out.add(path)
+    return sorted(out)
+
+
 def check(sim: Cluster, nodes: Iterable[SimNode] | None = None) -> tuple[dict[str, bool], list[Write]]:
     """Every invariant by name, and the lost writes."""
     nodes = [sim.nodes[i] for i in sim.tracked()] if nodes is None else list(nodes)

@@ -134,40 +134,57 @@ def weak_sum(block: bytes | memoryview | np.ndarray) -> int:
     return (a & 0xFFFF) | (b & 0xFFFF) << 16
 
 
-def _prefix(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """P[k] = sum x[:k] and R[k] = sum P[:k], both wrapping mod 2^32."""
-    p = np.empty(len(x) + 1, np.uint32)
-    p[0] = 0
-    np.cumsum(x, dtype=np.uint32, out=p[1:])
-    r = np.empty(len(x) + 2, np.uint32)
-    r[0] = 0
-    np.cumsum(p, dtype=np.uint32, out=r[1:])
-    return p, r
+class _Sums:
+    """Weak sums of all windows of a piece of data, in buffers reused from piece to piece:
+    fresh pages for every piece cost about as much as the arithmetic."""
 
+    def __init__(self) -> None:
+        self._p = self._r = self._tmp = self._out = np.empty(0, np.uint32)
+        self._idx, self._hit = np.empty(0, np.intp), np.empty(0, bool)
 
-def _window_sums(p: np.ndarray, r: np.ndarray, length: int, count: int) -> np.ndarray:
-    """Weak sums of the windows [s, s+length) for s < count, from `_prefix` arrays."""
-    out = np.subtract(r[length + 1 : length + 1 + count], r[1 : 1 + count])
-    if length & 0xFFFF:  # the L * P[s] term vanishes mod 2^16 for our block sizes
-        out -= np.multiply(p[:count], np.uint32(length & 0xFFFF))
-    out <<= np.uint32(16)
-    tmp = np.subtract(p[length : length + count], p[:count])
-    tmp &= np.uint32(0xFFFF)
-    out |= tmp
-    return out
+    def load(self, x: np.ndarray) -> None:
+        """P[k] = sum x[:k] and R[k] = sum P[:k], both wrapping mod 2^32."""
+        n = len(x)
+        if len(self._p) < n + 1:
+            self._p, self._r = np.empty(n + 1, np.uint32), np.empty(n + 2, np.uint32)
+            self._tmp, self._out = np.empty(n, np.uint32), np.empty(n, np.uint32)
+            self._idx, self._hit = np.empty(n, np.intp), np.empty(n, bool)
+        self.p, self.r = self._p[: n + 1], self._r[: n + 2]
+        self.p[0] = self.r[0] = 0
+        np.cumsum(x, dtype=np.uint32, out=self.p[1:])
+        np.cumsum(self.p, dtype=np.uint32, out=self.r[1:])
+
+    def windows(self, length: int, count: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Weak sums of the windows [s, s+length), s < count (valid until the next call)."""
+        p, r, tmp = self.p, self.r, self._tmp[:count]
+        out = self._out[:count] if out is None else out
+        np.subtract(r[length + 1 : length + 1 + count], r[1 : 1 + count], out=out)
+        if length & 0xFFFF:  # the L * P[s] term vanishes mod 2^16 for our block sizes
+            out -= np.multiply(p[:count], np.uint32(length & 0xFFFF), out=tmp)
+        out <<= np.uint32(16)
+        np.subtract(p[length : length + count], p[:count], out=tmp)
+        tmp &= np.uint32(0xFFFF)
+        out |= tmp
+        return out
+
+    def in_bitmap(self, weak: np.ndarray, bitmap: np.ndarray, mask: np.uint32) -> np.ndarray:
+        """Indices i with bitmap[weak[i] & mask] set."""
+        idx, hit = self._idx[: len(weak)], self._hit[: len(weak)]
+        np.bitwise_and(weak, mask, out=idx)
+        return np.flatnonzero(np.take(bitmap, idx, out=hit))
 
 
 def rolling_weak_sums(data: bytes | memoryview | np.ndarray, block_size: int) -> np.ndarray:
     """weak_sum(data[i:i+block_size]) for every i in [0, len - block_size], as uint32."""
     if block_size <= 0:
         raise ValueError("block_size must be positive")
-    x = _u8(data)
-    count = len(x) - block_size + 1
-    out = np.empty(max(count, 0), np.uint32)
-    for s0 in range(0, max(count, 0), _PIECE):
+    x, sums = _u8(data), _Sums()
+    count = max(len(x) - block_size + 1, 0)
+    out = np.empty(count, np.uint32)
+    for s0 in range(0, count, _PIECE):
         s1 = min(count, s0 + _PIECE)
-        p, r = _prefix(x[s0 : s1 + block_size - 1])
-        out[s0:s1] = _window_sums(p, r, block_size, s1 - s0)
+        sums.load(x[s0 : s1 + block_size - 1])
+        sums.windows(block_size, s1 - s0, out=out[s0:s1])
     return out
 
 
@@ -262,28 +279,28 @@ class RollingMatcher:
         self.short_len = last if n_full < self.total else 0
         self.short = target_blocks[-1] if self.short_len else None
         self._by_hash: dict[bytes, tuple[int, ...]] = {}
-        for i in range(n_full):
-            h = target_blocks[i].hash
-            self._by_hash[h] = self._by_hash.get(h, ()) + (i,)
-        self._weak_filter([target_blocks[i].weak for i in range(n_full)])
+        for i, block in enumerate(target_blocks[:n_full]):  # duplicates: all their indices
+            self._by_hash[block.hash] = self._by_hash.get(block.hash, ()) + (i,)
+        self._weak_filter([block.weak for block in target_blocks[:n_full]])
 
     def _weak_filter(self, weaks: list[int]) -> None:
-        self.sorted_weak = np.unique(np.array(weaks, dtype=np.uint32))
+        """The sorted weak sums, and a bitmap over their low bits (~1/64 full) in front."""
+        self._sorted_weak = np.unique(np.array(weaks, dtype=np.uint32))
         bits = min(20, max(10, (len(weaks) * 64).bit_length()))
-        self.mask = np.uint32((1 << bits) - 1)
-        self.bitmap = np.zeros(1 << bits, dtype=bool)
-        self.bitmap[self.sorted_weak & self.mask] = True
+        self._mask = np.uint32((1 << bits) - 1)
+        self._bitmap = np.zeros(1 << bits, dtype=bool)
+        self._bitmap[self._sorted_weak & self._mask] = True
 
-    def weak_candidates(self, weak: np.ndarray) -> np.ndarray:
+    def _weak_candidates(self, weak: np.ndarray, sums: _Sums) -> np.ndarray:
         """Indices i where weak[i] equals some full target block's weak sum."""
-        hit = np.flatnonzero(self.bitmap[weak & self.mask])
+        hit = sums.in_bitmap(weak, self._bitmap, self._mask)
         if not len(hit):
             return hit
         w = weak[hit]
-        j = np.minimum(np.searchsorted(self.sorted_weak, w), len(self.sorted_weak) - 1)
-        return hit[self.sorted_weak[j] == w]
+        j = np.minimum(np.searchsorted(self._sorted_weak, w), len(self._sorted_weak) - 1)
+        return hit[self._sorted_weak[j] == w]
 
-    def full_hits(self, block: memoryview) -> tuple[int, ...]:
+    def _full_hits(self, block: memoryview) -> tuple[int, ...]:
         """Target block indices whose content is `block` (a full block's worth of data)."""
         return self._by_hash.get(strong_hash(block), ())
 
@@ -317,7 +334,7 @@ class _Run:
     def __init__(self, m: RollingMatcher, start: int, found: dict[int, int] | None = None) -> None:
         self.m, self.pos, self.end = m, start, start
         self.found = {} if found is None else found
-        self.carry = b""
+        self.carry, self.sums = b"", _Sums()
         self.stretch = self._base_stretch = max(m.block_size, 4096)
 
     @property
@@ -368,7 +385,7 @@ class _Run:
         m, rel = self.m, pos - self.w0
         got = 0
         if full and rel + m.block_size <= len(self.view):
-            hits = m.full_hits(self.view[rel : rel + m.block_size])
+            hits = m._full_hits(self.view[rel : rel + m.block_size])
             for k in hits:
                 self.found.setdefault(k, pos)
             got = m.block_size if hits else 0
@@ -396,13 +413,13 @@ class _Run:
         """(position, full possible, short possible) for positions in [start, stop), sorted."""
         m, rel = self.m, start - self.w0
         x = self.arr[rel : min(stop - self.w0 + m.block_size - 1, len(self.arr))]
-        p, r = _prefix(x)
+        self.sums.load(x)
         full = short = np.empty(0, np.intp)
         n_full = min(stop - start, len(x) - m.block_size + 1)
-        if m.sorted_weak.size and n_full > 0:
-            full = m.weak_candidates(_window_sums(p, r, m.block_size, n_full))
+        if m._sorted_weak.size and n_full > 0:
+            full = m._weak_candidates(self.sums.windows(m.block_size, n_full), self.sums)
         n_short = min(stop - start, len(x) - m.short_len + 1)
         if m.short and n_short > 0:
-            short = np.flatnonzero(_window_sums(p, r, m.short_len, n_short) == m.short.weak)
+            short = np.flatnonzero(self.sums.windows(m.short_len, n_short) == m.short.weak)
         fs, ss = set(full.tolist()), set(short.tolist())
         return [(start + i, i in fs, i in ss) for i in sorted(fs | ss)]

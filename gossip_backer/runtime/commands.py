@@ -136,7 +136,30 @@ def _not_yet(name: str):
     return handler
 
 
-cmd_history = _not_yet("history")
-cmd_restore = _not_yet("restore")
+def cmd_history(args: argparse.Namespace) -> list:
+    from gossip_backer.runtime.history import mesh_path, offline_history
+
+    state = _open(args.root)
+    try:
+        path = mesh_path(state.root, args.path)
+        live = control.request(_control_path(args.root), {"cmd": "history", "path": path})
+        return live if live is not None else offline_history(state, path)
+    finally:
+        state.close()
+
+
+def cmd_restore(args: argparse.Namespace) -> dict:
+    from gossip_backer.runtime.history import mesh_path, offline_restore
+
+    state = _open(args.root)
+    try:
+        path = mesh_path(state.root, args.path)
+        req = {"cmd": "restore", "path": path, "version": args.version}
+        live = control.request(_control_path(args.root), req, timeout=600)
+        return live if live is not None else offline_restore(state, path, args.version)
+    finally:
+        state.close()
+
+
 cmd_share = _not_yet("share")
 cmd_live = _not_yet("live")

@@ -117,7 +117,9 @@ class Folder:
         self._resume()
         self._publish(result)
 
-    async def scan_some(self, paths: set[str], rules_changed: bool = False) -> None:
+    async def scan_some(self, paths: set[str], rules_changed: bool = False,
+                        settle: bool = True) -> None:
+        """Re-examine `paths`; `settle=False` for files we wrote ourselves (restore)."""
         if self.paused or rules_changed:  # new ignore rules change what the whole tree means
             await self.full_scan()
             return
@@ -135,7 +137,7 @@ class Folder:
         if result.deleted and len(result.deleted) == self._file_count() and self._file_count() > 2:
             await self.full_scan()  # everything vanished at once: judge it as a whole
             return
-        self._publish(result)
+        self._publish(result, settle)
 
     def _file_count(self) -> int:
         return sum(1 for e in self.index.values() if e.kind != "dir")
@@ -171,12 +173,12 @@ class Folder:
                 await self.scan_some(paths)
             self._nursery.start_soon(later)
 
-    def _publish(self, result: ScanResult) -> None:
+    def _publish(self, result: ScanResult, settle: bool = True) -> None:
         """Turn what the scan found into versions (signed, stored, spread) and index rows."""
         updates: list[SignedUpdate] = []
         puts: list[IndexEntry] = []
         read_only = self.state.is_read_only()
-        settling = self._settling(result)
+        settling = self._settling(result) if settle else set(result.unstable)
         self._recheck_later(settling)
         for path in result.changed:
             if path in settling:

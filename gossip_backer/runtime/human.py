@@ -30,6 +30,13 @@ def render(command: str, result: object) -> str:
         return f"removed {result['removed']}"
     if command == "status":
         return _status(result)
+    if command == "history":
+        return "\n".join(
+            f"{v['version']}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(v['time']))}  "
+            + ("deleted" if v["deleted"] else f"{v['size']:>12} B") + f"  {v['node_id'][:7]}"
+            for v in result)
+    if command == "restore":
+        return f"restored {result['path']} (new version {result['version']})"
     return str(result)
 
 

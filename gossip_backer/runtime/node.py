@@ -30,7 +30,8 @@ from gossip_backer.runtime.state import NodeState
 from gossip_backer.runtime.views import peer_view, stored_status
 from gossip_backer.wire.codec import pack
 from gossip_backer.wire.messages import (PROTOCOL_VERSION, BlockData, BlockMissing, BlockRequest,
-                                         Hello, InviteClaim, InviteResult, Refuse)
+                                         Hello, HistoryReply, HistoryRequest, InviteClaim,
+                                         InviteResult, Refuse)
 
 log = logging.getLogger(__name__)
 TICK = 0.25
@@ -62,6 +63,9 @@ class Node:
         from gossip_backer.runtime.dial import load_bootstrap
 
         self.bootstrap: dict[bytes, list[str]] = load_bootstrap(state)
+        from gossip_backer.runtime.history import HistoryService
+
+        self.history_service = HistoryService(self)
         self.folder = None
         if mirror:
             from gossip_backer.runtime.folder import Folder
@@ -150,6 +154,12 @@ class Node:
         if isinstance(message, (BlockRequest, BlockData, BlockMissing)):
             await self._on_block_message(link, message)
             return
+        if isinstance(message, HistoryRequest):
+            link.send(await trio.to_thread.run_sync(self.history_service.answer, message))
+            return
+        if isinstance(message, HistoryReply):
+            self.history_service.on_reply(link.peer, message)
+            return
         try:
             effects = self.replica.receive(link.peer, message, trio.current_time())
         finally:
@@ -188,6 +198,22 @@ class Node:
         except IntegrityError as exc:
             self._emit(Refused(time.time(), "block", str(exc), str(NodeId(link.peer))))
             raise
+
+    async def history(self, path: str) -> list[dict]:
+        """`backer history`: versions of `path` known anywhere in the mesh, newest first."""
+        from gossip_backer.runtime.history import mesh_path
+
+        path = mesh_path(self.state.root, path)
+        listing, _holders = await self.history_service.history(path)
+        if not listing:
+            raise UserError(f"no such file in the mesh: {path}")
+        return [v.to_json() for v in listing]
+
+    async def restore(self, path: str, version: str | None = None) -> dict:
+        """`backer restore`: bring back a version of `path` as a new change."""
+        from gossip_backer.runtime.history import mesh_path
+
+        return await self.history_service.restore(mesh_path(self.state.root, path), version)
 
     def send_to(self, peer: bytes, message: object) -> None:
         link = self.links.get(peer)

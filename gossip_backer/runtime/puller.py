@@ -45,7 +45,11 @@ PROGRESS_EVERY = 0.5  # seconds between transfer_progress events of one file
 
 @dataclass
 class _Job:
-    need: mirror.Need
+    """A file being assembled: for a need of the mesh, or for a restore (need is None)."""
+
+    need: mirror.Need | None
+    path: str
+    size: int
     tmp: TempFile | None = None
     done: trio.Event = field(default_factory=trio.Event)
     reused: int = 0
@@ -191,7 +195,7 @@ class Puller:
 
     # -- files -----------------------------------------------------------------------------
     async def _pull_file(self, need: mirror.Need) -> None:
-        job = self.jobs[need.path] = _Job(need)
+        job = self.jobs[need.path] = _Job(need, need.path, need.record.size)
         try:
             await self._guarded(need, self._assemble(job))
         finally:
@@ -335,7 +339,9 @@ class Puller:
             return
         expected = self.scheduler.expected(msg.request_id)
         ok = None
-        if expected is not None:
+        if expected == b"":  # a piece of a whole version: `finish` checks the whole hash
+            ok = True
+        elif expected is not None:
             ok = await trio.to_thread.run_sync(lambda: strong_hash(msg.data) == expected)
         arrived = self.scheduler.on_data(peer, msg.request_id, msg.data, verified=ok)
         self._pump.set()
@@ -346,13 +352,34 @@ class Puller:
             return
         await trio.to_thread.run_sync(job.tmp.write_at, arrived.offset, arrived.data)
         job.fetched += len(arrived.data)
-        rec = job.need.record
         now = time.monotonic()
-        if now - job.reported >= PROGRESS_EVERY or job.reused + job.fetched >= rec.size:
+        if now - job.reported >= PROGRESS_EVERY or job.reused + job.fetched >= job.size:
             job.reported = now
-            self.folder.node._emit(TransferProgress(time.time(), arrived.path,
-                                                    job.reused + job.fetched, rec.size))
+            self.folder.node._emit(TransferProgress(time.time(), job.path,
+                                                    job.reused + job.fetched, job.size))
         job.done.set()
+
+    async def fetch_into(self, key: str, tmp: TempFile, file_hash: bytes, piece: int, size: int,
+                         blocks: list, patience: float = 30.0) -> bool:
+        """Fetch `blocks` of content `file_hash` from peers into `tmp` (used by restore);
+        False when no peer delivered anything for `patience` seconds."""
+        job = self.jobs[key] = _Job(None, key, size, tmp)
+        self.scheduler.add(key, file_hash, piece, size, blocks)
+        self._pump.set()
+        try:
+            last, progress = trio.current_time(), -1
+            while self.scheduler.remaining(key):
+                if job.fetched != progress:
+                    last, progress = trio.current_time(), job.fetched
+                elif trio.current_time() - last > patience:
+                    return False
+                with trio.move_on_after(1.0):
+                    await job.done.wait()
+                job.done = trio.Event()
+            return True
+        finally:
+            self.scheduler.cancel(key)
+            self.jobs.pop(key, None)
 
     def peer_gone(self, peer: bytes) -> None:
         self.scheduler.peer_gone(peer)

@@ -365,6 +365,8 @@ class SimNode(Endpoint):
         outcome = self.metamap.apply(update)
         if outcome not in STORED:
             raise LocalError(f"own update refused by the map: {outcome.value}")
+        if user and outcome is Outcome.HELD:  # born dominated: nobody will ever see this change
+            self.cluster.oracle.born_stale.append((self.index, update.seq, self.now))
         self.store.save([update], self.metamap.drain_dropped())
         if isinstance(payload, FileRecord):
             self.touched.add(payload.path)
@@ -572,6 +574,12 @@ class SimNode(Endpoint):
                 if len(data) == req.size and coreblocks.strong_hash(data) == req.hash:
                     return BlockData(req.request_id, data)
         data = self._local_block(req.hash)
+        if data is None:  # a version this node replaced and archived (history, restores)
+            kept = memdisk.read_version(self.disk, req.file_hash)
+            if kept is not None:
+                data = kept[req.offset:req.offset + req.size]
+                if coreblocks.strong_hash(data) != req.hash:
+                    data = None
         if data is not None and len(data) == req.size:
             return BlockData(req.request_id, data)
         return BlockMissing(req.request_id)

@@ -138,12 +138,31 @@ class LiveSync:
     data: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """Which versions of `path` does the peer keep in its revision archive?"""
+
+    TAG: ClassVar[int] = 15
+    request_id: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryReply:
+    """Kept versions, each as [content hash, size, mtime_ns, origin node]."""
+
+    TAG: ClassVar[int] = 16
+    request_id: int
+    entries: tuple
+
+
 Message = (Hello | Refuse | Digest | Summary | Delta | DeltaAck | Ping | Pong | BlockRequest
-           | BlockData | BlockMissing | InviteClaim | InviteResult | LiveSync)
+           | BlockData | BlockMissing | InviteClaim | InviteResult | LiveSync | HistoryRequest | HistoryReply)
 KINDS: dict[int, type] = {
     cls.TAG: cls
     for cls in (Hello, Refuse, Digest, Summary, Delta, DeltaAck, Ping, Pong, BlockRequest,
-                BlockData, BlockMissing, InviteClaim, InviteResult, LiveSync)
+                BlockData, BlockMissing, InviteClaim, InviteResult, LiveSync, HistoryRequest,
+                HistoryReply)
 }
 _FIELDS = {tag: dataclasses.fields(cls) for tag, cls in KINDS.items()}
 _PY = {"int": int, "str": str, "bytes": bytes, "bool": bool, "dict": dict}

@@ -226,6 +226,12 @@ def _base(metamap: MetaMap, path: str) -> VersionVector:
     return vv
 
 
+def accepts(a: Replica, b: Replica) -> bool:
+    """Would a's handshake accept b: a member in a's view, not revoked?"""
+    m = a.map.membership.members.get(b.public)
+    return m is not None and not m.revoked
+
+
 def make_replicas(mesh: Mesh, n: int, *, joined: bool = True, cached: bool = False) -> list[Replica]:
     """n replicas; replica 0 is the founder. With `joined`, the founder has granted everyone
     read-write and every replica already holds those grants (the state right after joining)."""
@@ -243,13 +249,14 @@ def make_replicas(mesh: Mesh, n: int, *, joined: bool = True, cached: bool = Fal
     return reps
 
 
-def full_sync(replicas: list[Replica], budget: int | None = None, max_rounds: int = 50) -> None:
-    """Everyone pulls from everyone until a whole round changes nothing."""
+def full_sync(replicas: list[Replica], budget: int | None = None, max_rounds: int = 50,
+              can_talk=None) -> None:
+    """Everyone pulls from everyone (that `can_talk(a, b)` allows) until a round changes nothing."""
     for _ in range(max_rounds):
         before = [r.map.digest() for r in replicas]
         for a in replicas:
             for b in replicas:
-                if a is not b:
+                if a is not b and (can_talk is None or can_talk(a, b)):
                     b.pull(a, budget=budget)
         if [r.map.digest() for r in replicas] == before:
             return

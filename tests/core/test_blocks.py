@@ -388,8 +388,9 @@ def test_scan_accepts_numpy_and_memoryview() -> None:
 def test_unchanged_regions_cost_hashing_not_rolling(monkeypatch, edit_kind) -> None:
     """Rolling runs only around a change: count the bytes given to the prefix sums."""
     rolled: list[int] = []
-    real_prefix = blocks._prefix
-    monkeypatch.setattr(blocks, "_prefix", lambda x: (rolled.append(len(x)), real_prefix(x))[1])
+    real_load = blocks._Sums.load
+    monkeypatch.setattr(blocks._Sums, "load", lambda self, x: (rolled.append(len(x)),
+                                                               real_load(self, x))[1])
     bs, rnd = 4096, random.Random(11)
     data = rnd.randbytes(1 << 20)
     mid = len(data) // 2 + 123

@@ -10,24 +10,30 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from gossip_backer.core.membership import Verdict
 from gossip_backer.core.metamap import Outcome
 from gossip_backer.core.record import FileRecord
 from gossip_backer.core.vv import Order
 from gossip_backer.crypto.identity import Verifier, update_from_wire, update_to_wire
 from gossip_backer.wire.codec import pack, unpack
 from replicas import (
-    Mesh, Replica, assert_converged, assert_no_write_lost, full_sync, make_record, make_replicas,
-    maximal, state_of,
+    Mesh, Replica, accepts, assert_converged, assert_no_write_lost, full_sync, make_record,
+    make_replicas, maximal, state_of,
 )
 
 PATHS = ["a", "b", "d/c"]
 SEC = 1_000_000_000
 replica_ix = st.integers(0, 3)
 budgets = st.one_of(st.none(), st.integers(150, 1500))
+
+
+def pick(candidates: list[int], i: int) -> int | None:
+    """The i-th candidate (wrapping), so drawn indices always land on a replica that can act."""
+    return candidates[i % len(candidates)] if candidates else None
 
 
 class Convergence(RuleBasedStateMachine):
@@ -40,9 +46,6 @@ class Convergence(RuleBasedStateMachine):
         self.sides: list[frozenset[int]] | None = None
 
     # -- helpers ------------------------------------------------------------------------------
-    def rep(self, i: int) -> Replica:
-        return self.reps[i % len(self.reps)]
-
     def can_talk(self, a: int, b: int) -> bool:
         if self.sides is None:
             return True
@@ -53,6 +56,12 @@ class Convergence(RuleBasedStateMachine):
 
     def can_write(self, i: int) -> bool:
         return self.active(i)
+
+    def writers(self) -> list[int]:
+        return [i for i in range(len(self.reps)) if self.can_write(i)]
+
+    def actives(self) -> list[int]:
+        return [i for i in range(len(self.reps)) if self.active(i)]
 
     def created(self):
         return [c for r in self.reps for c in r.created]
@@ -65,23 +74,27 @@ class Convergence(RuleBasedStateMachine):
     @rule(r=replica_ix, path=st.sampled_from(PATHS), content=st.sampled_from([b"x", b"y", b"z"]),
           mtime=st.integers(0, 3))
     def edit(self, r, path, content, mtime):
-        if self.can_write(r % len(self.reps)):
-            self.rep(r).edit(path, content, mtime_ns=mtime * SEC)
+        r = pick(self.writers(), r)
+        if r is not None:
+            self.reps[r].edit(path, content, mtime_ns=mtime * SEC)
 
     @rule(r=replica_ix, path=st.sampled_from(PATHS), mtime=st.integers(0, 3))
     def delete(self, r, path, mtime):
-        rep = self.rep(r)
-        current = rep.map.winner(path)
-        if self.can_write(r % len(self.reps)) and current is not None and not current.deleted:
-            rep.delete(path, mtime_ns=mtime * SEC)
+        r = pick(self.writers(), r)
+        if r is None:
+            return
+        current = self.reps[r].map.winner(path)
+        if current is not None and not current.deleted:
+            self.reps[r].delete(path, mtime_ns=mtime * SEC)
 
     @rule(a=replica_ix, b=replica_ix, budget=budgets)
     def sync(self, a, b, budget):
-        """b receives everything a has, via a.since(b.digest()), in order."""
-        a, b = a % len(self.reps), b % len(self.reps)
-        if a == b or not self.can_talk(a, b) or not (self.active(a) and self.active(b)):
-            return
-        self.reps[b].pull(self.reps[a], budget=budget)
+        """b receives everything a has, via a.since(b.digest()), in order (as a node does)."""
+        actives = self.actives()
+        a = pick(actives, a)
+        b = pick([i for i in actives if i != a and self.can_talk(a, i)], b)
+        if a is not None and b is not None:
+            self.reps[b].pull(self.reps[a], budget=budget)
 
     @rule(side=st.sets(replica_ix, min_size=1, max_size=3))
     def partition(self, side):
@@ -102,13 +115,14 @@ class Convergence(RuleBasedStateMachine):
     @invariant()
     def state_is_the_fold_of_the_held_updates(self):
         """At every step, on every replica: each path holds exactly the maximal versions among
-        the file updates it holds (an antichain), the winner is one of them, and the digest is
-        the highest sequence held per origin."""
+        the valid file updates it holds (an antichain), the winner is one of them, and the
+        digest is the highest sequence held per origin."""
         for r in self.reps:
             m = r.map
             by_path: dict[str, list[FileRecord]] = {}
             for u in m.updates():
-                if isinstance(u.payload, FileRecord):
+                if isinstance(u.payload, FileRecord) and m.membership.verdict(
+                        u.origin, u.seq, u.payload) is Verdict.OK:
                     by_path.setdefault(u.payload.path, []).append(u.payload)
             assert state_of(m) == {p: frozenset(maximal(vs)) for p, vs in by_path.items()}, r.name
             for p, vs in m.files.items():
@@ -121,11 +135,18 @@ class Convergence(RuleBasedStateMachine):
 
     def check_full_sync(self):
         self.sides = None
-        members = [r for i, r in enumerate(self.reps) if self.active(i)]
+        members = [self.reps[i] for i in self.actives()]
         full_sync(members)
         assert_converged(members)
+        created = self.created()
         for r in members:
-            assert_no_write_lost(self.created(), r.map)
+            assert_no_write_lost(created, r.map)
+        made = sum(len(r.created) for r in self.reps)
+        name = type(self).__name__
+        event(f"{name}: versions made {min(made, 20) // 5 * 5}+")
+        event(f"{name}: void versions: {'yes' if made > len(created) else 'no'}")
+        event(f"{name}: concurrent sets: "
+              f"{'yes' if any(len(v) > 1 for v in members[0].map.files.values()) else 'no'}")
 
     def teardown(self):
         if self.reps:
@@ -133,7 +154,7 @@ class Convergence(RuleBasedStateMachine):
 
 
 MACHINE = settings(
-    max_examples=150, stateful_step_count=30, deadline=None, report_multiple_bugs=False,
+    max_examples=150, stateful_step_count=40, deadline=None, report_multiple_bugs=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 Convergence.TestCase.settings = MACHINE
@@ -154,10 +175,12 @@ class JoiningConvergence(Convergence):
     def active(self, i: int) -> bool:
         return i in self.joined
 
+    @precondition(lambda self: len(self.joined) < len(self.reps))
     @rule(r=replica_ix, by=replica_ix)
     def join(self, r, by):
-        r, by = r % len(self.reps), by % len(self.reps)
-        if r in self.joined or by not in self.joined:
+        r = pick([i for i in range(len(self.reps)) if i not in self.joined], r)
+        by = pick(self.writers(), by)
+        if r is None or by is None:
             return
         inviter, newcomer = self.reps[by], self.reps[r]
         grant = inviter.signer.grant(newcomer.signer, clock=inviter.map.clock + 1, name=newcomer.name)
@@ -167,31 +190,21 @@ class JoiningConvergence(Convergence):
         assert newcomer.public in newcomer.map.membership.members, "the newcomer misses its grant"
         self.joined.add(r)
 
-    def created(self):
-        return [c for r in self.reps for c in r.created]
 
-
-JoiningMACHINE = settings(
-    max_examples=150, stateful_step_count=30, deadline=None, report_multiple_bugs=False,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-Convergence.TestCase.settings = MACHINE
+JoiningConvergence.TestCase.settings = MACHINE
 TestJoiningConvergence = JoiningConvergence.TestCase
 
 
 class RevokingConvergence(JoiningConvergence):
     """Joins, and revocations: a member revokes another with cutoff = its own view of that
-    node's log (as `backer remove-peer` does). The revoked node is expelled (refused by every
-    handshake). Its updates above the cutoff are void, and so is a newer void update's older
-    one of the same path; everything else must still converge with no valid write lost."""
+    node's log (as `backer remove-peer` does). Two replicas sync only when each one's view
+    holds the other as a member that is not revoked (the handshake's rule). A revoked node's
+    updates above the cutoff are void, and so is a void update's older one of the same path
+    (documented); all non-revoked members must converge with no valid write lost."""
 
-    @initialize(n=st.integers(3, 4))
-    def start(self, n: int) -> None:
-        super().start(n)
-        self.expelled: set[int] = set()
-
-    def active(self, i: int) -> bool:
-        return i in self.joined and i not in self.expelled
+    def can_talk(self, a: int, b: int) -> bool:
+        ra, rb = self.reps[a], self.reps[b]
+        return super().can_talk(a, b) and accepts(ra, rb) and accepts(rb, ra)
 
     def can_write(self, i: int) -> bool:
         rep = self.reps[i]
@@ -199,20 +212,38 @@ class RevokingConvergence(JoiningConvergence):
 
     @rule(by=replica_ix, r=replica_ix)
     def revoke(self, by, r):
-        by, r = by % len(self.reps), r % len(self.reps)
-        if by == r or r == 0 or not self.can_write(by) or not self.active(r):
+        by = pick(self.writers(), by)
+        if by is None:
             return
-        revoker, target = self.reps[by], self.reps[r]
+        revoker = self.reps[by]
+        r = pick([i for i in self.actives() if i not in (0, by) and accepts(revoker, self.reps[i])], r)
+        if r is None:
+            return
+        target = self.reps[r]
         update = revoker.signer.revoke(target.signer, cutoff=revoker.map.seq_of(target.public),
                                        clock=revoker.map.clock + 1)
         assert revoker.map.apply(update) is Outcome.APPLIED
-        self.expelled.add(r)
+        event("revocation")
+
+    def check_full_sync(self):
+        self.sides = None
+        joined = [self.reps[i] for i in self.actives()]
+        full_sync(joined, can_talk=lambda a, b: accepts(a, b) and accepts(b, a))
+        founder = self.reps[0]
+        members = [r for r in joined if r is founder or accepts(founder, r)]
+        assert_converged(members)
+        created = self.created()
+        for r in members:
+            assert_no_write_lost(created, r.map)
+        name = type(self).__name__
+        made = sum(len(r.created) for r in self.reps)
+        event(f"{name}: void versions: {'yes' if made > len(created) else 'no'}")
+        event(f"{name}: revoked members: {'yes' if len(members) < len(joined) else 'no'}")
 
     def created(self):
-        """Versions that must survive: those whose update counts in the final membership and
-        is not hidden by a void newer update of its origin on the same path."""
-        reference = next(r.map for i, r in enumerate(self.reps) if self.active(i))
-        verdict = reference.membership.verdict
+        """Versions that must survive: those whose update counts in the founder's final view
+        and are not hidden by a void newer update of their origin on the same path."""
+        verdict = self.reps[0].map.membership.verdict
         made = [c for r in self.reps for c in r.created]
         newest: dict[tuple[bytes, str], object] = {}
         for c in made:
@@ -220,9 +251,9 @@ class RevokingConvergence(JoiningConvergence):
             if key not in newest or newest[key].update.seq < c.update.seq:
                 newest[key] = c
         return [c for c in made
-                if verdict(c.update.origin, c.update.seq, c.record).name == "OK"
+                if verdict(c.update.origin, c.update.seq, c.record) is Verdict.OK
                 and verdict(c.update.origin, newest[(c.update.origin, c.record.path)].update.seq,
-                            c.record).name == "OK"]
+                            c.record) is Verdict.OK]
 
 
 RevokingConvergence.TestCase.settings = MACHINE

@@ -1,0 +1,218 @@
+"""`backer history` and `backer restore`: versions of a path known anywhere in the mesh, and
+bringing one back as a new change.
+
+Running node: peers are asked which versions they keep (HistoryRequest); a version whose content
+only another node kept is fetched from it by content hash, in 1 MiB pieces verified against the
+version's whole hash before it is moved into place. Stopped node: the map and the local archive
+only; the restored file is published when the node next runs (its scan sees the change).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import trio
+
+from gossip_backer.core.blocks import FileHasher
+from gossip_backer.core.paths import BadPath, check
+from gossip_backer.core.record import Block
+from gossip_backer.disk import apply, versions
+from gossip_backer.disk.apply import Stat, TempFile
+from gossip_backer.errors import UserError
+from gossip_backer.protocol import history
+from gossip_backer.protocol.history import Version
+from gossip_backer.wire.messages import HistoryReply, HistoryRequest
+
+ASK_TIMEOUT = 3.0
+PIECE = 1 << 20
+
+
+def mesh_path(root: Path, text: str) -> str:
+    """A PATH argument (relative to ROOT, or absolute inside it) as a mesh path."""
+    p = Path(text)
+    if p.is_absolute():
+        try:
+            text = str(p.resolve(strict=False).relative_to(Path(root).resolve()))
+        except ValueError:
+            raise UserError(f"{text} is not inside {root}") from None
+    try:
+        return check(text.strip("/"))
+    except BadPath as exc:
+        raise UserError(f"not a path in the mesh: {exc}") from None
+
+
+def archive_rows(state, path: str) -> list[tuple[bytes, int, int, bytes]]:
+    """The versions of `path` this node keeps, whose bytes are still in the archive."""
+    return [(r.hash, r.size, r.mtime_ns, r.node) for r in state.repo.revisions(path)
+            if versions.open_version(state.root, r.hash) is not None]
+
+
+def local_history(state, path: str) -> list[Version]:
+    return history.merged(history.from_map(state.metamap, path),
+                          history.from_archive(path, archive_rows(state, path)))
+
+
+def pick(versions_: list[Version], version_id: str | None, path: str) -> Version:
+    if not versions_:
+        raise UserError(f"no such file in the mesh: {path}")
+    if version_id is None:
+        chosen = history.default_restore(versions_)
+        if chosen is None:
+            raise UserError(f"{path} has no earlier version to restore")
+        return chosen
+    for v in versions_:
+        if v.id == version_id:
+            if v.deleted:
+                raise UserError(f"version {version_id} is a deletion: nothing to restore")
+            return v
+    raise UserError(f"no such version of {path}: {version_id}")
+
+
+def local_source(state, index: dict, v: Version) -> Path | None:
+    """A local file holding exactly the version's content: the archive, or a current file."""
+    obj = versions.open_version(state.root, v.hash)
+    if obj is not None:
+        return obj
+    for e in index.values():
+        if e.hash == v.hash and e.kind == "file":
+            return state.root / e.path
+    return None
+
+
+def copy_into(tmp: TempFile, source: Path) -> None:
+    """(worker thread) The bytes of `source` into the temporary file."""
+    with open(source, "rb") as f:
+        offset = 0
+        while chunk := f.read(PIECE):
+            tmp.write_at(offset, chunk)
+            offset += len(chunk)
+
+
+def finish_restored(tmp: TempFile, v: Version, expect: Stat | None, mode: int, archive) -> int:
+    """(worker thread) Move the restored content into place as a fresh change (mtime now)."""
+    now = time.time_ns()
+    try:
+        tmp.finish(None, v.hash, mode, now, expect, archive=archive)
+    except BaseException:
+        tmp.abort()
+        raise
+    return now
+
+
+# -- the running node ------------------------------------------------------------------------
+class HistoryService:
+    """History requests to and from peers, and restores, for a running node."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self._next = 1
+        self._waiting: dict[int, list] = {}
+
+    def answer(self, req: HistoryRequest) -> HistoryReply:
+        try:
+            path = check(req.path)
+        except BadPath:
+            return HistoryReply(req.request_id, ())
+        rows = archive_rows(self.node.state, path)
+        return HistoryReply(req.request_id, tuple([h, s, m, o] for h, s, m, o in rows))
+
+    def on_reply(self, peer: bytes, reply: HistoryReply) -> None:
+        box = self._waiting.get(reply.request_id)
+        if box is not None:
+            for entry in reply.entries[:10_000]:
+                if (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], bytes)
+                        and len(entry[0]) == 32 and all(isinstance(x, int) for x in entry[1:3])
+                        and isinstance(entry[3], bytes) and len(entry[3]) == 32):
+                    box.append((peer, tuple(entry)))
+
+    async def history(self, path: str) -> tuple[list[Version], dict[str, set[bytes]]]:
+        """All versions known in the mesh, and which peers reported keeping each one."""
+        rid, self._next = self._next, self._next + 1
+        box: list = []
+        self._waiting[rid] = box
+        try:
+            for peer in list(self.node.links):
+                self.node.send_to(peer, HistoryRequest(rid, path))
+            with trio.move_on_after(ASK_TIMEOUT):
+                while len({p for p, _ in box}) < len(self.node.links):
+                    await trio.sleep(0.05)
+        finally:
+            del self._waiting[rid]
+        holders: dict[str, set[bytes]] = {}
+        remote = []
+        for peer, row in box:
+            v = history.from_archive(path, [row])[0]
+            remote.append(v)
+            holders.setdefault(v.id, set()).add(peer)
+        return history.merged(local_history(self.node.state, path), remote), holders
+
+    async def restore(self, path: str, version_id: str | None) -> dict:
+        folder = self.node.folder
+        if folder is None:
+            raise UserError("this node does not mirror its folder")
+        if path in folder.puller.busy:
+            raise UserError(f"{path} is being synced right now; try again in a moment")
+        listing, holders = await self.history(path)
+        v = pick(listing, version_id, path)
+        entry = folder.index.get(path)
+        expect = None if entry is None else Stat(entry.size, entry.mtime_ns, entry.inode, entry.kind)
+        mode = entry.mode if entry is not None and entry.kind == "file" else 0o644
+        archived: list = []
+        archive = folder.puller._archiver(entry, archived)
+        source = local_source(self.node.state, folder.index, v)
+        tmp = await trio.to_thread.run_sync(TempFile.create, folder.root, path)
+        if source is not None:
+            await trio.to_thread.run_sync(copy_into, tmp, source)
+        elif not await self._fetch(v, tmp, holders.get(v.id, set())):
+            await trio.to_thread.run_sync(tmp.abort)
+            raise UserError("could not fetch that version from the nodes that keep it")
+        await trio.to_thread.run_sync(finish_restored, tmp, v, expect, mode, archive)
+        folder.puller._record_archived(archived)
+        await folder.scan_some({path}, settle=False)
+        current = [x for x in history.from_map(self.node.state.metamap, path) if x.current]
+        return {"path": path, "version": current[0].id if current else v.id}
+
+    async def _fetch(self, v: Version, tmp: TempFile, holders: set[bytes]) -> bool:
+        """Fetch a version only peers keep, in pieces; `finish` checks its whole hash."""
+        if not holders:
+            raise UserError("that version's content is on no connected node")
+        pieces = [(i, Block(b"", 0)) for i in range((v.size + PIECE - 1) // PIECE)]
+        return await self.node.folder.puller.fetch_into("\0restore:" + v.path, tmp, v.hash,
+                                                        PIECE, v.size, pieces)
+
+
+# -- the stopped node ------------------------------------------------------------------------
+def offline_history(state, path: str) -> list[dict]:
+    listing = local_history(state, path)
+    if not listing:
+        raise UserError(f"no such file in the mesh: {path}")
+    return [v.to_json() for v in listing]
+
+
+def offline_restore(state, path: str, version_id: str | None) -> dict:
+    v = pick(local_history(state, path), version_id, path)
+    index = {e.path: e for e in state.repo.index_all()}
+    source = local_source(state, index, v)
+    if source is None:
+        raise UserError("that version is kept only on other nodes: start `backer run` so it "
+                        "can be fetched, then restore again")
+    entry = index.get(path)
+    current = apply.stat_of(state.root, path)
+    mode = entry.mode if entry is not None and entry.kind == "file" else 0o644
+
+    def archive(p: Path) -> None:
+        """Keep what is there now, whatever it is (maybe an edit not yet scanned)."""
+        hasher = FileHasher()
+        with open(p, "rb") as f:
+            while chunk := f.read(PIECE):
+                hasher.update(chunk)
+        h = hasher.digest()
+        versions.archive(state.root, p, h)
+        st = p.stat()
+        state.repo.add_revision(path, h, st.st_size, st.st_mtime_ns, state.identity.public, time.time())
+    tmp = TempFile.create(state.root, path)
+    copy_into(tmp, source)
+    mtime = finish_restored(tmp, v, current, mode, archive)
+    new = Version(path, v.hash, v.size, mtime, state.identity.public, False)
+    return {"path": path, "version": new.id}
