@@ -142,6 +142,7 @@ def print_report(r: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global REPEAT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("--quick", action="store_true", help="a 64 MiB buffer")
@@ -149,7 +150,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=REPEAT, help="best of R timed runs (3)")
     args = ap.parse_args(argv)
-    global REPEAT
     REPEAT = max(1, args.repeat)
     size = (args.size or (64 if args.quick else 512)) * MIB
     report = measure(size, args.seed)

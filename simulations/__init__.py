@@ -120,6 +120,7 @@ def _report(name: str, sim: Cluster, plan: Plan, settled: bool, results: dict[st
         "connection_faults": sim.net.broken,
         "peer_errors": sum(len(n.errors) for n in sim.nodes if n.index not in sim.evil),
         "local_errors": sum(len(n.local_errors) for n in sim.nodes),
+        "attacks": dict(sorted(sim.oracle.attacks.items())),
         "stale_user_versions": len(sim.oracle.born_stale),
         "unavailable": invariants.unavailable(sim)[:10],
         "trace_hash": sim.trace_hash,

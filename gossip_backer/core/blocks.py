@@ -5,28 +5,31 @@ Theory of operation
 A file is cut into fixed-size blocks (the last one may be short). Each block carries a strong
 hash (BLAKE3-256) and a 32-bit weak checksum (rsync / zsync); the whole file carries the BLAKE3
 hash of its content, so `b3sum FILE` prints it. BLAKE3 was chosen by measurement
-(benchmarks/hashing.py, 2-CPU AMD EPYC, MB/s for 64 KiB / 128 KiB / 1 MiB blocks / 256 MiB buffer):
-BLAKE3 4170 / 4510 / 4620 / 4750, SHA-256 (SHA-NI) 1480 / 1770 / 1800 / 1130, BLAKE2b 930 /
-940 / 860 / 640. BLAKE3 with all threads did not help on 2 CPUs, so it runs single-threaded.
+(benchmarks/hashing.py, 2-CPU AMD EPYC with SHA-NI and AVX-512, best of 5, MB/s for 64 KiB /
+128 KiB / 1 MiB blocks and a 256 MiB buffer): BLAKE3 4460 / 4650 / 4790 / 4740, SHA-256 1780 /
+1790 / 1740 / 1740, BLAKE2b-256 940 / 940 / 950 / 940. BLAKE3 with max_threads is slower on
+blocks (2330 / 3070 / 3140) and only helps whole buffers (5610), so it runs single-threaded.
 
 Block size (`block_size_for`). The smallest power of two in [128 KiB, 1 MiB] that keeps a file
 at <= 2,048 blocks: 128 KiB up to 256 MiB, 256 KiB to 512 MiB, 512 KiB to 1 GiB, then 1 MiB
 (a block must fit in one 2 MiB frame). Like Syncthing, a file keeps its current block size while
-the rule's answer is within a factor of two of it, so a file growing past a threshold keeps its
-block list comparable with its previous version. Why ~2,000 blocks: a small edit costs about one
+the rule's answer is within a factor of two of it, so a file growing past a threshold keeps
+blocks comparable with its previous version. Why ~2,000 blocks: a small edit costs about one
 block of data plus the new block list (~40 bytes a block on the wire, and again in every peer's
-store). For a 512 MiB file that takes a 100-byte insertion the optimum is sqrt(40 x size) ~ 146
-KiB; benchmarks/rolling.py measured (one block missed in each case) 128 KiB: 128 + 160 = 288 KiB,
-256 KiB (our rule): 256 + 80 = 336 KiB, 512 KiB (Syncthing): 552 KiB, 1 MiB: 1044 KiB, and
-rsync's sqrt(size) rule (23 KiB blocks, 23,170 of them): 928 KiB. Within 17% of the optimum,
-with a quarter of its block rows and records a quarter as large.
+store), minimal at sqrt(40 x size): 146 KiB for 512 MiB. benchmarks/rolling.py, 100 bytes
+inserted at 100 MiB in a 512 MiB file, one block missed in every case, wire = that block + the
+list: 128 KiB blocks 288 KiB; 256 KiB (this rule) 336 KiB; 512 KiB (Syncthing's) 552 KiB;
+1 MiB 1044 KiB; rsync's sqrt(size) rule (22.6 KiB, 23,173 blocks) 928 KiB, since our per-block
+cost is higher than rsync's. So: within 17% of the optimum, with half its rows and record size.
 
 Weak sums (`weak_sum`, `rolling_weak_sums`). For a window x_0..x_{L-1}: a = sum x_i, b =
 sum (L - i) x_i, weak = (a mod 2^16) | (b mod 2^16) << 16. With prefix sums P[k] = sum_{i<k} x_i
 and R[k] = sum_{i<k} P[i], the window at s has a = P[s+L] - P[s] and b = R[s+L+1] - R[s+1] -
 L * P[s]. Only the residues mod 2^16 matter and 2^16 divides 2^32, so uint32 cumsums may wrap
-freely: two numpy cumsums and a few vector ops give every offset at once. A single block's sum
-uses row and column sums of a 2,048-wide reshape instead (no scalar cumsum; ~3 GB/s).
+freely (and L * P[s] vanishes when 2^16 divides L, as it does for every block size): two numpy
+cumsums and a few vector ops give every offset, ~350 MiB/s, in pieces of 1 Mi positions whose
+buffers are reused. A single block's sum uses row and column sums of a 2,048-wide reshape (no
+scalar cumsum, ~3 GB/s); with the two BLAKE3 passes the scanner hashes ~1,200 MiB/s.
 
 Matching (`RollingMatcher`). The puller holds the target's block list and scans local data for
 it. Positions are examined in order; at each one: does a full block there hash to a target block
@@ -35,10 +38,12 @@ A match advances past itself (rsync's rule: windows starting inside a matched bl
 examined); no match advances one byte. Two interchangeable ways compute this same sequence:
  * follow: hash the block at the position, the rsync "same shift" guess; while data is
    unchanged each block costs one hash, so an unchanged file scans at hashing speed;
- * roll: after a miss, weak sums for a stretch of positions (numpy), a bitmap over the low 20
-   bits of the target weak sums, np.searchsorted on the survivors, a strong hash on the
-   candidates only; the first confirmed match hands back to follow. Stretches double while
-   nothing matches (up to 1 Mi positions), so rolling runs only around changed regions.
+ * roll: after a miss, weak sums for a stretch of positions (numpy), a bitmap over the low bits
+   of the target weak sums, np.searchsorted on the survivors, a strong hash on the candidates
+   only; the first confirmed match hands back to follow. Stretches start at one block and
+   double while nothing matches (up to 1 Mi positions), so rolling runs only around changes.
+Measured on 512 MiB (256 KiB blocks): unchanged, 100 bytes inserted, 1 MiB overwritten all scan
+at 2,500-4,300 MiB/s (hash-bound; 0, 1 and 4 blocks missed); nothing in common ~200 MiB/s.
 Because the sequence depends on content alone, scanning in chunks (keeping the unexamined tail,
 under one block) gives the same result as one scan of the concatenation. `exhaustive=True` rolls
 every position without skipping: it also finds a block that lies inside an already matched one

@@ -15,8 +15,9 @@ the tests); restarts and joins use the real path (`MetaMap.apply_all`, or gossip
 
 Links follow the topology (`full`, `ring`, `star`, `random:K`: each node links to K others drawn
 at random, so degrees are about 2K). One end of each link dials (with the product's handshake
-cost), re-dialling with exponential back-off whenever the connection is down and both ends run,
-so partitions, crashes and misbehaving peers heal the way the daemon's dialer heals them.
+cost); like `runtime.dial`, it redials a second after a connection ends, and with exponential
+back-off (1 s doubling to 60 s) after failed attempts, so partitions, crashes and misbehaving
+peers heal the way the daemon's dialer heals them.
 
 Convergence is watched per node by a fingerprint of (digest hash, disk fingerprint), updated
 after every event that touched the node; `history` keeps each node's changes, from which the
@@ -74,7 +75,7 @@ class ClusterConfig:
     watch_delay: tuple[float, float] = (0.05, 0.3)  # watcher debounce before a scan
     settle_delay: float = 0.001
     block_timeout: float = 30.0
-    redial: tuple[float, float] = (0.5, 30.0)  # first and longest dial back-off
+    redial: tuple[float, float] = (1.0, 60.0)  # runtime.dial BACKOFF_BASE, BACKOFF_CAP
 
 
 def topology_edges(n: int, spec: str, rng: random.Random) -> list[tuple[int, int]]:
@@ -223,14 +224,13 @@ class Cluster:
             self._schedule_dial(key, self._backoff.get(key, 0.0))
 
     def link_down(self, a: int, b: int, *, error: bool) -> None:
+        """A connection that was up ended: redial after the base delay (runtime.dial does the
+        same whatever the reason: a peer that misbehaves is dropped, not banned)."""
         key = (min(a, b), max(a, b))
         if key not in self.edges:
             return
-        lo, hi = self.cfg.redial
-        back = self._backoff.get(key, 0.0)
-        back = min(hi, max(lo, back * 2)) if error else max(lo, back)
-        self._backoff[key] = back
-        self._schedule_dial(key, back * self.rng.uniform(1.0, 1.5))
+        self._backoff[key] = 0.0
+        self._schedule_dial(key, self.cfg.redial[0] * self.rng.uniform(1.0, 1.5))
 
     def _schedule_dial(self, key: tuple[int, int], delay: float) -> None:
         timer = self._redial_timer.get(key)
@@ -245,7 +245,7 @@ class Cluster:
         a, b = self.nodes[dialer], self.nodes[other]
         if not (a.alive and not b.gone) or other in a.conns or key in self._dialing:
             return
-        if a.banned.get(other, -1.0) > self.loop.now or not a.trusts(b.key):
+        if not a.trusts(b.key):
             self._retry(key)
             return
         self._dialing.add(key)
@@ -307,7 +307,8 @@ class Cluster:
         w = self.oracle.user_write(i, node.key, path, data, mtime, self.loop.now, previous,
                                    hash_bytes(data)[0])
         self.note(f"write {i} {path} {len(data)}")
-        self.last_write_at = self.loop.now
+        if i not in self.evil:
+            self.last_write_at = self.loop.now
         node.user_changed(path)
         self.changed(node)
         return w
@@ -321,7 +322,8 @@ class Cluster:
         w = self.oracle.user_write(i, node.key, path, None, self.clock_ns(), self.loop.now,
                                    previous)
         self.note(f"delete {i} {path}")
-        self.last_write_at = self.loop.now
+        if i not in self.evil:
+            self.last_write_at = self.loop.now
         node.user_changed(path)
         self.changed(node)
         return w

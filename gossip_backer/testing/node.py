@@ -18,8 +18,8 @@ holds a real `Replica` (gossip, membership, signatures), a real `transfer.Schedu
   BlockData / BlockMissing through the Scheduler), each block checked before use and the whole
   file checked before it replaces the old one (`memdisk.TempFile.finish`), never over a change
   the user made meanwhile (`LocalChanged` -> rescan, which makes it a conflict).
-A peer that breaks the protocol (RemoteError, a bad block, a forged update) is disconnected and
-not accepted again for `BAN_SECONDS`, as the runtime's link does.
+A peer that breaks the protocol (RemoteError, a bad block, a forged update) is disconnected, as
+the runtime's link does (and, as there, may dial again a second later).
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SimNode", "SimStore"]
 
-BAN_SECONDS = 30.0
 STORED = (Outcome.APPLIED, Outcome.HELD, getattr(Outcome, "VOID", Outcome.HELD))
 BLOCK_KINDS = (BlockRequest, BlockData, BlockMissing)
 MAX_STALL_BACKOFF = 4.0
@@ -120,7 +119,6 @@ class SimNode(Endpoint):
         self.gone = False  # left the mesh for good
         self.incarnation = 0
         self.conns: dict[int, Connection] = {}
-        self.banned: dict[int, float] = {}
         self.events: list[object] = []
         self.errors: list[str] = []  # why peers were dropped for misbehaving
         self.local_errors: list[str] = []  # LocalError raised by our own decisions (bugs)
@@ -190,7 +188,7 @@ class SimNode(Endpoint):
 
     def accept(self, conn: Connection, peer: int) -> "SimNode | None":
         """A dial from `peer` reached us: the handshake's authorisation."""
-        if not self.alive or self.banned.get(peer, -1.0) > self.now:
+        if not self.alive:
             return None
         if not self.trusts(self.cluster.nodes[peer].key):
             return None
@@ -213,7 +211,6 @@ class SimNode(Endpoint):
             return
         if error:
             self.errors.append(reason)
-            self.banned[peer] = self.now + BAN_SECONDS
         self._detach(peer, reason, notify=True)
         self.cluster.link_down(self.index, peer, error=error)
 

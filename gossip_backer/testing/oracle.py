@@ -46,6 +46,7 @@ class Oracle:
         self.by_content: dict[bytes, int] = {}
         self._unpublished: dict[tuple[int, str], int] = {}  # (node, path) -> latest write id
         self.born_stale: list[tuple[int, int, float]] = []  # user changes published dominated
+        self.attacks: dict[str, int] = {}  # misbehaviour tried by evil nodes, by kind
 
     def user_write(self, node: int, author: bytes, path: str, data: bytes | None,
                    mtime_ns: int, at: float, previous: bytes | None,

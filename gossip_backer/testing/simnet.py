@@ -42,7 +42,7 @@ __all__ = ["LinkSpec", "Connection", "Endpoint", "SimNet", "HANDSHAKE_BYTES", "F
 FRAME_OVERHEAD = HEADER_SIZE  # each box-stream frame carries a sealed header
 # pre-hello (72) + SHS challenge (64) one way, the same back, then client auth (112) and accept (80)
 HANDSHAKE_BYTES = (72 + 64 + 112, 72 + 64 + 80)
-CONNECT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0  # runtime.dial
 _METER_WINDOW = 1.0
 
 

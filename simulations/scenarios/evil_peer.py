@@ -41,10 +41,12 @@ class EvilNode(SimNode):
         return True  # publishes its own changes whatever its role
 
     def serve_block(self, req: BlockRequest) -> Message:
+        """Mostly answers with bytes of the right size that are not the block (had or not)."""
         answer = super().serve_block(req)
-        if self.active and isinstance(answer, BlockData) and self.cluster.rng.random() < 0.8:
-            self.cluster.oracle.attacks["bad_block"] = self.cluster.oracle.attacks.get("bad_block", 0) + 1
-            return BlockData(answer.request_id, bytes(b ^ 0x55 for b in answer.data))
+        if self.active and self.cluster.rng.random() < 0.8:
+            attacks = self.cluster.oracle.attacks
+            attacks["bad_block"] = attacks.get("bad_block", 0) + 1
+            return BlockData(req.request_id, self.cluster.rng.randbytes(req.size))
         return answer
 
     def attack(self) -> None:
@@ -129,7 +131,7 @@ def outsider_refused(sim) -> bool:
     bad = PeerConnection(outsider, sim.rng.randbytes(32), lambda k: True, initiator=True)
     ok1, _why = _pump(bad, PeerConnection(member.identity, sim.mesh_secret, member.trusts,
                                           initiator=False))
-    honest = sim.nodes[1]
+    honest = next(n for n in sim.nodes[1:] if n.index not in sim.evil)
     good = PeerConnection(honest.identity, sim.mesh_secret, honest.trusts, initiator=True)
     ok2, _ = _pump(good, PeerConnection(member.identity, sim.mesh_secret, member.trusts,
                                         initiator=False))
@@ -151,7 +153,6 @@ def plan(sim, options: dict) -> Plan:
     ro = [n.index for n in sim.nodes if n.read_only]
     evil_index = ro[0]
     evil = sim.make_evil(evil_index, EvilNode)
-    sim.oracle.attacks = {}
     honest = [n.index for n in sim.nodes if n.index != evil_index]
     for j in rng.sample(honest, min(3, len(honest))):
         sim.add_edge(evil_index, j, dialer=evil_index)

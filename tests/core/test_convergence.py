@@ -241,19 +241,20 @@ class RevokingConvergence(JoiningConvergence):
         event(f"{name}: revoked members: {'yes' if len(members) < len(joined) else 'no'}")
 
     def created(self):
-        """Versions that must survive: those whose update counts in the founder's final view
-        and are not hidden by a void newer update of their origin on the same path."""
-        verdict = self.reps[0].map.membership.verdict
+        """Versions that must survive: those whose update counts in the founder's final view and
+        that no void newer update of their origin on the same path, held by the members, hides."""
+        ref = self.reps[0].map
+        verdict = ref.membership.verdict
+        held = {(u.origin, u.key): u for u in ref.updates()}  # the newest per (origin, key)
         made = [c for r in self.reps for c in r.created]
-        newest: dict[tuple[bytes, str], object] = {}
-        for c in made:
-            key = (c.update.origin, c.record.path)
-            if key not in newest or newest[key].update.seq < c.update.seq:
-                newest[key] = c
+
+        def hidden(c) -> bool:
+            newest = held.get((c.update.origin, c.update.key))
+            return (newest is not None and newest.seq > c.update.seq
+                    and verdict(newest.origin, newest.seq, newest.payload) is not Verdict.OK)
+
         return [c for c in made
-                if verdict(c.update.origin, c.update.seq, c.record) is Verdict.OK
-                and verdict(c.update.origin, newest[(c.update.origin, c.record.path)].update.seq,
-                            c.record) is Verdict.OK]
+                if verdict(c.update.origin, c.update.seq, c.record) is Verdict.OK and not hidden(c)]
 
 
 RevokingConvergence.TestCase.settings = MACHINE
