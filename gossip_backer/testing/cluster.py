@@ -74,7 +74,7 @@ class ClusterConfig:
     read_only: int = 0  # how many members (never the founder) are read-only
     watch_delay: tuple[float, float] = (0.05, 0.3)  # watcher debounce before a scan
     settle_delay: float = 0.001
-    block_timeout: float = 30.0
+    block_timeout: float = 60.0  # transfer.Scheduler default
     redial: tuple[float, float] = (1.0, 60.0)  # runtime.dial BACKOFF_BASE, BACKOFF_CAP
 
 
