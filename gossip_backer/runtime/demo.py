@@ -54,7 +54,7 @@ def run_demo(n: int) -> None:
         procs.append(proc)
         print(f"node1  root {roots[0]}\n       peers {listen}  web {web}", flush=True)
         for i, root in enumerate(roots[1:], start=2):
-            invite = _json("invite", str(roots[i - 2]), "--address", listen)["invite"]
+            invite = _invite_when_admitted(roots[i - 2], listen)
             _json("join", str(root), invite, "--name", f"node{i}")
             proc, listen, web = _start(root)
             procs.append(proc)
@@ -75,6 +75,18 @@ def run_demo(n: int) -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
         print(f"stopped; the roots stay in {base}", flush=True)
+
+
+def _invite_when_admitted(root: Path, listen: str, timeout: float = 30.0) -> str:
+    """An invite from `root`, as soon as that node has been admitted to the mesh."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return _json("invite", str(root), "--address", listen)["invite"]
+        except UserError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def _wait_connected(roots: list[Path], n: int, timeout: float = 30.0) -> None:

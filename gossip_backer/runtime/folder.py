@@ -268,6 +268,8 @@ class Folder:
             "pending_files": pending_files,
             "pending_bytes": pending_bytes,
             "conflicts": mirror.conflicts_present(self.state.metamap, self.index),
+            "transfers": [{"path": j.path, "done_bytes": j.reused + j.fetched, "total_bytes": j.size}
+                          for j in self.puller.jobs.values() if j.need is not None],
         }
 
     def in_sync(self) -> bool:

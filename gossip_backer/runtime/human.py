@@ -60,14 +60,33 @@ def _status(s: dict) -> str:
 
 
 def watch_status(control_path: Path) -> None:
-    """`status --watch`: a live view with rich progress bars until Ctrl-C."""
+    """`status --watch`: the status, with a rich progress bar per running transfer and one for
+    the whole backlog, refreshed until Ctrl-C."""
+    from rich.console import Group
     from rich.live import Live
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
     from rich.text import Text
 
     from gossip_backer.runtime import control
 
-    with Live(refresh_per_second=4) as live:
-        while True:
-            s = control.request(control_path, {"cmd": "status"})
-            live.update(Text(_status(s) if s else "node not running"))
-            time.sleep(0.5)
+    def bars(s: dict) -> Progress:
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), auto_refresh=False)
+        for t in s.get("transfers", []):
+            progress.add_task(t["path"], total=max(t["total_bytes"], 1), completed=t["done_bytes"])
+        if s["pending_bytes"]:
+            progress.add_task(f"{s['pending_files']} files to go", total=s["pending_bytes"], completed=0)
+        return progress
+
+    try:
+        with Live(refresh_per_second=4) as live:
+            while True:
+                s = control.request(control_path, {"cmd": "status"})
+                if s is None:
+                    live.update(Text("the node is not running"))
+                else:
+                    s.pop("advertise", None)
+                    live.update(Group(Text(_status(s)), bars(s)))
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
