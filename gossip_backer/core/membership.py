@@ -6,10 +6,14 @@ same updates agree on it whatever order they arrived in. The founder is a read-w
 definition (its id is part of the mesh's identity). A grant counts when signed by a read-write
 member; a revocation counts when signed by a read-write member, and voids the revoked node's
 updates numbered above its cutoff (the revoker's view of that node's log when it revoked), so
-changes the node made while still trusted stay valid everywhere. Revocation is final.
+changes the node made while still trusted stay valid everywhere (but a path it changed again
+after the cutoff falls back to its other versions: only its newest update per path is kept).
+Revocation is final. A member's role is fixed by its first valid grant.
 
-Validity and revocation depend on each other, so the computation iterates to a fixed point, in a
-deterministic order (sorted by clock, then signer), a bounded number of times.
+Validity and revocation depend on each other, so the computation alternates grants and
+revocations until it is stable (at most a fixed number of rounds), each round in a deterministic
+order (sorted by clock, then signer, then sequence number): two nodes holding the same updates
+always compute the same table.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from gossip_backer.core.record import FileRecord, Grant, LiveGlob, MemberInfo, Payload, Revoke
 
 INFINITE = 1 << 62
+PASSES = 8  # grant/revocation rounds; each round is deterministic, so is the bound
 
 
 class Verdict(enum.Enum):
@@ -90,9 +95,9 @@ class Membership:
         infos = [(s, q, p) for s, q, p in updates if isinstance(p, MemberInfo)]
         cutoffs: dict[bytes, int] = {}
         table: dict[bytes, Grant] = {}
-        for _ in range(len(revokes) + 2):
+        for _ in range(PASSES):  # a fixed bound: the result is a function of the set alone
             table = self._granted(grants, cutoffs)
-            new_cutoffs = self._revoked(revokes, table, cutoffs)
+            new_cutoffs = self._revoked(revokes, table)
             if new_cutoffs == cutoffs:
                 break
             cutoffs = new_cutoffs
@@ -122,16 +127,19 @@ class Membership:
         return table
 
     @staticmethod
-    def _revoked(revokes: list, table: dict[bytes, Grant], cutoffs: dict[bytes, int]) -> dict:
-        new: dict[bytes, int] = {}
+    def _revoked(revokes: list, table: dict[bytes, Grant]) -> dict[bytes, int]:
+        """One pass in (clock, signer, seq) order: a revocation counts unless one counted
+        before it voids it (its signer revoked with a lower cutoff, or read-only). So a member
+        that revokes itself, or two that revoke each other, give one answer, not a cycle."""
+        cutoffs: dict[bytes, int] = {}
         for _clock, signer, seq, rev in revokes:
             granter = table.get(signer)
             if granter is None or seq > cutoffs.get(signer, INFINITE):
                 continue
             if granter.read_only and rev.node != signer:
                 continue
-            new[rev.node] = min(new.get(rev.node, INFINITE), rev.cutoff)
-        return new
+            cutoffs[rev.node] = min(cutoffs.get(rev.node, INFINITE), rev.cutoff)
+        return cutoffs
 
     def _assemble(self, table: dict, cutoffs: dict, infos: list) -> dict[bytes, Member]:
         latest: dict[bytes, MemberInfo] = {}

@@ -240,7 +240,18 @@ class MetaMap:
         self.membership.rebuild([(u.origin, u.seq, u.payload) for u in self.updates()
                                  if is_membership(u.payload)])
         if self._validity() != before:
+            self._forget_strangers()
             self._refold()
+
+    def _forget_strangers(self) -> None:
+        """Drop the logged updates of signers no longer in the member table (their grant turned
+        void): a node that never stored them refuses them, so keeping them would leave the two
+        nodes' digests different for ever."""
+        for origin in [o for o in self._logs if not self.membership.known(o)]:
+            for seq, update in self._logs.pop(origin).items():
+                del self._newest[(origin, update.key)]
+                self._dropped.append((origin, seq))
+            del self._max[origin]
 
     def _validity(self) -> dict[bytes, tuple[bool, int]]:
         return {n: (m.read_only, m.cutoff) for n, m in self.membership.members.items()}

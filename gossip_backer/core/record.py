@@ -113,7 +113,9 @@ class Grant:
 
     @property
     def key(self) -> str:
-        return "g:" + self.node.hex()
+        """Per role, so that a later grant cannot erase an earlier one from its granter's log:
+        a member's role is fixed by its first grant (core/membership.py)."""
+        return "g:" + self.node.hex() + (":ro" if self.read_only else ":rw")
 
     def to_plain(self) -> list:
         return [self.node, self.name, self.read_only, self.clock]

@@ -18,6 +18,8 @@ import trio
 
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.record import FILE, FileRecord, SignedUpdate
+from gossip_backer.core.retention import Policy, keep
+from gossip_backer.disk import versions
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.disk.scan import RootUnavailable, ScanEntry, ScanResult, root_state, scan, scan_paths
 from gossip_backer.events import Conflict, FileChanged, InSync, RootPaused, RootResumed
@@ -26,6 +28,8 @@ from gossip_backer.store.repo import IndexEntry
 
 log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 3600.0
+RETENTION_INTERVAL = 3600.0
+ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
 SETTLE_NS = int(SETTLE * 1e9)
 
@@ -53,6 +57,7 @@ class Folder:
         self.index: dict[str, IndexEntry] = {e.path: e for e in self.state.repo.index_all()}
         self.ignore = IgnoreMatcher.load(self.root)
         self.rescan_interval = rescan_interval
+        self.retention = Policy()
         self.watch = watch
         self.paused: str | None = None
         self._ignore_gen = self.ignore.generation
@@ -73,14 +78,45 @@ class Folder:
             await self.full_scan()
             self.scanned.set()
             nursery.start_soon(self._rescan_loop)
+            nursery.start_soon(self._retention_loop)
             if self.watch:
                 nursery.start_soon(self._watch_loop)
             nursery.start_soon(self.puller.run)
 
-    async def _rescan_loop(self) -> None:
+    async def _retention_loop(self) -> None:
+        """Apply the retention policy to the revision archive, at start and then hourly."""
         while True:
-            await trio.sleep(self.rescan_interval if not self.paused else 2.0)
-            await self.full_scan()
+            dropped = self.apply_retention(time.time())
+            if dropped:
+                log.info("retention: dropped %d archived versions", dropped)
+            await trio.sleep(RETENTION_INTERVAL)
+
+    def apply_retention(self, now: float) -> int:
+        """Drop the revisions the policy does not keep, and their bytes once no row needs them."""
+        repo, dropped, freed = self.state.repo, 0, set()
+        for path in repo.revision_paths():
+            rows = repo.revisions(path)
+            kept = keep([r.archived_at for r in rows], now, self.retention)
+            for i, row in enumerate(rows):
+                if i not in kept:
+                    repo.delete_revision(row.id)
+                    freed.add(row.hash)
+                    dropped += 1
+        for h in freed:
+            if not repo.revision_hash_used(h):
+                versions.remove_version(self.root, h)
+        return dropped
+
+    async def _rescan_loop(self) -> None:
+        """The safety-net full rescan, plus a cheap look at the root every few seconds so that
+        a vanished or replaced root pauses the folder at once (and a returning one resumes it)."""
+        next_full = trio.current_time() + self.rescan_interval
+        while True:
+            await trio.sleep(ROOT_CHECK)
+            gone = await trio.to_thread.run_sync(root_state, self.root)
+            if self.paused or gone is not None or trio.current_time() >= next_full:
+                await self.full_scan()
+                next_full = trio.current_time() + self.rescan_interval
 
     async def _watch_loop(self) -> None:
         """Follow the OS watcher; start a new one when the root itself went away and came back."""
@@ -134,13 +170,10 @@ class Folder:
         except RootUnavailable as exc:
             self._pause(str(exc))
             return
-        if result.deleted and len(result.deleted) == self._file_count() and self._file_count() > 2:
-            await self.full_scan()  # everything vanished at once: judge it as a whole
+        if self.index and set(result.deleted) >= self.index.keys():
+            await self.full_scan()  # everything vanished at once: judge the root as a whole
             return
         self._publish(result, settle)
-
-    def _file_count(self) -> int:
-        return sum(1 for e in self.index.values() if e.kind != "dir")
 
     def _emptied(self, result: ScanResult) -> bool:
         return not result.entries and bool(self.index)

@@ -69,6 +69,8 @@ Q = {
     "revisions": "SELECT id, path, hash, size, mtime_ns, node, archived_at FROM revisions "
                  "WHERE path = ? ORDER BY mtime_ns DESC, id DESC",
     "delete_revision": "DELETE FROM revisions WHERE id = ?",
+    "revision_paths": "SELECT DISTINCT path FROM revisions ORDER BY path",
+    "revision_hash_used": "SELECT 1 FROM revisions WHERE hash = ? LIMIT 1",
 }
 
 
@@ -274,6 +276,13 @@ class Repo:
     def revisions(self, path: str) -> list[Revision]:
         """The archived versions of `path`, newest modification time first."""
         return [Revision(*row) for row in self.db.query(Q["revisions"], (path,))]
+
+    def revision_paths(self) -> list[str]:
+        return [row[0] for row in self.db.query(Q["revision_paths"])]
+
+    def revision_hash_used(self, content_hash: bytes) -> bool:
+        """Does any revision row still need the archived bytes with this hash?"""
+        return self.db.query_one(Q["revision_hash_used"], (content_hash,)) is not None
 
     def delete_revision(self, revision_id: int) -> bool:
         with self.db.transaction():

@@ -336,7 +336,7 @@ class Cluster:
         self.note(f"crash {i} {'machine' if machine else 'process'}")
         if machine:
             self.net.set_up(i, False)
-        node.crash()
+        node.crash(notify=not machine)
         self._untrack(i)
 
     def restart(self, i: int) -> None:

@@ -168,12 +168,13 @@ class SimNode(Endpoint):
         self.schedule_settle()
         cl.changed(self)
 
-    def crash(self) -> None:
-        """The process dies: connections end, memory is lost; the store and disk remain."""
+    def crash(self, *, notify: bool = True) -> None:
+        """The process dies: connections end (peers get a reset if `notify`: the machine still
+        runs), memory is lost; the store and disk remain."""
         self.alive = False
         self.incarnation += 1
         for peer, conn in list(self.conns.items()):
-            self.cluster.net.close(conn, self.index, "crashed", notify=True)
+            self.cluster.net.close(conn, self.index, "crashed", notify=notify)
             self.cluster.link_down(self.index, peer, error=False)
         self.conns.clear()
         self._reset()
@@ -390,7 +391,11 @@ class SimNode(Endpoint):
             for path in touched:
                 for copy in mirror.conflict_copies(self.metamap, path):
                     self.publish(copy)
-        for need in mirror.needed(self.metamap, self.store.index):
+        needs = mirror.needed(self.metamap, self.store.index)
+        wanted = {n.path for n in needs if n.action == mirror.WRITE_FILE}
+        for path in [p for p in self.pulls if p not in wanted]:
+            self._cancel_pull(path)  # the map or the disk moved on: not needed any more
+        for need in needs:
             try:
                 self._do(need)
             except memdisk.LocalChanged:

@@ -99,6 +99,7 @@ class Connection:
     last_arrival: dict[int, float] = field(default_factory=dict)  # per receiving host
     held: dict[int, list] = field(default_factory=dict)  # per receiving host: packets cut off
     closed_by: dict[int, str] = field(default_factory=dict)
+    reset_sent: bool = False
 
     def other(self, host: int) -> int:
         return self.b if host == self.a else self.a
@@ -118,6 +119,7 @@ class SimNet:
         self.down: set[int] = set()
         self.sides: dict[int, int] | None = None  # the current partition, host -> side
         self._held_conns: dict[Connection, None] = {}  # ordered: releases replay in order
+        self._held_control: list[tuple] = []  # FIN / RST packets waiting for a heal
         self._next_conn = 0
         self.messages = 0
         self.bytes_total = 0
@@ -168,6 +170,9 @@ class SimNet:
         for conn in list(self._held_conns):
             self._release(conn)
         self._held_conns.clear()
+        held, self._held_control = self._held_control, []
+        for src, dst, size, fn in held:
+            self.loop.call_later(self.spec(src, dst).rto, self._control, src, dst, size, fn)
 
     def reachable(self, a: int, b: int) -> bool:
         if a in self.down or b in self.down:
@@ -206,7 +211,7 @@ class SimNet:
                 self._control(b, a, 64, lambda: refused())
                 return
             conn.ends[b] = end
-            self._control(b, a, HANDSHAKE_BYTES[1], lambda: at_a())
+            self._control(b, a, HANDSHAKE_BYTES[1], lambda: at_a(), conn=conn)
 
         def refused() -> None:
             if not state["done"]:
@@ -227,16 +232,33 @@ class SimNet:
         # b may send on the connection as soon as it accepted: those frames queue behind its
         # handshake reply on the same link, so they reach a after `established`.
 
-    def _control(self, src: int, dst: int, size: int, fn: Callable[[], None]) -> None:
-        """A handshake packet: lost if the hosts cannot reach each other (the dialer times out)."""
+    def _control(self, src: int, dst: int, size: int, fn: Callable[[], None], *,
+                 hold: bool = False, conn: Connection | None = None) -> None:
+        """A handshake or teardown packet. Across a cut it is lost, unless `hold` (a FIN or RST
+        on a reliable link, which TCP retransmits): then it gets through after the heal. With
+        `conn`, the connection's later frames cannot overtake it (they follow it on the stream)."""
         if not self.reachable(src, dst):
+            self._hold_control(src, dst, size, fn, hold)
             return
         arrival = self._transmit(src, dst, size, "handshake")
-        self.loop.call_at(arrival, self._control_arrive, src, dst, fn)
+        if conn is not None:
+            arrival = max(arrival, conn.last_arrival[dst])
+            conn.last_arrival[dst] = arrival
+        self.loop.call_at(arrival, self._control_arrive, src, dst, size, fn, hold)
 
-    def _control_arrive(self, src: int, dst: int, fn: Callable[[], None]) -> None:
+    def _control_arrive(self, src: int, dst: int, size: int, fn: Callable[[], None],
+                        hold: bool) -> None:
         if self.reachable(src, dst):
             fn()
+        else:
+            self._hold_control(src, dst, size, fn, hold)
+
+    def _hold_control(self, src: int, dst: int, size: int, fn: Callable[[], None],
+                      hold: bool) -> None:
+        if hold and src not in self.down and dst not in self.down and self.spec(src, dst).reliable:
+            self._held_control.append((src, dst, size, fn))
+        else:
+            self.dropped += 1
 
     def send(self, conn: Connection, src: int, data: bytes, kind: str = "") -> None:
         """Queue one frame from `src` to the other end of `conn`."""
@@ -332,7 +354,12 @@ class SimNet:
 
     def _arrive(self, packet: tuple) -> None:
         conn, src, dst, data, counter, size, kind = packet
-        if not conn.open or dst in conn.closed_by:
+        if dst in conn.closed_by:  # this end is gone: its host answers with a reset
+            if src not in conn.closed_by and dst not in self.down and not conn.reset_sent:
+                conn.reset_sent = True
+                self._control(dst, src, 64, lambda: self._closed_at(conn, src, "connection reset"))
+            return
+        if not conn.open:
             return
         if not self.reachable(src, dst):
             self._hold(packet)
@@ -362,7 +389,7 @@ class SimNet:
             conn.open = False
             return
         if notify:
-            self._control(by, other, 64, lambda: self._closed_at(conn, other, reason))
+            self._control(by, other, 64, lambda: self._closed_at(conn, other, reason), hold=True)
 
     def _closed_at(self, conn: Connection, host: int, reason: str) -> None:
         if host in conn.closed_by:

@@ -17,7 +17,7 @@ from gossip_backer.core.conflict import (
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord
 from gossip_backer.core.vv import VersionVector
-from replicas import content_hash, identity, make_record, medium, quick
+from replicas import content_hash, identity, make_record, quick
 
 A, B, C = (identity(i).public for i in (1, 2, 3))
 LO, HI = sorted([A, B])  # LO < HI as node ids
