@@ -63,6 +63,7 @@ def run(name: str, *, nodes: int | None = None, seed: int = 0, topology: str | N
     sim.start()
     plan = mod.plan(sim, opts)
     sim.run_until(plan.until)
+    plan.info["_meta_at_until"] = sim.node_bytes(META_KINDS)
     sim.note("activity over: heal, restart")
     sim.net.heal()
     for node in list(sim.nodes):
@@ -90,6 +91,8 @@ def _report(name: str, sim: Cluster, plan: Plan, settled: bool, results: dict[st
     tracked = sim.tracked()
     per_node = sim.node_bytes()
     meta = sim.node_bytes(META_KINDS)
+    before = plan.info.pop("_meta_at_until", {})
+    after_until = [meta[i] - before.get(i, 0) for i in tracked]
     report: dict[str, Any] = {
         "scenario": name,
         "nodes": cfg.nodes,
@@ -110,6 +113,7 @@ def _report(name: str, sim: Cluster, plan: Plan, settled: bool, results: dict[st
         "bytes_per_node_max": max((per_node[i] for i in tracked), default=0),
         "meta_bytes_per_node_max": max((meta[i] for i in tracked), default=0),
         "meta_bytes_per_node_mean": round(sum(meta[i] for i in tracked) / max(1, len(tracked))),
+        "meta_bytes_per_node_settle_max": max(after_until, default=0),  # after the activity
         "block_bytes_total": sum(sim.net.kind_bytes.get(k, 0) for k in BLOCK_KINDS),
         "writes": len(sim.oracle.writes),
         "live_nodes": len(tracked),

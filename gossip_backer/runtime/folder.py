@@ -29,6 +29,7 @@ from gossip_backer.store.repo import IndexEntry
 log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 3600.0
 RETENTION_INTERVAL = 3600.0
+EMPTIED_MIN_FILES = 2
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
 SETTLE_NS = int(SETTLE * 1e9)
@@ -176,7 +177,10 @@ class Folder:
         self._publish(result, settle)
 
     def _emptied(self, result: ScanResult) -> bool:
-        return not result.entries and bool(self.index)
+        """Every path gone at once from a root that held several files: an unmounted disk looks
+        like that. (Deleting the one file a root holds is an ordinary deletion.)"""
+        files = sum(1 for e in self.index.values() if e.kind == FILE)
+        return not result.entries and files >= EMPTIED_MIN_FILES
 
     def _pause(self, reason: str) -> None:
         if self.paused != reason:

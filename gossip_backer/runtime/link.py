@@ -65,6 +65,9 @@ class Link:
                     self.close_reason = self.close_reason or str(exc)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                     self.close_reason = self.close_reason or f"connection lost ({type(exc).__name__})"
+                except Exception as exc:  # our bug: drop this link, keep the node alive
+                    log.exception("internal error on a peer link")
+                    self.close_reason = self.close_reason or f"internal error: {exc}"
                 nursery.cancel_scope.cancel()
         finally:
             self.closed.set()

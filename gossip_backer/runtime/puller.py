@@ -55,6 +55,7 @@ class _Job:
     reused: int = 0
     fetched: int = 0
     reported: float = 0.0
+    writing: int = 0  # verified blocks handed to a worker thread, not yet written
 
 
 def _stat(entry: IndexEntry | None) -> Stat | None:
@@ -217,7 +218,7 @@ class Puller:
         if missing:
             self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, missing)
             self._pump.set()
-            while self.scheduler.remaining(need.path):
+            while self.scheduler.remaining(need.path) or job.writing:
                 if self._superseded(need):
                     return
                 with trio.move_on_after(1.0):
@@ -350,7 +351,12 @@ class Puller:
         job = self.jobs.get(arrived.path)
         if job is None or job.tmp is None:
             return
-        await trio.to_thread.run_sync(job.tmp.write_at, arrived.offset, arrived.data)
+        job.writing += 1  # the file is not complete until this write is
+        try:
+            await trio.to_thread.run_sync(job.tmp.write_at, arrived.offset, arrived.data)
+        finally:
+            job.writing -= 1
+            job.done.set()
         job.fetched += len(arrived.data)
         now = time.monotonic()
         if now - job.reported >= PROGRESS_EVERY or job.reused + job.fetched >= job.size:
@@ -368,7 +374,7 @@ class Puller:
         self._pump.set()
         try:
             last, progress = trio.current_time(), -1
-            while self.scheduler.remaining(key):
+            while self.scheduler.remaining(key) or job.writing:
                 if job.fetched != progress:
                     last, progress = trio.current_time(), job.fetched
                 elif trio.current_time() - last > patience:

@@ -193,8 +193,10 @@ class SimNode(Endpoint):
             return None
         if not self.trusts(self.cluster.nodes[peer].key):
             return None
-        self.attach(conn, peer)
         return self
+
+    def on_open(self, conn: Connection) -> None:
+        self.attach(conn, conn.other(self.index))
 
     def attach(self, conn: Connection, peer: int) -> None:
         old = self.conns.get(peer)

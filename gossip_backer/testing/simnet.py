@@ -69,6 +69,9 @@ class Endpoint:
     def on_close(self, conn: "Connection", reason: str) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def on_open(self, conn: "Connection") -> None:  # pragma: no cover - interface
+        """The accepting end: the handshake reply is on its way; frames may follow it."""
+
 
 class _Link:
     __slots__ = ("spec", "free_at", "bytes", "packets", "bucket", "bucket_bytes", "max_excess",
@@ -187,7 +190,8 @@ class SimNet:
     def dial(self, a: int, b: int, a_end: Endpoint, accept: Callable[[Connection], Endpoint | None],
              established: Callable[[Connection], None], failed: Callable[[str], None]) -> None:
         """Open a connection a -> b. At b, `accept(conn)` returns b's endpoint (or None: refused,
-        a learns it); at a, `established(conn)` once the handshake is done, else `failed(why)`."""
+        a learns it), whose `on_open(conn)` runs once the reply is sent; at a, `established(conn)`
+        once the handshake is done, else `failed(why)`."""
         self._next_conn += 1
         conn = Connection(self._next_conn, a, b)
         conn.ends[a] = a_end
@@ -212,6 +216,7 @@ class SimNet:
                 return
             conn.ends[b] = end
             self._control(b, a, HANDSHAKE_BYTES[1], lambda: at_a(), conn=conn)
+            end.on_open(conn)  # b's first frames follow its handshake reply
 
         def refused() -> None:
             if not state["done"]:

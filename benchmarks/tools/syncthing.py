@@ -1,0 +1,240 @@
+"""Two Syncthing instances (the Debian package's version) on 127.0.0.1, configured from here.
+
+Each instance gets its own home (`syncthing generate`), then its config.xml is edited before the
+first start: GUI/REST on a free loopback port with a known API key, one listen address
+tcp://127.0.0.1:PORT, no global or local discovery, no relays, no NAT traversal, no usage
+reporting, no crash reporting, no auto-upgrade, no browser, normal CPU priority (Syncthing lowers
+its own by default; gossip-backer does not, so neither runs niced), the other instance as a device
+at its explicit loopback address, and one folder `bench` shared by both with the file watcher on
+(`fsWatcherDelayS` the default 10 s, or the value asked). Each runs as one process (STMONITORED
+set: no monitor parent), so its PID is the one whose RSS is measured.
+
+Figures come from the REST API: completion from the receiver's `/rest/db/status`, bytes on the
+wire from `/rest/system/connections` (`total.inBytesTotal + total.outBytesTotal`, the process's
+counters of the bytes its BEP connections read and wrote), a rescan from `POST /rest/db/scan`
+(which returns when the scan is done)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from . import common
+from .common import HOST, Timeout, free_port, stop, track, wait_until
+
+FOLDER = "bench"
+DEFAULT_DELAY = 10  # Syncthing's default fsWatcherDelayS
+
+
+def binary() -> str | None:
+    return shutil.which("syncthing")
+
+
+def version() -> str:
+    out = subprocess.run([binary() or "syncthing", "--version"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def _set(parent: ET.Element, tag: str, value: object) -> None:
+    el = parent.find(tag)
+    if el is None:
+        el = ET.SubElement(parent, tag)
+    el.text = str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class Instance:
+    def __init__(self, home: Path, root: Path, name: str) -> None:
+        self.home = home
+        self.root = root
+        self.name = name
+        self.gui_port = free_port()
+        self.listen_port = free_port()
+        self.api_key = secrets.token_hex(16)
+        self.proc: subprocess.Popen | None = None
+        self.device_id = ""
+        self.log = home.parent / f"{name}.log"
+
+    # -- setup -----------------------------------------------------------------------------
+    def generate(self) -> None:
+        subprocess.run([binary(), "generate", f"--home={self.home}", "--no-default-folder"],
+                       check=True, capture_output=True, timeout=60)
+        tree = ET.parse(self.home / "config.xml")
+        self.device_id = tree.getroot().find("device").get("id")
+
+    def configure(self, peer: "Instance", delay: int) -> None:
+        path = self.home / "config.xml"
+        tree = ET.parse(path)
+        cfg = tree.getroot()
+        gui = cfg.find("gui")
+        gui.set("tls", "false")
+        _set(gui, "address", f"{HOST}:{self.gui_port}")
+        _set(gui, "apikey", self.api_key)
+        opts = cfg.find("options")
+        for el in opts.findall("listenAddress"):
+            opts.remove(el)
+        ET.SubElement(opts, "listenAddress").text = f"tcp://{HOST}:{self.listen_port}"
+        for tag, value in (("globalAnnounceEnabled", False), ("localAnnounceEnabled", False),
+                           ("relaysEnabled", False), ("natEnabled", False), ("urAccepted", -1),
+                           ("crashReportingEnabled", False), ("autoUpgradeIntervalH", 0),
+                           ("startBrowser", False), ("setLowPriority", False),
+                           ("restartOnWakeup", False)):
+            _set(opts, tag, value)
+        defaults = cfg.find("defaults")
+        # the devices: this one (as generated) and the peer at its explicit loopback address
+        for dev in cfg.findall("device"):
+            if dev.get("id") == self.device_id:
+                _set(dev, "address", f"tcp://{HOST}:{self.listen_port}")
+                dev.set("name", self.name)
+        peer_dev = ET.fromstring(ET.tostring(defaults.find("device")))
+        peer_dev.set("id", peer.device_id)
+        peer_dev.set("name", peer.name)
+        _set(peer_dev, "address", f"tcp://{HOST}:{peer.listen_port}")
+        cfg.insert(list(cfg).index(gui), peer_dev)
+        # the shared folder
+        folder = ET.fromstring(ET.tostring(defaults.find("folder")))
+        folder.set("id", FOLDER)
+        folder.set("label", FOLDER)
+        folder.set("path", str(self.root))
+        folder.set("fsWatcherEnabled", "true")
+        folder.set("fsWatcherDelayS", str(delay))
+        folder.set("rescanIntervalS", "3600")
+        for dev in folder.findall("device"):
+            folder.remove(dev)
+        for dev_id in (self.device_id, peer.device_id):
+            el = ET.Element("device", {"id": dev_id, "introducedBy": ""})
+            ET.SubElement(el, "encryptionPassword")
+            folder.insert(1, el)
+        cfg.insert(list(cfg).index(gui), folder)
+        tree.write(path)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / ".stfolder").mkdir(exist_ok=True)
+
+    # -- process ---------------------------------------------------------------------------
+    def start(self) -> None:
+        env = {**os.environ, "STNOUPGRADE": "1", "STNORESTART": "1", "STNODEFAULTFOLDER": "1",
+               "STMONITORED": "yes",
+               "HOME": str(self.home)}
+        self.proc = track(subprocess.Popen(
+            [binary(), "serve", f"--home={self.home}", "--no-browser", "--no-restart",
+             "--no-default-folder", f"--gui-address={HOST}:{self.gui_port}", "--logflags=3"],
+            stdin=subprocess.DEVNULL, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+            env=env))
+
+    def wait_api(self, timeout: float = 60) -> None:
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"syncthing {self.name} exited ({self.proc.returncode}); see {self.log}")
+            return bool(self.get("/rest/system/ping"))
+        try:
+            wait_until(up, timeout, 0.05, f"syncthing {self.name} REST API")
+        except Timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"syncthing {self.name} exited ({self.proc.returncode}); see {self.log}")
+            raise
+
+    def stop(self) -> None:
+        stop(self.proc)
+        self.proc = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    # -- REST ------------------------------------------------------------------------------
+    def _call(self, method: str, path: str, timeout: float) -> object:
+        req = urllib.request.Request(f"http://{HOST}:{self.gui_port}{path}", method=method,
+                                     headers={"X-API-Key": self.api_key})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = resp.read()
+        return json.loads(body) if body.strip() else {}
+
+    def get(self, path: str, timeout: float = 10) -> object:
+        return self._call("GET", path, timeout)
+
+    def post(self, path: str, timeout: float = 600) -> object:
+        return self._call("POST", path, timeout)
+
+    def folder_status(self) -> dict:
+        return self.get(f"/rest/db/status?folder={FOLDER}")
+
+    def wire_bytes(self) -> int:
+        total = self.get("/rest/system/connections")["total"]
+        return int(total["inBytesTotal"]) + int(total["outBytesTotal"])
+
+    def connected_to(self, peer: "Instance") -> bool:
+        conns = self.get("/rest/system/connections")["connections"]
+        return bool(conns.get(peer.device_id, {}).get("connected"))
+
+    def idle(self) -> bool:
+        st = self.folder_status()
+        return st.get("state") == "idle" and st.get("needFiles", 1) == 0
+
+    def rescan(self) -> None:
+        """A full rescan of the folder; the REST call returns when it is done."""
+        self.post(f"/rest/db/scan?folder={FOLDER}")
+
+
+class SyncthingPair:
+    """A (sends) and B (receives), one shared folder; see the module docstring."""
+
+    def __init__(self, workdir: Path, delay: int = DEFAULT_DELAY, name: str = "syncthing") -> None:
+        self.name = name
+        self.delay = delay
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.a = Instance(workdir / "home-A", workdir / "A", f"{name}-A")
+        self.b = Instance(workdir / "home-B", workdir / "B", f"{name}-B")
+
+    @property
+    def a_root(self) -> Path:
+        return self.a.root
+
+    @property
+    def b_root(self) -> Path:
+        return self.b.root
+
+    def setup(self, timeout: float = 90) -> None:
+        """Both instances configured, running, connected, the (empty) folder idle on both."""
+        for inst in (self.a, self.b):
+            inst.generate()
+        self.a.configure(self.b, self.delay)
+        self.b.configure(self.a, self.delay)
+        for inst in (self.a, self.b):
+            inst.start()
+        for inst in (self.a, self.b):
+            inst.wait_api()
+        self.wait_connected(timeout)
+        wait_until(lambda: self.a.idle() and self.b.idle(), timeout, 0.1, f"{self.name}: folders idle")
+
+    def wait_connected(self, timeout: float = 60) -> None:
+        wait_until(lambda: self.a.connected_to(self.b) and self.b.connected_to(self.a), timeout,
+                   0.05, f"{self.name}: both instances connected")
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in (self.a, self.b) if p.proc is not None]
+
+    def wire_bytes(self) -> int:
+        """The receiver's counters (it runs all along; its only peer is A)."""
+        return self.b.wire_bytes()
+
+    def receiver_has(self, files: int, size: int) -> bool:
+        st = self.b.folder_status()
+        return (st.get("localFiles") == files and st.get("localBytes") == size
+                and st.get("needFiles") == 0 and st.get("state") == "idle")
+
+    def both_idle(self) -> bool:
+        return self.a.idle() and self.b.idle()
+
+    def rescan_sender(self) -> None:
+        self.a.rescan()
+
+    def close(self) -> None:
+        for inst in (self.a, self.b):
+            inst.stop()

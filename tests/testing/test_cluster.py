@@ -1,0 +1,111 @@
+"""The cluster drives the real replicas: a write spreads, state survives crashes, read-only
+members publish nothing, and the shortcuts it takes (cloned maps) equal the real path."""
+
+from __future__ import annotations
+
+from gossip_backer.core.metamap import MetaMap
+from gossip_backer.crypto.identity import Verifier
+from gossip_backer.testing.cluster import Cluster, ClusterConfig, clone_map, topology_edges
+from simulations import invariants
+
+
+def cluster(**kw) -> Cluster:
+    sim = Cluster(ClusterConfig(**{"nodes": 6, "seed": 1, **kw}))
+    sim.start()
+    sim.run_until(1.0)
+    return sim
+
+
+def settle(sim: Cluster, limit: float = 120.0) -> None:
+    assert sim.run_until(sim.loop.now + limit, stop_when_settled=True), "did not settle"
+    result, lost = invariants.check(sim)
+    assert all(result.values()) and not lost, result
+
+
+def test_tick_is_the_daemons() -> None:
+    from gossip_backer.runtime.node import TICK
+
+    assert ClusterConfig().tick == TICK
+
+
+def test_topologies_are_connected_and_as_named() -> None:
+    import random
+
+    assert topology_edges(4, "ring", random.Random(0)) == [(0, 1), (0, 3), (1, 2), (2, 3)]
+    assert topology_edges(4, "star", random.Random(0)) == [(0, 1), (0, 2), (0, 3)]
+    assert len(topology_edges(5, "full", random.Random(0))) == 10
+    edges = topology_edges(200, "random:2", random.Random(3))
+    seen, todo = {0}, [0]
+    while todo:
+        x = todo.pop()
+        for a, b in edges:
+            for y in ((b,) if a == x else (a,) if b == x else ()):
+                if y not in seen:
+                    seen.add(y)
+                    todo.append(y)
+    assert len(seen) == 200
+
+
+def test_cloned_map_equals_a_loaded_one_and_is_independent() -> None:
+    sim = Cluster(ClusterConfig(nodes=5, seed=2, read_only=1))
+    loaded = MetaMap(sim.founder, Verifier(sim.mesh_id))
+    loaded.apply_all(sim.nodes[0].store.load())
+    clone = clone_map(sim._template, Verifier(sim.mesh_id))
+    assert clone.digest() == loaded.digest() and clone.files == loaded.files
+    assert clone.membership.members == loaded.membership.members
+    assert list(clone.updates()) == list(loaded.updates())
+    sim.start()
+    sim.run_until(1.0)
+    sim.write(1, "a.txt")
+    sim.run_until(5.0)
+    assert sim.nodes[3].metamap.files and not sim._template.files
+    assert sim.nodes[3].metamap._logs is not sim.nodes[4].metamap._logs
+
+
+def test_a_write_reaches_every_node_as_bytes() -> None:
+    sim = cluster(topology="ring")
+    w = sim.write(2, "docs/report.txt", size=300_000)  # three blocks
+    settle(sim)
+    data = sim.nodes[2].disk.read("docs/report.txt")
+    assert all(n.disk.read("docs/report.txt") == data for n in sim.nodes)
+    assert all(n.disk.kind("docs") == "dir" for n in sim.nodes)
+    assert w.updates and sim.net.kind_bytes["BlockData"] > 5 * 300_000
+
+
+def test_crash_keeps_the_store_and_edits_made_while_down_spread() -> None:
+    sim = cluster()
+    sim.write(1, "a.txt")
+    settle(sim)
+    before = sim.nodes[1].metamap.digest()
+    sim.crash(1, machine=True)
+    sim.write(1, "offline.txt")  # the user works while the daemon is down
+    sim.run_until(sim.loop.now + 5)
+    assert not sim.nodes[0].disk.exists("offline.txt")
+    sim.restart(1)
+    after = sim.nodes[1].metamap.digest()  # reloaded from the store (plus the offline edit)
+    assert all(after.get(origin, 0) >= seq for origin, seq in before.items())
+    settle(sim)
+    assert sim.nodes[0].disk.exists("offline.txt")
+
+
+def test_read_only_members_publish_nothing() -> None:
+    sim = cluster(read_only=2)
+    ro = [n.index for n in sim.nodes if n.read_only]
+    sim.write(ro[0], "mine.txt")
+    sim.write(0, "theirs.txt")
+    sim.run_until(sim.loop.now + 30)
+    assert not sim.nodes[0].disk.exists("mine.txt")
+    assert all(n.disk.exists("theirs.txt") for n in sim.nodes)
+    assert not invariants.identical_contents([sim.nodes[i] for i in sim.tracked()])
+
+
+def test_join_and_leave() -> None:
+    sim = cluster(nodes=5)
+    new = sim.join(0)
+    sim.run_until(sim.loop.now + 10)
+    assert sim.nodes[new].can_write()
+    sim.write(new, "from-the-new-one.txt")
+    sim.leave(3, remover=0)
+    settle(sim)
+    assert sim.nodes[0].disk.exists("from-the-new-one.txt")
+    assert sim.nodes[0].metamap.membership.members[sim.nodes[3].key].revoked
