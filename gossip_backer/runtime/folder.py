@@ -212,7 +212,7 @@ class Folder:
 
     def _publish(self, result: ScanResult, settle: bool = True) -> None:
         """Turn what the scan found into versions (signed, stored, spread) and index rows."""
-        updates: list[SignedUpdate] = []
+        records: list[FileRecord] = []
         puts: list[IndexEntry] = []
         read_only = self.state.is_read_only()
         settling = self._settling(result) if settle else set(result.unstable)
@@ -221,9 +221,9 @@ class Folder:
             if path in settling:
                 continue
             entry = result.entries[path]
-            update, vv = self._version_of(entry, read_only)
-            if update is not None:
-                updates.append(update)
+            record, vv = self._version_of(entry, read_only)
+            if record is not None:
+                records.append(record)
             puts.append(to_index(entry, vv))
         for path in result.refreshed:  # inode or folder mtime moved: no new version
             old = self.index.get(path)
@@ -234,7 +234,8 @@ class Folder:
             rec = None if read_only else mirror.deletion(self.state.metamap, self.me, path,
                                                          self.index[path], time.time_ns())
             if rec is not None:
-                updates.append(self.state.make(rec))
+                records.append(rec)
+        updates = self.state.make_many(records)
         self._index_put(puts)
         self._index_delete(gone)
         if updates:
@@ -245,7 +246,8 @@ class Folder:
             self.puller.wake()
 
     def _version_of(self, entry: ScanEntry, read_only: bool):
-        """The update for a changed path (None when the mesh already has it) and the disk vv."""
+        """The version to publish for a changed path (None when the mesh already has it) and
+        the vv the index records for the disk."""
         metamap = self.state.metamap
         now_record = FileRecord(path=entry.path, kind=entry.kind, vv=mirror.VersionVector(),
                                 origin=self.me, size=entry.size if entry.kind == FILE else 0,
@@ -258,7 +260,7 @@ class Folder:
             return None, mirror.disk_version(metamap, entry.path)
         if read_only:  # a read-only member's changes stay local (and are never overwritten
             return None, old.vv if old else mirror.VersionVector()  # until the mesh changes them)
-        return self.state.make(record), record.vv
+        return record, record.vv
 
     def _index_put(self, entries: list[IndexEntry]) -> None:
         if entries:
@@ -281,13 +283,13 @@ class Folder:
         if not paths:
             return
         if not self.state.is_read_only():
-            made = []
+            copies = []
             for path in sorted(paths):
                 for copy in mirror.conflict_copies(self.state.metamap, path):
-                    made.append(self.state.make(copy))
+                    copies.append(copy)
                     self.node._emit(Conflict(time.time(), path, copy.path))
-            if made:
-                self.node.local_changes(made)
+            if copies:
+                self.node.local_changes(self.state.make_many(copies))
         self.puller.scheduler.forget_lacking()
         self.puller.wake()
 

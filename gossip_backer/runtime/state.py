@@ -148,13 +148,21 @@ class NodeState:
     # -- local changes ---------------------------------------------------------------------
     def make(self, payload: Payload) -> SignedUpdate:
         """Sign `payload` as this node's next update, apply it and store it (one transaction)."""
-        seq = self.metamap.seq_of(self.identity.public) + 1
-        update = make_update(self.identity, self.mesh_id, seq, payload)
-        outcome = self.metamap.apply(update)
-        if outcome not in (Outcome.APPLIED, Outcome.HELD):
-            raise LocalError(f"own update refused by the map: {outcome.value}")
-        self.persist([update])
-        return update
+        return self.make_many([payload])[0]
+
+    def make_many(self, payloads: list[Payload]) -> list[SignedUpdate]:
+        """Sign, apply and store several local changes in one transaction (a scan's worth)."""
+        updates = []
+        for payload in payloads:
+            seq = self.metamap.seq_of(self.identity.public) + 1
+            update = make_update(self.identity, self.mesh_id, seq, payload)
+            outcome = self.metamap.apply(update)
+            if outcome not in (Outcome.APPLIED, Outcome.HELD):
+                raise LocalError(f"own update refused by the map: {outcome.value}")
+            updates.append(update)
+        if updates:
+            self.persist(updates)
+        return updates
 
     def persist(self, updates: list[SignedUpdate]) -> None:
         self.repo.save_updates(updates, self.metamap.drain_dropped())

@@ -1,0 +1,208 @@
+"""`disk.scan` for a MemRoot: what is there, what changed, what is gone (see memdisk.py).
+
+The same rules as the real scan, on an in-memory tree: a file is hashed only when its size,
+mtime or inode moved; ignored paths, `.backer` and temp files are never listed nor "deleted";
+refused names are skipped; a missing root raises RootUnavailable, never a mass deletion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from gossip_backer.core.blocks import hash_bytes
+from gossip_backer.core.paths import BadPath, check
+from gossip_backer.core.record import DIR, FILE, SYMLINK
+from gossip_backer.disk.ignore import IgnoreMatcher
+from gossip_backer.disk.scan import FileHash, RootUnavailable, ScanEntry, ScanResult
+
+if TYPE_CHECKING:
+    from gossip_backer.testing.memdisk import MemRoot, _Entry
+
+__all__ = ["scan", "scan_paths", "root_state", "hash_memory", "locate_entry", "MemHashFile"]
+
+
+def hash_memory(data: bytes | bytearray) -> FileHash:
+    """(hash, block size, blocks) of in-memory content: `disk.scan.hash_file` for a MemRoot."""
+    file_hash, size, blocks = hash_bytes(bytes(data))
+    return FileHash(file_hash, size, tuple(blocks))
+
+
+MemHashFile = Callable[[str, int], FileHash]
+
+
+def root_state(root: MemRoot, *, require_state_dir: bool = False) -> str | None:
+    return None if root.present else "missing"
+
+
+def scan(root: MemRoot, previous: Mapping[str, Any], ignore: IgnoreMatcher, *,
+         hash_file: MemHashFile | None = None) -> ScanResult:
+    """`disk.scan.scan` of a MemRoot. `hash_file(path, size)` gets the mesh path."""
+    sc = _Scanner(root, previous, ignore, hash_file)
+    if not root.present:
+        raise RootUnavailable(root.name, "missing")
+    sc.walk("")
+    for path, prev in previous.items():
+        if path not in sc.result.entries:
+            sc.gone(path, prev)
+    return sc.finish()
+
+
+def scan_paths(root: MemRoot, paths: Iterable[str], previous: Mapping[str, Any],
+               ignore: IgnoreMatcher, *, hash_file: MemHashFile | None = None) -> ScanResult:
+    """`disk.scan.scan_paths` of a MemRoot."""
+    if not root.present:
+        raise RootUnavailable(root.name, "missing")
+    sc = _Scanner(root, previous, ignore, hash_file)
+    todo: set[str] = set()
+    for raw in paths:
+        rel = raw.strip("/")
+        if not rel:
+            continue
+        todo.add(rel)
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            anc = "/".join(parts[:i])
+            if anc not in previous:
+                todo.add(anc)
+    for rel in sorted(todo):
+        if rel not in sc.done:
+            sc.revisit(rel)
+    return sc.finish()
+
+
+def _differs(prev: Any, entry: ScanEntry) -> bool:
+    if prev.kind != entry.kind:
+        return True
+    if entry.kind == DIR:
+        return prev.mode != entry.mode
+    if entry.kind == SYMLINK:
+        return prev.target != entry.target
+    return (prev.size, prev.mtime_ns, prev.mode, prev.hash) != (
+        entry.size, entry.mtime_ns, entry.mode, entry.hash)
+
+
+def _acceptable(rel: str) -> bool:
+    try:
+        check(rel)
+    except BadPath:
+        return False
+    return True
+
+
+class _Scanner:
+    def __init__(self, root: MemRoot, previous: Mapping[str, Any], ignore: IgnoreMatcher,
+                 hasher: MemHashFile | None) -> None:
+        self.root = root
+        self.previous = previous
+        self.ignore = ignore
+        self.hash_file = hasher or (lambda path, size: hash_memory(root._get(path).data))
+        self.result = ScanResult()
+        self.done: set[str] = set()
+        self.deleted: set[str] = set()
+
+    def walk(self, prefix: str) -> None:
+        stack = [prefix]
+        while stack:
+            folder = stack.pop()
+            base = folder + "/" if folder else ""
+            for name in self.root._list(folder):
+                rel = base + name
+                e = self.root._get(rel)
+                if self.ignore.matches_entry(rel, name, e.kind == DIR):
+                    continue
+                if rel not in self.previous and not _acceptable(rel):
+                    self.result.refused.append(rel)
+                    continue
+                if self.examine(rel, e) == DIR:
+                    stack.append(rel)
+
+    def examine(self, rel: str, e: _Entry) -> str:
+        self.done.add(rel)
+        prev = self.previous.get(rel)
+        if e.kind == FILE:
+            entry = self._file(rel, e, prev)
+        else:
+            entry = ScanEntry(rel, e.size, e.mtime_ns, e.inode, e.mode & 0o7777, e.kind,
+                              target=e.target)
+            if type(prev) is ScanEntry and prev == entry:
+                entry = prev
+        self.result.entries[rel] = entry
+        if prev is None or _differs(prev, entry):
+            self.result.changed.append(rel)
+        elif entry is not prev and (prev.inode, prev.mtime_ns, prev.size) != (
+                entry.inode, entry.mtime_ns, entry.size):
+            self.result.refreshed.append(rel)
+        return entry.kind
+
+    def _file(self, rel: str, e: _Entry, prev: Any) -> ScanEntry:
+        mode = e.mode & 0o7777
+        if (prev is not None and prev.kind == FILE and prev.hash is not None
+                and (prev.size, prev.mtime_ns, prev.inode) == (e.size, e.mtime_ns, e.inode)):
+            if type(prev) is ScanEntry and prev.mode == mode:
+                return prev
+            return ScanEntry(rel, e.size, e.mtime_ns, e.inode, mode, FILE, prev.hash,
+                             prev.block_size, tuple(prev.blocks))
+        fh = self.hash_file(rel, e.size)
+        self.result.hashed_bytes += e.size
+        return ScanEntry(rel, e.size, e.mtime_ns, e.inode, mode, FILE, fh.hash, fh.block_size,
+                         tuple(fh.blocks))
+
+    def revisit(self, rel: str) -> None:
+        e = locate_entry(self.root, rel)
+        prev = self.previous.get(rel)
+        if e is None:
+            self.done.add(rel)
+            if prev is not None:
+                self.gone(rel, prev)
+            self._gone_below(rel)
+            return
+        if self.ignore.matches(rel, e.kind == DIR):
+            self.done.add(rel)
+            return
+        if not _acceptable(rel):
+            self.result.refused.append(rel)
+            return
+        kind = self.examine(rel, e)
+        if kind == DIR and (prev is None or prev.kind != DIR or prev.inode != e.inode):
+            self.walk(rel)
+        if kind != DIR or prev is None or prev.kind != DIR or prev.inode != e.inode:
+            self._gone_below(rel)
+
+    def _gone_below(self, rel: str) -> None:
+        prefix = rel + "/"
+        for path in sorted(self.previous):
+            if path.startswith(prefix) and path not in self.result.entries:
+                self.gone(path, self.previous[path])
+
+    def gone(self, path: str, prev: Any) -> None:
+        if path in self.result.entries:
+            return
+        if self.ignore.matches(path, prev.kind == DIR):
+            return
+        self.deleted.add(path)
+
+    def finish(self) -> ScanResult:
+        res = self.result
+        res.deleted = sorted(self.deleted - res.entries.keys())
+        res.changed = sorted(set(res.changed) & res.entries.keys())
+        res.refreshed = sorted(set(res.refreshed) & res.entries.keys())
+        res.refused.sort()
+        for entry in res.entries.values():
+            if entry.kind == FILE:
+                res.files += 1
+            elif entry.kind == DIR:
+                res.dirs += 1
+            else:
+                res.links += 1
+        return res
+
+
+def locate_entry(root: MemRoot, rel: str) -> _Entry | None:
+    """The entry at `rel`, or None if it or a real folder above it is missing (no link followed)."""
+    parts = rel.split("/")
+    for i in range(1, len(parts)):
+        e = root._get("/".join(parts[:i]))
+        if e is None or e.kind != DIR:
+            return None
+    return root._get(rel)
