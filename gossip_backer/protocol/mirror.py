@@ -16,7 +16,6 @@ version that content is (`vv`). The map says which version every node should hol
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,7 +28,8 @@ CREATE_DIR, WRITE_FILE, WRITE_LINK, DELETE, ADOPT = "dir", "file", "link", "dele
 
 
 class DiskEntry(Protocol):
-    """What the local index holds for a path (store.repo.IndexEntry satisfies it)."""
+    """What the local index holds for a path (store.repo.IndexEntry satisfies it, and so does a
+    FileRecord describing what a scan found)."""
 
     path: str
     kind: str
@@ -116,7 +116,7 @@ def local_version(metamap: MetaMap, me: bytes, path: str, entry: DiskEntry | Non
     """The version to publish for what the scan found at `path` (`now_record`, vv and origin
     left empty), or None when the mesh already has that content as the winner."""
     winner = metamap.winner(path)
-    if winner is not None and not winner.deleted and same_as_disk(winner, _as_entry(now_record)):
+    if winner is not None and not winner.deleted and same_as_disk(winner, now_record):
         return None
     if entry is not None:
         base = entry.vv
@@ -154,26 +154,3 @@ def conflict_copies(metamap: MetaMap, path: str) -> list[FileRecord]:
 def conflicts_present(metamap: MetaMap, index: dict[str, DiskEntry]) -> list[str]:
     """Paths of the conflict copies present on disk (for `status`)."""
     return sorted(p for p in index if conflict.is_conflict_copy(p) and index[p].kind == FILE)
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    path: str
-    kind: str
-    size: int
-    mode: int
-    hash: bytes | None
-    target: str | None
-    vv: VersionVector
-
-
-def _as_entry(rec: FileRecord) -> _Entry:
-    return _Entry(rec.path, rec.kind, rec.size, rec.mode, rec.hash, rec.target, rec.vv)
-
-
-def parents(path: str) -> list[str]:
-    out = []
-    while "/" in path:
-        path = posixpath.dirname(path)
-        out.append(path)
-    return out
