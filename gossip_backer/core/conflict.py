@@ -17,6 +17,7 @@ from gossip_backer.core.ids import NodeId
 from gossip_backer.core.record import FileRecord
 
 CONFLICT_MARK = ".sync-conflict-"
+MAX_NAME_BYTES = 255
 
 
 def rank(record: FileRecord) -> tuple:
@@ -47,7 +48,11 @@ def conflict_name(path: str, mtime_ns: int, origin: bytes) -> str:
     if not stem:  # dotfiles such as ".bashrc": the whole name is the stem
         stem, ext = name, ""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
-    new = f"{stem}{CONFLICT_MARK}{stamp}-{NodeId(origin).short()}{ext}"
+    tail = f"{CONFLICT_MARK}{stamp}-{NodeId(origin).short()}{ext}"
+    room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    if len(stem.encode("utf-8")) > room:  # keep the copy's name within the file-name limit
+        stem = stem.encode("utf-8")[:max(room, 1)].decode("utf-8", "ignore")
+    new = stem + tail
     return posixpath.join(folder, new) if folder else new
 
 

@@ -93,53 +93,44 @@ class Membership:
             key=lambda t: (t[0], t[1], t[2]),
         )
         infos = [(s, q, p) for s, q, p in updates if isinstance(p, MemberInfo)]
+        events = sorted(grants + revokes, key=lambda t: (t[0], t[1], t[2]))
         cutoffs: dict[bytes, int] = {}
         table: dict[bytes, Grant] = {}
         for _ in range(PASSES):  # a fixed bound: the result is a function of the set alone
-            table = self._granted(grants, cutoffs)
-            new_cutoffs = self._revoked(revokes, table)
+            table, new_cutoffs = self._sweep(events, cutoffs)
             if new_cutoffs == cutoffs:
                 break
             cutoffs = new_cutoffs
         self.members = self._assemble(table, cutoffs, infos)
 
-    def _granted(self, grants: list, cutoffs: dict[bytes, int]) -> dict[bytes, Grant]:
-        """The first valid grant of each node, in (clock, signer, seq) order, where a grant is
-        valid when its signer holds a read-write grant itself (the founder by definition) and
-        signed it within its cutoff. Computed afresh from the previous pass's table until it is
-        stable, so the result depends only on the set of grants. A member's role is fixed by its
-        first grant; the founder's name may change through its own later grants."""
+    def _sweep(self, events: list, known_cutoffs: dict[bytes, int]) -> tuple[dict, dict]:
+        """One pass over grants and revocations in (clock, signer, seq) order; Lamport clocks
+        make that order follow causality (a member is granted before it grants or revokes).
+        A grant counts when its signer holds a read-write grant counted before it and signed it
+        within its cutoff, and its node has no counted grant yet (the first grant fixes the
+        role). A revocation counts under the same signer rule (a member may always revoke
+        itself). `known_cutoffs` (the previous pass) catches a signer revoked later in the order
+        with a cutoff below what it signed."""
         table: dict[bytes, Grant] = {self.founder: Grant(self.founder, "", False, 0)}
-        for _ in range(len(grants) + 2):
-            new: dict[bytes, Grant] = {self.founder: Grant(self.founder, "", False, 0)}
-            for _clock, signer, seq, grant in grants:
-                granter = table.get(signer)
-                if granter is None or granter.read_only or seq > cutoffs.get(signer, INFINITE):
-                    continue
-                if grant.node == self.founder:
-                    if signer == self.founder:
-                        new[self.founder] = Grant(self.founder, grant.name, False, grant.clock)
-                    continue
-                new.setdefault(grant.node, grant)
-            if new == table:
-                break
-            table = new
-        return table
-
-    @staticmethod
-    def _revoked(revokes: list, table: dict[bytes, Grant]) -> dict[bytes, int]:
-        """One pass in (clock, signer, seq) order: a revocation counts unless one counted
-        before it voids it (its signer revoked with a lower cutoff, or read-only). So a member
-        that revokes itself, or two that revoke each other, give one answer, not a cycle."""
         cutoffs: dict[bytes, int] = {}
-        for _clock, signer, seq, rev in revokes:
-            granter = table.get(signer)
-            if granter is None or seq > cutoffs.get(signer, INFINITE):
+
+        def may_sign(signer: bytes, seq: int) -> bool:
+            limit = min(cutoffs.get(signer, INFINITE), known_cutoffs.get(signer, INFINITE))
+            return signer in table and seq <= limit
+
+        for _clock, signer, seq, item in events:
+            if not may_sign(signer, seq):
                 continue
-            if granter.read_only and rev.node != signer:
-                continue
-            cutoffs[rev.node] = min(cutoffs.get(rev.node, INFINITE), rev.cutoff)
-        return cutoffs
+            if isinstance(item, Revoke):
+                if table[signer].read_only and item.node != signer:
+                    continue
+                cutoffs[item.node] = min(cutoffs.get(item.node, INFINITE), item.cutoff)
+            elif item.node == self.founder:
+                if signer == self.founder:
+                    table[self.founder] = Grant(self.founder, item.name, False, item.clock)
+            elif not table[signer].read_only and item.node not in table:
+                table[item.node] = item
+        return table, cutoffs
 
     def _assemble(self, table: dict, cutoffs: dict, infos: list) -> dict[bytes, Member]:
         latest: dict[bytes, MemberInfo] = {}

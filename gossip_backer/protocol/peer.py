@@ -182,10 +182,10 @@ class PeerConnection:
         events: list[PeerEvent] = []
         step = channel.max_frame
         for i in range(0, len(data), step):  # feed at most a frame at a time, draining between
+            if self.state is State.CLOSED:
+                raise RemoteError("data after the peer's goodbye")
             channel.receive_data(data[i:i + step])
             events += self._drain()
-            if self.state is State.CLOSED:
-                break
         return events
 
     def _drain(self) -> list[PeerEvent]:

@@ -98,7 +98,7 @@ class Scheduler:
                 load[fl.peer][1] += fl.size
         for f in self.files.values():
             for index in list(f.waiting):
-                peer = self._pick(f, load)
+                peer = self._pick(f, load, self._block_len(f, index))
                 if peer is None:
                     break
                 out.append((peer, self._ask(f, index, peer, now)))
@@ -106,10 +106,12 @@ class Scheduler:
                 load[peer][1] += self._block_len(f, index)
         return out
 
-    def _pick(self, f: _File, load: dict[bytes, list[int]]) -> bytes | None:
+    def _pick(self, f: _File, load: dict[bytes, list[int]], length: int) -> bytes | None:
+        """The least loaded peer that may have it and has room for `length` more bytes (an
+        idle peer always has room, so a block larger than the byte limit still moves)."""
         candidates = [p for p, (n, size) in load.items()
-                      if (p, f.file_hash) not in self.lacking
-                      and n < self.per_peer_requests and size < self.per_peer_bytes]
+                      if (p, f.file_hash) not in self.lacking and n < self.per_peer_requests
+                      and (n == 0 or size + length <= self.per_peer_bytes)]
         return min(candidates, key=lambda p: (load[p][0], p)) if candidates else None
 
     def _ask(self, f: _File, index: int, peer: bytes, now: float) -> BlockRequest:
@@ -157,9 +159,12 @@ class Scheduler:
         return Arrived(fl.path, fl.index, fl.index * f.block_size, data)
 
     def on_missing(self, peer: bytes, request_id: int) -> None:
-        fl = self.flights.pop(request_id, None)
+        fl = self.flights.get(request_id)
         if fl is None:
             return
+        if fl.peer != peer:
+            raise RemoteError("answer to a request sent to another peer")
+        del self.flights[request_id]
         f = self.files.get(fl.path)
         if f is not None:
             self.lacking.add((peer, f.file_hash))

@@ -46,7 +46,7 @@ from gossip_backer.crypto.identity import Identity, Verifier, make_update
 from gossip_backer.protocol.gossip import digest_hash
 from gossip_backer.testing.loop import EventLoop
 from gossip_backer.testing.node import SimNode, SimStore
-from gossip_backer.testing.oracle import Oracle, Write
+from gossip_backer.testing.oracle import Oracle, Write, content_id
 from gossip_backer.testing.simnet import LinkSpec, SimNet
 
 __all__ = ["Cluster", "ClusterConfig", "clone_map", "topology_edges", "EPOCH_NS",
@@ -371,6 +371,12 @@ class Cluster:
         """Node `i` goes away for good and `remover` revokes it (`backer remove-peer`)."""
         node, r = self.nodes[i], self.nodes[remover]
         self.note(f"leave {i} removed by {remover}")
+        held: set[bytes] = set()
+        for other in self.nodes:
+            if other.alive and other is not node:
+                held.update(content_id(d) for d in map(other.disk.read, other.disk.paths()) if d)
+                held.update(content_id(d) for d in other.disk.objects.values())
+        self.oracle.author_leaves(node.key, held)
         if node.alive:
             node.crash()
         node.gone = True

@@ -7,6 +7,8 @@ user saw it and replaced it. A write is lost when it was not knowingly overwritt
 chain of valid writes) and some live node holds neither it at its path nor its conflict copy
 (`core.conflict.conflict_name` of the path, the write's mtime and author).
 
+A write whose author left the mesh for good while no other live node held its content went
+with it (`left_alone`): nothing can bring it back, so it is not counted as lost.
 Writes whose author may not write (read-only, not yet a member, revoked before the write's
 update) must not land anywhere: they are the "forbidden" contents.
 """
@@ -38,6 +40,7 @@ class Write:
     at: float
     overwrote: tuple[int, ...]  # ids of writes whose content the user replaced
     updates: list[tuple[bytes, int]] = field(default_factory=list)  # (origin, seq) published
+    left_alone: bool = False  # its author left the mesh while no other live node held it
 
 
 class Oracle:
@@ -72,6 +75,12 @@ class Oracle:
         wid = self._unpublished.pop((node.index, update.payload.path), None)
         if wid is not None:
             self.writes[wid].updates.append((update.origin, update.seq))
+
+    def author_leaves(self, author: bytes, held: set[bytes]) -> None:
+        """`author` leaves for good; `held` are the content ids other live nodes hold."""
+        for w in self.writes:
+            if w.author == author and w.content is not None and w.content not in held:
+                w.left_alone = True
 
     def superseded(self, valid: set[int]) -> set[int]:
         """Writes knowingly overwritten by a valid write, directly or through a chain."""

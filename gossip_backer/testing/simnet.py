@@ -103,6 +103,8 @@ class Connection:
     held: dict[int, list] = field(default_factory=dict)  # per receiving host: packets cut off
     closed_by: dict[int, str] = field(default_factory=dict)
     reset_sent: bool = False
+    ready: set[int] = field(default_factory=set)  # ends whose handshake is complete
+    handshake_done: dict[int, float] = field(default_factory=dict)  # when the reply arrives
 
     def other(self, host: int) -> int:
         return self.b if host == self.a else self.a
@@ -215,6 +217,7 @@ class SimNet:
                 self._control(b, a, 64, lambda: refused())
                 return
             conn.ends[b] = end
+            conn.ready.add(b)
             self._control(b, a, HANDSHAKE_BYTES[1], lambda: at_a(), conn=conn)
             end.on_open(conn)  # b's first frames follow its handshake reply
 
@@ -230,6 +233,7 @@ class SimNet:
             state["done"] = True
             if not conn.open:
                 return
+            conn.ready.add(a)
             established(conn)
 
         self.loop.call_later(CONNECT_TIMEOUT, timeout)
@@ -248,7 +252,7 @@ class SimNet:
         arrival = self._transmit(src, dst, size, "handshake")
         if conn is not None:
             arrival = max(arrival, conn.last_arrival[dst])
-            conn.last_arrival[dst] = arrival
+            conn.last_arrival[dst] = conn.handshake_done[dst] = arrival
         self.loop.call_at(arrival, self._control_arrive, src, dst, size, fn, hold)
 
     def _control_arrive(self, src: int, dst: int, size: int, fn: Callable[[], None],
@@ -298,7 +302,9 @@ class SimNet:
         if spec.loss and rng.random() < spec.loss:
             self.dropped += 1
             return
-        if spec.reorder and rng.random() < spec.reorder:
+        arrival = max(arrival, conn.last_arrival[dst])  # jitter alone does not reorder frames
+        conn.last_arrival[dst] = arrival
+        if spec.reorder and rng.random() < spec.reorder:  # held back: the next frames overtake
             arrival += rng.uniform(0.0, 4 * spec.latency)
         self.loop.call_at(arrival, self._arrive, packet)
         if spec.duplicate and rng.random() < spec.duplicate:
@@ -371,6 +377,10 @@ class SimNet:
             return
         end = conn.ends.get(dst)
         if end is None:
+            return
+        if dst not in conn.ready:  # overtook the handshake (unreliable links): undecryptable
+            self.broken += 1
+            self.close(conn, dst, "RemoteError: frame before the handshake ended")
             return
         if counter != conn.expect[dst]:  # only unreliable links get here
             self.broken += 1

@@ -175,7 +175,12 @@ def encode(msg: Message) -> bytes:
 
 def _field_ok(annotation: str, value: object) -> bool:
     if annotation.startswith("tuple"):
-        return isinstance(value, list)
+        if not isinstance(value, list):
+            return False
+        if annotation.startswith("tuple[") and annotation != "tuple":  # typed items, e.g. str
+            item = annotation[len("tuple["):].split(",")[0].strip(" ]")
+            return all(_field_ok(item, v) for v in value)
+        return True
     want = _PY[annotation]
     if want is int:
         return isinstance(value, int) and not isinstance(value, bool)
@@ -185,7 +190,7 @@ def _field_ok(annotation: str, value: object) -> bool:
 def decode(data: bytes) -> Message:
     """bytes -> message; anything malformed raises RemoteError."""
     plain = unpack(data)
-    if not isinstance(plain, list) or not plain or plain[0] not in KINDS:
+    if not isinstance(plain, list) or not plain or type(plain[0]) is not int or plain[0] not in KINDS:
         raise RemoteError("unknown message kind")
     tag, values = plain[0], plain[1:]
     fields = _FIELDS[tag]

@@ -1,0 +1,338 @@
+"""The block scheduler: who is asked for which block, limits, answers, retries."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gossip_backer.core.record import Block
+from gossip_backer.errors import IntegrityError, RemoteError
+from gossip_backer.protocol.transfer import Arrived, Scheduler
+from gossip_backer.wire.messages import BlockRequest
+
+HYPO = settings(deadline=None, derandomize=True, max_examples=150)
+P1, P2, P3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+FILE_HASH = b"\xf0" * 32
+
+
+def hasher(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=32).digest()
+
+
+def content(size: int, seed: int = 0) -> bytes:
+    return bytes((i * 7 + seed) % 251 for i in range(size))
+
+
+def add_file(s: Scheduler, path: str, data: bytes, block_size: int,
+             file_hash: bytes = FILE_HASH, only: list[int] | None = None) -> list[bytes]:
+    pieces = [data[i:i + block_size] for i in range(0, len(data), block_size)]
+    wanted = range(len(pieces)) if only is None else only
+    s.add(path, file_hash, block_size, len(data),
+          [(i, Block(hasher(pieces[i]), i)) for i in wanted])
+    return pieces
+
+
+def per_peer(reqs) -> Counter:
+    return Counter(peer for peer, _ in reqs)
+
+
+# --- handing out requests ---------------------------------------------------------------------
+
+
+def test_request_fields() -> None:
+    s = Scheduler(hasher)
+    pieces = add_file(s, "f", content(250), 100)
+    reqs = s.requests([P1], now=0.0)
+    assert [r for _, r in reqs] == [
+        BlockRequest(1, hasher(pieces[0]), FILE_HASH, 0, 100),
+        BlockRequest(2, hasher(pieces[1]), FILE_HASH, 100, 100),
+        BlockRequest(3, hasher(pieces[2]), FILE_HASH, 200, 50),  # the short last block
+    ]
+    assert s.requests([P1], now=0.0) == []  # nothing is asked twice
+
+
+def test_requests_spread_over_peers() -> None:
+    s = Scheduler(hasher)
+    add_file(s, "f", content(1000), 100)
+    reqs = s.requests([P1, P2], now=0.0)
+    assert len(reqs) == 10
+    assert per_peer(reqs) == {P1: 5, P2: 5}
+
+
+def test_least_loaded_peer_first() -> None:
+    s = Scheduler(hasher)
+    add_file(s, "a", content(300), 100)
+    first = s.requests([P1], now=0.0)
+    assert per_peer(first) == {P1: 3}
+    add_file(s, "b", content(500, 1), 100)
+    second = s.requests([P1, P2], now=0.0)
+    # P2 is idle: it takes blocks until it is as loaded as P1, then they alternate
+    assert [p for p, _ in second][:3] == [P2, P2, P2]
+    total = per_peer(first) + per_peer(second)
+    assert abs(total[P1] - total[P2]) <= 1
+
+
+def test_per_peer_request_limit() -> None:
+    s = Scheduler(hasher, per_peer_requests=3)
+    add_file(s, "f", content(1000), 100)
+    reqs = s.requests([P1, P2], now=0.0)
+    assert per_peer(reqs) == {P1: 3, P2: 3}
+    assert s.requests([P1, P2], now=0.0) == []
+    peer, req = reqs[0]
+    s.on_data(peer, req.request_id, content(1000)[req.offset:req.offset + req.size])
+    more = s.requests([P1, P2], now=0.0)
+    assert per_peer(more) == {peer: 1}
+
+
+def test_per_peer_byte_limit_aligned() -> None:
+    s = Scheduler(hasher, per_peer_bytes=200)
+    add_file(s, "f", content(1000), 100)
+    assert per_peer(s.requests([P1], now=0.0)) == {P1: 2}
+
+
+def _in_flight_bytes(s: Scheduler) -> Counter:
+    load: Counter = Counter()
+    for fl in s.flights.values():
+        load[fl.peer] += fl.size
+    return load
+
+
+def test_per_peer_byte_limit_is_not_exceeded_by_the_last_request() -> None:
+    """per_peer_bytes bounds the bytes in flight to a peer: 100 bytes allow one 64-byte block,
+    not two (128)."""
+    s = Scheduler(hasher, per_peer_bytes=100)
+    add_file(s, "f", content(640), 64)
+    s.requests([P1], now=0.0)
+    assert _in_flight_bytes(s)[P1] <= 100
+
+
+@HYPO
+@given(block=st.integers(1, 64), blocks=st.integers(1, 30), peers=st.integers(1, 3),
+       max_requests=st.integers(1, 8), budget_blocks=st.integers(1, 6), extra=st.integers(0, 63))
+def test_limits_hold_for_every_peer(block, blocks, peers, max_requests, budget_blocks, extra):
+    per_bytes = budget_blocks * block + extra % block
+    s = Scheduler(hasher, per_peer_requests=max_requests, per_peer_bytes=per_bytes)
+    add_file(s, "f", content(block * blocks), block)
+    ids = [P1, P2, P3][:peers]
+    reqs = s.requests(ids, now=0.0)
+    counts = per_peer(reqs)
+    assert all(n <= max_requests for n in counts.values())
+    assert all(b <= per_bytes for b in _in_flight_bytes(s).values())
+    # as much as the limits allow is handed out
+    cap = min(max_requests, per_bytes // block)
+    assert len(reqs) == min(blocks, cap * peers)
+
+
+def test_no_peers_no_requests() -> None:
+    s = Scheduler(hasher)
+    add_file(s, "f", content(100), 10)
+    assert s.requests([], now=0.0) == []
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+def test_good_data_arrives_with_its_offset_and_remaining_counts_down() -> None:
+    s = Scheduler(hasher)
+    data = content(250)
+    pieces = add_file(s, "f", data, 100)
+    assert s.remaining("f") == 3
+    reqs = s.requests([P1], now=0.0)
+    for n, (peer, req) in enumerate(reversed(reqs)):
+        index = req.offset // 100
+        assert s.expected(req.request_id) == hasher(pieces[index])
+        got = s.on_data(peer, req.request_id, pieces[index])
+        assert got == Arrived("f", index, index * 100, pieces[index])
+        assert s.remaining("f") == 2 - n
+        assert s.expected(req.request_id) is None
+    assert s.remaining("f") == 0
+    assert s.bytes_received == 250
+    assert s.requests([P1], now=0.0) == []
+
+
+def test_bad_data_is_an_integrity_error_and_the_block_is_requeued() -> None:
+    s = Scheduler(hasher)
+    pieces = add_file(s, "f", content(200), 100)
+    (peer, req), _ = s.requests([P1], now=0.0)
+    with pytest.raises(IntegrityError):
+        s.on_data(peer, req.request_id, b"\x00" * 100)
+    assert s.remaining("f") == 2
+    assert s.bytes_received == 0
+    s.peer_gone(P1)  # the caller drops the liar
+    again = s.requests([P2], now=1.0)
+    assert sorted(r.offset for _, r in again) == [0, 100]
+    for peer, req in again:
+        assert s.on_data(peer, req.request_id, pieces[req.offset // 100]) is not None
+    assert s.remaining("f") == 0
+
+
+def test_short_or_long_data_is_an_integrity_error() -> None:
+    s = Scheduler(hasher)
+    pieces = add_file(s, "f", content(100), 100)
+    (peer, req), = s.requests([P1], now=0.0)
+    with pytest.raises(IntegrityError):
+        s.on_data(peer, req.request_id, pieces[0] + b"x", verified=True)
+    (peer, req), = s.requests([P1], now=0.0)
+    with pytest.raises(IntegrityError):
+        s.on_data(peer, req.request_id, pieces[0][:-1], verified=True)
+
+
+def test_verified_argument_is_honoured() -> None:
+    calls = []
+
+    def counting(data: bytes) -> bytes:
+        calls.append(data)
+        return hasher(data)
+
+    s = Scheduler(counting)
+    pieces = add_file(s, "f", content(200), 100)
+    (p1, r1), (p2, r2) = s.requests([P1], now=0.0)
+    # verified=True: trusted without hashing, even though these bytes would not hash right
+    got = s.on_data(p1, r1.request_id, b"\xee" * 100, verified=True)
+    assert got is not None and got.data == b"\xee" * 100
+    # verified=False: refused without hashing, even though these bytes are right
+    with pytest.raises(IntegrityError):
+        s.on_data(p2, r2.request_id, pieces[1], verified=False)
+    assert calls == []
+    (p3, r3), = s.requests([P1], now=0.0)
+    assert s.on_data(p3, r3.request_id, pieces[1]) is not None  # None: hashed here
+    assert calls == [pieces[1]]
+
+
+def test_late_answer_after_cancel_is_ignored() -> None:
+    s = Scheduler(hasher)
+    pieces = add_file(s, "f", content(100), 100)
+    (peer, req), = s.requests([P1], now=0.0)
+    s.cancel("f")
+    assert s.on_data(peer, req.request_id, pieces[0]) is None
+    assert s.remaining("f") == 0 and s.expected(req.request_id) is None
+    # re-registered under the same path: the old request id is still dead
+    add_file(s, "f", content(100), 100)
+    assert s.on_data(peer, req.request_id, pieces[0]) is None
+    assert s.remaining("f") == 1
+
+
+def test_answer_from_the_wrong_peer_is_a_remote_error() -> None:
+    s = Scheduler(hasher)
+    pieces = add_file(s, "f", content(100), 100)
+    (peer, req), = s.requests([P1], now=0.0)
+    assert peer == P1
+    with pytest.raises(RemoteError):
+        s.on_data(P2, req.request_id, pieces[0])
+    # the right peer's answer still counts
+    assert s.on_data(P1, req.request_id, pieces[0]) == Arrived("f", 0, 0, pieces[0])
+
+
+def test_unknown_request_id_is_ignored() -> None:
+    s = Scheduler(hasher)
+    assert s.on_data(P1, 12345, b"x") is None
+    s.on_missing(P1, 12345)  # nothing happens
+    assert s.lacking == set()
+
+
+# --- missing, gone, timeouts, stalls ---------------------------------------------------------
+
+
+def test_missing_marks_the_peer_lacking_and_requeues_to_another_peer() -> None:
+    s = Scheduler(hasher)
+    add_file(s, "f", content(100), 100)
+    (peer, req), = s.requests([P1], now=0.0)
+    s.on_missing(P1, req.request_id)
+    assert (P1, FILE_HASH) in s.lacking
+    assert s.requests([P1], now=0.0) == []  # not P1 again
+    assert s.stalled("f", [P1])
+    (peer2, req2), = s.requests([P1, P2], now=0.0)
+    assert peer2 == P2 and req2.offset == 0 and req2.request_id != req.request_id
+    assert not s.stalled("f", [P1, P2])
+    s.on_missing(P2, req2.request_id)
+    assert s.stalled("f", [P1, P2])
+    s.forget_lacking()
+    assert not s.stalled("f", [P1, P2])
+
+
+def test_missing_from_the_wrong_peer_is_a_remote_error() -> None:
+    """A BlockMissing answering a request sent to another peer, like a BlockData from the wrong
+    peer, is refused: it must not cancel P1's request nor mark anything lacking."""
+    s = Scheduler(hasher)
+    pieces = add_file(s, "f", content(100), 100)
+    (peer, req), = s.requests([P1], now=0.0)
+    with pytest.raises(RemoteError):
+        s.on_missing(P2, req.request_id)
+    assert s.on_data(P1, req.request_id, pieces[0]) is not None
+
+
+def test_lacking_is_per_content_not_per_path() -> None:
+    s = Scheduler(hasher)
+    add_file(s, "a", content(100), 100, file_hash=b"\xa0" * 32)
+    add_file(s, "b", content(100, 3), 100, file_hash=b"\xb0" * 32)
+    reqs = dict((r.file_hash, (p, r)) for p, r in s.requests([P1], now=0.0))
+    s.on_missing(P1, reqs[b"\xa0" * 32][1].request_id)
+    assert s.stalled("a", [P1]) and not s.stalled("b", [P1])
+
+
+def test_stalled() -> None:
+    s = Scheduler(hasher)
+    add_file(s, "f", content(100), 100)
+    assert s.stalled("f", [])  # nobody connected
+    assert not s.stalled("f", [P1])
+    assert not s.stalled("unknown", [])
+
+
+def test_peer_gone_requeues_its_flights_and_forgets_what_it_lacked() -> None:
+    s = Scheduler(hasher)
+    pieces = add_file(s, "f", content(400), 100)
+    reqs = s.requests([P1, P2], now=0.0)
+    assert per_peer(reqs) == {P1: 2, P2: 2}
+    s.lacking.add((P1, b"\x99" * 32))
+    s.peer_gone(P1)
+    assert all(fl.peer == P2 for fl in s.flights.values())
+    assert not any(p == P1 for p, _ in s.lacking)
+    again = s.requests([P2, P3], now=1.0)
+    assert len(again) == 2 and per_peer(again) == {P3: 2}  # P3 is the least loaded
+    old_p1 = [r for p, r in reqs if p == P1]
+    assert all(s.on_data(P1, r.request_id, pieces[r.offset // 100]) is None for r in old_p1)
+    for peer, req in again + [x for x in reqs if x[0] == P2]:
+        assert s.on_data(peer, req.request_id, pieces[req.offset // 100]) is not None
+    assert s.remaining("f") == 0
+
+
+def test_tick_requeues_timed_out_requests() -> None:
+    s = Scheduler(hasher, timeout=60.0)
+    pa = add_file(s, "a", content(100), 100, file_hash=b"\xa0" * 32)
+    (p1, r1), = s.requests([P1], now=0.0)
+    pb = add_file(s, "b", content(100, 9), 100, file_hash=b"\xb0" * 32)
+    (p2, r2), = s.requests([P1], now=30.0)
+    s.tick(60.0)  # not more than the timeout yet
+    assert len(s.flights) == 2
+    s.tick(60.5)  # r1 timed out, r2 did not
+    assert set(s.flights) == {r2.request_id}
+    (p3, r3), = s.requests([P1, P2], now=60.5)
+    assert r3.file_hash == r1.file_hash and p3 == P2  # P2 is idle; P1 still has r2 in flight
+    assert s.on_data(P1, r1.request_id, pa[0]) is None  # too late
+    assert s.on_data(P2, r3.request_id, pa[0]) is not None
+    assert s.on_data(P1, r2.request_id, pb[0]) is not None
+    assert s.remaining("a") == s.remaining("b") == 0
+
+
+def test_expected() -> None:
+    s = Scheduler(hasher)
+    pieces = add_file(s, "f", content(300), 100, only=[0, 2])  # block 1 is built locally
+    assert s.remaining("f") == 2
+    reqs = s.requests([P1], now=0.0)
+    assert sorted(r.offset for _, r in reqs) == [0, 200]
+    for _, r in reqs:
+        assert s.expected(r.request_id) == hasher(pieces[r.offset // 100]) == r.hash
+    assert s.expected(999) is None
+
+
+def test_add_again_replaces_the_previous_registration() -> None:
+    s = Scheduler(hasher)
+    add_file(s, "f", content(300), 100)
+    reqs = s.requests([P1], now=0.0)
+    add_file(s, "f", content(100, 5), 100)
+    assert s.remaining("f") == 1
+    assert all(r.request_id not in s.flights for _, r in reqs)

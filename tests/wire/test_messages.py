@@ -1,0 +1,285 @@
+"""Peer messages <-> msgpack bytes: round trips of every kind, and a hostile peer's bytes.
+
+`decode` must turn anything malformed into RemoteError (the peer's fault) and never let another
+exception, or a message with a field of the wrong type, reach the protocol logic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gossip_backer.errors import RemoteError
+from gossip_backer.wire import messages
+from gossip_backer.wire.codec import pack, unpack
+from gossip_backer.wire.messages import (
+    KINDS,
+    BlockData,
+    BlockMissing,
+    BlockRequest,
+    Delta,
+    DeltaAck,
+    Digest,
+    Hello,
+    HistoryReply,
+    HistoryRequest,
+    InviteClaim,
+    InviteResult,
+    LiveSync,
+    Ping,
+    Pong,
+    Refuse,
+    Summary,
+    decode,
+    encode,
+)
+
+SETTINGS = settings(deadline=None, derandomize=True, max_examples=60,
+                    suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(deadline=None, derandomize=True, max_examples=400,
+                suppress_health_check=[HealthCheck.too_slow])
+
+ints = st.integers(min_value=-(2**63), max_value=2**64 - 1)  # msgpack's whole int range
+uints = st.integers(min_value=0, max_value=2**64 - 1)
+texts = st.text(max_size=40)
+blobs = st.binary(max_size=80)
+key32 = st.binary(min_size=32, max_size=32)
+sig64 = st.binary(min_size=64, max_size=64)
+
+# Nested items travel as msgpack arrays and come back as lists (runtime/history.py and
+# crypto.identity.update_from_wire read them as lists), so the strategies build them as lists.
+wire_update = st.tuples(key32, uints, blobs, sig64).map(list)
+history_entry = st.tuples(key32, uints, ints, key32).map(list)
+
+STRATEGIES = {
+    Hello: st.builds(Hello, version=ints, name=texts,
+                     listen=st.lists(texts, max_size=4).map(tuple), read_only=st.booleans()),
+    Refuse: st.builds(Refuse, reason=texts),
+    Digest: st.builds(Digest, entries=st.dictionaries(key32, uints, max_size=5),
+                      full=st.booleans()),
+    Summary: st.builds(Summary, digest_hash=blobs, origins=ints),
+    Delta: st.builds(Delta, updates=st.lists(wire_update, max_size=4).map(tuple)),
+    DeltaAck: st.builds(DeltaAck, received=ints, absorbed=ints),
+    Ping: st.builds(Ping, nonce=ints),
+    Pong: st.builds(Pong, nonce=ints),
+    BlockRequest: st.builds(BlockRequest, request_id=ints, hash=blobs, file_hash=blobs,
+                            offset=ints, size=ints),
+    BlockData: st.builds(BlockData, request_id=ints, data=st.binary(max_size=2000)),
+    BlockMissing: st.builds(BlockMissing, request_id=ints),
+    InviteClaim: st.builds(InviteClaim, node=key32, name=texts, proof=sig64),
+    InviteResult: st.builds(InviteResult, accepted=st.booleans(), reason=texts),
+    LiveSync: st.builds(LiveSync, path=texts, kind=ints, data=blobs),
+    HistoryRequest: st.builds(HistoryRequest, request_id=ints, path=texts),
+    HistoryReply: st.builds(HistoryReply, request_id=ints,
+                            entries=st.lists(history_entry, max_size=4).map(tuple)),
+}
+any_message = st.one_of(*STRATEGIES.values())
+
+
+def test_every_kind_has_a_strategy_and_a_unique_tag() -> None:
+    assert set(STRATEGIES) == set(KINDS.values())
+    assert len({cls.TAG for cls in STRATEGIES}) == len(STRATEGIES)
+
+
+@pytest.mark.parametrize("cls", sorted(KINDS.values(), key=lambda c: c.TAG),
+                         ids=lambda c: c.__name__)
+@SETTINGS
+@given(data=st.data())
+def test_round_trip_of_every_kind(cls, data) -> None:
+    msg = data.draw(STRATEGIES[cls])
+    raw = encode(msg)
+    assert isinstance(raw, bytes)
+    plain = unpack(raw)
+    assert plain[0] == cls.TAG and len(plain) == 1 + len(dataclasses.fields(cls))
+    back = decode(raw)
+    assert type(back) is cls
+    assert back == msg
+    assert encode(back) == raw
+
+
+def test_round_trip_examples() -> None:
+    msgs = [Hello(1, "laptop", ("10.0.0.1:7440", "[::1]:7440"), True), Refuse("revoked"),
+            Digest({}, True), Digest({b"\x01" * 32: 3, b"\x02" * 32: 0}, False),
+            Summary(b"\x00" * 32, 2), Delta(()), DeltaAck(10, 5), Ping(0), Pong(-1),
+            BlockRequest(1, b"h" * 32, b"f" * 32, 0, 131072), BlockData(1, b""),
+            BlockMissing(3), InviteClaim(b"n" * 32, "new", b"p" * 64), InviteResult(False, "no"),
+            LiveSync("notes.txt", 1, b"\x00\x01"), HistoryRequest(4, "a/b.txt"),
+            HistoryReply(4, ([b"h" * 32, 10, 1_700_000_000_000_000_000, b"o" * 32],))]
+    for m in msgs:
+        assert decode(encode(m)) == m
+
+
+# --- fuzzing: a hostile peer's bytes ----------------------------------------------------------
+
+
+def _decode_or_remote_error(data: bytes) -> None:
+    try:
+        msg = decode(data)
+    except RemoteError:
+        return
+    assert type(msg) in KINDS.values()
+
+
+@FUZZ
+@given(st.binary(max_size=200))
+def test_random_bytes_decode_or_raise_remote_error(data: bytes) -> None:
+    _decode_or_remote_error(data)
+
+
+@FUZZ
+@given(any_message, st.data())
+def test_mutated_valid_encodings_decode_or_raise_remote_error(msg, data) -> None:
+    raw = bytearray(encode(msg))
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = data.draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
+        pos = data.draw(st.integers(0, max(0, len(raw) - 1)))
+        if op == "flip" and raw:
+            raw[pos] ^= data.draw(st.integers(1, 255))
+        elif op == "insert":
+            raw[pos:pos] = data.draw(st.binary(min_size=1, max_size=4))
+        elif op == "delete" and raw:
+            del raw[pos]
+        elif op == "truncate":
+            del raw[pos:]
+    _decode_or_remote_error(bytes(raw))
+
+
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | ints | st.floats(allow_nan=False) | texts | blobs,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.integers(0, 5) | st.text(max_size=3) | st.binary(max_size=3), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(st.lists(msgpack_values, max_size=7), st.sampled_from(sorted(KINDS) + [0, 99, -1]))
+def test_structured_junk_with_a_known_tag_decodes_or_raises_remote_error(values, tag) -> None:
+    _decode_or_remote_error(pack([tag, *values]))
+
+
+@FUZZ
+@given(msgpack_values)
+def test_any_msgpack_document_decodes_or_raises_remote_error(value) -> None:
+    _decode_or_remote_error(pack(value))
+
+
+# --- wrong shapes and types -----------------------------------------------------------------
+
+
+def _plain(msg) -> list:
+    return [msg.TAG, *[list(v) if isinstance(v, tuple) else v for v in
+                       (getattr(msg, f.name) for f in dataclasses.fields(msg))]]
+
+
+SAMPLES = {
+    Hello: Hello(1, "n", ("a:1",), False), Refuse: Refuse("r"), Digest: Digest({}, True),
+    Summary: Summary(b"h", 1), Delta: Delta(()), DeltaAck: DeltaAck(1, 1), Ping: Ping(1),
+    Pong: Pong(1), BlockRequest: BlockRequest(1, b"h", b"f", 0, 1), BlockData: BlockData(1, b"d"),
+    BlockMissing: BlockMissing(1), InviteClaim: InviteClaim(b"n", "x", b"p"),
+    InviteResult: InviteResult(True, ""), LiveSync: LiveSync("p", 0, b""),
+    HistoryRequest: HistoryRequest(1, "p"), HistoryReply: HistoryReply(1, ()),
+}
+# A value of another type for each annotation (bool is not an int; a str is not bytes...).
+WRONG = {
+    "int": ["1", b"1", True, 1.0, None, [1]],
+    "str": [b"s", 1, None, ["s"]],
+    "bytes": ["b", 1, None, [1]],
+    "bool": [1, 0, "true", None],
+    "dict": [[], "d", 1, None],
+    "tuple": [{}, "t", 1, None, b"t"],
+}
+
+
+def _annotation_kind(annotation: str) -> str:
+    return "tuple" if annotation.startswith("tuple") else annotation
+
+
+def test_samples_cover_every_kind() -> None:
+    assert set(SAMPLES) == set(KINDS.values())
+    for cls, msg in SAMPLES.items():
+        assert decode(pack(_plain(msg))) == msg
+
+
+WRONG_CASES = [
+    (cls, f.name, bad)
+    for cls in sorted(SAMPLES, key=lambda c: c.TAG)
+    for f in dataclasses.fields(cls)
+    for bad in WRONG[_annotation_kind(str(f.type))]
+]
+
+
+@pytest.mark.parametrize("cls,field,bad", WRONG_CASES,
+                         ids=[f"{c.__name__}.{f}={b!r}" for c, f, b in WRONG_CASES])
+def test_wrong_field_type_is_a_remote_error(cls, field, bad) -> None:
+    plain = _plain(SAMPLES[cls])
+    index = 1 + [f.name for f in dataclasses.fields(cls)].index(field)
+    plain[index] = bad
+    with pytest.raises(RemoteError):
+        decode(pack(plain))
+
+
+@pytest.mark.parametrize("cls", sorted(SAMPLES, key=lambda c: c.TAG), ids=lambda c: c.__name__)
+def test_wrong_field_count_is_a_remote_error(cls) -> None:
+    plain = _plain(SAMPLES[cls])
+    with pytest.raises(RemoteError):
+        decode(pack(plain[:-1]))  # one field short
+    with pytest.raises(RemoteError):
+        decode(pack(plain + [0]))  # one field too many
+    with pytest.raises(RemoteError):
+        decode(pack([cls.TAG]))  # no field at all
+
+
+@pytest.mark.parametrize("doc", [None, 1, "hello", b"\x01", {1: 2}, [], [99], [0], [-1],
+                                 ["1"], [b"\x01"], [None, 1]],
+                         ids=repr)
+def test_not_a_tagged_array_is_a_remote_error(doc) -> None:
+    with pytest.raises(RemoteError):
+        decode(pack(doc))
+
+
+@pytest.mark.parametrize("tag", [[1], {}, {1: 1}], ids=repr)
+def test_unhashable_tag_is_a_remote_error(tag) -> None:
+    """An array or map where the tag should be: the peer's fault, not a TypeError."""
+    with pytest.raises(RemoteError):
+        decode(pack([tag, 1, "n", [], False]))
+
+
+@pytest.mark.parametrize("tag", [True, 1.0], ids=repr)
+def test_tag_of_another_type_is_a_remote_error(tag) -> None:
+    """The tag is an int; a bool or float equal to a tag is a wrongly typed field."""
+    with pytest.raises(RemoteError):
+        decode(pack([tag, 1, "n", [], False]))
+
+
+@pytest.mark.parametrize("listen", [[1], [None], [b"h:1"], [["h", 1]]], ids=repr)
+def test_hello_listen_items_must_be_strings(listen) -> None:
+    """`listen: tuple[str, ...]`: each address is a str (the module checks every field's type)."""
+    with pytest.raises(RemoteError):
+        decode(pack([Hello.TAG, 1, "n", listen, False]))
+
+
+def test_raw_garbage_and_limits() -> None:
+    for data in (b"", b"\xc1", b"\x91", b"\x92\x07", b"\xdd\xff\xff\xff\xff",
+                 b"\xc7\x01\x05\x00", b"\x91" * 100_000 + b"\x07"):
+        with pytest.raises(RemoteError):
+            decode(data)
+    with pytest.raises(RemoteError):  # over the codec's size limit, refused before parsing
+        decode(pack([BlockData.TAG, 1, b"\0" * (16 << 20)]))
+
+
+def test_trailing_bytes_after_a_message_are_a_remote_error() -> None:
+    with pytest.raises(RemoteError):
+        decode(encode(Ping(1)) + b"\x00")
+    with pytest.raises(RemoteError):
+        decode(encode(Ping(1)) + encode(Ping(2)))
+
+
+def test_encode_is_plain_msgpack_with_the_tag_first() -> None:
+    raw = encode(Hello(1, "n", ("a",), True))
+    assert msgpack.unpackb(raw, raw=False) == [Hello.TAG, 1, "n", ["a"], True]
+    assert messages.PROTOCOL_VERSION == 1
