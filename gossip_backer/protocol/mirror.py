@@ -17,6 +17,7 @@ version that content is (`vv`). The map says which version every node should hol
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 
 from gossip_backer.core import conflict
@@ -127,7 +128,15 @@ def local_version(metamap: MetaMap, me: bytes, path: str, entry: DiskEntry | Non
                 base = base.merge(v.vv)
     from dataclasses import replace
 
-    return replace(now_record, vv=base.bump(me), origin=me)
+    return replace(now_record, vv=fresh(metamap, path, base, me), origin=me)
+
+
+def fresh(metamap: MetaMap, path: str, base: VersionVector, me: bytes) -> VersionVector:
+    """`base` with our counter past every counter of ours any version of `path` carries, so a
+    new version of ours is never equal to, or dominated by, one we made before."""
+    counters = dict(base.items())
+    counters[me] = max([base.get(me)] + [v.vv.get(me) for v in metamap.versions(path)]) + 1
+    return VersionVector(counters)
 
 
 def deletion(metamap: MetaMap, me: bytes, path: str, entry: DiskEntry, mtime_ns: int) -> FileRecord | None:
@@ -135,15 +144,18 @@ def deletion(metamap: MetaMap, me: bytes, path: str, entry: DiskEntry, mtime_ns:
     winner = metamap.winner(path)
     if winner is None or winner.deleted:
         return None
-    return FileRecord(path=path, kind=entry.kind, vv=entry.vv.bump(me), origin=me,
-                      mtime_ns=mtime_ns, deleted=True)
+    return FileRecord(path=path, kind=entry.kind, vv=fresh(metamap, path, entry.vv, me),
+                      origin=me, mtime_ns=mtime_ns, deleted=True)
 
 
-def conflict_copies(metamap: MetaMap, path: str) -> list[FileRecord]:
-    """Conflict-copy records for the losers at `path` that the map does not hold yet."""
+def conflict_copies(metamap: MetaMap, path: str,
+                    holds: Callable[[bytes], bool] = lambda h: True) -> list[FileRecord]:
+    """Conflict-copy records for the losers at `path` that the map does not hold yet, among
+    those whose content `holds` says this node has (on disk or archived): a copy published by
+    a node that cannot serve it could name content nobody holds."""
     out = []
     for loser in conflict.losers(metamap.versions(path)):
-        if loser.kind != FILE:
+        if loser.kind != FILE or loser.hash is None or not holds(loser.hash):
             continue
         copy = conflict.conflict_copy(loser)
         if not any(v.vv.dominates(copy.vv) for v in metamap.versions(copy.path)):

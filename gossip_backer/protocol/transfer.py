@@ -53,7 +53,7 @@ class Scheduler:
     """Outstanding block fetches of all files being pulled (see the module docstring)."""
 
     def __init__(self, hasher: Callable[[bytes], bytes], *, per_peer_requests: int = 32,
-                 per_peer_bytes: int = 16 << 20, timeout: float = 60.0) -> None:
+                 per_peer_bytes: int = 16 << 20, timeout: float = 20.0) -> None:
         self.hasher = hasher
         self.per_peer_requests = per_peer_requests
         self.per_peer_bytes = per_peer_bytes

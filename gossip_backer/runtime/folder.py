@@ -285,13 +285,18 @@ class Folder:
         if not self.state.is_read_only():
             copies = []
             for path in sorted(paths):
-                for copy in mirror.conflict_copies(self.state.metamap, path):
+                for copy in mirror.conflict_copies(self.state.metamap, path, self.holds):
                     copies.append(copy)
                     self.node._emit(Conflict(time.time(), path, copy.path))
             if copies:
                 self.node.local_changes(self.state.make_many(copies))
         self.puller.scheduler.forget_lacking()
         self.puller.wake()
+
+    def holds(self, content_hash: bytes) -> bool:
+        """Is this content on our disk or in our revision archive?"""
+        return (content_hash in self.server.file_index()
+                or versions.open_version(self.root, content_hash) is not None)
 
     # -- views -----------------------------------------------------------------------------
     def counts(self) -> dict:
