@@ -93,7 +93,7 @@ def need_for(metamap: MetaMap, path: str, entry: DiskEntry | None) -> Need | Non
     return Need(action, path, winner, vv)
 
 
-def _order(need: Need) -> tuple:
+def order(need: Need) -> tuple:
     depth = need.path.count("/")
     if need.action == DELETE:
         return (2, -depth, need.path)  # deepest first, after everything else
@@ -109,7 +109,7 @@ def needed(metamap: MetaMap, index: dict[str, DiskEntry]) -> list[Need]:
         need = need_for(metamap, path, index.get(path))
         if need is not None:
             out.append(need)
-    return sorted(out, key=_order)
+    return sorted(out, key=order)
 
 
 def local_version(metamap: MetaMap, me: bytes, path: str, entry: DiskEntry | None,

@@ -242,8 +242,8 @@ class Folder:
             self.node.local_changes(updates)
             for u in updates:
                 self.node._emit(FileChanged(time.time(), u.payload.path, u.payload.deleted))
-        if updates or puts or gone:
-            self.puller.wake()
+        if updates:
+            self.puller.mark(u.payload.path for u in updates)
 
     def _version_of(self, entry: ScanEntry, read_only: bool):
         """The version to publish for a changed path (None when the mesh already has it) and
@@ -268,6 +268,7 @@ class Folder:
             for e in entries:
                 self.index[e.path] = e
             self.server.forget_blocks()
+            self.puller.mark(e.path for e in entries)
 
     def _index_delete(self, paths: list[str]) -> None:
         if paths:
@@ -275,11 +276,14 @@ class Folder:
             for p in paths:
                 self.index.pop(p, None)
             self.server.forget_blocks()
+            self.puller.mark(paths)
 
     # -- remote changes --------------------------------------------------------------------
     def on_remote(self, updates: list[SignedUpdate]) -> None:
         """Updates from peers were stored: publish conflict copies, wake the puller."""
         paths = {u.payload.path for u in updates if isinstance(u.payload, FileRecord)}
+        if len(paths) < len(updates):  # membership moved: validity, hence any path, may change
+            self.puller.mark_all()
         if not paths:
             return
         if not self.state.is_read_only():
@@ -290,8 +294,9 @@ class Folder:
                     self.node._emit(Conflict(time.time(), path, copy.path))
             if copies:
                 self.node.local_changes(self.state.make_many(copies))
+                paths |= {c.path for c in copies}
         self.puller.scheduler.forget_lacking()
-        self.puller.wake()
+        self.puller.mark(paths)
 
     def holds(self, content_hash: bytes) -> bool:
         """Is this content on our disk or in our revision archive?"""

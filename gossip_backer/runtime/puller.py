@@ -37,7 +37,8 @@ from gossip_backer.store.repo import IndexEntry
 from gossip_backer.wire.messages import BlockData, BlockMissing
 
 log = logging.getLogger(__name__)
-MAX_FILES = 4  # files assembled at once
+MAX_FILES = 16  # files assembled at once
+FULL_REFRESH = 30.0  # seconds between full recomputations of what the disk lacks
 RETRY_AFTER = 10.0
 READ_CHUNK = 4 << 20
 PROGRESS_EVERY = 0.5  # seconds between transfer_progress events of one file
@@ -67,7 +68,9 @@ class Puller:
         self.folder = folder
         self.root: Path = folder.root
         self.scheduler = Scheduler(strong_hash)
-        self.needs: list[mirror.Need] = []
+        self._needs: dict[str, mirror.Need] = {}
+        self._dirty: set[str] | None = None  # paths to look at again; None: all of them
+        self._full_at = 0.0
         self.busy: set[str] = set()
         self.jobs: dict[str, _Job] = {}
         self.failed: dict[str, tuple[object, float]] = {}  # path -> (vv, retry at)
@@ -78,6 +81,36 @@ class Puller:
     def wake(self) -> None:
         self._wake.set()
         self._pump.set()
+
+    def mark(self, paths) -> None:
+        """These paths changed in the map or on disk: their needs are looked at again."""
+        if self._dirty is not None:
+            self._dirty.update(paths)
+        self.wake()
+
+    def mark_all(self) -> None:
+        self._dirty = None
+        self.wake()
+
+    @property
+    def needs(self) -> list[mirror.Need]:
+        return sorted(self._needs.values(), key=mirror.order)
+
+    def _refresh(self) -> None:
+        """Recompute the needs of the changed paths (all of them now and then, a safety net)."""
+        metamap, index = self.folder.state.metamap, self.folder.index
+        now = time.monotonic()
+        if self._dirty is None or now - self._full_at > FULL_REFRESH:
+            self._needs = {n.path: n for n in mirror.needed(metamap, index)}
+            self._full_at = now
+        else:
+            for path in self._dirty:
+                need = mirror.need_for(metamap, path, index.get(path))
+                if need is None:
+                    self._needs.pop(path, None)
+                else:
+                    self._needs[path] = need
+        self._dirty = set()
 
     # -- main loop -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -92,9 +125,10 @@ class Puller:
                     await self._wake.wait()
 
     async def _round(self, nursery: trio.Nursery) -> None:
-        metamap, index = self.folder.state.metamap, self.folder.index
-        self.needs = [n for n in mirror.needed(metamap, index) if not self._failed_recently(n)]
-        for need in list(self.needs):
+        self._refresh()
+        for need in self.needs:
+            if self._failed_recently(need):
+                continue
             if need.path in self.busy or self.folder.paused:
                 continue
             if need.action == mirror.WRITE_FILE:
@@ -103,7 +137,7 @@ class Puller:
                     nursery.start_soon(self._pull_file, need)
                 continue
             await self._guarded(need, self._simple(need))
-        self.needs = [n for n in mirror.needed(metamap, index) if not self._failed_recently(n)]
+        self._refresh()
 
     def _failed_recently(self, need: mirror.Need) -> bool:
         failed = self.failed.get(need.path)

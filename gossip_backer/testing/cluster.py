@@ -32,7 +32,7 @@ import random
 import struct
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,7 +74,7 @@ class ClusterConfig:
     read_only: int = 0  # how many members (never the founder) are read-only
     watch_delay: tuple[float, float] = (0.05, 0.3)  # watcher debounce before a scan
     settle_delay: float = 0.001
-    block_timeout: float = 60.0  # transfer.Scheduler default
+    scheduler: dict = field(default_factory=dict)  # transfer.Scheduler options (its defaults)
     redial: tuple[float, float] = (1.0, 60.0)  # runtime.dial BACKOFF_BASE, BACKOFF_CAP
 
 
@@ -371,17 +371,28 @@ class Cluster:
         """Node `i` goes away for good and `remover` revokes it (`backer remove-peer`)."""
         node, r = self.nodes[i], self.nodes[remover]
         self.note(f"leave {i} removed by {remover}")
-        held: set[bytes] = set()
-        for other in self.nodes:
-            if other.alive and other is not node:
-                held.update(content_id(d) for d in map(other.disk.read, other.disk.paths()) if d)
-                held.update(content_id(d) for d in other.disk.objects.values())
-        self.oracle.author_leaves(node.key, held)
+        self.oracle.author_leaves(node.key, self.held_elsewhere(i))
         if node.alive:
             node.crash()
         node.gone = True
         self._untrack(i)
         r.publish(Revoke(node.key, r.metamap.seq_of(node.key), r.metamap.clock + 1))
+
+    def held_elsewhere(self, i: int) -> set[bytes]:
+        """Content ids (oracle.content_id) on the disks or archives of live nodes but `i`."""
+        held: set[bytes] = set()
+        for other in self.nodes:
+            if other.alive and other.index != i:
+                held.update(content_id(d) for d in map(other.disk.read, other.disk.paths()) if d)
+                held.update(content_id(d) for d in other.disk.objects.values())
+        return held
+
+    def unique_writes(self, i: int) -> int:
+        """How many of `i`'s current contents no other live node holds (what leaving would lose)."""
+        node, held = self.nodes[i], self.held_elsewhere(i)
+        mine = {content_id(d) for d in map(node.disk.read, node.disk.paths()) if d}
+        return sum(1 for w in self.oracle.writes
+                   if w.author == node.key and w.content in mine and w.content not in held)
 
     def partition(self, sides: dict[int, int], start: float, end: float | None) -> None:
         self.note(f"partition {start} {end}")

@@ -147,7 +147,7 @@ class SimNode(Puller, Endpoint):
         metamap.drain_dropped()
         self.metamap = metamap
         self.replica = Replica(metamap, self.key, summary_interval=cl.cfg.summary_interval)
-        self.scheduler = Scheduler(coreblocks.strong_hash, timeout=cl.cfg.block_timeout)
+        self.scheduler = Scheduler(coreblocks.strong_hash, **cl.cfg.scheduler)
         inc = self.incarnation
         cl.loop.call_later(cl.rng.uniform(0.0, cl.cfg.tick), self._tick, inc)
         if self.store.index or self.disk.paths():

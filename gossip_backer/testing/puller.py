@@ -1,8 +1,8 @@
 """The disk side of a simulated node: bring the disk to the map, and serve and fetch blocks.
 
 Theory of operation. After any change `settle` runs once (coalesced): a read-write member
-publishes the conflict copies of the paths just touched (`mirror.conflict_copies`, as every
-read-write node does), then `mirror.needed` lists what the disk lacks. Folders, links and
+publishes the conflict copies of the paths just touched whose loser's content it holds
+(`mirror.conflict_copies` with `holds`, as runtime/folder.py does), then `mirror.needed` lists what the disk lacks. Folders, links and
 deletions are applied at once (memdisk's `make_dir`, `make_symlink`, `remove`, each checking the
 disk is still what the index says); a file is assembled in a temp file from a partial download
 left by a crash, then from blocks found on this disk, then from peers through the real
@@ -59,7 +59,7 @@ class Puller:
         touched, self.touched = sorted(self.touched), set()
         if self.can_write():
             for path in touched:
-                for copy in mirror.conflict_copies(self.metamap, path):
+                for copy in mirror.conflict_copies(self.metamap, path, self.holds):
                     self.publish(copy)
         needs = mirror.needed(self.metamap, self.store.index)
         wanted = {n.path for n in needs if n.action == mirror.WRITE_FILE}
@@ -74,6 +74,11 @@ class Puller:
                 self.local_errors.append(f"{need.action} {need.path}: {exc}")
         self.request_blocks()
         self.cluster.changed(self)
+
+    def holds(self, content_hash: bytes) -> bool:
+        """Is this content on our disk (as last scanned) or in our archive? (runtime.folder)"""
+        return (any(e.hash == content_hash for e in self.store.index.values())
+                or memdisk.has_version(self.disk, content_hash))
 
     def _expect(self, path: str) -> memdisk.Stat | None:
         e = self.store.index.get(path)
