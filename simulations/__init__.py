@@ -3,7 +3,8 @@
 A scenario module (`simulations/scenarios/NAME.py`) has `DEFAULTS` (nodes, topology and its own
 options), an optional `configure(cfg, options)` that adjusts the `ClusterConfig`, and
 `plan(sim, options) -> Plan`, which schedules the scenario's actions on the cluster's clock.
-`run()` then plays it: the activity until `plan.until`; then every partition heals and every
+Options named in NETWORK_OPTIONS (loss, duplicate, reorder,
+reliable...) set the `ClusterConfig` of any scenario. `run()` then plays it: the activity until `plan.until`; then every partition heals and every
 crashed node restarts, and the mesh runs until it settles (every live node identical and idle)
 or `plan.settle` more seconds pass; then the invariants are checked.
 """
@@ -20,6 +21,8 @@ from gossip_backer.testing.cluster import BLOCK_KINDS, META_KINDS, Cluster, Clus
 
 __all__ = ["Plan", "run", "SCENARIOS", "load", "command_line"]
 
+NETWORK_OPTIONS = ("loss", "duplicate", "reorder", "reliable", "jitter", "tick",
+                   "summary_interval")
 SCENARIOS = ("converge", "partition_heal", "churn", "concurrent_edit", "evil_peer", "slow_link")
 
 
@@ -40,8 +43,9 @@ def load(name: str):
 
 def command_line(result: dict) -> str:
     """The command that replays a run."""
+    extra = "".join(f" --option {k}={v}" for k, v in sorted(result.get("options", {}).items()))
     return (f"python -m simulations {result['scenario']} --nodes {result['nodes']} "
-            f"--seed {result['seed']} --topology {result['topology']}")
+            f"--seed {result['seed']} --topology {result['topology']}{extra}")
 
 
 def run(name: str, *, nodes: int | None = None, seed: int = 0, topology: str | None = None,
@@ -58,6 +62,9 @@ def run(name: str, *, nodes: int | None = None, seed: int = 0, topology: str | N
                         topology=topology or mod.DEFAULTS["topology"])
     if hasattr(mod, "configure"):
         mod.configure(cfg, opts)
+    for key in NETWORK_OPTIONS:  # any scenario runs over a faulty network on request
+        if key in opts:
+            setattr(cfg, key, type(getattr(cfg, key))(opts.pop(key)))
     wall = time.perf_counter()
     sim = Cluster(cfg, trace=trace)
     sim.start()
@@ -75,6 +82,7 @@ def run(name: str, *, nodes: int | None = None, seed: int = 0, topology: str | N
     for check_name, fn in plan.checks.items():
         results[check_name] = bool(fn())
     report = _report(name, sim, plan, settled, results, lost, time.perf_counter() - wall)
+    report["options"] = dict(options or {})
     if keep:
         report["_sim"] = sim
     return report
@@ -118,6 +126,7 @@ def _report(name: str, sim: Cluster, plan: Plan, settled: bool, results: dict[st
         "writes": len(sim.oracle.writes),
         "live_nodes": len(tracked),
         "lost_writes": len(lost),
+        "left_with_their_author": sum(w.left_alone for w in sim.oracle.writes),
         "lost": [f"write {w.id} by n{w.node} at {w.path}" for w in lost[:10]],
         "invariants": results,
         "max_link_backlog_s": round(sim.net.max_backlog(), 3),

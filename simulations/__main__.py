@@ -55,7 +55,8 @@ def _human(report: dict) -> str:
 
 
 def record_failure(report: dict) -> None:
-    line = (f"{report['scenario']} {report['nodes']} {report['seed']} {report['topology']}"
+    options = "".join(f" {k}={v}" for k, v in sorted(report.get("options", {}).items()))
+    line = (f"{report['scenario']} {report['nodes']} {report['seed']} {report['topology']}{options}"
             f"  # open: {', '.join(k for k, v in report['invariants'].items() if not v)}\n")
     with open(SEEDS_FILE, "a") as f:
         f.write(line)

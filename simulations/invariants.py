@@ -114,7 +114,7 @@ def lost_writes(sim: Cluster, nodes: list[SimNode]) -> list[Write]:
     replaced = sim.oracle.superseded(valid)
     lost = []
     for w in sim.oracle.writes:
-        if w.content is None or w.id not in valid or w.id in replaced:
+        if w.content is None or w.id not in valid or w.id in replaced or w.left_alone:
             continue
         copy = conflict_name(w.path, w.mtime_ns, w.author)
         for node in nodes:

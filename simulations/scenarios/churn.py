@@ -1,6 +1,7 @@
 """Nodes crash and restart with their persisted state (store, disk, local index), while users keep
 writing (also on the disk of a stopped node); new nodes join through an invite, others leave and
-are revoked. At the end every crashed node comes back and the mesh must settle with nothing lost.
+are revoked (after waiting until nothing of theirs exists only on them; `abrupt_leave=1`: at
+once). At the end every crashed node comes back and the mesh must settle with nothing lost.
 
 A crash is either the process (peers get a reset at once) or the machine (silence: peers find
 out from their dead timer). What a leaving node had published before the revocation's cutoff
@@ -11,7 +12,7 @@ from __future__ import annotations
 from simulations import Plan
 
 DEFAULTS = {"nodes": 12, "topology": "random:3", "duration": 60.0, "writes": 16, "crashes": 8,
-            "joins": 2, "leaves": 1}
+            "joins": 2, "leaves": 1, "abrupt_leave": 0}
 
 
 def _writers(sim) -> list[int]:
@@ -54,14 +55,25 @@ def _join(sim) -> None:
         sim.join(sim.rng.choice(granters), links=3)
 
 
-def _leave(sim) -> None:
+def _leave(sim, abrupt: bool, deadline: float | None = None, i: int | None = None) -> None:
+    """A node is decommissioned. Unless `abrupt`, its owner first waits (up to 30 s) until no
+    content of its own exists only there, as one waits for a machine to be in sync before
+    wiping it; an abrupt leave may take unique content with it (not counted as lost)."""
     rng = sim.rng
-    candidates = [n.index for n in sim.nodes if not n.gone and n.index != 0]
-    removers = [n.index for n in sim.nodes if n.alive and not n.gone and n.can_write()]
-    if not candidates or not removers:
+    if i is None:
+        candidates = [n.index for n in sim.nodes if not n.gone and n.index != 0]
+        if not candidates:
+            return
+        i = rng.choice(candidates)
+        deadline = sim.loop.now + 30.0
+    node = sim.nodes[i]
+    if node.gone:
         return
-    i = rng.choice(candidates)
-    removers = [r for r in removers if r != i]
+    if not abrupt and sim.loop.now < deadline and (not node.alive or sim.unique_writes(i)):
+        sim.at(sim.loop.now + 1.0, _leave, sim, abrupt, deadline, i)
+        return
+    removers = [n.index for n in sim.nodes
+                if n.alive and not n.gone and n.can_write() and n.index != i]
     if removers:
         sim.leave(i, rng.choice(removers))
 
@@ -76,5 +88,5 @@ def plan(sim, options: dict) -> Plan:
     for _ in range(int(options["joins"])):
         sim.at(rng.uniform(1.0, duration - 5.0), _join, sim)
     for _ in range(int(options["leaves"])):
-        sim.at(rng.uniform(1.0, duration - 5.0), _leave, sim)
+        sim.at(rng.uniform(1.0, duration - 5.0), _leave, sim, bool(options["abrupt_leave"]))
     return Plan(until=duration, settle=300.0, since=duration)

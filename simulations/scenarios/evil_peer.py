@@ -9,10 +9,9 @@ secret never gets past `PeerConnection`'s pre-hello."""
 
 from __future__ import annotations
 
-from gossip_backer.core.record import FileRecord, Grant, Revoke
+from gossip_backer.core.record import FileRecord, Grant, Revoke, SignedUpdate, payload_to_plain
 from gossip_backer.core.vv import VersionVector
 from gossip_backer.crypto.identity import Identity, make_update, signed_bytes, update_to_wire
-from gossip_backer.core.record import SignedUpdate, payload_to_plain
 from gossip_backer.errors import RemoteError
 from gossip_backer.protocol.peer import MAX_FRAME, PeerConnection
 from gossip_backer.testing.node import SimNode

@@ -93,7 +93,7 @@ def _cli(*args: str, hashseed: str = "0") -> subprocess.CompletedProcess:
 def test_command_line_replays_across_processes() -> None:
     one = _cli("churn", "--nodes", "6", "--seed", "4", "--json", hashseed="1")
     two = _cli("churn", "--nodes", "6", "--seed", "4", "--json", hashseed="2")
-    assert one.returncode == 0, one.stderr
+    assert one.returncode in (0, 1), one.stderr  # 1: a run that fails prints itself
     first, second = json.loads(one.stdout), json.loads(two.stdout)
     for key in ("scenario", "nodes", "seed", "converged", "convergence_s", "wall_s", "messages",
                 "bytes_total", "bytes_per_node_max", "lost_writes", "invariants"):

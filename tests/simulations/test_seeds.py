@@ -29,7 +29,7 @@ def entries() -> list:
             continue
         scenario, nodes, seed, topology, *rest = line.split()
         options = {k: _value(v) for k, v in (kv.split("=", 1) for kv in rest)}
-        marks = [pytest.mark.xfail(reason=comment.strip(), strict=False)] \
+        marks = [pytest.mark.xfail(reason=comment.strip(), strict=True)] \
             if comment.strip().startswith("open:") else []
         out.append(pytest.param(scenario, int(nodes), int(seed), topology, options,
                                 id=f"{scenario}-{nodes}-{seed}", marks=marks))
