@@ -22,6 +22,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,6 +66,43 @@ def control_status(root: Path, timeout: float = 10) -> dict:
     if not answer.get("ok"):
         raise RuntimeError(answer.get("error"))
     return answer["result"]
+
+
+class EventWatch:
+    """`backer events` of a running node, read in a thread: `changed` is set whenever the node
+    emits an `in_sync` event (no polling of the node while it works)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.changed = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> threading.Event:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.connect(str(self.root / ".backer" / "control.sock"))
+        self._sock.sendall(b'{"cmd": "events"}\n')
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        time.sleep(0.05)  # let the node register the subscriber
+        return self.changed
+
+    def _read(self) -> None:
+        try:
+            with self._sock.makefile("rb") as f:
+                for line in f:
+                    if b'"in_sync"' in line:
+                        self.changed.set()
+        except (OSError, ValueError):
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(timeout=5)
 
 
 class Node:
@@ -149,6 +187,9 @@ class BackerPair:
     def wire_bytes_fast(self) -> int:
         net = self.b.status()["net"]
         return int(net["bytes_in"]) + int(net["bytes_out"])
+
+    def receiver_events(self) -> EventWatch:
+        return EventWatch(self.b.root)
 
     def receiver_has(self, files: int, size: int) -> bool:
         st = self.b.status()

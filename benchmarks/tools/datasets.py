@@ -47,7 +47,7 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(small_files=200, small_dirs=4, tiny_files=1000, tiny_dirs=10,
-              large_bytes=32 * MiB, latency_reps=3)
+              large_bytes=32 * MiB, latency_reps=2)
 
 
 def _rand(seed: int, n: int) -> bytes:

@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -181,6 +182,44 @@ class Instance:
         self.post(f"/rest/db/scan?folder={FOLDER}")
 
 
+class EventWatch:
+    """The receiver's event stream (`/rest/events`, long polls) read in a thread: `changed` is
+    set whenever the shared folder's state changes (e.g. syncing -> idle), so the folder's status
+    is asked for only then."""
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.changed = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> threading.Event:
+        # a filtered subscription numbers its events on its own: start from its latest
+        past = self.inst.get("/rest/events?since=0&timeout=0&events=StateChanged")
+        self.since = max((e["id"] for e in past or []), default=0)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        return self.changed
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                events = self.inst.get(f"/rest/events?since={self.since}&timeout=1"
+                                       "&events=StateChanged", timeout=10)
+            except (OSError, ValueError):
+                if self._stop.wait(0.1):
+                    return
+                continue
+            for e in events or []:
+                self.since = max(self.since, e["id"])
+                if e.get("data", {}).get("folder") == FOLDER:
+                    self.changed.set()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
 class SyncthingPair:
     """A (sends) and B (receives), one shared folder; see the module docstring."""
 
@@ -224,10 +263,14 @@ class SyncthingPair:
         """The receiver's counters (it runs all along; its only peer is A)."""
         return self.b.wire_bytes()
 
+    def receiver_events(self) -> EventWatch:
+        return EventWatch(self.b)
+
     def receiver_has(self, files: int, size: int) -> bool:
+        # (localBytes also counts 128 bytes per folder in this version: files are compared)
         st = self.b.folder_status()
-        return (st.get("localFiles") == files and st.get("localBytes") == size
-                and st.get("needFiles") == 0 and st.get("state") == "idle")
+        return (st.get("localFiles") == files and st.get("globalFiles") == files
+                and st.get("needTotalItems") == 0 and st.get("state") == "idle")
 
     def both_idle(self) -> bool:
         return self.a.idle() and self.b.idle()
