@@ -30,6 +30,8 @@ bandwidth (`bandwidth_ok`).
 
 from __future__ import annotations
 
+import abc
+
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,14 +62,16 @@ class LinkSpec:
     rto: float = 0.2
 
 
-class Endpoint:
+class Endpoint(abc.ABC):
     """What a connection end calls; the cluster's node implements it."""
 
-    def on_data(self, conn: "Connection", data: bytes) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def on_data(self, conn: "Connection", data: bytes) -> None:
+        """Bytes arrived on `conn`."""
 
-    def on_close(self, conn: "Connection", reason: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def on_close(self, conn: "Connection", reason: str) -> None:
+        """`conn` ended, and why."""
 
     def on_open(self, conn: "Connection") -> None:  # pragma: no cover - interface
         """The accepting end: the handshake reply is on its way; frames may follow it."""
