@@ -69,13 +69,23 @@ def same_as_disk(rec: FileRecord, entry: DiskEntry | None) -> bool:
 
 
 def disk_version(metamap: MetaMap, path: str) -> VersionVector:
-    """The vv the disk holds once the winner of `path` is on it: the merge of the whole
-    concurrent set when the losers are kept as conflict copies (or are deletions)."""
+    """The vv the disk holds once the winner of `path` is on it: the winner's, merged with the
+    versions it settles (deletions, same content, losers whose conflict copy the map holds). A
+    loser without its copy yet stays concurrent, so the user's next edit cannot erase it."""
     versions = metamap.versions(path)
-    merged = VersionVector()
+    if not versions:
+        return VersionVector()
+    best = conflict.winner(versions)
+    merged = best.vv
     for v in versions:
-        merged = merged.merge(v.vv)
+        if v is best or v.deleted or v.same_content(best) or _copied(metamap, v):
+            merged = merged.merge(v.vv)
     return merged
+
+
+def _copied(metamap: MetaMap, loser: FileRecord) -> bool:
+    copy = conflict.conflict_copy(loser)
+    return any(v.vv.dominates(copy.vv) for v in metamap.versions(copy.path))
 
 
 def need_for(metamap: MetaMap, path: str, entry: DiskEntry | None) -> Need | None:

@@ -189,9 +189,12 @@ def test_needed_skips_what_the_disk_holds() -> None:
 # --- disk_version ---------------------------------------------------------------------------
 
 
-def test_disk_version_is_the_merge_of_the_concurrent_set() -> None:
+def test_disk_version_merges_a_loser_only_once_its_copy_is_held() -> None:
     w = World().put(file("f", vv(a=2), A, b"mine", 10), file("f", vv(a=1, b=1), B, b"theirs", 20))
     assert len(w.map.versions("f")) == 2
+    # no copy of the loser yet: the disk holds the winner's vv only, so an edit stays concurrent
+    assert mirror.disk_version(w.map, "f") == vv(a=1, b=1)
+    w.put(*mirror.conflict_copies(w.map, "f"))
     assert mirror.disk_version(w.map, "f") == vv(a=2, b=1)
     assert mirror.disk_version(w.map, "unknown") == VersionVector()
     need = mirror.need_for(w.map, "f", entry_of(file("f", vv(a=2), A, b"mine")))
@@ -355,6 +358,7 @@ def test_three_way_conflict_gives_a_copy_per_loser() -> None:
 def test_disk_version_after_conflict_lets_the_next_edit_settle_it() -> None:
     mine, theirs = _conflict()
     w = World().put(mine, theirs)
+    w.put(*mirror.conflict_copies(w.map, mine.path))
     merged = mirror.disk_version(w.map, mine.path)
     assert merged == vv(a=1, b=1)
     rec = mirror.local_version(w.map, A, mine.path, entry_of(theirs, merged),
