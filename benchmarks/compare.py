@@ -82,6 +82,7 @@ class Bench:
         self.sizes = datasets.QUICK if args.quick else datasets.FULL
         self.base = base
         self.rows: list[dict] = []
+        self.load_start = os.getloadavg()  # others' work on the machine skews the times
         self.rows_or_hidden: list[dict] = []  # also the rows of set-up cases not asked for
         self.wanted_cases = args.cases
         self.wanted_tools = args.tools
@@ -436,7 +437,8 @@ class Bench:
         return out
 
     def env(self) -> dict:
-        return {"quick": bool(self.args.quick), "syncthing": syncthing.version(),
+        return {"quick": bool(self.args.quick), "loadavg_start": self.load_start,
+                "loadavg_end": os.getloadavg(), "syncthing": syncthing.version(),
                 "rsync": rsyncd.version(), "python": platform.python_version(),
                 "cpus": os.cpu_count(), "sizes": {k: getattr(self.sizes, k) for k in (
                     "small_files", "tiny_files", "large_bytes", "inplace_bytes", "insert_bytes",

@@ -3,9 +3,11 @@ own (one writable module on the receiving folder, no chroot, running as the curr
 `rsync -a --stats --no-whole-file SRC/ rsync://127.0.0.1:PORT/bench/` as the client that sends.
 
 Bytes on the wire are the client's `--stats` "Total bytes sent" + "Total bytes received" (the
-rsync protocol's bytes over the socket, both ways). Peak RSS: the client's exact peak (its rusage
-when it exits) and the daemon-side processes (the daemon forks a receiver and a generator per
-transfer) sampled from /proc while they live; the figure is the largest of them."""
+rsync protocol's bytes over the socket, both ways). Peak RSS: the client and the daemon-side
+processes (the daemon forks a receiver and a generator per transfer) are sampled from /proc every
+5 ms while they live (VmHWM, the peak so far, so a spike between samples still shows); the figure is
+the largest of them. (The client's rusage is no good here: Linux carries the forking parent's peak
+over an exec into ru_maxrss.)"""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -80,47 +81,51 @@ class RsyncPair:
             return out.returncode == 0 and MODULE in out.stdout
         wait_until(up, timeout, 0.05, "rsync daemon listening")
 
-    def _daemon_side(self) -> list[int]:
-        if self.proc is None:
-            return []
-        out, todo = [], children(self.proc.pid)
-        while todo:
-            pid = todo.pop()
-            out.append(pid)
-            todo.extend(children(pid))
-        return out
-
     def push(self, *extra: str, timeout: float = 1800) -> dict:
         """One transfer A -> B: {"seconds", "wire_bytes", "peak_rss_bytes"}."""
         cmd = [binary(), "-a", "--stats", "--no-whole-file", *extra, f"{self.a_root}/",
                f"rsync://{HOST}:{self.port}/{MODULE}/"]
-        sampler = PeakRss(dynamic=self._daemon_side, interval=0.005)
+        client: list[int] = []
+
+        def processes() -> list[int]:
+            return self._daemon_side() + [p for c in client for p in [c, *self._tree(c)]]
+        sampler = PeakRss(dynamic=processes, interval=0.005)
         out_f = open(self.workdir / "client.out", "w+")
         err_f = open(self.workdir / "client.err", "w+")
         with sampler, out_f, err_f:
             t0 = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f)
-            killer = threading.Timer(timeout, proc.kill)
-            killer.start()
+            client.append(proc.pid)
             try:
-                _, status, usage = os.wait4(proc.pid, 0)  # the client's own rusage: its peak RSS
-            finally:
-                killer.cancel()
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise Timeout(f"rsync did not finish within {timeout:.0f} s") from None
             seconds = time.perf_counter() - t0
-            proc.returncode = os.waitstatus_to_exitcode(status)
             out_f.seek(0)
             err_f.seek(0)
             out, err = out_f.read(), err_f.read()
         if proc.returncode != 0:
-            if seconds >= timeout:
-                raise Timeout(f"rsync did not finish within {timeout:.0f} s")
             raise RuntimeError(f"rsync -> {proc.returncode}: {err.strip()[-2000:]}")
-        client_peak = usage.ru_maxrss * 1024
-        peak = max(filter(None, (sampler.peak, client_peak)), default=None)
+        client_peak = max((v for pid, v in sampler.peaks.items() if pid in client), default=None)
+        daemon_peak = max((v for pid, v in sampler.peaks.items() if pid not in client), default=None)
         return {"seconds": seconds,
                 "wire_bytes": _stat(out, "Total bytes sent") + _stat(out, "Total bytes received"),
-                "peak_rss_bytes": peak, "client_rss_bytes": client_peak,
-                "daemon_rss_bytes": sampler.peak}
+                "peak_rss_bytes": sampler.peak, "client_rss_bytes": client_peak,
+                "daemon_rss_bytes": daemon_peak}
+
+    @staticmethod
+    def _tree(pid: int) -> list[int]:
+        out, todo = [], children(pid)
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            todo.extend(children(p))
+        return out
+
+    def _daemon_side(self) -> list[int]:
+        return self._tree(self.proc.pid) if self.proc is not None else []
 
     def pids(self) -> list[int]:
         return [self.proc.pid] if self.proc else []
