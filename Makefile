@@ -24,6 +24,7 @@ sim: $(STAMP)
 	$(BIN)/python -m simulations sweep --nodes 10,30,100,300,1000
 
 bench: $(STAMP)
+	.ci/install-bench-tools
 	$(BIN)/python benchmarks/compare.py
 
 clean:

@@ -103,6 +103,9 @@ def need_for(metamap: MetaMap, path: str, entry: DiskEntry | None) -> Need | Non
     return Need(action, path, winner, vv)
 
 
+AFTER_FILES = (2,)  # order keys from here on are deletions
+
+
 def order(need: Need) -> tuple:
     depth = need.path.count("/")
     if need.action == DELETE:

@@ -28,29 +28,78 @@ class BlockServer:
         self.root: Path = folder.root
         self._blocks: dict[bytes, tuple[str, int]] | None = None
         self._files: dict[bytes, str] | None = None
+        self._stale = False  # a worker thread met a stale mapping
         self.limiter = trio.CapacityLimiter(CONCURRENT_READS)
         self.bytes_served = 0
 
-    def forget_blocks(self) -> None:
+    # -- where content is: kept up to date as the index changes, never rebuilt per file -------
+    def note_put(self, entries) -> None:
+        """Index rows were written: their blocks are found here from now on. (Mappings to the
+        old content of these paths go stale; lookups check them against the index.)"""
+        if self._blocks is None:
+            return
+        for e in entries:
+            self._add(self._blocks, self._files, e, replace=True)
+
+    def note_stale(self) -> None:
+        """A lookup met a mapping the index no longer backs: rebuild once, at the next use."""
         self._blocks = self._files = None
 
-    def block_index(self) -> dict[bytes, tuple[str, int]]:
-        """strong hash -> (path, offset) over every local file (rebuilt after index changes)."""
+    @staticmethod
+    def _add(blocks: dict, files: dict, e, replace: bool) -> None:
+        if e.kind != FILE or e.hash is None:
+            return
+        if replace:
+            files[e.hash] = e.path
+            for i, b in enumerate(e.blocks):
+                blocks[b.hash] = (e.path, i * e.block_size)
+        else:
+            files.setdefault(e.hash, e.path)
+            for i, b in enumerate(e.blocks):
+                blocks.setdefault(b.hash, (e.path, i * e.block_size))
+
+    def _build(self) -> None:
         if self._blocks is None:
             blocks: dict[bytes, tuple[str, int]] = {}
             files: dict[bytes, str] = {}
             for e in self.folder.index.values():
-                if e.kind != FILE or e.hash is None:
-                    continue
-                files.setdefault(e.hash, e.path)
-                for i, b in enumerate(e.blocks):
-                    blocks.setdefault(b.hash, (e.path, i * e.block_size))
+                self._add(blocks, files, e, replace=False)
             self._blocks, self._files = blocks, files
-        return self._blocks
 
-    def file_index(self) -> dict[bytes, str]:
-        self.block_index()
-        return self._files
+    def find_block(self, block_hash: bytes) -> tuple[str, int] | None:
+        """(path, offset) of a local file whose index entry has this block there, or None.
+        Safe in a worker thread: it reads the dicts and never rebuilds them."""
+        blocks = self._blocks
+        found = blocks.get(block_hash) if blocks is not None else None
+        if found is None:
+            return None
+        e = self.folder.index.get(found[0])
+        if e is not None and e.kind == FILE and e.block_size:
+            i = found[1] // e.block_size
+            if i < len(e.blocks) and e.blocks[i].hash == block_hash:
+                return found
+        self._stale = True
+        return None
+
+    def find_file(self, content_hash: bytes) -> str | None:
+        """The local path whose index entry has this content, or None."""
+        self._build()
+        path = self._files.get(content_hash)
+        if path is None:
+            return None
+        e = self.folder.index.get(path)
+        if e is not None and e.kind == FILE and e.hash == content_hash:
+            return path
+        self.note_stale()
+        self._build()
+        return self._files.get(content_hash)
+
+    def ready(self) -> None:
+        """(trio loop) Bring the block index up to date before worker threads use find_block."""
+        if self._stale:
+            self._stale = False
+            self.note_stale()
+        self._build()
 
     async def answer(self, req: BlockRequest):
         if req.size <= 0 or req.size > MAX_BLOCK or req.offset < 0:
@@ -66,7 +115,7 @@ class BlockServer:
     def _sources(self, req: BlockRequest) -> list[tuple[Path, int, object]]:
         """Candidate (file, offset, expected stat) triples, the version's own file first."""
         out = []
-        path = self.file_index().get(req.file_hash)
+        path = self.find_file(req.file_hash)
         if path is not None:
             e = self.folder.index.get(path)
             if e is not None:
@@ -74,7 +123,8 @@ class BlockServer:
                             apply.Stat(e.size, e.mtime_ns, e.inode, e.kind), path))
         obj = versions.object_path(self.root, req.file_hash)
         out.append((obj, req.offset, None, None))
-        found = self.block_index().get(req.hash) if req.hash else None
+        self.ready()
+        found = self.find_block(req.hash) if req.hash else None
         if found is not None:
             e = self.folder.index.get(found[0])
             if e is not None:

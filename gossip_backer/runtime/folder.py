@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import trio
 
 from gossip_backer.core.ids import NodeId
+from gossip_backer.errors import StoreError
 from gossip_backer.core.record import FILE, FileRecord, SignedUpdate
 from gossip_backer.core.retention import Policy, keep
 from gossip_backer.disk import versions
@@ -33,11 +35,38 @@ EMPTIED_MIN_FILES = 2
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
 SETTLE_NS = int(SETTLE * 1e9)
+INDEX_SAVE_DELAY = 0.05  # seconds index rows wait to be saved together
+INDEX_RETRY = 5.0
 
 
 def to_scan_entry(e: IndexEntry) -> ScanEntry:
     return ScanEntry(e.path, e.size, e.mtime_ns, e.inode, e.mode, e.kind, e.hash, e.block_size,
                      e.blocks, e.target)
+
+
+class ScanPrevious(Mapping):
+    """The index as a scan's `previous`, converted one entry at a time as the scan asks (a watcher
+    batch of a few paths must not cost a pass over the whole index). It reads a snapshot (a
+    plain dict copy) so that the scan in its worker thread never sees the index move."""
+
+    def __init__(self, index: dict[str, IndexEntry]) -> None:
+        self._index = dict(index)
+        self._seen: dict[str, ScanEntry] = {}
+
+    def __getitem__(self, path: str) -> ScanEntry:
+        got = self._seen.get(path)
+        if got is None:
+            got = self._seen[path] = to_scan_entry(self._index[path])
+        return got
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 def to_index(s: ScanEntry, vv) -> IndexEntry:
@@ -67,6 +96,8 @@ class Folder:
         self.puller = Puller(self)
         self.server = BlockServer(self)
         self._was_in_sync = False
+        self._unsaved: dict[str, IndexEntry | None] = {}  # index rows not yet in the store
+        self._unsaved_wake = trio.Event()
 
     @property
     def me(self) -> bytes:
@@ -78,6 +109,7 @@ class Folder:
             self._nursery = nursery
             await self.full_scan()
             self.scanned.set()
+            nursery.start_soon(self._index_saver)
             nursery.start_soon(self._rescan_loop)
             nursery.start_soon(self._retention_loop)
             if self.watch:
@@ -139,7 +171,7 @@ class Folder:
 
     # -- scanning --------------------------------------------------------------------------
     async def full_scan(self) -> None:
-        previous = {p: to_scan_entry(e) for p, e in self.index.items()}
+        previous = ScanPrevious(self.index)
         self.ignore.reload_if_changed()
         self._ignore_gen = self.ignore.generation
         try:
@@ -163,7 +195,7 @@ class Folder:
         if root_state(self.root) is not None:
             await self.full_scan()
             return
-        previous = {p: to_scan_entry(e) for p, e in self.index.items()}
+        previous = ScanPrevious(self.index)
         if ".backerignore" in paths:
             self.ignore.reload_if_changed()
         try:
@@ -264,19 +296,53 @@ class Folder:
 
     def _index_put(self, entries: list[IndexEntry]) -> None:
         if entries:
-            self.state.repo.index_put(entries)
             for e in entries:
                 self.index[e.path] = e
-            self.server.forget_blocks()
+                self._unsaved[e.path] = e
+            self._save_soon()
+            self.server.note_put(entries)
             self.puller.mark(e.path for e in entries)
 
     def _index_delete(self, paths: list[str]) -> None:
         if paths:
-            self.state.repo.index_delete(paths)
             for p in paths:
                 self.index.pop(p, None)
-            self.server.forget_blocks()
+                self._unsaved[p] = None
+            self._save_soon()
             self.puller.mark(paths)
+
+    # -- saving the index: write-behind, in batches, off the trio loop ------------------------
+    # The index only caches what the disk holds, so a row lost in a crash costs a re-hash of
+    # that file at the next start (its content then matches the winner: no new version), never
+    # data. One commit per written file would put an fsync on the loop for every tiny file.
+    def _save_soon(self) -> None:
+        self._unsaved_wake.set()
+
+    async def _index_saver(self) -> None:
+        while True:
+            await self._unsaved_wake.wait()
+            self._unsaved_wake = trio.Event()
+            await trio.sleep(INDEX_SAVE_DELAY)  # gather what the next moments write
+            batch, self._unsaved = self._unsaved, {}
+            try:
+                with trio.CancelScope(shield=True):  # a batch taken is a batch written
+                    await trio.to_thread.run_sync(self._save, batch)
+            except StoreError as exc:
+                log.warning("saving the index failed (%s); retrying", exc)
+                for path, row in batch.items():
+                    self._unsaved.setdefault(path, row)
+                await trio.sleep(INDEX_RETRY)
+                self._save_soon()
+
+    def _save(self, batch: dict[str, IndexEntry | None]) -> None:
+        self.state.repo.index_write([e for e in batch.values() if e is not None],
+                                    [p for p, e in batch.items() if e is None])
+
+    def save_index_now(self) -> None:
+        """(at shutdown) Write what the saver has not written yet."""
+        batch, self._unsaved = self._unsaved, {}
+        if batch:
+            self._save(batch)
 
     # -- remote changes --------------------------------------------------------------------
     def on_remote(self, updates: list[SignedUpdate]) -> None:
@@ -300,12 +366,12 @@ class Folder:
 
     def holds(self, content_hash: bytes) -> bool:
         """Is this content on our disk or in our revision archive?"""
-        return (content_hash in self.server.file_index()
+        return (self.server.find_file(content_hash) is not None
                 or versions.open_version(self.root, content_hash) is not None)
 
     # -- views -----------------------------------------------------------------------------
     def counts(self) -> dict:
-        needs = self.puller.needs
+        needs = self.puller._needs.values()
         pending_files = sum(1 for n in needs if n.action == mirror.WRITE_FILE)
         pending_bytes = sum(n.bytes for n in needs)
         files = sum(1 for e in self.index.values() if e.kind == FILE)
@@ -322,7 +388,7 @@ class Folder:
         }
 
     def in_sync(self) -> bool:
-        return (self.scanned.is_set() and not self.paused and not self.puller.needs
+        return (self.scanned.is_set() and not self.paused and not self.puller.pending
                 and not self.puller.busy)
 
     def check_in_sync(self) -> None:

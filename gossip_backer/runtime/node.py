@@ -97,7 +97,11 @@ class Node:
                         link.abort("node shutting down")
                     nursery.cancel_scope.cancel()
         finally:
-            state.close()
+            try:
+                if node.folder is not None:
+                    node.folder.save_index_now()
+            finally:
+                state.close()
 
     @property
     def node_id(self) -> NodeId:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
+from sortedcontainers import SortedDict
 
 from gossip_backer.core.blocks import RollingMatcher, strong_hash
 from gossip_backer.core.ids import NodeId
@@ -42,6 +43,9 @@ FULL_REFRESH = 30.0  # seconds between full recomputations of what the disk lack
 RETRY_AFTER = 10.0
 READ_CHUNK = 4 << 20
 PROGRESS_EVERY = 0.5  # seconds between transfer_progress events of one file
+INLINE_HASH = 64 << 10  # blocks up to this size are verified on the loop
+BUFFER_FILE = 1 << 20  # files up to this size keep fetched blocks in memory until `finish`
+DISK_THREADS = 4  # worker threads the puller's disk work uses at once (more only fight for the GIL)
 
 
 @dataclass
@@ -57,6 +61,7 @@ class _Job:
     fetched: int = 0
     reported: float = 0.0
     writing: int = 0  # verified blocks handed to a worker thread, not yet written
+    buffered: list = field(default_factory=list)  # (offset, data) of a small file, not written
 
 
 def _stat(entry: IndexEntry | None) -> Stat | None:
@@ -69,6 +74,7 @@ class Puller:
         self.root: Path = folder.root
         self.scheduler = Scheduler(strong_hash)
         self._needs: dict[str, mirror.Need] = {}
+        self._order: SortedDict = SortedDict()  # mirror.order(need) -> need: the work, in order
         self._dirty: set[str] | None = None  # paths to look at again; None: all of them
         self._full_at = 0.0
         self.busy: set[str] = set()
@@ -77,6 +83,11 @@ class Puller:
         self._wake = trio.Event()
         self._pump = trio.Event()
         self.bytes_reused = 0
+        self._disk_limiter = trio.CapacityLimiter(DISK_THREADS)
+
+    async def _disk(self, fn, *args):
+        """Run blocking disk work in a worker thread (a few at a time)."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._disk_limiter)
 
     def wake(self) -> None:
         self._wake.set()
@@ -94,22 +105,32 @@ class Puller:
 
     @property
     def needs(self) -> list[mirror.Need]:
-        return sorted(self._needs.values(), key=mirror.order)
+        return list(self._order.values())
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._needs)
+
+    def _set_need(self, path: str, need: mirror.Need | None) -> None:
+        old = self._needs.pop(path, None)
+        if old is not None:
+            del self._order[mirror.order(old)]
+        if need is not None:
+            self._needs[path] = need
+            self._order[mirror.order(need)] = need
 
     def _refresh(self) -> None:
         """Recompute the needs of the changed paths (all of them now and then, a safety net)."""
         metamap, index = self.folder.state.metamap, self.folder.index
         now = time.monotonic()
         if self._dirty is None or now - self._full_at > FULL_REFRESH:
-            self._needs = {n.path: n for n in mirror.needed(metamap, index)}
+            needs = mirror.needed(metamap, index)
+            self._needs = {n.path: n for n in needs}
+            self._order = SortedDict((mirror.order(n), n) for n in needs)
             self._full_at = now
         else:
             for path in self._dirty:
-                need = mirror.need_for(metamap, path, index.get(path))
-                if need is None:
-                    self._needs.pop(path, None)
-                else:
-                    self._needs[path] = need
+                self._set_need(path, mirror.need_for(metamap, path, index.get(path)))
         self._dirty = set()
 
     # -- main loop -------------------------------------------------------------------------
@@ -126,18 +147,37 @@ class Puller:
 
     async def _round(self, nursery: trio.Nursery) -> None:
         self._refresh()
-        for need in self.needs:
-            if self._failed_recently(need):
-                continue
-            if need.path in self.busy or self.folder.paused:
-                continue
+        for need in self._next_work():
+            if self.folder.paused:
+                break
             if need.action == mirror.WRITE_FILE:
-                if len(self.jobs) < MAX_FILES:
+                if len(self.jobs) < MAX_FILES and need.path not in self.busy:
                     self.busy.add(need.path)
                     nursery.start_soon(self._pull_file, need)
                 continue
             await self._guarded(need, self._simple(need))
         self._refresh()
+
+    def _next_work(self) -> list[mirror.Need]:
+        """What this round can start, in order: every folder, link and deletion due, and files
+        up to the free assembly slots. It walks past the files it cannot start yet, so a round
+        costs what it does, not the length of the queue."""
+        out: list[mirror.Need] = []
+        slots = MAX_FILES - len(self.jobs)
+        keys = self._order.irange()
+        for key in keys:
+            need = self._order[key]
+            if need.path in self.busy or self._failed_recently(need):
+                continue
+            if need.action == mirror.WRITE_FILE:
+                if slots <= 0:
+                    keys = self._order.irange(minimum=mirror.AFTER_FILES)  # on to deletions
+                    out.extend(n for n in (self._order[k] for k in keys)
+                               if n.path not in self.busy and not self._failed_recently(n))
+                    return out
+                slots -= 1
+            out.append(need)
+        return out
 
     def _failed_recently(self, need: mirror.Need) -> bool:
         failed = self.failed.get(need.path)
@@ -170,12 +210,12 @@ class Puller:
         if need.action == mirror.ADOPT:
             pass
         elif need.action == mirror.CREATE_DIR:
-            await trio.to_thread.run_sync(apply.make_dir, self.root, path, rec.mode, rec.mtime_ns)
+            await self._disk(apply.make_dir, self.root, path, rec.mode, rec.mtime_ns)
         elif need.action == mirror.WRITE_LINK:
-            await trio.to_thread.run_sync(lambda: apply.make_symlink(
+            await self._disk(lambda: apply.make_symlink(
                 self.root, path, rec.target or "", _stat(entry), archive=archive))
         elif need.action == mirror.DELETE:
-            removed = entry is None or await trio.to_thread.run_sync(
+            removed = entry is None or await self._disk(
                 lambda: apply.remove(self.root, path, _stat(entry), archive=archive))
             self._record_archived(archived)
             if removed:
@@ -187,10 +227,12 @@ class Puller:
         if need.action != mirror.ADOPT:
             self.folder.node._emit(FileUpdated(time.time(), path, str(NodeId(rec.origin))))
 
-    async def _index_now(self, need: mirror.Need, rec: FileRecord | None = None) -> None:
-        """Record in the index what is now on disk at the path, as version `need.disk_vv`."""
-        rec = rec or need.record
-        st = await trio.to_thread.run_sync(apply.stat_of, self.root, need.path)
+    async def _index_now(self, need: mirror.Need, st: Stat | None = None) -> None:
+        """Record in the index what is now on disk at the path (`st`, else stat'ed now), as
+        version `need.disk_vv`."""
+        rec = need.record
+        if st is None:
+            st = await self._disk(apply.stat_of, self.root, need.path)
         if st is None:
             return
         mode = rec.mode if rec.kind != SYMLINK else 0o777
@@ -244,8 +286,8 @@ class Puller:
     async def _assemble(self, job: _Job) -> None:
         need, rec = job.need, job.need.record
         entry = self.folder.index.get(need.path)
-        block_index = self.folder.server.block_index()
-        job.tmp, have = await trio.to_thread.run_sync(self._prepare, need, entry, block_index)
+        self.folder.server.ready()
+        job.tmp, have = await self._disk(self._prepare, need, entry, self.folder.server.find_block)
         job.reused = sum(self._len(rec, i) for i in have)
         self.bytes_reused += job.reused
         missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
@@ -259,12 +301,18 @@ class Puller:
                     await job.done.wait()
                 job.done = trio.Event()
         archived: list = []
-        await trio.to_thread.run_sync(lambda: job.tmp.finish(
-            None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
-            archive=self._archiver(entry, archived)))
+        tmp, buffered = job.tmp, job.buffered
+
+        def finish() -> Stat | None:
+            for offset, data in buffered:
+                tmp.write_at(offset, data)
+            tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
+                       archive=self._archiver(entry, archived))
+            return apply.stat_of(self.root, need.path)
+        st = await self._disk(finish)
         job.tmp = None
         self._record_archived(archived)
-        await self._index_now(need)
+        await self._index_now(need, st)
         self.folder.node._emit(FileUpdated(time.time(), need.path, str(NodeId(rec.origin))))
 
     def _superseded(self, need: mirror.Need) -> bool:
@@ -275,7 +323,7 @@ class Puller:
     def _len(rec: FileRecord, i: int) -> int:
         return min(rec.block_size, rec.size - i * rec.block_size)
 
-    def _prepare(self, need: mirror.Need, entry: IndexEntry | None, block_index: dict):
+    def _prepare(self, need: mirror.Need, entry: IndexEntry | None, find_block):
         """(worker thread) Open the temporary file and fill in every block we already have."""
         rec = need.record
         partial = apply.find_partial(self.root, need.path)
@@ -284,13 +332,13 @@ class Puller:
         else:
             tmp = TempFile.create(self.root, need.path)
         try:
-            have = self._reuse(tmp, rec, entry, block_index, resumed=partial is not None)
+            have = self._reuse(tmp, rec, entry, find_block, resumed=partial is not None)
         except BaseException:
             tmp.close()
             raise
         return tmp, have
 
-    def _reuse(self, tmp: TempFile, rec: FileRecord, entry, block_index, resumed: bool) -> set[int]:
+    def _reuse(self, tmp: TempFile, rec: FileRecord, entry, find_block, resumed: bool) -> set[int]:
         have: set[int] = set()
         if resumed:
             have |= self._verified_in(tmp, rec, set(range(len(rec.blocks))))
@@ -301,7 +349,7 @@ class Puller:
         wanted = {i: b for i, b in enumerate(rec.blocks) if i not in have}
         by_source: dict[str, dict[int, int]] = {}
         for i, b in wanted.items():
-            src = block_index.get(b.hash)
+            src = find_block(b.hash)
             if src is not None:
                 by_source.setdefault(src[0], {})[i] = src[1]
         for src_path, offsets in by_source.items():
@@ -376,6 +424,8 @@ class Puller:
         ok = None
         if expected == b"":  # a piece of a whole version: `finish` checks the whole hash
             ok = True
+        elif expected is not None and len(msg.data) <= INLINE_HASH:
+            ok = strong_hash(msg.data) == expected  # microseconds: cheaper than a thread hop
         elif expected is not None:
             ok = await trio.to_thread.run_sync(lambda: strong_hash(msg.data) == expected)
         arrived = self.scheduler.on_data(peer, msg.request_id, msg.data, verified=ok)
@@ -385,12 +435,15 @@ class Puller:
         job = self.jobs.get(arrived.path)
         if job is None or job.tmp is None:
             return
-        job.writing += 1  # the file is not complete until this write is
-        try:
-            await trio.to_thread.run_sync(job.tmp.write_at, arrived.offset, arrived.data)
-        finally:
-            job.writing -= 1
-            job.done.set()
+        if job.need is not None and job.size <= BUFFER_FILE:
+            job.buffered.append((arrived.offset, arrived.data))  # written by `finish`
+        else:
+            job.writing += 1  # the file is not complete until this write is
+            try:
+                await self._disk(job.tmp.write_at, arrived.offset, arrived.data)
+            finally:
+                job.writing -= 1
+                job.done.set()
         job.fetched += len(arrived.data)
         now = time.monotonic()
         if now - job.reported >= PROGRESS_EVERY or job.reused + job.fetched >= job.size:

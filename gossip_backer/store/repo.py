@@ -201,6 +201,12 @@ class Repo:
         with self.db.transaction():
             self.db.run_many(Q["index_put"], (_index_row(e) for e in entries))
 
+    def index_write(self, puts: Iterable[IndexEntry], deletes: Iterable[str]) -> None:
+        """Rows written and rows removed, in one transaction."""
+        with self.db.transaction():
+            self.db.run_many(Q["index_put"], (_index_row(e) for e in puts))
+            self.db.run_many(Q["index_delete"], ((p,) for p in deletes))
+
     def index_get(self, path: str) -> IndexEntry | None:
         row = self.db.query_one(Q["index_get"], (path,))
         return None if row is None else self._index_entry(*row)
