@@ -69,7 +69,7 @@ class FileHash(NamedTuple):
     blocks: tuple[Block, ...]
 
 
-HashFile = Callable[[str, int], FileHash]
+HashFile = Callable[[str, int, int], FileHash]  # (path, size, block size it had, or 0)
 
 
 @dataclass(slots=True)
@@ -103,9 +103,11 @@ class FileChanged(OSError):
     """The file was replaced by something that is not a regular file while we opened it."""
 
 
-def hash_file(path: str, size: int) -> FileHash:
-    """Hash one regular file in 1 MiB chunks, never following a symlink nor blocking on a fifo."""
-    block_size = block_size_for(size)
+def hash_file(path: str, size: int, current: int = 0) -> FileHash:
+    """Hash one regular file in 1 MiB chunks, never following a symlink nor blocking on a fifo.
+    `current` is the block size its last version had: kept while the size allows, so a file
+    that grows a little keeps its block boundaries and only its changed blocks move."""
+    block_size = block_size_for(size, current)
     hasher = BlockHasher(block_size)
     buf = bytearray(min(CHUNK, max(size, 1)))  # BlockHasher consumes each chunk at once: reuse
     view = memoryview(buf)
@@ -295,7 +297,8 @@ class _Scanner:
             return ScanEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, mode, FILE, prev.hash,
                              prev.block_size, tuple(prev.blocks))
         try:
-            fh = self.hash_file(disk, st.st_size)
+            current = prev.block_size if prev is not None and prev.kind == FILE else 0
+            fh = self.hash_file(disk, st.st_size, current or 0)
             after = os.lstat(disk)
         except FileNotFoundError:
             return None  # gone: reported deleted if it was known

@@ -26,7 +26,7 @@ class CountingHash:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, path: str, size: int) -> FileHash:
+    def __call__(self, path: str, size: int, current: int = 0) -> FileHash:
         self.calls.append(path)
         with open(path, "rb") as f:
             return FileHash(hashlib.sha256(f.read()).digest(), 128 * 1024, ())
@@ -226,7 +226,7 @@ def test_growing_file_is_unstable(tmp_path):
     _write(tmp_path / "big.bin", b"0" * 1000)
     _write(tmp_path / "calm.txt", "calm")
 
-    def appending(path: str, size: int) -> FileHash:
+    def appending(path: str, size: int, current: int = 0) -> FileHash:
         fh = CountingHash()(path, size)
         if path.endswith("big.bin"):
             with open(path, "ab") as f:
@@ -253,7 +253,7 @@ def test_unreadable_file_is_kept(tmp_path):
     known = _scan(tmp_path)
     _write(tmp_path / "f", "new data")
 
-    def denied(path: str, size: int) -> FileHash:
+    def denied(path: str, size: int, current: int = 0) -> FileHash:
         raise PermissionError(13, "Permission denied", path)
 
     res = _scan(tmp_path, known.entries, hasher=denied)
@@ -387,3 +387,29 @@ def test_missing_root_is_never_a_mass_deletion(tree):
     assert info.value.reason == "missing"
     with pytest.raises(RootUnavailable):
         scan_paths(tree, ["a.txt"], first.entries, IgnoreMatcher.load(tree))
+
+
+def test_a_file_that_grows_keeps_its_block_size(tmp_path):
+    """Crossing a size threshold must not re-cut a file: an insertion would then move every
+    block boundary and cost a bigger block on the wire (a 100-byte insertion into a 512 MiB file
+    cost a 512 KiB block instead of a 256 KiB one)."""
+    from gossip_backer.core.blocks import block_size_for
+    from gossip_backer.disk.scan import hash_file
+
+    root = tmp_path / "root"
+    big = root / "big.bin"
+    root.mkdir()
+    with open(big, "wb") as f:  # sparse: 256 MiB of zeros at the 128 KiB / 256 KiB threshold
+        f.truncate(256 << 20)
+    first = scan(root, {}, IgnoreMatcher.load(root), hash_file=hash_file)
+    before = first.entries["big.bin"]
+    assert before.block_size == block_size_for(256 << 20) == 128 << 10
+
+    with open(big, "r+b") as f:
+        f.seek(0, os.SEEK_END)
+        f.write(b"x" * 100)
+    assert block_size_for((256 << 20) + 100) == 256 << 10  # what a fresh file would get
+    again = scan(root, first.entries, IgnoreMatcher.load(root), hash_file=hash_file)
+    after = again.entries["big.bin"]
+    assert after.size == (256 << 20) + 100 and after.block_size == 128 << 10
+    assert after.blocks[:-1] == before.blocks  # only the new tail block differs
