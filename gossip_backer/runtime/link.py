@@ -2,6 +2,11 @@
 
 Outgoing messages go through a bounded queue to one sender task, so a slow peer never blocks the
 node: when its queue is full it is dropped (it reconnects and catches up by digest).
+
+Block requests and answers are handled beside the receive loop (`spawn`), a few at once: handled
+one by one, each waited for its disk read or hash in a worker thread while the link stood still,
+and a peer served about 400 small files a second. The loop waits for a free slot, so a peer that
+sends faster than we handle is slowed down by TCP, not buffered.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from gossip_backer.wire.messages import Message
 log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024
 QUEUE = 1024
+CONCURRENT_HANDLERS = 16  # block messages of one link handled at once
 HANDSHAKE_TIMEOUT = 15.0
 
 
@@ -35,6 +41,8 @@ class Link:
         self._send, self._outbox = trio.open_memory_channel[Message | None](QUEUE)
         self.closed = trio.Event()
         self.close_reason = ""
+        self._tasks: trio.Nursery | None = None
+        self._slots = trio.Semaphore(CONCURRENT_HANDLERS)
 
     def send(self, message: Message) -> None:
         """Queue a message; a peer whose queue is full is too slow and gets dropped."""
@@ -58,6 +66,7 @@ class Link:
         """Pump until either side closes; `on_event(link, event)` gets Authenticated/Received."""
         try:
             async with trio.open_nursery() as nursery:
+                self._tasks = nursery
                 nursery.start_soon(self._sender)
                 try:
                     await self._pump(on_event)
@@ -74,6 +83,28 @@ class Link:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(1):
                     await self._goodbye()
+
+    async def spawn(self, fn: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run `fn(*args)` beside the receive loop, once a slot is free. A RemoteError it raises
+        drops the link, as if the loop had raised it."""
+        await self._slots.acquire()
+        if self._tasks is None:  # pragma: no cover - only run() receives
+            self._slots.release()
+            raise LocalError("spawn outside Link.run")
+        self._tasks.start_soon(self._handle, fn, args)
+
+    async def _handle(self, fn, args) -> None:
+        try:
+            await fn(*args)
+        except RemoteError as exc:
+            self.abort(str(exc))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self.abort(f"connection lost ({type(exc).__name__})")
+        except Exception as exc:  # our bug: drop this link, keep the node alive
+            log.exception("internal error on a peer link")
+            self.abort(f"internal error: {exc}")
+        finally:
+            self._slots.release()
 
     async def _pump(self, on_event) -> None:
         await self._send_raw(self.conn.initial_bytes())

@@ -156,7 +156,7 @@ class Node:
             return
         self.last_seen[link.peer] = time.time()
         if isinstance(message, (BlockRequest, BlockData, BlockMissing)):
-            await self._on_block_message(link, message)
+            await link.spawn(self._on_block_message, link, message)
             return
         if isinstance(message, HistoryRequest):
             link.send(await trio.to_thread.run_sync(self.history_service.answer, message))
