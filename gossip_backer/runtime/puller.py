@@ -2,7 +2,9 @@
 
 For a file it builds the new content in a temporary file next to the target, from, in order:
   1. verified blocks of a temporary file a crash or restart left behind;
-  2. the whole content from the revision archive (restores, conflict copies, undone deletions);
+  2. the whole content from the revision archive (restores, conflict copies, undone deletions)
+     or from a local file with the same content hash (a rename or copy, even where the two
+     were cut into blocks of different sizes: a file's block size depends on its history);
   3. blocks already present in any local file (a block index by strong hash: renames, copies,
      duplicated blocks cost nothing on the wire);
   4. a zsync-style rolling match of the file's old content, so data shifted by an insertion is
@@ -159,24 +161,27 @@ class Puller:
         self._refresh()
 
     def _next_work(self) -> list[mirror.Need]:
-        """What this round can start, in order: every folder, link and deletion due, and files
-        up to the free assembly slots. It walks past the files it cannot start yet, so a round
-        costs what it does, not the length of the queue."""
+        """What this round can start, in order: every folder and link due, files up to the free
+        assembly slots, then deletions, but only once no file is being assembled: the old path
+        of a renamed file must stay until the new one has copied its blocks from it. The walk
+        stops at the first file it cannot start, so a round costs what it does, not the length
+        of the queue."""
         out: list[mirror.Need] = []
         slots = MAX_FILES - len(self.jobs)
-        keys = self._order.irange()
-        for key in keys:
+        assembling = bool(self.jobs)
+        for key in self._order.irange(maximum=mirror.AFTER_FILES, inclusive=(True, False)):
             need = self._order[key]
             if need.path in self.busy or self._failed_recently(need):
                 continue
             if need.action == mirror.WRITE_FILE:
                 if slots <= 0:
-                    keys = self._order.irange(minimum=mirror.AFTER_FILES)  # on to deletions
-                    out.extend(n for n in (self._order[k] for k in keys)
-                               if n.path not in self.busy and not self._failed_recently(n))
-                    return out
+                    break
                 slots -= 1
+                assembling = True
             out.append(need)
+        if not assembling:
+            out.extend(n for n in (self._order[k] for k in self._order.irange(minimum=mirror.AFTER_FILES))
+                       if n.path not in self.busy and not self._failed_recently(n))
         return out
 
     def _failed_recently(self, need: mirror.Need) -> bool:
@@ -287,7 +292,9 @@ class Puller:
         need, rec = job.need, job.need.record
         entry = self.folder.index.get(need.path)
         self.folder.server.ready()
-        job.tmp, have = await self._disk(self._prepare, need, entry, self.folder.server.find_block)
+        same = self.folder.server.find_file(rec.hash) if rec.hash else None
+        job.tmp, have = await self._disk(self._prepare, need, entry, self.folder.server.find_block,
+                                         same)
         job.reused = sum(self._len(rec, i) for i in have)
         self.bytes_reused += job.reused
         missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
@@ -323,7 +330,8 @@ class Puller:
     def _len(rec: FileRecord, i: int) -> int:
         return min(rec.block_size, rec.size - i * rec.block_size)
 
-    def _prepare(self, need: mirror.Need, entry: IndexEntry | None, find_block):
+    def _prepare(self, need: mirror.Need, entry: IndexEntry | None, find_block,
+                 same: str | None):
         """(worker thread) Open the temporary file and fill in every block we already have."""
         rec = need.record
         partial = apply.find_partial(self.root, need.path)
@@ -332,20 +340,23 @@ class Puller:
         else:
             tmp = TempFile.create(self.root, need.path)
         try:
-            have = self._reuse(tmp, rec, entry, find_block, resumed=partial is not None)
+            have = self._reuse(tmp, rec, entry, find_block, same, resumed=partial is not None)
         except BaseException:
             tmp.close()
             raise
         return tmp, have
 
-    def _reuse(self, tmp: TempFile, rec: FileRecord, entry, find_block, resumed: bool) -> set[int]:
+    def _reuse(self, tmp: TempFile, rec: FileRecord, entry, find_block, same: str | None,
+               resumed: bool) -> set[int]:
         have: set[int] = set()
         if resumed:
             have |= self._verified_in(tmp, rec, set(range(len(rec.blocks))))
         tmp.truncate(rec.size)
         archived = versions.open_version(self.root, rec.hash) if rec.hash else None
-        if archived is not None:
-            have |= self._copy_from(archived, tmp, rec, {i: i * rec.block_size for i in range(len(rec.blocks)) if i not in have})
+        whole = archived if archived is not None else (self.root / same if same else None)
+        if whole is not None:  # the same content, archived or at another path (a rename or copy,
+            have |= self._copy_from(whole, tmp, rec, {  # maybe cut in other blocks there)
+                i: i * rec.block_size for i in range(len(rec.blocks)) if i not in have})
         wanted = {i: b for i, b in enumerate(rec.blocks) if i not in have}
         by_source: dict[str, dict[int, int]] = {}
         for i, b in wanted.items():
@@ -354,6 +365,11 @@ class Puller:
                 by_source.setdefault(src[0], {})[i] = src[1]
         for src_path, offsets in by_source.items():
             have |= self._copy_from(self.root / src_path, tmp, rec, offsets)
+        if archived is None and len(have) < len(rec.blocks) and rec.hash:
+            archived = versions.open_version(self.root, rec.hash)  # archived meanwhile (a
+            if archived is not None:  # source deleted while we read it)
+                have |= self._copy_from(archived, tmp, rec, {
+                    i: i * rec.block_size for i in range(len(rec.blocks)) if i not in have})
         if entry is not None and entry.kind == FILE and len(have) < len(rec.blocks):
             have |= self._rolling(tmp, rec, have)
         return have

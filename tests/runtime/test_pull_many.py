@@ -166,7 +166,7 @@ def _need(action: str, path: str) -> mirror.Need:
     return mirror.Need(action, path, rec, VersionVector())
 
 
-def test_a_round_starts_files_up_to_its_slots_and_still_does_deletions(tmp_path):
+def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_assembled(tmp_path):
     puller = Puller(_Folder(tmp_path))
     for i in range(3):
         puller._set_need(f"dir{i}", _need(mirror.CREATE_DIR, f"dir{i}"))
@@ -177,17 +177,75 @@ def test_a_round_starts_files_up_to_its_slots_and_still_does_deletions(tmp_path)
 
     work = puller._next_work()
     kinds = [n.action for n in work]
-    assert kinds[:3] == [mirror.CREATE_DIR] * 3  # folders first
-    assert kinds.count(mirror.WRITE_FILE) == MAX_FILES
-    assert kinds[-4:] == [mirror.DELETE] * 4  # deletions are not stuck behind the files
+    assert kinds == [mirror.CREATE_DIR] * 3 + [mirror.WRITE_FILE] * MAX_FILES  # folders first
+    # (no deletion while files are assembled: a renamed file copies from its old path)
 
     for n in work:  # those files are being assembled now: the next round skips them
         if n.action == mirror.WRITE_FILE:
             puller.busy.add(n.path)
             puller.jobs[n.path] = object()
     puller._set_need("dir0", None)
+    assert [n.action for n in puller._next_work()] == [mirror.CREATE_DIR] * 2
+
+    for path in list(puller.jobs):  # every file done: the deletions are due
+        del puller.jobs[path]
+        puller.busy.discard(path)
+        puller._set_need(path, None)
+    for path, need in list(puller._needs.items()):
+        if need.action == mirror.WRITE_FILE:
+            puller._set_need(path, None)
     assert [n.action for n in puller._next_work()] == [mirror.CREATE_DIR] * 2 + [mirror.DELETE] * 4
 
     # a need replaced by another (the path's winner changed) keeps one place in the queue
     puller._set_need("old/x0", _need(mirror.WRITE_FILE, "old/x0"))
-    assert len(puller.needs) == len(puller._needs) == 2 + 50 + 4
+    assert len(puller.needs) == len(puller._needs) == 2 + 4
+
+
+def test_a_renamed_file_recut_in_other_blocks_is_copied_locally(pair):
+    """A file's block size depends on its history (it keeps the one it had while it grows), so
+    after a rename the new path, scanned afresh, may be cut in bigger blocks. The receiver must
+    still find the content in its own copy, by content hash, and fetch nothing."""
+    root_a, root_b = pair
+    big = root_a / "data" / "big.bin"
+    big.parent.mkdir()
+    with open(big, "wb") as f:  # sparse, at the 128 KiB / 256 KiB threshold
+        f.truncate(256 << 20)
+        f.seek(100 << 20)
+        f.write(random.Random(5).randbytes(4096))
+
+    def net(node: Node) -> int:
+        n = node.status()["net"]
+        return n["bytes_in"] + n["bytes_out"]
+
+    async def until_b_has(a: Node, b: Node, path: str, size: int) -> None:
+        with trio.fail_after(120):
+            while True:
+                e = b.folder.index.get(path)
+                if e is not None and e.size == size and b.in_sync() and a.in_sync():
+                    return
+                await trio.sleep(0.05)
+
+    async def main():
+        async with Node.open(root_a, watch=False) as a, Node.open(root_b, watch=False) as b:
+            left, right = trio.testing.memory_stream_pair()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(a.serve_stream, left)
+                nursery.start_soon(b.serve_stream, right)
+                await until_b_has(a, b, "data/big.bin", 256 << 20)
+                with open(big, "ab") as f:
+                    f.write(b"x" * 100)  # grows past the threshold, keeps 128 KiB blocks
+                await a.folder.scan_some({"data/big.bin"}, settle=False)
+                await until_b_has(a, b, "data/big.bin", (256 << 20) + 100)
+                assert b.folder.index["data/big.bin"].block_size == 128 << 10
+
+                before = net(b)
+                big.rename(root_a / "data" / "moved.bin")
+                await a.folder.scan_some({"data/big.bin", "data/moved.bin"}, settle=False)
+                await until_b_has(a, b, "data/moved.bin", (256 << 20) + 100)
+                assert a.folder.index["data/moved.bin"].block_size == 256 << 10  # cut anew
+                assert net(b) - before < 256 << 10, "the renamed content crossed the wire"
+                assert "data/big.bin" not in b.folder.index
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert (root_b / "data" / "moved.bin").stat().st_size == (256 << 20) + 100

@@ -1,0 +1,96 @@
+"""Link.spawn: block messages are handled beside the receive loop, a bounded number at once, and a
+handler's RemoteError drops the link like the loop's own would. Two real PeerConnections over a
+trio memory stream pair."""
+
+from __future__ import annotations
+
+import hashlib
+
+import trio
+import trio.testing
+
+from gossip_backer.crypto.identity import Identity
+from gossip_backer.errors import RemoteError
+from gossip_backer.protocol.peer import PeerConnection, Received
+from gossip_backer.runtime.link import CONCURRENT_HANDLERS, Link
+from gossip_backer.wire.messages import Ping
+
+KEY = hashlib.sha256(b"link test mesh").digest()
+
+
+def _links() -> tuple[Link, Link]:
+    a, b = (Identity.from_seed(hashlib.sha256(bytes([n])).digest()) for n in (1, 2))
+    left, right = trio.testing.memory_stream_pair()
+    conn_a = PeerConnection(a, KEY, lambda k: True, initiator=True)
+    conn_b = PeerConnection(b, KEY, lambda k: True, initiator=False)
+    return Link(left, conn_a, None, True), Link(right, conn_b, None, False)
+
+
+def test_handlers_run_side_by_side_up_to_the_limit():
+    sent = 3 * CONCURRENT_HANDLERS
+    running, most, handled = [0], [0], []
+    release = trio.Event()
+
+    async def handler(message: Ping) -> None:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        await release.wait()
+        running[0] -= 1
+        handled.append(message.nonce)
+
+    async def on_a(link: Link, event: object) -> None:
+        if isinstance(event, Received):
+            await link.spawn(handler, event.message)
+
+    async def on_b(link: Link, event: object) -> None:
+        return None
+
+    async def main():
+        a, b = _links()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a.run, on_a)
+            nursery.start_soon(b.run, on_b)
+            with trio.fail_after(10):
+                while b.peer is None:
+                    await trio.sleep(0.01)
+                for n in range(sent):
+                    b.send(Ping(n))
+                while running[0] < CONCURRENT_HANDLERS:
+                    await trio.sleep(0.01)
+                await trio.sleep(0.2)  # the loop must now wait for a slot
+                assert running[0] == most[0] == CONCURRENT_HANDLERS
+                release.set()
+                while len(handled) < sent:
+                    await trio.sleep(0.01)
+            assert sorted(handled) == list(range(sent))
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_a_handlers_remote_error_drops_the_link():
+    async def bad(_message: Ping) -> None:
+        raise RemoteError("peer sent a block that fails its hash")
+
+    async def on_a(link: Link, event: object) -> None:
+        if isinstance(event, Received):
+            await link.spawn(bad, event.message)
+
+    async def on_b(link: Link, event: object) -> None:
+        return None
+
+    async def main():
+        a, b = _links()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a.run, on_a)
+            nursery.start_soon(b.run, on_b)
+            with trio.fail_after(10):
+                while b.peer is None:
+                    await trio.sleep(0.01)
+                b.send(Ping(1))
+                await a.closed.wait()
+                await b.closed.wait()
+            assert a.close_reason == "peer sent a block that fails its hash"
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
