@@ -17,7 +17,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/backer demo
 
+# The benchmark's smoke test runs Syncthing and rsync: installed from Debian's packages when
+# missing (needs root or sudo; without them that one test fails and says what to run).
 test: $(STAMP)
+	.ci/install-bench-tools || echo "make test: could not install syncthing/rsync (see above)"
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 sim: $(STAMP)

@@ -220,6 +220,7 @@ class Bench:
     def measure(self, pair, tool: str, case: str, act, done, timeout: float, interval: float):
         """Run `act()` (the change; returns what `done` needs), then poll `done(x)` until true.
         Returns (seconds from the end of `act` to `done`, wire bytes, PeakRss)."""
+        os.sync()  # untimed: the staged dataset's writeback must not land inside the measurement
         wire0 = pair.wire_bytes()
         profiler = self.profile_start(pair, tool, case)
         try:
