@@ -26,6 +26,30 @@ def _links() -> tuple[Link, Link]:
     return Link(left, conn_a, None, True), Link(right, conn_b, None, False)
 
 
+async def _connected(on_a, body) -> None:
+    """Run link A (its events to `on_a`) against link B, and `body(a, b)` once both are open."""
+    a, b = _links()
+
+    async def on_b(link: Link, event: object) -> None:
+        return None
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.run, on_a)
+        nursery.start_soon(b.run, on_b)
+        with trio.fail_after(10):
+            while b.peer is None:
+                await trio.sleep(0.01)
+            await body(a, b)
+        nursery.cancel_scope.cancel()
+
+
+def _spawning(handler):
+    async def on_a(link: Link, event: object) -> None:
+        if isinstance(event, Received):
+            await link.spawn(handler, event.message)
+    return on_a
+
+
 def test_handlers_run_side_by_side_up_to_the_limit():
     sent = 3 * CONCURRENT_HANDLERS
     running, most, handled = [0], [0], []
@@ -38,59 +62,29 @@ def test_handlers_run_side_by_side_up_to_the_limit():
         running[0] -= 1
         handled.append(message.nonce)
 
-    async def on_a(link: Link, event: object) -> None:
-        if isinstance(event, Received):
-            await link.spawn(handler, event.message)
+    async def body(a: Link, b: Link) -> None:
+        for n in range(sent):
+            b.send(Ping(n))
+        while running[0] < CONCURRENT_HANDLERS:
+            await trio.sleep(0.01)
+        await trio.sleep(0.2)  # the loop must now wait for a slot
+        assert running[0] == most[0] == CONCURRENT_HANDLERS
+        release.set()
+        while len(handled) < sent:
+            await trio.sleep(0.01)
+        assert sorted(handled) == list(range(sent))
 
-    async def on_b(link: Link, event: object) -> None:
-        return None
-
-    async def main():
-        a, b = _links()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(a.run, on_a)
-            nursery.start_soon(b.run, on_b)
-            with trio.fail_after(10):
-                while b.peer is None:
-                    await trio.sleep(0.01)
-                for n in range(sent):
-                    b.send(Ping(n))
-                while running[0] < CONCURRENT_HANDLERS:
-                    await trio.sleep(0.01)
-                await trio.sleep(0.2)  # the loop must now wait for a slot
-                assert running[0] == most[0] == CONCURRENT_HANDLERS
-                release.set()
-                while len(handled) < sent:
-                    await trio.sleep(0.01)
-            assert sorted(handled) == list(range(sent))
-            nursery.cancel_scope.cancel()
-
-    trio.run(main)
+    trio.run(_connected, _spawning(handler), body)
 
 
 def test_a_handlers_remote_error_drops_the_link():
     async def bad(_message: Ping) -> None:
         raise RemoteError("peer sent a block that fails its hash")
 
-    async def on_a(link: Link, event: object) -> None:
-        if isinstance(event, Received):
-            await link.spawn(bad, event.message)
+    async def body(a: Link, b: Link) -> None:
+        b.send(Ping(1))
+        await a.closed.wait()
+        await b.closed.wait()
+        assert a.close_reason == "peer sent a block that fails its hash"
 
-    async def on_b(link: Link, event: object) -> None:
-        return None
-
-    async def main():
-        a, b = _links()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(a.run, on_a)
-            nursery.start_soon(b.run, on_b)
-            with trio.fail_after(10):
-                while b.peer is None:
-                    await trio.sleep(0.01)
-                b.send(Ping(1))
-                await a.closed.wait()
-                await b.closed.wait()
-            assert a.close_reason == "peer sent a block that fails its hash"
-            nursery.cancel_scope.cancel()
-
-    trio.run(main)
+    trio.run(_connected, _spawning(bad), body)
