@@ -18,12 +18,12 @@ from pathlib import Path
 import trio
 
 from gossip_backer.core.ids import NodeId
-from gossip_backer.errors import StoreError
 from gossip_backer.core.record import FILE, FileRecord, SignedUpdate
 from gossip_backer.core.retention import Policy, keep
 from gossip_backer.disk import versions
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.disk.scan import RootUnavailable, ScanEntry, ScanResult, root_state, scan, scan_paths
+from gossip_backer.errors import StoreError
 from gossip_backer.events import Conflict, FileChanged, InSync, RootPaused, RootResumed
 from gossip_backer.protocol import mirror
 from gossip_backer.store.repo import IndexEntry

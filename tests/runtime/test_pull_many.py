@@ -51,6 +51,15 @@ async def _sync(a: Node, b: Node, timeout: float = 60) -> None:
         nursery.cancel_scope.cancel()
 
 
+def _mirror_once(root_a: Path, root_b: Path) -> None:
+    """Run both nodes until b holds every file, then stop them cleanly."""
+    async def main():
+        async with Node.open(root_a, watch=False) as a, Node.open(root_b, watch=False) as b:
+            await _sync(a, b)
+
+    trio.run(main)
+
+
 def _updates_by(root: Path) -> tuple[int, bytes]:
     state = NodeState.open(root)
     try:
@@ -62,12 +71,7 @@ def _updates_by(root: Path) -> tuple[int, bytes]:
 def test_many_small_files_arrive_and_a_clean_stop_saves_the_index(pair):
     root_a, root_b = pair
     files = _fill(root_a, FILES)
-
-    async def main():
-        async with Node.open(root_a, watch=False) as a, Node.open(root_b, watch=False) as b:
-            await _sync(a, b)
-
-    trio.run(main)
+    _mirror_once(root_a, root_b)
     for rel, data in files.items():
         assert (root_b / rel).read_bytes() == data
     state = NodeState.open(root_b)
@@ -86,12 +90,7 @@ def test_lost_index_rows_cost_a_rehash_not_a_new_version(pair):
     find the mesh's version, and publish nothing."""
     root_a, root_b = pair
     files = _fill(root_a, FILES)
-
-    async def first():
-        async with Node.open(root_a, watch=False) as a, Node.open(root_b, watch=False) as b:
-            await _sync(a, b)
-
-    trio.run(first)
+    _mirror_once(root_a, root_b)
     state = NodeState.open(root_b)
     try:
         lost = [e.path for e in state.repo.index_all()][: FILES // 2]
