@@ -10,6 +10,7 @@ characters of the loser's node id).
 from __future__ import annotations
 
 import posixpath
+import re
 import time
 from collections.abc import Iterable
 
@@ -68,3 +69,17 @@ def conflict_copy(loser: FileRecord) -> FileRecord:
 
 def is_conflict_copy(path: str) -> bool:
     return CONFLICT_MARK in posixpath.basename(path)
+
+
+_COPY = re.compile(r"^(?P<stem>.+?)\.sync-conflict-\d{8}-\d{6}-[^.\-/]+(?:-[0-9a-z]+)?(?P<ext>\.[^./]*)?$")
+
+
+def original_of(path: str) -> str | None:
+    """The path a conflict copy was made for (None when `path` is not one, or its name was
+    shortened to fit the file-name limit)."""
+    folder, name = posixpath.split(path)
+    m = _COPY.match(name)
+    if m is None:
+        return None
+    name = m.group("stem") + (m.group("ext") or "")
+    return posixpath.join(folder, name) if folder else name

@@ -243,3 +243,21 @@ class SignedUpdate:
     def size(self) -> int:
         """Bytes this update costs on the wire (used for gossip budgets)."""
         return len(self.body) + len(self.sig) + 48
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """What the last scan saw of one local path (and what hashing it gave), and which mesh
+    version that content is (`vv`): a row of the local index."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    mode: int
+    kind: str
+    hash: bytes | None = None
+    block_size: int = 0
+    blocks: tuple[Block, ...] = ()
+    target: str | None = None
+    vv: VersionVector = VersionVector()

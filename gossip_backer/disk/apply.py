@@ -541,10 +541,12 @@ def _remove_dir(full: Path) -> bool:
     return True
 
 
-def set_meta(root: Path | str, path: str, mode: int, mtime_ns: int) -> None:
-    """Set permission bits (& 0o777) and mtime of the entry at `path`; links get the mtime only."""
+def set_meta(root: Path | str, path: str, mode: int, mtime_ns: int, *,
+             expect: Stat | None = None) -> None:
+    """Set permission bits (& 0o777) and mtime of the entry at `path`; links get the mtime only.
+    With `expect`, only if the entry is still the one last scanned (else LocalChanged)."""
     full = safepath.resolve(root, path)
-    st = safepath.lstat_or_none(full)
+    st = safepath.lstat_or_none(full) if expect is None else _check_expect(full, expect)
     if st is None:
         raise LocalChanged(full, "vanished")
     try:

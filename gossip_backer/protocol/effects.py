@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gossip_backer.core.record import SignedUpdate
+from gossip_backer.core.record import FileRecord, IndexEntry, SignedUpdate
 from gossip_backer.events import Event
 from gossip_backer.wire.messages import Message
 
@@ -34,4 +34,31 @@ class Emit:
     event: Event
 
 
-Effect = Send | Persist | Disconnect | Emit
+# -- the folder machine's (protocol/folder.py) ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Sign these records as our next updates, apply, store and spread them; then tell the
+    machine (`map_changed`). `user`: changes the user made, not conflict copies."""
+
+    records: tuple[FileRecord, ...]
+    user: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IndexWrite:
+    """Store these local-index rows and drop these paths' rows (write-behind is fine: the index
+    caches what the disk holds, a lost row costs a re-hash, never data)."""
+
+    puts: tuple[IndexEntry, ...]
+    drops: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rescan:
+    """Scan these paths again after `delay` seconds (settling files, a change seen mid-write)."""
+
+    paths: tuple[str, ...]
+    delay: float
+
+
+Effect = Send | Persist | Disconnect | Emit | Publish | IndexWrite | Rescan

@@ -25,17 +25,18 @@ from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord
 from gossip_backer.core.vv import VersionVector
 
-CREATE_DIR, WRITE_FILE, WRITE_LINK, DELETE, ADOPT = "dir", "file", "link", "delete", "adopt"
+CREATE_DIR, WRITE_FILE, WRITE_LINK, DELETE, ADOPT, META = "dir", "file", "link", "delete", "adopt", "meta"
 
 
 class DiskEntry(Protocol):
-    """What the local index holds for a path (store.repo.IndexEntry satisfies it, and so does a
+    """What the local index holds for a path (core.record.IndexEntry satisfies it, and so does a
     FileRecord describing what a scan found)."""
 
     path: str
     kind: str
     size: int
     mode: int
+    mtime_ns: int
     hash: bytes | None
     target: str | None
     vv: VersionVector
@@ -55,17 +56,31 @@ class Need:
         return self.record.size if self.action == WRITE_FILE else 0
 
 
-def same_as_disk(rec: FileRecord, entry: DiskEntry | None) -> bool:
-    """Does the disk already hold `rec`'s content (mode bits included)?"""
+def same_content(rec: FileRecord, entry: DiskEntry | None) -> bool:
+    """Does the disk already hold `rec`'s content (its bytes, link target, or a folder)?"""
     if entry is None:
         return rec.deleted
     if rec.deleted or rec.kind != entry.kind:
         return False
     if rec.kind == FILE:
-        return rec.hash == entry.hash and rec.size == entry.size and (rec.mode & 0o777) == (entry.mode & 0o777)
+        return rec.hash == entry.hash and rec.size == entry.size
     if rec.kind == SYMLINK:
         return rec.target == entry.target
     return True
+
+
+def same_meta(rec: FileRecord, entry: DiskEntry) -> bool:
+    """Do permission bits (files and folders) and modification time (files) agree too?"""
+    if rec.kind == SYMLINK:
+        return True
+    if (rec.mode & 0o777) != (entry.mode & 0o777):
+        return False
+    return rec.kind != FILE or rec.mtime_ns == entry.mtime_ns
+
+
+def same_as_disk(rec: FileRecord, entry: DiskEntry | None) -> bool:
+    """Does the disk hold `rec` exactly: content, permission bits and a file's mtime?"""
+    return same_content(rec, entry) and (entry is None or same_meta(rec, entry))
 
 
 def disk_version(metamap: MetaMap, path: str) -> VersionVector:
@@ -95,8 +110,10 @@ def need_for(metamap: MetaMap, path: str, entry: DiskEntry | None) -> Need | Non
     vv = disk_version(metamap, path)
     if entry is not None and entry.vv == vv:
         return None
-    if same_as_disk(winner, entry):
-        return None if entry is None else Need(ADOPT, path, winner, vv)
+    if same_content(winner, entry):
+        if entry is None:
+            return None
+        return Need(ADOPT if same_meta(winner, entry) else META, path, winner, vv)
     if winner.deleted:
         return Need(DELETE, path, winner, vv)
     action = {DIR: CREATE_DIR, FILE: WRITE_FILE, SYMLINK: WRITE_LINK}[winner.kind]

@@ -187,9 +187,13 @@ class Scheduler:
                 if f is not None:
                     self._requeue(f, fl.index, rid)
 
-    def forget_lacking(self) -> None:
-        """Peers may have fetched the content since they said no: ask again (after new news)."""
-        self.lacking.clear()
+    def forget_lacking(self, file_hash: bytes | None = None) -> None:
+        """Peers may have fetched the content since they said no: ask again (after new news;
+        only about `file_hash` when given)."""
+        if file_hash is None:
+            self.lacking.clear()
+        else:
+            self.lacking = {(p, h) for p, h in self.lacking if h != file_hash}
 
     # -- internals -------------------------------------------------------------------------
     def _requeue(self, f: _File, index: int, request_id: int) -> None:

@@ -23,9 +23,9 @@ CONCURRENT_READS = 8
 
 
 class BlockServer:
-    def __init__(self, folder) -> None:
-        self.folder = folder
-        self.root: Path = folder.root
+    def __init__(self, root: Path, index: dict) -> None:
+        self.root = root
+        self.index = index  # the folder machine's local index (read only here)
         self._blocks: dict[bytes, tuple[str, int]] | None = None
         self._files: dict[bytes, str] | None = None
         self._stale = False  # a worker thread met a stale mapping
@@ -62,7 +62,7 @@ class BlockServer:
         if self._blocks is None:
             blocks: dict[bytes, tuple[str, int]] = {}
             files: dict[bytes, str] = {}
-            for e in self.folder.index.values():
+            for e in self.index.values():
                 self._add(blocks, files, e, replace=False)
             self._blocks, self._files = blocks, files
 
@@ -73,7 +73,7 @@ class BlockServer:
         found = blocks.get(block_hash) if blocks is not None else None
         if found is None:
             return None
-        e = self.folder.index.get(found[0])
+        e = self.index.get(found[0])
         if e is not None and e.kind == FILE and e.block_size:
             i = found[1] // e.block_size
             if i < len(e.blocks) and e.blocks[i].hash == block_hash:
@@ -87,7 +87,7 @@ class BlockServer:
         path = self._files.get(content_hash)
         if path is None:
             return None
-        e = self.folder.index.get(path)
+        e = self.index.get(path)
         if e is not None and e.kind == FILE and e.hash == content_hash:
             return path
         self.note_stale()
@@ -117,7 +117,7 @@ class BlockServer:
         out = []
         path = self.find_file(req.file_hash)
         if path is not None:
-            e = self.folder.index.get(path)
+            e = self.index.get(path)
             if e is not None:
                 out.append((self.root / path, req.offset,
                             apply.Stat(e.size, e.mtime_ns, e.inode, e.kind), path))
@@ -126,7 +126,7 @@ class BlockServer:
         self.ready()
         found = self.find_block(req.hash) if req.hash else None
         if found is not None:
-            e = self.folder.index.get(found[0])
+            e = self.index.get(found[0])
             if e is not None:
                 out.append((self.root / found[0], found[1],
                             apply.Stat(e.size, e.mtime_ns, e.inode, e.kind), found[0]))

@@ -1,40 +1,40 @@
-"""The mirrored folder of a running node: sees local changes, publishes them as versions, and
-drives the puller (runtime/puller.py) and the block server (runtime/blockserver.py).
+"""The mirrored folder of a running node: carries out the folder machine's decisions
+(protocol/folder.py) on the real disk, and feeds it what the disk and the mesh do.
 
 Local changes arrive through the OS watcher (debounced, then re-scanned only where they happened)
-and through a periodic full rescan, the safety net. A root that vanishes, turns into something
-else or suddenly empties is never mirrored as a mass deletion: the folder pauses, says why (status
-and a `root_paused` event), and resumes when the root is back.
+and through a periodic full rescan, the safety net; a cheap look at the root every few seconds
+catches a vanished root at once. Scans run in worker threads; the machine judges their results
+and says what to publish, what to store and what to look at again. The puller
+(runtime/puller.py) does the disk work the machine hands out; the block server
+(runtime/blockserver.py) answers peers' block requests.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
-from gossip_backer.core.ids import NodeId
-from gossip_backer.core.record import FILE, FileRecord, SignedUpdate
+from gossip_backer.core.record import FileRecord, IndexEntry, SignedUpdate
 from gossip_backer.core.retention import Policy, keep
-from gossip_backer.disk import versions
+from gossip_backer.disk import apply, versions
 from gossip_backer.disk.ignore import IgnoreMatcher
-from gossip_backer.disk.scan import RootUnavailable, ScanEntry, ScanResult, root_state, scan, scan_paths
+from gossip_backer.disk.scan import RootUnavailable, ScanEntry, root_state, scan, scan_paths
 from gossip_backer.errors import StoreError
-from gossip_backer.events import Conflict, FileChanged, InSync, RootPaused, RootResumed
-from gossip_backer.protocol import mirror
-from gossip_backer.store.repo import IndexEntry
+from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
+from gossip_backer.protocol.folder import SETTLE, FolderMachine
+
+if TYPE_CHECKING:
+    from gossip_backer.runtime.node import Node
 
 log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 3600.0
 RETENTION_INTERVAL = 3600.0
-EMPTIED_MIN_FILES = 2
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
-SETTLE = 0.2  # seconds a changed file must stay still before it is announced
-SETTLE_NS = int(SETTLE * 1e9)
 INDEX_SAVE_DELAY = 0.05  # seconds index rows wait to be saved together
 INDEX_RETRY = 5.0
 
@@ -69,39 +69,38 @@ class ScanPrevious(Mapping):
         return len(self._index)
 
 
-def to_index(s: ScanEntry, vv) -> IndexEntry:
-    return IndexEntry(s.path, s.size, s.mtime_ns, s.inode, s.mode, s.kind, s.hash, s.block_size,
-                      s.blocks, s.target, vv)
-
-
 class Folder:
     """Local side of mirroring for one node (see the module docstring)."""
 
-    def __init__(self, node, *, rescan_interval: float = RESCAN_INTERVAL, watch: bool = True) -> None:
+    def __init__(self, node: "Node", *, rescan_interval: float = RESCAN_INTERVAL,
+                 watch: bool = True) -> None:
         from gossip_backer.runtime.blockserver import BlockServer
         from gossip_backer.runtime.puller import Puller
 
         self.node = node
         self.state = node.state
         self.root: Path = node.state.root
-        self.index: dict[str, IndexEntry] = {e.path: e for e in self.state.repo.index_all()}
+        self.machine = FolderMachine(self.state.metamap, self.state.identity.public,
+                                     self.state.repo.index_all())
         self.ignore = IgnoreMatcher.load(self.root)
         self.rescan_interval = rescan_interval
         self.retention = Policy()
         self.watch = watch
-        self.paused: str | None = None
         self._ignore_gen = self.ignore.generation
         self._nursery: trio.Nursery | None = None
         self.scanned = trio.Event()  # the first full scan is done
-        self.puller = Puller(self)
-        self.server = BlockServer(self)
-        self._was_in_sync = False
+        self.server = BlockServer(self.root, self.machine.index)
+        self.puller = Puller(self.root, self.machine, self.server, self)
         self._unsaved: dict[str, IndexEntry | None] = {}  # index rows not yet in the store
         self._unsaved_wake = trio.Event()
 
     @property
-    def me(self) -> bytes:
-        return self.state.identity.public
+    def index(self) -> dict[str, IndexEntry]:
+        return self.machine.index
+
+    @property
+    def paused(self) -> str | None:
+        return self.machine.paused
 
     # -- tasks -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -169,7 +168,7 @@ class Folder:
                 await trio.sleep(2.0)
                 await self.full_scan()
 
-    # -- scanning --------------------------------------------------------------------------
+    # -- scanning: the disk's side of the story, judged by the machine ----------------------
     async def full_scan(self) -> None:
         previous = ScanPrevious(self.index)
         self.ignore.reload_if_changed()
@@ -177,16 +176,14 @@ class Folder:
         try:
             result = await trio.to_thread.run_sync(scan, self.root, previous, self.ignore)
         except RootUnavailable as exc:
-            self._pause(str(exc))
+            self.execute(self.machine.root_unavailable(str(exc), time.time()))
             return
-        if self._emptied(result):
-            self._pause(f"the root {self.root} is suddenly empty (an unmounted disk?): "
-                        "not mirroring that as a deletion")
-            return
-        self._resume()
-        self._publish(result)
+        was_paused = self.paused
+        self.execute(self.machine.scanned_root(result, time.time(), full=True))
+        if was_paused and not self.paused:
+            self.puller.wake()
 
-    async def scan_some(self, paths: set[str], rules_changed: bool = False,
+    async def scan_some(self, paths: Iterable[str], rules_changed: bool = False,
                         settle: bool = True) -> None:
         """Re-examine `paths`; `settle=False` for files we wrote ourselves (restore)."""
         if self.paused or rules_changed:  # new ignore rules change what the whole tree means
@@ -195,129 +192,62 @@ class Folder:
         if root_state(self.root) is not None:
             await self.full_scan()
             return
+        paths = set(paths)
         previous = ScanPrevious(self.index)
         if ".backerignore" in paths:
             self.ignore.reload_if_changed()
         try:
             result = await trio.to_thread.run_sync(scan_paths, self.root, paths, previous, self.ignore)
         except RootUnavailable as exc:
-            self._pause(str(exc))
+            self.execute(self.machine.root_unavailable(str(exc), time.time()))
             return
-        if self.index and set(result.deleted) >= self.index.keys():
+        if self.machine.all_gone(result.deleted):
             await self.full_scan()  # everything vanished at once: judge the root as a whole
             return
-        self._publish(result, settle)
+        self.execute(self.machine.scanned_root(result, time.time(), full=False, settle=settle))
 
-    def _emptied(self, result: ScanResult) -> bool:
-        """Every path gone at once from a root that held several files: an unmounted disk looks
-        like that. (Deleting the one file a root holds is an ordinary deletion.)"""
-        files = sum(1 for e in self.index.values() if e.kind == FILE)
-        return not result.entries and files >= EMPTIED_MIN_FILES
-
-    def _pause(self, reason: str) -> None:
-        if self.paused != reason:
-            self.paused = reason
-            log.warning("paused: %s", reason)
-            self.node._emit(RootPaused(time.time(), reason))
-
-    def _resume(self) -> None:
-        if self.paused:
-            self.paused = None
-            self.node._emit(RootResumed(time.time()))
+    # -- carrying out the machine's effects --------------------------------------------------
+    def execute(self, effects: list) -> None:
+        for effect in effects:
+            if isinstance(effect, IndexWrite):
+                self._index_write(effect)
+            elif isinstance(effect, Publish):
+                self._publish(effect.records)
+            elif isinstance(effect, Rescan):
+                self._rescan_later(effect.paths, effect.delay)
+            elif isinstance(effect, Emit):
+                self.node.emit(effect.event)
+        if effects:
             self.puller.wake()
 
-    # -- publishing local changes ----------------------------------------------------------
-    def _settling(self, result: ScanResult) -> set[str]:
-        """Files modified in the last instant, or that moved while hashed: maybe still being
-        written. They are looked at again shortly instead of being announced half-written."""
-        now = time.time_ns()
-        young = {p for p in result.changed
-                 if result.entries[p].kind == FILE and 0 <= now - result.entries[p].mtime_ns < SETTLE_NS}
-        return young | set(result.unstable)
+    def _publish(self, records: tuple[FileRecord, ...]) -> None:
+        """Sign, apply, store and spread our new versions; the map moved, so ask the machine
+        again (conflict copies of what we just published)."""
+        updates = self.state.make_many(list(records))
+        if updates:
+            self.node.local_changes(updates)
+            self.execute(self.machine.map_changed([r.path for r in records], self.holds,
+                                                  time.time()))
 
-    def _recheck_later(self, paths: set[str]) -> None:
+    def _rescan_later(self, paths: tuple[str, ...], delay: float) -> None:
         if paths and self._nursery is not None:
             async def later() -> None:
-                await trio.sleep(SETTLE)
+                await trio.sleep(delay)
                 await self.scan_some(paths)
             self._nursery.start_soon(later)
 
-    def _publish(self, result: ScanResult, settle: bool = True) -> None:
-        """Turn what the scan found into versions (signed, stored, spread) and index rows."""
-        records: list[FileRecord] = []
-        puts: list[IndexEntry] = []
-        read_only = self.state.is_read_only()
-        settling = self._settling(result) if settle else set(result.unstable)
-        self._recheck_later(settling)
-        for path in result.changed:
-            if path in settling:
-                continue
-            entry = result.entries[path]
-            record, vv = self._version_of(entry, read_only)
-            if record is not None:
-                records.append(record)
-            puts.append(to_index(entry, vv))
-        for path in result.refreshed:  # inode or folder mtime moved: no new version
-            old = self.index.get(path)
-            if old is not None and path not in result.changed:
-                puts.append(to_index(result.entries[path], old.vv))
-        gone = [p for p in result.deleted if p in self.index]
-        for path in sorted(gone, key=lambda p: -p.count("/")):
-            rec = None if read_only else mirror.deletion(self.state.metamap, self.me, path,
-                                                         self.index[path], time.time_ns())
-            if rec is not None:
-                records.append(rec)
-        updates = self.state.make_many(records)
-        self._index_put(puts)
-        self._index_delete(gone)
-        if updates:
-            self.node.local_changes(updates)
-            for u in updates:
-                self.node._emit(FileChanged(time.time(), u.payload.path, u.payload.deleted))
-        if updates:
-            self.puller.mark(u.payload.path for u in updates)
-
-    def _version_of(self, entry: ScanEntry, read_only: bool):
-        """The version to publish for a changed path (None when the mesh already has it) and
-        the vv the index records for the disk."""
-        metamap = self.state.metamap
-        now_record = FileRecord(path=entry.path, kind=entry.kind, vv=mirror.VersionVector(),
-                                origin=self.me, size=entry.size if entry.kind == FILE else 0,
-                                mtime_ns=entry.mtime_ns, mode=entry.mode, hash=entry.hash,
-                                block_size=entry.block_size, blocks=entry.blocks,
-                                target=entry.target)
-        old = self.index.get(entry.path)
-        record = mirror.local_version(metamap, self.me, entry.path, old, now_record)
-        if record is None:
-            return None, mirror.disk_version(metamap, entry.path)
-        if read_only:  # a read-only member's changes stay local (and are never overwritten
-            return None, old.vv if old else mirror.VersionVector()  # until the mesh changes them)
-        return record, record.vv
-
-    def _index_put(self, entries: list[IndexEntry]) -> None:
-        if entries:
-            for e in entries:
-                self.index[e.path] = e
-                self._unsaved[e.path] = e
-            self._save_soon()
-            self.server.note_put(entries)
-            self.puller.mark(e.path for e in entries)
-
-    def _index_delete(self, paths: list[str]) -> None:
-        if paths:
-            for p in paths:
-                self.index.pop(p, None)
-                self._unsaved[p] = None
-            self._save_soon()
-            self.puller.mark(paths)
+    def _index_write(self, write: IndexWrite) -> None:
+        for e in write.puts:
+            self._unsaved[e.path] = e
+        for p in write.drops:
+            self._unsaved[p] = None
+        self.server.note_put(write.puts)
+        self._unsaved_wake.set()
 
     # -- saving the index: write-behind, in batches, off the trio loop ------------------------
     # The index only caches what the disk holds, so a row lost in a crash costs a re-hash of
     # that file at the next start (its content then matches the winner: no new version), never
     # data. One commit per written file would put an fsync on the loop for every tiny file.
-    def _save_soon(self) -> None:
-        self._unsaved_wake.set()
-
     async def _index_saver(self) -> None:
         while True:
             await self._unsaved_wake.wait()
@@ -332,7 +262,7 @@ class Folder:
                 for path, row in batch.items():
                     self._unsaved.setdefault(path, row)
                 await trio.sleep(INDEX_RETRY)
-                self._save_soon()
+                self._unsaved_wake.set()
 
     def _save(self, batch: dict[str, IndexEntry | None]) -> None:
         self.state.repo.index_write([e for e in batch.values() if e is not None],
@@ -346,57 +276,76 @@ class Folder:
 
     # -- remote changes --------------------------------------------------------------------
     def on_remote(self, updates: list[SignedUpdate]) -> None:
-        """Updates from peers were stored: publish conflict copies, wake the puller."""
+        """Updates from peers were stored: the machine publishes conflict copies and the
+        puller looks at the paths again."""
         paths = {u.payload.path for u in updates if isinstance(u.payload, FileRecord)}
-        if len(paths) < len(updates):  # membership moved: validity, hence any path, may change
-            self.puller.mark_all()
-        if not paths:
-            return
-        if not self.state.is_read_only():
-            copies = []
-            for path in sorted(paths):
-                for copy in mirror.conflict_copies(self.state.metamap, path, self.holds):
-                    copies.append(copy)
-                    self.node._emit(Conflict(time.time(), path, copy.path))
-            if copies:
-                self.node.local_changes(self.state.make_many(copies))
-                paths |= {c.path for c in copies}
-        self.puller.scheduler.forget_lacking()
-        self.puller.mark(paths)
+        moved = len(paths) < len(updates)  # membership moved: validity, hence any path, may change
+        self.execute(self.machine.map_changed(None if moved else paths, self.holds, time.time()))
+        self.puller.news()
+
+    def peers_changed(self) -> None:
+        self.machine.peers_changed()
+        self.puller.news()
+
+    def peer_gone(self, peer: bytes) -> None:
+        self.puller.peer_gone(peer)
+        self.peers_changed()
+
+    # -- the peers, as the puller and the block server need them ---------------------------
+    def peers(self) -> list[bytes]:
+        return self.node.connected_peers()
+
+    def send_to(self, peer: bytes, message: object) -> None:
+        self.node.send_to(peer, message)
+
+    def emit(self, event) -> None:
+        self.node.emit(event)
+
+    async def answer(self, request):
+        return await self.server.answer(request)
+
+    async def on_block(self, peer: bytes, message) -> None:
+        await self.puller.on_block(peer, message)
+
+    async def fetch_into(self, *args, **kwargs) -> bool:
+        return await self.puller.fetch_into(*args, **kwargs)
 
     def holds(self, content_hash: bytes) -> bool:
-        """Is this content on our disk or in our revision archive?"""
-        return (self.server.find_file(content_hash) is not None
-                or versions.open_version(self.root, content_hash) is not None)
+        """Is this content on our disk right now (the file still as scanned, not merely in the
+        index: the user may have overwritten it, the watcher's scan pending) or archived?"""
+        path = self.server.find_file(content_hash)
+        if path is not None:
+            e = self.index[path]
+            if apply.stat_of(self.root, path) == apply.Stat(e.size, e.mtime_ns, e.inode, e.kind):
+                return True
+        return versions.open_version(self.root, content_hash) is not None
+
+    # -- what restores need (runtime/history.py) -------------------------------------------
+    def busy(self, path: str) -> bool:
+        return path in self.machine.busy
+
+    def archiver(self, entry: IndexEntry | None, archived: list):
+        from gossip_backer.runtime.puller import archiver
+
+        return archiver(self.root, entry, archived)
+
+    def record_archived(self, archived: list[IndexEntry]) -> None:
+        """Rows for content the disk work kept under .backer/versions/ before replacing it."""
+        for entry in archived:
+            self.state.repo.add_revision(entry.path, entry.hash, entry.size, entry.mtime_ns,
+                                         self.machine.origin_of(entry), time.time())
 
     # -- views -----------------------------------------------------------------------------
     def counts(self) -> dict:
-        needs = self.puller._needs.values()
-        pending_files = sum(1 for n in needs if n.action == mirror.WRITE_FILE)
-        pending_bytes = sum(n.bytes for n in needs)
-        files = sum(1 for e in self.index.values() if e.kind == FILE)
-        size = sum(e.size for e in self.index.values() if e.kind == FILE)
-        return {
-            "files": files,
-            "bytes": size,
-            "in_sync": self.in_sync(),
-            "pending_files": pending_files,
-            "pending_bytes": pending_bytes,
-            "conflicts": mirror.conflicts_present(self.state.metamap, self.index),
-            "transfers": [{"path": j.path, "done_bytes": j.reused + j.fetched, "total_bytes": j.size}
-                          for j in self.puller.jobs.values() if j.need is not None],
-        }
+        out = self.machine.counts()
+        out["transfers"] = self.puller.transfers()
+        return out
 
     def in_sync(self) -> bool:
-        return (self.scanned.is_set() and not self.paused and not self.puller.pending
-                and not self.puller.busy)
+        return self.scanned.is_set() and self.machine.in_sync()
 
     def check_in_sync(self) -> None:
-        now = self.in_sync()
-        if now and not self._was_in_sync:
-            c = self.counts()
-            self.node._emit(InSync(time.time(), c["files"], c["bytes"]))
-        self._was_in_sync = now
+        self.execute(self.machine.in_sync_event(time.time()))
 
 
-__all__ = ["Folder", "NodeId", "replace"]
+__all__ = ["Folder"]

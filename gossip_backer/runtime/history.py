@@ -151,7 +151,7 @@ class HistoryService:
         folder = self.node.folder
         if folder is None:
             raise UserError("this node does not mirror its folder")
-        if path in folder.puller.busy:
+        if folder.busy(path):
             raise UserError(f"{path} is being synced right now; try again in a moment")
         listing, holders = await self.history(path)
         v = pick(listing, version_id, path)
@@ -159,7 +159,7 @@ class HistoryService:
         expect = None if entry is None else Stat(entry.size, entry.mtime_ns, entry.inode, entry.kind)
         mode = entry.mode if entry is not None and entry.kind == "file" else 0o644
         archived: list = []
-        archive = folder.puller._archiver(entry, archived)
+        archive = folder.archiver(entry, archived)
         source = local_source(self.node.state, folder.index, v)
         tmp = await trio.to_thread.run_sync(TempFile.create, folder.root, path)
         if source is not None:
@@ -168,7 +168,7 @@ class HistoryService:
             await trio.to_thread.run_sync(tmp.abort)
             raise UserError("could not fetch that version from the nodes that keep it")
         await trio.to_thread.run_sync(finish_restored, tmp, v, expect, mode, archive)
-        folder.puller._record_archived(archived)
+        folder.record_archived(archived)
         await folder.scan_some({path}, settle=False)
         current = [x for x in history.from_map(self.node.state.metamap, path) if x.current]
         return {"path": path, "version": current[0].id if current else v.id}
@@ -178,7 +178,7 @@ class HistoryService:
         if not holders:
             raise UserError("that version's content is on no connected node")
         pieces = [(i, Block(b"", 0)) for i in range((v.size + PIECE - 1) // PIECE)]
-        return await self.node.folder.puller.fetch_into("\0restore:" + v.path, tmp, v.hash,
+        return await self.node.folder.fetch_into("\0restore:" + v.path, tmp, v.hash,
                                                         PIECE, v.size, pieces)
 
 

@@ -138,7 +138,7 @@ class Node:
             self._closed_bytes[1] += conn.bytes_out
             self._detach(link)
             if link.peer is None and link.close_reason:
-                self._emit(PeerRefused(time.time(), address, link.close_reason))
+                self.emit(PeerRefused(time.time(), address, link.close_reason))
         return link.close_reason
 
     async def _on_link_event(self, link: Link, event: object) -> None:
@@ -195,12 +195,12 @@ class Node:
                 link.send(BlockMissing(message.request_id))
             return
         if isinstance(message, BlockRequest):
-            link.send(await self.folder.server.answer(message))
+            link.send(await self.folder.answer(message))
             return
         try:
-            await self.folder.puller.on_block(link.peer, message)
+            await self.folder.on_block(link.peer, message)
         except IntegrityError as exc:
-            self._emit(Refused(time.time(), "block", str(exc), str(NodeId(link.peer))))
+            self.emit(Refused(time.time(), "block", str(exc), str(NodeId(link.peer))))
             raise
 
     async def history(self, path: str) -> list[dict]:
@@ -218,6 +218,9 @@ class Node:
         from gossip_backer.runtime.history import mesh_path
 
         return await self.history_service.restore(mesh_path(self.state.root, path), version)
+
+    def connected_peers(self) -> list[bytes]:
+        return list(self.links)
 
     def send_to(self, peer: bytes, message: object) -> None:
         link = self.links.get(peer)
@@ -238,7 +241,9 @@ class Node:
         self.last_seen[peer] = time.time()
         self._run(self.replica.connect(peer, trio.current_time()))
         name = link.hello.name if link.hello else ""
-        self._emit(PeerConnected(time.time(), str(NodeId(peer)), name, link.address))
+        self.emit(PeerConnected(time.time(), str(NodeId(peer)), name, link.address))
+        if self.folder is not None:
+            self.folder.peers_changed()
         self._changed.set()
 
     def _detach(self, link: Link) -> None:
@@ -248,9 +253,9 @@ class Node:
         del self.links[peer]
         self.replica.disconnect(peer)
         if self.folder is not None:
-            self.folder.puller.peer_gone(peer)
+            self.folder.peer_gone(peer)
         self.last_seen[peer] = time.time()
-        self._emit(PeerDisconnected(time.time(), str(NodeId(peer)), link.close_reason or "closed"))
+        self.emit(PeerDisconnected(time.time(), str(NodeId(peer)), link.close_reason or "closed"))
         self._changed.set()
 
     # -- invites ---------------------------------------------------------------------------
@@ -295,7 +300,7 @@ class Node:
                 if link is not None:
                     link.abort(effect.reason)
             elif isinstance(effect, Emit):
-                self._emit(effect.event)
+                self.emit(effect.event)
         self._after_change()
 
     def _after_change(self) -> None:
@@ -324,7 +329,7 @@ class Node:
             self._run(self.replica.tick(trio.current_time()))
 
     # -- events ----------------------------------------------------------------------------
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
         log.info("%s", event.to_json())
         for channel in list(self._subscribers):
             try:

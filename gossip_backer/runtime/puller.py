@@ -10,6 +10,8 @@ For a file it builds the new content in a temporary file next to the target, fro
   4. a zsync-style rolling match of the file's old content, so data shifted by an insertion is
      reused;
 and only then fetches the remaining blocks from peers (protocol/transfer.py decides whom to ask).
+What to do, in which order, and what it means once done is the folder machine's decision
+(protocol/folder.py): this module only carries it out.
 The file is moved into place only after its whole hash checks out, and only if the file on disk
 is still the one last scanned: a change the user made meanwhile is never overwritten, it becomes
 a version of its own and the conflict rule decides. All disk work runs in worker threads.
@@ -23,26 +25,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
-from sortedcontainers import SortedDict
 
 from gossip_backer.core.blocks import RollingMatcher, strong_hash
-from gossip_backer.core.ids import NodeId
 from gossip_backer.core.paths import BadPath
-from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord
+from gossip_backer.core.record import FILE, FileRecord, IndexEntry
 from gossip_backer.disk import apply, versions
 from gossip_backer.disk.apply import DiskError, LocalChanged, Stat, TempFile
 from gossip_backer.disk.safepath import CaseCollision, resolve
 from gossip_backer.errors import IntegrityError, LocalError
-from gossip_backer.events import FileDeleted, FileUpdated, Refused, TransferProgress
+from gossip_backer.events import TransferProgress
 from gossip_backer.protocol import mirror
+from gossip_backer.protocol.folder import DiskStat, FolderMachine
 from gossip_backer.protocol.transfer import Scheduler
-from gossip_backer.store.repo import IndexEntry
 from gossip_backer.wire.messages import BlockData, BlockMissing
 
 log = logging.getLogger(__name__)
-MAX_FILES = 16  # files assembled at once
-FULL_REFRESH = 30.0  # seconds between full recomputations of what the disk lacks
-RETRY_AFTER = 10.0
 READ_CHUNK = 4 << 20
 PROGRESS_EVERY = 0.5  # seconds between transfer_progress events of one file
 INLINE_HASH = 64 << 10  # blocks up to this size are verified on the loop
@@ -70,18 +67,44 @@ def _stat(entry: IndexEntry | None) -> Stat | None:
     return None if entry is None else Stat(entry.size, entry.mtime_ns, entry.inode, entry.kind)
 
 
+def _disk_stat(st: Stat | None) -> DiskStat | None:
+    return None if st is None else DiskStat(st.size, st.mtime_ns, st.inode)
+
+
+def archiver(root: Path, entry: IndexEntry | None, archived: list):
+    """The callback that keeps the replaced or deleted content under .backer/versions/ (and
+    notes it in `archived`, for the revision rows)."""
+    def archive(path_on_disk: Path) -> None:
+        if entry is None or entry.kind != FILE or entry.hash is None:
+            return
+        try:
+            versions.archive(root, path_on_disk, entry.hash)
+            archived.append(entry)
+        except versions.ArchiveMismatch:
+            raise LocalChanged(path_on_disk, "changed since it was scanned")
+    return archive
+
+
+class _Superseded(Exception):
+    """The map or the disk moved on while a file was assembled: drop it, the machine decides
+    again."""
+
+
+class _Unavailable(Exception):
+    """Every connected peer said it lacks the content."""
+
+
 class Puller:
-    def __init__(self, folder) -> None:
-        self.folder = folder
-        self.root: Path = folder.root
+    """Carries out the machine's disk work (see the module docstring). `host` is the folder:
+    it carries out the machine's effects, keeps revision rows and reaches the peers."""
+
+    def __init__(self, root: Path, machine: FolderMachine, server, host) -> None:
+        self.root = root
+        self.machine = machine
+        self.server = server
+        self.host = host
         self.scheduler = Scheduler(strong_hash)
-        self._needs: dict[str, mirror.Need] = {}
-        self._order: SortedDict = SortedDict()  # mirror.order(need) -> need: the work, in order
-        self._dirty: set[str] | None = None  # paths to look at again; None: all of them
-        self._full_at = 0.0
-        self.busy: set[str] = set()
         self.jobs: dict[str, _Job] = {}
-        self.failed: dict[str, tuple[object, float]] = {}  # path -> (vv, retry at)
         self._wake = trio.Event()
         self._pump = trio.Event()
         self.bytes_reused = 0
@@ -95,45 +118,14 @@ class Puller:
         self._wake.set()
         self._pump.set()
 
-    def mark(self, paths) -> None:
-        """These paths changed in the map or on disk: their needs are looked at again."""
-        if self._dirty is not None:
-            self._dirty.update(paths)
+    def news(self) -> None:
+        """The map or the peers moved: peers that lacked content may have it now."""
+        self.scheduler.forget_lacking()
         self.wake()
 
-    def mark_all(self) -> None:
-        self._dirty = None
-        self.wake()
-
-    @property
-    def needs(self) -> list[mirror.Need]:
-        return list(self._order.values())
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._needs)
-
-    def _set_need(self, path: str, need: mirror.Need | None) -> None:
-        old = self._needs.pop(path, None)
-        if old is not None:
-            del self._order[mirror.order(old)]
-        if need is not None:
-            self._needs[path] = need
-            self._order[mirror.order(need)] = need
-
-    def _refresh(self) -> None:
-        """Recompute the needs of the changed paths (all of them now and then, a safety net)."""
-        metamap, index = self.folder.state.metamap, self.folder.index
-        now = time.monotonic()
-        if self._dirty is None or now - self._full_at > FULL_REFRESH:
-            needs = mirror.needed(metamap, index)
-            self._needs = {n.path: n for n in needs}
-            self._order = SortedDict((mirror.order(n), n) for n in needs)
-            self._full_at = now
-        else:
-            for path in self._dirty:
-                self._set_need(path, mirror.need_for(metamap, path, index.get(path)))
-        self._dirty = set()
+    def transfers(self) -> list[dict]:
+        return [{"path": j.path, "done_bytes": j.reused + j.fetched, "total_bytes": j.size}
+                for j in self.jobs.values() if j.need is not None]
 
     # -- main loop -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -141,139 +133,65 @@ class Puller:
             nursery.start_soon(self._request_pump)
             while True:
                 self._wake = trio.Event()
-                if not self.folder.paused:
-                    await self._round(nursery)
-                self.folder.check_in_sync()
+                await self._round(nursery)
+                self.host.check_in_sync()
                 with trio.move_on_after(1.0):
                     await self._wake.wait()
 
     async def _round(self, nursery: trio.Nursery) -> None:
-        self._refresh()
-        for need in self._next_work():
-            if self.folder.paused:
-                break
+        for need in self.machine.next_work(trio.current_time()):
             if need.action == mirror.WRITE_FILE:
-                if len(self.jobs) < MAX_FILES and need.path not in self.busy:
-                    self.busy.add(need.path)
-                    nursery.start_soon(self._pull_file, need)
-                continue
-            await self._guarded(need, self._simple(need))
-        self._refresh()
-
-    def _next_work(self) -> list[mirror.Need]:
-        """What this round can start, in order: every folder and link due, files up to the free
-        assembly slots, then deletions, but only once no file is being assembled: the old path
-        of a renamed file must stay until the new one has copied its blocks from it. The walk
-        stops at the first file it cannot start, so a round costs what it does, not the length
-        of the queue."""
-        out: list[mirror.Need] = []
-        slots = MAX_FILES - len(self.jobs)
-        assembling = bool(self.jobs)
-        for key in self._order.irange(maximum=mirror.AFTER_FILES, inclusive=(True, False)):
-            need = self._order[key]
-            if need.path in self.busy or self._failed_recently(need):
-                continue
-            if need.action == mirror.WRITE_FILE:
-                if slots <= 0:
-                    break
-                slots -= 1
-                assembling = True
-            out.append(need)
-        if not assembling:
-            out.extend(n for n in (self._order[k] for k in self._order.irange(minimum=mirror.AFTER_FILES))
-                       if n.path not in self.busy and not self._failed_recently(n))
-        return out
-
-    def _failed_recently(self, need: mirror.Need) -> bool:
-        failed = self.failed.get(need.path)
-        return failed is not None and failed[0] == need.disk_vv and time.monotonic() < failed[1]
+                nursery.start_soon(self._pull_file, need)
+            else:
+                await self._guarded(need, self._simple(need))
 
     async def _guarded(self, need: mirror.Need, work) -> None:
-        """Run one need; turn every refusal or disk error into an event and a later retry."""
+        """Run one need and tell the machine how it ended."""
+        now, wall = trio.current_time(), time.time()
         try:
-            await work
-            self.failed.pop(need.path, None)
+            st = await work
+        except _Superseded:
+            self.machine.abandoned(need)
+        except _Unavailable:
+            self.machine.content_unavailable(need, now)
         except LocalChanged:
-            await self.folder.scan_some({need.path})
+            self.host.execute(self.machine.changed_under_us(need))
         except (BadPath, CaseCollision) as exc:
-            self._give_up(need, "refused", str(exc), forever=True)
+            log.warning("refused %s: %s", need.path, exc)
+            self.host.execute(self.machine.failed_work(need, str(exc), now, wall, forever=True))
         except (DiskError, IntegrityError, LocalError, OSError) as exc:
-            self._give_up(need, "failed", str(exc), forever=False)
+            log.warning("failed %s: %s", need.path, exc)
+            self.host.execute(self.machine.failed_work(need, str(exc), now, wall))
+        except BaseException:
+            self.machine.abandoned(need)
+            raise
+        else:
+            self.host.execute(self.machine.done(need, _disk_stat(st), wall))
 
-    def _give_up(self, need: mirror.Need, what: str, reason: str, forever: bool) -> None:
-        log.warning("%s %s: %s", what, need.path, reason)
-        self.folder.node._emit(Refused(time.time(), need.path, reason, str(NodeId(need.record.origin))))
-        delay = 10 ** 9 if forever else RETRY_AFTER
-        self.failed[need.path] = (need.disk_vv, time.monotonic() + delay)
-
-    # -- folders, links, deletions, adoptions ----------------------------------------------
-    async def _simple(self, need: mirror.Need) -> None:
+    # -- folders, links, metadata, deletions, adoptions ------------------------------------
+    async def _simple(self, need: mirror.Need) -> Stat | None:
+        """Carry out a need that moves no file content; the stat of the path afterwards."""
         rec, path = need.record, need.path
-        entry = self.folder.index.get(path)
-        archived: list[tuple[IndexEntry, bool]] = []
-        archive = self._archiver(entry, archived)
-        if need.action == mirror.ADOPT:
-            pass
-        elif need.action == mirror.CREATE_DIR:
-            await self._disk(apply.make_dir, self.root, path, rec.mode, rec.mtime_ns)
-        elif need.action == mirror.WRITE_LINK:
-            await self._disk(lambda: apply.make_symlink(
-                self.root, path, rec.target or "", _stat(entry), archive=archive))
-        elif need.action == mirror.DELETE:
-            removed = entry is None or await self._disk(
-                lambda: apply.remove(self.root, path, _stat(entry), archive=archive))
-            self._record_archived(archived)
-            if removed:
-                self.folder._index_delete([path])
-                self.folder.node._emit(FileDeleted(time.time(), path, str(NodeId(rec.origin))))
-            return
-        self._record_archived(archived)
-        await self._index_now(need)
-        if need.action != mirror.ADOPT:
-            self.folder.node._emit(FileUpdated(time.time(), path, str(NodeId(rec.origin))))
-
-    async def _index_now(self, need: mirror.Need, st: Stat | None = None) -> None:
-        """Record in the index what is now on disk at the path (`st`, else stat'ed now), as
-        version `need.disk_vv`."""
-        rec = need.record
-        if st is None:
-            st = await self._disk(apply.stat_of, self.root, need.path)
-        if st is None:
-            return
-        mode = rec.mode if rec.kind != SYMLINK else 0o777
-        entry = IndexEntry(need.path, st.size, st.mtime_ns, st.inode, mode, rec.kind, rec.hash,
-                           rec.block_size, rec.blocks, rec.target, need.disk_vv)
-        if rec.kind == DIR:
-            entry = IndexEntry(need.path, 0, st.mtime_ns, st.inode, rec.mode, DIR, vv=need.disk_vv)
-        self.folder._index_put([entry])
-
-    def _archiver(self, entry: IndexEntry | None, archived: list):
-        """The callback that keeps the replaced or deleted content under .backer/versions/."""
-        def archive(path_on_disk: Path) -> None:
-            if entry is None or entry.kind != FILE or entry.hash is None:
-                return
-            try:
-                versions.archive(self.root, path_on_disk, entry.hash)
-                archived.append((entry, True))
-            except versions.ArchiveMismatch:
-                raise LocalChanged(path_on_disk, "changed since it was scanned")
-        return archive
-
-    def _record_archived(self, archived: list) -> None:
-        for entry, _ok in archived:
-            origin = self._origin_of(entry)
-            self.folder.state.repo.add_revision(entry.path, entry.hash, entry.size,
-                                                entry.mtime_ns, origin, time.time())
-
-    def _origin_of(self, entry: IndexEntry) -> bytes:
-        best = None
-        for v in self.folder.state.metamap.versions(entry.path):
-            if v.hash == entry.hash:
-                best = v.origin
-        if best is None:
-            counters = list(entry.vv.items())
-            best = max(counters, key=lambda kv: kv[1])[0] if counters else self.folder.me
-        return best
+        entry = self.machine.index.get(path)
+        archived: list[IndexEntry] = []
+        archive = archiver(self.root, entry, archived)
+        try:
+            if need.action == mirror.CREATE_DIR:
+                await self._disk(apply.make_dir, self.root, path, rec.mode, rec.mtime_ns)
+            elif need.action == mirror.META:
+                await self._disk(lambda: apply.set_meta(self.root, path, rec.mode, rec.mtime_ns,
+                                                        expect=_stat(entry)))
+            elif need.action == mirror.WRITE_LINK:
+                await self._disk(lambda: apply.make_symlink(
+                    self.root, path, rec.target or "", _stat(entry), archive=archive))
+            elif need.action == mirror.DELETE:
+                if entry is not None:
+                    await self._disk(lambda: apply.remove(self.root, path, _stat(entry),
+                                                          archive=archive))
+                return None
+        finally:
+            self.host.record_archived(archived)
+        return await self._disk(apply.stat_of, self.root, path)
 
     # -- files -----------------------------------------------------------------------------
     async def _pull_file(self, need: mirror.Need) -> None:
@@ -283,48 +201,49 @@ class Puller:
         finally:
             self.scheduler.cancel(need.path)
             self.jobs.pop(need.path, None)
-            self.busy.discard(need.path)
             if job.tmp is not None:
                 job.tmp.close()
             self.wake()
 
-    async def _assemble(self, job: _Job) -> None:
+    async def _assemble(self, job: _Job) -> Stat | None:
         need, rec = job.need, job.need.record
-        entry = self.folder.index.get(need.path)
-        self.folder.server.ready()
-        same = self.folder.server.find_file(rec.hash) if rec.hash else None
-        job.tmp, have = await self._disk(self._prepare, need, entry, self.folder.server.find_block,
-                                         same)
+        entry = self.machine.index.get(need.path)
+        self.server.ready()
+        same = self.server.find_file(rec.hash) if rec.hash else None
+        job.tmp, have = await self._disk(self._prepare, need, entry, self.server.find_block, same)
         job.reused = sum(self._len(rec, i) for i in have)
         self.bytes_reused += job.reused
         missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
         if missing:
+            self.scheduler.forget_lacking(rec.hash)  # asked again: peers may have it by now
             self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, missing)
             self._pump.set()
             while self.scheduler.remaining(need.path) or job.writing:
-                if self._superseded(need):
-                    return
+                if self.machine.superseded(need):
+                    raise _Superseded()
+                peers = self.host.peers()
+                if peers and not job.writing and self.scheduler.stalled(need.path, peers):
+                    raise _Unavailable()
                 with trio.move_on_after(1.0):
                     await job.done.wait()
                 job.done = trio.Event()
-        archived: list = []
+        if self.machine.superseded(need):
+            raise _Superseded()
+        archived: list[IndexEntry] = []
         tmp, buffered = job.tmp, job.buffered
 
         def finish() -> Stat | None:
             for offset, data in buffered:
                 tmp.write_at(offset, data)
             tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
-                       archive=self._archiver(entry, archived))
+                       archive=archiver(self.root, entry, archived))
             return apply.stat_of(self.root, need.path)
-        st = await self._disk(finish)
+        try:
+            st = await self._disk(finish)
+        finally:
+            self.host.record_archived(archived)
         job.tmp = None
-        self._record_archived(archived)
-        await self._index_now(need, st)
-        self.folder.node._emit(FileUpdated(time.time(), need.path, str(NodeId(rec.origin))))
-
-    def _superseded(self, need: mirror.Need) -> bool:
-        current = mirror.need_for(self.folder.state.metamap, need.path, self.folder.index.get(need.path))
-        return current is None or current.record != need.record
+        return st
 
     @staticmethod
     def _len(rec: FileRecord, i: int) -> int:
@@ -422,11 +341,14 @@ class Puller:
     async def _request_pump(self) -> None:
         while True:
             self._pump = trio.Event()
-            peers = [p for p, link in self.folder.node.links.items()]
+            peers = self.host.peers()
             now = trio.current_time()
             self.scheduler.tick(now)
             for peer, req in self.scheduler.requests(peers, now):
-                self.folder.node.send_to(peer, req)
+                self.host.send_to(peer, req)
+            if any(self.scheduler.stalled(path, peers) for path in self.jobs) and peers:
+                for job in self.jobs.values():
+                    job.done.set()  # let stalled assemblies see it
             with trio.move_on_after(1.0):
                 await self._pump.wait()
 
@@ -464,8 +386,8 @@ class Puller:
         now = time.monotonic()
         if now - job.reported >= PROGRESS_EVERY or job.reused + job.fetched >= job.size:
             job.reported = now
-            self.folder.node._emit(TransferProgress(time.time(), job.path,
-                                                    job.reused + job.fetched, job.size))
+            self.host.emit(TransferProgress(time.time(), job.path, job.reused + job.fetched,
+                                            job.size))
         job.done.set()
 
     async def fetch_into(self, key: str, tmp: TempFile, file_hash: bytes, piece: int, size: int,

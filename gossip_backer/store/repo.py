@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gossip_backer.core.record import Block, SignedUpdate, payload_from_plain
+from gossip_backer.core.record import Block, IndexEntry, SignedUpdate, payload_from_plain
 from gossip_backer.core.vv import VersionVector
 from gossip_backer.errors import RemoteError, StoreError
 from gossip_backer.store.db import Database, open_db
@@ -72,23 +72,6 @@ Q = {
     "revision_paths": "SELECT DISTINCT path FROM revisions ORDER BY path",
     "revision_hash_used": "SELECT 1 FROM revisions WHERE hash = ? LIMIT 1",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class IndexEntry:
-    """What the last scan saw of one local path (and what hashing it gave)."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    inode: int
-    mode: int
-    kind: str
-    hash: bytes | None = None
-    block_size: int = 0
-    blocks: tuple[Block, ...] = ()
-    target: str | None = None
-    vv: VersionVector = VersionVector()
 
 
 @dataclass(frozen=True, slots=True)

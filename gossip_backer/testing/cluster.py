@@ -73,6 +73,8 @@ class ClusterConfig:
     reliable: bool = True
     read_only: int = 0  # how many members (never the founder) are read-only
     watch_delay: tuple[float, float] = (0.05, 0.3)  # watcher debounce before a scan
+    boot_scan: tuple[float, float] = (0.01, 1.0)  # a (re)started node's first full scan: gossip
+    # may arrive before it, as in the daemon where a big tree takes a while to scan
     settle_delay: float = 0.001
     scheduler: dict = field(default_factory=dict)  # transfer.Scheduler options (its defaults)
     redial: tuple[float, float] = (1.0, 60.0)  # runtime.dial BACKOFF_BASE, BACKOFF_CAP

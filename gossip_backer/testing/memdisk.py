@@ -476,9 +476,10 @@ def remove(root: MemRoot, path: str, expect: Stat | None, *,
     return True
 
 
-def set_meta(root: MemRoot, path: str, mode: int, mtime_ns: int) -> None:
+def set_meta(root: MemRoot, path: str, mode: int, mtime_ns: int, *,
+             expect: Stat | None = None) -> None:
     rel = _resolve(root, path)
-    e = _lstat(root, rel)
+    e = _lstat(root, rel) if expect is None else _check_expect(root, rel, expect)
     if e is None:
         raise LocalChanged(MemPath(root, rel), "vanished")
     if e.kind != SYMLINK:

@@ -3,17 +3,16 @@
 Theory of operation
 -------------------
 A `SimNode` is what `runtime/node.py` is for trio, with the simulator's event loop instead: it
-holds a real `Replica` (gossip, membership, signatures), a real `transfer.Scheduler`, a
-`MemRoot` disk and a local index, and makes the daemon's decisions with `protocol/mirror.py`:
-- the user writes to the disk; after the watcher's delay the path is scanned
-  (`memdisk.scan_paths`) and published as `mirror.local_version` / `mirror.deletion`, signed
-  with the node's key;
+holds a real `Replica` (gossip, membership, signatures), a `MemRoot` disk, and the daemon's
+folder machine (protocol/folder.py), carried out on that disk by `SimFolder`
+(testing/simfolder.py):
+- the user writes to the disk; after the watcher's delay the path is scanned and the machine
+  turns what changed into versions, which the node signs with its key;
 - every message crosses the `SimNet` as bytes (`wire.messages.encode`, then `decode` at the
   other end), so sizes are real wire sizes and the decoder checks every peer message;
 - `Persist` effects go to a `SimStore` that survives crashes; on restart the map is rebuilt
   from it with `MetaMap.apply_all`, as `NodeState.open` does, and the disk is rescanned;
-- after any change, the disk side (testing/puller.py) publishes conflict copies and brings the
-  disk to the map, fetching file contents block by block.
+- after any change of the map the machine publishes conflict copies and hands out disk work.
 A peer that breaks the protocol (RemoteError, a bad block, a forged update) is disconnected, as
 the runtime's link does (and, as there, may dial again a second later).
 """
@@ -23,22 +22,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from gossip_backer.core import blocks as coreblocks
 from gossip_backer.core.metamap import MetaMap, Outcome
-from gossip_backer.core.record import FILE, FileRecord, Payload, SignedUpdate
-from gossip_backer.core.vv import VersionVector
+from gossip_backer.core.record import FileRecord, IndexEntry, Payload, SignedUpdate
 from gossip_backer.crypto.identity import Identity, Verifier, make_update
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.errors import IntegrityError, LocalError, RemoteError
-from gossip_backer.protocol import mirror
 from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
+from gossip_backer.protocol.folder import READ_WRITE, FolderMachine
 from gossip_backer.protocol.peer import MAX_FRAME
 from gossip_backer.protocol.replica import Replica
-from gossip_backer.protocol.transfer import Scheduler
-from gossip_backer.store.repo import IndexEntry
-from gossip_backer.testing import memdisk
 from gossip_backer.testing.memdisk import MemRoot
-from gossip_backer.testing.puller import Puller, _Pull
+from gossip_backer.testing.simfolder import SimFolder
 from gossip_backer.testing.simnet import Connection, Endpoint
 from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, Message, decode,
                                          encode)
@@ -76,20 +70,7 @@ class SimStore:
         return out + list(self.added.values())
 
 
-def _entry(scan: memdisk.ScanEntry, vv: VersionVector) -> IndexEntry:
-    return IndexEntry(scan.path, scan.size, scan.mtime_ns, scan.inode, scan.mode, scan.kind,
-                      scan.hash, scan.block_size, tuple(scan.blocks), scan.target, vv)
-
-
-def _as_record(scan: memdisk.ScanEntry) -> FileRecord:
-    """What the scan found, as a record with vv and origin left empty (mirror.local_version)."""
-    return FileRecord(path=scan.path, kind=scan.kind, vv=VersionVector(), origin=b"",
-                      size=scan.size if scan.kind == FILE else 0, mtime_ns=scan.mtime_ns,
-                      mode=scan.mode & 0o777, hash=scan.hash, block_size=scan.block_size,
-                      blocks=tuple(scan.blocks), target=scan.target)
-
-
-class SimNode(Puller, Endpoint):
+class SimNode(Endpoint):
     """One node of the simulated mesh (see the module docstring)."""
 
     def __init__(self, cluster: "Cluster", index: int, identity: Identity, *,
@@ -114,17 +95,11 @@ class SimNode(Puller, Endpoint):
         self._reset()
 
     def _reset(self) -> None:
+        if getattr(self, "folder", None) is not None:
+            self.folder.stop()
         self.metamap: MetaMap | None = None
         self.replica: Replica | None = None
-        self.scheduler: Scheduler | None = None
-        self.pulls: dict[str, _Pull] = {}
-        self.touched: set[str] = set()
-        self._settle_timer = None
-        self._scan_todo: set[str] = set()
-        self._scan_timer = None
-        self._stall_backoff = 0.0
-        self._stall_timer = None
-        self._blocks: dict[bytes, tuple[str, int, int]] | None = None
+        self.folder: SimFolder | None = None
 
     def __repr__(self) -> str:
         return f"SimNode({self.index})"
@@ -147,15 +122,16 @@ class SimNode(Puller, Endpoint):
         metamap.drain_dropped()
         self.metamap = metamap
         self.replica = Replica(metamap, self.key, summary_interval=cl.cfg.summary_interval)
-        self.scheduler = Scheduler(coreblocks.strong_hash, **cl.cfg.scheduler)
+        machine = self._machine(metamap)
+        self.folder = SimFolder(self, machine, self.disk, self.store.index, loop=cl.loop,
+                                cfg=cl.cfg, rng=cl.rng, clock_ns=cl.clock_ns, ignore=self.ignore)
         inc = self.incarnation
         cl.loop.call_later(cl.rng.uniform(0.0, cl.cfg.tick), self._tick, inc)
-        if self.store.index or self.disk.paths():
-            self._scan_todo.add("")  # a restart: rescan everything
-            self._scan_now(inc)
-        self.touched.update(metamap.files)
-        self.schedule_settle()
+        self.folder.boot()
         cl.changed(self)
+
+    def _machine(self, metamap: MetaMap) -> FolderMachine:
+        return FolderMachine(metamap, self.key, self.store.index.values())
 
     def crash(self, *, notify: bool = True) -> None:
         """The process dies: connections end (peers get a reset if `notify`: the machine still
@@ -195,7 +171,7 @@ class SimNode(Puller, Endpoint):
         key = self.cluster.nodes[peer].key
         self._run(self.replica.connect(key, self.now))
         self.cluster.session_started(self, peer)
-        self.request_blocks()
+        self.folder.peers_changed()
 
     def drop(self, peer: int, reason: str, *, error: bool = False) -> None:
         """End the connection to `peer` (our decision)."""
@@ -210,7 +186,7 @@ class SimNode(Puller, Endpoint):
         conn = self.conns.pop(peer)
         key = self.cluster.nodes[peer].key
         self.replica.disconnect(key)
-        self.scheduler.peer_gone(key)
+        self.folder.peer_gone(key)
         if notify:
             self.cluster.net.close(conn, self.index, reason)
 
@@ -221,7 +197,7 @@ class SimNode(Puller, Endpoint):
         self.conns.pop(peer)
         key = self.cluster.nodes[peer].key
         self.replica.disconnect(key)
-        self.scheduler.peer_gone(key)
+        self.folder.peer_gone(key)
         if reason.startswith("RemoteError"):
             self.errors.append(reason)
         self.cluster.link_down(self.index, peer, error=reason.startswith("RemoteError"))
@@ -240,8 +216,10 @@ class SimNode(Puller, Endpoint):
             if len(data) > MAX_FRAME:
                 raise RemoteError(f"frame of {len(data)} bytes is over the limit")
             message = decode(data)
-            if isinstance(message, BLOCK_KINDS):
-                self._on_block_message(peer, message)
+            if isinstance(message, BlockRequest):
+                self.send(peer, self.serve_block(message))
+            elif isinstance(message, BLOCK_KINDS):
+                self.folder.on_block_message(self.cluster.nodes[peer].key, message)
             else:
                 self._on_gossip(peer, message)
         except IntegrityError as exc:
@@ -268,10 +246,9 @@ class SimNode(Puller, Endpoint):
                     self.send(peer, effect.message)
             elif isinstance(effect, Persist):
                 self.store.save(effect.updates, effect.dropped)
-                for u in effect.updates:
-                    if isinstance(u.payload, FileRecord):
-                        self.touched.add(u.payload.path)
-                self.schedule_settle()
+                paths = [u.payload.path for u in effect.updates if isinstance(u.payload, FileRecord)]
+                moved = len(paths) < len(effect.updates)  # membership: any path may change
+                self.folder.map_changed(None if moved else paths)
             elif isinstance(effect, Disconnect):
                 peer = cl.by_key.get(effect.peer)
                 if peer is not None:
@@ -285,66 +262,35 @@ class SimNode(Puller, Endpoint):
         cl = self.cluster
         cl.loop.call_later(cl.cfg.tick, self._tick, inc)
         self._run(self.replica.tick(self.now))
-        if self.pulls:
-            self.scheduler.tick(self.now)
-            self.request_blocks()
+        self.folder.tick()
 
     # -- local changes -----------------------------------------------------------------------
     def user_changed(self, path: str) -> None:
         """The user touched `path` on disk; the watcher reports it after a short delay."""
-        if not self.alive:
-            return
-        self._scan_todo.add(path)
-        if self._scan_timer is None:
-            delay = self.cluster.rng.uniform(*self.cluster.cfg.watch_delay)
-            self._scan_timer = self.cluster.loop.call_later(delay, self._scan_now, self.incarnation)
-
-    def _scan_now(self, inc: int) -> None:
-        if inc != self.incarnation:
-            return
-        self._scan_timer = None
-        todo, self._scan_todo = sorted(self._scan_todo), set()
-        index = self.store.index
-        if "" in todo:
-            result = memdisk.scan(self.disk, index, self.ignore)
-        else:
-            result = memdisk.scan_paths(self.disk, todo, index, self.ignore)
-        for path in result.refreshed:
-            index[path] = _entry(result.entries[path], index[path].vv)
-        for path in result.changed:
-            self._publish_change(result.entries[path])
-        for path in result.deleted:
-            self._publish_deletion(path)
-        self._blocks = None
-        self.schedule_settle()
-        self.cluster.changed(self)
-
-    def _publish_change(self, scan: memdisk.ScanEntry) -> None:
-        index = self.store.index
-        prev = index.get(scan.path)
-        if not self.can_write():  # a read-only member's changes are not published (nor applied)
-            index[scan.path] = _entry(scan, prev.vv if prev else VersionVector())
-            return
-        rec = mirror.local_version(self.metamap, self.key, scan.path, prev, _as_record(scan))
-        if rec is None:  # the mesh has this content as the winner: the settle adopts its vv
-            index[scan.path] = _entry(scan, prev.vv if prev else VersionVector())
-            return
-        self.publish(rec, user=True)
-        index[scan.path] = _entry(scan, rec.vv)
-
-    def _publish_deletion(self, path: str) -> None:
-        index = self.store.index
-        prev = index.pop(path, None)
-        if prev is None or not self.can_write():
-            return
-        rec = mirror.deletion(self.metamap, self.key, path, prev, self.cluster.clock_ns())
-        if rec is not None:
-            self.publish(rec, user=True)
+        if self.alive:
+            self.folder.user_changed(path)
 
     def can_write(self) -> bool:
         """A read-write member, not revoked (a joining node is not one until its grant arrives)."""
-        m = self.metamap.membership.members.get(self.key) if self.metamap else None
-        return m is not None and not m.read_only and not m.revoked
+        return self.folder is not None and self.folder.machine.role() == READ_WRITE
+
+    # -- what the folder asks of the node -----------------------------------------------------
+    def peers(self) -> list[bytes]:
+        return [self.cluster.nodes[p].key for p in self.conns]
+
+    def send_to(self, key: bytes, message: Message) -> None:
+        peer = self.cluster.by_key.get(key)
+        if peer is not None:
+            self.send(peer, message)
+
+    def changed(self) -> None:
+        self.cluster.changed(self)
+
+    def serve_block(self, req: BlockRequest) -> Message:
+        return self.folder.serve_block(req)
+
+    def idle(self) -> bool:
+        return not self.alive or self.folder.idle()
 
     def publish(self, payload: Payload, *, user: bool = False) -> SignedUpdate:
         """Sign `payload` as our next update, apply, persist and spread it (NodeState.make).
@@ -358,9 +304,9 @@ class SimNode(Puller, Endpoint):
             self.cluster.oracle.born_stale.append((self.index, update.seq, self.now))
         self.store.save([update], self.metamap.drain_dropped())
         if isinstance(payload, FileRecord):
-            self.touched.add(payload.path)
             self.cluster.oracle.published(self, update, user=user)
+        else:  # membership moved: which versions count may have changed anywhere
+            self.folder.map_changed(None)
         self._run(self.replica.local([update], self.now))
-        self.schedule_settle()
         self.cluster.changed(self)
         return update

@@ -13,6 +13,7 @@ from gossip_backer.core.record import FileRecord, Grant, Revoke, SignedUpdate, p
 from gossip_backer.core.vv import VersionVector
 from gossip_backer.crypto.identity import Identity, make_update, signed_bytes, update_to_wire
 from gossip_backer.errors import RemoteError
+from gossip_backer.protocol.folder import READ_WRITE, FolderMachine
 from gossip_backer.protocol.peer import MAX_FRAME, PeerConnection
 from gossip_backer.testing.node import SimNode
 from gossip_backer.wire.codec import pack
@@ -30,14 +31,21 @@ def configure(cfg, options: dict) -> None:
     cfg.read_only = 1  # the liar's role
 
 
+class _Unruly(FolderMachine):
+    """The product's folder machine, but convinced it may publish whatever its role."""
+
+    def role(self) -> str:
+        return READ_WRITE
+
+
 class EvilNode(SimNode):
     """A SimNode that lies on purpose (set up by `Cluster.make_evil`)."""
 
     active = True
     counter = 0
 
-    def can_write(self) -> bool:
-        return True  # publishes its own changes whatever its role
+    def _machine(self, metamap) -> FolderMachine:
+        return _Unruly(metamap, self.key, self.store.index.values())
 
     def serve_block(self, req: BlockRequest) -> Message:
         """Mostly answers with bytes of the right size that are not the block (had or not)."""

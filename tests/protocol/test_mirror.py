@@ -127,17 +127,24 @@ def test_different_content_on_disk_is_overwritten_by_the_winner() -> None:
     need = mirror.need_for(w.map, "f", stale)
     assert need.action == WRITE_FILE and need.record.hash == h(b"new")
     assert need.disk_vv == vv(a=1, b=1)
-    # a mode-only change is a change too
+    # a mode-only change is a change too, carried out in place (no content moves)
     w2 = World().put(file("f", vv(a=1), A, b"same", mode=0o755))
     need = mirror.need_for(w2.map, "f", entry_of(file("f", vv(), A, b"same", mode=0o644)))
-    assert need.action == WRITE_FILE
+    assert need.action == mirror.META
+    # and so is an mtime-only change (`touch -d`)
+    w3 = World().put(file("f", vv(a=1), A, b"same", mtime_s=5))
+    need = mirror.need_for(w3.map, "f", entry_of(file("f", vv(), A, b"same", mtime_s=1)))
+    assert need.action == mirror.META and need.record.mtime_ns == 5 * S
 
 
 def test_adopt_when_the_content_is_equal_but_the_vv_differs() -> None:
     w = World().put(file("f", vv(a=1), A, b"same"), file("f", vv(a=1, b=1), B, b"same", 5))
-    disk = entry_of(file("f", vv(a=1), A, b"same"))
+    disk = entry_of(file("f", vv(a=1), A, b"same", 5))
     need = mirror.need_for(w.map, "f", disk)
     assert need.action == ADOPT and need.disk_vv == vv(a=1, b=1) and need.bytes == 0
+    # the same bytes with another mtime: the winner's mtime is put on the disk in place
+    need = mirror.need_for(w.map, "f", entry_of(file("f", vv(a=1), A, b"same", 1)))
+    assert need.action == mirror.META and need.bytes == 0
     # folders and links adopt on kind / target alone
     w2 = World().put(folder("d", vv(b=1), B), link("l", vv(b=2), B, "t"))
     assert mirror.need_for(w2.map, "d", entry_of(folder("d", vv(a=9), A))).action == ADOPT
@@ -250,10 +257,14 @@ def test_a_new_path_supersedes_only_tombstones() -> None:
 
 
 def test_local_version_is_none_when_the_winner_already_has_that_content() -> None:
-    w = World().put(file("f", vv(b=1), B, b"same"), folder("d", vv(b=2), B))
+    w = World().put(file("f", vv(b=1), B, b"same", 9), folder("d", vv(b=2), B))
     assert mirror.local_version(w.map, A, "f", None, scanned("f", b"same")) is None
     assert mirror.local_version(w.map, A, "f", entry_of(file("f", vv(), A, b"old")),
                                 scanned("f", b"same")) is None
+    # the same bytes with a new modification time (`touch -d`) are a change that spreads
+    touched = mirror.local_version(w.map, A, "f", entry_of(file("f", vv(b=1), B, b"same", 9)),
+                                   scanned("f", b"same", mtime_s=12))
+    assert touched is not None and touched.mtime_ns == 12 * S and touched.vv == vv(a=1, b=1)
     assert mirror.local_version(w.map, A, "d", None, scanned("d", b"", kind=DIR)) is None
     # but content equal to a deleted winner's last content is news
     w.put(tomb("f", vv(b=3), B, 5))

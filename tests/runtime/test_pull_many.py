@@ -16,10 +16,7 @@ import trio.testing
 
 from gossip_backer import Node
 from gossip_backer.core.blocks import strong_hash
-from gossip_backer.core.record import FILE, FileRecord
-from gossip_backer.core.vv import VersionVector
-from gossip_backer.protocol import mirror
-from gossip_backer.runtime.puller import MAX_FILES, Puller
+from gossip_backer.core.record import FILE
 from gossip_backer.runtime.state import NodeState
 
 FILES = 240
@@ -149,55 +146,6 @@ def test_block_index_follows_changes_and_never_serves_a_stale_mapping(tmp_path):
             assert server.find_file(strong_hash(b"B" * 5000)) is None
 
     trio.run(main)
-
-
-class _Folder:
-    """Just what Puller's constructor and queue read."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-
-def _need(action: str, path: str) -> mirror.Need:
-    kind = {"dir": "dir", "delete": FILE}.get(action, FILE)
-    rec = FileRecord(path=path, kind=kind, vv=VersionVector(), origin=b"\0" * 32,
-                     deleted=action == mirror.DELETE)
-    return mirror.Need(action, path, rec, VersionVector())
-
-
-def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_assembled(tmp_path):
-    puller = Puller(_Folder(tmp_path))
-    for i in range(3):
-        puller._set_need(f"dir{i}", _need(mirror.CREATE_DIR, f"dir{i}"))
-    for i in range(50):
-        puller._set_need(f"dir{i % 3}/f{i:02d}", _need(mirror.WRITE_FILE, f"dir{i % 3}/f{i:02d}"))
-    for i in range(4):
-        puller._set_need(f"old/x{i}", _need(mirror.DELETE, f"old/x{i}"))
-
-    work = puller._next_work()
-    kinds = [n.action for n in work]
-    assert kinds == [mirror.CREATE_DIR] * 3 + [mirror.WRITE_FILE] * MAX_FILES  # folders first
-    # (no deletion while files are assembled: a renamed file copies from its old path)
-
-    for n in work:  # those files are being assembled now: the next round skips them
-        if n.action == mirror.WRITE_FILE:
-            puller.busy.add(n.path)
-            puller.jobs[n.path] = object()
-    puller._set_need("dir0", None)
-    assert [n.action for n in puller._next_work()] == [mirror.CREATE_DIR] * 2
-
-    for path in list(puller.jobs):  # every file done: the deletions are due
-        del puller.jobs[path]
-        puller.busy.discard(path)
-        puller._set_need(path, None)
-    for path, need in list(puller._needs.items()):
-        if need.action == mirror.WRITE_FILE:
-            puller._set_need(path, None)
-    assert [n.action for n in puller._next_work()] == [mirror.CREATE_DIR] * 2 + [mirror.DELETE] * 4
-
-    # a need replaced by another (the path's winner changed) keeps one place in the queue
-    puller._set_need("old/x0", _need(mirror.WRITE_FILE, "old/x0"))
-    assert len(puller.needs) == len(puller._needs) == 2 + 4
 
 
 def test_a_renamed_file_recut_in_other_blocks_is_copied_locally(pair):

@@ -1,0 +1,494 @@
+"""The folder machine: every decision about one mirrored root, sans-IO.
+
+Theory of operation
+-------------------
+One `FolderMachine` per node holds the local index (what is on this node's disk, and which mesh
+version that content is) next to the replicated map (which version every node should hold). The
+daemon (runtime/folder.py, runtime/puller.py) and the simulator (testing/node.py) both feed it
+the same inputs and carry out the same effects; neither decides anything about versions itself.
+
+Inputs, each a method call with the time passed in (`now`: the interpreter's monotonic clock,
+`wall`: Unix seconds for events and new versions):
+- `scanned(result)`: what a scan of the disk found. Changed paths become versions (signed by the
+  interpreter on `Publish`), vanished ones deletions; young files wait (`Rescan`); a root that
+  vanished (`root_unavailable`) or suddenly emptied pauses the folder instead of becoming a mass
+  deletion.
+- `map_changed(paths)`: the map moved, by a remote update or by our own `Publish`. Every
+  read-write node that holds a conflict loser's content publishes its conflict copy, whichever
+  came first: our version or theirs (the lost offline edit was a copy made only for remote
+  updates). A node's role moving from "not admitted yet" to read-write publishes what it found on
+  its disk meanwhile.
+- `next_work(now)`: what to do on disk next (`mirror.Need`s in an order that works), then
+  `done`, `failed`, `changed_under_us`, `unavailable` as the work ends.
+
+Rules that keep writes:
+- A disk change the scanner has not seen yet is never overwritten: the interpreter moves new
+  content into place only if the path still has the stat the index says (`expect`), else it
+  reports `changed_under_us` and the path is rescanned (the user's change becomes a version).
+- Content found on a node before it was admitted is neither overwritten nor dropped: the needs of
+  those paths wait for the role, then the content is published and the conflict rule decides.
+- A version whose content no connected peer holds is `unavailable`: listed, never pending, and
+  asked for again when a peer connects or the map moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from sortedcontainers import SortedDict
+
+from gossip_backer.core import conflict
+from gossip_backer.core.metamap import MetaMap
+from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord, IndexEntry
+from gossip_backer.core.vv import VersionVector
+from gossip_backer.events import (Conflict, FileChanged, FileDeleted, FileUpdated, InSync,
+                                  Refused, RootPaused, RootResumed)
+from gossip_backer.core.ids import NodeId
+from gossip_backer.protocol import mirror
+from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
+
+SETTLE = 0.2  # seconds a changed file must stay still before it is announced
+SETTLE_NS = int(SETTLE * 1e9)
+EMPTIED_MIN_FILES = 2
+MAX_FILES = 16  # files assembled at once
+FULL_REFRESH = 30.0  # seconds between full recomputations of what the disk lacks
+RETRY_AFTER = 10.0
+STALL_RETRY = 1.0  # seconds before asking again for content no connected peer had
+UNAVAILABLE_AFTER = 10.0  # seconds of that before the version is listed as unavailable
+UNAVAILABLE_MAX = 30.0  # longest back-off before asking again for unavailable content
+FOREVER = 1e18
+
+PENDING, READ_WRITE, READ_ONLY = "pending", "read-write", "read-only"
+
+Holds = Callable[[bytes], bool]
+
+
+class ScanEntryLike(Protocol):
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    mode: int
+    kind: str
+    hash: bytes | None
+    block_size: int
+    blocks: tuple
+    target: str | None
+
+
+class ScanResultLike(Protocol):
+    entries: Mapping[str, ScanEntryLike]
+    changed: list[str]
+    refreshed: list[str]
+    deleted: list[str]
+    unstable: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DiskStat:
+    """What the disk holds at a path after the interpreter wrote it."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+def index_entry(s: ScanEntryLike, vv: VersionVector) -> IndexEntry:
+    return IndexEntry(s.path, s.size, s.mtime_ns, s.inode, s.mode, s.kind, s.hash, s.block_size,
+                      tuple(s.blocks), s.target, vv)
+
+
+def as_record(s: ScanEntryLike, me: bytes) -> FileRecord:
+    """What a scan found, as a version of ours with its vv left empty (mirror.local_version)."""
+    return FileRecord(path=s.path, kind=s.kind, vv=VersionVector(), origin=me,
+                      size=s.size if s.kind == FILE else 0, mtime_ns=s.mtime_ns,
+                      mode=s.mode & 0o777, hash=s.hash, block_size=s.block_size,
+                      blocks=tuple(s.blocks), target=s.target)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stall:
+    since: float  # first time no connected peer had the content
+    retry_at: float
+    backoff: float
+    listed: bool  # shown as unavailable (not pending)
+
+
+class FolderMachine:
+    """Every decision about one root (see the module docstring)."""
+
+    def __init__(self, metamap: MetaMap, me: bytes, index: Iterable[IndexEntry] = (), *,
+                 max_files: int = MAX_FILES, full_refresh: float = FULL_REFRESH,
+                 retry_after: float = RETRY_AFTER) -> None:
+        self.metamap = metamap
+        self.me = me
+        self.index: dict[str, IndexEntry] = {e.path: e for e in index}
+        self.max_files = max_files
+        self.full_refresh = full_refresh
+        self.retry_after = retry_after
+        self.paused: str | None = None
+        self.scanned = False  # a first full scan has been judged
+        self.busy: set[str] = set()  # paths with disk work under way
+        self.assembling: set[str] = set()  # files being assembled (a subset of busy)
+        self.failed: dict[str, tuple[VersionVector, float]] = {}  # path -> (disk vv, retry at)
+        self.stalled: dict[str, _Stall] = {}  # needs whose content no connected peer had
+        self._needs: dict[str, mirror.Need] = {}
+        self._order: SortedDict = SortedDict()  # mirror.order(need) -> need
+        self._dirty: set[str] | None = None  # paths to look at again; None: all of them
+        self._full_at = -FULL_REFRESH
+        self._role = self.role()
+        self._was_in_sync = False
+
+    # -- who we are in the mesh --------------------------------------------------------------
+    def role(self) -> str:
+        m = self.metamap.membership.members.get(self.me)
+        if m is None:
+            return PENDING
+        return READ_ONLY if m.read_only or m.revoked else READ_WRITE
+
+    # -- local side: scans become versions ---------------------------------------------------
+    def root_unavailable(self, reason: str, wall: float) -> list:
+        return self._pause(reason, wall)
+
+    def scanned_root(self, result: ScanResultLike, wall: float, *, full: bool,
+                     settle: bool = True) -> list:
+        """A scan's result (`full`: of the whole root): versions to publish, rows to store."""
+        if full and self._emptied(result):
+            return self._pause("the root is suddenly empty (an unmounted disk?): "
+                               "not mirroring that as a deletion", wall)
+        out = self._resume(wall)
+        if full:
+            self.scanned = True
+        wall_ns = int(wall * 1e9)
+        settling = set(result.unstable)
+        if settle:
+            settling |= {p for p in result.changed if result.entries[p].kind == FILE
+                         and 0 <= wall_ns - result.entries[p].mtime_ns < SETTLE_NS}
+        if settling:
+            out.append(Rescan(tuple(sorted(settling)), SETTLE))
+        role = self.role()
+        records: list[FileRecord] = []
+        puts: list[IndexEntry] = []
+        for path in result.changed:
+            if path not in settling:
+                record, vv = self._version_of(result.entries[path], role)
+                if record is not None:
+                    records.append(record)
+                puts.append(index_entry(result.entries[path], vv))
+        for path in result.refreshed:  # inode or folder mtime moved: no new version
+            old = self.index.get(path)
+            if old is not None and path not in result.changed:
+                puts.append(index_entry(result.entries[path], old.vv))
+        gone = sorted((p for p in result.deleted if p in self.index), key=lambda p: -p.count("/"))
+        if role == READ_WRITE:
+            for path in gone:
+                rec = mirror.deletion(self.metamap, self.me, path, self.index[path], wall_ns)
+                if rec is not None:
+                    records.append(rec)
+        out += self._write_index(puts, gone)
+        if full and role == READ_WRITE:
+            records += self._unpublished(exclude={r.path for r in records})
+        if records:
+            out.append(Publish(tuple(records), user=True))
+            out += [Emit(FileChanged(wall, r.path, r.deleted)) for r in records]
+        return out
+
+    def _version_of(self, entry: ScanEntryLike, role: str) -> tuple[FileRecord | None, VersionVector]:
+        """The version to publish for a changed path (None when the mesh already has it, or
+        when we may not publish) and the vv the index records for the disk."""
+        old = self.index.get(entry.path)
+        record = mirror.local_version(self.metamap, self.me, entry.path, old, as_record(entry, self.me))
+        if record is None:
+            return None, mirror.disk_version(self.metamap, entry.path)
+        if role != READ_WRITE:  # changes of a read-only member, or of a node not admitted
+            return None, old.vv if old else VersionVector()  # yet, stay local for now
+        return record, record.vv
+
+    def _unpublished(self, exclude: set[str] = frozenset()) -> list[FileRecord]:
+        """Versions for what the disk held before we could publish (files present at `join`,
+        written before the grant arrived): index rows that are no mesh version yet."""
+        out = []
+        for path, entry in sorted(self.index.items()):
+            if entry.vv or path in exclude or path in self.busy:
+                continue
+            record = mirror.local_version(self.metamap, self.me, path, None, as_record(entry, self.me))
+            if record is None:
+                continue  # the mesh has this content as the winner: the puller adopts it
+            out.append(record)
+            self.index[path] = replace(entry, vv=record.vv)
+        if out:
+            self._mark(r.path for r in out)
+        return out
+
+    def _emptied(self, result: ScanResultLike) -> bool:
+        """Every path gone at once from a root that held several files: an unmounted disk looks
+        like that. (Deleting the one file a root holds is an ordinary deletion.)"""
+        files = sum(1 for e in self.index.values() if e.kind == FILE)
+        return not result.entries and files >= EMPTIED_MIN_FILES
+
+    def all_gone(self, deleted: Iterable[str]) -> bool:
+        """A partial scan found every known path gone: judge the root as a whole instead."""
+        return bool(self.index) and set(deleted) >= self.index.keys()
+
+    def _pause(self, reason: str, wall: float) -> list:
+        if self.paused == reason:
+            return []
+        self.paused = reason
+        return [Emit(RootPaused(wall, reason))]
+
+    def _resume(self, wall: float) -> list:
+        if not self.paused:
+            return []
+        self.paused = None
+        self._dirty = None
+        return [Emit(RootResumed(wall))]
+
+    # -- the map moved: conflict copies, newly admitted nodes --------------------------------
+    def map_changed(self, paths: Iterable[str] | None, holds: Holds, wall: float) -> list:
+        """The map changed at `paths` (None: anywhere, as when membership moved), by a peer's
+        update or by our own `Publish`. Publishes the conflict copies we can serve."""
+        out: list = []
+        role = self.role()
+        if role != self._role:
+            self._role = role
+            paths = None
+            if role == READ_WRITE and self.scanned:
+                records = self._unpublished()
+                if records:
+                    out.append(Publish(tuple(records), user=True))
+        if paths is None:
+            self._dirty = None
+            touched = list(self.metamap.files)
+        else:
+            touched = set(paths)
+            # a conflict copy in the map settles its original's loser: its disk vv moves too
+            touched |= {o for o in map(conflict.original_of, touched) if o is not None}
+            touched = sorted(touched)
+            self._mark(touched)
+        for path in (list(self.stalled) if paths is None else touched):
+            self.stalled.pop(path, None)
+        if role == READ_WRITE:
+            copies = []
+            for path in touched:
+                for copy in mirror.conflict_copies(self.metamap, path, holds):
+                    copies.append(copy)
+                    out.append(Emit(Conflict(wall, path, copy.path)))
+            if copies:
+                out.insert(0, Publish(tuple(copies), user=False))
+        return out
+
+    def peers_changed(self) -> None:
+        """A peer connected or left: content that was unavailable may be reachable now."""
+        if self.stalled:
+            self._mark(self.stalled)
+            self.stalled.clear()
+
+    # -- disk side: needs, in order ------------------------------------------------------------
+    def _mark(self, paths: Iterable[str]) -> None:
+        if self._dirty is not None:
+            self._dirty.update(paths)
+
+    def _need(self, path: str) -> mirror.Need | None:
+        entry = self.index.get(path)
+        if entry is not None and not entry.vv and self._role == PENDING:
+            return None  # our own content, unpublished until the grant says who we are
+        return mirror.need_for(self.metamap, path, entry)
+
+    def _set_need(self, path: str, need: mirror.Need | None) -> None:
+        old = self._needs.pop(path, None)
+        if old is not None:
+            del self._order[mirror.order(old)]
+        if need is not None:
+            self._needs[path] = need
+            self._order[mirror.order(need)] = need
+
+    def refresh(self, now: float) -> None:
+        """Recompute the needs of the paths that moved (all of them now and then)."""
+        if self.refresh_due(now):
+            self._needs, self._order = {}, SortedDict()
+            for path in self.metamap.files:
+                self._set_need(path, self._need(path))
+            self._full_at = now
+        else:
+            for path in self._dirty:
+                self._set_need(path, self._need(path))
+        self._dirty = set()
+
+    def refresh_due(self, now: float) -> bool:
+        """Is the safety-net recomputation of every need due (or were all marked)?"""
+        return self._dirty is None or now - self._full_at > self.full_refresh
+
+    @property
+    def needs(self) -> list[mirror.Need]:
+        return list(self._order.values())
+
+    def next_work(self, now: float) -> list[mirror.Need]:
+        """What to start now, in order, each marked busy: every folder, link and metadata
+        change due, files up to the free assembly slots, then deletions, but only once no file
+        is being assembled (a renamed file's old path stays until the new one copied from it).
+        The walk stops at the first file it cannot start: a round costs what it does."""
+        if self.paused:
+            return []
+        self.refresh(now)
+        out: list[mirror.Need] = []
+        slots = self.max_files - len(self.assembling)
+        assembling = bool(self.assembling)
+        for key in self._order.irange(maximum=mirror.AFTER_FILES, inclusive=(True, False)):
+            need = self._order[key]
+            if not self._startable(need, now):
+                continue
+            if need.action == mirror.WRITE_FILE:
+                if slots <= 0:
+                    break
+                slots -= 1
+                assembling = True
+                self.assembling.add(need.path)
+            out.append(need)
+            self.busy.add(need.path)
+        if not assembling:
+            for key in self._order.irange(minimum=mirror.AFTER_FILES):
+                need = self._order[key]
+                if self._startable(need, now):
+                    out.append(need)
+                    self.busy.add(need.path)
+        return out
+
+    def _startable(self, need: mirror.Need, now: float) -> bool:
+        if need.path in self.busy:
+            return False
+        stall = self.stalled.get(need.path)
+        if stall is not None and now < stall.retry_at:
+            return False
+        failed = self.failed.get(need.path)
+        return failed is None or failed[0] != need.disk_vv or now >= failed[1]
+
+    def superseded(self, need: mirror.Need) -> bool:
+        """Has the map or the disk moved on since `need` was handed out?"""
+        current = self._need(need.path)
+        return current is None or current.record != need.record
+
+    def _release(self, need: mirror.Need) -> None:
+        self.busy.discard(need.path)
+        self.assembling.discard(need.path)
+        self._mark([need.path])
+
+    def entry_after(self, need: mirror.Need, st: DiskStat) -> IndexEntry:
+        """The index row for what `need` put on disk (`st`: its stat once written)."""
+        rec = need.record
+        if rec.kind == DIR:
+            return IndexEntry(need.path, 0, st.mtime_ns, st.inode, rec.mode, DIR, vv=need.disk_vv)
+        mode = rec.mode if rec.kind != SYMLINK else 0o777
+        return IndexEntry(need.path, st.size, st.mtime_ns, st.inode, mode, rec.kind, rec.hash,
+                          rec.block_size, rec.blocks, rec.target, need.disk_vv)
+
+    def done(self, need: mirror.Need, st: DiskStat | None, wall: float) -> list:
+        """`need` is on disk (`st`: its stat; None for a deletion, or a path gone meanwhile)."""
+        self._release(need)
+        self.failed.pop(need.path, None)
+        self.stalled.pop(need.path, None)
+        origin = str(NodeId(need.record.origin))
+        if need.action == mirror.DELETE:
+            return self._write_index([], [need.path]) + [Emit(FileDeleted(wall, need.path, origin))]
+        if st is None:
+            return []
+        out = self._write_index([self.entry_after(need, st)], [])
+        if need.action not in (mirror.ADOPT,):
+            out.append(Emit(FileUpdated(wall, need.path, origin)))
+        return out
+
+    def abandoned(self, need: mirror.Need) -> None:
+        """`need` was dropped unfinished (superseded, or its download cancelled)."""
+        self._release(need)
+
+    def changed_under_us(self, need: mirror.Need) -> list:
+        """The path no longer holds what the index says: the user's change comes first."""
+        self._release(need)
+        return [Rescan((need.path,), 0.0)]
+
+    def failed_work(self, need: mirror.Need, reason: str, now: float, wall: float, *,
+                    forever: bool = False) -> list:
+        """A disk error or a refusal: say so, try again later (refusals: not for this version)."""
+        self._release(need)
+        self.failed[need.path] = (need.disk_vv, FOREVER if forever else now + self.retry_after)
+        return [Emit(Refused(wall, need.path, reason, str(NodeId(need.record.origin))))]
+
+    def content_unavailable(self, need: mirror.Need, now: float) -> None:
+        """No connected peer holds `need`'s content. Asked again soon: while a version spreads
+        the neighbours may not have it yet. After `UNAVAILABLE_AFTER` seconds of that it is
+        listed as unavailable and stops counting as pending (SPEC: unavailable versions never
+        block the mesh); it is still asked for again when a peer connects, the map moves, or
+        after a back-off (a peer may have fetched it since)."""
+        self._release(need)
+        old = self.stalled.get(need.path)
+        since = now if old is None else old.since
+        listed = now - since >= UNAVAILABLE_AFTER
+        backoff = min(UNAVAILABLE_MAX, 2 * old.backoff) if old is not None and listed else STALL_RETRY
+        self.stalled[need.path] = _Stall(since, now + backoff, backoff, listed)
+
+    @property
+    def unavailable(self) -> list[str]:
+        """Paths whose winning content no reachable node has had for a while."""
+        return sorted(p for p, s in self.stalled.items() if s.listed and p in self._needs)
+
+    def origin_of(self, entry: IndexEntry) -> bytes:
+        """The node that made the content `entry` holds (for the revision archive)."""
+        best = None
+        for v in self.metamap.versions(entry.path):
+            if v.hash == entry.hash:
+                best = v.origin
+        if best is None:
+            counters = list(entry.vv.items())
+            best = max(counters, key=lambda kv: kv[1])[0] if counters else self.me
+        return best
+
+    # -- the index ------------------------------------------------------------------------------
+    def _write_index(self, puts: list[IndexEntry], drops: list[str]) -> list:
+        if not puts and not drops:
+            return []
+        for e in puts:
+            self.index[e.path] = e
+        for p in drops:
+            self.index.pop(p, None)
+        self._mark([e.path for e in puts])
+        self._mark(drops)
+        return [IndexWrite(tuple(puts), tuple(drops))]
+
+    # -- views -----------------------------------------------------------------------------------
+    def pending(self) -> list[mirror.Need]:
+        listed = {p for p, s in self.stalled.items() if s.listed}
+        return [n for n in self._needs.values() if n.path not in listed]
+
+    def unpublished(self) -> bool:
+        return self._role == PENDING and any(not e.vv for e in self.index.values())
+
+    def in_sync(self) -> bool:
+        return (self.scanned and not self.paused and not self.busy and not self.pending()
+                and not self.unpublished())
+
+    def in_sync_event(self, wall: float) -> list:
+        """An `InSync` event when the folder just became in sync."""
+        now = self.in_sync()
+        was, self._was_in_sync = self._was_in_sync, now
+        if now and not was:
+            files = [e for e in self.index.values() if e.kind == FILE]
+            return [Emit(InSync(wall, len(files), sum(e.size for e in files)))]
+        return []
+
+    def counts(self) -> dict:
+        pending = self.pending()
+        files = [e for e in self.index.values() if e.kind == FILE]
+        return {
+            "files": len(files),
+            "bytes": sum(e.size for e in files),
+            "in_sync": self.in_sync(),
+            "pending_files": sum(1 for n in pending if n.action == mirror.WRITE_FILE),
+            "pending_bytes": sum(n.bytes for n in pending),
+            "conflicts": mirror.conflicts_present(self.metamap, self.index),
+            "unavailable": self.unavailable,
+        }
+
+
+__all__ = ["FolderMachine", "DiskStat", "index_entry", "as_record", "PENDING", "READ_WRITE",
+           "READ_ONLY", "SETTLE"]

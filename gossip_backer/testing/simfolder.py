@@ -1,0 +1,373 @@
+"""The folder of a simulated node: carries out the folder machine's decisions (protocol/folder.py)
+on a MemRoot, on the simulator's clock. It is to the simulator what runtime/folder.py,
+runtime/puller.py and runtime/blockserver.py are to the daemon, and decides nothing itself.
+
+Theory of operation
+-------------------
+- The watcher: a path the user touched is scanned after a seeded delay (`cfg.watch_delay`); a
+  (re)started node scans its whole root after a seeded delay too (`cfg.boot_scan`), so gossip
+  may reach it before its first scan, as in the daemon. Scans use `memscan`, the same rules as
+  `disk.scan` on an in-memory tree; the machine judges their results.
+- The machine's effects: `Publish` goes to the node (sign, apply, store, spread), then the
+  machine hears of the map change; `IndexWrite` goes to the node's store (the persisted index);
+  `Rescan` sets a timer; `Emit` goes to the node's event list.
+- Disk work: after any change, `work()` runs once (coalesced) and carries out what
+  `machine.next_work` hands out, with memdisk's safe operations, each checking that the disk
+  is still what the index says. A file is assembled in a temp file from a partial download,
+  from the archive or a local file with the same content, from blocks found on this disk, then
+  from peers through the real `transfer.Scheduler`; when no connected peer holds it the machine
+  marks it unavailable. As in the daemon, no disk work starts before the first full scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from gossip_backer.core import blocks as coreblocks
+from gossip_backer.core.record import FILE, IndexEntry
+from gossip_backer.disk.ignore import IgnoreMatcher
+from gossip_backer.disk.scan import RootUnavailable
+from gossip_backer.errors import IntegrityError, LocalError, RemoteError
+from gossip_backer.protocol import mirror
+from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
+from gossip_backer.protocol.folder import DiskStat, FolderMachine
+from gossip_backer.protocol.transfer import Scheduler
+from gossip_backer.testing import memdisk, memscan
+from gossip_backer.testing.memdisk import MemRoot, TempFile
+from gossip_backer.wire.messages import BlockData, BlockMissing, BlockRequest, Message
+
+if TYPE_CHECKING:
+    from gossip_backer.testing.cluster import ClusterConfig
+    from gossip_backer.testing.loop import EventLoop
+
+__all__ = ["SimFolder"]
+
+
+@dataclass
+class _Pull:
+    need: mirror.Need
+    temp: TempFile
+
+
+def _expect(e: IndexEntry | None) -> memdisk.Stat | None:
+    return None if e is None else memdisk.Stat(e.size, e.mtime_ns, e.inode, e.kind)
+
+
+class SimFolder:
+    """The disk side of one incarnation of a SimNode (see the module docstring). `host` is the
+    node: it publishes payloads, sends messages, lists connected peers and keeps events."""
+
+    def __init__(self, host, machine: FolderMachine, disk: MemRoot, index_store: dict,
+                 *, loop: "EventLoop", cfg: "ClusterConfig", rng, clock_ns: Callable[[], int],
+                 ignore: IgnoreMatcher) -> None:
+        self.host = host
+        self.machine = machine
+        self.disk = disk
+        self.index_store = index_store  # the persisted index (SimStore.index)
+        self.loop, self.cfg, self.rng, self.clock_ns = loop, cfg, rng, clock_ns
+        self.ignore = ignore
+        self.scheduler = Scheduler(coreblocks.strong_hash, **cfg.scheduler)
+        self.pulls: dict[str, _Pull] = {}
+        self.running = True
+        self._scan_todo: set[str] = set()
+        self._scan_timer = None
+        self._work_timer = None
+        self._blocks: dict[bytes, tuple[str, int, int]] | None = None
+
+    @property
+    def now(self) -> float:
+        return self.loop.now
+
+    def wall(self) -> float:
+        return self.clock_ns() / 1e9
+
+    def stop(self) -> None:
+        """The process died: timers of this incarnation do nothing from now on."""
+        self.running = False
+        for pull in self.pulls.values():
+            pull.temp.close()
+        self.pulls.clear()
+
+    # -- the watcher and the scans -----------------------------------------------------------
+    def boot(self) -> None:
+        """First look at the whole root, after the seeded start-up delay."""
+        self._scan_todo.add("")
+        self._scan_timer = self.loop.call_later(self.rng.uniform(*self.cfg.boot_scan), self._scan)
+
+    def user_changed(self, path: str, delay: float | None = None) -> None:
+        """The watcher saw `path` change; it is scanned after the watcher's debounce."""
+        self._scan_todo.add(path)
+        if self._scan_timer is None:
+            if delay is None:
+                delay = self.rng.uniform(*self.cfg.watch_delay)
+            self._scan_timer = self.loop.call_later(delay, self._scan)
+
+    def _scan(self) -> None:
+        if not self.running:
+            return
+        self._scan_timer = None
+        todo, self._scan_todo = sorted(self._scan_todo), set()
+        full = "" in todo or self.machine.paused is not None
+        wall = self.wall()
+        try:
+            if full:
+                result = memscan.scan(self.disk, self.machine.index, self.ignore)
+            else:
+                result = memscan.scan_paths(self.disk, todo, self.machine.index, self.ignore)
+                if self.machine.all_gone(result.deleted):
+                    result, full = memscan.scan(self.disk, self.machine.index, self.ignore), True
+        except RootUnavailable as exc:
+            self.execute(self.machine.root_unavailable(str(exc), wall))
+            self.user_changed("", delay=2.0)  # look again, as the daemon's root check does
+            return
+        self.execute(self.machine.scanned_root(result, wall, full=full))
+        self.schedule_work()  # the first scan lets disk work start, whatever it found
+        if self.machine.paused:
+            self.user_changed("", delay=2.0)
+
+    # -- the machine's effects ---------------------------------------------------------------
+    def execute(self, effects: list) -> None:
+        for effect in effects:
+            if isinstance(effect, IndexWrite):
+                for e in effect.puts:
+                    self.index_store[e.path] = e
+                for p in effect.drops:
+                    self.index_store.pop(p, None)
+                self._blocks = None
+            elif isinstance(effect, Publish):
+                for record in effect.records:
+                    self.host.publish(record, user=effect.user)
+                self.map_changed([r.path for r in effect.records])
+            elif isinstance(effect, Rescan):
+                for path in effect.paths:
+                    self.user_changed(path, delay=max(effect.delay, 0.001))
+            elif isinstance(effect, Emit):
+                self.host.events.append(effect.event)
+        if effects:
+            self.schedule_work()
+
+    def map_changed(self, paths: list[str] | None) -> None:
+        """The map moved (a peer's updates, or ours): the machine decides conflict copies."""
+        self.execute(self.machine.map_changed(paths, self.holds, self.wall()))
+        self.scheduler.forget_lacking()
+        self.schedule_work()
+
+    def peers_changed(self) -> None:
+        self.machine.peers_changed()
+        self.scheduler.forget_lacking()
+        self.schedule_work()
+
+    def holds(self, content_hash: bytes) -> bool:
+        """Is this content on our disk right now (not merely in the index) or archived?"""
+        for e in self.machine.index.values():
+            if e.kind == FILE and e.hash == content_hash:
+                st = memdisk.stat_of(self.disk, e.path)
+                if st == _expect(e):
+                    return True
+        return memdisk.has_version(self.disk, content_hash)
+
+    # -- disk work -----------------------------------------------------------------------------
+    def schedule_work(self) -> None:
+        if self._work_timer is None and self.running:
+            self._work_timer = self.loop.call_later(self.cfg.settle_delay, self.work)
+
+    def work(self) -> None:
+        if not self.running:
+            return
+        self._work_timer = None
+        for path in [p for p, pull in self.pulls.items() if self.machine.superseded(pull.need)]:
+            self._cancel(path)
+        if self.machine.scanned:
+            for need in self.machine.next_work(self.now):
+                self._start(need)
+        self.request_blocks()
+        self.execute(self.machine.in_sync_event(self.wall()))
+        self.host.changed()
+
+    def _start(self, need: mirror.Need) -> None:
+        try:
+            if need.action == mirror.WRITE_FILE:
+                self._pull(need)
+                return
+            self._done(need, self._simple(need))
+        except memdisk.LocalChanged:
+            self.execute(self.machine.changed_under_us(need))
+        except LocalError as exc:  # DiskError, a folder in the way...: try again later
+            self.execute(self.machine.failed_work(need, str(exc), self.now, self.wall()))
+
+    def _done(self, need: mirror.Need, st: memdisk.Stat | None) -> None:
+        disk = None if st is None else DiskStat(st.size, st.mtime_ns, st.inode)
+        self.execute(self.machine.done(need, disk, self.wall()))
+
+    def _simple(self, need: mirror.Need) -> memdisk.Stat | None:
+        path, rec = need.path, need.record
+        entry = self.machine.index.get(path)
+        if need.action == mirror.CREATE_DIR:
+            memdisk.make_dir(self.disk, path, rec.mode, rec.mtime_ns)
+        elif need.action == mirror.META:
+            memdisk.set_meta(self.disk, path, rec.mode, rec.mtime_ns, expect=_expect(entry))
+        elif need.action == mirror.WRITE_LINK:
+            memdisk.make_symlink(self.disk, path, rec.target or "", _expect(entry),
+                                 archive=self._archiver(entry))
+        elif need.action == mirror.DELETE:
+            if entry is not None:
+                memdisk.remove(self.disk, path, _expect(entry), archive=self._archiver(entry))
+            return None
+        return memdisk.stat_of(self.disk, path)
+
+    def _archiver(self, entry: IndexEntry | None):
+        def archive(where: memdisk.MemPath) -> None:
+            if entry is None or entry.kind != FILE or entry.hash is None:
+                return
+            try:
+                memdisk.archive(self.disk, where, entry.hash, hasher_factory=coreblocks.FileHasher)
+            except memdisk.ArchiveMismatch:
+                raise memdisk.LocalChanged(where, "changed since it was scanned")
+        return archive
+
+    # -- files -------------------------------------------------------------------------------
+    def _pull(self, need: mirror.Need) -> None:
+        rec = need.record
+        partial = memdisk.find_partial(self.disk, need.path)
+        if partial is not None:
+            temp = TempFile.open_existing(partial, target=memdisk.MemPath(self.disk, need.path),
+                                          hasher_factory=coreblocks.FileHasher)
+        else:
+            temp = TempFile.create(self.disk, need.path, hasher_factory=coreblocks.FileHasher)
+        temp.truncate(rec.size)
+        whole = memdisk.read_version(self.disk, rec.hash) if rec.hash else None
+        todo = []
+        for i, block in enumerate(rec.blocks):
+            offset = i * rec.block_size
+            length = min(rec.block_size, rec.size - offset)
+            if partial is not None and coreblocks.strong_hash(temp.read_at(offset, length)) == block.hash:
+                continue  # verified in an earlier try (a resumed download)
+            data = whole[offset:offset + length] if whole is not None else None
+            if data is None or coreblocks.strong_hash(data) != block.hash:
+                data = self._local_block(block.hash)
+            if data is not None and len(data) == length:
+                temp.write_at(offset, data)
+            else:
+                todo.append((i, block))
+        self.pulls[need.path] = _Pull(need, temp)
+        if todo:
+            self.scheduler.forget_lacking(rec.hash)  # asked again: peers may have it by now
+            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, todo)
+        else:
+            self._finish(need.path)
+
+    def _cancel(self, path: str) -> None:
+        pull = self.pulls.pop(path, None)
+        if pull is not None:
+            self.scheduler.cancel(path)
+            pull.temp.close()
+            self.machine.abandoned(pull.need)
+
+    def _finish(self, path: str) -> None:
+        pull = self.pulls.pop(path)
+        self.scheduler.cancel(path)
+        need, rec = pull.need, pull.need.record
+        if self.machine.superseded(need):
+            pull.temp.close()  # the map moved on meanwhile: the machine decides again
+            self.machine.abandoned(need)
+            self.schedule_work()
+            return
+        entry = self.machine.index.get(path)
+        try:
+            pull.temp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _expect(entry),
+                             archive=self._archiver(entry))
+        except memdisk.LocalChanged:
+            self.execute(self.machine.changed_under_us(need))  # the user's change wins the race
+            return
+        except (IntegrityError, LocalError) as exc:
+            self.execute(self.machine.failed_work(need, str(exc), self.now, self.wall()))
+            return
+        self._done(need, memdisk.stat_of(self.disk, path))
+
+    def _local_block(self, block_hash: bytes) -> bytes | None:
+        """A block with this hash from a file on our disk (as last scanned), if still there."""
+        if self._blocks is None:
+            self._blocks = {}
+            for e in self.machine.index.values():
+                if e.kind == FILE and e.hash is not None:
+                    for i, b in enumerate(e.blocks):
+                        off = i * e.block_size
+                        self._blocks.setdefault(b.hash, (e.path, off, min(e.block_size, e.size - off)))
+        where = self._blocks.get(block_hash)
+        if where is None:
+            return None
+        data = self.disk.read(where[0])
+        if data is None:
+            return None
+        chunk = data[where[1]:where[1] + where[2]]
+        return chunk if coreblocks.strong_hash(chunk) == block_hash else None
+
+    # -- blocks over the network -------------------------------------------------------------
+    def request_blocks(self) -> None:
+        if not self.pulls or not self.running:
+            return
+        peers = self.host.peers()
+        for key, req in self.scheduler.requests(peers, self.now):
+            self.host.send_to(key, req)
+        stalled = [p for p in self.pulls if self.scheduler.stalled(p, peers)]
+        if stalled and peers:
+            for path in stalled:
+                pull = self.pulls.pop(path)
+                self.scheduler.cancel(path)
+                pull.temp.close()
+                self.machine.content_unavailable(pull.need, self.now)
+            self.schedule_work()
+
+    def tick(self) -> None:
+        """The node's tick: request timeouts move on, unavailable content comes due again."""
+        if self.pulls:
+            self.scheduler.tick(self.now)
+            self.request_blocks()
+        if self.machine.stalled or self.machine.refresh_due(self.now):
+            self.schedule_work()  # retries come due on the clock, and the safety-net refresh  # retries come due on the clock
+
+    def on_block_message(self, peer: bytes, message: BlockData | BlockMissing) -> None:
+        """An answer from `peer` to one of our block requests."""
+        if isinstance(message, BlockData):
+            arrived = self.scheduler.on_data(peer, message.request_id, message.data)
+            if arrived is not None:
+                pull = self.pulls.get(arrived.path)
+                if pull is not None:
+                    pull.temp.write_at(arrived.offset, arrived.data)
+                    if self.scheduler.remaining(arrived.path) == 0:
+                        self._finish(arrived.path)
+        else:
+            self.scheduler.on_missing(peer, message.request_id)
+        self.request_blocks()
+
+    def peer_gone(self, peer: bytes) -> None:
+        self.scheduler.peer_gone(peer)
+        self.peers_changed()
+
+    def serve_block(self, req: BlockRequest) -> Message:
+        if not 0 < req.size <= coreblocks.MAX_BLOCK_SIZE or req.offset < 0:
+            raise RemoteError("BlockRequest of an impossible size")
+        for e in self.machine.index.values():
+            if e.kind == FILE and e.hash == req.file_hash:
+                data = (self.disk.read(e.path) or b"")[req.offset:req.offset + req.size]
+                if len(data) == req.size and coreblocks.strong_hash(data) == req.hash:
+                    return BlockData(req.request_id, data)
+        kept = memdisk.read_version(self.disk, req.file_hash)
+        if kept is not None:  # a version this node replaced and archived (history, restores)
+            data = kept[req.offset:req.offset + req.size]
+            if len(data) == req.size and coreblocks.strong_hash(data) == req.hash:
+                return BlockData(req.request_id, data)
+        data = self._local_block(req.hash)
+        if data is not None and len(data) == req.size:
+            return BlockData(req.request_id, data)
+        return BlockMissing(req.request_id)
+
+    # -- observation -------------------------------------------------------------------------
+    def idle(self) -> bool:
+        """Nothing left to do: no download, no pending scan, the disk holds what the map says
+        (but for unavailable content: SPEC says it never blocks the mesh)."""
+        if self.pulls or self._scan_todo or self._work_timer is not None:
+            return False
+        self.machine.refresh(self.now)
+        return self.machine.in_sync()
