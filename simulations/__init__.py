@@ -21,7 +21,7 @@ from gossip_backer.testing.cluster import BLOCK_KINDS, META_KINDS, Cluster, Clus
 
 __all__ = ["Plan", "run", "SCENARIOS", "load", "command_line"]
 
-NETWORK_OPTIONS = ("loss", "duplicate", "reorder", "reliable", "jitter", "tick",
+NETWORK_OPTIONS = ("loss", "duplicate", "reorder", "reliable", "jitter", "tick", "power_cut", "power_keep",
                    "summary_interval")
 SCENARIOS = ("converge", "partition_heal", "churn", "concurrent_edit", "evil_peer", "slow_link")
 
