@@ -203,6 +203,7 @@ class Cluster:
         self.on_session: Callable[[SimNode, int], None] | None = None  # after each connect
         self.offline: dict[int, dict[str, Any]] = {}  # stopped node -> path -> pre-edit state
         self.power_cuts = 0
+        self.scan_due: dict[int, float] = {}  # node -> when its scan reaches its offline edits
         self.disk_full = 0  # user writes refused for want of space
 
     # -- building ----------------------------------------------------------------------------
@@ -406,6 +407,7 @@ class Cluster:
             return
         self.note(f"restart {i}")
         self.net.set_up(i, True)
+        self.scan_due.pop(i, None)
         edits = self.offline.pop(i, {})
         lo, hi = self.cfg.rescan_delay
         if edits and hi > 0:
@@ -418,6 +420,7 @@ class Cluster:
                 node.disk.set_state(p, now[p])
             self.note(f"restart {i}: the scan reaches {len(now)} offline edits in {delay:.3f} s")
             self.loop.call_later(delay, self._scan_reaches, i, node.incarnation, sorted(now))
+            self.scan_due[i] = self.loop.now + delay
         else:
             node.boot()
         for j in sorted(self.neighbours[i]):
