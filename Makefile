@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test sim bench venv clean
+.PHONY: demo test sim soak bench venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,13 @@ test: $(STAMP)
 
 sim: $(STAMP)
 	$(BIN)/python -m simulations sweep --nodes 10,30,100,300,1000
+
+# Every scenario over SEEDS seeds each (default 10000; 2 worker processes), at the soak sizes of
+# simulations/soak.py (SIZE=default: the scenarios' own sizes); prints the table.
+SEEDS ?= 10000
+SIZE ?= soak
+soak: $(STAMP)
+	$(BIN)/python -m simulations soak --seeds $(SEEDS) --size $(SIZE) --workers 2
 
 bench: $(STAMP)
 	.ci/install-bench-tools

@@ -21,9 +21,10 @@ from gossip_backer.testing.cluster import BLOCK_KINDS, META_KINDS, Cluster, Clus
 
 __all__ = ["Plan", "run", "SCENARIOS", "load", "command_line"]
 
-NETWORK_OPTIONS = ("loss", "duplicate", "reorder", "reliable", "jitter", "tick",
+NETWORK_OPTIONS = ("loss", "duplicate", "reorder", "reliable", "jitter", "tick", "power_cut", "power_keep",
                    "summary_interval")
-SCENARIOS = ("converge", "partition_heal", "churn", "concurrent_edit", "evil_peer", "slow_link")
+SCENARIOS = ("converge", "partition_heal", "churn", "concurrent_edit", "offline_edit",
+             "crash_restart", "evil_peer", "slow_link", "root_loss", "full_disk")
 
 
 @dataclass
@@ -135,6 +136,10 @@ def _report(name: str, sim: Cluster, plan: Plan, settled: bool, results: dict[st
         "local_errors": sum(len(n.local_errors) for n in sim.nodes),
         "attacks": dict(sorted(sim.oracle.attacks.items())),
         "stale_user_versions": len(sim.oracle.born_stale),
+        "settled": settled,
+        "power_cuts": sim.power_cuts,
+        "power_lost_writes": sum(w.power_lost for w in sim.oracle.writes),
+        "disk_full_writes": sim.disk_full,
         "unavailable": invariants.unavailable(sim)[:10],
         "trace_hash": sim.trace_hash,
     }

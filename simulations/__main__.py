@@ -1,6 +1,7 @@
 """python -m simulations SCENARIO [--nodes N] [--seed S | --seeds A-B] [--topology T] [--json]
                                  [--plot FILE.png] [--trace FILE] [--option KEY=VALUE]... [--record]
    python -m simulations sweep --nodes 10,30,100 [--seed S] [--topology T] [--json] [--plot FILE]
+   python -m simulations soak [--seeds N] [--size soak|default] [--workers 2] [--scenarios a,b]
 
 One run prints one report (JSON with --json); a failing run prints the command that replays it
 on stderr and exits 1. `--seeds A-B` plays every seed in the range and reports the failures;
@@ -113,6 +114,10 @@ def _many(args: argparse.Namespace, options: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "soak":
+        from simulations.soak import main as soak_main
+
+        return soak_main(argv[1:])
     if argv and argv[0] == "sweep":
         from simulations.sweep import main as sweep_main
 

@@ -7,7 +7,7 @@
 - same_conflict_winner: every path's winner is the same everywhere, and every loser with content
   of its own has its conflict copy, with the loser's bytes, on every disk.
 - no_lost_writes: each user write is on every node, at its path or as its conflict copy, unless a
-  user knowingly replaced it (testing/oracle.py).
+  user knowingly replaced it, or a power cut took it before the mesh held it (testing/oracle.py).
 - nothing_forbidden_applied: no content written by a read-only, revoked or not-yet-member node is
   on any disk or a version in any map, and every update held anywhere carries a valid signature.
 - bandwidth_respected: no link carried more than its bandwidth (simnet's meter).
@@ -114,7 +114,8 @@ def lost_writes(sim: Cluster, nodes: list[SimNode]) -> list[Write]:
     replaced = sim.oracle.superseded(valid)
     lost = []
     for w in sim.oracle.writes:
-        if w.content is None or w.id not in valid or w.id in replaced or w.left_alone:
+        if (w.content is None or w.id not in valid or w.id in replaced or w.left_alone
+                or w.power_lost):
             continue
         copy = conflict_name(w.path, w.mtime_ns, w.author)
         for node in nodes:

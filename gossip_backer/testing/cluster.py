@@ -22,6 +22,21 @@ peers heal the way the daemon's dialer heals them.
 Convergence is watched per node by a fingerprint of (digest hash, disk fingerprint), updated
 after every event that touched the node; `history` keeps each node's changes, from which the
 time every node reached the final state, and the fraction of up-to-date nodes over time, follow.
+
+Faults beyond the network (memdisk.py, "Faults"):
+- `crash(i, machine=True)` is a power cut: the disk keeps what was synced and, for each change
+  not synced yet, the seeded rng decides (`cfg.power_keep`) whether it reached the disk. The
+  oracle learns which user contents vanished: a write nobody had published yet, or whose content
+  no other live node held, was the machine's to lose (`Write.power_lost`, not a lost write of the
+  mesh); a published write another node held must still survive.
+- The user may write to a stopped node (`write`, `delete`); at `restart` the node sees those
+  edits. With `cfg.rescan_delay` (lo, hi) > 0, the restarted node's scan reaches them a seeded
+  delay after boot, as a daemon's first scan of a large tree does while its connections come
+  up: the node boots with the pre-edit view of those paths, the edits are back on the disk at
+  once (so nothing may overwrite them), and the watcher reports them after the delay.
+- `vanish_root`, `empty_root`, `restore_root`: the root goes away or shows an empty mount point,
+  and comes back; the node's watcher reports it (a full rescan).
+- `set_quota(i, bytes)`: a full disk; a user's write that does not fit fails (returns None).
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ from gossip_backer.core.record import Grant, Revoke
 from gossip_backer.crypto.identity import Identity, Verifier, make_update
 from gossip_backer.protocol.gossip import digest_hash
 from gossip_backer.testing.loop import EventLoop
+from gossip_backer.testing.memdisk import DiskFull
 from gossip_backer.testing.node import SimNode, SimStore
 from gossip_backer.testing.oracle import Oracle, Write, content_id
 from gossip_backer.testing.simnet import LinkSpec, SimNet
@@ -78,6 +94,9 @@ class ClusterConfig:
     settle_delay: float = 0.001
     scheduler: dict = field(default_factory=dict)  # transfer.Scheduler options (its defaults)
     redial: tuple[float, float] = (1.0, 60.0)  # runtime.dial BACKOFF_BASE, BACKOFF_CAP
+    power_cut: bool = True  # a machine crash drops unsynced disk changes (memdisk.power_cut)
+    power_keep: float = 0.5  # the chance an unsynced change reached the disk anyway
+    rescan_delay: tuple[float, float] = (0.0, 0.0)  # restart: when the scan reaches offline edits
 
 
 def topology_edges(n: int, spec: str, rng: random.Random) -> list[tuple[int, int]]:
@@ -184,6 +203,10 @@ class Cluster:
         self.last_write_at: float | None = None
         self.sessions = 0
         self.on_session: Callable[[SimNode, int], None] | None = None  # after each connect
+        self.offline: dict[int, dict[str, Any]] = {}  # stopped node -> path -> pre-edit state
+        self.power_cuts = 0
+        self.scan_due: dict[int, float] = {}  # node -> when its scan reaches its offline edits
+        self.disk_full = 0  # user writes refused for want of space
 
     # -- building ----------------------------------------------------------------------------
     def _identity(self) -> Identity:
@@ -299,13 +322,22 @@ class Cluster:
         tag = b"write-%d-" % len(self.oracle.writes)
         return tag + self.rng.randbytes(max(0, size - len(tag)))
 
-    def write(self, i: int, path: str, data: bytes | None = None, *, size: int = 4096) -> Write:
-        """The user of node `i` writes `path` (while the node runs or not)."""
+    def write(self, i: int, path: str, data: bytes | None = None, *,
+              size: int = 4096) -> Write | None:
+        """The user of node `i` writes `path` (while the node runs or not). None: the disk was
+        full (`set_quota`), the write failed and nothing changed."""
         node = self.nodes[i]
         data = self.content(size) if data is None else data
         previous = node.disk.read(path)
         mtime = self.clock_ns()
-        node.disk.write(path, data, mtime_ns=mtime)
+        state = self._before_offline_edit(node, path)
+        try:
+            node.disk.write(path, data, mtime_ns=mtime)
+        except DiskFull:
+            self.disk_full += 1
+            self.note(f"write {i} {path} {len(data)}: disk full")
+            return None
+        self._offline_edit(node, path, state)
         w = self.oracle.user_write(i, node.key, path, data, mtime, self.loop.now, previous,
                                    hash_bytes(data)[0])
         self.note(f"write {i} {path} {len(data)}")
@@ -320,6 +352,7 @@ class Cluster:
         previous = node.disk.read(path)
         if not node.disk.exists(path):
             return None
+        self._offline_edit(node, path, self._before_offline_edit(node, path))
         node.disk.delete(path)
         w = self.oracle.user_write(i, node.key, path, None, self.clock_ns(), self.loop.now,
                                    previous)
@@ -331,25 +364,105 @@ class Cluster:
         return w
 
     def crash(self, i: int, *, machine: bool = False) -> None:
-        """The node's process dies (peers get a reset), or its machine (silence)."""
+        """The node's process dies (peers get a reset), or its machine (silence, and a power cut
+        of its disk: see the module docstring)."""
         node = self.nodes[i]
         if not node.alive:
             return
         self.note(f"crash {i} {'machine' if machine else 'process'}")
         if machine:
             self.net.set_up(i, False)
+            if self.cfg.power_cut:
+                self._power_cut(node)
         node.crash(notify=not machine)
+        self.offline.setdefault(i, {})
         self._untrack(i)
 
+    def _power_cut(self, node: SimNode) -> None:
+        if not node.disk.unsynced():
+            return
+        held = self.held_elsewhere(node.index)
+        cut = node.disk.power_cut(self.rng, keep=self.cfg.power_keep)
+        self.power_cuts += 1
+        after = {content_id(d) for d in map(node.disk.read, node.disk.paths()) if d}
+        gone = {content_id(c.before) for c in cut if c.before} - after
+        lost = self.oracle.power_cut(node.index, gone, held)
+        self.note(f"power cut {node.index}: {len(cut)} files changed, {len(lost)} writes lost")
+
+    def _before_offline_edit(self, node: SimNode, path: str) -> Any:
+        """The pre-edit state of `path` if `node` is stopped and this is its first edit there."""
+        edits = self.offline.get(node.index)
+        if edits is None or node.alive or path in edits:
+            return None
+        return node.disk.state(path)
+
+    def _offline_edit(self, node: SimNode, path: str, state: Any) -> None:
+        edits = self.offline.get(node.index)
+        if edits is not None and not node.alive and path not in edits:
+            edits[path] = state
+
     def restart(self, i: int) -> None:
+        """Boot node `i` again; with `cfg.rescan_delay`, its scan reaches the edits made while it
+        was stopped only after a seeded delay (see the module docstring)."""
         node = self.nodes[i]
         if node.alive or node.gone:
             return
         self.note(f"restart {i}")
         self.net.set_up(i, True)
-        node.boot()
+        self.scan_due.pop(i, None)
+        edits = self.offline.pop(i, {})
+        lo, hi = self.cfg.rescan_delay
+        if edits and hi > 0:
+            delay = self.rng.uniform(lo, hi)
+            now = {p: node.disk.state(p) for p in edits}
+            for p in sorted(edits, key=lambda p: p.count("/")):
+                node.disk.set_state(p, edits[p])
+            node.boot()
+            for p in sorted(now, key=lambda p: p.count("/")):
+                node.disk.set_state(p, now[p])
+            self.note(f"restart {i}: the scan reaches {len(now)} offline edits in {delay:.3f} s")
+            self.loop.call_later(delay, self._scan_reaches, i, node.incarnation, sorted(now))
+            self.scan_due[i] = self.loop.now + delay
+        else:
+            node.boot()
         for j in sorted(self.neighbours[i]):
             self.ensure_link(i, j)
+
+    def _scan_reaches(self, i: int, incarnation: int, paths: list[str]) -> None:
+        node = self.nodes[i]
+        if not node.alive or node.incarnation != incarnation:
+            return  # stopped again: the next boot scans everything
+        for p in paths:
+            node.user_changed(p)
+        self.changed(node)
+
+    # -- disk faults -------------------------------------------------------------------------
+    def vanish_root(self, i: int) -> None:
+        """Node `i`'s root disappears (an unmounted disk); the watcher reports it."""
+        self.note(f"vanish root {i}")
+        self.nodes[i].disk.vanish()
+        self._root_event(i)
+
+    def empty_root(self, i: int) -> None:
+        """Node `i`'s root shows an empty mount point; the watcher reports it."""
+        self.note(f"empty root {i}")
+        self.nodes[i].disk.empty()
+        self._root_event(i)
+
+    def restore_root(self, i: int) -> None:
+        self.note(f"restore root {i}")
+        self.nodes[i].disk.restore()
+        self._root_event(i)
+
+    def _root_event(self, i: int) -> None:
+        node = self.nodes[i]
+        node.user_changed("")  # a full rescan
+        self.changed(node)
+
+    def set_quota(self, i: int, quota: int | None) -> None:
+        """Node `i`'s disk holds at most `quota` bytes from now on (None: unlimited)."""
+        self.note(f"quota {i} {quota}")
+        self.nodes[i].disk.quota = quota
 
     def join(self, granter: int, *, links: int = 3, read_only: bool = False) -> int:
         """A new node joins through `granter` (an invite): granted, then it dials in."""

@@ -13,12 +13,32 @@ Where the real module hands out a filesystem path (a temp file, an archive callb
 this one hands out a `MemPath` (root + mesh path). Every operation is atomic (no crash can
 interleave with it: the simulator's events are atomic), mtimes come from the root's `clock`, and
 inodes from a counter, so a run replays exactly. Case-sensitive, like ext4.
+
+Faults
+------
+- *Durability* (`power_cut`). Like a real disk, a change is durable only once synced. The
+  module functions sync where `disk.apply` and `disk.versions` call fsync (a finished temp file,
+  folders, links, removals and renames, archived versions); the user's writes, a temp file being
+  filled and `set_meta` are not synced, but the kernel writes dirty data back after
+  `writeback_s` (Linux's dirty_expire, 30 s). Every path changed since it was last durable keeps
+  a copy of its durable state; a power cut decides, path by path with the caller's seeded rng,
+  whether the change reached the disk or is lost (parents before children, so the tree stays a
+  tree: a journaled file system never shows a file in a folder whose creation was lost).
+- *A vanished root* (`vanish` / `restore`): an unmounted disk; `root_state` says "missing".
+- *An emptied root* (`empty` / `restore`): the mount point of an unmounted disk, present but
+  empty; restoring brings the tree back (what was written into the bare mount point is hidden).
+- *A full disk* (`quota`): file bytes plus archived versions may not exceed it; a write that
+  would raises `DiskFull` (a `DiskError` and an `OSError` with errno ENOSPC, as `disk.apply`
+  turns the real ENOSPC into a DiskError). Archiving is a hard link: it never needs space, but
+  the archived bytes stay counted.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import posixpath
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -32,11 +52,28 @@ from gossip_backer.errors import IntegrityError, LocalError
 from gossip_backer.testing.memscan import locate_entry, hash_memory, root_state, scan, scan_paths
 
 __all__ = [
-    "MemRoot", "MemPath", "Stat", "LocalChanged", "DiskError", "RootUnavailable", "ScanEntry",
+    "MemRoot", "MemPath", "Stat", "LocalChanged", "DiskError", "DiskFull", "PowerCut",
+    "RootUnavailable", "ScanEntry",
     "ScanResult", "ArchiveMismatch", "scan", "scan_paths", "root_state", "stat_of", "TempFile",
     "find_partial", "make_dir", "make_symlink", "remove", "set_meta", "rename", "temp_name",
     "archive", "has_version", "read_version", "remove_version", "all_versions", "hash_memory",
 ]  # scan, scan_paths, root_state and hash_memory live in memscan.py
+
+
+class DiskFull(DiskError, OSError):
+    """No space left on the MemRoot (its `quota`): what `disk.apply` makes of ENOSPC."""
+
+    def __init__(self, message: str) -> None:
+        DiskError.__init__(self, message, errno.ENOSPC)
+
+
+@dataclass(frozen=True, slots=True)
+class PowerCut:
+    """What a power cut did to one regular file: its bytes before and after (None: absent)."""
+
+    path: str
+    before: bytes | None
+    after: bytes | None
 
 
 class _Entry:
@@ -61,6 +98,10 @@ class _Entry:
 
     def stat(self) -> Stat:
         return Stat(self.size, self.mtime_ns, self.inode, self.kind)
+
+    def copy(self) -> "_Entry":
+        return _Entry(self.kind, self.mode, self.mtime_ns, self.inode,
+                      None if self.data is None else bytearray(self.data), self.target)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +142,12 @@ class MemRoot:
         self.clock = clock or self._counter
         self.objects: dict[bytes, bytes] = {}  # the versions archive: content hash -> bytes
         self._fingerprint: bytes | None = None
+        self.quota: int | None = None  # bytes of files and archived versions; None: unlimited
+        self.writeback_s = 30.0  # unsynced changes older than this reached the disk anyway
+        self._durable: dict[str, _Entry | None] = {}  # path -> its last durable state
+        self._dirty_at: dict[str, int] = {}  # path -> when (clock ns) it first changed since
+        self._tracking = True
+        self._hidden: tuple | None = None  # the tree behind an emptied root (empty/restore)
 
     def _counter(self) -> int:
         self._tick += 1_000_000
@@ -114,14 +161,17 @@ class MemRoot:
               new_inode: bool = False) -> None:
         """Create or overwrite a regular file (in place, as most programs do; `new_inode`: by
         writing a new file and renaming it over, as editors do). Missing folders are made."""
-        self._parents(path)
         e = self._entries.get(path)
+        old = len(e.data) if e is not None and e.kind == FILE else 0
+        self.need_space(len(data) - old, path)
+        self._parents(path)
         mtime = self.clock() if mtime_ns is None else mtime_ns
         if e is None or e.kind != FILE or new_inode:
             if e is not None and e.kind == DIR:
                 raise IsADirectoryError(path)
             self._put(path, _Entry(FILE, mode, mtime, self._next_inode(), bytearray(data)))
             return
+        self._touch(path)
         e.data, e.mode, e.mtime_ns = bytearray(data), mode, mtime
         self._fingerprint = None
 
@@ -146,10 +196,12 @@ class MemRoot:
         self._drop(path)
 
     def chmod(self, path: str, mode: int) -> None:
+        self._touch(path)
         self._entries[path].mode = mode & 0o7777
         self._fingerprint = None
 
     def touch(self, path: str, mtime_ns: int) -> None:
+        self._touch(path)
         self._entries[path].mtime_ns = mtime_ns
         self._fingerprint = None
 
@@ -182,8 +234,124 @@ class MemRoot:
         """The root disappears (an unmounted disk); `restore()` brings it back as it was."""
         self.present = False
 
+    def empty(self) -> None:
+        """The root is still there but empty (the bare mount point of an unmounted disk);
+        `restore()` brings the tree back as it was."""
+        if self._hidden is not None:
+            return
+        self._hidden = (self._entries, self._children, self._durable, self._dirty_at)
+        self._entries, self._children, self._durable, self._dirty_at = {}, {"": {}}, {}, {}
+        self._fingerprint = None
+
     def restore(self) -> None:
+        """Undo `vanish` or `empty`."""
         self.present = True
+        if self._hidden is not None:
+            self._entries, self._children, self._durable, self._dirty_at = self._hidden
+            self._hidden = None
+            self._fingerprint = None
+
+    @property
+    def emptied(self) -> bool:
+        return self._hidden is not None
+
+    # -- faults: space and durability --------------------------------------------------------
+    def used(self) -> int:
+        """Bytes taken: regular files (temporary ones too) and archived versions."""
+        return (sum(len(e.data) for e in self._entries.values() if e.kind == FILE)
+                + sum(len(d) for d in self.objects.values()))
+
+    def need_space(self, more: int, path: str) -> None:
+        """Raise DiskFull if `more` bytes would go beyond the quota."""
+        if self.quota is not None and more > 0 and self.used() + more > self.quota:
+            raise DiskFull(f"cannot write {self.name}:/{path}: disk full")
+
+    def unsynced(self) -> list[str]:
+        """Paths whose latest change is not durable yet (a power cut may undo it)."""
+        cutoff = self._now() - int(self.writeback_s * 1e9)
+        return sorted(p for p, t in self._dirty_at.items() if t > cutoff)
+
+    def sync(self, path: str | None = None) -> None:
+        """fsync `path` (and its folder entry), or `sync(1)` everything (None)."""
+        if path is None:
+            self._durable.clear()
+            self._dirty_at.clear()
+        else:
+            self._durable.pop(path, None)
+            self._dirty_at.pop(path, None)
+
+    def power_cut(self, rng: random.Random, *, keep: float = 0.5) -> list[PowerCut]:
+        """The machine loses power. Each change not yet durable reached the disk with
+        probability `keep`, else the path is back to its last durable state. Returns the regular
+        files whose bytes differ from before the cut."""
+        pending = self.unsynced()
+        if not pending:
+            self.sync()
+            return []
+        before = {p: self.read(p) for p in pending}
+        self._tracking = False
+        try:
+            for path in pending:
+                if rng.random() < keep:
+                    continue
+                self._revert(path, self._durable[path])
+        finally:
+            self._tracking = True
+        self.sync()
+        out = []
+        for path in pending:
+            after = self.read(path)
+            if after != before[path] and (after is not None or before[path] is not None):
+                out.append(PowerCut(path, before[path], after))
+        return out
+
+    def _revert(self, path: str, state: "_Entry | None") -> None:
+        e = self._entries.get(path)
+        if e is not None and state is not None and e.kind == DIR == state.kind:
+            e.mode, e.mtime_ns, e.inode = state.mode, state.mtime_ns, state.inode
+            self._fingerprint = None
+            return  # its entries are decided one by one
+        if e is not None:
+            self.delete(path)
+        if state is None:
+            return
+        parent = posixpath.dirname(path)
+        if parent and (parent not in self._entries or self._entries[parent].kind != DIR):
+            return  # its folder's creation was lost (or the folder's removal reached the disk)
+        self._put(path, state)
+
+    def state(self, path: str) -> "_Entry | None":
+        """A copy of the entry at `path` (opaque), for `set_state`."""
+        e = self._entries.get(path)
+        return None if e is None else e.copy()
+
+    def set_state(self, path: str, state: "_Entry | None") -> None:
+        """Put back an entry taken by `state` (None: remove it), as it was, with no new mtime or
+        inode and no effect on durability: the simulator's way to show a scanner an older view."""
+        self._tracking = False
+        try:
+            if path in self._entries:
+                self.delete(path)
+            if state is not None:
+                self._parents(path)
+                self._put(path, state.copy())
+        finally:
+            self._tracking = True
+
+    def _now(self) -> int:
+        return self._tick if self.clock == self._counter else self.clock()
+
+    def _touch(self, path: str) -> None:
+        """`path` is about to change: remember its durable state (a copy) if not done yet."""
+        if not self._tracking:
+            return
+        now = self._now()
+        since = self._dirty_at.get(path)
+        if since is not None and now - since <= int(self.writeback_s * 1e9):
+            return  # already dirty: its durable state is already kept
+        e = self._entries.get(path)
+        self._durable[path] = None if e is None else e.copy()
+        self._dirty_at[path] = now
 
     def fingerprint(self) -> bytes:
         """A hash of everything a peer would see (temp files and folder mtimes left out)."""
@@ -222,6 +390,7 @@ class MemRoot:
     def _put(self, path: str, entry: _Entry) -> None:
         if path in self._entries:
             self._drop(path)
+        self._touch(path)
         self._entries[path] = entry
         parent, name = posixpath.split(path)
         self._children[parent][name] = None
@@ -230,9 +399,10 @@ class MemRoot:
         self._fingerprint = None
 
     def _drop(self, path: str) -> None:
-        e = self._entries.pop(path, None)
-        if e is None:
+        if path not in self._entries:
             return
+        self._touch(path)
+        e = self._entries.pop(path)
         parent, name = posixpath.split(path)
         self._children[parent].pop(name, None)
         if e.kind == DIR:
@@ -299,6 +469,7 @@ def _prepare(root: MemRoot, path: str) -> str:
         e = root._get(p)
         if e is None:
             root._put(p, _Entry(DIR, 0o755, root.clock(), root._next_inode()))
+            root.sync(p)  # disk.apply fsyncs the folders it makes
         elif e.kind == SYMLINK:
             raise BadPath(f"{p} became a symlink")
         elif e.kind != DIR:
@@ -369,6 +540,8 @@ class TempFile:
 
     def write_at(self, offset: int, data: bytes) -> None:
         buf = self._data()
+        self.path.root.need_space(offset + len(data) - len(buf), self.path.rel)
+        self.path.root._touch(self.path.rel)
         if len(buf) < offset:
             buf.extend(bytes(offset - len(buf)))
         buf[offset:offset + len(data)] = data
@@ -382,6 +555,8 @@ class TempFile:
 
     def truncate(self, size: int) -> None:
         buf = self._data()
+        self.path.root.need_space(size - len(buf), self.path.rel)
+        self.path.root._touch(self.path.rel)
         if size < len(buf):
             del buf[size:]
         else:
@@ -416,6 +591,8 @@ class TempFile:
         root._drop(self.path.rel)
         e.mode, e.mtime_ns = mode & 0o777, mtime_ns
         root._put(target.rel, e)
+        root.sync(self.path.rel)  # fsync of the file, rename, fsync of the folder
+        root.sync(target.rel)
         self._open = False
 
     def close(self) -> None:
@@ -442,6 +619,7 @@ def make_dir(root: MemRoot, path: str, mode: int, mtime_ns: int) -> None:
     if e is None:
         root._put(rel, _Entry(DIR, 0o755, root.clock(), root._next_inode()))
     set_meta(root, rel, mode, mtime_ns)
+    root.sync(rel)
 
 
 def make_symlink(root: MemRoot, path: str, target: str, expect: Stat | None, *,
@@ -452,6 +630,7 @@ def make_symlink(root: MemRoot, path: str, target: str, expect: Stat | None, *,
     if archive is not None and current is not None and current.kind == FILE:
         archive(MemPath(root, rel))
     root._put(rel, _Entry(SYMLINK, 0o777, root.clock(), root._next_inode(), target=target))
+    root.sync(rel)
 
 
 def remove(root: MemRoot, path: str, expect: Stat | None, *,
@@ -468,11 +647,14 @@ def remove(root: MemRoot, path: str, expect: Stat | None, *,
             return False
         for n in names:
             root._drop(f"{rel}/{n}")
+            root.sync(f"{rel}/{n}")
         root._drop(rel)
+        root.sync(rel)
         return True
     if archive is not None and e.kind == FILE:
         archive(MemPath(root, rel))
     root._drop(rel)
+    root.sync(rel)
     return True
 
 
@@ -482,6 +664,7 @@ def set_meta(root: MemRoot, path: str, mode: int, mtime_ns: int, *,
     e = _lstat(root, rel) if expect is None else _check_expect(root, rel, expect)
     if e is None:
         raise LocalChanged(MemPath(root, rel), "vanished")
+    root._touch(rel)  # utime and chmod: not synced
     if e.kind != SYMLINK:
         e.mode = mode & 0o777
     e.mtime_ns = mtime_ns
@@ -500,8 +683,10 @@ def rename(root: MemRoot, src: str, dst: str, expect: Stat) -> None:
     moved = {p: root._get(p) for p in root.paths() if p == s or p.startswith(s + "/")}
     for p in sorted(moved, reverse=True):
         root._drop(p)
+        root.sync(p)
     for p in sorted(moved):
         root._put(d + p[len(s):], moved[p])
+        root.sync(d + p[len(s):])
 
 
 # --- disk.versions ----------------------------------------------------------------------------

@@ -8,7 +8,10 @@ chain of valid writes) and some live node holds neither it at its path nor its c
 (`core.conflict.conflict_name` of the path, the write's mtime and author).
 
 A write whose author left the mesh for good while no other live node held its content went
-with it (`left_alone`): nothing can bring it back, so it is not counted as lost.
+with it (`left_alone`): nothing can bring it back, so it is not counted as lost. Likewise a
+write whose bytes a power cut took from its author's disk (`power_lost`) before the node had
+published it, or while no other live node held the content: the machine lost the user's
+unsynced bytes, not the mesh. A published write that another node held must survive the cut.
 Writes whose author may not write (read-only, not yet a member, revoked before the write's
 update) must not land anywhere: they are the "forbidden" contents.
 """
@@ -41,6 +44,7 @@ class Write:
     overwrote: tuple[int, ...]  # ids of writes whose content the user replaced
     updates: list[tuple[bytes, int]] = field(default_factory=list)  # (origin, seq) published
     left_alone: bool = False  # its author left the mesh while no other live node held it
+    power_lost: bool = False  # a power cut took it before anyone else could hold it
 
 
 class Oracle:
@@ -81,6 +85,21 @@ class Oracle:
         for w in self.writes:
             if w.author == author and w.content is not None and w.content not in held:
                 w.left_alone = True
+
+    def power_cut(self, node: int, gone: set[bytes], held: set[bytes]) -> list[Write]:
+        """A power cut of `node`'s machine took the contents `gone` (content ids) from its disk;
+        `held`: the contents other live nodes held at that moment. Returns the writes lost with
+        the machine (not the mesh's to keep)."""
+        out = []
+        for w in self.writes:
+            if w.node != node or w.content not in gone or w.power_lost:
+                continue
+            if not w.updates or w.content not in held:
+                w.power_lost = True
+                out.append(w)
+                if self._unpublished.get((node, w.path)) == w.id:
+                    del self._unpublished[(node, w.path)]  # the rescan will not publish it
+        return out
 
     def superseded(self, valid: set[int]) -> set[int]:
         """Writes knowingly overwritten by a valid write, directly or through a chain."""

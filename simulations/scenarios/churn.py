@@ -5,14 +5,18 @@ once). At the end every crashed node comes back and the mesh must settle with no
 
 A crash is either the process (peers get a reset at once) or the machine (silence: peers find
 out from their dead timer). What a leaving node had published before the revocation's cutoff
-stays; what it made after is void everywhere."""
+stays; what it made after is void everywhere.
+
+Machine crashes here keep the disk whole (`power_cut=0`): the seeds recorded for churn predate the
+durability model, and `crash_restart` is the scenario of power cuts (`--option power_cut=1` turns
+them on here too)."""
 
 from __future__ import annotations
 
 from simulations import Plan
 
 DEFAULTS = {"nodes": 12, "topology": "random:3", "duration": 60.0, "writes": 16, "crashes": 8,
-            "joins": 2, "leaves": 1, "abrupt_leave": 0}
+            "joins": 2, "leaves": 1, "abrupt_leave": 0, "power_cut": 0}
 
 
 def _writers(sim) -> list[int]:

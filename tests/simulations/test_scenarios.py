@@ -48,6 +48,27 @@ def test_concurrent_edit() -> None:
                options={"size": 20000, "duration": 10.0, "rate": 0.5}))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_offline_edit(seed: int) -> None:
+    report = run("offline_edit", seed=seed)
+    passes(report)
+    assert report["writes"] > 20
+
+
+def test_offline_edit_reaches_the_ordering_that_loses_the_edit_in_the_daemon() -> None:
+    """The mesh's version of an offline-edited file arrives before the restarted node's scan in
+    some runs, and after it in others (rescan delay against connection delay, both seeded)."""
+    firsts = [run("offline_edit", seed=s, options={"rounds": 1})["mesh_first"] for s in range(6)]
+    assert 0 < sum(firsts) < len(firsts), firsts
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_crash_restart_process_crashes(seed: int) -> None:
+    """Process crashes at random moments of transfers (the machine variant, with power cuts,
+    has open seeds in simulations/seeds.txt)."""
+    passes(run("crash_restart", seed=seed, options={"machine": 0}))
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_evil_peer(seed: int) -> None:
     report = run("evil_peer", nodes=6, seed=seed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.crypto.identity import Verifier
 from gossip_backer.testing.cluster import Cluster, ClusterConfig, clone_map, topology_edges
+from gossip_backer.testing.oracle import content_id
 from simulations import invariants
 
 
@@ -77,6 +78,7 @@ def test_crash_keeps_the_store_and_edits_made_while_down_spread() -> None:
     sim.write(1, "a.txt")
     settle(sim)
     before = sim.nodes[1].metamap.digest()
+    sim.nodes[1].disk.sync()  # the kernel wrote a.txt back (see the power-cut tests below)
     sim.crash(1, machine=True)
     sim.write(1, "offline.txt")  # the user works while the daemon is down
     sim.run_until(sim.loop.now + 5)
@@ -109,3 +111,51 @@ def test_join_and_leave() -> None:
     settle(sim)
     assert sim.nodes[0].disk.exists("from-the-new-one.txt")
     assert sim.nodes[0].metamap.membership.members[sim.nodes[3].key].revoked
+
+
+def test_a_power_cut_takes_only_unsynced_bytes_and_the_oracle_tells_whose_loss_it_was() -> None:
+    sim = cluster(power_keep=0.0)  # every unsynced change is lost
+    shared = sim.write(1, "shared.txt")
+    settle(sim)  # published, and every node holds it
+    sim.nodes[1].disk.sync("shared.txt")
+    mesh_held = sim.write(1, "shared.txt")  # replaces it; published and fetched, never synced
+    settle(sim)
+    unpublished = sim.write(1, "fresh.txt")  # the machine dies before the watcher's scan
+    sim.crash(1, machine=True)
+    node = sim.nodes[1]
+    assert node.disk.read("fresh.txt") is None and sim.power_cuts == 1
+    assert unpublished.power_lost  # the user's unsynced bytes: the machine's loss
+    assert not mesh_held.power_lost  # the mesh held it: it must survive
+    assert content_id(node.disk.read("shared.txt")) == shared.content  # back to the synced one
+    assert all(content_id(sim.nodes[i].disk.read("shared.txt")) == mesh_held.content
+               for i in (0, 2, 3))
+
+
+def test_a_process_crash_keeps_unsynced_bytes() -> None:
+    sim = cluster(power_keep=0.0)
+    w = sim.write(1, "a.txt")
+    sim.crash(1)
+    assert content_id(sim.nodes[1].disk.read("a.txt")) == w.content and not w.power_lost
+
+
+def test_offline_edits_are_seen_after_the_rescan_delay() -> None:
+    sim = cluster(rescan_delay=(5.0, 5.0))
+    settle(sim)
+    sim.crash(2)
+    sim.write(2, "offline.txt")
+    sim.write(0, "online.txt")
+    sim.run_until(sim.loop.now + 3)
+    sim.restart(2)
+    assert sim.nodes[2].disk.exists("offline.txt")  # on the disk all along
+    sim.run_until(sim.loop.now + 4)
+    assert sim.nodes[2].disk.exists("online.txt")  # the mesh came first
+    assert not sim.nodes[0].disk.exists("offline.txt")  # not scanned yet
+    settle(sim)
+    assert sim.nodes[0].disk.exists("offline.txt")
+
+
+def test_a_full_disk_refuses_the_users_write() -> None:
+    sim = cluster()
+    sim.set_quota(3, sim.nodes[3].disk.used() + 1000)
+    assert sim.write(3, "big.bin", size=5000) is None and sim.disk_full == 1
+    assert not sim.nodes[3].disk.exists("big.bin") and not sim.oracle.writes
