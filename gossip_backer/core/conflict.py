@@ -4,11 +4,15 @@ Among concurrent versions of a path every node picks the same winner: an existin
 deletion (an edit beats a concurrent delete), then the later modification time, then the greater
 node id. Each losing version that is not a deletion is kept at
 `STEM.sync-conflict-YYYYMMDD-HHMMSS-NODEID7.EXT` (the loser's mtime in UTC and the first 7
-characters of the loser's node id).
+characters of the loser's node id). When that name is taken by another loser's copy (one author
+lost twice within one second), the copy's name ends `-NODEID7-SUFFIX.EXT`, SUFFIX derived from the
+loser's own version: the same on every node.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import posixpath
 import re
 import time
@@ -42,14 +46,15 @@ def losers(versions: Iterable[FileRecord]) -> list[FileRecord]:
     return [v for v in versions if v is not best and not v.deleted and not v.same_content(best)]
 
 
-def conflict_name(path: str, mtime_ns: int, origin: bytes) -> str:
-    """`dir/STEM.sync-conflict-YYYYMMDD-HHMMSS-NODEID7.EXT` for a loser of `path`."""
+def conflict_name(path: str, mtime_ns: int, origin: bytes, suffix: str = "") -> str:
+    """`dir/STEM.sync-conflict-YYYYMMDD-HHMMSS-NODEID7.EXT` for a loser of `path` (with
+    `-SUFFIX` after NODEID7 when that name is taken by another loser)."""
     folder, name = posixpath.split(path)
     stem, ext = posixpath.splitext(name)
     if not stem:  # dotfiles such as ".bashrc": the whole name is the stem
         stem, ext = name, ""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
-    tail = f"{CONFLICT_MARK}{stamp}-{NodeId(origin).short()}{ext}"
+    tail = f"{CONFLICT_MARK}{stamp}-{NodeId(origin).short()}{'-' + suffix if suffix else ''}{ext}"
     room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
     if len(stem.encode("utf-8")) > room:  # keep the copy's name within the file-name limit
         stem = stem.encode("utf-8")[:max(room, 1)].decode("utf-8", "ignore")
@@ -57,14 +62,25 @@ def conflict_name(path: str, mtime_ns: int, origin: bytes) -> str:
     return posixpath.join(folder, new) if folder else new
 
 
-def conflict_copy(loser: FileRecord) -> FileRecord:
-    """The record of the conflict copy of `loser`.
+def version_suffix(record: FileRecord) -> str:
+    """A short name derived from the version itself (its vector and content), the same on every
+    node: what tells two losers apart when one author lost twice within one second."""
+    h = hashlib.blake2b(digest_size=5)
+    for node, counter in sorted(record.vv.items()):
+        h.update(node + counter.to_bytes(8, "big"))
+    h.update(record.hash or b"")
+    return base64.b32encode(h.digest()).decode().lower()
+
+
+def conflict_copy(loser: FileRecord, suffixed: bool = False) -> FileRecord:
+    """The record of the conflict copy of `loser` (at the suffixed name when `suffixed`).
 
     It is derived only from the loser (same version vector, content and origin), so every node that
     publishes it publishes the same record, and the copies merge as one version."""
     from dataclasses import replace
 
-    return replace(loser, path=conflict_name(loser.path, loser.mtime_ns, loser.origin))
+    suffix = version_suffix(loser) if suffixed else ""
+    return replace(loser, path=conflict_name(loser.path, loser.mtime_ns, loser.origin, suffix))
 
 
 def is_conflict_copy(path: str) -> bool:

@@ -161,9 +161,21 @@ def scan_paths(root: Path | str, paths: Iterable[str], previous: Mapping[str, An
     reason = root_state(sc.root)
     if reason is not None:
         raise RootUnavailable(sc.root, reason)
+    for rel in to_revisit((normalise(p) for p in paths), previous):
+        if rel not in sc.done:
+            sc.revisit(rel)
+    return sc.finish()
+
+
+# -- the pure half: what a scan's observations mean (testing/memscan.py shares it) -------------
+
+def to_revisit(paths: Iterable[str], previous: Mapping[str, Any]) -> list[str]:
+    """The paths a partial scan looks at: those named, and any ancestor `previous` does not
+    know (a folder whose first events the watcher missed), parents first so that a walked
+    subtree covers its children."""
     todo: set[str] = set()
     for raw in paths:
-        rel = normalise(raw).strip("/")
+        rel = raw.strip("/")
         if not rel:
             continue
         todo.add(rel)
@@ -172,10 +184,34 @@ def scan_paths(root: Path | str, paths: Iterable[str], previous: Mapping[str, An
             anc = "/".join(parts[:i])
             if anc not in previous:
                 todo.add(anc)
-    for rel in sorted(todo):  # parents first, so a walked subtree covers its children
-        if rel not in sc.done:
-            sc.revisit(rel)
-    return sc.finish()
+    return sorted(todo)
+
+
+def record(result: ScanResult, rel: str, prev: Any, entry: ScanEntry) -> None:
+    """Note what the scan saw at `rel`: a change a peer would see, or local details that moved
+    (stored, no new version), or nothing new."""
+    result.entries[rel] = entry
+    if prev is None or _differs(prev, entry):
+        result.changed.append(rel)
+    elif entry is not prev and _local_moved(prev, entry):
+        result.refreshed.append(rel)
+
+
+def finish(result: ScanResult, deleted: set[str]) -> ScanResult:
+    """Sort the lists, count the kinds; a path seen again is not deleted."""
+    result.deleted = sorted(deleted - result.entries.keys())
+    result.changed = sorted(set(result.changed) & result.entries.keys())
+    result.refreshed = sorted(set(result.refreshed) & result.entries.keys())
+    result.unstable.sort()
+    result.refused.sort()
+    for entry in result.entries.values():
+        if entry.kind == FILE:
+            result.files += 1
+        elif entry.kind == DIR:
+            result.dirs += 1
+        else:
+            result.links += 1
+    return result
 
 
 class _Scanner:
@@ -274,11 +310,7 @@ class _Scanner:
             return None  # fifo, socket, device: not mirrored
         if entry is None:
             return None
-        self.result.entries[rel] = entry
-        if prev is None or _differs(prev, entry):
-            self.result.changed.append(rel)
-        elif entry is not prev and _local_moved(prev, entry):
-            self.result.refreshed.append(rel)
+        record(self.result, rel, prev, entry)
         return entry.kind
 
     def _plain(self, rel: str, st: os.stat_result, prev: Any, kind: str,
@@ -404,20 +436,7 @@ class _Scanner:
         self.deleted.add(path)
 
     def finish(self) -> ScanResult:
-        res = self.result
-        res.deleted = sorted(self.deleted - res.entries.keys())
-        res.changed = sorted(set(res.changed) & res.entries.keys())
-        res.refreshed = sorted(set(res.refreshed) & res.entries.keys())
-        res.unstable.sort()
-        res.refused.sort()
-        for entry in res.entries.values():
-            if entry.kind == FILE:
-                res.files += 1
-            elif entry.kind == DIR:
-                res.dirs += 1
-            else:
-                res.links += 1
-        return res
+        return finish(self.result, self.deleted)
 
 
 def _acceptable(rel: str) -> bool:

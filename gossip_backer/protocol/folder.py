@@ -58,6 +58,8 @@ RETRY_AFTER = 10.0
 STALL_RETRY = 1.0  # seconds before asking again for content no connected peer had
 UNAVAILABLE_AFTER = 10.0  # seconds of that before the version is listed as unavailable
 UNAVAILABLE_MAX = 30.0  # longest back-off before asking again for unavailable content
+WRITEBACK = 35.0  # seconds of writes a power loss may take back: Linux's dirty_expire (30 s)
+# plus the interval of the node's sign-of-life mark
 FOREVER = 1e18
 
 PENDING, READ_WRITE, READ_ONLY = "pending", "read-write", "read-only"
@@ -140,6 +142,16 @@ class FolderMachine:
         self._full_at = -FULL_REFRESH
         self._role = self.role()
         self._was_in_sync = False
+        self._rollback_ns: int | None = None  # see after_power_loss
+        self._rolled_back: set[str] = set()  # paths a power loss took back, refetched
+
+    def after_power_loss(self, last_alive: float) -> None:
+        """The previous run ended with the machine losing power (`last_alive`: its last sign of
+        life, Unix seconds). Writes of the last moments may not have reached the disk: at the
+        first full scan a path whose index row is that young and that looks older or gone is
+        the disk going back in time, not the user's change. It is fetched again from the mesh,
+        and no deletion or older content is published over a version the mesh already has."""
+        self._rollback_ns = int((last_alive - WRITEBACK) * 1e9)
 
     # -- who we are in the mesh --------------------------------------------------------------
     def role(self) -> str:
@@ -169,10 +181,14 @@ class FolderMachine:
         if settling:
             out.append(Rescan(tuple(sorted(settling)), SETTLE))
         role = self.role()
+        rolled = self._taken_back(result) if full else set()
         records: list[FileRecord] = []
         puts: list[IndexEntry] = []
         for path in result.changed:
-            if path not in settling:
+            if path in rolled:  # an empty vv: the mesh's version is needed, nothing published
+                puts.append(index_entry(result.entries[path], VersionVector()))
+            elif path not in settling:
+                self._rolled_back.discard(path)
                 record, vv = self._version_of(result.entries[path], role)
                 if record is not None:
                     records.append(record)
@@ -184,6 +200,8 @@ class FolderMachine:
         gone = sorted((p for p in result.deleted if p in self.index), key=lambda p: -p.count("/"))
         if role == READ_WRITE:
             for path in gone:
+                if path in rolled:
+                    continue
                 rec = mirror.deletion(self.metamap, self.me, path, self.index[path], wall_ns)
                 if rec is not None:
                     records.append(rec)
@@ -193,6 +211,20 @@ class FolderMachine:
         if records:
             out.append(Publish(tuple(records), user=True))
             out += [Emit(FileChanged(wall, r.path, r.deleted)) for r in records]
+        return out
+
+    def _taken_back(self, result: ScanResultLike) -> set[str]:
+        """Paths a power loss took back (see `after_power_loss`); judged at one full scan."""
+        cut, self._rollback_ns = self._rollback_ns, None
+        if cut is None:
+            return set()
+        out = {p for p in result.deleted if p in self.index and self.index[p].mtime_ns >= cut}
+        for p in result.changed:
+            e, s = self.index.get(p), result.entries[p]
+            if e is not None and e.mtime_ns >= cut and (
+                    s.mtime_ns < e.mtime_ns or (s.kind == FILE and s.size == 0 < e.size)):
+                out.add(p)
+        self._rolled_back |= out
         return out
 
     def _version_of(self, entry: ScanEntryLike, role: str) -> tuple[FileRecord | None, VersionVector]:
@@ -211,7 +243,7 @@ class FolderMachine:
         written before the grant arrived): index rows that are no mesh version yet."""
         out = []
         for path, entry in sorted(self.index.items()):
-            if entry.vv or path in exclude or path in self.busy:
+            if entry.vv or path in exclude or path in self.busy or path in self._rolled_back:
                 continue
             record = mirror.local_version(self.metamap, self.me, path, None, as_record(entry, self.me))
             if record is None:
@@ -388,9 +420,13 @@ class FolderMachine:
         self._release(need)
         self.failed.pop(need.path, None)
         self.stalled.pop(need.path, None)
+        self._rolled_back.discard(need.path)
         origin = str(NodeId(need.record.origin))
         if need.action == mirror.DELETE:
             return self._write_index([], [need.path]) + [Emit(FileDeleted(wall, need.path, origin))]
+        if need.action == mirror.ADOPT:  # nothing moved on disk: only the row's version does
+            entry = self.index.get(need.path)  # (a stat taken now could be a user's new write)
+            return [] if entry is None else self._write_index([replace(entry, vv=need.disk_vv)], [])
         if st is None:
             return []
         out = self._write_index([self.entry_after(need, st)], [])
@@ -403,8 +439,13 @@ class FolderMachine:
         self._release(need)
 
     def changed_under_us(self, need: mirror.Need) -> list:
-        """The path no longer holds what the index says: the user's change comes first."""
+        """The path no longer holds what the index says: the user's change comes first. Its
+        row is marked so that the rescan hashes the file again even when its stat looks the
+        same (a rewrite within one tick of the file system's clock, same size: "racy" files)."""
         self._release(need)
+        entry = self.index.get(need.path)
+        if entry is not None:
+            self.index[need.path] = replace(entry, inode=-1)
         return [Rescan((need.path,), 0.0)]
 
     def failed_work(self, need: mirror.Need, reason: str, now: float, wall: float, *,

@@ -99,8 +99,22 @@ def disk_version(metamap: MetaMap, path: str) -> VersionVector:
 
 
 def _copied(metamap: MetaMap, loser: FileRecord) -> bool:
-    copy = conflict.conflict_copy(loser)
+    return any(_holds_copy(metamap, conflict.conflict_copy(loser, suffixed))
+               for suffixed in (False, True))
+
+
+def _holds_copy(metamap: MetaMap, copy: FileRecord) -> bool:
     return any(v.vv.dominates(copy.vv) for v in metamap.versions(copy.path))
+
+
+def copy_of(metamap: MetaMap, loser: FileRecord) -> FileRecord:
+    """The conflict-copy record for `loser`: at the usual name, unless the map holds another
+    loser's copy there (SPEC: two different losers never share one name), then at the name
+    suffixed with one derived from `loser`'s own version."""
+    copy = conflict.conflict_copy(loser)
+    taken = any(not v.deleted and not v.same_content(copy) and not v.vv.dominates(copy.vv)
+                for v in metamap.versions(copy.path))
+    return conflict.conflict_copy(loser, suffixed=True) if taken else copy
 
 
 def need_for(metamap: MetaMap, path: str, entry: DiskEntry | None) -> Need | None:
@@ -187,9 +201,9 @@ def conflict_copies(metamap: MetaMap, path: str,
     for loser in conflict.losers(metamap.versions(path)):
         if loser.kind != FILE or loser.hash is None or not holds(loser.hash):
             continue
-        copy = conflict.conflict_copy(loser)
-        if not any(v.vv.dominates(copy.vv) for v in metamap.versions(copy.path)):
-            out.append(copy)
+        if _copied(metamap, loser):
+            continue
+        out.append(copy_of(metamap, loser))
     return out
 
 

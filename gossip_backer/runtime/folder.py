@@ -21,12 +21,13 @@ import trio
 
 from gossip_backer.core.record import FileRecord, IndexEntry, SignedUpdate
 from gossip_backer.core.retention import Policy, keep
-from gossip_backer.disk import apply, versions
+from gossip_backer.disk import alive, apply, versions
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.disk.scan import RootUnavailable, ScanEntry, root_state, scan, scan_paths
 from gossip_backer.errors import StoreError
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
 from gossip_backer.protocol.folder import SETTLE, FolderMachine
+from gossip_backer.runtime.state import state_dir
 
 if TYPE_CHECKING:
     from gossip_backer.runtime.node import Node
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 3600.0
 RETENTION_INTERVAL = 3600.0
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
+WATCH_SETTLE = 0.5  # seconds after start when the OS watcher is surely watching
+ALIVE_EVERY = 5.0  # seconds between signs of life on disk (disk/alive.py)
 INDEX_SAVE_DELAY = 0.05  # seconds index rows wait to be saved together
 INDEX_RETRY = 5.0
 
@@ -80,6 +83,7 @@ class Folder:
         self.node = node
         self.state = node.state
         self.root: Path = node.state.root
+        self.state_dir = state_dir(self.root)
         self.machine = FolderMachine(self.state.metamap, self.state.identity.public,
                                      self.state.repo.index_all())
         self.ignore = IgnoreMatcher.load(self.root)
@@ -104,6 +108,12 @@ class Folder:
 
     # -- tasks -----------------------------------------------------------------------------
     async def run(self) -> None:
+        lost = await trio.to_thread.run_sync(alive.power_lost_at, self.state_dir)
+        if lost is not None:
+            log.warning("the previous run ended with the machine losing power: what the disk "
+                        "lost of its last writes is fetched again from the mesh")
+            self.machine.after_power_loss(lost)
+        await trio.to_thread.run_sync(alive.beat, self.state_dir)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await self.full_scan()
@@ -113,7 +123,14 @@ class Folder:
             nursery.start_soon(self._retention_loop)
             if self.watch:
                 nursery.start_soon(self._watch_loop)
+                nursery.start_soon(self._scan_once_watched)
             nursery.start_soon(self.puller.run)
+
+    async def _scan_once_watched(self) -> None:
+        """One more full scan once the watcher is surely running: a file saved during the first
+        scan, or before the OS watcher was set up, is seen now, not at the hourly rescan."""
+        await trio.sleep(WATCH_SETTLE)
+        await self.full_scan()
 
     async def _retention_loop(self) -> None:
         """Apply the retention policy to the revision archive, at start and then hourly."""
@@ -143,8 +160,15 @@ class Folder:
         """The safety-net full rescan, plus a cheap look at the root every few seconds so that
         a vanished or replaced root pauses the folder at once (and a returning one resumes it)."""
         next_full = trio.current_time() + self.rescan_interval
+        next_beat = trio.current_time() + ALIVE_EVERY
         while True:
             await trio.sleep(ROOT_CHECK)
+            if trio.current_time() >= next_beat and not self.paused:
+                next_beat = trio.current_time() + ALIVE_EVERY
+                try:
+                    await trio.to_thread.run_sync(alive.beat, self.state_dir)
+                except OSError as exc:  # the root went away meanwhile: the root check says so
+                    log.debug("sign of life not written: %s", exc)
             gone = await trio.to_thread.run_sync(root_state, self.root)
             if self.paused or gone is not None or trio.current_time() >= next_full:
                 await self.full_scan()
@@ -269,10 +293,11 @@ class Folder:
                                     [p for p, e in batch.items() if e is None])
 
     def save_index_now(self) -> None:
-        """(at shutdown) Write what the saver has not written yet."""
+        """(at a clean stop) Write what the saver has not written yet; no sign of life left."""
         batch, self._unsaved = self._unsaved, {}
         if batch:
             self._save(batch)
+        alive.clear(self.state_dir)
 
     # -- remote changes --------------------------------------------------------------------
     def on_remote(self, updates: list[SignedUpdate]) -> None:

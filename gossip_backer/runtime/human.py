@@ -53,6 +53,9 @@ def _status(s: dict) -> str:
     lines.append(f"files   {s['files']} ({s['bytes']} bytes), {sync}")
     if s["conflicts"]:
         lines.append("conflicts " + ", ".join(s["conflicts"]))
+    if s.get("unavailable"):
+        lines.append("unavailable " + ", ".join(s["unavailable"]) + "  (no reachable node holds "
+                     "that content: start the node that made it; fetched as soon as one is back)")
     lines.append(f"net     in {s['net']['bytes_in']} B, out {s['net']['bytes_out']} B")
     lines.append("peers")
     lines.append(_peers(s["peers"]))

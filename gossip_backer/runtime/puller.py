@@ -175,6 +175,8 @@ class Puller:
         entry = self.machine.index.get(path)
         archived: list[IndexEntry] = []
         archive = archiver(self.root, entry, archived)
+        if need.action == mirror.ADOPT:
+            return None  # nothing to do on disk: the machine moves the row's version
         try:
             if need.action == mirror.CREATE_DIR:
                 await self._disk(apply.make_dir, self.root, path, rec.mode, rec.mtime_ns)

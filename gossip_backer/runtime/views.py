@@ -48,6 +48,7 @@ def stored_status(state: NodeState) -> dict:
         "pending_files": 0,
         "pending_bytes": 0,
         "conflicts": [],
+        "unavailable": [],
         "net": {"bytes_in": 0, "bytes_out": 0},
         "peers": [peer_view(state, m, None) for m in members.values()
                   if m.node != state.identity.public and not m.revoked],

@@ -30,10 +30,10 @@ Faults beyond the network (memdisk.py, "Faults"):
   no other live node held, was the machine's to lose (`Write.power_lost`, not a lost write of the
   mesh); a published write another node held must still survive.
 - The user may write to a stopped node (`write`, `delete`); at `restart` the node sees those
-  edits. With `cfg.rescan_delay` (lo, hi) > 0, the restarted node's scan reaches them a seeded
-  delay after boot, as a daemon's first scan of a large tree does while its connections come
-  up: the node boots with the pre-edit view of those paths, the edits are back on the disk at
-  once (so nothing may overwrite them), and the watcher reports them after the delay.
+  edits. Every (re)started node's first full scan comes a seeded delay after boot
+  (`cfg.boot_scan`), as a daemon's first scan of a large tree does while its connections come
+  up; with `cfg.rescan_delay` (lo, hi) > 0 a node restarted with offline edits uses that range
+  instead. Gossip may reach it first; no disk work starts before that scan, as in the daemon.
 - `vanish_root`, `empty_root`, `restore_root`: the root goes away or shows an empty mount point,
   and comes back; the node's watcher reports it (a full rescan).
 - `set_quota(i, bytes)`: a full disk; a user's write that does not fit fails (returns None).
@@ -89,7 +89,7 @@ class ClusterConfig:
     reliable: bool = True
     read_only: int = 0  # how many members (never the founder) are read-only
     watch_delay: tuple[float, float] = (0.05, 0.3)  # watcher debounce before a scan
-    boot_scan: tuple[float, float] = (0.01, 1.0)  # a (re)started node's first full scan: gossip
+    boot_scan: tuple[float, float] = (0.001, 0.05)  # a (re)started node's first full scan: gossip
     # may arrive before it, as in the daemon where a big tree takes a while to scan
     settle_delay: float = 0.001
     scheduler: dict = field(default_factory=dict)  # transfer.Scheduler options (its defaults)
@@ -372,6 +372,7 @@ class Cluster:
         self.note(f"crash {i} {'machine' if machine else 'process'}")
         if machine:
             self.net.set_up(i, False)
+            node.store.machine_boot += 1  # it comes back after a reboot
             if self.cfg.power_cut:
                 self._power_cut(node)
         node.crash(notify=not machine)
@@ -414,27 +415,13 @@ class Cluster:
         lo, hi = self.cfg.rescan_delay
         if edits and hi > 0:
             delay = self.rng.uniform(lo, hi)
-            now = {p: node.disk.state(p) for p in edits}
-            for p in sorted(edits, key=lambda p: p.count("/")):
-                node.disk.set_state(p, edits[p])
-            node.boot()
-            for p in sorted(now, key=lambda p: p.count("/")):
-                node.disk.set_state(p, now[p])
-            self.note(f"restart {i}: the scan reaches {len(now)} offline edits in {delay:.3f} s")
-            self.loop.call_later(delay, self._scan_reaches, i, node.incarnation, sorted(now))
+            node.boot(first_scan=delay)
+            self.note(f"restart {i}: the scan reaches {len(edits)} offline edits in {delay:.3f} s")
             self.scan_due[i] = self.loop.now + delay
         else:
             node.boot()
         for j in sorted(self.neighbours[i]):
             self.ensure_link(i, j)
-
-    def _scan_reaches(self, i: int, incarnation: int, paths: list[str]) -> None:
-        node = self.nodes[i]
-        if not node.alive or node.incarnation != incarnation:
-            return  # stopped again: the next boot scans everything
-        for p in paths:
-            node.user_changed(p)
-        self.changed(node)
 
     # -- disk faults -------------------------------------------------------------------------
     def vanish_root(self, i: int) -> None:

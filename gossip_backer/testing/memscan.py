@@ -1,6 +1,7 @@
 """`disk.scan` for a MemRoot: what is there, what changed, what is gone (see memdisk.py).
 
-The same rules as the real scan, on an in-memory tree: a file is hashed only when its size,
+The same rules as the real scan, on an in-memory tree, and the same pure half of it (what the
+observations mean: `record`, `finish`, `to_revisit` from disk/scan.py): a file is hashed only when its size,
 mtime or inode moved; ignored paths, `.backer` and temp files are never listed nor "deleted";
 refused names are skipped; a missing root raises RootUnavailable, never a mass deletion.
 """
@@ -12,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from gossip_backer.core.blocks import hash_bytes
 from gossip_backer.core.paths import BadPath, check
-from gossip_backer.core.record import DIR, FILE, SYMLINK
+from gossip_backer.core.record import DIR, FILE
 from gossip_backer.disk.ignore import IgnoreMatcher
-from gossip_backer.disk.scan import FileHash, RootUnavailable, ScanEntry, ScanResult
+from gossip_backer.disk.scan import (FileHash, RootUnavailable, ScanEntry, ScanResult, finish,
+                                     record, to_revisit)
 
 if TYPE_CHECKING:
     from gossip_backer.testing.memdisk import MemRoot, _Entry
@@ -54,32 +56,10 @@ def scan_paths(root: MemRoot, paths: Iterable[str], previous: Mapping[str, Any],
     if not root.present:
         raise RootUnavailable(root.name, "missing")
     sc = _Scanner(root, previous, ignore, hash_file)
-    todo: set[str] = set()
-    for raw in paths:
-        rel = raw.strip("/")
-        if not rel:
-            continue
-        todo.add(rel)
-        parts = rel.split("/")
-        for i in range(1, len(parts)):
-            anc = "/".join(parts[:i])
-            if anc not in previous:
-                todo.add(anc)
-    for rel in sorted(todo):
+    for rel in to_revisit(paths, previous):
         if rel not in sc.done:
             sc.revisit(rel)
     return sc.finish()
-
-
-def _differs(prev: Any, entry: ScanEntry) -> bool:
-    if prev.kind != entry.kind:
-        return True
-    if entry.kind == DIR:
-        return prev.mode != entry.mode
-    if entry.kind == SYMLINK:
-        return prev.target != entry.target
-    return (prev.size, prev.mtime_ns, prev.mode, prev.hash) != (
-        entry.size, entry.mtime_ns, entry.mode, entry.hash)
 
 
 def _acceptable(rel: str) -> bool:
@@ -127,12 +107,7 @@ class _Scanner:
                               target=e.target)
             if type(prev) is ScanEntry and prev == entry:
                 entry = prev
-        self.result.entries[rel] = entry
-        if prev is None or _differs(prev, entry):
-            self.result.changed.append(rel)
-        elif entry is not prev and (prev.inode, prev.mtime_ns, prev.size) != (
-                entry.inode, entry.mtime_ns, entry.size):
-            self.result.refreshed.append(rel)
+        record(self.result, rel, prev, entry)
         return entry.kind
 
     def _file(self, rel: str, e: _Entry, prev: Any) -> ScanEntry:
@@ -183,19 +158,7 @@ class _Scanner:
         self.deleted.add(path)
 
     def finish(self) -> ScanResult:
-        res = self.result
-        res.deleted = sorted(self.deleted - res.entries.keys())
-        res.changed = sorted(set(res.changed) & res.entries.keys())
-        res.refreshed = sorted(set(res.refreshed) & res.entries.keys())
-        res.refused.sort()
-        for entry in res.entries.values():
-            if entry.kind == FILE:
-                res.files += 1
-            elif entry.kind == DIR:
-                res.dirs += 1
-            else:
-                res.links += 1
-        return res
+        return finish(self.result, self.deleted)
 
 
 def locate_entry(root: MemRoot, rel: str) -> _Entry | None:

@@ -55,6 +55,10 @@ class SimStore:
         self.added: dict[tuple[bytes, int], SignedUpdate] = {}
         self.removed: set[tuple[bytes, int]] = set()
         self.index: dict[str, IndexEntry] = {}  # the local index (store.repo's index table)
+        self.machine_boot = 0  # the machine's boot id (a machine crash reboots it)
+        self.alive: tuple[int, float] | None = None  # (boot id, last sign of life), as
+        # disk/alive.py keeps it for the daemon: a mark left from another boot means the
+        # previous run ended with the machine losing power
 
     def save(self, updates: Iterable[SignedUpdate], dropped: Iterable[tuple[bytes, int]]) -> None:
         for key in dropped:
@@ -109,9 +113,10 @@ class SimNode(Endpoint):
         return self.cluster.loop.now
 
     # -- life cycle --------------------------------------------------------------------------
-    def boot(self, metamap: MetaMap | None = None) -> None:
+    def boot(self, metamap: MetaMap | None = None, *, first_scan: float | None = None) -> None:
         """Start (or restart) from the persisted state; `metamap` is a ready-made map that equals
-        what loading the store would give (the cluster clones one for a thousand nodes)."""
+        what loading the store would give (the cluster clones one for a thousand nodes).
+        `first_scan`: seconds until the first full scan (default: drawn from cfg.boot_scan)."""
         cl = self.cluster
         self.incarnation += 1
         self.alive = True
@@ -123,11 +128,15 @@ class SimNode(Endpoint):
         self.metamap = metamap
         self.replica = Replica(metamap, self.key, summary_interval=cl.cfg.summary_interval)
         machine = self._machine(metamap)
+        mark, boot = self.store.alive, self.store.machine_boot
+        if mark is not None and mark[0] != boot:
+            machine.after_power_loss(mark[1])
+        self.store.alive = (boot, cl.clock_ns() / 1e9)
         self.folder = SimFolder(self, machine, self.disk, self.store.index, loop=cl.loop,
                                 cfg=cl.cfg, rng=cl.rng, clock_ns=cl.clock_ns, ignore=self.ignore)
         inc = self.incarnation
         cl.loop.call_later(cl.rng.uniform(0.0, cl.cfg.tick), self._tick, inc)
-        self.folder.boot()
+        self.folder.boot(first_scan)
         cl.changed(self)
 
     def _machine(self, metamap: MetaMap) -> FolderMachine:
@@ -262,6 +271,7 @@ class SimNode(Endpoint):
         cl = self.cluster
         cl.loop.call_later(cl.cfg.tick, self._tick, inc)
         self._run(self.replica.tick(self.now))
+        self.store.alive = (self.store.machine_boot, cl.clock_ns() / 1e9)
         self.folder.tick()
 
     # -- local changes -----------------------------------------------------------------------

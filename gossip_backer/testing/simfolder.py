@@ -90,10 +90,12 @@ class SimFolder:
         self.pulls.clear()
 
     # -- the watcher and the scans -----------------------------------------------------------
-    def boot(self) -> None:
-        """First look at the whole root, after the seeded start-up delay."""
+    def boot(self, delay: float | None = None) -> None:
+        """First look at the whole root, after the start-up delay (seeded unless given)."""
+        if delay is None:
+            delay = self.rng.uniform(*self.cfg.boot_scan)
         self._scan_todo.add("")
-        self._scan_timer = self.loop.call_later(self.rng.uniform(*self.cfg.boot_scan), self._scan)
+        self._scan_timer = self.loop.call_later(delay, self._scan)
 
     def user_changed(self, path: str, delay: float | None = None) -> None:
         """The watcher saw `path` change; it is scanned after the watcher's debounce."""
@@ -203,6 +205,8 @@ class SimFolder:
     def _simple(self, need: mirror.Need) -> memdisk.Stat | None:
         path, rec = need.path, need.record
         entry = self.machine.index.get(path)
+        if need.action == mirror.ADOPT:
+            return None  # nothing to do on disk: the machine moves the row's version
         if need.action == mirror.CREATE_DIR:
             memdisk.make_dir(self.disk, path, rec.mode, rec.mtime_ns)
         elif need.action == mirror.META:

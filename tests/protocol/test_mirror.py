@@ -316,6 +316,28 @@ def test_conflict_copy_is_derived_from_the_loser_only() -> None:
     assert (copy.vv, copy.origin, copy.hash) == (mine.vv, A, mine.hash)
 
 
+def test_two_losers_of_one_author_within_one_second_never_share_a_name() -> None:
+    """SPEC: when the copy's name is taken by another version, the copy gets a suffix derived
+    from its own version, the same on every node (the open seed concurrent_edit 8 44: A lost
+    twice within one second, the second copy's vector dominated the first and replaced it)."""
+    first = file("f.txt", vv(a=1), A, b"first", 10)
+    w = World().put(first, file("f.txt", vv(b=1), B, b"theirs", 20))
+    (copy1,) = mirror.conflict_copies(w.map, "f.txt")
+    w.put(copy1, by=A)
+    second = file("f.txt", vv(a=2), A, b"second", 10)  # same second, same author, still losing
+    w.put(second)
+    (copy2,) = mirror.conflict_copies(w.map, "f.txt")
+    assert copy2.hash == h(b"second") and copy2.path != copy1.path
+    assert copy2.path == conflict.conflict_name("f.txt", 10 * S, A, conflict.version_suffix(second))
+    assert conflict.original_of(copy2.path) == "f.txt"
+    w.put(copy2, by=B)
+    assert {v.hash for p in (copy1.path, copy2.path) for v in w.map.versions(p)} == {
+        h(b"first"), h(b"second")}  # both edits kept
+    assert mirror.conflict_copies(w.map, "f.txt") == []  # and nothing more to publish
+    other = World().put(first, file("f.txt", vv(b=1), B, b"theirs", 20), copy1, second)
+    assert mirror.conflict_copies(other.map, "f.txt") == [copy2]  # the same name on every node
+
+
 def test_two_nodes_produce_the_identical_copy_record_and_it_merges_as_one() -> None:
     mine, theirs = _conflict()
     on_a = World().put(mine, theirs)

@@ -148,7 +148,8 @@ def test_offline_edits_are_seen_after_the_rescan_delay() -> None:
     sim.restart(2)
     assert sim.nodes[2].disk.exists("offline.txt")  # on the disk all along
     sim.run_until(sim.loop.now + 4)
-    assert sim.nodes[2].disk.exists("online.txt")  # the mesh came first
+    assert sim.nodes[2].metamap.winner("online.txt") is not None  # the mesh's news came first
+    assert not sim.nodes[2].disk.exists("online.txt")  # no disk work before the first scan
     assert not sim.nodes[0].disk.exists("offline.txt")  # not scanned yet
     settle(sim)
     assert sim.nodes[0].disk.exists("offline.txt")

@@ -1,0 +1,270 @@
+"""The folder machine's decisions, with no I/O: real signed updates in real MetaMaps (the replicas
+of helpers.py), scan results shaped as `disk.scan` makes them, and the effects the daemon and the
+simulator both carry out. Each test holds a rule a user relies on: no write is lost."""
+
+from __future__ import annotations
+
+import hashlib
+
+from gossip_backer.core import conflict
+from gossip_backer.core.record import DIR, FILE, Block, FileRecord
+from gossip_backer.core.vv import VersionVector
+from gossip_backer.disk.scan import ScanEntry, ScanResult
+from gossip_backer.events import Conflict, RootPaused, RootResumed
+from gossip_backer.protocol import mirror
+from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
+from gossip_backer.protocol.folder import (READ_WRITE, UNAVAILABLE_AFTER, DiskStat,
+                                           FolderMachine)
+from helpers import Replica, empty_replica, make_mesh
+
+S = 1_000_000_000
+WALL = 1_800_000_000.0  # "now", in Unix seconds: every mtime below is older than SETTLE
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=32).digest()
+
+
+def scanned(path: str, data: bytes, mtime_s: float, inode: int = 1, mode: int = 0o644) -> ScanEntry:
+    h = digest(data)
+    return ScanEntry(path, len(data), int(mtime_s * S), inode, mode, FILE, h, 128 * 1024,
+                     (Block(h, 0),))
+
+
+def result(*entries: ScanEntry, deleted: tuple[str, ...] = ()) -> ScanResult:
+    res = ScanResult(entries={e.path: e for e in entries})
+    res.changed = sorted(e.path for e in entries)
+    res.deleted = list(deleted)
+    return res
+
+
+def published(effects: list) -> list[FileRecord]:
+    return [r for e in effects if isinstance(e, Publish) for r in e.records]
+
+
+def sign_all(node: Replica, machine: FolderMachine, effects: list, holds=lambda h: True) -> list:
+    """What an interpreter does with `Publish`: sign and apply each record, then tell the
+    machine the map moved. Returns every effect, the follow-ups included."""
+    out = list(effects)
+    for effect in effects:
+        if isinstance(effect, Publish):
+            for record in effect.records:
+                node.commit(record)
+            out += sign_all(node, machine, machine.map_changed(
+                [r.path for r in effect.records], holds, WALL), holds)
+    return out
+
+
+def sync(a: Replica, b: Replica) -> None:
+    """Both maps hold every update of the other (what gossip achieves)."""
+    for u in a.map.since(b.map.digest()):
+        b.take(u)
+    for u in b.map.since(a.map.digest()):
+        a.take(u)
+
+
+def test_an_offline_edit_older_than_the_mesh_s_becomes_a_conflict_copy_whatever_the_order() -> None:
+    """The lost write of the issue: C edits big0.txt while stopped, A edits it 2 s later. When C
+    starts, A's version reaches C's map BEFORE C's first scan publishes the offline edit. A wins
+    everywhere (later mtime), and C, the only node holding its text, must publish its copy."""
+    a, b, c = make_mesh(3)
+    first = a.write("big0.txt", b"v1", mtime_ns=100 * S)
+    for r in (b, c):
+        r.take(first)
+    machine_c = FolderMachine(c.map, c.id)
+    effects = sign_all(c, machine_c, machine_c.scanned_root(
+        result(scanned("big0.txt", b"v1", 100)), WALL, full=True))
+    assert not published(effects)  # C's disk holds the mesh's version: nothing new
+    for need in machine_c.next_work(0.0):  # ...whose vv the index adopts
+        machine_c.done(need, DiskStat(2, 100 * S, 1), WALL)
+    # C stopped; the offline edit on C, then A's edit two seconds later, which reaches C first
+    a.write("big0.txt", b"A's text", mtime_ns=202 * S)
+    sync(a, c)
+    machine_c.map_changed(["big0.txt"], lambda h: True, WALL)
+    effects = sign_all(c, machine_c, machine_c.scanned_root(
+        result(scanned("big0.txt", b"C's offline text", 200, inode=2)), WALL, full=True))
+    records = published(effects)
+    mine = [r for r in records if r.path == "big0.txt"]
+    copies = [r for r in records if conflict.is_conflict_copy(r.path)]
+    assert len(mine) == 1 and mine[0].hash == digest(b"C's offline text")
+    assert [c_.hash for c_ in copies] == [digest(b"C's offline text")]
+    assert copies[0].path == conflict.conflict_name("big0.txt", 200 * S, c.id)
+    assert any(isinstance(e, Emit) and isinstance(e.event, Conflict) for e in effects)
+    assert c.map.winner("big0.txt").hash == digest(b"A's text")  # A's later edit wins
+    # and C's disk work: A's text at the path, C's at the copy (from C's own bytes, no loss)
+    work = {n.path: n for n in machine_c.next_work(1.0)}
+    assert work["big0.txt"].record.hash == digest(b"A's text")
+    assert work[copies[0].path].record.hash == digest(b"C's offline text")
+
+
+def test_a_copy_is_published_only_by_a_node_that_holds_the_loser_s_bytes() -> None:
+    a, b = make_mesh(2)
+    machine = FolderMachine(b.map, b.id)
+    a.write("f", b"A", mtime_ns=10 * S)
+    b.commit(FileRecord("f", FILE, VersionVector().bump(b.id), b.id, 1, 5 * S, 0o644, digest(b"B")))
+    sync(a, b)
+    assert not published(machine.map_changed(["f"], lambda h: False, WALL))
+    copies = published(machine.map_changed(["f"], lambda h: h == digest(b"B"), WALL))
+    assert [r.hash for r in copies] == [digest(b"B")]
+
+
+def test_files_found_before_admission_are_published_once_admitted_and_never_overwritten() -> None:
+    """Files in ROOT at `backer join` (and written before the grant arrives) are the user's:
+    while the node does not know its role they wait; once admitted read-write they are published
+    and the conflict rule decides (the later mtime wins, the other becomes a conflict copy)."""
+    founder = make_mesh(1)[0]
+    founder.write("same.txt", b"mesh copy", mtime_ns=100 * S)  # older than the joiner's
+    founder.write("theirs.txt", b"mesh text", mtime_ns=300 * S)  # newer than the joiner's
+    joiner = empty_replica(founder, 7)
+    sync(founder, joiner)  # the joiner may hear the map before its grant arrives
+    machine = FolderMachine(joiner.map, joiner.id)
+    effects = machine.scanned_root(result(scanned("same.txt", b"my newer text", 200),
+                                          scanned("theirs.txt", b"my older text", 250, inode=2),
+                                          scanned("mine.txt", b"only here", 150, inode=3)),
+                                   WALL, full=True)
+    assert not published(effects)  # not a member yet: nothing may be signed
+    assert machine.next_work(0.0) == []  # and the mesh's versions overwrite nothing
+    assert not machine.in_sync()  # unpublished changes: not in sync
+    joiner.take(founder.grant(joiner.id))
+    mine = {digest(b"my newer text"), digest(b"my older text"), digest(b"only here")}
+    effects = sign_all(joiner, machine, machine.map_changed(None, mine.__contains__, WALL),
+                       mine.__contains__)
+    records = {r.path: r for r in published(effects)}
+    assert machine.role() == READ_WRITE
+    assert records["mine.txt"].hash == digest(b"only here")
+    assert records["same.txt"].hash == digest(b"my newer text")
+    assert joiner.map.winner("same.txt").hash == digest(b"my newer text")  # later mtime wins
+    assert joiner.map.winner("theirs.txt").hash == digest(b"mesh text")
+    copy = conflict.conflict_name("theirs.txt", 250 * S, joiner.id)
+    assert records[copy].hash == digest(b"my older text")  # kept, as a conflict copy
+    copy = conflict.conflict_name("same.txt", 100 * S, founder.id)
+    assert copy not in records  # the founder holds that loser: its node publishes the copy
+
+
+def test_an_mtime_only_change_is_a_new_version() -> None:
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    sign_all(a, machine, machine.scanned_root(result(scanned("f", b"x", 100)), WALL, full=True))
+    effects = machine.scanned_root(result(scanned("f", b"x", 50)), WALL, full=False)  # touch -d
+    (record,) = published(effects)
+    assert record.mtime_ns == 50 * S and record.hash == digest(b"x")
+
+
+def test_young_files_wait_and_a_suddenly_empty_root_pauses() -> None:
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    young = scanned("f", b"half", WALL - 0.05)
+    effects = machine.scanned_root(result(young), WALL, full=True)
+    assert not published(effects) and Rescan(("f",), 0.2) in effects
+    sign_all(a, machine, machine.scanned_root(result(scanned("f", b"x", 1), scanned("g", b"y", 1, 2)),
+                                              WALL, full=True))
+    effects = machine.scanned_root(result(deleted=("f", "g")), WALL, full=True)
+    assert machine.paused and any(isinstance(e, Emit) and isinstance(e.event, RootPaused)
+                                  for e in effects)
+    assert not published(effects) and not any(isinstance(e, IndexWrite) for e in effects)
+    assert machine.next_work(0.0) == [] and not machine.in_sync()
+    effects = machine.scanned_root(result(scanned("f", b"x", 1), scanned("g", b"y", 1, 2)), WALL,
+                                   full=True)
+    assert not machine.paused and any(isinstance(e.event, RootResumed)
+                                      for e in effects if isinstance(e, Emit))
+
+
+def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_assembled() -> None:
+    a, b = make_mesh(2)
+    for i in range(3):
+        a.commit(FileRecord(f"dir{i}", DIR, VersionVector({a.id: 100 + i}), a.id, 0, S, 0o755))
+    for i in range(50):
+        a.write(f"dir{i % 3}/f{i:02d}", b"%d" % i, mtime_ns=S)
+    machine = FolderMachine(b.map, b.id)
+    sign_all(b, machine, machine.scanned_root(result(*(scanned(f"old/x{i}", b"o%d" % i, 1, 10 + i)
+                                                       for i in range(4))), WALL, full=True))
+    sync(a, b)
+    a.write("old/x0", b"gone", mtime_ns=2 * S)
+    for i in range(4):  # the mesh deleted what b holds under old/
+        a.commit(FileRecord(f"old/x{i}", FILE, b.map.versions(f"old/x{i}")[0].vv.merge(
+            a.map.versions(f"old/x{i}")[0].vv).bump(a.id), a.id, mtime_ns=3 * S, deleted=True))
+    sync(a, b)
+    machine.map_changed(None, lambda h: True, WALL)
+    work = machine.next_work(0.0)
+    kinds = [n.action for n in work]
+    assert kinds == [mirror.CREATE_DIR] * 3 + [mirror.WRITE_FILE] * machine.max_files
+    assert machine.next_work(0.0) == []  # every slot taken; deletions wait for the files
+    for n in work:
+        machine.done(n, DiskStat(n.record.size, n.record.mtime_ns, 1), WALL)
+    rest = machine.next_work(1.0)
+    assert [n.action for n in rest] == [mirror.WRITE_FILE] * machine.max_files
+    for n in rest:
+        machine.done(n, DiskStat(n.record.size, n.record.mtime_ns, 1), WALL)
+    while True:
+        more = machine.next_work(2.0)
+        if not more or more[0].action == mirror.DELETE:
+            break
+        for n in more:
+            machine.done(n, DiskStat(n.record.size, n.record.mtime_ns, 1), WALL)
+    assert [n.action for n in more] == [mirror.DELETE] * 4  # deepest first, once no file is built
+
+
+def test_content_nobody_reachable_holds_is_unavailable_and_never_blocks_in_sync() -> None:
+    a, b = make_mesh(2)
+    a.write("f", b"only on a", mtime_ns=S)
+    sync(a, b)
+    machine = FolderMachine(b.map, b.id)
+    machine.scanned_root(result(), WALL, full=True)
+    (need,) = machine.next_work(0.0)
+    machine.content_unavailable(need, 0.0)  # every connected peer said "missing"
+    assert not machine.in_sync() and machine.counts()["pending_files"] == 1  # spreading, maybe
+    assert machine.next_work(0.5) == []  # asked again a moment later
+    (need,) = machine.next_work(1.0)
+    machine.content_unavailable(need, UNAVAILABLE_AFTER + 1)
+    counts = machine.counts()
+    assert machine.in_sync() and counts["unavailable"] == ["f"] and counts["pending_files"] == 0
+    machine.peers_changed()  # a peer connects: asked again at once
+    assert [n.path for n in machine.next_work(UNAVAILABLE_AFTER + 1.5)] == ["f"]
+
+
+def test_after_a_power_loss_what_the_disk_took_back_is_fetched_again_not_published() -> None:
+    """A user's write reached the mesh but not its own disk (unsynced when the power went): the
+    restarted node sees the file gone, or older. That is not a deletion or an edit by the user:
+    nothing is published over the mesh's version, which comes back from the peers."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    sign_all(a, machine, machine.scanned_root(
+        result(scanned("old.txt", b"synced long ago", 100), scanned("new.txt", b"v2", 1000, 2),
+               scanned("gone.txt", b"fresh", 1000, 3)), WALL, full=True))
+    # power lost at t=1001: new.txt went back to its older bytes, gone.txt vanished
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1001.0)
+    effects = machine.scanned_root(result(scanned("old.txt", b"synced long ago", 100),
+                                          scanned("new.txt", b"v1", 900, 2),
+                                          deleted=("gone.txt",)), WALL, full=True)
+    assert not published(effects)
+    work = {n.path: n.record.hash for n in machine.next_work(0.0)}
+    assert work == {"new.txt": digest(b"v2"), "gone.txt": digest(b"fresh")}
+    # without the power loss the same scan is the user's doing: published
+    machine = FolderMachine(b.map, b.id)
+    sync(a, b)
+    sign_all(b, machine, machine.scanned_root(
+        result(scanned("old.txt", b"synced long ago", 100), scanned("new.txt", b"v2", 1000, 2),
+               scanned("gone.txt", b"fresh", 1000, 3)), WALL, full=True))
+    effects = machine.scanned_root(result(scanned("old.txt", b"synced long ago", 100),
+                                          scanned("new.txt", b"v1", 900, 2),
+                                          deleted=("gone.txt",)), WALL, full=True)
+    assert {r.path for r in published(effects)} == {"new.txt", "gone.txt"}
+
+
+def test_adopting_a_version_never_takes_a_stat_of_what_the_user_wrote_since() -> None:
+    """An ADOPT changes nothing on disk, only the row's version. A stat taken when it ends could
+    be of the user's newer write, not yet scanned: recorded as the adopted content, that write
+    would never be published (found by the offline_edit scenario, seed 2)."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(b.map, b.id)
+    sign_all(b, machine, machine.scanned_root(result(scanned("f", b"same", 100)), WALL, full=True))
+    a.write("f", b"same", mtime_ns=100 * S)  # the same bytes, made on A too: B only adopts
+    sync(a, b)
+    machine.map_changed(["f"], lambda h: True, WALL)
+    (need,) = machine.next_work(0.0)
+    assert need.action == mirror.ADOPT
+    machine.done(need, DiskStat(9, 300 * S, 1), WALL)  # the user's write, as a late stat shows
+    assert (machine.index["f"].size, machine.index["f"].mtime_ns) == (4, 100 * S)
+    effects = machine.scanned_root(result(scanned("f", b"the user's", 300)), WALL, full=False)
+    assert [r.hash for r in published(effects)] == [digest(b"the user's")]
