@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import posixpath
+
 from collections.abc import Iterable
 
 from gossip_backer.core import blocks as coreblocks
@@ -65,11 +67,14 @@ def _disk_holds(node: SimNode, rec: FileRecord) -> bool:
     return rec.kind == DIR
 
 
-def contents_match_metadata(nodes: list[SimNode]) -> bool:
+def contents_match_metadata(nodes: list[SimNode], unobtainable: Iterable[str] = ()) -> bool:
+    """Every winner on every disk, but for `unobtainable` paths (no live node holds their
+    content: SPEC's unavailable versions, which the node lists and keeps what it has)."""
+    skip = set(unobtainable)
     for node in nodes:
         files = node.metamap.files
         for path in files:
-            if not _disk_holds(node, node.metamap.winner(path)):
+            if path not in skip and not _disk_holds(node, node.metamap.winner(path)):
                 return False
         for path in node.disk.paths():
             if path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
@@ -118,8 +123,12 @@ def lost_writes(sim: Cluster, nodes: list[SimNode]) -> list[Write]:
                 or w.power_lost):
             continue
         copy = conflict_name(w.path, w.mtime_ns, w.author)
+        ext = posixpath.splitext(posixpath.basename(w.path))[1]
+        suffixed = copy[:len(copy) - len(ext)] + "-"  # SPEC: ...-NODEID7-SUFFIX.EXT when taken
         for node in nodes:
-            if not any(_holds(node, p, w.content) for p in (w.path, copy)):
+            places = [w.path, copy] + [p for p in node.disk.paths()
+                                       if p.startswith(suffixed) and p.endswith(ext)]
+            if not any(_holds(node, p, w.content) for p in places):
                 lost.append(w)
                 break
     return lost
@@ -189,7 +198,7 @@ def check(sim: Cluster, nodes: Iterable[SimNode] | None = None) -> tuple[dict[st
     result = {
         "identical_metadata": identical_metadata(nodes),
         "identical_contents": identical_contents(nodes),
-        "contents_match_metadata": contents_match_metadata(nodes),
+        "contents_match_metadata": contents_match_metadata(nodes, unavailable(sim)),
         "same_conflict_winner": same_conflict_winner(nodes),
         "no_lost_writes": not lost,
         "nothing_forbidden_applied": nothing_forbidden_applied(sim, nodes),

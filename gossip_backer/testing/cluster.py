@@ -545,7 +545,22 @@ class Cluster:
         tracked = self.tracked()
         if not tracked or len(self.fp_count) != 1 or next(iter(self.fp_count.values())) != len(tracked):
             return False
-        return all(self.nodes[i].idle() for i in tracked)
+        if not all(self.nodes[i].idle() for i in tracked):
+            return False
+        return not any(self._obtainable(self.nodes[i]) for i in tracked)
+
+    def _obtainable(self, node: SimNode) -> bool:
+        """Does `node` list as unavailable a version some live node holds? (It will fetch it
+        once its back-off expires: the mesh has not settled yet.)"""
+        listed = node.folder.machine.unavailable
+        if not listed:
+            return False
+        held: set[bytes] = set()
+        for n in self.nodes:
+            if n.alive:
+                held.update(e.hash for e in n.store.index.values() if e.hash is not None)
+                held.update(n.disk.objects)
+        return any(node.metamap.winner(p).hash in held for p in listed)
 
     # -- watching convergence ----------------------------------------------------------------
     def tracked(self) -> list[int]:
