@@ -118,6 +118,19 @@ class RootResumed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DiskFull(Event):
+    """Pulling pauses: the disk (or the user's quota) has no room for what the mesh sends."""
+
+    TYPE: ClassVar[str] = "disk_full"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DiskSpaceBack(Event):
+    TYPE: ClassVar[str] = "disk_space_back"
+
+
+@dataclass(frozen=True, slots=True)
 class Refused(Event):
     """Something from a peer refused on purpose (hostile path, bad block, forged update)."""
 
@@ -131,5 +144,5 @@ EVENT_TYPES = {
     cls.TYPE: cls
     for cls in (PeerConnected, PeerDisconnected, PeerRefused, MemberAdded, MemberRemoved,
                 FileChanged, FileUpdated, FileDeleted, Conflict, TransferProgress, InSync,
-                RootPaused, RootResumed, Refused)
+                RootPaused, RootResumed, DiskFull, DiskSpaceBack, Refused)
 }

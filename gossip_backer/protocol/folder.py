@@ -43,7 +43,7 @@ from gossip_backer.core import conflict
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord, IndexEntry
 from gossip_backer.core.vv import VersionVector
-from gossip_backer.events import (Conflict, FileChanged, FileDeleted, FileUpdated, InSync,
+from gossip_backer.events import (Conflict, DiskFull, DiskSpaceBack, FileChanged, FileDeleted, FileUpdated, InSync,
                                   Refused, RootPaused, RootResumed)
 from gossip_backer.core.ids import NodeId
 from gossip_backer.protocol import mirror
@@ -55,6 +55,7 @@ EMPTIED_MIN_FILES = 2
 MAX_FILES = 16  # files assembled at once
 FULL_REFRESH = 30.0  # seconds between full recomputations of what the disk lacks
 RETRY_AFTER = 10.0
+DISK_FULL_RETRY = 5.0  # seconds between tries while the disk is full
 STALL_RETRY = 1.0  # seconds before asking again for content no connected peer had
 UNAVAILABLE_AFTER = 10.0  # seconds of that before the version is listed as unavailable
 UNAVAILABLE_MAX = 30.0  # longest back-off before asking again for unavailable content
@@ -131,6 +132,8 @@ class FolderMachine:
         self.full_refresh = full_refresh
         self.retry_after = retry_after
         self.paused: str | None = None
+        self.disk_full: str | None = None  # why pulling pauses (no room on the disk)
+        self._disk_retry = 0.0
         self.scanned = False  # a first full scan has been judged
         self.busy: set[str] = set()  # paths with disk work under way
         self.assembling: set[str] = set()  # files being assembled (a subset of busy)
@@ -361,7 +364,7 @@ class FolderMachine:
         change due, files up to the free assembly slots, then deletions, but only once no file
         is being assembled (a renamed file's old path stays until the new one copied from it).
         The walk stops at the first file it cannot start: a round costs what it does."""
-        if self.paused:
+        if self.paused or (self.disk_full and now < self._disk_retry):
             return []
         self.refresh(now)
         out: list[mirror.Need] = []
@@ -422,14 +425,19 @@ class FolderMachine:
         self.stalled.pop(need.path, None)
         self._rolled_back.discard(need.path)
         origin = str(NodeId(need.record.origin))
+        out = []
+        if self.disk_full and need.action != mirror.DELETE:
+            self.disk_full = None
+            out.append(Emit(DiskSpaceBack(wall)))
         if need.action == mirror.DELETE:
-            return self._write_index([], [need.path]) + [Emit(FileDeleted(wall, need.path, origin))]
+            return out + self._write_index([], [need.path]) + [Emit(FileDeleted(wall, need.path, origin))]
         if need.action == mirror.ADOPT:  # nothing moved on disk: only the row's version does
             entry = self.index.get(need.path)  # (a stat taken now could be a user's new write)
-            return [] if entry is None else self._write_index([replace(entry, vv=need.disk_vv)], [])
+            return out if entry is None else out + self._write_index(
+                [replace(entry, vv=need.disk_vv)], [])
         if st is None:
-            return []
-        out = self._write_index([self.entry_after(need, st)], [])
+            return out
+        out += self._write_index([self.entry_after(need, st)], [])
         if need.action not in (mirror.ADOPT,):
             out.append(Emit(FileUpdated(wall, need.path, origin)))
         return out
@@ -449,8 +457,17 @@ class FolderMachine:
         return [Rescan((need.path,), 0.0)]
 
     def failed_work(self, need: mirror.Need, reason: str, now: float, wall: float, *,
-                    forever: bool = False) -> list:
-        """A disk error or a refusal: say so, try again later (refusals: not for this version)."""
+                    forever: bool = False, no_space: bool = False) -> list:
+        """A disk error or a refusal: say so, try again later (refusals: not for this version).
+        `no_space`: the disk is full; all pulling pauses, tried again every few seconds, and
+        resumes by itself once a write fits (no file was touched: temp files are removed)."""
+        if no_space:
+            self._release(need)
+            self._disk_retry = now + DISK_FULL_RETRY
+            if self.disk_full is None:
+                self.disk_full = f"{reason}: free some space; pulling resumes by itself"
+                return [Emit(DiskFull(wall, self.disk_full))]
+            return []
         self._release(need)
         self.failed[need.path] = (need.disk_vv, FOREVER if forever else now + self.retry_after)
         return [Emit(Refused(wall, need.path, reason, str(NodeId(need.record.origin))))]
@@ -505,8 +522,8 @@ class FolderMachine:
         return self._role == PENDING and any(not e.vv for e in self.index.values())
 
     def in_sync(self) -> bool:
-        return (self.scanned and not self.paused and not self.busy and not self.pending()
-                and not self.unpublished())
+        return (self.scanned and not self.paused and not self.disk_full and not self.busy
+                and not self.pending() and not self.unpublished())
 
     def in_sync_event(self, wall: float) -> list:
         """An `InSync` event when the folder just became in sync."""
@@ -528,6 +545,7 @@ class FolderMachine:
             "pending_bytes": sum(n.bytes for n in pending),
             "conflicts": mirror.conflicts_present(self.metamap, self.index),
             "unavailable": self.unavailable,
+            **({"disk_full": self.disk_full} if self.disk_full else {}),
         }
 
 

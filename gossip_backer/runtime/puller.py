@@ -19,6 +19,7 @@ a version of its own and the conflict rule decides. All disk work runs in worker
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ READ_CHUNK = 4 << 20
 PROGRESS_EVERY = 0.5  # seconds between transfer_progress events of one file
 INLINE_HASH = 64 << 10  # blocks up to this size are verified on the loop
 BUFFER_FILE = 1 << 20  # files up to this size keep fetched blocks in memory until `finish`
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 DISK_THREADS = 4  # worker threads the puller's disk work uses at once (more only fight for the GIL)
 
 
@@ -61,6 +63,7 @@ class _Job:
     reported: float = 0.0
     writing: int = 0  # verified blocks handed to a worker thread, not yet written
     buffered: list = field(default_factory=list)  # (offset, data) of a small file, not written
+    error: Exception | None = None  # a block write failed (the disk's fault)
 
 
 def _stat(entry: IndexEntry | None) -> Stat | None:
@@ -161,7 +164,9 @@ class Puller:
             self.host.execute(self.machine.failed_work(need, str(exc), now, wall, forever=True))
         except (DiskError, IntegrityError, LocalError, OSError) as exc:
             log.warning("failed %s: %s", need.path, exc)
-            self.host.execute(self.machine.failed_work(need, str(exc), now, wall))
+            no_space = getattr(exc, "errno", None) in NO_SPACE
+            self.host.execute(self.machine.failed_work(need, str(exc), now, wall,
+                                                       no_space=no_space))
         except BaseException:
             self.machine.abandoned(need)
             raise
@@ -204,7 +209,10 @@ class Puller:
             self.scheduler.cancel(need.path)
             self.jobs.pop(need.path, None)
             if job.tmp is not None:
-                job.tmp.close()
+                if self.machine.disk_full:  # give the room back; it is fetched again later
+                    await self._disk(job.tmp.abort)
+                else:
+                    job.tmp.close()
             self.wake()
 
     async def _assemble(self, job: _Job) -> Stat | None:
@@ -221,6 +229,8 @@ class Puller:
             self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, missing)
             self._pump.set()
             while self.scheduler.remaining(need.path) or job.writing:
+                if job.error is not None and not job.writing:
+                    raise job.error
                 if self.machine.superseded(need):
                     raise _Superseded()
                 peers = self.host.peers()
@@ -381,6 +391,9 @@ class Puller:
             job.writing += 1  # the file is not complete until this write is
             try:
                 await self._disk(job.tmp.write_at, arrived.offset, arrived.data)
+            except (DiskError, OSError) as exc:  # our disk's trouble, not the peer's: the
+                job.error = exc  # assembly ends with it (a full disk pauses pulling)
+                return
             finally:
                 job.writing -= 1
                 job.done.set()

@@ -21,6 +21,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -196,7 +197,14 @@ class SimFolder:
         except memdisk.LocalChanged:
             self.execute(self.machine.changed_under_us(need))
         except LocalError as exc:  # DiskError, a folder in the way...: try again later
-            self.execute(self.machine.failed_work(need, str(exc), self.now, self.wall()))
+            self._failed(need, exc)
+
+    def _failed(self, need: mirror.Need, exc: Exception, temp: TempFile | None = None) -> None:
+        no_space = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        if no_space and temp is not None:
+            temp.abort()  # give the room back (runtime/puller.py does the same)
+        self.execute(self.machine.failed_work(need, str(exc), self.now, self.wall(),
+                                              no_space=no_space))
 
     def _done(self, need: mirror.Need, st: memdisk.Stat | None) -> None:
         disk = None if st is None else DiskStat(st.size, st.mtime_ns, st.inode)
@@ -239,13 +247,27 @@ class SimFolder:
                                           hasher_factory=coreblocks.FileHasher)
         else:
             temp = TempFile.create(self.disk, need.path, hasher_factory=coreblocks.FileHasher)
-        temp.truncate(rec.size)
+        try:
+            temp.truncate(rec.size)
+            todo = self._fill(temp, rec, partial is not None)
+        except LocalError:
+            temp.abort()  # a full disk: give the room back
+            raise
+        self.pulls[need.path] = _Pull(need, temp)
+        if todo:
+            self.scheduler.forget_lacking(rec.hash)  # asked again: peers may have it by now
+            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, todo)
+        else:
+            self._finish(need.path)
+
+    def _fill(self, temp: TempFile, rec, resumed: bool) -> list:
+        """Write every block we already have; the blocks still to fetch."""
         whole = memdisk.read_version(self.disk, rec.hash) if rec.hash else None
         todo = []
         for i, block in enumerate(rec.blocks):
             offset = i * rec.block_size
             length = min(rec.block_size, rec.size - offset)
-            if partial is not None and coreblocks.strong_hash(temp.read_at(offset, length)) == block.hash:
+            if resumed and coreblocks.strong_hash(temp.read_at(offset, length)) == block.hash:
                 continue  # verified in an earlier try (a resumed download)
             data = whole[offset:offset + length] if whole is not None else None
             if data is None or coreblocks.strong_hash(data) != block.hash:
@@ -254,12 +276,7 @@ class SimFolder:
                 temp.write_at(offset, data)
             else:
                 todo.append((i, block))
-        self.pulls[need.path] = _Pull(need, temp)
-        if todo:
-            self.scheduler.forget_lacking(rec.hash)  # asked again: peers may have it by now
-            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, todo)
-        else:
-            self._finish(need.path)
+        return todo
 
     def _cancel(self, path: str) -> None:
         pull = self.pulls.pop(path, None)
@@ -285,7 +302,7 @@ class SimFolder:
             self.execute(self.machine.changed_under_us(need))  # the user's change wins the race
             return
         except (IntegrityError, LocalError) as exc:
-            self.execute(self.machine.failed_work(need, str(exc), self.now, self.wall()))
+            self._failed(need, exc, pull.temp)
             return
         self._done(need, memdisk.stat_of(self.disk, path))
 
@@ -328,7 +345,7 @@ class SimFolder:
         if self.pulls:
             self.scheduler.tick(self.now)
             self.request_blocks()
-        if self.machine.stalled or self.machine.refresh_due(self.now):
+        if self.machine.stalled or self.machine.disk_full or self.machine.refresh_due(self.now):
             self.schedule_work()  # retries come due on the clock, and the safety-net refresh  # retries come due on the clock
 
     def on_block_message(self, peer: bytes, message: BlockData | BlockMissing) -> None:
@@ -338,7 +355,13 @@ class SimFolder:
             if arrived is not None:
                 pull = self.pulls.get(arrived.path)
                 if pull is not None:
-                    pull.temp.write_at(arrived.offset, arrived.data)
+                    try:
+                        pull.temp.write_at(arrived.offset, arrived.data)
+                    except LocalError as exc:  # our disk's trouble (full), not the peer's
+                        del self.pulls[arrived.path]
+                        self.scheduler.cancel(arrived.path)
+                        self._failed(pull.need, exc, pull.temp)
+                        return
                     if self.scheduler.remaining(arrived.path) == 0:
                         self._finish(arrived.path)
         else:

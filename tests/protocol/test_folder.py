@@ -268,3 +268,27 @@ def test_adopting_a_version_never_takes_a_stat_of_what_the_user_wrote_since() ->
     assert (machine.index["f"].size, machine.index["f"].mtime_ns) == (4, 100 * S)
     effects = machine.scanned_root(result(scanned("f", b"the user's", 300)), WALL, full=False)
     assert [r.hash for r in published(effects)] == [digest(b"the user's")]
+
+
+def test_a_full_disk_pauses_pulling_says_why_and_resumes_by_itself() -> None:
+    from gossip_backer.events import DiskFull, DiskSpaceBack
+    from gossip_backer.protocol.folder import DISK_FULL_RETRY
+
+    a, b = make_mesh(2)
+    for i in range(3):
+        a.write(f"f{i}", b"%d" % i * 1000, mtime_ns=S)
+    sync(a, b)
+    machine = FolderMachine(b.map, b.id)
+    machine.scanned_root(result(), WALL, full=True)
+    first, *others = machine.next_work(0.0)
+    effects = machine.failed_work(first, "cannot write f0: disk full", 0.0, WALL, no_space=True)
+    assert [type(e.event) for e in effects] == [DiskFull]
+    for n in others:  # the others fail the same way: said once
+        assert machine.failed_work(n, "disk full", 0.1, WALL, no_space=True) == []
+    assert machine.counts()["disk_full"].startswith("cannot write f0: disk full")
+    assert not machine.in_sync() and machine.next_work(1.0) == []  # paused, not spinning
+    work = machine.next_work(DISK_FULL_RETRY + 0.1)  # tried again a few seconds later
+    assert work
+    effects = machine.done(work[0], DiskStat(work[0].record.size, S, 5), WALL)
+    assert any(isinstance(e, Emit) and isinstance(e.event, DiskSpaceBack) for e in effects)
+    assert "disk_full" not in machine.counts()
