@@ -261,9 +261,8 @@ class _Scanner:
         if not name.isascii():
             try:
                 name.encode("utf-8")
-            except UnicodeEncodeError:
-                shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                self.result.refused.append(shown)
+            except UnicodeEncodeError:  # not UTF-8 on disk: kept as os.fsdecode gives it
+                self.result.refused.append(raw)  # (surrogate escapes), so it can be found again
                 return None
             name = normalise(name)
         rel = base + name

@@ -148,6 +148,7 @@ class Dialer:
             while (invite := state.pending_invite()) is not None:
                 got = await self._connect(list(invite.addresses))
                 if got is None:
+                    self.node.invite_wait = "cannot reach " + ", ".join(invite.addresses)
                     await trio.sleep(self._retry_invite())
                     continue
                 stream, address = got
@@ -177,14 +178,16 @@ class Dialer:
                 outcome.append(event.message)
                 link.abort("invite answered")
 
-        await self.node.serve_stream(stream, initiator=True, address=address, identity=key,
-                                     on_message=on_event)
+        why = await self.node.serve_stream(stream, initiator=True, address=address, identity=key,
+                                           on_message=on_event)
         if not outcome:
+            self.node.invite_wait = f"{address}: {why or 'no answer'}"
             return False
         result = outcome[0]
         state.repo.delete_config("invite")
         if not result.accepted:
             self.node.invite_error = f"the invite was refused: {result.reason}"
+            state.repo.set_config("invite_error", self.node.invite_error)  # shown after restarts
             log.error("%s", self.node.invite_error)
         return True
 

@@ -42,7 +42,15 @@ def render(command: str, result: object) -> str:
 
 def _status(s: dict) -> str:
     state = "running" if s["running"] else "stopped"
-    sync = "in sync" if s["in_sync"] else f"syncing ({s['pending_files']} files, {s['pending_bytes']} bytes to go)"
+    problems = s.get("problems", [])
+    if s.get("paused"):
+        sync = "paused"
+    elif any(p["kind"] in ("invite", "removed") for p in problems):
+        sync = "not mirroring"
+    elif s["in_sync"]:
+        sync = "in sync"
+    else:
+        sync = f"syncing ({s['pending_files']} files, {s['pending_bytes']} bytes to go)"
     lines = [
         f"node    {s['node_id']} ({s['name']})",
         f"mesh    {s['mesh_id']}",
@@ -51,6 +59,9 @@ def _status(s: dict) -> str:
     if s.get("web"):
         lines.append(f"web     {s['web']}")
     lines.append(f"files   {s['files']} ({s['bytes']} bytes), {sync}")
+    for p in problems:
+        lines.append(f"problem {p['message']}")
+        lines.append(f"        what to do: {p['action']}")
     if s["conflicts"]:
         lines.append("conflicts " + ", ".join(s["conflicts"]))
     if s.get("unavailable"):

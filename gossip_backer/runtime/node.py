@@ -59,7 +59,11 @@ class Node:
         self._live_links: set[Link] = set()
         self._nursery: trio.Nursery | None = None
         self._changed = trio.Event()
-        self.invite_error: str | None = None
+        self.invite_error: str | None = state.repo.get_config("invite_error")
+        self.invite_wait: str | None = None  # why the last try to reach the inviter failed
+        from gossip_backer.runtime.problems import LocalProblems
+
+        self.local_problems = LocalProblems(str(state.root))
         from gossip_backer.runtime.dial import load_bootstrap
 
         self.bootstrap: dict[bytes, list[str]] = load_bootstrap(state)
@@ -375,7 +379,8 @@ class Node:
         ours = {o: q for o, q in self.state.metamap.digest().items() if q}
         meta = all({o: q for o, q in s.peer_has.items() if q} == ours and not s.pending
                    for s in self.replica.sessions.values())
-        return meta and (self.folder is None or self.folder.in_sync())
+        me = self.state.metamap.membership.members.get(self.state.identity.public)
+        return meta and me is not None and not me.revoked and (self.folder is None or self.folder.in_sync())
 
     # -- views -----------------------------------------------------------------------------
     def net(self) -> dict:
@@ -405,7 +410,20 @@ class Node:
                 s["paused"] = self.folder.paused
         if self.invite_error:
             s["error"] = self.invite_error
+        s.update(self.problems())
         return s
+
+    def problems(self) -> dict:
+        """`problems` (and `skipped`, `unreadable`) of the status: see runtime/problems.py."""
+        from gossip_backer.runtime.problems import describe
+
+        me = self.state.metamap.membership.members.get(self.state.identity.public)
+        return describe(
+            paused=self.folder.paused if self.folder is not None else None,
+            invite_error=self.invite_error, invite_wait=self.invite_wait,
+            pending_invite=self.state.pending_invite() is not None,
+            member=me is not None, removed=me is not None and me.revoked,
+            local=self.local_problems if self.folder is not None else None)
 
 
 def _preferred(link: Link, me: bytes, peer: bytes) -> int:

@@ -47,8 +47,19 @@ function renderStatus(s) {
   $("mesh-id").textContent = s.mesh_id;
   $("listen").textContent = s.listen || "–";
 
-  if (s.in_sync) setBadge($("sync-state"), "In sync", "ok");
+  const problems = s.problems || [];
+  const blocking = problems.find((p) => ["paused", "invite", "removed"].includes(p.kind));
+  if (s.paused) setBadge($("sync-state"), "Paused", "bad");
+  else if (blocking) setBadge($("sync-state"), "Not mirroring", "bad");
+  else if (s.in_sync) setBadge($("sync-state"), "In sync", "ok");
   else setBadge($("sync-state"), "Syncing", "busy");
+  // Each problem with what to do about it (runtime/problems.py), as text nodes only.
+  $("problems").replaceChildren(...problems.map((p) => {
+    const li = el("li", p.message, "problem");
+    li.append(el("div", `What to do: ${p.action}`, "action"));
+    return li;
+  }));
+  $("problems-card").hidden = problems.length === 0;
   $("files").textContent = s.files;
   $("bytes").textContent = formatBytes(s.bytes);
   $("pending").textContent = s.pending_files

@@ -1,0 +1,98 @@
+"""Problems the user must see (issue 11): a name that is not UTF-8, a paused root, an invite that
+cannot work, a node removed from the mesh. Each shows in `status --json` (`problems`, with what
+to do), in human `status`, and never kills the node or looks "in sync"."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.e2e.conftest import backer, backer_json, invite, join, mesh, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def _status_when(daemon, predicate, what: str) -> dict:
+    """The first status of `daemon` for which `predicate` holds."""
+    return wait_until(lambda: (lambda s: s if predicate(s) else None)(daemon.status()), what=what)
+
+
+def _kinds(status: dict) -> set[str]:
+    return {p["kind"] for p in status.get("problems", [])}
+
+
+def test_non_utf8_names_are_skipped_listed_and_never_kill_the_node(tmp_path, daemons):
+    a, b = mesh(tmp_path, daemons, 2)
+    root = os.fsencode(a.root)
+    with open(os.path.join(root, b"bad\xffname.txt"), "wb") as f:  # the watcher sees this one
+        f.write(b"odd name")
+    os.mkdir(os.path.join(root, b"dir\xfe"))
+    with open(os.path.join(root, b"dir\xfe", b"inside.txt"), "wb") as f:
+        f.write(b"below an odd folder")
+    (a.root / "good.txt").write_bytes(b"fine")
+    wait_until(lambda: (b.root / "good.txt").exists(), what="good.txt mirrored despite the odd names")
+    status = _status_when(a, lambda s: "skipped" in _kinds(s),
+                        what="odd names listed")
+    shown = {s["path"] for s in status["skipped"]}
+    assert {"bad\ufffdname.txt", "dir\ufffd"} <= shown, shown
+    assert all("UTF-8" in s["reason"] for s in status["skipped"])
+    (a.root / "later.txt").write_bytes(b"the watcher still works")
+    wait_until(lambda: (b.root / "later.txt").exists(), what="later.txt mirrored")
+    assert a.proc.poll() is None
+    human = backer("status", str(a.root)).stdout
+    assert "not valid UTF-8" in human and "what to do" in human
+    os.unlink(os.path.join(root, b"bad\xffname.txt"))  # renamed or removed: no longer listed
+    wait_until(lambda: "bad\ufffdname.txt" not in {s["path"] for s in a.status().get("skipped", [])},
+               what="the removed name no longer listed")
+
+
+def test_paused_root_is_not_shown_as_syncing(tmp_path, daemons):
+    root = tmp_path / "a"
+    backer_json("init", str(root), "--name", "a")
+    for i in range(20):
+        (root / f"f{i}.txt").write_bytes(b"x%d" % i)
+    a = daemons(root).start()
+    wait_until(lambda: a.status()["files"] == 20, what="20 files indexed")
+    for i in range(20):
+        (root / f"f{i}.txt").unlink()
+    status = _status_when(a, lambda s: "paused" in s, what="paused")
+    assert "paused" in _kinds(status) and status["in_sync"] is False
+    human = backer("status", str(root)).stdout
+    assert "paused" in human and "syncing" not in human and "what to do" in human
+
+
+def test_used_or_unreachable_invite_is_never_in_sync(tmp_path, daemons):
+    backer_json("init", str(tmp_path / "A"), "--name", "a")
+    a = daemons(tmp_path / "A").start()
+    used = invite(a)
+    d_id = join(tmp_path / "D", used, "d")
+    daemons(tmp_path / "D").start()
+    wait_until(lambda: d_id in a.connected(), what="D joined")
+    join(tmp_path / "E", used, "e")  # the same invite again
+    e = daemons(tmp_path / "E").start()
+    status = _status_when(e, lambda s: "error" in s, what="E refused")
+    assert "invite" in _kinds(status) and status["in_sync"] is False
+    assert "what to do" in backer("status", str(e.root)).stdout
+    e.stop()
+    stopped = e.status()  # still said after a restart of the CLI, the node not running
+    assert stopped["in_sync"] is False and "invite" in _kinds(stopped)
+    # An invite that points at nobody (mistyped, tampered): waiting, never "in sync".
+    join(tmp_path / "F", invite(a, "--address", "127.0.0.1:9"), "f")
+    f = daemons(tmp_path / "F").start()
+    time.sleep(1.0)
+    status = f.status()
+    assert status["in_sync"] is False
+    problem = next(p for p in status["problems"] if p["kind"] == "invite")
+    assert "not admitted yet" in problem["message"]
+
+
+def test_removed_node_says_so(tmp_path, daemons):
+    a, b = mesh(tmp_path, daemons, 2)
+    b_id = b.status()["node_id"]
+    backer_json("remove-peer", str(a.root), b_id)
+    status = _status_when(b, lambda s: "removed" in _kinds(s),
+                        what="B knows it was removed")
+    assert status["in_sync"] is False
+    assert "removed" in backer("status", str(b.root)).stdout
