@@ -93,6 +93,7 @@ class Node:
                 node._nursery = nursery
                 nursery.start_soon(node._ticker)
                 if node.folder is not None:
+                    await trio.to_thread.run_sync(node._remove_abandoned_temps)
                     nursery.start_soon(node.folder.run)
                 try:
                     yield node
@@ -106,6 +107,24 @@ class Node:
                     node.folder.save_index_now()
             finally:
                 state.close()
+
+    def _remove_abandoned_temps(self) -> None:
+        """At start-up: temp files no download will resume (a crash, a conflict's leftovers)
+        go; those of versions still to fetch stay, with their verified blocks."""
+        from gossip_backer.core.record import FILE
+        from gossip_backer.disk.apply import remove_abandoned_temps
+
+        metamap, index = self.state.metamap, self.folder.index
+        wanted = []
+        for path in metamap.files:
+            rec = metamap.winner(path)
+            if rec is not None and rec.kind == FILE and not rec.deleted:
+                have = index.get(path)
+                if have is None or have.hash != rec.hash:
+                    wanted.append(path)
+        removed = remove_abandoned_temps(self.state.root, wanted)
+        if removed:
+            log.info("removed %d abandoned temp file(s), e.g. %s", len(removed), removed[0])
 
     @property
     def node_id(self) -> NodeId:

@@ -53,3 +53,15 @@ def test_web_port_in_use_is_one_line(tmp_path):
         line = _one_line_error(backer("run", str(root), "--listen", "127.0.0.1:0",
                                       "--web", f"127.0.0.1:{port}", check=False, timeout=30))
     assert "web" in line and "in use" in line.lower()
+
+
+def test_abandoned_temp_files_are_removed_at_start_up(tmp_path, daemons):
+    root = tmp_path / "a"
+    backer_json("init", str(root), "--name", "a")
+    (root / "sub").mkdir()
+    stray = [root / ".backer-tmp-0badf00d-notes.txt", root / "sub" / ".backer-tmp-12345678-rename"]
+    for p in stray:
+        p.write_bytes(b"left by a crash")
+    daemons(root).start()
+    assert not any(p.exists() for p in stray)
+    assert (root / "sub").is_dir()
