@@ -8,6 +8,7 @@ the daemon starts.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -322,8 +323,8 @@ class Node:
                 link = self.links.get(effect.peer)
                 if link is not None:
                     link.abort(effect.reason)
-            elif isinstance(effect, Emit):
-                self.emit(effect.event)
+            elif isinstance(effect, Emit):  # the sans-IO clock is monotonic: events carry Unix time
+                self.emit(dataclasses.replace(effect.event, time=time.time()))
         self._after_change()
 
     def _after_change(self) -> None:
