@@ -414,7 +414,7 @@ class Node:
             if m.node == self.state.identity.public or m.revoked:
                 continue
             link = self.links.get(m.node)
-            live = {"connected": link is not None, "address": link.address if link else None,
+            live = {"connected": link is not None, "address": _listen_address(link, m.addresses),
                     "last_seen": time.time() if link else self.last_seen.get(m.node)}
             out.append(peer_view(self.state, m, live))
         return out
@@ -444,6 +444,20 @@ class Node:
             pending_invite=self.state.pending_invite() is not None,
             member=me is not None, removed=me is not None and me.revoked,
             local=self.local_problems if self.folder is not None else None)
+
+
+def _listen_address(link: Link | None, advertised: tuple[str, ...]) -> str | None:
+    """Where a connected peer can be reached: the address we dialed, or for a peer that dialed
+    us, its host with the port it listens on (not its outgoing ephemeral port)."""
+    if link is None or link.address is None or link.dialed is not False:
+        return link.address if link is not None else None
+    listen = tuple(link.hello.listen) if link.hello is not None else ()
+    host = link.address.rpartition(":")[0]
+    ports = [a.rpartition(":")[2] for a in listen + tuple(advertised)]
+    same_host = [a for a in listen + tuple(advertised) if a.rpartition(":")[0] == host]
+    if same_host:
+        return same_host[0]
+    return f"{host}:{ports[0]}" if ports else link.address
 
 
 def _preferred(link: Link, me: bytes, peer: bytes) -> int:
