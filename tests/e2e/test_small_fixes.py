@@ -80,3 +80,26 @@ def test_invite_address_must_be_host_port(tmp_path):
         assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
         assert "HOST:PORT" in out.stderr
     assert backer_json("invite", str(tmp_path / "A"), "--address", "192.0.2.7:7440")["invite"]
+
+
+def test_restore_on_a_read_only_node_refuses(tmp_path, daemons):
+    """Issue 11: it said "restored" but the change stayed on that disk."""
+    backer_json("init", str(tmp_path / "A"), "--name", "a")
+    a = daemons(tmp_path / "A").start()
+    join(tmp_path / "B", invite(a, "--read-only"), "b")
+    b = daemons(tmp_path / "B").start()
+    wait_until(lambda: b.connected(), what="B admitted")
+    (a.root / "f.txt").write_bytes(b"one")
+    wait_until(lambda: (b.root / "f.txt").exists(), what="f.txt at B")
+    import time
+
+    time.sleep(0.3)
+    (a.root / "f.txt").write_bytes(b"two, longer")
+    wait_until(lambda: (b.root / "f.txt").read_bytes() == b"two, longer", what="f.txt v2 at B")
+    out = backer("restore", str(b.root), "f.txt", check=False)
+    assert out.returncode == 1 and "read-only" in out.stderr, (out.returncode, out.stderr)
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert (b.root / "f.txt").read_bytes() == b"two, longer"
+    b.stop()
+    out = backer("restore", str(b.root), "f.txt", check=False)  # the stopped node: the same
+    assert out.returncode == 1 and "read-only" in out.stderr
