@@ -23,7 +23,7 @@ def _kinds(status: dict) -> set[str]:
     return {p["kind"] for p in status.get("problems", [])}
 
 
-def test_non_utf8_names_are_skipped_listed_and_never_kill_the_node(tmp_path, daemons):
+def test_non_utf8_names_are_skipped_and_listed_and_a_removed_node_says_so(tmp_path, daemons):
     a, b = mesh(tmp_path, daemons, 2)
     root = os.fsencode(a.root)
     with open(os.path.join(root, b"bad\xffname.txt"), "wb") as f:  # the watcher sees this one
@@ -46,6 +46,11 @@ def test_non_utf8_names_are_skipped_listed_and_never_kill_the_node(tmp_path, dae
     os.unlink(os.path.join(root, b"bad\xffname.txt"))  # renamed or removed: no longer listed
     wait_until(lambda: "bad\ufffdname.txt" not in {s["path"] for s in a.status().get("skipped", [])},
                what="the removed name no longer listed")
+    # A node removed from the mesh says so, and is never "in sync" again.
+    backer_json("remove-peer", str(a.root), b.status()["node_id"])
+    status = _status_when(b, lambda s: "removed" in _kinds(s), what="B knows it was removed")
+    assert status["in_sync"] is False
+    assert "removed" in backer("status", str(b.root)).stdout
 
 
 def test_paused_root_is_not_shown_as_syncing(tmp_path, daemons):
@@ -86,13 +91,3 @@ def test_used_or_unreachable_invite_is_never_in_sync(tmp_path, daemons):
     assert status["in_sync"] is False
     problem = next(p for p in status["problems"] if p["kind"] == "invite")
     assert "not admitted yet" in problem["message"]
-
-
-def test_removed_node_says_so(tmp_path, daemons):
-    a, b = mesh(tmp_path, daemons, 2)
-    b_id = b.status()["node_id"]
-    backer_json("remove-peer", str(a.root), b_id)
-    status = _status_when(b, lambda s: "removed" in _kinds(s),
-                        what="B knows it was removed")
-    assert status["in_sync"] is False
-    assert "removed" in backer("status", str(b.root)).stdout
