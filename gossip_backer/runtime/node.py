@@ -62,6 +62,9 @@ class Node:
         self._changed = trio.Event()
         self.invite_error: str | None = state.repo.get_config("invite_error")
         self.invite_wait: str | None = None  # why the last try to reach the inviter failed
+        from gossip_backer.runtime.progress import Progress
+
+        self.progress = Progress()
         from gossip_backer.runtime.problems import LocalProblems
 
         self.local_problems = LocalProblems(str(state.root))
@@ -426,6 +429,10 @@ class Node:
         if self.folder is not None:
             s.update(self.folder.counts())
             s["in_sync"] = self.in_sync()
+            done = sum(t["done_bytes"] for t in s.get("transfers", []))
+            progress = self.progress.update(s["pending_bytes"], done, time.monotonic())
+            if progress is not None:
+                s["progress"] = progress
             if self.folder.paused:
                 s["paused"] = self.folder.paused
         if self.invite_error:

@@ -65,6 +65,15 @@ function renderStatus(s) {
   $("pending").textContent = s.pending_files
     ? `${plural(s.pending_files, "file")}, ${formatBytes(s.pending_bytes)}` : "nothing";
 
+  // The overall bar: bytes done of the backlog's total, rate, time left (runtime/progress.py).
+  const p = s.progress;
+  $("progress-bar").max = p ? Math.max(p.total_bytes, 1) : 1;
+  $("progress-bar").value = p ? p.done_bytes : (s.in_sync ? 1 : 0);
+  $("progress").textContent = p
+    ? `${formatBytes(p.done_bytes)} of ${formatBytes(p.total_bytes)}, ${formatBytes(p.rate)}/s` +
+      (p.eta === null ? "" : `, ${Math.ceil(p.eta)} s left`)
+    : (s.in_sync ? "done" : "–");
+
   $("bytes-in").textContent = formatBytes(s.net.bytes_in);
   $("bytes-out").textContent = formatBytes(s.net.bytes_out);
 
