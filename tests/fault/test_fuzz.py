@@ -40,3 +40,14 @@ def test_a_delta_payload_with_an_unhashable_tag_is_a_protocol_error(body):
     """Issue 11: this was a TypeError out of payload_from_plain (its caller caught ValueError)."""
     with pytest.raises(RemoteError):
         update_from_wire((b"\x01" * 32, 1, body, b"\x02" * 64))
+
+
+def test_the_campaign_prints_its_table(capsys):
+    from tests.fault.campaign import main
+
+    assert main(["--trials", "0", "--fuzz", "300"]) == 0
+    out = capsys.readouterr().out
+    for column in ("trials", "trees identical", "files damaged", "temp files left", "crashes",
+                   "fuzz inputs", "unclean exceptions"):
+        assert column in out
+    assert "PASS" in out and "300" in out
