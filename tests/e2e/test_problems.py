@@ -1,15 +1,14 @@
-"""Problems the user must see (issue 11): a name that is not UTF-8, a paused root, an invite that
-cannot work, a node removed from the mesh. Each shows in `status --json` (`problems`, with what
+"""Problems the user must see (issue 11): a paused root, an invite that cannot work (names that
+are not UTF-8 and a removed node: tests/fault/test_names.py). Each shows in `status --json` (`problems`, with what
 to do), in human `status`, and never kills the node or looks "in sync"."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-from tests.e2e.conftest import backer, backer_json, invite, join, mesh, wait_until
+from tests.e2e.conftest import backer, backer_json, invite, join, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -21,36 +20,6 @@ def _status_when(daemon, predicate, what: str) -> dict:
 
 def _kinds(status: dict) -> set[str]:
     return {p["kind"] for p in status.get("problems", [])}
-
-
-def test_non_utf8_names_are_skipped_and_listed_and_a_removed_node_says_so(tmp_path, daemons):
-    a, b = mesh(tmp_path, daemons, 2)
-    root = os.fsencode(a.root)
-    with open(os.path.join(root, b"bad\xffname.txt"), "wb") as f:  # the watcher sees this one
-        f.write(b"odd name")
-    os.mkdir(os.path.join(root, b"dir\xfe"))
-    with open(os.path.join(root, b"dir\xfe", b"inside.txt"), "wb") as f:
-        f.write(b"below an odd folder")
-    (a.root / "good.txt").write_bytes(b"fine")
-    wait_until(lambda: (b.root / "good.txt").exists(), what="good.txt mirrored despite the odd names")
-    status = _status_when(a, lambda s: "skipped" in _kinds(s),
-                        what="odd names listed")
-    shown = {s["path"] for s in status["skipped"]}
-    assert {"bad\ufffdname.txt", "dir\ufffd"} <= shown, shown
-    assert all("UTF-8" in s["reason"] for s in status["skipped"])
-    (a.root / "later.txt").write_bytes(b"the watcher still works")
-    wait_until(lambda: (b.root / "later.txt").exists(), what="later.txt mirrored")
-    assert a.proc.poll() is None
-    human = backer("status", str(a.root)).stdout
-    assert "not valid UTF-8" in human and "what to do" in human
-    os.unlink(os.path.join(root, b"bad\xffname.txt"))  # renamed or removed: no longer listed
-    wait_until(lambda: "bad\ufffdname.txt" not in {s["path"] for s in a.status().get("skipped", [])},
-               what="the removed name no longer listed")
-    # A node removed from the mesh says so, and is never "in sync" again.
-    backer_json("remove-peer", str(a.root), b.status()["node_id"])
-    status = _status_when(b, lambda s: "removed" in _kinds(s), what="B knows it was removed")
-    assert status["in_sync"] is False
-    assert "removed" in backer("status", str(b.root)).stdout
 
 
 def test_paused_root_is_not_shown_as_syncing(tmp_path, daemons):
