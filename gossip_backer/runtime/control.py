@@ -146,4 +146,10 @@ async def _answer(s: trio.SocketStream, handler: Handler, streamer: Streamer) ->
         answer = {"ok": True, "result": result}
     except UserError as exc:
         answer = {"ok": False, "error": str(exc)}
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        raise
+    except Exception as exc:  # our bug: this request fails, in one line; the node carries on
+        log.exception("control request %r failed", req.get("cmd"))
+        answer = {"ok": False, "error": f"internal error in the node ({type(exc).__name__}: "
+                                        f"{exc}); see its log"}
     await s.send_all(json.dumps(answer).encode() + b"\n")
