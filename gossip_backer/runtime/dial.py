@@ -152,6 +152,7 @@ class Dialer:
                     await trio.sleep(self._retry_invite())
                     continue
                 stream, address = got
+                self.node.invite_wait = f"{address} does not answer (a wrong mesh secret gets no answer)"
                 done = await self._run_claim(stream, address, invite)
                 if not done:
                     await trio.sleep(self._retry_invite())

@@ -60,3 +60,17 @@ def test_used_or_unreachable_invite_is_never_in_sync(tmp_path, daemons):
     assert status["in_sync"] is False
     problem = next(p for p in status["problems"] if p["kind"] == "invite")
     assert "not admitted yet" in problem["message"]
+    # A tampered invite that still parses (a byte of its mesh secret changed): the inviter
+    # cannot even complete a handshake; the node says why, and is never "in sync".
+    from gossip_backer.core.invite import Invite
+    from gossip_backer.wire.codec import pack, unpack
+
+    inv = Invite.from_text(invite(a), unpack)
+    bad = Invite(bytes([inv.mesh_secret[0] ^ 1]) + inv.mesh_secret[1:], inv.founder, inv.inviter,
+                 inv.addresses, inv.read_only, inv.expires, inv.invite_seed)
+    join(tmp_path / "G", bad.to_text(pack), "g")
+    g = daemons(tmp_path / "G").start()
+    status = _status_when(g, lambda s: any("not admitted yet" in p["message"] and "answer (" in p["message"]
+                                           for p in s.get("problems", [])),
+                          what="G says why it is not admitted")
+    assert status["in_sync"] is False and g.connected() == set()
