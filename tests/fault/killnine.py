@@ -2,7 +2,7 @@
 a restart the two trees must be identical byte for byte (content, permission bits, mtimes).
 
 One mesh of two nodes serves every trial: each trial changes the sender's tree (new files of
-1 KiB to 6 MiB, edits, deletions), kills one side 0 to 1 s later, restarts it, waits until both
+1 KiB to 4 MiB, edits, deletions), kills one side 0 to 1 s later, restarts it, waits until both
 say in sync, and compares. Counted per trial: identical trees, damaged files (a path whose bytes
 differ on the two sides, or that a node holds half-written), temp files left behind, crashes
 (a node that died by itself, or a traceback in its log).
@@ -54,7 +54,7 @@ def _change(root: Path, rng: random.Random, trial: int) -> None:
     folder = root / f"t{trial:03d}"
     folder.mkdir()
     for i in range(rng.randrange(3, 7)):
-        size = rng.choice((1 << 10, 64 << 10, 512 << 10, 2 << 20, 6 << 20))
+        size = rng.choice((1 << 10, 64 << 10, 512 << 10, 2 << 20, 4 << 20))
         (folder / f"f{i}.bin").write_bytes(rng.randbytes(size))
         if rng.random() < 0.3:
             os.chmod(folder / f"f{i}.bin", 0o600)
