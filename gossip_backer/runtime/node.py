@@ -437,10 +437,10 @@ class Node:
                 s["paused"] = self.folder.paused
         if self.invite_error:
             s["error"] = self.invite_error
-        s.update(self.problems())
+        s.update(self.problems(s.get("unavailable") or ()))
         return s
 
-    def problems(self) -> dict:
+    def problems(self, unavailable=()) -> dict:
         """`problems` (and `skipped`, `unreadable`) of the status: see runtime/problems.py."""
         from gossip_backer.runtime.problems import describe
 
@@ -450,7 +450,8 @@ class Node:
             invite_error=self.invite_error, invite_wait=self.invite_wait,
             pending_invite=self.state.pending_invite() is not None,
             member=me is not None, removed=me is not None and me.revoked,
-            local=self.local_problems if self.folder is not None else None)
+            local=self.local_problems if self.folder is not None else None,
+            unavailable=list(unavailable))
 
 
 def _listen_address(link: Link | None, advertised: tuple[str, ...]) -> str | None:

@@ -4,7 +4,8 @@
 `{"kind", "message", "action"}`, plus `skipped` (names the scans refused, as shown to a human)
 and `unreadable` (path -> error); human `status` and the dashboard print them. Kinds:
 `paused` (the root is missing or emptied), `invite` (refused, used, tampered or not yet
-answered), `removed` (this node was revoked from the mesh), `skipped`, `unreadable`.
+answered), `removed` (this node was revoked from the mesh), `unavailable` (content no connected
+node holds), `skipped`, `unreadable`.
 
 `LocalProblems` collects what the scans report. An entry lives until a scan reads the path fine, or the path is
 gone (checked when shown: one lstat per entry), so nothing needs a full scan to clear it.
@@ -68,7 +69,8 @@ def _why_refused(path: str) -> str:
 
 def describe(*, paused: str | None = None, invite_error: str | None = None,
              invite_wait: str | None = None, pending_invite: bool = False, member: bool = True,
-             removed: bool = False, local: LocalProblems | None = None) -> dict:
+             removed: bool = False, local: LocalProblems | None = None,
+             unavailable: list[str] = ()) -> dict:
     """The status keys for the problems of a node: `problems`, and `skipped` / `unreadable`
     when there are any."""
     out: list[dict] = []
@@ -94,6 +96,11 @@ def describe(*, paused: str | None = None, invite_error: str | None = None,
         out.append(_p("paused", f"mirroring is paused: {paused}",
                       "bring the folder back (mount the disk, restore the folder); mirroring "
                       "resumes by itself"))
+    if unavailable:
+        out.append(_p("unavailable", f"{len(unavailable)} file(s) have a version whose content no "
+                      f"connected node holds, e.g. {unavailable[0]!r}: this node keeps what it has",
+                      "start (or reconnect) a node that holds them; they are fetched as soon as "
+                      "it is back"))
     if local is not None:
         refused, unreadable = local.current()
         if refused:

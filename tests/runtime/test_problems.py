@@ -48,3 +48,9 @@ def test_every_kind_says_what_to_do():
         "message"].startswith("not admitted yet")
     assert "refused" in describe(member=False, invite_error="the invite was refused: used")[
         "problems"][0]["message"]
+
+
+def test_unavailable_versions_are_a_problem_with_what_to_do():
+    [p] = describe(unavailable=["a/b.bin", "c.txt"])["problems"]
+    assert p["kind"] == "unavailable" and "'a/b.bin'" in p["message"] and "2 file(s)" in p["message"]
+    assert "node that holds them" in p["action"]
