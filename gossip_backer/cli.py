@@ -16,6 +16,34 @@ from gossip_backer.errors import BackerError, UserError
 Handler = Callable[[argparse.Namespace], object]
 
 
+class JournalFormatter(logging.Formatter):
+    """One line per record, as journald reads a service's stderr: a `<N>` syslog priority
+    prefix (so `journalctl -p warning` works), no timestamp (journald adds its own), and a
+    traceback folded onto the same line, so one event is one journal entry."""
+
+    PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+                logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.name}: {record.getMessage()}"
+        if record.exc_info:
+            text += " | " + self.formatException(record.exc_info).replace("\n", " | ")
+        priority = self.PRIORITY.get(record.levelno, 6)
+        return f"<{priority}>" + text.replace("\n", " | ")
+
+
+def stderr_is_journal() -> bool:
+    """systemd sets JOURNAL_STREAM=DEV:INODE when stderr goes to the journal."""
+    import os
+
+    dev, _, ino = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return dev.isdigit() and ino.isdigit() and (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
 def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
@@ -128,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = getattr(args, "run_log_level", None) or args.log_level
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JournalFormatter() if stderr_is_journal() else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     from gossip_backer.runtime import commands
 
     if args.command == "run":

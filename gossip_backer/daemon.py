@@ -41,7 +41,24 @@ def run_daemon(root: Path, listen_at: str, web_at: str | None) -> None:
             split_address(addr)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-    trio.run(_main, root, listen_at, web_at)
+    try:
+        trio.run(_main, root, listen_at, web_at)
+    except BaseExceptionGroup as group:  # a UserError raised while starting, inside nurseries
+        user = _user_error(group)
+        if user is None:
+            raise
+        raise user from None
+
+
+def _user_error(exc: BaseException) -> UserError | None:
+    if isinstance(exc, UserError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _user_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 async def _main(root: Path, listen_at: str, web_at: str | None) -> None:
@@ -81,6 +98,8 @@ async def _start(nursery: trio.Nursery, node: Node, listen_at: str, web_at: str 
 def _handler(node: Node):
     async def handle(req: dict) -> object:
         cmd = req.get("cmd")
+        if cmd == "ping":
+            return "pong"
         if cmd == "status":
             return {**node.status(), "advertise": node.advertise}
         if cmd == "peers":

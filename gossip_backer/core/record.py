@@ -220,7 +220,7 @@ def payload_to_plain(payload: Payload) -> list:
 def payload_from_plain(plain: object) -> Payload:
     _need(isinstance(plain, list) and len(plain) == 2, "payload")
     tag, body = plain
-    _need(tag in PAYLOAD_TYPES, "payload tag")
+    _need(isinstance(tag, str) and tag in PAYLOAD_TYPES, "payload tag")  # a list is unhashable
     return PAYLOAD_TYPES[tag].from_plain(body)
 
 

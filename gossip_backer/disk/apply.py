@@ -36,13 +36,13 @@ import os
 import posixpath
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from gossip_backer.core.blocks import FileHasher
-from gossip_backer.core.paths import TMP_PREFIX, BadPath, case_key, check
+from gossip_backer.core.paths import STATE_DIR, TMP_PREFIX, BadPath, case_key, check
 from gossip_backer.core.record import DIR, FILE, SYMLINK
 from gossip_backer.disk import safepath
 from gossip_backer.errors import IntegrityError, LocalError
@@ -57,6 +57,7 @@ __all__ = [
     "make_dir",
     "make_symlink",
     "remove",
+    "remove_abandoned_temps",
     "rename",
     "set_meta",
     "stat_of",
@@ -185,6 +186,39 @@ def temp_name(path: str) -> str:
     budget = 255 - len(prefix.encode("utf-8"))
     base = posixpath.basename(norm).encode("utf-8", "surrogatepass")[:budget]
     return prefix + base.decode("utf-8", "ignore")
+
+
+def remove_abandoned_temps(root: Path | str, wanted: Iterable[str]) -> list[str]:
+    """Delete the `.backer-tmp-*` files below `root` that no download can resume: every one but
+    the temp file of a path in `wanted` (mesh paths whose version may still be fetched; their
+    verified blocks are kept). Returns the relative paths removed. Run at start-up, before the
+    puller; `.backer/` is not looked into."""
+    keep = set()
+    for path in wanted:
+        try:
+            keep.add(posixpath.join(posixpath.dirname(path), temp_name(path)))
+        except BadPath:
+            continue
+    root = os.path.abspath(root)
+    removed = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir
+        if not rel_dir:
+            dirnames[:] = [d for d in dirnames if d.casefold() != STATE_DIR]
+        for name in filenames + [d for d in dirnames if d.startswith(TMP_PREFIX)]:
+            rel = posixpath.join(rel_dir, name)
+            if not name.startswith(TMP_PREFIX) or rel in keep:
+                continue
+            full = os.path.join(dirpath, name)
+            try:
+                if os.path.isdir(full) and not os.path.islink(full):
+                    continue  # not ours to empty
+                os.unlink(full)
+                removed.append(rel)
+            except OSError:
+                pass
+    return sorted(removed)
 
 
 def fsync_dir(folder: Path) -> None:

@@ -261,9 +261,8 @@ class _Scanner:
         if not name.isascii():
             try:
                 name.encode("utf-8")
-            except UnicodeEncodeError:
-                shown = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                self.result.refused.append(shown)
+            except UnicodeEncodeError:  # not UTF-8 on disk: kept as os.fsdecode gives it
+                self.result.refused.append(raw)  # (surrogate escapes), so it can be found again
                 return None
             name = normalise(name)
         rel = base + name
@@ -372,6 +371,7 @@ class _Scanner:
         if self.ignore.matches(rel, is_dir):
             self.done.add(rel)
             return
+        self._same_once_normalised(rel, disk)
         if not _acceptable(rel):
             self.result.refused.append(rel)
             return
@@ -393,6 +393,21 @@ class _Scanner:
             if st is None or (i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode)):
                 return None  # missing, or a path through a symlink or file
         return disk, st
+
+    def _same_once_normalised(self, rel: str, disk: str) -> None:
+        """Refuse the other names of `disk`'s folder that are `rel` once NFC-normalised (a full
+        walk refuses them in `_name`; a watcher's event names only the normalised path)."""
+        name = os.path.basename(disk)
+        if name.isascii():
+            return
+        base = rel.rpartition("/")[0]
+        try:
+            with os.scandir(os.path.dirname(disk)) as it:
+                twins = [i.name for i in it if i.name != name and not i.name.isascii()
+                         and _nfc_or_none(i.name) == normalise(name)]
+        except OSError:
+            return
+        self.result.refused.extend((base + "/" if base else "") + t for t in twins)
 
     @staticmethod
     def _child(disk_dir: str, name: str) -> tuple[os.stat_result | None, str]:
@@ -437,6 +452,14 @@ class _Scanner:
 
     def finish(self) -> ScanResult:
         return finish(self.result, self.deleted)
+
+
+def _nfc_or_none(name: str) -> str | None:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return normalise(name)
 
 
 def _acceptable(rel: str) -> bool:

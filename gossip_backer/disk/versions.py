@@ -75,7 +75,7 @@ def archive(
         st = os.lstat(src)
         if not stat.S_ISREG(st.st_mode):
             raise LocalError(f"cannot archive {src}: not a regular file")
-        os.makedirs(final.parent, mode=0o700, exist_ok=True)
+        _private_dirs(root, final.parent)
     except OSError as exc:
         raise disk_error(exc, "archive", src) from exc
     tmp = final.parent / f"{_TMP}{secrets.token_hex(8)}"
@@ -92,6 +92,18 @@ def archive(
         raise
     fsync_dir(final.parent)
     return True
+
+
+def _private_dirs(root: Path | str, folder: Path) -> None:
+    """`versions/`, `versions/objects/` and `folder` below it, each created mode 0700 (like
+    `.backer/`: what was replaced or deleted is as private as the rest of the state)."""
+    versions = objects_dir(root).parent
+    for d in (versions, objects_dir(root), folder):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)  # whatever the umask
 
 
 def _link_or_copy(

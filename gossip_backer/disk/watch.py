@@ -65,18 +65,43 @@ class Watcher:
         root itself vanishing (then `root_lost` is true)."""
         self._stop.clear()
         self.root_lost = False
-        async for batch in watchfiles.awatch(
-            self.root, watch_filter=None, debounce=self.debounce_ms, step=self.step_ms,
-            stop_event=self._stop, rust_timeout=self.cancel_ms, force_polling=self.force_polling,
-            ignore_permission_denied=True,
-        ):
-            if any(path == self.root for _, path in batch) and root_state(self.root) is not None:
-                self.root_lost = True  # nothing below it can be trusted: stop, let the runtime
-                self._stop.set()  # pause the root and start a new Watcher once it is back
-                continue
-            paths = self.filter(batch)
+        while not self._stop.is_set():
+            undecodable = None
+            try:
+                async for batch in watchfiles.awatch(
+                    self.root, watch_filter=None, debounce=self.debounce_ms, step=self.step_ms,
+                    stop_event=self._stop, rust_timeout=self.cancel_ms,
+                    force_polling=self.force_polling, ignore_permission_denied=True,
+                ):
+                    if (any(path == self.root for _, path in batch)
+                            and root_state(self.root) is not None):
+                        self.root_lost = True  # nothing below it can be trusted: stop, let the
+                        self._stop.set()  # runtime pause the root and start a new Watcher
+                        continue
+                    paths = self.filter(batch)
+                    if paths:
+                        yield paths
+                return
+            except Exception as exc:  # watchfiles' RuntimeError, maybe inside an ExceptionGroup
+                undecodable = _undecodable(exc)
+                if undecodable is None:
+                    raise
+            paths = self._around(undecodable)
             if paths:
                 yield paths
+
+    def _around(self, abs_path: str) -> set[str]:
+        """After watchfiles died on a name that is not UTF-8 (its whole batch is lost): that
+        path (the scan refuses it and lists it) and its folder's other entries, looked at again."""
+        rel = self.relative(abs_path)
+        out = {rel} if rel else set()
+        folder = os.path.dirname(abs_path)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            names = []
+        out.update(r for r in (self.relative(os.path.join(folder, n)) for n in names) if r)
+        return {r for r in out if not self.ignore.matches(r, _is_dir(os.path.join(self.root, r)))}
 
     def close(self) -> None:
         """Make a running `changes()` end within `step_ms`."""
@@ -106,6 +131,44 @@ class Watcher:
         if os.sep != "/":
             rel = rel.replace(os.sep, "/")
         return normalise(rel) if rel else None
+
+
+def _undecodable(exc: BaseException) -> str | None:
+    if isinstance(exc, BaseExceptionGroup):
+        return next(filter(None, map(_undecodable, exc.exceptions)), None)
+    return undecodable_path(str(exc)) if isinstance(exc, RuntimeError) else None
+
+
+def undecodable_path(message: str) -> str | None:
+    """The path in watchfiles' `Unable to decode path "..." to string` (Rust's debug form of a
+    path: \\xNN for bytes that are not UTF-8), as `os.fsdecode` gives it; None for another error."""
+    prefix, suffix = 'Unable to decode path "', '" to string'
+    start = message.find(prefix)
+    end = message.rfind(suffix)
+    if start < 0 or end < start:
+        return None
+    text = message[start + len(prefix):end]
+    out = bytearray()
+    i = 0
+    simple = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
+    while i < len(text):
+        ch = text[i]
+        if ch != "\\" or i + 1 == len(text):
+            out += ch.encode("utf-8", "surrogateescape")
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt == "x":
+            out.append(int(text[i + 2:i + 4], 16))
+            i += 4
+        elif nxt == "u" and text[i + 2:i + 3] == "{":
+            close = text.index("}", i)
+            out += chr(int(text[i + 3:close], 16)).encode("utf-8", "surrogatepass")
+            i = close + 1
+        else:
+            out += simple.get(nxt, nxt).encode("utf-8")
+            i += 2
+    return os.fsdecode(bytes(out))
 
 
 def _is_dir(path: str) -> bool:

@@ -2,8 +2,12 @@
 this node keeps in its revision archive, and those peers report keeping, merged into one list,
 newest first; and which version `restore` brings back by default.
 
-A version's id is derived from what it is (path, content, mtime, origin), so the same version
-reported by several nodes is listed once and has the same id on every node.
+A version's id is derived from what it is: (path, content, mtime) for content, (path, mtime,
+origin) for a deletion. Not the origin of content: a node that archived a version it received
+no longer knows for sure who made it (the map forgets superseded versions), and the same version
+must be listed once, with one id, on every node. Among reports of one version the map's entry
+wins (it knows the origin and which version is current), else the least origin; ties of mtime
+sort by id, so every node lists the same versions in the same order.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ class Version:
     @property
     def id(self) -> str:
         h = hashlib.blake2b(digest_size=8, person=b"backer-version")
-        for part in (self.path.encode(), self.hash or b"deleted", str(self.mtime_ns).encode(), self.origin):
+        origin = self.origin if self.hash is None else b""  # see the module docstring
+        for part in (self.path.encode(), self.hash or b"deleted", str(self.mtime_ns).encode(), origin):
             h.update(len(part).to_bytes(4, "big") + part)
         return h.hexdigest()
 
@@ -55,14 +60,23 @@ def from_archive(path: str, rows: list[tuple[bytes, int, int, bytes]]) -> list[V
     return [Version(path, h, size, mtime, origin, False) for h, size, mtime, origin in rows]
 
 
-def merged(*lists: list[Version]) -> list[Version]:
-    """One entry per version id (the map's entry wins: it knows which one is current)."""
+def merged(*lists: list[Version], known: list[Version] = ()) -> list[Version]:
+    """One entry per version id, newest first, in the same order on every node. The current
+    entry wins, then one in `known` (the map's, whose origin is sure), then the least origin."""
     seen: dict[str, Version] = {}
-    for versions in lists:
+    sure = {v.id: v.origin for v in known}
+    for versions in (*lists, known):
         for v in versions:
-            if v.id not in seen or (v.current and not seen[v.id].current):
+            if v.id in sure and v.origin != sure[v.id]:
+                v = Version(v.path, v.hash, v.size, v.mtime_ns, sure[v.id], v.deleted, v.current)
+            old = seen.get(v.id)
+            if old is None or (v.current, -_rank(v)) > (old.current, -_rank(old)):
                 seen[v.id] = v
-    return sorted(seen.values(), key=lambda v: (v.mtime_ns, v.current), reverse=True)
+    return sorted(seen.values(), key=lambda v: (v.mtime_ns, v.current, v.id), reverse=True)
+
+
+def _rank(v: Version) -> int:
+    return int.from_bytes(v.origin[:8], "big")
 
 
 def default_restore(versions: list[Version]) -> Version | None:

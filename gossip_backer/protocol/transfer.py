@@ -7,10 +7,16 @@ requests and bytes in flight (so several peers and several requests run at once,
 flooded). An answer is checked against the block's strong hash before it is handed back: a peer
 that sends bad data is named (IntegrityError) so the caller drops it. "Missing" answers and
 timeouts put the block back for another peer; a file no connected peer can serve is `stalled`.
+
+An answer to a request we no longer wait for (timed out, or its file cancelled) is dropped
+quietly: `retired` remembers the last RETIRED of those ids and whom they were sent to. Any other
+answer (an id never sent to that peer, or answered already) is unrequested data: RemoteError, the
+peer is dropped, so nobody can push data at us.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +24,7 @@ from gossip_backer.core.record import Block
 from gossip_backer.errors import IntegrityError, RemoteError
 from gossip_backer.wire.messages import BlockRequest
 
+RETIRED = 4096
 
 @dataclass
 class _File:
@@ -63,6 +70,7 @@ class Scheduler:
         self.lacking: set[tuple[bytes, bytes]] = set()  # (peer, file_hash) it said it lacks
         self._next_id = 1
         self.bytes_received = 0
+        self.retired: OrderedDict[int, bytes] = OrderedDict()  # request id -> peer asked
 
     # -- registering work ------------------------------------------------------------------
     def add(self, path: str, file_hash: bytes, block_size: int, size: int,
@@ -75,7 +83,7 @@ class Scheduler:
         f = self.files.pop(path, None)
         if f is not None:
             for rid in f.asked.values():
-                self.flights.pop(rid, None)
+                self._retire(rid)
 
     def remaining(self, path: str) -> int:
         f = self.files.get(path)
@@ -139,12 +147,9 @@ class Scheduler:
         """A BlockData from `peer`: the verified block, or None if no longer wanted.
         Raises IntegrityError when the data does not match the block's hash. `verified` is the
         outcome of checking `data` against `expected(request_id)` already (else it is hashed)."""
-        fl = self.flights.get(request_id)
-        if fl is None or fl.peer != peer:
-            if fl is None:
-                return None
-            raise RemoteError("answer to a request sent to another peer")
-        del self.flights[request_id]
+        fl = self._answered(peer, request_id)
+        if fl is None:
+            return None
         f = self.files.get(fl.path)
         if f is None or f.asked.get(fl.index) != request_id:
             return None
@@ -159,12 +164,9 @@ class Scheduler:
         return Arrived(fl.path, fl.index, fl.index * f.block_size, data)
 
     def on_missing(self, peer: bytes, request_id: int) -> None:
-        fl = self.flights.get(request_id)
+        fl = self._answered(peer, request_id)
         if fl is None:
             return
-        if fl.peer != peer:
-            raise RemoteError("answer to a request sent to another peer")
-        del self.flights[request_id]
         f = self.files.get(fl.path)
         if f is not None:
             self.lacking.add((peer, f.file_hash))
@@ -173,7 +175,7 @@ class Scheduler:
     def peer_gone(self, peer: bytes) -> None:
         for rid, fl in list(self.flights.items()):
             if fl.peer == peer:
-                del self.flights[rid]
+                self._retire(rid)
                 f = self.files.get(fl.path)
                 if f is not None:
                     self._requeue(f, fl.index, rid)
@@ -182,7 +184,7 @@ class Scheduler:
     def tick(self, now: float) -> None:
         for rid, fl in list(self.flights.items()):
             if now - fl.sent_at > self.timeout:
-                del self.flights[rid]
+                self._retire(rid)
                 f = self.files.get(fl.path)
                 if f is not None:
                     self._requeue(f, fl.index, rid)
@@ -196,6 +198,25 @@ class Scheduler:
             self.lacking = {(p, h) for p, h in self.lacking if h != file_hash}
 
     # -- internals -------------------------------------------------------------------------
+    def _answered(self, peer: bytes, request_id: int) -> _Flight | None:
+        """The flight an answer from `peer` ends; None for one we stopped waiting for. Raises
+        RemoteError for an answer nobody asked `peer` for."""
+        fl = self.flights.get(request_id)
+        if fl is not None and fl.peer == peer:
+            del self.flights[request_id]
+            return fl
+        if fl is None and self.retired.get(request_id) == peer:
+            del self.retired[request_id]
+            return None
+        raise RemoteError(f"unrequested block answer (request {request_id})")
+
+    def _retire(self, request_id: int) -> None:
+        fl = self.flights.pop(request_id, None)
+        if fl is not None:
+            self.retired[request_id] = fl.peer
+            while len(self.retired) > RETIRED:
+                self.retired.popitem(last=False)
+
     def _requeue(self, f: _File, index: int, request_id: int) -> None:
         if f.asked.get(index) == request_id:
             del f.asked[index]

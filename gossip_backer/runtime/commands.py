@@ -16,6 +16,9 @@ from gossip_backer.runtime.views import peer_view, stored_status
 from gossip_backer.wire.codec import pack, unpack
 
 
+ADMISSION_WAIT = 30.0
+
+
 def _control_path(root: str) -> Path:
     return state_dir(Path(root).expanduser().absolute()) / "control.sock"
 
@@ -43,6 +46,15 @@ def cmd_join(args: argparse.Namespace) -> dict:
 
 def _invite_addresses(args: argparse.Namespace, state: NodeState) -> list[str]:
     if args.address:
+        from gossip_backer.runtime.dial import split_address
+
+        for address in args.address:
+            try:
+                host, _port = split_address(address)
+            except ValueError:
+                host = ""
+            if not host or any(c.isspace() for c in address) or address.endswith(":0"):
+                raise UserError(f"--address {address!r} is not HOST:PORT (e.g. 192.0.2.7:7440)")
         return list(args.address)
     status = control.request(_control_path(args.root), {"cmd": "status"})
     if status and status.get("advertise"):
@@ -53,6 +65,7 @@ def _invite_addresses(args: argparse.Namespace, state: NodeState) -> list[str]:
 def cmd_invite(args: argparse.Namespace) -> dict:
     if args.expires <= 0:
         raise UserError("--expires must be a positive number of seconds")
+    _wait_for_admission(args.root)
     state = _open(args.root)
     try:
         invite = state.create_invite(_invite_addresses(args, state), args.read_only, args.expires)
@@ -60,6 +73,32 @@ def cmd_invite(args: argparse.Namespace) -> dict:
                 "expires": invite.expires}
     finally:
         state.close()
+
+
+def _wait_for_admission(root: str, timeout: float = ADMISSION_WAIT) -> None:
+    """A node that joined a moment ago (README: `join`, `run`, then `invite`) is not a member
+    until its inviter admits it: while it runs and waits for that, wait too (saying so)."""
+    import time
+
+    state = _open(root)
+    try:
+        if state.is_member() or state.pending_invite() is None:
+            return  # a member, or never going to be one (create_invite says why)
+    finally:
+        state.close()
+    deadline = time.monotonic() + timeout
+    said = False
+    while time.monotonic() < deadline:
+        status = control.request(_control_path(root), {"cmd": "status"})
+        if status is None:
+            return  # not running: create_invite says what to do
+        if not any(p["kind"] == "invite" for p in status.get("problems", [])) or status.get("error"):
+            return
+        if not said:
+            print(f"waiting for this node to be admitted by its inviter (up to {timeout:.0f} s)...",
+                  file=sys.stderr, flush=True)
+            said = True
+        time.sleep(0.3)
 
 
 def cmd_status(args: argparse.Namespace) -> dict:

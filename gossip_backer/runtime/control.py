@@ -9,6 +9,7 @@ JSON line per event until the client hangs up. The client side is synchronous (t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,6 +19,7 @@ import trio
 
 from gossip_backer.errors import UserError
 
+log = logging.getLogger(__name__)
 MAX_REQUEST = 64 * 1024
 Handler = Callable[[dict], Awaitable[object]]
 Streamer = Callable[[dict, trio.SocketStream], Awaitable[None]]
@@ -38,11 +40,11 @@ def _connect(path: Path, timeout: float) -> socket.socket | None:
 
 
 def is_running(path: Path) -> bool:
-    sock = _connect(path, 2.0)
-    if sock is None:
-        return False
-    sock.close()
-    return True
+    """Whether a node answers on its control socket (asked politely: a ping, not a hang-up)."""
+    try:
+        return request(path, {"cmd": "ping"}, timeout=5.0) is not None
+    except (OSError, ValueError, UserError):
+        return path.exists()  # something is there and listening, though it answered oddly
 
 
 def request(path: Path, req: dict, timeout: float = 30.0) -> object | None:
@@ -117,25 +119,37 @@ async def _read_line(s: trio.SocketStream) -> bytes:
 
 
 async def _client(s: trio.SocketStream, handler: Handler, streamer: Streamer) -> None:
+    """One client; whatever it does (hang up at once, send garbage) or whatever goes wrong in
+    answering it, the node's control socket keeps serving the others."""
     async with s:
         try:
-            req = json.loads(await _read_line(s))
-            if not isinstance(req, dict):
-                raise ValueError
-        except ValueError:
-            await s.send_all(b'{"ok": false, "error": "bad request"}\n')
-            return
-        try:
-            if req.get("cmd") == "events":
-                await streamer(req, s)
-                return
-            result = await handler(req)
-            answer = {"ok": True, "result": result}
-        except UserError as exc:
-            answer = {"ok": False, "error": str(exc)}
-        except trio.BrokenResourceError:
-            return
-        try:
-            await s.send_all(json.dumps(answer).encode() + b"\n")
+            await _answer(s, handler, streamer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            pass  # the client hung up: nothing to answer
+        except Exception:  # our bug: one failed request, never a dead control socket or node
+            log.exception("control request failed")
+
+
+async def _answer(s: trio.SocketStream, handler: Handler, streamer: Streamer) -> None:
+    try:
+        req = json.loads(await _read_line(s))
+        if not isinstance(req, dict):
+            raise ValueError
+    except ValueError:
+        await s.send_all(b'{"ok": false, "error": "bad request"}\n')
+        return
+    try:
+        if req.get("cmd") == "events":
+            await streamer(req, s)
+            return
+        result = await handler(req)
+        answer = {"ok": True, "result": result}
+    except UserError as exc:
+        answer = {"ok": False, "error": str(exc)}
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        raise
+    except Exception as exc:  # our bug: this request fails, in one line; the node carries on
+        log.exception("control request %r failed", req.get("cmd"))
+        answer = {"ok": False, "error": f"internal error in the node ({type(exc).__name__}: "
+                                        f"{exc}); see its log"}
+    await s.send_all(json.dumps(answer).encode() + b"\n")

@@ -29,9 +29,24 @@ def _json(*args: str) -> dict:
     return json.loads(out.stdout)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGTERM when the demo dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM/SIGHUP stop the demo like Ctrl-C: its nodes too
+
+
 def _start(root: Path) -> tuple[subprocess.Popen, str, str]:
     proc = subprocess.Popen(_backer("run", str(root), "--listen", "127.0.0.1:0", "--web", "127.0.0.1:0"),
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True,
+                            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     listen = web = ""
     while not (listen and web):
         line = proc.stdout.readline()
@@ -47,6 +62,8 @@ def _start(root: Path) -> tuple[subprocess.Popen, str, str]:
 def run_demo(n: int) -> None:
     base = Path(tempfile.mkdtemp(prefix="backer-demo-"))
     procs: list[subprocess.Popen] = []
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     try:
         roots = [base / f"node{i + 1}" for i in range(n)]
         _json("init", str(roots[0]), "--name", "node1")

@@ -148,9 +148,11 @@ class Dialer:
             while (invite := state.pending_invite()) is not None:
                 got = await self._connect(list(invite.addresses))
                 if got is None:
+                    self.node.invite_wait = "cannot reach " + ", ".join(invite.addresses)
                     await trio.sleep(self._retry_invite())
                     continue
                 stream, address = got
+                self.node.invite_wait = f"{address} does not answer (a wrong mesh secret gets no answer)"
                 done = await self._run_claim(stream, address, invite)
                 if not done:
                     await trio.sleep(self._retry_invite())
@@ -177,14 +179,16 @@ class Dialer:
                 outcome.append(event.message)
                 link.abort("invite answered")
 
-        await self.node.serve_stream(stream, initiator=True, address=address, identity=key,
-                                     on_message=on_event)
+        why = await self.node.serve_stream(stream, initiator=True, address=address, identity=key,
+                                           on_message=on_event)
         if not outcome:
+            self.node.invite_wait = f"{address}: {why or 'no answer'}"
             return False
         result = outcome[0]
         state.repo.delete_config("invite")
         if not result.accepted:
             self.node.invite_error = f"the invite was refused: {result.reason}"
+            state.repo.set_config("invite_error", self.node.invite_error)  # shown after restarts
             log.error("%s", self.node.invite_error)
         return True
 

@@ -203,6 +203,7 @@ class Folder:
             self.execute(self.machine.root_unavailable(str(exc), time.time()))
             return
         was_paused = self.paused
+        self.node.local_problems.note(result)  # refused names, unreadable paths: in status
         self.execute(self.machine.scanned_root(result, time.time(), full=True))
         if was_paused and not self.paused:
             self.puller.wake()
@@ -228,6 +229,7 @@ class Folder:
         if self.machine.all_gone(result.deleted):
             await self.full_scan()  # everything vanished at once: judge the root as a whole
             return
+        self.node.local_problems.note(result)  # refused names, unreadable paths: in status
         self.execute(self.machine.scanned_root(result, time.time(), full=False, settle=settle))
 
     # -- carrying out the machine's effects --------------------------------------------------

@@ -49,8 +49,16 @@ def archive_rows(state, path: str) -> list[tuple[bytes, int, int, bytes]]:
 
 
 def local_history(state, path: str) -> list[Version]:
-    return history.merged(history.from_map(state.metamap, path),
-                          history.from_archive(path, archive_rows(state, path)))
+    return history.merged(history.from_archive(path, archive_rows(state, path)),
+                          known=history.from_map(state.metamap, path))
+
+
+def refuse_read_only(state) -> None:
+    """A read-only member's changes are never published: a restore there would only change
+    its own disk (and be overwritten by the mesh's next version). Say so instead."""
+    if state.is_read_only():
+        raise UserError("this node is a read-only member: a restore here would stay on this "
+                        "disk only; restore on a read-write node of the mesh")
 
 
 def pick(versions_: list[Version], version_id: str | None, path: str) -> Version:
@@ -145,12 +153,14 @@ class HistoryService:
             v = history.from_archive(path, [row])[0]
             remote.append(v)
             holders.setdefault(v.id, set()).add(peer)
-        return history.merged(local_history(self.node.state, path), remote), holders
+        return history.merged(local_history(self.node.state, path), remote,
+                              known=history.from_map(self.node.state.metamap, path)), holders
 
     async def restore(self, path: str, version_id: str | None) -> dict:
         folder = self.node.folder
         if folder is None:
             raise UserError("this node does not mirror its folder")
+        refuse_read_only(self.node.state)
         if folder.busy(path):
             raise UserError(f"{path} is being synced right now; try again in a moment")
         listing, holders = await self.history(path)
@@ -191,6 +201,7 @@ def offline_history(state, path: str) -> list[dict]:
 
 
 def offline_restore(state, path: str, version_id: str | None) -> dict:
+    refuse_read_only(state)
     v = pick(local_history(state, path), version_id, path)
     index = {e.path: e for e in state.repo.index_all()}
     source = local_source(state, index, v)

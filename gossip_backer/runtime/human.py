@@ -42,7 +42,15 @@ def render(command: str, result: object) -> str:
 
 def _status(s: dict) -> str:
     state = "running" if s["running"] else "stopped"
-    sync = "in sync" if s["in_sync"] else f"syncing ({s['pending_files']} files, {s['pending_bytes']} bytes to go)"
+    problems = s.get("problems", [])
+    if s.get("paused"):
+        sync = "paused"
+    elif any(p["kind"] in ("invite", "removed") for p in problems):
+        sync = "not mirroring"
+    elif s["in_sync"]:
+        sync = "in sync"
+    else:
+        sync = f"syncing ({s['pending_files']} files, {s['pending_bytes']} bytes to go)"
     lines = [
         f"node    {s['node_id']} ({s['name']})",
         f"mesh    {s['mesh_id']}",
@@ -51,6 +59,9 @@ def _status(s: dict) -> str:
     if s.get("web"):
         lines.append(f"web     {s['web']}")
     lines.append(f"files   {s['files']} ({s['bytes']} bytes), {sync}")
+    for p in problems:
+        lines.append(f"problem {p['message']}")
+        lines.append(f"        what to do: {p['action']}")
     if s["conflicts"]:
         lines.append("conflicts " + ", ".join(s["conflicts"]))
     if s.get("unavailable"):
@@ -62,24 +73,63 @@ def _status(s: dict) -> str:
     return "\n".join(lines)
 
 
-def watch_status(control_path: Path) -> None:
-    """`status --watch`: the status, with a rich progress bar per running transfer and one for
-    the whole backlog, refreshed until Ctrl-C."""
+MAX_TRANSFER_ROWS = 5
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "time left unknown"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min left"
+    return f"{seconds // 60}:{seconds % 60:02d} left"
+
+
+def watch_view(s: dict):
+    """What `status --watch` draws: the status, one overall bar that fills (bytes done of the
+    backlog's total, rate, time left), and at most MAX_TRANSFER_ROWS running transfers."""
     from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    parts = [Text(_status(s))]
+    progress = s.get("progress")
+    if progress:
+        total, done = max(progress["total_bytes"], 1), progress["done_bytes"]
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(Text("overall"), ProgressBar(total=total, completed=done, width=40),
+                     Text(f"{_size(done)} of {_size(total)}  {_size(progress['rate'])}/s  "
+                          f"{_eta(progress['eta'])}"))
+        transfers = sorted(s.get("transfers", []), key=lambda t: t["path"])
+        for t in transfers[:MAX_TRANSFER_ROWS]:
+            grid.add_row(Text(t["path"][-40:], overflow="ellipsis"),
+                         ProgressBar(total=max(t["total_bytes"], 1), completed=t["done_bytes"], width=40),
+                         Text(f"{_size(t['done_bytes'])} of {_size(t['total_bytes'])}"))
+        parts.append(grid)
+        running = len(transfers)
+        queued = max(0, s["pending_files"] - running)
+        hidden = max(0, running - MAX_TRANSFER_ROWS)
+        if queued or hidden:
+            parts.append(Text(f"and {hidden + queued} more file(s) ({hidden} running, "
+                              f"{queued} queued)"))
+    return Group(*parts)
+
+
+def watch_status(control_path: Path) -> None:
+    """`status --watch`: `watch_view` of the live status, refreshed until Ctrl-C."""
     from rich.live import Live
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
     from rich.text import Text
 
     from gossip_backer.runtime import control
-
-    def bars(s: dict) -> Progress:
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                            TransferSpeedColumn(), auto_refresh=False)
-        for t in s.get("transfers", []):
-            progress.add_task(t["path"], total=max(t["total_bytes"], 1), completed=t["done_bytes"])
-        if s["pending_bytes"]:
-            progress.add_task(f"{s['pending_files']} files to go", total=s["pending_bytes"], completed=0)
-        return progress
 
     try:
         with Live(refresh_per_second=4) as live:
@@ -89,7 +139,7 @@ def watch_status(control_path: Path) -> None:
                     live.update(Text("the node is not running"))
                 else:
                     s.pop("advertise", None)
-                    live.update(Group(Text(_status(s)), bars(s)))
+                    live.update(watch_view(s))
                 time.sleep(0.5)
     except KeyboardInterrupt:
         pass

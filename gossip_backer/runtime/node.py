@@ -8,6 +8,7 @@ the daemon starts.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -59,7 +60,14 @@ class Node:
         self._live_links: set[Link] = set()
         self._nursery: trio.Nursery | None = None
         self._changed = trio.Event()
-        self.invite_error: str | None = None
+        self.invite_error: str | None = state.repo.get_config("invite_error")
+        self.invite_wait: str | None = None  # why the last try to reach the inviter failed
+        from gossip_backer.runtime.progress import Progress
+
+        self.progress = Progress()
+        from gossip_backer.runtime.problems import LocalProblems
+
+        self.local_problems = LocalProblems(str(state.root))
         from gossip_backer.runtime.dial import load_bootstrap
 
         self.bootstrap: dict[bytes, list[str]] = load_bootstrap(state)
@@ -89,6 +97,7 @@ class Node:
                 node._nursery = nursery
                 nursery.start_soon(node._ticker)
                 if node.folder is not None:
+                    await trio.to_thread.run_sync(node._remove_abandoned_temps)
                     nursery.start_soon(node.folder.run)
                 try:
                     yield node
@@ -102,6 +111,24 @@ class Node:
                     node.folder.save_index_now()
             finally:
                 state.close()
+
+    def _remove_abandoned_temps(self) -> None:
+        """At start-up: temp files no download will resume (a crash, a conflict's leftovers)
+        go; those of versions still to fetch stay, with their verified blocks."""
+        from gossip_backer.core.record import FILE
+        from gossip_backer.disk.apply import remove_abandoned_temps
+
+        metamap, index = self.state.metamap, self.folder.index
+        wanted = []
+        for path in metamap.files:
+            rec = metamap.winner(path)
+            if rec is not None and rec.kind == FILE and not rec.deleted:
+                have = index.get(path)
+                if have is None or have.hash != rec.hash:
+                    wanted.append(path)
+        removed = remove_abandoned_temps(self.state.root, wanted)
+        if removed:
+            log.info("removed %d abandoned temp file(s), e.g. %s", len(removed), removed[0])
 
     @property
     def node_id(self) -> NodeId:
@@ -299,8 +326,8 @@ class Node:
                 link = self.links.get(effect.peer)
                 if link is not None:
                     link.abort(effect.reason)
-            elif isinstance(effect, Emit):
-                self.emit(effect.event)
+            elif isinstance(effect, Emit):  # the sans-IO clock is monotonic: events carry Unix time
+                self.emit(dataclasses.replace(effect.event, time=time.time()))
         self._after_change()
 
     def _after_change(self) -> None:
@@ -375,7 +402,8 @@ class Node:
         ours = {o: q for o, q in self.state.metamap.digest().items() if q}
         meta = all({o: q for o, q in s.peer_has.items() if q} == ours and not s.pending
                    for s in self.replica.sessions.values())
-        return meta and (self.folder is None or self.folder.in_sync())
+        me = self.state.metamap.membership.members.get(self.state.identity.public)
+        return meta and me is not None and not me.revoked and (self.folder is None or self.folder.in_sync())
 
     # -- views -----------------------------------------------------------------------------
     def net(self) -> dict:
@@ -389,7 +417,7 @@ class Node:
             if m.node == self.state.identity.public or m.revoked:
                 continue
             link = self.links.get(m.node)
-            live = {"connected": link is not None, "address": link.address if link else None,
+            live = {"connected": link is not None, "address": _listen_address(link, m.addresses),
                     "last_seen": time.time() if link else self.last_seen.get(m.node)}
             out.append(peer_view(self.state, m, live))
         return out
@@ -401,11 +429,43 @@ class Node:
         if self.folder is not None:
             s.update(self.folder.counts())
             s["in_sync"] = self.in_sync()
+            done = sum(t["done_bytes"] for t in s.get("transfers", []))
+            progress = self.progress.update(s["pending_bytes"], done, time.monotonic())
+            if progress is not None:
+                s["progress"] = progress
             if self.folder.paused:
                 s["paused"] = self.folder.paused
         if self.invite_error:
             s["error"] = self.invite_error
+        s.update(self.problems(s.get("unavailable") or ()))
         return s
+
+    def problems(self, unavailable=()) -> dict:
+        """`problems` (and `skipped`, `unreadable`) of the status: see runtime/problems.py."""
+        from gossip_backer.runtime.problems import describe
+
+        me = self.state.metamap.membership.members.get(self.state.identity.public)
+        return describe(
+            paused=self.folder.paused if self.folder is not None else None,
+            invite_error=self.invite_error, invite_wait=self.invite_wait,
+            pending_invite=self.state.pending_invite() is not None,
+            member=me is not None, removed=me is not None and me.revoked,
+            local=self.local_problems if self.folder is not None else None,
+            unavailable=list(unavailable))
+
+
+def _listen_address(link: Link | None, advertised: tuple[str, ...]) -> str | None:
+    """Where a connected peer can be reached: the address we dialed, or for a peer that dialed
+    us, its host with the port it listens on (not its outgoing ephemeral port)."""
+    if link is None or link.address is None or link.dialed is not False:
+        return link.address if link is not None else None
+    listen = tuple(link.hello.listen) if link.hello is not None else ()
+    host = link.address.rpartition(":")[0]
+    ports = [a.rpartition(":")[2] for a in listen + tuple(advertised)]
+    same_host = [a for a in listen + tuple(advertised) if a.rpartition(":")[0] == host]
+    if same_host:
+        return same_host[0]
+    return f"{host}:{ports[0]}" if ports else link.address
 
 
 def _preferred(link: Link, me: bytes, peer: bytes) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.membership import Member
 from gossip_backer.core.record import FILE
+from gossip_backer.runtime.problems import describe
 from gossip_backer.runtime.state import NodeState
 
 
@@ -35,6 +36,10 @@ def totals(state: NodeState) -> tuple[int, int]:
 def stored_status(state: NodeState) -> dict:
     files, size = totals(state)
     members = state.metamap.membership.members
+    me = members.get(state.identity.public)
+    error = state.repo.get_config("invite_error")
+    problems = describe(invite_error=error, pending_invite=state.pending_invite() is not None,
+                        member=me is not None, removed=me is not None and me.revoked)
     return {
         "node_id": str(state.node_id),
         "name": state.name,
@@ -44,7 +49,7 @@ def stored_status(state: NodeState) -> dict:
         "web": None,
         "files": files,
         "bytes": size,
-        "in_sync": True,
+        "in_sync": me is not None and not me.revoked,
         "pending_files": 0,
         "pending_bytes": 0,
         "conflicts": [],
@@ -52,4 +57,6 @@ def stored_status(state: NodeState) -> dict:
         "net": {"bytes_in": 0, "bytes_out": 0},
         "peers": [peer_view(state, m, None) for m in members.values()
                   if m.node != state.identity.public and not m.revoked],
+        **({"error": error} if error else {}),
+        **problems,
     }

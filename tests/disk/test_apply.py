@@ -468,3 +468,25 @@ def test_permission_error_is_one_clear_line(root: Path, monkeypatch) -> None:
     with pytest.raises(DiskError, match="permission denied") as info:
         t.write_at(0, b"x")
     assert "\n" not in str(info.value) and temps(root) == [] and not (root / "f").exists()
+
+
+def test_abandoned_temp_files_are_removed_and_resumable_ones_kept(tmp_path: Path) -> None:
+    """Issue 11: at start-up every `.backer-tmp-*` file no download will resume is removed."""
+    from gossip_backer.disk.apply import remove_abandoned_temps, temp_name
+
+    (tmp_path / ".backer").mkdir()
+    (tmp_path / "sub").mkdir()
+    keep = tmp_path / "sub" / temp_name("sub/big.bin")
+    keep.write_bytes(b"verified blocks")
+    stale = [tmp_path / temp_name("gone.txt"), tmp_path / "sub" / ".backer-tmp-1234abcd-rename",
+             tmp_path / ".backer-tmp-conflict"]
+    for p in stale:
+        p.write_bytes(b"leftover")
+    state = tmp_path / ".backer" / ".backer-tmp-state"  # .backer/ is not ours to sweep here
+    state.write_bytes(b"x")
+    user = tmp_path / "sub" / "backer-tmp-notours.txt"
+    user.write_bytes(b"a user's file")
+    removed = remove_abandoned_temps(tmp_path, ["sub/big.bin", "gone-too.txt"])
+    assert sorted(removed) == sorted(str(p.relative_to(tmp_path)) for p in stale)
+    assert keep.exists() and state.exists() and user.exists()
+    assert not any(p.exists() for p in stale)

@@ -413,3 +413,16 @@ def test_a_file_that_grows_keeps_its_block_size(tmp_path):
     after = again.entries["big.bin"]
     assert after.size == (256 << 20) + 100 and after.block_size == 128 << 10
     assert after.blocks[:-1] == before.blocks  # only the new tail block differs
+
+
+def test_a_partial_scan_refuses_a_name_that_is_another_once_normalised(tmp_path):
+    """Issue 11: the watcher names only the NFC path; the NFD twin was never listed."""
+    from gossip_backer.disk.ignore import IgnoreMatcher
+    from gossip_backer.disk.scan import scan_paths
+
+    (tmp_path / ".backer").mkdir()
+    nfc, nfd = "caf\u00e9.txt", "cafe\u0301.txt"
+    (tmp_path / nfc).write_bytes(b"composed")
+    (tmp_path / nfd).write_bytes(b"decomposed")
+    res = scan_paths(tmp_path, [nfc], {}, IgnoreMatcher.load(tmp_path))
+    assert list(res.entries) == [nfc] and res.refused == [nfd]

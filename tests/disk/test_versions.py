@@ -117,3 +117,18 @@ def test_all_versions_skips_strangers_and_sweep_clears_temps(root: Path) -> None
     assert list(versions.all_versions(root)) == []
     assert versions.sweep(root) == 1
     assert list(versions.all_versions(root / "nowhere")) == []
+
+
+def test_the_archive_folders_are_private(root: Path) -> None:
+    """Issue 11: versions/ and versions/objects/ were created 0755; like .backer/ they are 0700."""
+    old = os.umask(0o022)
+    try:
+        data = b"private content"
+        src = root / "f.txt"
+        src.write_bytes(data)
+        assert versions.archive(root, src, strong_hash(data))
+    finally:
+        os.umask(old)
+    obj = versions.object_path(root, strong_hash(data))
+    for folder in (versions.objects_dir(root).parent, versions.objects_dir(root), obj.parent):
+        assert oct(folder.stat().st_mode & 0o777) == oct(0o700), folder

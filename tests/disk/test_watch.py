@@ -214,3 +214,42 @@ def test_a_vanished_root_ends_the_watch(tmp_path):
     watcher, after = trio.run(main)
     assert watcher.root_lost
     assert after == []  # the deletions below a vanished root are not reported
+
+
+def test_a_name_that_is_not_utf8_does_not_end_the_watch(tmp_path):
+    """Issue 11: watchfiles raised "Unable to decode path" out of the watcher and the daemon
+    died. Now the odd name is reported (the scan refuses and lists it), with its folder's other
+    entries (that batch's events are lost), and the watch goes on."""
+    root = str(tmp_path)
+    w = Watcher(root, IgnoreMatcher.load(root))
+    batches: list[set[str]] = []
+
+    async def main() -> None:
+        async def writer() -> None:
+            await trio.sleep(0.3)
+            with open(os.path.join(os.fsencode(root), b"bad\xffname"), "wb") as f:
+                f.write(b"x")
+            await trio.sleep(0.5)
+            with open(os.path.join(root, "good.txt"), "wb") as f:
+                f.write(b"y")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer)
+            with trio.move_on_after(15):  # a generous bound for a loaded machine
+                async for paths in w.changes():
+                    batches.append(paths)
+                    if any("good.txt" in p for p in paths):
+                        break
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    seen = set().union(*batches)
+    assert os.fsdecode(b"bad\xffname") in seen and "good.txt" in seen, batches
+
+
+def test_undecodable_path_reads_rusts_debug_form():
+    from gossip_backer.disk.watch import undecodable_path
+
+    msg = 'Unable to decode path "/r/a\\xFF\\"q\\\\b\\u{1f600}\\n" to string'
+    assert undecodable_path(msg) == os.fsdecode(b'/r/a\xff"q\\b' + "\U0001F600\n".encode())
+    assert undecodable_path("another error") is None

@@ -210,9 +210,11 @@ def test_late_answer_after_cancel_is_ignored() -> None:
     s.cancel("f")
     assert s.on_data(peer, req.request_id, pieces[0]) is None
     assert s.remaining("f") == 0 and s.expected(req.request_id) is None
-    # re-registered under the same path: the old request id is still dead
+    # re-registered under the same path: the old request id is still dead, and a second
+    # answer to it is data nobody asked for
     add_file(s, "f", content(100), 100)
-    assert s.on_data(peer, req.request_id, pieces[0]) is None
+    with pytest.raises(RemoteError, match="unrequested"):
+        s.on_data(peer, req.request_id, pieces[0])
     assert s.remaining("f") == 1
 
 
@@ -227,11 +229,37 @@ def test_answer_from_the_wrong_peer_is_a_remote_error() -> None:
     assert s.on_data(P1, req.request_id, pieces[0]) == Arrived("f", 0, 0, pieces[0])
 
 
-def test_unknown_request_id_is_ignored() -> None:
+def test_unrequested_data_is_a_remote_error() -> None:
+    """Issue 11: a peer that pushes BlockData nobody asked for is dropped (600 MiB of it used to
+    be taken in): an id never sent, one sent to another peer, or one answered already."""
     s = Scheduler(hasher)
-    assert s.on_data(P1, 12345, b"x") is None
-    s.on_missing(P1, 12345)  # nothing happens
+    with pytest.raises(RemoteError, match="unrequested"):
+        s.on_data(P1, 12345, b"x")
+    with pytest.raises(RemoteError, match="unrequested"):
+        s.on_missing(P1, 12345)
     assert s.lacking == set()
+    pieces = add_file(s, "f", content(200), 100)
+    (p1, r1), (p2, r2) = s.requests([P1], now=0.0)
+    assert s.on_data(P1, r1.request_id, pieces[r1.offset // 100]) is not None
+    with pytest.raises(RemoteError, match="unrequested"):  # the same answer twice
+        s.on_data(P1, r1.request_id, pieces[r1.offset // 100])
+    s.peer_gone(P1)  # an answer in flight when the link went: quiet, once
+    assert s.on_data(P1, r2.request_id, pieces[r2.offset // 100]) is None
+    with pytest.raises(RemoteError, match="unrequested"):
+        s.on_data(P1, r2.request_id, pieces[r2.offset // 100])
+
+
+def test_only_the_latest_retired_ids_are_remembered() -> None:
+    from gossip_backer.protocol.transfer import RETIRED
+
+    s = Scheduler(hasher, per_peer_requests=10**6, per_peer_bytes=1 << 40)
+    add_file(s, "f", content(RETIRED + 10), 1)
+    reqs = s.requests([P1], now=0.0)
+    s.cancel("f")
+    assert len(s.retired) == RETIRED
+    assert s.on_data(P1, reqs[-1][1].request_id, b"x") is None  # recent: a late answer
+    with pytest.raises(RemoteError):
+        s.on_data(P1, reqs[0][1].request_id, b"x")  # forgotten: treated as unrequested
 
 
 # --- missing, gone, timeouts, stalls ---------------------------------------------------------

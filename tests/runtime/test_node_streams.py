@@ -120,3 +120,34 @@ def test_wrong_mesh_is_refused_in_handshake(tmp_path):
             assert any("mesh secret" in r for r in reasons), reasons
 
     trio.run(main)
+
+
+def test_member_events_carry_unix_time(pair):
+    """Issue 11: member_added came with the sans-IO monotonic clock (seconds since boot)."""
+    import time
+
+    from gossip_backer.events import MemberAdded
+
+    root_a, root_b = pair
+
+    async def main():
+        async with Node.open(root_a) as a, Node.open(root_b) as b:
+            added = []
+            async with trio.open_nursery() as nursery:
+                async def watch():
+                    async for event in b.events():
+                        if isinstance(event, MemberAdded):
+                            added.append(event)
+                            return
+                nursery.start_soon(watch)
+                await trio.testing.wait_all_tasks_blocked()
+                left, right = trio.testing.memory_stream_pair()
+                nursery.start_soon(a.serve_stream, left)
+                nursery.start_soon(b.serve_stream, right)
+                with trio.fail_after(20):
+                    while not added:
+                        await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+            assert abs(added[0].time - time.time()) < 60, added[0]
+
+    trio.run(main)

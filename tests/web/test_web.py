@@ -340,3 +340,15 @@ def test_query_token_sets_a_cookie_and_redirects_without_it() -> None:
         assert forged.status == 401
 
     served(check, token=TOKEN)
+
+
+def test_dashboard_shows_problems_paused_and_overall_progress() -> None:
+    """Issue 11: a paused root read "Syncing"; problems and the overall bar were not shown."""
+    async def check(url: str, node: FakeNode) -> None:
+        page = (await get(url, "/")).body
+        assert b'id="problems-card"' in page and b'id="progress-bar"' in page
+        script = (await get(url, "/static/app.js")).body
+        assert b'"Paused"' in script and b"s.problems" in script and b"What to do" in script
+        assert b"s.progress" in script and b"p.done_bytes" in script and b"p.total_bytes" in script
+
+    served(check)

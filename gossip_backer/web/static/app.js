@@ -47,12 +47,32 @@ function renderStatus(s) {
   $("mesh-id").textContent = s.mesh_id;
   $("listen").textContent = s.listen || "–";
 
-  if (s.in_sync) setBadge($("sync-state"), "In sync", "ok");
+  const problems = s.problems || [];
+  const blocking = problems.find((p) => ["paused", "invite", "removed"].includes(p.kind));
+  if (s.paused) setBadge($("sync-state"), "Paused", "bad");
+  else if (blocking) setBadge($("sync-state"), "Not mirroring", "bad");
+  else if (s.in_sync) setBadge($("sync-state"), "In sync", "ok");
   else setBadge($("sync-state"), "Syncing", "busy");
+  // Each problem with what to do about it (runtime/problems.py), as text nodes only.
+  $("problems").replaceChildren(...problems.map((p) => {
+    const li = el("li", p.message, "problem");
+    li.append(el("div", `What to do: ${p.action}`, "action"));
+    return li;
+  }));
+  $("problems-card").hidden = problems.length === 0;
   $("files").textContent = s.files;
   $("bytes").textContent = formatBytes(s.bytes);
   $("pending").textContent = s.pending_files
     ? `${plural(s.pending_files, "file")}, ${formatBytes(s.pending_bytes)}` : "nothing";
+
+  // The overall bar: bytes done of the backlog's total, rate, time left (runtime/progress.py).
+  const p = s.progress;
+  $("progress-bar").max = p ? Math.max(p.total_bytes, 1) : 1;
+  $("progress-bar").value = p ? p.done_bytes : (s.in_sync ? 1 : 0);
+  $("progress").textContent = p
+    ? `${formatBytes(p.done_bytes)} of ${formatBytes(p.total_bytes)}, ${formatBytes(p.rate)}/s` +
+      (p.eta === null ? "" : `, ${Math.ceil(p.eta)} s left`)
+    : (s.in_sync ? "done" : "–");
 
   $("bytes-in").textContent = formatBytes(s.net.bytes_in);
   $("bytes-out").textContent = formatBytes(s.net.bytes_out);
