@@ -45,6 +45,8 @@ def _status(s: dict) -> str:
     problems = s.get("problems", [])
     if s.get("paused"):
         sync = "paused"
+    elif s.get("disk_full"):
+        sync = "pulling paused: the disk is full"
     elif any(p["kind"] in ("invite", "removed") for p in problems):
         sync = "not mirroring"
     elif s["in_sync"]:
@@ -65,8 +67,7 @@ def _status(s: dict) -> str:
     if s["conflicts"]:
         lines.append("conflicts " + ", ".join(s["conflicts"]))
     if s.get("unavailable"):
-        lines.append("unavailable " + ", ".join(s["unavailable"]) + "  (no reachable node holds "
-                     "that content: start the node that made it; fetched as soon as one is back)")
+        lines.append("unavailable " + ", ".join(s["unavailable"][:20]))
     lines.append(f"net     in {s['net']['bytes_in']} B, out {s['net']['bytes_out']} B")
     lines.append("peers")
     lines.append(_peers(s["peers"]))

@@ -437,10 +437,10 @@ class Node:
                 s["paused"] = self.folder.paused
         if self.invite_error:
             s["error"] = self.invite_error
-        s.update(self.problems(s.get("unavailable") or ()))
+        s.update(self.problems(s.get("unavailable") or (), s.get("disk_full")))
         return s
 
-    def problems(self, unavailable=()) -> dict:
+    def problems(self, unavailable=(), disk_full: str | None = None) -> dict:
         """`problems` (and `skipped`, `unreadable`) of the status: see runtime/problems.py."""
         from gossip_backer.runtime.problems import describe
 
@@ -451,7 +451,7 @@ class Node:
             pending_invite=self.state.pending_invite() is not None,
             member=me is not None, removed=me is not None and me.revoked,
             local=self.local_problems if self.folder is not None else None,
-            unavailable=list(unavailable))
+            unavailable=list(unavailable), disk_full=disk_full)
 
 
 def _listen_address(link: Link | None, advertised: tuple[str, ...]) -> str | None:

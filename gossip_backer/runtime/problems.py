@@ -70,7 +70,7 @@ def _why_refused(path: str) -> str:
 def describe(*, paused: str | None = None, invite_error: str | None = None,
              invite_wait: str | None = None, pending_invite: bool = False, member: bool = True,
              removed: bool = False, local: LocalProblems | None = None,
-             unavailable: list[str] = ()) -> dict:
+             unavailable: list[str] = (), disk_full: str | None = None) -> dict:
     """The status keys for the problems of a node: `problems`, and `skipped` / `unreadable`
     when there are any."""
     out: list[dict] = []
@@ -96,6 +96,10 @@ def describe(*, paused: str | None = None, invite_error: str | None = None,
         out.append(_p("paused", f"mirroring is paused: {paused}",
                       "bring the folder back (mount the disk, restore the folder); mirroring "
                       "resumes by itself"))
+    if disk_full:
+        out.append(_p("disk_full", f"pulling is paused: {disk_full}",
+                      "free some space on this node's disk (every file it had is intact); "
+                      "pulling resumes by itself within seconds"))
     if unavailable:
         out.append(_p("unavailable", f"{len(unavailable)} file(s) have a version whose content no "
                       f"connected node holds, e.g. {unavailable[0]!r}: this node keeps what it has",

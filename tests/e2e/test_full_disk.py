@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import in_sync, mesh, wait_until
+from .conftest import backer, in_sync, mesh, wait_until
 
 MiB = 1 << 20
 
@@ -44,6 +44,8 @@ def test_a_full_disk_pauses_pulling_keeps_files_and_resumes_when_there_is_room(
     status = wait_until(lambda: (lambda s: s if s.get("disk_full") else None)(b.status()),
                         timeout=90, what="B says its disk is full")
     assert "disk full" in status["disk_full"] and not status["in_sync"]
+    assert any(p["kind"] == "disk_full" for p in status["problems"])  # with what to do
+    assert "disk is full" in backer("status", str(b.root)).stdout  # human status too
     assert b.proc.poll() is None and b.connected()  # no crash, the peer is not blamed
     assert (b.root / "keep.txt").read_bytes() == b"what B already had"
     wait_until(lambda: not _temps(b.root), timeout=30, what="B gave back its temp files' room")

@@ -50,6 +50,7 @@ function renderStatus(s) {
   const problems = s.problems || [];
   const blocking = problems.find((p) => ["paused", "invite", "removed"].includes(p.kind));
   if (s.paused) setBadge($("sync-state"), "Paused", "bad");
+  else if (s.disk_full) setBadge($("sync-state"), "Disk full", "bad");
   else if (blocking) setBadge($("sync-state"), "Not mirroring", "bad");
   else if (s.in_sync) setBadge($("sync-state"), "In sync", "ok");
   else setBadge($("sync-state"), "Syncing", "busy");
