@@ -20,7 +20,7 @@ import posixpath
 from collections.abc import Iterable
 
 from gossip_backer.core import blocks as coreblocks
-from gossip_backer.core.conflict import conflict_name, losers
+from gossip_backer.core.conflict import conflict_copy, conflict_name, losers
 from gossip_backer.core.membership import Verdict
 from gossip_backer.core.paths import TMP_PREFIX
 from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord
@@ -85,7 +85,9 @@ def contents_match_metadata(nodes: list[SimNode], unobtainable: Iterable[str] = 
     return True
 
 
-def same_conflict_winner(nodes: list[SimNode]) -> bool:
+def same_conflict_winner(nodes: list[SimNode], unobtainable: set[bytes] = frozenset()) -> bool:
+    """One winner everywhere, and every loser's copy (at its name, or at the suffixed one when
+    that was taken) on every disk, but for content no live node holds."""
     ref = nodes[0].metamap
     for path, versions in ref.files.items():
         if len(versions) < 2:
@@ -97,8 +99,10 @@ def same_conflict_winner(nodes: list[SimNode]) -> bool:
             for loser in losers(versions):
                 if loser.kind != FILE:
                     continue
-                copy = node.metamap.winner(conflict_name(path, loser.mtime_ns, loser.origin))
-                if copy is None or copy.hash != loser.hash or not _disk_holds(node, copy):
+                names = [conflict_copy(loser, suffixed).path for suffixed in (False, True)]
+                copies = [c for c in map(node.metamap.winner, names) if c is not None
+                          and c.hash == loser.hash and _disk_holds(node, c)]
+                if not copies and loser.hash not in unobtainable:
                     return False
     return True
 
@@ -170,6 +174,22 @@ def nothing_forbidden_applied(sim: Cluster, nodes: list[SimNode]) -> bool:
     return True
 
 
+def _held(sim: Cluster) -> set[bytes]:
+    held: set[bytes] = set()
+    for n in sim.nodes:
+        if n.alive:
+            held.update(e.hash for e in n.store.index.values() if e.hash is not None)
+            held.update(n.disk.objects)
+    return held
+
+
+def _unheld(sim: Cluster) -> set[bytes]:
+    """Hashes of versions in the maps that no live node holds."""
+    held = _held(sim)
+    return {v.hash for n in sim.nodes if n.alive for vs in n.metamap.files.values() for v in vs
+            if v.hash is not None and v.hash not in held}
+
+
 def unavailable(sim: Cluster) -> list[str]:
     """Paths whose winning content no live node holds (on disk or in its archive): a
     version nobody can ever fetch."""
@@ -199,7 +219,7 @@ def check(sim: Cluster, nodes: Iterable[SimNode] | None = None) -> tuple[dict[st
         "identical_metadata": identical_metadata(nodes),
         "identical_contents": identical_contents(nodes),
         "contents_match_metadata": contents_match_metadata(nodes, unavailable(sim)),
-        "same_conflict_winner": same_conflict_winner(nodes),
+        "same_conflict_winner": same_conflict_winner(nodes, _unheld(sim)),
         "no_lost_writes": not lost,
         "nothing_forbidden_applied": nothing_forbidden_applied(sim, nodes),
         "bandwidth_respected": sim.net.bandwidth_ok(),

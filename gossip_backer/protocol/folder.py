@@ -184,7 +184,8 @@ class FolderMachine:
         if settling:
             out.append(Rescan(tuple(sorted(settling)), SETTLE))
         role = self.role()
-        rolled = self._taken_back(result) if full else set()
+        rolled, unsure = self._taken_back(result) if full else (set(), set())
+        kept: list[FileRecord] = []
         records: list[FileRecord] = []
         puts: list[IndexEntry] = []
         for path in result.changed:
@@ -192,9 +193,11 @@ class FolderMachine:
                 puts.append(index_entry(result.entries[path], VersionVector()))
             elif path not in settling:
                 self._rolled_back.discard(path)
-                record, vv = self._version_of(result.entries[path], role)
+                unseen = self.index[path] if path in unsure else None
+                record, vv = self._version_of(result.entries[path], role, unseen)
                 if record is not None:
                     records.append(record)
+                    kept += self._keep_unseen(unseen, record)
                 puts.append(index_entry(result.entries[path], vv))
         for path in result.refreshed:  # inode or folder mtime moved: no new version
             old = self.index.get(path)
@@ -214,27 +217,51 @@ class FolderMachine:
         if records:
             out.append(Publish(tuple(records), user=True))
             out += [Emit(FileChanged(wall, r.path, r.deleted)) for r in records]
+        if kept:
+            out.append(Publish(tuple(kept), user=False))
+            out += [Emit(Conflict(wall, conflict.original_of(c.path) or c.path, c.path))
+                    for c in kept]
         return out
 
-    def _taken_back(self, result: ScanResultLike) -> set[str]:
-        """Paths a power loss took back (see `after_power_loss`); judged at one full scan."""
+    def _keep_unseen(self, row: IndexEntry | None, record: FileRecord) -> list[FileRecord]:
+        """The conflict copy of the version `row` says the disk held, when an edit made after a
+        power loss (`record`, made on bytes that may not be that version: the loss may have
+        taken it back first) still supersedes it, as our own versions do: its bytes are kept
+        as a copy, served by the nodes that fetched them."""
+        if row is None:
+            return []
+        return [mirror.copy_of(self.metamap, v) for v in self.metamap.versions(record.path)
+                if v.vv == row.vv and v.kind == FILE and not v.deleted and v.hash != record.hash
+                and record.vv.dominates(v.vv)]
+
+    def _taken_back(self, result: ScanResultLike) -> tuple[set[str], set[str]]:
+        """After a power loss (see `after_power_loss`), judged at one full scan: the paths the
+        disk took back (gone, or older than their row), and the paths changed since whose row
+        is as young (a new edit, made on bytes that may not be the row's version)."""
         cut, self._rollback_ns = self._rollback_ns, None
         if cut is None:
-            return set()
-        out = {p for p in result.deleted if p in self.index and self.index[p].mtime_ns >= cut}
+            return set(), set()
+        back = {p for p in result.deleted if p in self.index and self.index[p].mtime_ns >= cut}
+        unsure = set()
         for p in result.changed:
             e, s = self.index.get(p), result.entries[p]
-            if e is not None and e.mtime_ns >= cut and (
-                    s.mtime_ns < e.mtime_ns or (s.kind == FILE and s.size == 0 < e.size)):
-                out.add(p)
-        self._rolled_back |= out
-        return out
+            if e is None or e.mtime_ns < cut:
+                continue
+            if s.mtime_ns < e.mtime_ns or (s.kind == FILE and s.size == 0 < e.size):
+                back.add(p)
+            else:
+                unsure.add(p)
+        self._rolled_back |= back
+        return back, unsure
 
-    def _version_of(self, entry: ScanEntryLike, role: str) -> tuple[FileRecord | None, VersionVector]:
+    def _version_of(self, entry: ScanEntryLike, role: str,
+                    unseen: IndexEntry | None = None) -> tuple[FileRecord | None, VersionVector]:
         """The version to publish for a changed path (None when the mesh already has it, or
-        when we may not publish) and the vv the index records for the disk."""
+        when we may not publish) and the vv the index records for the disk. `unseen`: a row
+        the change may not have been made on (after a power loss): not its base."""
         old = self.index.get(entry.path)
-        record = mirror.local_version(self.metamap, self.me, entry.path, old, as_record(entry, self.me))
+        base = None if unseen is not None else old
+        record = mirror.local_version(self.metamap, self.me, entry.path, base, as_record(entry, self.me))
         if record is None:
             return None, mirror.disk_version(self.metamap, entry.path)
         if role != READ_WRITE:  # changes of a read-only member, or of a node not admitted

@@ -292,3 +292,22 @@ def test_a_full_disk_pauses_pulling_says_why_and_resumes_by_itself() -> None:
     effects = machine.done(work[0], DiskStat(work[0].record.size, S, 5), WALL)
     assert any(isinstance(e, Emit) and isinstance(e.event, DiskSpaceBack) for e in effects)
     assert "disk_full" not in machine.counts()
+
+
+def test_an_edit_after_a_power_loss_keeps_the_version_it_never_saw_as_a_copy() -> None:
+    """A's write reached B, then A's power went before A's disk had it; A's user then edits the
+    file, on whatever bytes the disk had left. That edit supersedes A's lost version (a node's
+    own versions are ordered), so the lost version's bytes are kept as a conflict copy, which B
+    can serve (found by make soak: crash_restart 5 51)."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    sign_all(a, machine, machine.scanned_root(result(scanned("f", b"v1", 1000)), WALL, full=True))
+    lost = a.map.winner("f")
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1001.0)
+    effects = sign_all(a, machine, machine.scanned_root(
+        result(scanned("f", b"edited after the cut", 1500, 2)), WALL, full=True))
+    records = published(effects)
+    assert a.map.winner("f").hash == digest(b"edited after the cut")
+    (copy,) = [r for r in records if conflict.is_conflict_copy(r.path)]
+    assert copy.hash == lost.hash == digest(b"v1") and copy.vv == lost.vv
