@@ -1,0 +1,223 @@
+"""Issue 10 end to end: writes a user made must never be lost, with real `backer` processes.
+
+Each test states what a user relies on (SPEC.md): an offline edit that lost a conflict is kept as
+a conflict copy on every node; files already in a root, or written before the node was admitted,
+reach the mesh; an mtime-only change spreads; folder modes arrive as they were; `history` lists a
+version that only another node archived.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import backer_json, in_sync, invite, join, mesh, tree, wait_until
+
+pytestmark = pytest.mark.e2e
+
+TREE_FILES = 4000
+
+
+def make_tree(root: Path, files: int = TREE_FILES) -> None:
+    """`files` small files under ROOT/t/ (40 folders) plus ROOT/big0.txt, written fast."""
+    for d in range(40):
+        (root / "t" / f"d{d:02}").mkdir(parents=True, exist_ok=True)
+    for i in range(files - 1):
+        with open(root / "t" / f"d{i % 40:02}" / f"f{i:05}.txt", "wb") as f:
+            f.write(b"small file %d\n" % i)
+    (root / "big0.txt").write_bytes(b"big0, as it was made\n" * 200)
+
+
+def conflict_name(path: str, loser_mtime_ns: int, loser_id: str) -> str:
+    """SPEC: STEM.sync-conflict-YYYYMMDD-HHMMSS-NODEID7.EXT, the loser's mtime in UTC."""
+    stem, dot, ext = path.rpartition(".")
+    when = datetime.fromtimestamp(loser_mtime_ns // 10**9, tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stem}.sync-conflict-{when}-{loser_id[:7]}.{ext}"
+
+
+def three_with_tree(tmp_path: Path, daemons) -> list:
+    """A (with the 4,000-file tree, made before its first start), B and C, in sync."""
+    a_root = tmp_path / "A"
+    backer_json("init", str(a_root), "--name", "node0")
+    make_tree(a_root)
+    a = daemons(a_root).start()
+    nodes = [a]
+    for i, name in ((1, "B"), (2, "C")):
+        join(tmp_path / name, invite(a), f"node{i}")
+        nodes.append(daemons(tmp_path / name).start())
+    in_sync(nodes, timeout=150)
+    return nodes
+
+
+def offline_edit_round(nodes: list, ids: list[str], stopped: int, editor: int, tag: str) -> str:
+    """Stop one node, edit big0.txt on it, 2 s later edit it on a running node, start the
+    stopped one; returns the name the stopped node's edit must be kept under."""
+    off, on = nodes[stopped], nodes[editor]
+    off.stop()
+    target = off.root / "big0.txt"
+    target.write_bytes(f"offline edit {tag} made on the stopped node\n".encode())
+    loser_mtime = target.stat().st_mtime_ns
+    time.sleep(2)
+    (on.root / "big0.txt").write_bytes(f"edit {tag} made on a running node, later\n".encode())
+    off.start()
+    return conflict_name("big0.txt", loser_mtime, ids[stopped])
+
+
+def test_offline_edit_kept_as_conflict_copy_with_a_4000_file_tree(tmp_path, daemons):
+    t0 = time.time()
+    nodes = three_with_tree(tmp_path, daemons)
+    ids = [d.status()["node_id"] for d in nodes]
+    lost = []
+    for rnd in range(5):
+        stopped, editor = (2 - rnd) % 3, (3 - rnd) % 3  # C, B, A, C, B stopped in turn
+        tag = f"#{rnd}"
+        copy = offline_edit_round(nodes, ids, stopped, editor, tag)
+        in_sync(nodes)
+        offline = f"offline edit {tag} made on the stopped node\n".encode()
+        online = f"edit {tag} made on a running node, later\n".encode()
+        for d in nodes:
+            assert (d.root / "big0.txt").read_bytes() == online, "the later edit wins everywhere"
+        kept = [d for d in nodes if (d.root / copy).exists() and (d.root / copy).read_bytes() == offline
+                and copy in d.status()["conflicts"]]
+        if len(kept) != len(nodes):
+            lost.append((rnd, "ABC"[stopped], copy, [sorted(os.listdir(d.root)) for d in nodes]))
+    assert not lost, f"the stopped node's edit was not kept as its conflict copy everywhere: {lost}"
+    assert time.time() - t0 < 150
+
+
+def _write(path: Path, data: bytes, mtime: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    os.utime(path, (mtime, mtime))
+
+
+def _files(d) -> dict:
+    return {k: (d.root / k).read_bytes() for k, v in tree(d.root).items() if v[0] == "file"}
+
+
+def _settled(nodes: list, timeout: float = 30) -> bool:
+    try:
+        in_sync(nodes, timeout=timeout)
+        return True
+    except AssertionError:
+        return False
+
+
+def test_files_in_the_root_at_join_are_merged_in(tmp_path, daemons):
+    base = time.time() - 3600
+    a_root, b_root = tmp_path / "A", tmp_path / "B"
+    backer_json("init", str(a_root), "--name", "node0")
+    _write(a_root / "mesh_older.txt", b"the mesh's older copy", base)
+    _write(a_root / "mesh_newer.txt", b"the mesh's newer copy", base + 100)
+    a = daemons(a_root).start()
+    wait_until(lambda: a.status()["in_sync"] and a.status()["files"] == 2, what="A scanned")
+    _write(b_root / "only_b" / "early.txt", b"B had this before joining", base)
+    _write(b_root / "mesh_older.txt", b"B's newer local copy", base + 100)
+    _write(b_root / "mesh_newer.txt", b"B's older local copy", base)
+    join(b_root, invite(a), "node1")
+    b = daemons(b_root).start()
+    b_id = b.status()["node_id"]
+    copy = conflict_name("mesh_newer.txt", int(base * 1e9), b_id)
+    want = {"only_b/early.txt": b"B had this before joining",
+            "mesh_older.txt": b"B's newer local copy",  # the joiner's newer file wins
+            "mesh_newer.txt": b"the mesh's newer copy",
+            copy: b"B's older local copy"}  # the joiner's older file is kept as its conflict copy
+    settled = _settled([a, b])
+    assert [_files(a), _files(b)] == [want, want], f"settled: {settled}"
+    for d in (a, b):
+        assert d.status()["conflicts"] == [copy]
+
+
+def test_files_written_before_the_grant_are_published_once_admitted(tmp_path, daemons):
+    a_root, b_root = tmp_path / "A", tmp_path / "B"
+    backer_json("init", str(a_root), "--name", "node0")
+    a = daemons(a_root).start()
+    join(b_root, invite(a), "node1")
+    a.proc.send_signal(signal.SIGSTOP)  # the inviter is slow: B's grant cannot arrive yet
+    try:
+        b = daemons(b_root).start()
+        _write(b_root / "first_moments.txt", b"written right after the first start", time.time())
+        _write(b_root / "sub" / "also.txt", b"also before the grant", time.time())
+        time.sleep(1.5)  # B has seen them; it is still waiting for its grant
+        before = b.status()
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: b.connected(), what="B admitted")
+    settled = _settled([a, b])
+    want = {"first_moments.txt": b"written right after the first start",
+            "sub/also.txt": b"also before the grant"}
+    assert [_files(a), _files(b)] == [want, want], f"settled: {settled}"
+    assert not before["in_sync"], f"B said in_sync while its files were unpublished: {before}"
+
+
+def test_an_mtime_only_change_spreads(tmp_path, daemons):
+    a, b = mesh(tmp_path, daemons, 2)
+    _write(a.root / "doc.txt", b"same bytes", time.time() - 7200)
+    in_sync([a, b])
+    when = 1_600_000_000.0  # like `touch -d 2020-09-13`
+    os.utime(a.root / "doc.txt", (when, when))
+    wait_until(lambda: (b.root / "doc.txt").stat().st_mtime_ns == int(when * 1e9),
+               timeout=10, what="B's doc.txt takes A's new mtime")
+    in_sync([a, b])
+
+
+def test_folder_modes_arrive_as_they_were(tmp_path, daemons):
+    a, b = mesh(tmp_path, daemons, 2)
+    modes = {"public": 0o755, "private": 0o700, "shared": 0o775}
+    for name, mode in modes.items():  # made as `mkdir -m`: the first scan sees the final mode
+        (a.root / name).mkdir(mode=0o700)
+        (a.root / name).chmod(mode)
+        (a.root / name / "f.txt").write_bytes(name.encode())
+    # unpacked as `cp -a` and `tar x` do: folders made private, filled, then given their mode
+    (a.root / "copied" / "sub").mkdir(parents=True, mode=0o700)
+    (a.root / "copied").chmod(0o700)
+    time.sleep(1)  # the watcher has published the folders as they are now
+    (a.root / "copied" / "sub" / "f.txt").write_bytes(b"copied")
+    (a.root / "copied" / "sub").chmod(0o755)
+    (a.root / "copied").chmod(0o755)
+    modes |= {"copied": 0o755, "copied/sub": 0o755}
+
+    def on_b() -> dict:
+        return {rel: oct(stat.S_IMODE(os.lstat(b.root / rel).st_mode)) if (b.root / rel).exists()
+                else None for rel in modes}
+    want = {rel: oct(mode) for rel, mode in modes.items()}
+    wait_until(lambda: (b.root / "copied" / "sub" / "f.txt").exists() and b.status()["in_sync"],
+               what="B has the folders")
+    time.sleep(1)
+    assert on_b() == want, "folder modes on B differ from A's"
+    # a chmod of a folder both nodes already hold
+    (a.root / "public").chmod(0o700)
+    (a.root / "private").chmod(0o755)
+    wait_until(lambda: stat.S_IMODE(os.lstat(b.root / "private").st_mode) == 0o755
+               and stat.S_IMODE(os.lstat(b.root / "public").st_mode) == 0o700,
+               timeout=10, what="B's folders take A's new modes")
+    in_sync([a, b])
+    assert tree(a.root) == tree(b.root)
+
+
+def test_history_lists_a_version_only_another_node_archived_while_this_one_was_stopped(tmp_path, daemons):
+    a, b, c = mesh(tmp_path, daemons, 3)
+    (a.root / "report.txt").write_bytes(b"v0 everyone saw")
+    in_sync([a, b, c])
+    c.stop()
+    (a.root / "report.txt").write_bytes(b"v1 made while C was stopped")
+    wait_until(lambda: (b.root / "report.txt").read_bytes() == b"v1 made while C was stopped",
+               what="B has v1")
+    time.sleep(1.2)
+    (a.root / "report.txt").write_bytes(b"v2 replaced it")
+    wait_until(lambda: (b.root / "report.txt").read_bytes() == b"v2 replaced it", what="B has v2")
+    v1_size = len(b"v1 made while C was stopped")
+    assert any(h["size"] == v1_size for h in backer_json("history", str(b.root), "report.txt")), \
+        "B itself lists v1 (it archived it)"
+    c.start()  # and the user asks at once, as soon as `backer run` is up
+    hist = backer_json("history", str(c.root), "report.txt")
+    assert [h for h in hist if h["size"] == v1_size], f"C does not list v1: {hist}"
+    in_sync([a, b, c])
+    hist = backer_json("history", str(c.root), "report.txt")
+    assert [h["size"] for h in hist][:2] == [len(b"v2 replaced it"), v1_size], hist
