@@ -12,62 +12,15 @@ import os
 import signal
 import stat
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import backer_json, in_sync, invite, join, mesh, tree, wait_until
+from tests.e2e.conftest import (backer_json, conflict_name, in_sync, invite, join, kept_as_copy,
+                                mesh, offline_edit_round, offline_texts, three_with_tree, tree,
+                                wait_until)
 
 pytestmark = pytest.mark.e2e
-
-TREE_FILES = 4000
-
-
-def make_tree(root: Path, files: int = TREE_FILES) -> None:
-    """`files` small files under ROOT/t/ (40 folders) plus ROOT/big0.txt, written fast."""
-    for d in range(40):
-        (root / "t" / f"d{d:02}").mkdir(parents=True, exist_ok=True)
-    for i in range(files - 1):
-        with open(root / "t" / f"d{i % 40:02}" / f"f{i:05}.txt", "wb") as f:
-            f.write(b"small file %d\n" % i)
-    (root / "big0.txt").write_bytes(b"big0, as it was made\n" * 200)
-
-
-def conflict_name(path: str, loser_mtime_ns: int, loser_id: str) -> str:
-    """SPEC: STEM.sync-conflict-YYYYMMDD-HHMMSS-NODEID7.EXT, the loser's mtime in UTC."""
-    stem, dot, ext = path.rpartition(".")
-    when = datetime.fromtimestamp(loser_mtime_ns // 10**9, tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stem}.sync-conflict-{when}-{loser_id[:7]}.{ext}"
-
-
-def three_with_tree(tmp_path: Path, daemons) -> list:
-    """A (with the 4,000-file tree, made before its first start), B and C, in sync."""
-    a_root = tmp_path / "A"
-    backer_json("init", str(a_root), "--name", "node0")
-    make_tree(a_root)
-    a = daemons(a_root).start()
-    nodes = [a]
-    for i, name in ((1, "B"), (2, "C")):
-        join(tmp_path / name, invite(a), f"node{i}")
-        nodes.append(daemons(tmp_path / name).start())
-    in_sync(nodes, timeout=150)
-    return nodes
-
-
-def offline_edit_round(nodes: list, ids: list[str], stopped: int, editor: int, tag: str) -> str:
-    """Stop one node, edit big0.txt on it, 2 s later edit it on a running node, start the
-    stopped one; returns the name the stopped node's edit must be kept under."""
-    off, on = nodes[stopped], nodes[editor]
-    off.stop()
-    target = off.root / "big0.txt"
-    target.write_bytes(f"offline edit {tag} made on the stopped node\n".encode())
-    loser_mtime = target.stat().st_mtime_ns
-    time.sleep(2)
-    (on.root / "big0.txt").write_bytes(f"edit {tag} made on a running node, later\n".encode())
-    off.start()
-    return conflict_name("big0.txt", loser_mtime, ids[stopped])
-
 
 def test_offline_edit_kept_as_conflict_copy_with_a_4000_file_tree(tmp_path, daemons):
     t0 = time.time()
@@ -76,18 +29,16 @@ def test_offline_edit_kept_as_conflict_copy_with_a_4000_file_tree(tmp_path, daem
     lost = []
     for rnd in range(5):
         stopped, editor = (2 - rnd) % 3, (3 - rnd) % 3  # C, B, A, C, B stopped in turn
-        tag = f"#{rnd}"
-        copy = offline_edit_round(nodes, ids, stopped, editor, tag)
-        in_sync(nodes)
-        offline = f"offline edit {tag} made on the stopped node\n".encode()
-        online = f"edit {tag} made on a running node, later\n".encode()
+        copy = offline_edit_round(nodes, ids, stopped, editor, f"#{rnd}")
+        offline, online = offline_texts(f"#{rnd}")
+        settled = _settled(nodes)
         for d in nodes:
             assert (d.root / "big0.txt").read_bytes() == online, "the later edit wins everywhere"
-        kept = [d for d in nodes if (d.root / copy).exists() and (d.root / copy).read_bytes() == offline
-                and copy in d.status()["conflicts"]]
+        kept = kept_as_copy(nodes, copy, offline)
         if len(kept) != len(nodes):
-            lost.append((rnd, "ABC"[stopped], copy, [sorted(os.listdir(d.root)) for d in nodes]))
-    assert not lost, f"the stopped node's edit was not kept as its conflict copy everywhere: {lost}"
+            lost.append(f"round {rnd}, {'ABC'[stopped]} stopped: {copy} on {len(kept)} of 3 nodes "
+                        f"(settled: {settled}); conflicts on A: {nodes[0].status()['conflicts']}")
+    assert not lost, "the stopped node's edit was not kept as its conflict copy everywhere:\n" + "\n".join(lost)
     assert time.time() - t0 < 150
 
 
