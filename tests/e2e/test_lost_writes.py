@@ -73,16 +73,19 @@ def test_files_in_the_root_at_join_are_merged_in(tmp_path, daemons):
     _write(b_root / "mesh_newer.txt", b"B's older local copy", base)
     join(b_root, invite(a), "node1")
     b = daemons(b_root).start()
-    b_id = b.status()["node_id"]
-    copy = conflict_name("mesh_newer.txt", int(base * 1e9), b_id)
+    a_id, b_id = a.status()["node_id"], b.status()["node_id"]
+    # made without seeing each other: conflicts (SPEC), the later mtime wins, the other is kept
+    b_copy = conflict_name("mesh_newer.txt", int(base * 1e9), b_id)
+    a_copy = conflict_name("mesh_older.txt", int(base * 1e9), a_id)
     want = {"only_b/early.txt": b"B had this before joining",
             "mesh_older.txt": b"B's newer local copy",  # the joiner's newer file wins
+            a_copy: b"the mesh's older copy",
             "mesh_newer.txt": b"the mesh's newer copy",
-            copy: b"B's older local copy"}  # the joiner's older file is kept as its conflict copy
+            b_copy: b"B's older local copy"}  # the joiner's older file: its conflict copy
     settled = _settled([a, b])
     assert [_files(a), _files(b)] == [want, want], f"settled: {settled}"
     for d in (a, b):
-        assert d.status()["conflicts"] == [copy]
+        assert d.status()["conflicts"] == sorted([a_copy, b_copy])
 
 
 def test_files_written_before_the_grant_are_published_once_admitted(tmp_path, daemons):
@@ -93,9 +96,11 @@ def test_files_written_before_the_grant_are_published_once_admitted(tmp_path, da
     a.proc.send_signal(signal.SIGSTOP)  # the inviter is slow: B's grant cannot arrive yet
     try:
         b = daemons(b_root).start()
+        # at once (B's first scan may be running), then once B surely watches its root
         _write(b_root / "first_moments.txt", b"written right after the first start", time.time())
+        time.sleep(1)
         _write(b_root / "sub" / "also.txt", b"also before the grant", time.time())
-        time.sleep(1.5)  # B has seen them; it is still waiting for its grant
+        time.sleep(1)  # B has seen them; it is still waiting for its grant
         before = b.status()
     finally:
         a.proc.send_signal(signal.SIGCONT)
@@ -105,6 +110,15 @@ def test_files_written_before_the_grant_are_published_once_admitted(tmp_path, da
             "sub/also.txt": b"also before the grant"}
     assert [_files(a), _files(b)] == [want, want], f"settled: {settled}"
     assert not before["in_sync"], f"B said in_sync while its files were unpublished: {before}"
+
+
+def test_a_file_written_as_the_node_starts_is_published(tmp_path, daemons):
+    a, b = mesh(tmp_path, daemons, 2)
+    b.stop()
+    b.start()  # a member restarting: no grant involved
+    _write(b.root / "at_once.txt", b"saved the moment backer run was up", time.time())
+    wait_until(lambda: (a.root / "at_once.txt").exists(), timeout=15, what="A gets at_once.txt")
+    in_sync([a, b])
 
 
 def test_an_mtime_only_change_spreads(tmp_path, daemons):
