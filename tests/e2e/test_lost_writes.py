@@ -1,8 +1,8 @@
 """Issue 10 end to end: writes a user made must never be lost, with real `backer` processes.
 
 Each test states what a user relies on (SPEC.md): an offline edit that lost a conflict is kept as
-a conflict copy on every node; files already in a root, or written before the node was admitted,
-reach the mesh; an mtime-only change spreads; folder modes arrive as they were; `history` lists a
+a conflict copy on every node; files already in a root, written before the node was admitted,
+or saved the moment a node starts reach the mesh; an mtime-only change spreads; folder modes arrive as they were; `history` lists a
 version that only another node archived.
 """
 
@@ -21,6 +21,7 @@ from tests.e2e.conftest import (backer_json, conflict_name, in_sync, invite, joi
                                 wait_until)
 
 pytestmark = pytest.mark.e2e
+
 
 def test_offline_edit_kept_as_conflict_copy_with_a_4000_file_tree(tmp_path, daemons):
     t0 = time.time()
