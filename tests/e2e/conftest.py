@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,10 @@ def backer_json(*args: str) -> object:
 class Daemon:
     """One `backer run` child process."""
 
-    def __init__(self, root: Path, web: bool = False) -> None:
+    def __init__(self, root: Path, web: bool = False, args: tuple[str, ...] = ()) -> None:
         self.root = root
         self.web = web
+        self.args = tuple(args)  # more `backer run` options, e.g. ("--log-level", "info")
         self.proc: subprocess.Popen | None = None
         self.listen = ""
         self.lines: list[str] = []
@@ -40,7 +42,8 @@ class Daemon:
     def start(self) -> "Daemon":
         web = ["--web", "127.0.0.1:0"] if self.web else ["--no-web"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gossip_backer", "run", str(self.root), "--listen", "127.0.0.1:0", *web],
+            [sys.executable, "-m", "gossip_backer", "run", str(self.root), "--listen", "127.0.0.1:0", *web,
+             *self.args],
             stdout=subprocess.PIPE, stderr=open(self.root.parent / f"{self.root.name}.log", "ab"),
             text=True, env=ENV)
         deadline = time.time() + 30
@@ -103,8 +106,8 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.25, what: s
 def daemons():
     started: list[Daemon] = []
 
-    def make(root: Path, web: bool = False) -> Daemon:
-        d = Daemon(root, web)
+    def make(root: Path, web: bool = False, args: tuple[str, ...] = ()) -> Daemon:
+        d = Daemon(root, web, args)
         started.append(d)
         return d
 
@@ -175,3 +178,65 @@ def in_sync(nodes: list, timeout: float = 120, skip=lambda path: False) -> None:
 
 def net_in(d) -> int:
     return d.status()["net"]["bytes_in"]
+
+
+# -- the offline edit of issue 10 (tests/e2e/test_lost_writes.py, benchmarks/offline_edit_trials.py)
+TREE_FILES = 4000
+
+
+def make_tree(root: Path, files: int = TREE_FILES) -> None:
+    """`files` small files under ROOT/t/ (40 folders) plus ROOT/big0.txt, written fast."""
+    for d in range(40):
+        (root / "t" / f"d{d:02}").mkdir(parents=True, exist_ok=True)
+    for i in range(files - 1):
+        with open(root / "t" / f"d{i % 40:02}" / f"f{i:05}.txt", "wb") as f:
+            f.write(b"small file %d\n" % i)
+    (root / "big0.txt").write_bytes(b"big0, as it was made\n" * 200)
+
+
+def conflict_name(path: str, loser_mtime_ns: int, loser_id: str) -> str:
+    """SPEC: STEM.sync-conflict-YYYYMMDD-HHMMSS-NODEID7.EXT, the loser's mtime in UTC."""
+    stem, dot, ext = path.rpartition(".")
+    when = datetime.fromtimestamp(loser_mtime_ns // 10**9, tz=timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stem}.sync-conflict-{when}-{loser_id[:7]}.{ext}"
+
+
+def three_with_tree(tmp_path: Path, daemons, files: int = TREE_FILES, args: tuple = ()) -> list:
+    """A (with the 4,000-file tree, made before its first start), B and C, in sync."""
+    a_root = tmp_path / "A"
+    backer_json("init", str(a_root), "--name", "node0")
+    make_tree(a_root, files)
+    a = daemons(a_root, args=args).start()
+    nodes = [a]
+    for i, name in ((1, "B"), (2, "C")):
+        join(tmp_path / name, invite(a), f"node{i}")
+        nodes.append(daemons(tmp_path / name, args=args).start())
+    in_sync(nodes, timeout=150)
+    return nodes
+
+
+def offline_texts(tag: str) -> tuple[bytes, bytes]:
+    """The stopped node's edit and the running node's later edit of big0.txt in round `tag`."""
+    return (f"offline edit {tag} made on the stopped node\n".encode(),
+            f"edit {tag} made on a running node, later\n".encode())
+
+
+def offline_edit_round(nodes: list, ids: list[str], stopped: int, editor: int, tag: str) -> str:
+    """Stop one node, edit big0.txt on it, 2 s later edit it on a running node, start the
+    stopped one; returns the name the stopped node's edit must be kept under."""
+    off, on = nodes[stopped], nodes[editor]
+    offline, online = offline_texts(tag)
+    off.stop()
+    target = off.root / "big0.txt"
+    target.write_bytes(offline)
+    loser_mtime = target.stat().st_mtime_ns
+    time.sleep(2)
+    (on.root / "big0.txt").write_bytes(online)
+    off.start()
+    return conflict_name("big0.txt", loser_mtime, ids[stopped])
+
+
+def kept_as_copy(nodes: list, copy: str, offline: bytes) -> list:
+    """The nodes that hold `offline` at `copy` and list it in `status` conflicts."""
+    return [d for d in nodes if (d.root / copy).is_file() and (d.root / copy).read_bytes() == offline
+            and copy in d.status()["conflicts"]]
