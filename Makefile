@@ -27,11 +27,15 @@ sim: $(STAMP)
 	$(BIN)/python -m simulations sweep --nodes 10,30,100,300,1000
 
 # Every scenario over SEEDS seeds each (default 10000; 2 worker processes), at the soak sizes of
-# simulations/soak.py (SIZE=default: the scenarios' own sizes); prints the table.
+# simulations/soak.py (SIZE=default: the scenarios' own sizes); prints the table. Then the fault
+# campaign on real processes (KILL_TRIALS kill -9 trials, FUZZ fuzz inputs): its own table.
 SEEDS ?= 10000
 SIZE ?= soak
+KILL_TRIALS ?= 100
+FUZZ ?= 1000000
 soak: $(STAMP)
 	$(BIN)/python -m simulations soak --seeds $(SEEDS) --size $(SIZE) --workers 2
+	$(BIN)/python -m tests.fault.campaign --trials $(KILL_TRIALS) --fuzz $(FUZZ)
 
 bench: $(STAMP)
 	.ci/install-bench-tools

@@ -56,7 +56,8 @@ MAX_FILES = 16  # files assembled at once
 FULL_REFRESH = 30.0  # seconds between full recomputations of what the disk lacks
 RETRY_AFTER = 10.0
 DISK_FULL_RETRY = 5.0  # seconds between tries while the disk is full
-STALL_RETRY = 1.0  # seconds before asking again for content no connected peer had
+STALL_RETRY = 0.25  # seconds before asking again for content no connected peer had (doubling
+STALL_RETRY_MAX = 2.0  # up to this while it may still be spreading)
 UNAVAILABLE_AFTER = 10.0  # seconds of that before the version is listed as unavailable
 UNAVAILABLE_MAX = 30.0  # longest back-off before asking again for unavailable content
 WRITEBACK = 35.0  # seconds of writes a power loss may take back: Linux's dirty_expire (30 s)
@@ -500,8 +501,8 @@ class FolderMachine:
         return [Emit(Refused(wall, need.path, reason, str(NodeId(need.record.origin))))]
 
     def content_unavailable(self, need: mirror.Need, now: float) -> None:
-        """No connected peer holds `need`'s content. Asked again soon: while a version spreads
-        the neighbours may not have it yet. After `UNAVAILABLE_AFTER` seconds of that it is
+        """No connected peer holds `need`'s content. Asked again soon (0.25 s, doubling): while
+        a version spreads the neighbours may not have it yet. After `UNAVAILABLE_AFTER` seconds of that it is
         listed as unavailable and stops counting as pending (SPEC: unavailable versions never
         block the mesh); it is still asked for again when a peer connects, the map moves, or
         after a back-off (a peer may have fetched it since)."""
@@ -509,7 +510,10 @@ class FolderMachine:
         old = self.stalled.get(need.path)
         since = now if old is None else old.since
         listed = now - since >= UNAVAILABLE_AFTER
-        backoff = min(UNAVAILABLE_MAX, 2 * old.backoff) if old is not None and listed else STALL_RETRY
+        if old is None:
+            backoff = STALL_RETRY
+        else:  # doubling: a neighbour fetching it now is asked again soon, a lost cause rarely
+            backoff = min(UNAVAILABLE_MAX if listed else STALL_RETRY_MAX, 2 * old.backoff)
         self.stalled[need.path] = _Stall(since, now + backoff, backoff, listed)
 
     @property

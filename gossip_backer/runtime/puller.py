@@ -148,30 +148,36 @@ class Puller:
             else:
                 await self._guarded(need, self._simple(need))
 
-    async def _guarded(self, need: mirror.Need, work) -> None:
-        """Run one need and tell the machine how it ended."""
+    async def _guarded(self, need: mirror.Need, work) -> bool:
+        """Run one need and tell the machine how it ended. False when what it built is of no
+        further use (superseded, the user's change came first, no room): its temp file goes."""
         now, wall = trio.current_time(), time.time()
         try:
             st = await work
         except _Superseded:
             self.machine.abandoned(need)
+            return False
         except _Unavailable:
             self.machine.content_unavailable(need, now)
         except LocalChanged:
             self.host.execute(self.machine.changed_under_us(need))
+            return False
         except (BadPath, CaseCollision) as exc:
             log.warning("refused %s: %s", need.path, exc)
             self.host.execute(self.machine.failed_work(need, str(exc), now, wall, forever=True))
+            return False
         except (DiskError, IntegrityError, LocalError, OSError) as exc:
             log.warning("failed %s: %s", need.path, exc)
             no_space = getattr(exc, "errno", None) in NO_SPACE
             self.host.execute(self.machine.failed_work(need, str(exc), now, wall,
                                                        no_space=no_space))
+            return not no_space  # a full disk gets its room back; it is fetched again later
         except BaseException:
             self.machine.abandoned(need)
             raise
         else:
             self.host.execute(self.machine.done(need, _disk_stat(st), wall))
+        return True
 
     # -- folders, links, metadata, deletions, adoptions ------------------------------------
     async def _simple(self, need: mirror.Need) -> Stat | None:
@@ -203,16 +209,18 @@ class Puller:
     # -- files -----------------------------------------------------------------------------
     async def _pull_file(self, need: mirror.Need) -> None:
         job = self.jobs[need.path] = _Job(need, need.path, need.record.size)
+        keep = True  # an interrupted download (a stop, no peer has it yet) resumes from its temp
         try:
-            await self._guarded(need, self._assemble(job))
+            keep = await self._guarded(need, self._assemble(job))
         finally:
             self.scheduler.cancel(need.path)
             self.jobs.pop(need.path, None)
             if job.tmp is not None:
-                if self.machine.disk_full:  # give the room back; it is fetched again later
-                    await self._disk(job.tmp.abort)
-                else:
+                if keep:
                     job.tmp.close()
+                else:  # no .backer-tmp-* left in the user's folders
+                    with trio.CancelScope(shield=True):
+                        await self._disk(job.tmp.abort)
             self.wake()
 
     async def _assemble(self, job: _Job) -> Stat | None:

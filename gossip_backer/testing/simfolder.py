@@ -282,7 +282,7 @@ class SimFolder:
         pull = self.pulls.pop(path, None)
         if pull is not None:
             self.scheduler.cancel(path)
-            pull.temp.close()
+            pull.temp.abort()  # superseded: of no further use (runtime/puller.py does the same)
             self.machine.abandoned(pull.need)
 
     def _finish(self, path: str) -> None:
@@ -290,7 +290,7 @@ class SimFolder:
         self.scheduler.cancel(path)
         need, rec = pull.need, pull.need.record
         if self.machine.superseded(need):
-            pull.temp.close()  # the map moved on meanwhile: the machine decides again
+            pull.temp.abort()  # the map moved on meanwhile: the machine decides again
             self.machine.abandoned(need)
             self.schedule_work()
             return
@@ -299,6 +299,7 @@ class SimFolder:
             pull.temp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _expect(entry),
                              archive=self._archiver(entry))
         except memdisk.LocalChanged:
+            pull.temp.abort()
             self.execute(self.machine.changed_under_us(need))  # the user's change wins the race
             return
         except (IntegrityError, LocalError) as exc:

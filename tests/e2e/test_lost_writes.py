@@ -40,6 +40,8 @@ def test_offline_edit_kept_as_conflict_copy_with_a_4000_file_tree(tmp_path, daem
             lost.append(f"round {rnd}, {'ABC'[stopped]} stopped: {copy} on {len(kept)} of 3 nodes "
                         f"(settled: {settled}); conflicts on A: {nodes[0].status()['conflicts']}")
     assert not lost, "the stopped node's edit was not kept as its conflict copy everywhere:\n" + "\n".join(lost)
+    left = [str(p) for d in nodes for p in d.root.rglob(".backer-tmp-*")]
+    assert not left, f"temp files left in the user's folders after the conflicts: {left}"
     assert time.time() - t0 < 150
 
 
