@@ -113,10 +113,12 @@ class Folder:
             log.warning("the previous run ended with the machine losing power: what the disk "
                         "lost of its last writes is fetched again from the mesh")
             self.machine.after_power_loss(lost)
-        await trio.to_thread.run_sync(alive.beat, self.state_dir)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await self.full_scan()
+            if not self.paused:  # judged: from now on a crash is this run's (a killed process
+                await trio.to_thread.run_sync(alive.beat, self.state_dir)  # before it still
+                # finds the mark of the power loss)
             self.scanned.set()
             nursery.start_soon(self._index_saver)
             nursery.start_soon(self._rescan_loop)

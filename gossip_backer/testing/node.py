@@ -131,7 +131,6 @@ class SimNode(Endpoint):
         mark, boot = self.store.alive, self.store.machine_boot
         if mark is not None and mark[0] != boot:
             machine.after_power_loss(mark[1])
-        self.store.alive = (boot, cl.clock_ns() / 1e9)
         self.folder = SimFolder(self, machine, self.disk, self.store.index, loop=cl.loop,
                                 cfg=cl.cfg, rng=cl.rng, clock_ns=cl.clock_ns, ignore=self.ignore)
         inc = self.incarnation
@@ -271,7 +270,8 @@ class SimNode(Endpoint):
         cl = self.cluster
         cl.loop.call_later(cl.cfg.tick, self._tick, inc)
         self._run(self.replica.tick(self.now))
-        self.store.alive = (self.store.machine_boot, cl.clock_ns() / 1e9)
+        if self.folder.machine.scanned:  # the mark of a power loss stays until a scan judged it
+            self.store.alive = (self.store.machine_boot, cl.clock_ns() / 1e9)
         self.folder.tick()
 
     # -- local changes -----------------------------------------------------------------------
