@@ -371,7 +371,7 @@ class FolderMachine:
         """Recompute the needs of the paths that moved (all of them now and then)."""
         if self.refresh_due(now):
             self._needs, self._order = {}, SortedDict()
-            for path in self.metamap.files:
+            for path in mirror.paths_to_judge(self.metamap, self.index):
                 self._set_need(path, self._need(path))
             self._full_at = now
         else:

@@ -120,7 +120,7 @@ def copy_of(metamap: MetaMap, loser: FileRecord) -> FileRecord:
 def need_for(metamap: MetaMap, path: str, entry: DiskEntry | None) -> Need | None:
     winner = metamap.winner(path)
     if winner is None:
-        return None
+        return None if entry is None else _voided(path, entry)
     vv = disk_version(metamap, path)
     if entry is not None and entry.vv == vv:
         return None
@@ -146,10 +146,26 @@ def order(need: Need) -> tuple:
     return (1, depth, need.path)
 
 
+def _voided(path: str, entry: DiskEntry) -> Need | None:
+    """The disk holds a mesh version (its row has a vv) of a path the map no longer has: every
+    version of it was voided (made by a member after its revocation's cutoff). It goes, as a
+    deletion would (archived). A row without a vv is the user's own, unpublished: it stays."""
+    if not entry.vv:
+        return None
+    origin = max(entry.vv.items(), key=lambda kv: kv[1])[0]
+    gone = FileRecord(path=path, kind=entry.kind, vv=entry.vv, origin=origin, deleted=True)
+    return Need(DELETE, path, gone, VersionVector())
+
+
+def paths_to_judge(metamap: MetaMap, index: dict[str, DiskEntry]) -> set[str]:
+    """Every path of the map, and every path the disk holds a mesh version of."""
+    return set(metamap.files) | {p for p, e in index.items() if e.vv}
+
+
 def needed(metamap: MetaMap, index: dict[str, DiskEntry]) -> list[Need]:
     """Everything the disk lacks, in an order that works (folders, files, then deletions)."""
     out = []
-    for path in metamap.files:
+    for path in paths_to_judge(metamap, index):
         need = need_for(metamap, path, index.get(path))
         if need is not None:
             out.append(need)

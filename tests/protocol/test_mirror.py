@@ -428,3 +428,17 @@ def test_same_as_disk(winner_deleted: bool) -> None:
     rec = tomb("f", vv(a=1), A) if winner_deleted else file("f", vv(a=1), A, b"x")
     assert mirror.same_as_disk(rec, None) is winner_deleted
     assert mirror.same_as_disk(rec, entry_of(file("f", vv(), B, b"x"))) is (not winner_deleted)
+
+
+def test_a_mesh_version_the_map_no_longer_has_is_removed_but_the_user_s_own_file_stays() -> None:
+    """Every version of a path was voided (made by a member after its revocation's cutoff): the
+    disk must not keep it (make soak: churn 8 368). A row without a vv is the user's own
+    unpublished file (a node not admitted yet, a read-only member): it stays."""
+    w = World()
+    need = mirror.need_for(w.map, "v.txt", entry_of(file("v.txt", vv(a=3), A, b"void")))
+    assert need is not None and need.action == DELETE and need.record.deleted
+    assert need.record.origin == A
+    assert mirror.need_for(w.map, "mine.txt", entry_of(file("mine.txt", vv(), A, b"x"))) is None
+    assert {n.path for n in mirror.needed(w.map, {
+        "v.txt": entry_of(file("v.txt", vv(a=3), A, b"void")),
+        "mine.txt": entry_of(file("mine.txt", vv(), A, b"x"))})} == {"v.txt"}
