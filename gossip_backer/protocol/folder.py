@@ -147,7 +147,8 @@ class FolderMachine:
         self._role = self.role()
         self._was_in_sync = False
         self._rollback_ns: int | None = None  # see after_power_loss
-        self._rolled_back: set[str] = set()  # paths a power loss took back, refetched
+        self._rolled_back: dict[str, VersionVector] = {}  # paths a power loss took back, being
+        # refetched -> the vv of the version their row said the disk held
 
     def after_power_loss(self, last_alive: float) -> None:
         """The previous run ended with the machine losing power (`last_alive`: its last sign of
@@ -193,9 +194,10 @@ class FolderMachine:
             if path in rolled:  # an empty vv: the mesh's version is needed, nothing published
                 puts.append(index_entry(result.entries[path], VersionVector()))
             elif path not in settling:
-                self._rolled_back.discard(path)
-                unseen = self.index[path] if path in unsure else None
-                record, vv = self._version_of(result.entries[path], role, unseen)
+                unseen = self._rolled_back.pop(path, None)  # edited before the refetch
+                if path in unsure:
+                    unseen = self.index[path].vv
+                record, vv = self._version_of(result.entries[path], role, unseen is not None)
                 if record is not None:
                     records.append(record)
                     kept += self._keep_unseen(unseen, record)
@@ -224,15 +226,15 @@ class FolderMachine:
                     for c in kept]
         return out
 
-    def _keep_unseen(self, row: IndexEntry | None, record: FileRecord) -> list[FileRecord]:
-        """The conflict copy of the version `row` says the disk held, when an edit made after a
-        power loss (`record`, made on bytes that may not be that version: the loss may have
-        taken it back first) still supersedes it, as our own versions do: its bytes are kept
-        as a copy, served by the nodes that fetched them."""
-        if row is None:
+    def _keep_unseen(self, unseen: VersionVector | None, record: FileRecord) -> list[FileRecord]:
+        """The conflict copy of the version (`unseen`: its vv) the row said the disk held, when
+        an edit made after a power loss (`record`, made on bytes that may not be that version:
+        the loss may have taken it back first) still supersedes it, as our own versions do: its
+        bytes are kept as a copy, served by the nodes that fetched them."""
+        if unseen is None:
             return []
         return [mirror.copy_of(self.metamap, v) for v in self.metamap.versions(record.path)
-                if v.vv == row.vv and v.kind == FILE and not v.deleted and v.hash != record.hash
+                if v.vv == unseen and v.kind == FILE and not v.deleted and v.hash != record.hash
                 and record.vv.dominates(v.vv)]
 
     def _taken_back(self, result: ScanResultLike) -> tuple[set[str], set[str]]:
@@ -252,16 +254,16 @@ class FolderMachine:
                 back.add(p)
             else:
                 unsure.add(p)
-        self._rolled_back |= back
+        self._rolled_back.update((p, self.index[p].vv) for p in back)
         return back, unsure
 
     def _version_of(self, entry: ScanEntryLike, role: str,
-                    unseen: IndexEntry | None = None) -> tuple[FileRecord | None, VersionVector]:
+                    unsure: bool = False) -> tuple[FileRecord | None, VersionVector]:
         """The version to publish for a changed path (None when the mesh already has it, or
-        when we may not publish) and the vv the index records for the disk. `unseen`: a row
-        the change may not have been made on (after a power loss): not its base."""
+        when we may not publish) and the vv the index records for the disk. `unsure`: the
+        change may not have been made on the row's version (after a power loss): not its base."""
         old = self.index.get(entry.path)
-        base = None if unseen is not None else old
+        base = None if unsure else old
         record = mirror.local_version(self.metamap, self.me, entry.path, base, as_record(entry, self.me))
         if record is None:
             return None, mirror.disk_version(self.metamap, entry.path)
@@ -451,7 +453,7 @@ class FolderMachine:
         self._release(need)
         self.failed.pop(need.path, None)
         self.stalled.pop(need.path, None)
-        self._rolled_back.discard(need.path)
+        self._rolled_back.pop(need.path, None)
         origin = str(NodeId(need.record.origin))
         out = []
         if self.disk_full and need.action != mirror.DELETE:

@@ -399,8 +399,8 @@ class Puller:
             job.writing += 1  # the file is not complete until this write is
             try:
                 await self._disk(job.tmp.write_at, arrived.offset, arrived.data)
-            except (DiskError, OSError) as exc:  # our disk's trouble, not the peer's: the
-                job.error = exc  # assembly ends with it (a full disk pauses pulling)
+            except (LocalError, OSError) as exc:  # our disk's trouble (or a temp file a full
+                job.error = exc  # disk made us drop), never the peer's: the assembly ends with it
                 return
             finally:
                 job.writing -= 1
