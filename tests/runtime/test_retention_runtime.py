@@ -17,7 +17,8 @@ def test_old_revisions_are_dropped_and_their_bytes_freed(tmp_path):
     async def main():
         async with Node.open(tmp_path / "r", watch=False) as node:
             await node.folder.scanned.wait()
-            now = time.time()
+            now = (time.time() // DAY) * DAY + 0.5 * DAY  # noon UTC: 2.2 and 2.4 days before
+            # it fall on one UTC day whatever the hour the test runs at (it failed after 00:00 UTC)
             repo, root = node.state.repo, node.state.root
             ages = [0.1 * DAY, 0.5 * DAY, 2.2 * DAY, 2.4 * DAY, 40 * DAY, 41 * DAY, 400 * DAY]
             hashes = []
