@@ -89,8 +89,8 @@ def archiver(root: Path, entry: IndexEntry | None, archived: list):
 
 
 class _Superseded(Exception):
-    """The map or the disk moved on while a file was assembled: drop it, the machine decides
-    again."""
+    """The map or the disk moved on while a file was assembled (or a folder to delete still
+    holds files): drop it, the machine decides again."""
 
 
 class _Unavailable(Exception):
@@ -198,9 +198,9 @@ class Puller:
                 await self._disk(lambda: apply.make_symlink(
                     self.root, path, rec.target or "", _stat(entry), archive=archive))
             elif need.action == mirror.DELETE:
-                if entry is not None:
-                    await self._disk(lambda: apply.remove(self.root, path, _stat(entry),
-                                                          archive=archive))
+                if entry is not None and not await self._disk(
+                        lambda: apply.remove(self.root, path, _stat(entry), archive=archive)):
+                    raise _Superseded()  # a folder still holds files: not yet, asked again
                 return None
         finally:
             self.host.record_archived(archived)

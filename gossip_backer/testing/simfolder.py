@@ -51,6 +51,10 @@ class _Pull:
     temp: TempFile
 
 
+class _NotYet(Exception):
+    """A folder to delete still holds files."""
+
+
 def _expect(e: IndexEntry | None) -> memdisk.Stat | None:
     return None if e is None else memdisk.Stat(e.size, e.mtime_ns, e.inode, e.kind)
 
@@ -194,6 +198,8 @@ class SimFolder:
                 self._pull(need)
                 return
             self._done(need, self._simple(need))
+        except _NotYet:
+            self.machine.abandoned(need)  # the machine hands it out again on a later round
         except memdisk.LocalChanged:
             self.execute(self.machine.changed_under_us(need))
         except LocalError as exc:  # DiskError, a folder in the way...: try again later
@@ -223,8 +229,9 @@ class SimFolder:
             memdisk.make_symlink(self.disk, path, rec.target or "", _expect(entry),
                                  archive=self._archiver(entry))
         elif need.action == mirror.DELETE:
-            if entry is not None:
-                memdisk.remove(self.disk, path, _expect(entry), archive=self._archiver(entry))
+            if entry is not None and not memdisk.remove(self.disk, path, _expect(entry),
+                                                        archive=self._archiver(entry)):
+                raise _NotYet()  # a folder still holds files (runtime/puller.py does the same)
             return None
         return memdisk.stat_of(self.disk, path)
 
