@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from gossip_backer.core.paths import printable
 from gossip_backer.errors import BackerError, UserError
 
 Handler = Callable[[argparse.Namespace], object]
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _print(args: argparse.Namespace, result: object) -> None:
     if result is None:
         return
+    result = printable(result)  # names that are not UTF-8: `\\xNN` (see core/paths.py)
     if getattr(args, "json", False):
         print(json.dumps(result, sort_keys=False))
         return

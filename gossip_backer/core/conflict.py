@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 
 from gossip_backer.core.ids import NodeId
+from gossip_backer.core.paths import from_bytes, is_text, to_bytes
 from gossip_backer.core.record import FileRecord
 
 CONFLICT_MARK = ".sync-conflict-"
@@ -56,8 +57,9 @@ def conflict_name(path: str, mtime_ns: int, origin: bytes, suffix: str = "") -> 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(mtime_ns // 1_000_000_000))
     tail = f"{CONFLICT_MARK}{stamp}-{NodeId(origin).short()}{'-' + suffix if suffix else ''}{ext}"
     room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
-    if len(stem.encode("utf-8")) > room:  # keep the copy's name within the file-name limit
-        stem = stem.encode("utf-8")[:max(room, 1)].decode("utf-8", "ignore")
+    if len(to_bytes(stem)) > room:  # keep the copy's name within the file-name limit
+        cut = to_bytes(stem)[:max(room, 1)]  # (a stem that is not UTF-8 keeps its odd bytes)
+        stem = cut.decode("utf-8", "ignore") if is_text(stem) else from_bytes(cut)
     new = stem + tail
     return posixpath.join(folder, new) if folder else new
 

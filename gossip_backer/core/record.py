@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
+from gossip_backer.core import paths
 from gossip_backer.core.vv import VersionVector
 
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
@@ -75,7 +76,7 @@ class FileRecord:
 
     def to_plain(self) -> list:
         return [
-            self.path, self.kind, self.vv.encode(), self.origin, self.size, self.mtime_ns,
+            paths.to_plain(self.path), self.kind, self.vv.encode(), self.origin, self.size, self.mtime_ns,
             self.mode, self.hash, self.block_size, [b.to_plain() for b in self.blocks],
             self.target, self.deleted,
         ]
@@ -84,7 +85,11 @@ class FileRecord:
     def from_plain(cls, plain: list) -> "FileRecord":
         _need(isinstance(plain, list) and len(plain) == 12, "file record shape")
         path, kind, vv, origin, size, mtime_ns, mode, h, bsize, blocks, target, deleted = plain
-        _need(isinstance(path, str) and path != "", "path")
+        try:
+            path = paths.from_plain(path)
+        except ValueError as exc:
+            raise ValueError(f"malformed record: {exc}") from None
+        _need(path != "", "path")
         _need(kind in KINDS, "kind")
         _need(isinstance(origin, bytes) and len(origin) == 32, "origin")
         _need(all(isinstance(x, int) and x >= 0 for x in (size, mode, bsize)), "sizes")

@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Protocol
 
 from gossip_backer.core.blocks import FileHasher
-from gossip_backer.core.paths import STATE_DIR, TMP_PREFIX, BadPath, case_key, check
+from gossip_backer.core.paths import (STATE_DIR, TMP_PREFIX, BadPath, case_key, check, escape,
+                                     is_text, to_bytes)
 from gossip_backer.core.record import DIR, FILE, SYMLINK
 from gossip_backer.disk import safepath
 from gossip_backer.errors import IntegrityError, LocalError
@@ -51,6 +52,7 @@ __all__ = [
     "DEFAULT_HASHER",
     "DiskError",
     "LocalChanged",
+    "NameRefused",
     "Stat",
     "TempFile",
     "find_partial",
@@ -112,7 +114,17 @@ _REASONS = {
 }
 
 
+class NameRefused(DiskError):
+    """This disk cannot hold the name (a name that is not UTF-8 on a disk that wants UTF-8, as
+    FAT, exFAT, NTFS, APFS or a strict case-folding ext4 do). Nothing was written: the version is
+    skipped on this node, listed in `status`, and never taken for a deletion."""
+
+
 def disk_error(exc: OSError, what: str, where: Path | str) -> DiskError:
+    name = os.fsdecode(os.path.basename(os.fspath(where)))
+    if exc.errno == errno.EILSEQ or (exc.errno == errno.EINVAL and not is_text(name)):
+        return NameRefused(f"cannot {what} {escape(os.fspath(where))}: this disk cannot hold "
+                           "the name", exc.errno)
     reason = _REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
     return DiskError(f"cannot {what} {where}: {reason}", exc.errno)
 
@@ -179,13 +191,14 @@ def _check_expect(target: Path, expect: Stat | None) -> os.stat_result | None:
 
 
 def temp_name(path: str) -> str:
-    """`.backer-tmp-<8 hex of hash(path)>-<basename>`, cut to fit a 255-byte file name."""
+    """`.backer-tmp-<8 hex of hash(path)>-<basename>`, cut to fit a 255-byte file name, without
+    the bytes of the name that are not UTF-8."""
     norm = check(path)
-    tag = hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+    tag = hashlib.blake2b(to_bytes(norm), digest_size=4).hexdigest()
     prefix = f"{TMP_PREFIX}{tag}-"
     budget = 255 - len(prefix.encode("utf-8"))
-    base = posixpath.basename(norm).encode("utf-8", "surrogatepass")[:budget]
-    return prefix + base.decode("utf-8", "ignore")
+    base = to_bytes(posixpath.basename(norm))[:budget]
+    return prefix + base.decode("utf-8", "ignore")  # always UTF-8: any disk can hold it
 
 
 def remove_abandoned_temps(root: Path | str, wanted: Iterable[str]) -> list[str]:
@@ -445,7 +458,11 @@ class TempFile:
         _refuse_folder(target, current)
         if archive is not None and current is not None and stat.S_ISREG(current.st_mode):
             archive(target)
-        self._io("move into place", os.replace, self.path, target)
+        try:
+            os.replace(self.path, target)
+        except OSError as exc:  # said of the target: its name may be what the disk refuses
+            self.abort()
+            raise disk_error(exc, "move into place", target) from exc
         self.close()
         fsync_dir(target.parent)
 

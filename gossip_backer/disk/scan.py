@@ -14,8 +14,10 @@ Safety rules the runtime relies on:
   `unstable` and not announced; its previous entry, if any, is kept, so it is not "deleted" either.
 - A folder or file that cannot be read is listed in `errors`, and its previous entries are kept.
 - An ignored path is never reported as deleted; neither is `.backer/` nor a `.backer-tmp-*` file.
-- Names that `core.paths.check` refuses (and names that are not UTF-8, or that collide with another
-  name once NFC-normalised) are skipped, listed in `refused`, and their subtree is not walked.
+- Names that `core.paths.check` refuses (and names that collide with another name once
+  NFC-normalised, and links whose target is not UTF-8) are skipped, listed in `refused`, and their
+  subtree is not walked. A name that is not UTF-8 is a mesh path like any other: it is kept as
+  `os.fsdecode` gives it (surrogate escapes, see core/paths.py) and mirrored byte for byte.
 - A root that cannot be listed raises `RootUnavailable`: a missing root is never a mass deletion.
   (An emptied root, as when a disk is unmounted, is judged by the runtime by comparing counts.)
 
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gossip_backer.core.blocks import BlockHasher, block_size_for
-from gossip_backer.core.paths import BadPath, check, normalise
+from gossip_backer.core.paths import BadPath, check, is_text, normalise
 from gossip_backer.core.record import DIR, FILE, SYMLINK, Block
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.errors import LocalError
@@ -259,12 +261,7 @@ class _Scanner:
         """The mesh path of a directory entry, or None when it is ignored or refused."""
         raw = base + name
         if not name.isascii():
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:  # not UTF-8 on disk: kept as os.fsdecode gives it
-                self.result.refused.append(raw)  # (surrogate escapes), so it can be found again
-                return None
-            name = normalise(name)
+            name = normalise(name)  # a name that is not UTF-8 keeps its bytes (surrogate escapes)
         rel = base + name
         if self.ignore.matches_entry(rel, name, is_dir):
             return None
@@ -303,6 +300,9 @@ class _Scanner:
             try:
                 target = os.readlink(disk)
             except OSError:
+                return None
+            if not is_text(target):  # a link's target travels as text only
+                self.result.refused.append(rel)
                 return None
             entry = self._plain(rel, st, prev, SYMLINK, target)
         else:
@@ -455,18 +455,14 @@ class _Scanner:
 
 
 def _nfc_or_none(name: str) -> str | None:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return normalise(name)
+    """The name NFC-normalised; None for a name that is not UTF-8 (it has no other form)."""
+    return normalise(name) if is_text(name) else None
 
 
 def _acceptable(rel: str) -> bool:
     try:
-        rel.encode("utf-8")  # a name that is not UTF-8 on disk carries surrogate escapes
         check(rel)
-    except (BadPath, UnicodeEncodeError):
+    except BadPath:
         return False
     return True
 

@@ -14,6 +14,11 @@ Cancellation: anyio does not abandon a worker thread on cancel, so a cancelled `
 only when the Rust wait does, which we bound with `cancel_ms` (the Rust timeout, default 200 ms;
 watchfiles' own default is 5 s). `close()` stops it sooner, within `step_ms`.
 
+Names that are not UTF-8: watchfiles cannot give them as text, and a folder so named makes it fail
+as it starts. On Linux the Watcher then goes on with `disk.inotify.TreeWatch` (raw inotify, names
+as `os.fsdecode` gives them) for the rest of its life; elsewhere such names do not exist. The
+batch watchfiles failed on is replaced by a look at the failing path and its folder.
+
 When the root itself is removed (or moved away), the OS watch is dead: `changes()` ends with
 `root_lost` set, without yielding the deletions of everything below it (that is the missing-root
 case, never a mass deletion). The runtime pauses the root and starts a new Watcher when it is back.
@@ -32,6 +37,7 @@ import threading
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
+import anyio.to_thread
 import watchfiles
 
 from gossip_backer.core.paths import normalise
@@ -59,6 +65,7 @@ class Watcher:
         self._prefix = self.root.rstrip(os.sep) + os.sep
         self._stop = threading.Event()  # the Rust side only calls is_set(); safe across threads
         self.root_lost = False
+        self._raw = False  # watchfiles failed on a name that is not UTF-8: raw inotify instead
 
     async def changes(self) -> AsyncIterator[set[str]]:
         """Yield non-empty sets of changed relative paths until `close()`, cancellation, or the
@@ -66,6 +73,10 @@ class Watcher:
         self._stop.clear()
         self.root_lost = False
         while not self._stop.is_set():
+            if self._raw:
+                async for paths in self._inotify_changes():
+                    yield paths
+                return
             undecodable = None
             try:
                 async for batch in watchfiles.awatch(
@@ -86,9 +97,28 @@ class Watcher:
                 undecodable = _undecodable(exc)
                 if undecodable is None:
                     raise
+            self._raw = _HAVE_INOTIFY
             paths = self._around(undecodable)
             if paths:
                 yield paths
+
+    async def _inotify_changes(self) -> AsyncIterator[set[str]]:
+        """`changes()` on raw inotify (see the module docstring)."""
+        tree = await anyio.to_thread.run_sync(TreeWatch, self.root)
+        try:
+            while not self._stop.is_set():
+                rels = await anyio.to_thread.run_sync(tree.read, self.cancel_ms, self.debounce_ms)
+                if tree.root_lost and root_state(self.root) is not None:
+                    self.root_lost = True
+                    return
+                if IGNORE_FILE in rels:
+                    self.ignore.reload_if_changed()
+                paths = {normalise(r) for r in rels
+                         if not self.ignore.matches(r, _is_dir(os.path.join(self.root, r)))}
+                if paths:
+                    yield paths
+        finally:
+            tree.close()
 
     def _around(self, abs_path: str) -> set[str]:
         """After watchfiles died on a name that is not UTF-8 (its whole batch is lost): that
@@ -131,6 +161,13 @@ class Watcher:
         if os.sep != "/":
             rel = rel.replace(os.sep, "/")
         return normalise(rel) if rel else None
+
+
+try:
+    from gossip_backer.disk.inotify import TreeWatch
+    _HAVE_INOTIFY = True
+except (ImportError, OSError):  # not Linux
+    _HAVE_INOTIFY = False
 
 
 def _undecodable(exc: BaseException) -> str | None:

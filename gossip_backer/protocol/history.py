@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.metamap import MetaMap
+from gossip_backer.core.paths import to_bytes
 from gossip_backer.core.record import FILE
 
 
@@ -34,7 +35,7 @@ class Version:
     def id(self) -> str:
         h = hashlib.blake2b(digest_size=8, person=b"backer-version")
         origin = self.origin if self.hash is None else b""  # see the module docstring
-        for part in (self.path.encode(), self.hash or b"deleted", str(self.mtime_ns).encode(), origin):
+        for part in (to_bytes(self.path), self.hash or b"deleted", str(self.mtime_ns).encode(), origin):
             h.update(len(part).to_bytes(4, "big") + part)
         return h.hexdigest()
 

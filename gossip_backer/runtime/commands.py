@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.invite import Invite
+from gossip_backer.core.paths import printable
 from gossip_backer.errors import UserError
 from gossip_backer.runtime import control
 from gossip_backer.runtime.state import NodeState, state_dir
@@ -151,6 +152,7 @@ def cmd_events(args: argparse.Namespace) -> None:
     import json
 
     for event in lines:
+        event = printable(event)
         if args.json:
             print(json.dumps(event), flush=True)
         else:

@@ -358,6 +358,13 @@ class Folder:
 
         return archiver(self.root, entry, archived)
 
+    def cannot_hold(self, path: str, why: str) -> None:
+        """This disk cannot hold `path` (its name, or a case-twin): listed in status."""
+        self.node.local_problems.not_held(path, why)
+
+    def held(self, path: str) -> None:
+        self.node.local_problems.held(path)
+
     def record_archived(self, archived: list[IndexEntry]) -> None:
         """Rows for content the disk work kept under .backer/versions/ before replacing it."""
         for entry in archived:

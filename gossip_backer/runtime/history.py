@@ -15,7 +15,7 @@ from pathlib import Path
 import trio
 
 from gossip_backer.core.blocks import FileHasher
-from gossip_backer.core.paths import BadPath, check
+from gossip_backer.core.paths import BadPath, check, unescape
 from gossip_backer.core.record import Block
 from gossip_backer.disk import apply, versions
 from gossip_backer.disk.apply import Stat, TempFile
@@ -31,7 +31,9 @@ PIECE = 1 << 20
 
 
 def mesh_path(root: Path, text: str) -> str:
-    """A PATH argument (relative to ROOT, or absolute inside it) as a mesh path."""
+    """A PATH argument (relative to ROOT, or absolute inside it) as a mesh path. A name that is
+    not UTF-8 may be given raw or as `status` shows it (`\\xNN` for each odd byte)."""
+    text = unescape(text)
     p = Path(text)
     if p.is_absolute():
         try:

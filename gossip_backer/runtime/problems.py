@@ -7,7 +7,11 @@ and `unreadable` (path -> error); human `status` and the dashboard print them. K
 answered), `removed` (this node was revoked from the mesh), `unavailable` (content no connected
 node holds), `skipped`, `unreadable`.
 
-`LocalProblems` collects what the scans report. An entry lives until a scan reads the path fine, or the path is
+Paths are shown as `core.paths.escape` writes them: each byte of a name that is not UTF-8 as
+`\\xNN`, so the JSON stays valid and the name can be typed back (`backer history ROOT 'a\\xffb'`).
+
+`LocalProblems` collects what the scans report, and the versions this node's disk could not hold
+(`cannot_hold`: a name the disk refuses, or a case-twin on a case-insensitive disk). An entry lives until a scan reads the path fine, or the path is
 gone (checked when shown: one lstat per entry), so nothing needs a full scan to clear it.
 """
 
@@ -15,12 +19,14 @@ from __future__ import annotations
 
 import os
 
+from gossip_backer.core.paths import escape
+
 MAX_LISTED = 100
 
 
 def shown(path: str) -> str:
-    """A path as a human can read it (a name that is not UTF-8 gets U+FFFD for its odd bytes)."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """A path as valid text (the bytes of a name that are not UTF-8 as `\\xNN`)."""
+    return escape(path)
 
 
 class LocalProblems:
@@ -30,6 +36,16 @@ class LocalProblems:
         self.root = root
         self.refused: set[str] = set()
         self.unreadable: dict[str, str] = {}
+        self.cannot_hold: dict[str, str] = {}  # mesh path -> why this disk cannot hold it
+
+    def not_held(self, path: str, why: str) -> None:
+        """A version of `path` was skipped because this disk cannot hold its name."""
+        if len(self.cannot_hold) < 10 * MAX_LISTED:
+            self.cannot_hold[path] = why
+
+    def held(self, path: str) -> None:
+        """`path` was written after all (or its version moved on)."""
+        self.cannot_hold.pop(path, None)
 
     def note(self, result) -> None:
         """Take in a `disk.scan.ScanResult` (full or partial)."""
@@ -60,11 +76,8 @@ def _exists(path: str) -> bool:
 
 
 def _why_refused(path: str) -> str:
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return "its name is not valid UTF-8"
-    return "its name cannot be mirrored safely (reserved, or it collides with another name)"
+    return ("its name cannot be mirrored safely (reserved, one with another name once "
+            "NFC-normalised, or a link whose target is not UTF-8)")
 
 
 def describe(*, paused: str | None = None, invite_error: str | None = None,
@@ -107,11 +120,13 @@ def describe(*, paused: str | None = None, invite_error: str | None = None,
                       "it is back"))
     if local is not None:
         refused, unreadable = local.current()
-        if refused:
-            extra["skipped"] = [{"path": shown(p), "reason": _why_refused(p)}
-                                for p in refused[:MAX_LISTED]]
-            out.append(_p("skipped", f"{len(refused)} name(s) not mirrored, e.g. "
-                          f"{shown(refused[0])!r}: {_why_refused(refused[0])}",
+        skipped = ([(p, _why_refused(p)) for p in refused]
+                   + sorted(local.cannot_hold.items()))
+        if skipped:
+            extra["skipped"] = [{"path": shown(p), "reason": why} for p, why in skipped[:MAX_LISTED]]
+            first, why = skipped[0]
+            out.append(_p("skipped", f"{len(skipped)} name(s) not mirrored, e.g. "
+                          f"{shown(first)!r}: {why}",
                           "rename them (see `skipped` in `status --json`)"))
         if unreadable:
             first = next(iter(unreadable))

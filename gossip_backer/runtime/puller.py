@@ -162,8 +162,10 @@ class Puller:
         except LocalChanged:
             self.host.execute(self.machine.changed_under_us(need))
             return False
-        except (BadPath, CaseCollision) as exc:
+        except (BadPath, CaseCollision, apply.NameRefused) as exc:
             log.warning("refused %s: %s", need.path, exc)
+            if not isinstance(exc, BadPath):  # the mesh may hold it; this disk cannot: in status
+                self.host.cannot_hold(need.path, str(exc))
             self.host.execute(self.machine.failed_work(need, str(exc), now, wall, forever=True))
             return False
         except (DiskError, IntegrityError, LocalError, OSError) as exc:
@@ -176,6 +178,7 @@ class Puller:
             self.machine.abandoned(need)
             raise
         else:
+            self.host.held(need.path)
             self.host.execute(self.machine.done(need, _disk_stat(st), wall))
         return True
 

@@ -3,6 +3,8 @@ one or a few of them. No decisions are made here; the callers decide, the repo r
 
 Values that are not plain columns (config values, block lists) are msgpack-packed with
 `wire.codec`; update bodies and signatures are stored as the exact bytes the origin signed.
+Paths are TEXT columns: a name that is not UTF-8 is stored as `core.paths.escape` writes it
+(`\\xNN` for each odd byte; a mesh path never holds a backslash), every other path as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gossip_backer.core.paths import escape, unescape
 from gossip_backer.core.record import Block, IndexEntry, SignedUpdate, payload_from_plain
 from gossip_backer.core.vv import VersionVector
 from gossip_backer.errors import RemoteError, StoreError
@@ -148,7 +151,8 @@ class Repo:
         add its updates."""
         with self.db.transaction():
             self.db.run_many(Q["delete_update"], removed)
-            self.db.run_many(Q["put_update"], ((u.origin, u.seq, u.key, u.body, u.sig) for u in updates))
+            self.db.run_many(Q["put_update"], ((u.origin, u.seq, escape(u.key), u.body, u.sig)
+                                               for u in updates))
 
     def load_updates(self) -> list[SignedUpdate]:
         """Every stored update, per origin in sequence order (as MetaMap.updates())."""
@@ -188,10 +192,10 @@ class Repo:
         """Rows written and rows removed, in one transaction."""
         with self.db.transaction():
             self.db.run_many(Q["index_put"], (_index_row(e) for e in puts))
-            self.db.run_many(Q["index_delete"], ((p,) for p in deletes))
+            self.db.run_many(Q["index_delete"], ((escape(p),) for p in deletes))
 
     def index_get(self, path: str) -> IndexEntry | None:
-        row = self.db.query_one(Q["index_get"], (path,))
+        row = self.db.query_one(Q["index_get"], (escape(path),))
         return None if row is None else self._index_entry(*row)
 
     def index_all(self) -> list[IndexEntry]:
@@ -201,16 +205,16 @@ class Repo:
 
     def index_delete(self, paths: Iterable[str]) -> None:
         with self.db.transaction():
-            self.db.run_many(Q["index_delete"], ((p,) for p in paths))
+            self.db.run_many(Q["index_delete"], ((escape(p),) for p in paths))
 
     def _index_entry(self, *row: object) -> IndexEntry:
-        *head, blocks, target, vv = row
+        path, *head, blocks, target, vv = row
         try:
             parsed = tuple(Block.from_plain(b) for b in self._decode(blocks))
             version = VersionVector.decode(self._decode(vv))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"store {self.db.path} holds a damaged index entry: {exc}") from None
-        return IndexEntry(*head, blocks=parsed, target=target, vv=version)
+        return IndexEntry(unescape(path), *head, blocks=parsed, target=target, vv=version)
 
     # -- invites -----------------------------------------------------------------------------
     def add_invite(self, invite_id: bytes, secret_hash: bytes, read_only: bool,
@@ -243,14 +247,14 @@ class Repo:
     # -- shares ------------------------------------------------------------------------------
     def add_share(self, token: str, path: str, expires: float | None, created: float) -> None:
         with self.db.transaction():
-            self.db.run(Q["add_share"], (token, path, expires, created))
+            self.db.run(Q["add_share"], (token, escape(path), expires, created))
 
     def list_shares(self) -> list[Share]:
-        return [Share(*row) for row in self.db.query(Q["list_shares"])]
+        return [_share(row) for row in self.db.query(Q["list_shares"])]
 
     def get_share(self, token: str) -> Share | None:
         row = self.db.query_one(Q["get_share"], (token,))
-        return None if row is None else Share(*row)
+        return None if row is None else _share(row)
 
     def revoke_share(self, token: str) -> bool:
         with self.db.transaction():
@@ -260,14 +264,16 @@ class Repo:
     def add_revision(self, path: str, hash: bytes, size: int, mtime_ns: int, node: bytes,
                      archived_at: float) -> int:
         with self.db.transaction():
-            return self.db.query_one(Q["add_revision"], (path, hash, size, mtime_ns, node, archived_at))[0]
+            return self.db.query_one(Q["add_revision"], (escape(path), hash, size, mtime_ns, node,
+                                                         archived_at))[0]
 
     def revisions(self, path: str) -> list[Revision]:
         """The archived versions of `path`, newest modification time first."""
-        return [Revision(*row) for row in self.db.query(Q["revisions"], (path,))]
+        return [Revision(row[0], unescape(row[1]), *row[2:])
+                for row in self.db.query(Q["revisions"], (escape(path),))]
 
     def revision_paths(self) -> list[str]:
-        return [row[0] for row in self.db.query(Q["revision_paths"])]
+        return [unescape(row[0]) for row in self.db.query(Q["revision_paths"])]
 
     def revision_hash_used(self, content_hash: bytes) -> bool:
         """Does any revision row still need the archived bytes with this hash?"""
@@ -278,7 +284,12 @@ class Repo:
             return self.db.run(Q["delete_revision"], (revision_id,)) > 0
 
 
+def _share(row: tuple) -> Share:
+    token, path, expires, created = row
+    return Share(token, unescape(path), expires, created)
+
+
 def _index_row(e: IndexEntry) -> tuple:
     blocks = pack([b.to_plain() for b in e.blocks])
-    return (e.path, e.size, e.mtime_ns, e.inode, e.mode, e.kind, e.hash, e.block_size, blocks,
+    return (escape(e.path), e.size, e.mtime_ns, e.inode, e.mode, e.kind, e.hash, e.block_size, blocks,
             e.target, pack(e.vv.encode()))

@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import trio
 
+from gossip_backer.core.paths import printable
 from gossip_backer.events import Event
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ async def respond(req: Request, status: int, body: bytes, content_type: str,
 
 def dumps(obj: object) -> bytes:
     """JSON text for the API and the event stream: compact, ASCII, never a raw newline."""
-    return json.dumps(obj, separators=(",", ":"), default=str).encode()
+    return json.dumps(printable(obj), separators=(",", ":"), default=str).encode()
 
 
 async def respond_json(req: Request, status: int, obj: object,

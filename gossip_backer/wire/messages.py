@@ -10,11 +10,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
+from gossip_backer.core import paths
 from gossip_backer.errors import RemoteError
 from gossip_backer.wire.codec import pack, unpack
 
 PROTOCOL_VERSION = 1
 UpdateTuple = tuple  # (origin: bytes, seq: int, body: bytes, sig: bytes)
+WirePath = str  # a mesh path: a str in memory, a str or (not UTF-8) a bin on the wire (core.paths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,7 @@ class LiveSync:
     """A live-edit document update (pycrdt/Yrs bytes) for one path."""
 
     TAG: ClassVar[int] = 13
-    path: str
+    path: WirePath
     kind: int
     data: bytes
 
@@ -144,7 +146,7 @@ class HistoryRequest:
 
     TAG: ClassVar[int] = 15
     request_id: int
-    path: str
+    path: WirePath
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +171,8 @@ _PY = {"int": int, "str": str, "bytes": bytes, "bool": bool, "dict": dict}
 
 
 def encode(msg: Message) -> bytes:
-    values = [getattr(msg, f.name) for f in _FIELDS[msg.TAG]]
+    values = [paths.to_plain(getattr(msg, f.name)) if str(f.type) == "WirePath"
+              else getattr(msg, f.name) for f in _FIELDS[msg.TAG]]
     return pack([msg.TAG, *[list(v) if isinstance(v, tuple) else v for v in values]])
 
 
@@ -181,6 +184,8 @@ def _field_ok(annotation: str, value: object) -> bool:
             item = annotation[len("tuple["):].split(",")[0].strip(" ]")
             return all(_field_ok(item, v) for v in value)
         return True
+    if annotation == "WirePath":
+        return isinstance(value, (str, bytes))
     want = _PY[annotation]
     if want is int:
         return isinstance(value, int) and not isinstance(value, bool)
@@ -200,4 +205,10 @@ def decode(data: bytes) -> Message:
         if not _field_ok(str(f.type), v):
             raise RemoteError(f"{KINDS[tag].__name__}.{f.name}: wrong type")
     converted = [tuple(v) if isinstance(v, list) else v for v in values]
+    for i, f in enumerate(fields):
+        if str(f.type) == "WirePath":
+            try:
+                converted[i] = paths.from_plain(converted[i])
+            except ValueError as exc:
+                raise RemoteError(f"{KINDS[tag].__name__}.{f.name}: {exc}") from None
     return KINDS[tag](*converted)

@@ -205,10 +205,26 @@ def test_refused_names(tmp_path):
     _write(tmp_path / "ctrl\x01char")
     (tmp_path / "bad\\dir").mkdir()
     _write(tmp_path / "bad\\dir" / "inner.txt")
-    os.close(os.open(os.path.join(os.fsencode(tmp_path), b"latin1-\xe9"), os.O_CREAT | os.O_WRONLY))
+    os.symlink(b"target-\xff", os.path.join(os.fsencode(tmp_path), b"odd-link"))
     res = _scan(tmp_path)
     assert set(res.entries) == {"ok.txt"}
-    assert len(res.refused) == 4 and "bad\\dir" in res.refused
+    assert len(res.refused) == 4 and "bad\\dir" in res.refused and "odd-link" in res.refused
+
+
+def test_names_that_are_not_utf8_are_entries_byte_for_byte(tmp_path):
+    """A Latin-1 name (and one whose valid part is NFD) is a mesh path as os.fsdecode gives it:
+    not normalised, found again by a partial scan, its folder walked."""
+    root = os.fsencode(tmp_path)
+    os.close(os.open(os.path.join(root, b"latin1-\xe9"), os.O_CREAT | os.O_WRONLY))
+    os.mkdir(os.path.join(root, b"cafe\xcc\x81-\xfe"))
+    _write(tmp_path / os.fsdecode(b"cafe\xcc\x81-\xfe") / "inside.txt", "below")
+    first = _scan(tmp_path)
+    odd, folder = os.fsdecode(b"latin1-\xe9"), os.fsdecode(b"cafe\xcc\x81-\xfe")
+    assert set(first.entries) == {odd, folder, folder + "/inside.txt"} and not first.refused
+    _write(tmp_path / odd, "now with content")
+    res = scan_paths(tmp_path, [odd], first.entries, IgnoreMatcher.load(tmp_path),
+                     hash_file=CountingHash())
+    assert res.changed == [odd] and res.entries[odd].size == len("now with content")
 
 
 def test_names_are_nfc(tmp_path):

@@ -19,6 +19,7 @@ exceptions allowed are the project's own (gossip_backer.errors.BackerError); any
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import random
 import sys
@@ -51,6 +52,9 @@ def _ident(n: int) -> Identity:
 FOUNDER, MEMBER, DIALER = _ident(1), _ident(2), _ident(3)
 
 
+ODD_PATH = b"dir\xfe/bad\xffname.txt".decode("utf-8", "surrogateescape")
+
+
 def _updates() -> list:
     vv = VersionVector({FOUNDER.public: 3})
     h = hashlib.blake2b(b"content", digest_size=32).digest()
@@ -59,7 +63,8 @@ def _updates() -> list:
                      blocks=(Block(h, 12345),))
     payloads = [Grant(FOUNDER.public, "founder", False, 1), Grant(MEMBER.public, "m", False, 2),
                 rec, MemberInfo(FOUNDER.public, "founder", ("127.0.0.1:7440",), 4),
-                LiveGlob("*.md", True, 5), Revoke(DIALER.public, 0, 6)]
+                LiveGlob("*.md", True, 5), Revoke(DIALER.public, 0, 6),
+                dataclasses.replace(rec, path=ODD_PATH)]  # a name that is not UTF-8: a bin
     return [make_update(FOUNDER, MESH_ID, i + 1, p) for i, p in enumerate(payloads)]
 
 
@@ -72,7 +77,7 @@ MESSAGES = [
     m.BlockRequest(1, b"\x02" * 32, b"\x03" * 32, 0, 1024), m.BlockData(1, b"data"),
     m.BlockMissing(1), m.InviteClaim(MEMBER.public, "x", b"\x04" * 64),
     m.InviteResult(True, "welcome"), m.LiveSync("a.md", 0, b"\x00\x01"),
-    m.HistoryRequest(3, "dir/a.txt"),
+    m.HistoryRequest(3, "dir/a.txt"), m.HistoryRequest(4, ODD_PATH),
     m.HistoryReply(3, ((b"\x05" * 32, 7, 1_700_000_000_000_000_000, FOUNDER.public),)),
 ]
 INVITE = Invite(SECRET, FOUNDER.public, FOUNDER.public, ("127.0.0.1:7440", "[::1]:7440"), False,

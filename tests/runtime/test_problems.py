@@ -29,14 +29,31 @@ def test_an_unreadable_file_is_listed_until_a_scan_reads_it(tmp_path):
 
 
 def test_a_skipped_name_is_listed_until_it_is_gone(tmp_path):
+    """A name that is not UTF-8 is mirrored (not listed); a link whose target is not UTF-8, and
+    a name that is another one once NFC-normalised, are listed, escaped as `\\xNN`."""
     (tmp_path / ".backer").mkdir()
-    bad = os.path.join(os.fsencode(tmp_path), b"bad\xffname")
-    open(bad, "wb").close()
+    root = os.fsencode(tmp_path)
+    open(os.path.join(root, b"bad\xffname"), "wb").close()
+    link = os.path.join(root, b"odd\xfe-link")
+    os.symlink(b"target-\xff", link)
     local = LocalProblems(str(tmp_path))
     local.note(scan(tmp_path, {}, IgnoreMatcher.load(tmp_path)))
     shown = describe(local=local)
-    assert shown["skipped"] == [{"path": "bad\ufffdname", "reason": "its name is not valid UTF-8"}]
-    os.unlink(bad)
+    assert [s["path"] for s in shown["skipped"]] == ["odd\\xfe-link"]
+    assert "target is not UTF-8" in shown["skipped"][0]["reason"]
+    os.unlink(link)
+    assert describe(local=local) == {"problems": []}
+
+
+def test_a_version_this_disk_cannot_hold_is_listed_until_written(tmp_path):
+    local = LocalProblems(str(tmp_path))
+    odd = os.fsdecode(b"bad\xffname")
+    local.not_held(odd, "cannot move into place: this disk cannot hold the name")
+    shown = describe(local=local)
+    assert shown["skipped"] == [{"path": "bad\\xffname",
+                                 "reason": "cannot move into place: this disk cannot hold the name"}]
+    assert shown["problems"][0]["kind"] == "skipped"
+    local.held(odd)
     assert describe(local=local) == {"problems": []}
 
 

@@ -258,3 +258,25 @@ def test_repo_shares_one_database(tmp_path):
         repo.add_share("t", "p", None, 1.0)
     assert repo.get_config("a") == 1 and repo.get_share("t") is not None
     db.close()
+
+
+def test_names_that_are_not_utf8_are_stored_escaped_and_come_back_exact(tmp_path):
+    """SQLite text must be UTF-8: such a path is stored as core.paths.escape writes it."""
+    import os
+
+    odd = os.fsdecode(b"dir\xfe/bad\xffname.txt")
+    ident = Identity.from_seed(b"\x09" * 32)
+    update = make_update(ident, MESH, 1, record(ident, odd, 1))
+    with Repo.open(tmp_path / "s.db") as repo:
+        repo.save_updates([update])
+        repo.index_put([entry(odd), entry("plain.txt")])
+        repo.add_revision(odd, H1, 5, 1000, ident.public, 1.0)
+    with Repo.open(tmp_path / "s.db") as repo:
+        assert [u.payload.path for u in repo.load_updates()] == [odd]
+        assert repo.load_updates()[0].body == update.body  # the signed bytes, untouched
+        assert {e.path for e in repo.index_all()} == {odd, "plain.txt"}
+        assert repo.index_get(odd) == entry(odd)
+        assert [r.path for r in repo.revisions(odd)] == [odd] and repo.revision_paths() == [odd]
+        assert repo.db.query_one("SELECT path FROM revisions")[0] == "dir\\xfe/bad\\xffname.txt"
+        repo.index_delete([odd])
+        assert [e.path for e in repo.index_all()] == ["plain.txt"]

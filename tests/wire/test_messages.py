@@ -7,6 +7,7 @@ exception, or a message with a field of the wrong type, reach the protocol logic
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import msgpack
 import pytest
@@ -188,6 +189,7 @@ SAMPLES = {
 WRONG = {
     "int": ["1", b"1", True, 1.0, None, [1]],
     "str": [b"s", 1, None, ["s"]],
+    "WirePath": [b"s", "caf\u00e9".encode(), 1, None, ["s"]],  # a bin only for non-UTF-8 bytes
     "bytes": ["b", 1, None, [1]],
     "bool": [1, 0, "true", None],
     "dict": [[], "d", 1, None],
@@ -197,6 +199,14 @@ WRONG = {
 
 def _annotation_kind(annotation: str) -> str:
     return "tuple" if annotation.startswith("tuple") else annotation
+
+
+def test_a_path_that_is_not_utf8_travels_as_its_raw_bytes() -> None:
+    path = os.fsdecode(b"dir\xfe/bad\xffname.txt")
+    data = encode(HistoryRequest(7, path))
+    assert b"bad\xffname.txt" in data
+    assert decode(data) == HistoryRequest(7, path)
+    assert encode(HistoryRequest(7, "plain.txt")) == pack([HistoryRequest.TAG, 7, "plain.txt"])
 
 
 def test_samples_cover_every_kind() -> None:
