@@ -185,10 +185,10 @@ class Dialer:
             self.node.invite_wait = f"{address}: {why or 'no answer'}"
             return False
         result = outcome[0]
-        state.repo.delete_config("invite")
+        await state.forget_invite()
         if not result.accepted:
             self.node.invite_error = f"the invite was refused: {result.reason}"
-            state.repo.set_config("invite_error", self.node.invite_error)  # shown after restarts
+            state.store_later(state.repo.set_config, "invite_error", self.node.invite_error)  # kept
             log.error("%s", self.node.invite_error)
         return True
 

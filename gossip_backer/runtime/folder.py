@@ -85,7 +85,7 @@ class Folder:
         self.root: Path = node.state.root
         self.state_dir = state_dir(self.root)
         self.machine = FolderMachine(self.state.metamap, self.state.identity.public,
-                                     self.state.repo.index_all())
+                                     self.state.take_index_rows())
         self.ignore = IgnoreMatcher.load(self.root)
         self.rescan_interval = rescan_interval
         self.retention = Policy()
@@ -137,7 +137,7 @@ class Folder:
     async def _retention_loop(self) -> None:
         """Apply the retention policy to the revision archive, at start and then hourly."""
         while True:
-            dropped = self.apply_retention(time.time())
+            dropped = await self.state.store_call(self.apply_retention, time.time())
             if dropped:
                 log.info("retention: dropped %d archived versions", dropped)
             await trio.sleep(RETENTION_INTERVAL)
@@ -284,7 +284,7 @@ class Folder:
             batch, self._unsaved = self._unsaved, {}
             try:
                 with trio.CancelScope(shield=True):  # a batch taken is a batch written
-                    await trio.to_thread.run_sync(self._save, batch)
+                    await self.state.store_call(self._save, batch)
             except StoreError as exc:
                 log.warning("saving the index failed (%s); retrying", exc)
                 for path, row in batch.items():
@@ -300,7 +300,7 @@ class Folder:
         """(at a clean stop) Write what the saver has not written yet; no sign of life left."""
         batch, self._unsaved = self._unsaved, {}
         if batch:
-            self._save(batch)
+            self.state.store_later(self._save, batch)  # in order; state.close() waits for it
         alive.clear(self.state_dir)
 
     # -- remote changes --------------------------------------------------------------------
@@ -368,8 +368,8 @@ class Folder:
     def record_archived(self, archived: list[IndexEntry]) -> None:
         """Rows for content the disk work kept under .backer/versions/ before replacing it."""
         for entry in archived:
-            self.state.repo.add_revision(entry.path, entry.hash, entry.size, entry.mtime_ns,
-                                         self.machine.origin_of(entry), time.time())
+            self.state.store_later(self.state.repo.add_revision, entry.path, entry.hash, entry.size,
+                                   entry.mtime_ns, self.machine.origin_of(entry), time.time())
 
     # -- views -----------------------------------------------------------------------------
     def counts(self) -> dict:

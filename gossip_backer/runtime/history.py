@@ -52,8 +52,10 @@ def archive_rows(state, path: str) -> list[tuple[bytes, int, int, bytes]]:
             if versions.open_version(state.root, r.hash) is not None]
 
 
-def local_history(state, path: str) -> list[Version]:
-    return history.merged(history.from_archive(path, archive_rows(state, path)),
+def local_history(state, path: str, rows: list | None = None) -> list[Version]:
+    """This node's versions of `path`: its archive (`rows`, or read now) and the map."""
+    rows = archive_rows(state, path) if rows is None else rows
+    return history.merged(history.from_archive(path, rows),
                           known=history.from_map(state.metamap, path))
 
 
@@ -188,7 +190,8 @@ class HistoryService:
             v = history.from_archive(path, [row])[0]
             remote.append(v)
             holders.setdefault(v.id, set()).add(peer)
-        return history.merged(local_history(self.node.state, path), remote,
+        rows = await self.node.state.store_call(archive_rows, self.node.state, path)  # in order
+        return history.merged(local_history(self.node.state, path, rows), remote,
                               known=history.from_map(self.node.state.metamap, path)), holders
 
     async def restore(self, path: str, version_id: str | None) -> dict:

@@ -91,6 +91,7 @@ class Node:
         not a node yet and `create`) with its background tasks running until the block exits.
         `mirror=False` runs the mesh alone, without touching the folder's files."""
         state = await trio.to_thread.run_sync(_load_or_create, Path(root), name, invite, create)
+        state.start_store()  # SQLite off the loop from here on (runtime/storethread.py)
         node = cls(state, mirror=mirror, watch=watch, rescan_interval=rescan_interval)
         try:
             async with trio.open_nursery() as nursery:
@@ -291,7 +292,7 @@ class Node:
         invite_key = link.peer
         if not verify(claim.node, claim_bytes(self.state.mesh_id, invite_key, claim.node), claim.proof):
             raise RemoteError("invite claim with a bad proof")
-        row = self.state.repo.claim_invite(invite_key, time.time())
+        row = await self.state.store_call(self.state.repo.claim_invite, invite_key, time.time())
         if row is None:
             why = self.state.repo.invite_state(invite_key, time.time()) or "unknown"
             text = {"used": "this invite was already used", "expired": "this invite has expired"}
@@ -318,7 +319,7 @@ class Node:
                 if link is not None:
                     link.send(effect.message)
             elif isinstance(effect, Persist):
-                self.state.repo.save_updates(list(effect.updates), list(effect.dropped))
+                self.state.save_received(list(effect.updates), list(effect.dropped))
                 self._changed.set()
                 if self.folder is not None:
                     self.folder.on_remote(list(effect.updates))
@@ -487,7 +488,7 @@ def _load_or_create(root: Path, name: str | None, invite: str | Invite | None,
         else:
             inv = invite if isinstance(invite, Invite) else Invite.from_text(invite, unpack)
             NodeState.join(root, inv, name).close()
-    return NodeState.open(root)
+    return NodeState.open(root, preload_index=True)
 
 
 __all__ = ["Node", "UserError"]

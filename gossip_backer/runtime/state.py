@@ -24,6 +24,7 @@ from gossip_backer.core.record import Grant, MemberInfo, Payload, Revoke, Signed
 from gossip_backer.crypto.identity import Identity, Verifier, make_update
 from gossip_backer.errors import LocalError, UserError
 from gossip_backer.store.db import open_db
+from gossip_backer.runtime.storethread import StoreThread
 from gossip_backer.store.repo import Repo
 from gossip_backer.wire.codec import pack, unpack
 
@@ -32,6 +33,7 @@ MESH_FILE = "mesh.key"
 STORE_FILE = "store.db"
 CONTROL_FILE = "control.sock"
 DEFAULT_INVITE_SECONDS = 7 * 24 * 3600
+_UNREAD = object()
 
 
 def state_dir(root: Path) -> Path:
@@ -69,12 +71,18 @@ class NodeState:
         self.identity = identity
         self.mesh_secret = mesh_secret
         self.repo = repo
+        self.store: StoreThread | None = None  # a running node's store thread (start_store)
+        self._index_rows: list | None = None  # the local index, read ahead by open(preload=True)
+        self._name: str | None = None
+        self._invite: object = _UNREAD
         self.founder: bytes = repo.get_config("founder")
         self.mesh_id = mesh_id_of(mesh_secret, NodeId(self.founder))
         self.verifier = Verifier(self.mesh_id)
         self.metamap = MetaMap(self.founder, self.verifier)
         self.metamap.apply_all(repo.load_updates())
         self.metamap.drain_dropped()
+        self.pending_invite()  # read now, while no loop waits (see pending_invite)
+        _ = self.name
 
     # -- creation --------------------------------------------------------------------------
     @classmethod
@@ -96,6 +104,7 @@ class NodeState:
         identity = Identity.generate()
         state = cls._create(root, identity, invite.mesh_secret, invite.founder, name)
         state.repo.set_config("invite", pack(invite.to_plain()))
+        state._invite = _UNREAD
         state.repo.set_config("bootstrap", pack([[invite.inviter, list(invite.addresses)]]))
         return state
 
@@ -113,7 +122,16 @@ class NodeState:
         return cls(root, identity, secret, repo)
 
     @classmethod
-    def open(cls, root: Path) -> "NodeState":
+    def open(cls, root: Path, *, preload_index: bool = False) -> "NodeState":
+        """Load a node's state (in a worker thread when a loop runs: it reads the whole update
+        log); `preload_index` reads the local index too, for a node about to run."""
+        state = cls._open(root)
+        if preload_index:
+            state._index_rows = state.repo.index_all()
+        return state
+
+    @classmethod
+    def _open(cls, root: Path) -> "NodeState":
         root = Path(root).expanduser().absolute()
         sd = state_dir(root)
         if not (sd / IDENTITY_FILE).exists():
@@ -132,7 +150,10 @@ class NodeState:
 
     @property
     def name(self) -> str:
-        return self.repo.get_config("name") or ""
+        """This node's name (read once: it is set when the node is made)."""
+        if self._name is None:
+            self._name = self.repo.get_config("name") or ""
+        return self._name
 
     @property
     def control_path(self) -> Path:
@@ -165,7 +186,40 @@ class NodeState:
         return updates
 
     def persist(self, updates: list[SignedUpdate]) -> None:
-        self.repo.save_updates(updates, self.metamap.drain_dropped())
+        """Store our own new updates before anything else happens (see runtime/storethread.py:
+        no peer may see an update of ours that a crash could take back)."""
+        self._store_wait(self.repo.save_updates, updates, self.metamap.drain_dropped())
+
+    def save_received(self, updates: list[SignedUpdate], dropped: list[tuple[bytes, int]]) -> None:
+        """Store updates received from peers, behind (a crash loses nothing a peer cannot send
+        again), in order with every other store call."""
+        self.store_later(self.repo.save_updates, updates, dropped)
+
+    def take_index_rows(self) -> list:
+        """The local index, as preloaded by `open` (read now otherwise)."""
+        rows, self._index_rows = self._index_rows, None
+        return rows if rows is not None else self.repo.index_all()
+
+    # -- the store thread --------------------------------------------------------------------
+    def start_store(self) -> StoreThread:
+        """From now on the running node reaches SQLite through one worker thread."""
+        if self.store is None:
+            self.store = StoreThread()
+        return self.store
+
+    async def store_call(self, fn, *args):
+        """`fn(*args)` in the store thread, in order, while the loop runs on (direct without one)."""
+        return fn(*args) if self.store is None else await self.store.call(fn, *args)
+
+    def store_later(self, fn, *args) -> None:
+        """`fn(*args)` in the store thread, in order, not waited for (direct without one)."""
+        if self.store is None:
+            fn(*args)
+        else:
+            self.store.submit(fn, *args)
+
+    def _store_wait(self, fn, *args):
+        return fn(*args) if self.store is None else self.store.wait(fn, *args)
 
     def info_update(self, addresses: list[str]) -> SignedUpdate | None:
         """Announce our name and addresses if they changed (signed by ourselves)."""
@@ -198,13 +252,28 @@ class NodeState:
         seed = secrets.token_bytes(32)
         key = Identity.from_seed(seed)
         expires = time.time() + seconds
-        self.repo.add_invite(key.public, b"", read_only, expires, time.time())
+        self._store_wait(self.repo.add_invite, key.public, b"", read_only, expires, time.time())
         return Invite(self.mesh_secret, self.founder, self.identity.public, tuple(addresses),
                       read_only, expires, seed)
 
     def pending_invite(self) -> Invite | None:
-        raw = self.repo.get_config("invite")
-        return Invite._from_plain(unpack(raw)) if raw else None
+        """The invite this node joined with, until the inviter answered (kept in memory: the
+        status and the dialer ask often, and must not wait for the store)."""
+        if self._invite is _UNREAD:
+            raw = self.repo.get_config("invite")
+            self._invite = Invite._from_plain(unpack(raw)) if raw else None
+        return self._invite
+
+    async def forget_invite(self) -> None:
+        """The inviter answered: the invite is spent."""
+        self._invite = None
+        await self.store_call(self.repo.delete_config, "invite")
 
     def close(self) -> None:
-        self.repo.close()
+        """Write what the store thread holds, end it, close the store."""
+        store, self.store = self.store, None
+        try:
+            if store is not None:
+                store.close()
+        finally:
+            self.repo.close()
