@@ -247,6 +247,34 @@ def test_a_name_that_is_not_utf8_does_not_end_the_watch(tmp_path):
     assert os.fsdecode(b"bad\xffname") in seen and "good.txt" in seen, batches
 
 
+def test_a_folder_whose_name_is_not_utf8_is_watched_with_raw_inotify(tmp_path):
+    """watchfiles fails as it starts on such a folder (over and over); the Watcher goes on with
+    raw inotify and reports changes below it, byte for byte, and a folder made and renamed
+    later, and the root's removal."""
+    root = tmp_path / "root"
+    root.mkdir()
+    odd = os.path.join(os.fsencode(root), b"dir\xfe")
+    os.mkdir(odd)
+
+    async def scenario(root, seen: Seen) -> None:
+        t0 = time.monotonic()
+        with open(os.path.join(odd, b"in\xffside"), "wb") as f:
+            f.write(b"x")
+        await seen.wait_for(os.fsdecode(b"dir\xfe/in\xffside"), t0, deadline=5)
+        t1 = time.monotonic()
+        (root / "new").mkdir()  # reported; the scan walks a folder that appeared
+        await seen.wait_for("new", t1, deadline=5)
+        (root / "new" / "deep.txt").write_text("y")  # and from then on, what happens in it
+        await seen.wait_for("new/deep.txt", t1, deadline=5)
+        t2 = time.monotonic()
+        os.rename(root / "new", root / "moved")
+        await seen.wait_for("moved", t2, deadline=5)
+        (root / "moved" / "after.txt").write_text("z")
+        await seen.wait_for("moved/after.txt", t2, deadline=5)
+
+    _run(root, scenario)
+
+
 def test_undecodable_path_reads_rusts_debug_form():
     from gossip_backer.disk.watch import undecodable_path
 
