@@ -303,3 +303,17 @@ def test_same_content_ignores_mtime_and_origin_but_not_kind():
     d = FileRecord(a.path, DIR, a.vv, a.origin, mode=0o644)
     assert not a.same_content(d)
     assert content_hash(b"x") == a.hash
+
+
+def test_a_conflict_copy_of_a_name_that_is_not_utf8_keeps_its_bytes():
+    import os
+
+    from gossip_backer.core.paths import check, to_bytes
+
+    odd = os.fsdecode(b"dir\xfe/r\xe9sum\xe9.txt")
+    name = conflict_name(odd, 1_700_000_000 * 10**9, b"\x07" * 32)
+    assert to_bytes(name).startswith(b"dir\xfe/r\xe9sum\xe9.sync-conflict-20231114-221320-")
+    assert name.endswith(".txt") and check(name) == name
+    long = os.fsdecode(b"\xff" * 250 + b".txt")  # cut to the file-name limit, still exact bytes
+    cut = conflict_name(long, 0, b"\x07" * 32)
+    assert len(to_bytes(cut)) <= 255 and check(cut) == cut and to_bytes(cut).startswith(b"\xff")
