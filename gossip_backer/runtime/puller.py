@@ -158,7 +158,7 @@ class Puller:
             self.machine.abandoned(need)
             return False
         except _Unavailable:
-            self.machine.content_unavailable(need, now)
+            self.host.execute(self.machine.content_unavailable(need, now, wall))
         except LocalChanged:
             self.host.execute(self.machine.changed_under_us(need))
             return False
