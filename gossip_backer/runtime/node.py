@@ -19,28 +19,22 @@ import trio
 
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.invite import Invite
-from gossip_backer.core.record import Grant
-from gossip_backer.crypto.identity import Identity, signed_bytes, verify
+from gossip_backer.crypto.identity import Identity
 from gossip_backer.errors import IntegrityError, RemoteError, UserError
 from gossip_backer.events import Event, PeerConnected, PeerDisconnected, PeerRefused, Refused
 from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
 from gossip_backer.protocol.peer import PeerConnection, Received
+from gossip_backer.protocol import session
 from gossip_backer.protocol.replica import Replica
 from gossip_backer.runtime.link import Link
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.runtime.views import peer_view, stored_status
-from gossip_backer.wire.codec import pack
-from gossip_backer.wire.messages import (PROTOCOL_VERSION, BlockData, BlockMissing, BlockRequest,
-                                         Hello, HistoryReply, HistoryRequest, InviteClaim,
-                                         InviteResult, Refuse)
+from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, HistoryReply,
+                                         HistoryRequest, InviteClaim)
 
 log = logging.getLogger(__name__)
 TICK = 0.25
 EVENT_BUFFER = 1000
-
-
-def claim_bytes(mesh_id: str, invite_key: bytes, node: bytes) -> bytes:
-    return pack(["backer-invite-claim", mesh_id, invite_key, node])
 
 
 class Node:
@@ -141,10 +135,11 @@ class Node:
         return self.peer_trusted(key) or self.state.repo.invite_state(key, time.time()) is not None
 
     def peer_trusted(self, key: bytes) -> bool:
-        members = self.state.metamap.membership.members
-        if key in members:
-            return not members[key].revoked
-        return key in self.bootstrap
+        return session.trusted(self.state.metamap.membership.members, self.bootstrap, key)
+
+    def _admission(self) -> session.Admission:
+        return session.Admission(self.state.name, self.advertise, self.state.is_read_only(),
+                                 self.peer_trusted)
 
     async def serve_stream(self, stream: trio.abc.Stream, *, initiator: bool | None = None,
                            address: str | None = None, identity: Identity | None = None,
@@ -170,8 +165,7 @@ class Node:
 
     async def _on_link_event(self, link: Link, event: object) -> None:
         if link.peer is not None and link.hello is None and not isinstance(event, Received):
-            link.send(Hello(PROTOCOL_VERSION, self.state.name, tuple(self.advertise),
-                            self.state.is_read_only()))
+            link.send(self._admission().hello())
             return
         if not isinstance(event, Received):
             return
@@ -198,22 +192,16 @@ class Node:
         self._run(effects)
 
     async def _on_first_message(self, link: Link, message: object) -> None:
-        if isinstance(message, InviteClaim):
-            await self._grant_invite(link, message)
+        verdict = self._admission().first(link.peer, message)
+        if isinstance(verdict, session.ClaimGrant):
+            await self._grant_invite(link, verdict.claim)
             return
-        if isinstance(message, Refuse):
-            raise RemoteError(f"peer refused: {message.reason}")
-        if not isinstance(message, Hello):
-            raise RemoteError(f"expected Hello, got {type(message).__name__}")
-        if message.version != PROTOCOL_VERSION:
-            link.send(Refuse(f"incompatible protocol version {message.version}; "
-                             f"this node speaks {PROTOCOL_VERSION}"))
-            link.abort("incompatible protocol version")
-            raise RemoteError(f"peer speaks protocol version {message.version}, "
-                              f"this node speaks {PROTOCOL_VERSION}")
-        if not self.peer_trusted(link.peer):
-            raise RemoteError("the peer is not a member of this mesh")
-        link.hello = message
+        if isinstance(verdict, session.Reject):
+            if verdict.reply is not None:
+                link.send(verdict.reply)
+                link.abort(verdict.reason)
+            raise RemoteError(verdict.reason)
+        link.hello = verdict.hello
         self._attach(link)
 
     async def _on_block_message(self, link: Link, message: object) -> None:
@@ -259,7 +247,7 @@ class Node:
         peer = link.peer
         old = self.links.get(peer)
         if old is not None and not old.closed.is_set():
-            if _preferred(old, self.state.identity.public, peer) >= _preferred(link, self.state.identity.public, peer):
+            if session.keep_old(old.dialed, link.dialed, self.state.identity.public, peer):
                 link.abort("duplicate connection")
                 return
             self.replica.disconnect(peer)
@@ -289,26 +277,16 @@ class Node:
     async def _grant_invite(self, link: Link, claim: InviteClaim) -> None:
         """The joining node authenticated with an invite key asks for its grant."""
         invite_key = link.peer
-        if not verify(claim.node, claim_bytes(self.state.mesh_id, invite_key, claim.node), claim.proof):
-            raise RemoteError("invite claim with a bad proof")
+        session.check_claim(self.state.mesh_id, invite_key, claim)
         row = self.state.repo.claim_invite(invite_key, time.time())
-        if row is None:
-            why = self.state.repo.invite_state(invite_key, time.time()) or "unknown"
-            text = {"used": "this invite was already used", "expired": "this invite has expired"}
-            link.send(InviteResult(False, text.get(why, "this invite is not valid")))
-            link.abort(f"{why} invite")
-            return
-        read_only = row.read_only
-        members = self.state.metamap.membership.members
-        if claim.node in members and members[claim.node].revoked:
-            link.send(InviteResult(False, "this node was removed from the mesh"))
-            link.abort("revoked node tried an invite")
-            return
-        update = self.state.make(Grant(claim.node, claim.name[:200], read_only,
-                                       self.state.metamap.clock + 1))
-        self._run(self.replica.local([update], trio.current_time()))
-        link.send(InviteResult(True, "welcome"))
-        link.abort("invite used")
+        why = None if row is not None else self.state.repo.invite_state(invite_key, time.time())
+        result, grant = session.judge_claim(claim, None if row is None else row.read_only, why,
+                                            self.state.metamap.membership.members,
+                                            self.state.metamap.clock)
+        if grant is not None:
+            self._run(self.replica.local([self.state.make(grant)], trio.current_time()))
+        link.send(result)
+        link.abort("invite used" if grant is not None else f"refused invite: {result.reason}")
 
     # -- effects ---------------------------------------------------------------------------
     def _run(self, effects: list[Effect]) -> None:
@@ -466,14 +444,6 @@ def _listen_address(link: Link | None, advertised: tuple[str, ...]) -> str | Non
     if same_host:
         return same_host[0]
     return f"{host}:{ports[0]}" if ports else link.address
-
-
-def _preferred(link: Link, me: bytes, peer: bytes) -> int:
-    """2: dialed by the greater key; 1: roles unknown; 0: dialed by the lesser key."""
-    if link.dialed is None:
-        return 1
-    dialer = me if link.dialed else peer
-    return 2 if dialer == max(me, peer) else 0
 
 
 def _load_or_create(root: Path, name: str | None, invite: str | Invite | None,

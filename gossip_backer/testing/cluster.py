@@ -268,7 +268,7 @@ class Cluster:
         dialer = self.edges[key]
         other = key[1] if dialer == key[0] else key[0]
         a, b = self.nodes[dialer], self.nodes[other]
-        if not (a.alive and not b.gone) or other in a.conns or key in self._dialing:
+        if not (a.alive and not b.gone) or other in a.conns or other in a.opening or key in self._dialing:
             return
         if not a.trusts(b.key):
             self._retry(key)
@@ -282,7 +282,7 @@ class Cluster:
                 self._retry(key)
                 return
             self._backoff[key] = 0.0
-            a.attach(conn, other)
+            a.open(conn, other, dialed=True)
             self.changed(a)
 
         def failed(why: str) -> None:
