@@ -227,15 +227,16 @@ class FolderMachine:
         return out
 
     def _keep_unseen(self, unseen: VersionVector | None, record: FileRecord) -> list[FileRecord]:
-        """The conflict copy of the version (`unseen`: its vv) the row said the disk held, when
+        """The conflict copy of the version the row said the disk held (`unseen`: the row's vv,
+        which also covers the losers that version beat), when
         an edit made after a power loss (`record`, made on bytes that may not be that version:
         the loss may have taken it back first) still supersedes it, as our own versions do: its
         bytes are kept as a copy, served by the nodes that fetched them."""
         if unseen is None:
             return []
         return [mirror.copy_of(self.metamap, v) for v in self.metamap.versions(record.path)
-                if v.vv == unseen and v.kind == FILE and not v.deleted and v.hash != record.hash
-                and record.vv.dominates(v.vv)]
+                if (v.vv == unseen or unseen.dominates(v.vv)) and v.kind == FILE
+                and not v.deleted and v.hash != record.hash and record.vv.dominates(v.vv)]
 
     def _taken_back(self, result: ScanResultLike) -> tuple[set[str], set[str]]:
         """After a power loss (see `after_power_loss`), judged at one full scan: the paths the

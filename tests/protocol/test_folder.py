@@ -392,3 +392,28 @@ def test_our_own_version_a_power_loss_destroyed_settles_to_what_the_disk_kept() 
     # the copy itself, unavailable too, is never settled again (no chain of copies)
     copy_need = next(n for n in machine.needs if n.path == copy.path)
     assert machine.content_unavailable(copy_need, 3 * UNAVAILABLE_AFTER, WALL) == []
+
+
+def test_an_edit_after_a_power_loss_keeps_our_lost_winner_whose_row_covers_a_loser_too() -> None:
+    """A's version beat B's concurrent one; A's row holds the disk's vv, which covers the loser
+    too (so a later edit supersedes both). A's power went, the disk lost A's version, and A's
+    user wrote the file anew: A's lost winner must be kept as a copy although its vv is not the
+    row's (make soak: crash_restart 5 2383)."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    machine.scanned_root(result(), WALL, full=True)
+    theirs = b.write("f", b"b's", mtime_ns=600 * S)
+    sign_all(a, machine, machine.scanned_root(result(scanned("f", b"a's", 1000)), WALL, full=False))
+    a.take(theirs)
+    sign_all(a, machine, machine.map_changed(["f"], lambda h: True, WALL))
+    ours = a.map.winner("f")
+    assert ours.hash == digest(b"a's") and len(a.map.versions("f")) == 2
+    (adopt,) = [n for n in machine.next_work(0.0) if n.path == "f"]
+    machine.done(adopt, None, WALL)
+    assert machine.index["f"].vv.dominates(ours.vv)  # the row covers the loser as well
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1001.0)
+    effects = sign_all(a, machine, machine.scanned_root(
+        result(scanned("f", b"written anew", 1500, 2)), WALL, full=True))
+    copies = {r.hash for r in published(effects) if conflict.is_conflict_copy(r.path)}
+    assert digest(b"a's") in copies
