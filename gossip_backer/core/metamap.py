@@ -23,6 +23,8 @@ order, duplication or relaying path that brought them.
 
 from __future__ import annotations
 
+import copy
+
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
@@ -71,7 +73,8 @@ class MetaMap:
         self.founder = founder
         self._verify = verify or (lambda update: True)
         self._logs: dict[bytes, SortedDict] = {}  # origin -> seq -> update
-        self._newest: dict[tuple[bytes, str], int] = {}  # (origin, key) -> seq
+        self._newest: dict[bytes, dict[str, int]] = {}  # origin -> key -> seq
+        self._shared: set[bytes] = set()  # origins whose log and newest are shared with a clone
         self._max: dict[bytes, int] = {}  # origin -> highest seq held
         self.files: dict[str, tuple[FileRecord, ...]] = {}
         self.live: dict[str, tuple[int, bytes, bool]] = {}  # glob -> (clock, signer, on)
@@ -145,7 +148,7 @@ class MetaMap:
         """Take one update from anywhere (local, peer, store). Order-independent in effect."""
         if update.seq <= 0 or not _acceptable(update.payload):
             return Outcome.FORBIDDEN
-        held = self._newest.get((update.origin, update.key), 0)
+        held = self._newest.get(update.origin, {}).get(update.key, 0)
         if update.seq <= held or update.seq in self._logs.get(update.origin, ()):
             return Outcome.DUPLICATE
         genesis = isinstance(update.payload, Grant) and update.origin == self.founder
@@ -194,13 +197,44 @@ class MetaMap:
         return stored
 
     def _store(self, update: SignedUpdate, older_seq: int) -> None:
-        log = self._logs.setdefault(update.origin, SortedDict())
+        log, newest = self._own(update.origin)
         if older_seq:
             del log[older_seq]
             self._dropped.append((update.origin, older_seq))
         log[update.seq] = update
-        self._newest[(update.origin, update.key)] = update.seq
+        newest[update.key] = update.seq
         self._max[update.origin] = max(self._max.get(update.origin, 0), update.seq)
+
+    def _own(self, origin: bytes) -> tuple[SortedDict, dict[str, int]]:
+        """`origin`'s log and newest-per-key, ours to change (copied first if a clone shares
+        them)."""
+        log = self._logs.get(origin)
+        if log is None:
+            log = self._logs[origin] = SortedDict()
+            self._newest[origin] = {}
+        elif origin in self._shared:
+            self._shared.discard(origin)
+            log = self._logs[origin] = log.copy()
+            self._newest[origin] = dict(self._newest[origin])
+        return log, self._newest[origin]
+
+    def clone(self, verify: Verifier | None = None) -> "MetaMap":
+        """An independent map equal to this one. Updates and records are immutable and shared;
+        each origin's log is shared too until either map changes it (copy on write), so a
+        thousand clones of a map that holds a thousand grants cost about one copy of it (the
+        simulator boots its nodes this way)."""
+        other = copy.copy(self)
+        other._verify = verify or self._verify
+        other._logs = dict(self._logs)
+        other._newest = dict(self._newest)
+        self._shared |= self._logs.keys()
+        other._shared = set(self._logs)
+        other._max = dict(self._max)
+        other.files = dict(self.files)
+        other.live = dict(self.live)
+        other.membership = copy.copy(self.membership)  # its table is replaced, never changed
+        other._dropped = list(self._dropped)
+        return other
 
     def _fold(self, update: SignedUpdate) -> bool:
         """Merge a data update into the state; True when the state changed."""
@@ -248,9 +282,9 @@ class MetaMap:
         void): a node that never stored them refuses them, so keeping them would leave the two
         nodes' digests different for ever."""
         for origin in [o for o in self._logs if not self.membership.known(o)]:
-            for seq, update in self._logs.pop(origin).items():
-                del self._newest[(origin, update.key)]
-                self._dropped.append((origin, seq))
+            self._dropped.extend((origin, seq) for seq in self._logs.pop(origin))
+            del self._newest[origin]
+            self._shared.discard(origin)
             del self._max[origin]
 
     def _validity(self) -> dict[bytes, tuple[bool, int]]:
@@ -270,6 +304,6 @@ class MetaMap:
         elif key.startswith("l:"):
             self.live.pop(key[2:], None)
         for origin, log in self._logs.items():
-            seq = self._newest.get((origin, key))
+            seq = self._newest[origin].get(key)
             if seq is not None and self._valid(log[seq]):
                 self._fold(log[seq])

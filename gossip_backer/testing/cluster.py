@@ -41,7 +41,6 @@ Faults beyond the network (memdisk.py, "Faults"):
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import random
 import struct
@@ -51,7 +50,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sortedcontainers import SortedDict
 
 from gossip_backer.core.blocks import hash_bytes
 from gossip_backer.core.ids import NodeId, mesh_id_of
@@ -134,29 +132,10 @@ def _join_components(n: int, edges: set[tuple[int, int]]) -> set[tuple[int, int]
     return {(min(roots[0], r), max(roots[0], r)) for r in roots[1:]}
 
 
-def _clone(value: Any, depth: int = 0) -> Any:
-    if isinstance(value, SortedDict):
-        return SortedDict(value)
-    if isinstance(value, dict):
-        return {k: _clone(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, set)):
-        return type(value)(value)
-    if hasattr(value, "__dict__") and type(value).__module__.startswith("gossip_backer.core"):
-        other = copy.copy(value)
-        for name, v in vars(value).items():
-            setattr(other, name, _clone(v, depth + 1))
-        return other
-    return value  # immutable values (updates, records, members) are shared
-
-
 def clone_map(template: MetaMap, verify: Callable) -> MetaMap:
-    """An independent MetaMap equal to `template`, checking signatures with `verify`; the
-    immutable updates and records are shared, every container is copied."""
-    other = copy.copy(template)
-    for name, value in vars(template).items():
-        setattr(other, name, _clone(value))
-    other._verify = verify
-    return other
+    """An independent MetaMap equal to `template`, checking signatures with `verify`
+    (`MetaMap.clone`: logs shared until written, so a node costs what it changes)."""
+    return template.clone(verify)
 
 
 class Cluster:
