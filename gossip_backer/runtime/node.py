@@ -26,6 +26,7 @@ from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Se
 from gossip_backer.protocol.peer import PeerConnection, Received
 from gossip_backer.protocol import session
 from gossip_backer.protocol.replica import Replica
+from gossip_backer.runtime.clock import Clock
 from gossip_backer.runtime.link import Link
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.runtime.views import peer_view, stored_status
@@ -41,8 +42,9 @@ class Node:
     """One node of a mesh, running (see the module docstring)."""
 
     def __init__(self, state: NodeState, *, mirror: bool = True, watch: bool = True,
-                 rescan_interval: float = 3600.0) -> None:
+                 rescan_interval: float = 3600.0, clock: Clock | None = None) -> None:
         self.state = state
+        self.clock = clock or Clock()
         self.replica = Replica(state.metamap, state.identity.public)
         self.links: dict[bytes, Link] = {}
         self.last_seen: dict[bytes, float] = {}
@@ -72,7 +74,7 @@ class Node:
         if mirror:
             from gossip_backer.runtime.folder import Folder
 
-            self.folder = Folder(self, rescan_interval=rescan_interval, watch=watch)
+            self.folder = Folder(self, rescan_interval=rescan_interval, watch=watch, clock=self.clock)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -80,12 +82,14 @@ class Node:
     async def open(cls, root: str | Path, *, name: str | None = None,
                    invite: str | Invite | None = None, create: bool = True,
                    mirror: bool = True, watch: bool = True,
-                   rescan_interval: float = 3600.0) -> AsyncIterator["Node"]:
+                   rescan_interval: float = 3600.0,
+                   clock: Clock | None = None) -> AsyncIterator["Node"]:
         """Open the node at `root` (creating a new mesh there, or joining `invite`, if it is
         not a node yet and `create`) with its background tasks running until the block exits.
-        `mirror=False` runs the mesh alone, without touching the folder's files."""
+        `mirror=False` runs the mesh alone, without touching the folder's files. `clock`: the
+        node's wall clock (runtime/clock.py; tests under a MockClock pass `FollowingTrio`)."""
         state = await trio.to_thread.run_sync(_load_or_create, Path(root), name, invite, create)
-        node = cls(state, mirror=mirror, watch=watch, rescan_interval=rescan_interval)
+        node = cls(state, mirror=mirror, watch=watch, rescan_interval=rescan_interval, clock=clock)
         try:
             async with trio.open_nursery() as nursery:
                 node._nursery = nursery
@@ -132,7 +136,7 @@ class Node:
     def authorize(self, key: bytes) -> bool:
         """May `key` connect: a member, the inviter we joined through, or one of our invite keys
         (a used or expired one only hears why it is refused)."""
-        return self.peer_trusted(key) or self.state.repo.invite_state(key, time.time()) is not None
+        return self.peer_trusted(key) or self.state.repo.invite_state(key, self.clock.wall()) is not None
 
     def peer_trusted(self, key: bytes) -> bool:
         return session.trusted(self.state.metamap.membership.members, self.bootstrap, key)
@@ -160,7 +164,7 @@ class Node:
             self._closed_bytes[1] += conn.bytes_out
             self._detach(link)
             if link.peer is None and link.close_reason:
-                self.emit(PeerRefused(time.time(), address, link.close_reason))
+                self.emit(PeerRefused(self.clock.wall(), address, link.close_reason))
         return link.close_reason
 
     async def _on_link_event(self, link: Link, event: object) -> None:
@@ -175,7 +179,7 @@ class Node:
             return
         if link.peer not in self.links or self.links[link.peer] is not link:
             return
-        self.last_seen[link.peer] = time.time()
+        self.last_seen[link.peer] = self.clock.wall()
         if isinstance(message, (BlockRequest, BlockData, BlockMissing)):
             await link.spawn(self._on_block_message, link, message)
             return
@@ -215,7 +219,7 @@ class Node:
         try:
             await self.folder.on_block(link.peer, message)
         except IntegrityError as exc:
-            self.emit(Refused(time.time(), "block", str(exc), str(NodeId(link.peer))))
+            self.emit(Refused(self.clock.wall(), "block", str(exc), str(NodeId(link.peer))))
             raise
 
     async def history(self, path: str) -> list[dict]:
@@ -253,10 +257,10 @@ class Node:
             self.replica.disconnect(peer)
             old.abort("replaced by a newer connection")
         self.links[peer] = link
-        self.last_seen[peer] = time.time()
+        self.last_seen[peer] = self.clock.wall()
         self._run(self.replica.connect(peer, trio.current_time()))
         name = link.hello.name if link.hello else ""
-        self.emit(PeerConnected(time.time(), str(NodeId(peer)), name, link.address))
+        self.emit(PeerConnected(self.clock.wall(), str(NodeId(peer)), name, link.address))
         if self.folder is not None:
             self.folder.peers_changed()
         self._changed.set()
@@ -269,8 +273,8 @@ class Node:
         self.replica.disconnect(peer)
         if self.folder is not None:
             self.folder.peer_gone(peer)
-        self.last_seen[peer] = time.time()
-        self.emit(PeerDisconnected(time.time(), str(NodeId(peer)), link.close_reason or "closed"))
+        self.last_seen[peer] = self.clock.wall()
+        self.emit(PeerDisconnected(self.clock.wall(), str(NodeId(peer)), link.close_reason or "closed"))
         self._changed.set()
 
     # -- invites ---------------------------------------------------------------------------
@@ -278,8 +282,8 @@ class Node:
         """The joining node authenticated with an invite key asks for its grant."""
         invite_key = link.peer
         session.check_claim(self.state.mesh_id, invite_key, claim)
-        row = self.state.repo.claim_invite(invite_key, time.time())
-        why = None if row is not None else self.state.repo.invite_state(invite_key, time.time())
+        row = self.state.repo.claim_invite(invite_key, self.clock.wall())
+        why = None if row is not None else self.state.repo.invite_state(invite_key, self.clock.wall())
         result, grant = session.judge_claim(claim, None if row is None else row.read_only, why,
                                             self.state.metamap.membership.members,
                                             self.state.metamap.clock)
@@ -305,7 +309,7 @@ class Node:
                 if link is not None:
                     link.abort(effect.reason)
             elif isinstance(effect, Emit):  # the sans-IO clock is monotonic: events carry Unix time
-                self.emit(dataclasses.replace(effect.event, time=time.time()))
+                self.emit(dataclasses.replace(effect.event, time=self.clock.wall()))
         self._after_change()
 
     def _after_change(self) -> None:
@@ -331,7 +335,7 @@ class Node:
     async def _ticker(self) -> None:
         while True:
             await trio.sleep(TICK)
-            self._run(self.replica.tick(trio.current_time()))
+            self._run(self.replica.tick(self.clock.now()))
 
     # -- events ----------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -396,7 +400,7 @@ class Node:
                 continue
             link = self.links.get(m.node)
             live = {"connected": link is not None, "address": _listen_address(link, m.addresses),
-                    "last_seen": time.time() if link else self.last_seen.get(m.node)}
+                    "last_seen": self.clock.wall() if link else self.last_seen.get(m.node)}
             out.append(peer_view(self.state, m, live))
         return out
 
