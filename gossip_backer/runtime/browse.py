@@ -99,3 +99,71 @@ async def _copy_over(folder, copy: str, entry, original: str, archived: list) ->
             tmp.abort()
             raise
     await trio.to_thread.run_sync(write)
+
+
+# -- contents for the GUI: downloads and diffs ------------------------------------------------
+def current_file(node, path: str):
+    """(record, open file) of the current version of `path` on this disk, for a download."""
+    metamap = node.state.metamap
+    path = folder_path(path)
+    rec = metamap.winner(path) if path else None
+    if rec is None or rec.deleted or rec.kind != FILE:
+        raise UserError(f"no such file in the mesh: {path}")
+    opened = node.share_links.open_file(rec)
+    if opened is None:
+        raise UserError(f"{path}: this node does not hold its current version yet")
+    return rec, opened
+
+
+def _read_text(source, what: str) -> str:
+    from gossip_backer.core.textdiff import MAX_TEXT, as_text
+
+    with open(source, "rb") as f:
+        data = f.read(MAX_TEXT + 1)
+    text = as_text(data)
+    if text is None:
+        raise UserError(f"{what} is not a text file of at most {MAX_TEXT // (1 << 20)} MiB: no diff")
+    return text
+
+
+def _version_text(node, path: str, version: str | None, listing: list) -> str:
+    """The text of one version of `path` (None: the current file on this disk), from the
+    versions the mesh knows (`listing`)."""
+    from gossip_backer.runtime.history import local_source, pick
+
+    folder = node.folder
+    if folder is None:
+        raise UserError("this node does not mirror its folder")
+    if version is None:
+        entry = folder.index.get(path)
+        if entry is None or entry.kind != FILE:
+            raise UserError(f"no such file on this node: {path}")
+        return _read_text(folder.root / path, path)
+    v = pick(listing, version, path)
+    source = local_source(node.state, folder.index, v)
+    if source is None:
+        raise UserError(f"version {version} of {path} is kept only on other nodes: restore it "
+                        "to see it here")
+    return _read_text(source, f"version {version} of {path}")
+
+
+async def diff(node, path: str, left: str | None, right: str | None,
+               other: str | None) -> dict:
+    """Side by side: versions `left` and `right` of `path` (None: the current file), or the
+    current files `path` and `other` (a conflict copy beside its original)."""
+    from gossip_backer.core.textdiff import side_by_side
+
+    path = folder_path(path)
+    other = folder_path(other) if other is not None else None
+
+    listing: list = []
+    if left is not None or right is not None:
+        listing, _holders = await node.history_service.history(path)
+
+    def work() -> dict:
+        a = _version_text(node, path, left, listing)
+        b = (_version_text(node, other, None, []) if other is not None
+             else _version_text(node, path, right, listing))
+        return {"path": path, "other": other, "left": left, "right": right,
+                "rows": side_by_side(a, b)}
+    return await trio.to_thread.run_sync(work)

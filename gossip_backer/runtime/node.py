@@ -268,6 +268,19 @@ class Node:
 
         return await resolve(self, copy, keep)
 
+    def open_file(self, path: str):
+        """(record, open file) of the current version of `path` here: the GUI's download."""
+        from gossip_backer.runtime.browse import current_file
+
+        return current_file(self, path)
+
+    async def diff(self, path: str, left: str | None = None, right: str | None = None,
+                   other: str | None = None) -> dict:
+        """A side-by-side text diff of two versions of `path`, or of `path` and `other`."""
+        from gossip_backer.runtime.browse import diff
+
+        return await diff(self, path, left, right, other)
+
     def shares(self) -> list[dict]:
         """`backer share --list`: the links that are not revoked (expired ones say so)."""
         return self.share_links.list()

@@ -57,6 +57,14 @@ def api_routes(api: Any) -> list[BaseRoute]:
     async def revoke(request: Request) -> object:
         return api.revoke_share(request.path_params["token"])
 
+    async def diff(request: Request) -> object:
+        q = request.query_params
+        return await api.diff(_query(request, "path"), q.get("left") or None,
+                              q.get("right") or None, q.get("other") or None)
+
+    async def download(request: Request) -> Response:
+        return await _download(api, request)
+
     async def invite(request: Request) -> object:
         body = await _body(request)
         read_only = _field(body, "read_only", bool, required=False) or False
@@ -80,6 +88,8 @@ def api_routes(api: Any) -> list[BaseRoute]:
         Route("/api/shares", _endpoint(share), methods=["POST"]),
         Route("/api/shares/{token}", _endpoint(revoke), methods=["DELETE"]),
         Route("/api/invites", _endpoint(invite), methods=["POST"]),
+        Route("/api/diff", _endpoint(diff), methods=["GET"]),
+        Route("/api/download", _endpoint(download), methods=["GET"]),
         Route("/api/peers/{node_id}", _endpoint(remove_peer), methods=["DELETE"]),
     ]
 
@@ -92,7 +102,7 @@ def _endpoint(fn: Callable[[Request], Awaitable[object]]) -> Callable:
             result = await fn(request)
         except UserError as exc:
             return error(400, _one_line(str(exc)))
-        return JSON(result)
+        return result if isinstance(result, Response) or callable(result) else JSON(result)
     return call
 
 
@@ -141,3 +151,14 @@ def _seconds(body: dict, name: str) -> float | None:
             or value <= 0:
         raise BadInput(f"field {name} must be a positive number of seconds")
     return float(value)
+
+
+async def _download(api: Any, request: Request) -> Any:
+    """The current version of a file, as an attachment (ranges as for share links)."""
+    import trio
+
+    from gossip_backer.web.share import file_response
+
+    path = _query(request, "path")
+    rec, opened = await trio.to_thread.run_sync(api.open_file, path)
+    return file_response(request, rec, opened, lambda: True, attachment=True)

@@ -23,6 +23,7 @@ import mimetypes
 import secrets
 from email.utils import formatdate
 from html import escape
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -35,6 +36,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from gossip_backer.core.share import byte_range
+from gossip_backer.runtime.shares import LinkEnded
 
 PIECE = 1 << 20
 MAX_FORM = 4096
@@ -125,37 +127,48 @@ class ShareServer:
     # -- files -----------------------------------------------------------------------------
     async def _file(self, request: Request, opened: Any) -> Response:
         rec = opened.record
-        etag = f'"{rec.hash.hex()}"'
-        name = rec.path.rsplit("/", 1)[-1]
-        headers = {**HEADERS, "etag": etag, "accept-ranges": "bytes",
-                   "last-modified": formatdate(rec.mtime_ns / 1e9, usegmt=True),
-                   "content-security-policy": SANDBOX,
-                   "content-disposition": f"inline; filename*=UTF-8''{quote(name)}"}
-        if etag in _etags(request.headers.get("if-none-match")):
-            return Response(status_code=304, headers=headers)
+        if f'"{rec.hash.hex()}"' in _etags(request.headers.get("if-none-match")):
+            return Response(status_code=304, headers={**HEADERS, "etag": f'"{rec.hash.hex()}"'})
         file = await trio.to_thread.run_sync(self.links.open_file, rec)
         if file is None:
             return _page(503, "Not here yet", "<p>This node does not hold this file's current "
                          "version yet. Try again in a moment.</p>", {"retry-after": "5"})
-        wanted = byte_range(request.headers.get("range"), file.size)
-        if_range = request.headers.get("if-range")
-        if if_range is not None and if_range != etag:
-            wanted = None  # the client's partial copy is of another version: send it whole
-        if wanted == "unsatisfiable":
-            file.close()
-            return _page(416, "Range not satisfiable", "", {"content-range": f"bytes */{file.size}"})
-        start, end = wanted if isinstance(wanted, tuple) else (0, file.size - 1)
-        status = 206 if isinstance(wanted, tuple) else 200
-        if status == 206:
-            headers["content-range"] = f"bytes {start}-{end}/{file.size}"
-        kind, encoding = mimetypes.guess_type(name)
-        headers["content-type"] = (kind or "application/octet-stream") if not encoding \
-            else "application/octet-stream"
-        if headers["content-type"].startswith("text/"):
-            headers["content-type"] += "; charset=utf-8"
-        if request.method == "GET" and start == 0:
-            self.links.count_download(opened.share.token)
-        return _FileBody(self.links, opened.share.token, file, start, end, status, headers)
+        token = opened.share.token
+        response = file_response(request, rec, file, lambda: self.links.active(token) is not None)
+        if request.method == "GET" and response.status_code in (200, 206) \
+                and response.start == 0:
+            self.links.count_download(token)
+        return response
+
+
+def file_response(request: Request, rec: Any, file: Any, alive: Callable[[], bool], *,
+                  attachment: bool = False) -> Any:
+    """The open `file` (the current version `rec`) as a response: type, length, ETag (the
+    content hash), Last-Modified, one byte range on request (206; 416 past the end)."""
+    etag = f'"{rec.hash.hex()}"'
+    name = rec.path.rsplit("/", 1)[-1]
+    disposition = "attachment" if attachment else "inline"
+    headers = {**HEADERS, "etag": etag, "accept-ranges": "bytes",
+               "last-modified": formatdate(rec.mtime_ns / 1e9, usegmt=True),
+               "content-security-policy": SANDBOX,
+               "content-disposition": f"{disposition}; filename*=UTF-8''{quote(name)}"}
+    wanted = byte_range(request.headers.get("range"), file.size)
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range != etag:
+        wanted = None  # the client's partial copy is of another version: send it whole
+    if wanted == "unsatisfiable":
+        file.close()
+        return _page(416, "Range not satisfiable", "", {"content-range": f"bytes */{file.size}"})
+    start, end = wanted if isinstance(wanted, tuple) else (0, file.size - 1)
+    status = 206 if isinstance(wanted, tuple) else 200
+    if status == 206:
+        headers["content-range"] = f"bytes {start}-{end}/{file.size}"
+    kind, encoding = mimetypes.guess_type(name)
+    headers["content-type"] = (kind or "application/octet-stream") if not encoding \
+        else "application/octet-stream"
+    if headers["content-type"].startswith("text/"):
+        headers["content-type"] += "; charset=utf-8"
+    return FileBody(alive, file, start, end, status, headers)
 
 
 def _etags(header: str | None) -> set[str]:
@@ -216,7 +229,7 @@ def _listing(opened: Any) -> Response:
 class _Streamed:
     """Sends headers, then pieces from `produce(channel)`; stops when the client leaves."""
 
-    status = 200
+    status_code = 200
     headers: dict[str, str] = {}
 
     async def produce(self, send: trio.MemorySendChannel) -> None:
@@ -224,20 +237,24 @@ class _Streamed:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = [(k.encode(), v.encode()) for k, v in self.headers.items()]
-        await send({"type": "http.response.start", "status": self.status, "headers": head})
+        await send({"type": "http.response.start", "status": self.status_code, "headers": head})
         if scope["method"] == "HEAD":
             await send({"type": "http.response.body", "body": b""})
             await self.aclose()
             return
         outbox, inbox = trio.open_memory_channel[bytes](0)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
-            nursery.start_soon(self._produce, outbox)
-            async with inbox:
-                async for piece in inbox:
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+                nursery.start_soon(self._produce, outbox)
+                async with inbox:
+                    async for piece in inbox:
+                        await send({"type": "http.response.body", "body": piece,
+                                    "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                nursery.cancel_scope.cancel()
+        except* (_LinkEnded, LinkEnded):
+            pass  # no final chunk: the server closes the connection, the download is cut
 
     async def _produce(self, outbox: trio.MemorySendChannel) -> None:
         try:
@@ -249,18 +266,21 @@ class _Streamed:
         pass
 
 
-class _FileBody(_Streamed):
-    def __init__(self, links: Any, token: str, file: Any, start: int, end: int, status: int,
+class FileBody(_Streamed):
+    """Bytes start..end of an open file; `alive()` is asked before every piece (a link still
+    valid): False cuts the response short."""
+
+    def __init__(self, alive: Callable[[], bool], file: Any, start: int, end: int, status: int,
                  headers: dict[str, str]) -> None:
-        self.links, self.token, self.file = links, token, file
-        self.start, self.end, self.status = start, end, status
+        self.alive, self.file = alive, file
+        self.start, self.end, self.status_code = start, end, status
         self.headers = {**headers, "content-length": str(max(0, end - start + 1))}
 
     async def produce(self, send: trio.MemorySendChannel) -> None:
         async with send:
             offset = self.start
             while offset <= self.end:
-                if self.links.active(self.token) is None:
+                if not self.alive():
                     raise _LinkEnded()
                 piece = await trio.to_thread.run_sync(
                     self.file.read, offset, min(PIECE, self.end + 1 - offset))

@@ -95,10 +95,17 @@ async def two_nodes(tmp_path: Path):
         nursery.cancel_scope.cancel()
 
 
-async def settle(p: Pair, timeout: float = 20.0) -> None:
-    """Until both nodes have scanned, exchanged and applied everything."""
+def _has(node: Node, path: str) -> bool:
+    rec = node.state.metamap.winner(path)
+    return rec is not None and not rec.deleted
+
+
+async def settle(p: Pair, *paths: str, timeout: float = 20.0) -> None:
+    """Until both nodes hold `paths` (mesh paths just written on a disk), have scanned,
+    exchanged and applied everything."""
     await trio.sleep(0.6)  # the watcher's debounce
     with trio.fail_after(timeout):
-        while not (p.a.in_sync() and p.b.in_sync()
+        while not (all(_has(p.a, x) and _has(p.b, x) for x in paths)
+                   and p.a.in_sync() and p.b.in_sync()
                    and p.a.state.metamap.digest() == p.b.state.metamap.digest()):
             await trio.sleep(0.05)

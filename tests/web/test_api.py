@@ -27,8 +27,10 @@ def test_files_history_and_restore_spread_to_the_other_node(tmp_path) -> None:
             (p.root_a / "docs" / "plan.txt").write_text("first\n")
             (p.root_a / "zeta.txt").write_text("z")
             (p.root_a / "alpha.bin").write_bytes(b"\0" * 10)
-            await settle(p)
+            await settle(p, "docs/plan.txt", "zeta.txt", "alpha.bin")
             (p.root_a / "docs" / "plan.txt").write_text("second, longer\n")
+            await wait_for(lambda: all(n.state.metamap.winner("docs/plan.txt").size == 15
+                                       for n in (p.a, p.b)), what="the edit on both nodes")
             await settle(p)
 
             root = (await http(p.web_a, "/api/files")).json()
@@ -48,7 +50,20 @@ def test_files_history_and_restore_spread_to_the_other_node(tmp_path) -> None:
             assert (await http(p.web_a, "/api/history")).status == 400
             assert (await http(p.web_a, "/api/history?path=missing.txt")).status == 400
 
-            older = history[1]["version"]
+            older, newer = history[1]["version"], history[0]["version"]
+            # b kept the older version when a's edit replaced it (a's editor overwrote its own)
+            diff = (await http(p.web_b, f"/api/diff?path=docs/plan.txt&left={older}&right={newer}")).json()
+            assert diff["rows"] == [{"left_no": 1, "left": "first", "right_no": 1,
+                                     "right": "second, longer", "kind": "changed"}]
+            not_here = await http(p.web_a, f"/api/diff?path=docs/plan.txt&left={older}")
+            assert "kept only on other nodes" in one_line_error(not_here)
+            assert (await http(p.web_a, "/api/diff?path=docs/plan.txt&left=nope")).status == 400
+            assert (await http(p.web_a, "/api/diff?path=alpha.bin&other=zeta.txt")).status == 400
+            got = await http(p.web_b, "/api/download?path=docs/plan.txt")
+            assert got.status == 200 and got.body == b"second, longer\n"
+            assert got.headers["content-disposition"].startswith("attachment")
+            assert (await http(p.web_b, "/api/download?path=docs")).status == 400
+
             restored = await http(p.web_b, "/api/restore", "POST", {"path": "docs/plan.txt",
                                                                     "version": older})
             assert restored.status == 200, restored.body
@@ -74,7 +89,7 @@ def test_conflicts_are_listed_and_resolved_as_changes_that_spread(tmp_path) -> N
             copy = "notes.sync-conflict-20260101-120000-ABCDEFG.txt"
             (p.root_a / "notes.txt").write_text("winner\n")
             (p.root_a / copy).write_text("loser\n")
-            await settle(p)
+            await settle(p, "notes.txt", copy)
             listed = (await http(p.web_b, "/api/conflicts")).json()
             assert listed == [{"path": copy, "original": "notes.txt", "node_id": "ABCDEFG",
                                "time": listed[0]["time"]}]
@@ -87,7 +102,7 @@ def test_conflicts_are_listed_and_resolved_as_changes_that_spread(tmp_path) -> N
             assert (await http(p.web_a, "/api/conflicts")).json() == []
 
             (p.root_a / copy).write_text("another\n")
-            await settle(p)
+            await settle(p, copy)
             both = await http(p.web_a, "/api/conflicts", "POST", {"path": copy, "keep": "both"})
             assert both.status == 200, both.body
             kept = "notes.kept-20260101-120000-ABCDEFG.txt"
@@ -108,7 +123,7 @@ def test_shares_api_make_list_revoke_and_bad_input(tmp_path) -> None:
         async with two_nodes(tmp_path) as p:
             (p.root_a / "photos").mkdir()
             (p.root_a / "photos" / "a.jpg").write_bytes(b"jpeg")
-            await settle(p)
+            await settle(p, "photos/a.jpg")
             made = await http(p.web_a, "/api/shares", "POST", {"path": "photos", "expires": 3600,
                                                              "password": "pw"})
             assert made.status == 200, made.body

@@ -30,7 +30,7 @@ async def make_tree(p) -> None:
     (p.root_a / "outside.txt").write_text("not in the link")
     os.symlink("/etc", photos / "etc-link")
     os.symlink("../outside.txt", photos / "up-link.txt")
-    await settle(p)
+    await settle(p, "photos/a.txt", "photos/2026/b.bin", "outside.txt", "photos/etc-link")
 
 
 async def share(p, path: str, **extra) -> dict:
