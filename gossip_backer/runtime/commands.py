@@ -209,7 +209,7 @@ def cmd_share(args: argparse.Namespace) -> object:
     if modes != 1:
         raise UserError("give exactly one of PATH, --list or --revoke TOKEN")
     if args.path is not None:
-        req = {"cmd": "share", "path": args.path, "expires": args.expires, "password": args.password}
+        req = {"cmd": "share", "path": shares.cli_path(Path(args.root).expanduser().absolute(), args.path), "expires": args.expires, "password": args.password}
     elif args.list:
         req = {"cmd": "shares"}
     else:
@@ -224,7 +224,8 @@ def cmd_share(args: argparse.Namespace) -> object:
         if args.revoke is not None:
             state.make(shares.revocation(state, args.revoke))
             return {"revoked": args.revoke}
-        share = shares.new_share(state, args.path, args.expires, args.password)
+        share = shares.new_share(state, shares.cli_path(state.root, args.path), args.expires,
+                                 args.password, offline=True)
         state.make(share)
         return shares.spec_view(state.metamap, share, None)
     finally:

@@ -10,6 +10,7 @@ memory stays at one piece (1 MiB) whatever the folder's size, and nothing touche
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 import zipfile
@@ -61,9 +62,12 @@ def listed(metamap, base: str | None) -> list[dict]:
     return [view(metamap, s, base) for s in sorted(shares, key=lambda s: (s.created, s.token))]
 
 
-def new_share(state, path: str, expires: float | None, password: str | None) -> Share:
-    """A new link's record, checked (CPU-heavy with a password: scrypt; call it off the loop)."""
-    path = shareable(state.metamap, path)
+def new_share(state, path: str, expires: float | None, password: str | None, *,
+              offline: bool = False) -> Share:
+    """A new link's record, checked (CPU-heavy with a password: scrypt; call it off the loop).
+    `offline` (a stopped node) also accepts a path only its disk has so far: its next scan
+    publishes it."""
+    path = shareable(state.metamap, path, state.root if offline else None)
     if expires is not None and not (0 < expires <= 10 * 365 * 86400):
         raise UserError("--expires must be a positive number of seconds (at most 10 years)")
     if password is not None and not (0 < len(password) <= MAX_PASSWORD):
@@ -72,7 +76,7 @@ def new_share(state, path: str, expires: float | None, password: str | None) -> 
         raise UserError("this node is a read-only member: make the link on a read-write node")
     hashed = rules.hash_password(password, secrets.token_bytes(rules.SALT_BYTES)) if password else b""
     now = time.time()
-    return Share(secrets.token_urlsafe(24), path, int(now + expires) if expires else 0, hashed,
+    return Share(secrets.token_urlsafe(24), path, math.ceil(now + expires) if expires else 0, hashed,
                  False, int(now), state.metamap.clock + 1)
 
 
@@ -84,7 +88,14 @@ def revocation(state, token: str) -> Share:
                  state.metamap.clock + 1)
 
 
-def shareable(metamap, path: str) -> str:
+def cli_path(root, text: str) -> str:
+    """A PATH argument (relative to ROOT, or absolute inside it; "" or "." for all of it)."""
+    from gossip_backer.runtime.history import mesh_path
+
+    return "" if text.strip() in ("", ".", "/") or str(text) == str(root) else mesh_path(root, text)
+
+
+def shareable(metamap, path: str, root=None) -> str:
     text = path.strip().strip("/")
     if text in ("", "."):
         return ""
@@ -93,9 +104,11 @@ def shareable(metamap, path: str) -> str:
     except BadPath as exc:
         raise UserError(f"not a path in the mesh: {exc}") from None
     rec = metamap.winner(path)
-    if not listing.is_folder(metamap, path) and (rec is None or rec.deleted or rec.kind != FILE):
-        raise UserError(f"no such file or folder in the mesh: {path}")
-    return path
+    if listing.is_folder(metamap, path) or (rec is not None and not rec.deleted and rec.kind == FILE):
+        return path
+    if root is not None and (root / path).exists() and not (root / path).is_symlink():
+        return path
+    raise UserError(f"no such file or folder in the mesh: {path}")
 
 
 class ShareService:

@@ -2,7 +2,7 @@
 against two real `backer run` processes of one mesh on 127.0.0.1.
 
 Each test leaves a screenshot of the pages it used in the `shots` folder (printed at the start).
-The last test pauses node B's root on purpose, so it runs last.
+The last test pauses node B's root on purpose (and brings it back), so it runs last.
 """
 
 from __future__ import annotations
@@ -14,38 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.browser import browser, shot, shots  # noqa: F401 (fixtures)
-from tests.e2e.conftest import Daemon, backer_json, invite, join, wait_until
+from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-class Gui:
-    def __init__(self, a: Daemon, b: Daemon) -> None:
-        self.a, self.b = a, b
-        self.url_a = _web_url(a)
-        self.url_b = _web_url(b)
-
-
-def _web_url(d: Daemon) -> str:
-    return next(line.split()[-1] for line in d.lines if line.startswith("web on "))
-
-
 @pytest.fixture(scope="module")
-def gui(tmp_path_factory):
-    base = tmp_path_factory.mktemp("gui")
-    root_a, root_b = base / "A", base / "B"
-    backer_json("init", str(root_a), "--name", "alpha")
-    (root_a / "docs").mkdir()
-    (root_a / "docs" / "plan.txt").write_text("milk\neggs\nbread\n")
-    a = Daemon(root_a, web=True).start()
-    join(root_b, invite(a), "beta")
-    b = Daemon(root_b, web=True).start()
-    try:
-        wait_until(lambda: (root_b / "docs" / "plan.txt").exists(), what="first sync")
-        yield Gui(a, b)
-    finally:
-        b.stop()
-        a.stop()
+def gui(mesh2):
+    """Two real nodes A and B with web GUIs (tests/web/conftest.py)."""
+    return mesh2
 
 
 @pytest.fixture
