@@ -75,7 +75,35 @@ def test_file_ranges_etag_head_and_download_count(tmp_path) -> None:
             await wait_for(lambda: p.b.shares()[0]["downloads"] >= 3,
                            what="the download count on node b")
 
+            # a revocation cuts a download under way short (no complete-looking file)
+            (p.root_a / "big.bin").write_bytes(os.urandom(24 << 20))
+            await settle(p, "big.bin")
+            big = await share(p, "big.bin")
+            got = await trio.to_thread.run_sync(_read_then_revoke, p, big["token"])
+            assert got < 24 << 20
+
     trio.run(main)
+
+
+def _read_then_revoke(p, token: str) -> int:
+    """(thread) Start the download, read 1 MiB, revoke the link, read what still comes."""
+    import http.client as httpclient
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(p.public_a)
+    conn = httpclient.HTTPConnection(parts.hostname, parts.port, timeout=20)
+    conn.request("GET", f"/s/{token}/")
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.headers["content-length"] == str(24 << 20)
+    n = len(resp.read(1 << 20))
+    trio.from_thread.run_sync(p.a.revoke_share, token)
+    try:
+        while chunk := resp.read(1 << 20):
+            n += len(chunk)
+    except httpclient.IncompleteRead as exc:
+        n += len(exc.partial)
+    conn.close()
+    return n
 
 
 def test_folder_listing_and_streamed_zip_hold_only_what_the_link_reveals(tmp_path) -> None:
