@@ -66,7 +66,8 @@ def _ordered(versions: Iterable[FileRecord]) -> tuple[FileRecord, ...]:
 
 
 class MetaMap:
-    """The mesh's metadata CRDT: update log + files + membership + live-edit globs."""
+    """The mesh's metadata CRDT: update log + files + membership + live-edit globs + share
+    links (core/share.py: last writer wins per link, a grow-only download count per node)."""
 
     def __init__(self, founder: bytes, verify: Verifier | None = None) -> None:
         self.founder = founder
