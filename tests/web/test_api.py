@@ -10,6 +10,8 @@ from urllib.parse import quote, urlsplit
 
 import trio
 
+from gossip_backer.core.record import LiveGlob
+
 from tests.web.harness import http, settle, two_nodes, wait_for
 
 
@@ -27,7 +29,9 @@ def test_files_history_and_restore_spread_to_the_other_node(tmp_path) -> None:
             (p.root_a / "docs" / "plan.txt").write_text("first\n")
             (p.root_a / "zeta.txt").write_text("z")
             (p.root_a / "alpha.bin").write_bytes(b"\0" * 10)
-            await settle(p, "docs/plan.txt", "zeta.txt", "alpha.bin")
+            (p.root_a / "docs" / "notes.md").write_text("# live\n")
+            p.a.local_changes([p.a.state.make(LiveGlob("*.md", True, p.a.state.metamap.clock + 1))])
+            await settle(p, "docs/plan.txt", "zeta.txt", "alpha.bin", "docs/notes.md")
             (p.root_a / "docs" / "plan.txt").write_text("second, longer\n")
             await wait_for(lambda: all(n.state.metamap.winner("docs/plan.txt").size == 15
                                        for n in (p.a, p.b)), what="the edit on both nodes")
@@ -39,7 +43,8 @@ def test_files_history_and_restore_spread_to_the_other_node(tmp_path) -> None:
             assert set(root[0]) == {"name", "path", "kind", "size", "mtime", "live"}
             assert root[0]["size"] == 10 and root[0]["live"] is False
             docs = (await http(p.web_b, "/api/files?path=docs")).json()
-            assert docs[0]["path"] == "docs/plan.txt" and docs[0]["size"] == len("second, longer\n")
+            assert [(e["name"], e["live"]) for e in docs] == [("notes.md", True), ("plan.txt", False)]
+            assert docs[1]["path"] == "docs/plan.txt" and docs[1]["size"] == len("second, longer\n")
             assert one_line_error(await http(p.web_a, "/api/files?path=nope")).startswith("no such folder")
             assert (await http(p.web_a, "/api/files?path=../etc")).status == 400
             assert (await http(p.web_a, "/api/files?path=.backer")).status == 400
