@@ -154,9 +154,10 @@ def test_shares_api_make_list_revoke_and_bad_input(tmp_path) -> None:
     trio.run(main)
 
 
-def test_unknown_routes_and_foreign_origins(tmp_path) -> None:
+def test_events_unknown_routes_foreign_origins_invites_and_peer_removal(tmp_path) -> None:
     async def main() -> None:
         async with two_nodes(tmp_path) as p:
+            await events_carry_increasing_ids(p)
             missing = await http(p.web_a, "/api/nothing/here")
             assert missing.status == 404 and "error" in missing.json()
             host = urlsplit(p.web_a).netloc
@@ -175,54 +176,46 @@ def test_unknown_routes_and_foreign_origins(tmp_path) -> None:
                             headers={"Origin": f"http://{host}"})
             assert ok.status == 200
             assert (await http(p.web_a, "/api/shares", "PUT", {})).status == 405
+            await invites_and_peer_removal(p)  # last: b leaves the mesh
 
     trio.run(main)
 
 
-def test_invites_and_peer_removal(tmp_path) -> None:
-    async def main() -> None:
-        async with two_nodes(tmp_path) as p:
-            p.a.advertise = ["127.0.0.1:7440"]
-            made = (await http(p.web_a, "/api/invites", "POST", {"read_only": True})).json()
-            assert made["invite"].startswith("backer-invite-") and made["read_only"] is True
-            assert (await http(p.web_a, "/api/invites", "POST", {"read_only": "yes"})).status == 400
-            assert (await http(p.web_a, "/api/invites", "POST", {"expires": 0})).status == 400
-            assert (await http(p.web_a, "/api/peers/nonsense", "DELETE")).status == 400
-            removed = await http(p.web_a, f"/api/peers/{quote(str(p.b.node_id))}", "DELETE")
-            assert removed.json() == {"removed": str(p.b.node_id)}
-            assert p.a.peers() == []
-
-    trio.run(main)
+async def invites_and_peer_removal(p) -> None:
+    p.a.advertise = ["127.0.0.1:7440"]
+    made = (await http(p.web_a, "/api/invites", "POST", {"read_only": True})).json()
+    assert made["invite"].startswith("backer-invite-") and made["read_only"] is True
+    assert (await http(p.web_a, "/api/invites", "POST", {"read_only": "yes"})).status == 400
+    assert (await http(p.web_a, "/api/invites", "POST", {"expires": 0})).status == 400
+    assert (await http(p.web_a, "/api/peers/nonsense", "DELETE")).status == 400
+    removed = await http(p.web_a, f"/api/peers/{quote(str(p.b.node_id))}", "DELETE")
+    assert removed.json() == {"removed": str(p.b.node_id)}
+    assert p.a.peers() == []
 
 
-def test_events_carry_increasing_ids(tmp_path) -> None:
-    async def main() -> None:
-        async with two_nodes(tmp_path) as p:
-            import http.client as httpclient
+async def events_carry_increasing_ids(p) -> None:
+    import http.client as httpclient
 
-            def read_ids() -> list[int]:
-                parts = urlsplit(p.web_a)
-                conn = httpclient.HTTPConnection(parts.hostname, parts.port, timeout=20)
-                conn.request("GET", "/api/events")
-                resp = conn.getresponse()
-                ids = []
-                while len(ids) < 2:
-                    line = resp.readline()
-                    if line.startswith(b"id: "):
-                        ids.append(int(line[4:]))
-                conn.close()
-                return ids
+    def read_ids() -> list[int]:
+        parts = urlsplit(p.web_a)
+        conn = httpclient.HTTPConnection(parts.hostname, parts.port, timeout=20)
+        conn.request("GET", "/api/events")
+        resp = conn.getresponse()
+        ids = []
+        while len(ids) < 2:
+            line = resp.readline()
+            if line.startswith(b"id: "):
+                ids.append(int(line[4:]))
+        conn.close()
+        return ids
 
-            async with trio.open_nursery() as nursery:
-                result = []
-
-                async def reader() -> None:
-                    result.extend(await trio.to_thread.run_sync(read_ids))
-                nursery.start_soon(reader)
-                await trio.sleep(0.5)
-                for i in range(3):
-                    (p.root_a / f"e{i}.txt").write_text(str(i))
-                    await trio.sleep(0.4)
-            assert result == [1, 2]
-
-    trio.run(main)
+    result: list[int] = []
+    async with trio.open_nursery() as nursery:
+        async def reader() -> None:
+            result.extend(await trio.to_thread.run_sync(read_ids))
+        nursery.start_soon(reader)
+        await trio.sleep(0.3)
+        for i in range(3):
+            (p.root_a / f"e{i}.txt").write_text(str(i))
+            await trio.sleep(0.3)
+    assert result == [1, 2]
