@@ -106,8 +106,21 @@ async def _start_public(nursery: trio.Nursery, node: Node, public_at: str) -> No
         url = await nursery.start(serve_public, node, host, port)
     except OSError as exc:
         raise UserError(f"cannot serve share links on {public_at}: {exc.strerror}") from None
-    node.share_links.public_url = url
-    print(f"public on {url}", flush=True)
+    node.share_links.public_url = _reachable(url, port)
+    print(f"public on {node.share_links.public_url}", flush=True)
+
+
+def _reachable(url: str, port: int) -> str:
+    """A listener bound to every address (0.0.0.0) is named by this machine's first address
+    in links: `http://0.0.0.0:PORT/` would mean nothing to whoever receives the link."""
+    from urllib.parse import urlsplit
+
+    from gossip_backer.runtime.dial import advertised
+
+    parts = urlsplit(url)
+    if parts.hostname not in ("0.0.0.0", "::"):
+        return url
+    return f"{parts.scheme}://{advertised('0.0.0.0', parts.port or port)[0]}/"
 
 
 def _handler(node: Node):
