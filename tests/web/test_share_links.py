@@ -17,6 +17,7 @@ import trio
 import pytest
 
 from tests.e2e.conftest import backer_json, wait_until
+from gossip_backer.web.server import serve_web
 from tests.web.harness import fetch, http, settle, two_nodes, wait_for
 
 
@@ -70,6 +71,13 @@ def test_file_ranges_etag_head_and_download_count(tmp_path) -> None:
             assert head.status == 200 and head.body == b"" and head.headers["content-length"] == "10"
             # also served by the web GUI, the one route there that needs no token
             assert (await http(p.web_a, base)).body == b"0123456789"
+            async with trio.open_nursery() as nursery:
+                guarded = await nursery.start(serve_web, p.a, "127.0.0.1", 0, "web-token")
+                assert (await http(guarded, "/api/status")).status == 401
+                assert (await http(guarded, "/files")).status == 401
+                open_link = await http(guarded, base, headers={"Host": "files.example.org"})
+                assert open_link.status == 200 and open_link.body == b"0123456789"
+                nursery.cancel_scope.cancel()
             assert (await http(p.public_a, "/api/status")).status == 404  # public: links only
             assert (await http(p.public_a, "/")).status == 404
             await wait_for(lambda: p.b.shares()[0]["downloads"] >= 3,
