@@ -1,6 +1,6 @@
 """Share links on a running node: make, list and revoke them (as signed records of the mesh's
-map), and carry out what core/share.py decides when one is opened: which file or folder a URL
-names, the file's bytes, a folder's listing, a streamed zip, the password's slow-down and the
+map), and carry out what core/share.py and core/shareview.py decide when one is opened (which file or
+folder a URL names): the file's bytes, a folder's listing, a streamed zip, the password's slow-down and the
 download count.
 
 A zip is written by the standard library's `zipfile` in a worker thread onto a sink that hands
@@ -14,14 +14,14 @@ import math
 import secrets
 import time
 import zipfile
-from dataclasses import dataclass
 
 import trio
 
-from gossip_backer.core import listing
+from gossip_backer.core import listing, shareview
 from gossip_backer.core import share as rules
+from gossip_backer.core.shareview import Located
 from gossip_backer.core.paths import BadPath, check
-from gossip_backer.core.record import DIR, FILE, FileRecord
+from gossip_backer.core.record import FILE, FileRecord
 from gossip_backer.core.share import Share, ShareCount
 from gossip_backer.disk.reader import NotServable, OpenFile, open_regular
 from gossip_backer.errors import UserError
@@ -30,19 +30,7 @@ PIECE = 1 << 20
 MAX_PASSWORD = 1024
 
 
-@dataclass(frozen=True)
-class Opened:
-    """What a share URL names: a folder (its entries) or a file (its current version)."""
-
-    share: Share
-    path: str  # the mesh path ("" is the root)
-    rel: str  # the same, relative to the link's own path
-    entries: list[listing.Entry] | None = None
-    record: FileRecord | None = None
-
-    @property
-    def is_folder(self) -> bool:
-        return self.entries is not None
+Opened = Located  # what `ShareService.open` answers (core/shareview.py)
 
 
 def view(metamap, s: Share, base: str | None) -> dict:
@@ -146,38 +134,18 @@ class ShareService:
         return s if rules.state(s, time.time()) == rules.ACTIVE else None
 
     def open(self, token: str, rest: str) -> Opened | None:
-        """What `/s/TOKEN/REST` names, or None (no such link, or nothing there to reveal)."""
-        s = self.active(token)
-        if s is None:
-            return None
-        try:
-            path = rules.target(s, rest)
-        except BadPath:
-            return None
-        if self._ignored(path):
-            return None
-        rel = path[len(s.path):].lstrip("/") if s.path else path
-        if listing.is_folder(self._map, path):
-            entries = [e for e in listing.children(self._map, path, lambda p: False)
-                       if e.kind in (FILE, DIR) and not self._ignored(e.path)]
-            return Opened(s, path, rel, entries=entries)
-        rec = self._map.winner(path)
-        if rec is None or rec.deleted or rec.kind != FILE:
-            return None  # symlinks are never served: one could lead out of the link
-        return Opened(s, path, rel, record=rec)
+        """What `/s/TOKEN/REST` names, or None (core/shareview.py decides)."""
+        return shareview.locate(self._map, self._map.share(token), rest, time.time(),
+                                self._ignored)
 
     def zip_name(self, opened: Opened) -> str:
         """A folder's zip is named after the folder (the root's name for a whole-root link)."""
         name = opened.path.rsplit("/", 1)[-1] if opened.path else self.node.state.root.name
         return (name or "share") + ".zip"
 
-    def _ignored(self, path: str) -> bool:
+    def _ignored(self, path: str, is_dir: bool) -> bool:
         folder = self.node.folder
-        if folder is None or not path:
-            return False
-        parts = path.split("/")
-        return any(folder.ignore.matches("/".join(parts[:i]), True) for i in range(1, len(parts))) \
-            or folder.ignore.matches(path, False) or folder.ignore.matches(path, True)
+        return folder is not None and folder.ignore.matches(path, is_dir)
 
     def open_file(self, rec: FileRecord) -> OpenFile | None:
         """(worker thread) The file's current version on this disk, or None when this node
@@ -219,7 +187,7 @@ class ShareService:
     async def write_zip(self, opened: Opened, send: trio.MemorySendChannel) -> None:
         """Write the folder as one zip archive into `send`, piece by piece (then close it).
         Raises LinkEnded when the link is revoked or expires meanwhile."""
-        files = [r for r in listing.files_below(self._map, opened.path) if not self._ignored(r.path)]
+        files = shareview.files_to_zip(self._map, opened, self._ignored)
         async with send:
             await trio.to_thread.run_sync(self._zip_thread, files, opened.path, opened.share.token,
                                           send, abandon_on_cancel=True)

@@ -36,6 +36,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from gossip_backer.core.share import byte_range
+from gossip_backer.core.shareview import counts_as_download
 from gossip_backer.runtime.shares import LinkEnded
 
 PIECE = 1 << 20
@@ -135,8 +136,7 @@ class ShareServer:
                          "version yet. Try again in a moment.</p>", {"retry-after": "5"})
         token = opened.share.token
         response = file_response(request, rec, file, lambda: self.links.active(token) is not None)
-        if request.method == "GET" and response.status_code in (200, 206) \
-                and response.start == 0:
+        if response.status_code in (200, 206) and counts_as_download(request.method, response.start):
             self.links.count_download(token)
         return response
 
@@ -302,7 +302,7 @@ class _ZipDownload(_Streamed):
                         "content-security-policy": SANDBOX}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] == "GET":
+        if counts_as_download(scope["method"], 0):
             self.links.count_download(self.opened.share.token)
         await super().__call__(scope, receive, send)
 
