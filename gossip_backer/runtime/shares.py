@@ -1,7 +1,7 @@
 """Share links on a running node: make, list and revoke them (as signed records of the mesh's
-map), and carry out what core/share.py and core/shareview.py decide when one is opened (which file or
-folder a URL names): the file's bytes, a folder's listing, a streamed zip, the password's slow-down and the
-download count.
+map), and carry out what core/share.py and core/shareview.py decide when one is opened (which
+file or folder a URL names): the file's bytes, a folder's listing, a streamed zip, the
+password's slow-down and the download count.
 
 A zip is written by the standard library's `zipfile` in a worker thread onto a sink that hands
 each piece to the trio side through a channel of size 0: the writer waits for the network, so
