@@ -115,20 +115,27 @@ def current_file(node, path: str):
     return rec, opened
 
 
-def _read_text(source, what: str) -> str:
+def _text(data: bytes, what: str) -> str:
     from gossip_backer.core.textdiff import MAX_TEXT, as_text
 
-    with open(source, "rb") as f:
-        data = f.read(MAX_TEXT + 1)
     text = as_text(data)
     if text is None:
         raise UserError(f"{what} is not a text file of at most {MAX_TEXT // (1 << 20)} MiB: no diff")
     return text
 
 
-def _version_text(node, path: str, version: str | None, listing: list) -> str:
-    """The text of one version of `path` (None: the current file on this disk), from the
-    versions the mesh knows (`listing`)."""
+def _read(source) -> bytes:
+    from gossip_backer.core.textdiff import MAX_TEXT
+
+    with open(source, "rb") as f:
+        return f.read(MAX_TEXT + 1)
+
+
+async def _version_text(node, path: str, version: str | None, listing: list,
+                        holders: dict) -> str:
+    """The text of one version of `path` (None: the current file on this disk), from this
+    disk when it holds it, else fetched from a peer that keeps it."""
+    from gossip_backer.core.textdiff import MAX_TEXT
     from gossip_backer.runtime.history import local_source, pick
 
     folder = node.folder
@@ -138,13 +145,18 @@ def _version_text(node, path: str, version: str | None, listing: list) -> str:
         entry = folder.index.get(path)
         if entry is None or entry.kind != FILE:
             raise UserError(f"no such file on this node: {path}")
-        return _read_text(folder.root / path, path)
+        return _text(await trio.to_thread.run_sync(_read, folder.root / path), path)
     v = pick(listing, version, path)
+    what = f"version {version} of {path}"
     source = local_source(node.state, folder.index, v)
-    if source is None:
-        raise UserError(f"version {version} of {path} is kept only on other nodes: restore it "
-                        "to see it here")
-    return _read_text(source, f"version {version} of {path}")
+    if source is not None:
+        return _text(await trio.to_thread.run_sync(_read, source), what)
+    if v.size > MAX_TEXT:
+        raise UserError(f"{what} is larger than {MAX_TEXT // (1 << 20)} MiB: no diff")
+    keepers = holders.get(v.id, set())
+    if not keepers:
+        raise UserError(f"{what} is kept only on nodes that are not connected now")
+    return _text(await node.history_service.fetch_bytes(v, keepers, MAX_TEXT), what)
 
 
 async def diff(node, path: str, left: str | None, right: str | None,
@@ -157,13 +169,11 @@ async def diff(node, path: str, left: str | None, right: str | None,
     other = folder_path(other) if other is not None else None
 
     listing: list = []
+    holders: dict = {}
     if left is not None or right is not None:
-        listing, _holders = await node.history_service.history(path)
-
-    def work() -> dict:
-        a = _version_text(node, path, left, listing)
-        b = (_version_text(node, other, None, []) if other is not None
-             else _version_text(node, path, right, listing))
-        return {"path": path, "other": other, "left": left, "right": right,
-                "rows": side_by_side(a, b)}
-    return await trio.to_thread.run_sync(work)
+        listing, holders = await node.history_service.history(path)
+    a = await _version_text(node, path, left, listing, holders)
+    b = (await _version_text(node, other, None, [], {}) if other is not None
+         else await _version_text(node, path, right, listing, holders))
+    rows = await trio.to_thread.run_sync(side_by_side, a, b)
+    return {"path": path, "other": other, "left": left, "right": right, "rows": rows}
