@@ -247,6 +247,8 @@ class MetaMap:
         other._max = dict(self._max)
         other.files = dict(self.files)
         other.live = dict(self.live)
+        other.shares = dict(self.shares)
+        other.share_counts = {token: dict(c) for token, c in self.share_counts.items()}
         other.membership = copy.copy(self.membership)  # its table is replaced, never changed
         other._dropped = list(self._dropped)
         return other

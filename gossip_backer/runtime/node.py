@@ -30,6 +30,7 @@ from gossip_backer.runtime.clock import Clock
 from gossip_backer.runtime.link import Link
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.runtime.views import peer_view, stored_status
+from gossip_backer.wire.codec import pack
 from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, HistoryReply,
                                          HistoryRequest, InviteClaim)
 

@@ -7,6 +7,22 @@ from gossip_backer.core.metamap import Outcome
 from replicas import Mesh, make_replicas
 
 
+def test_a_clone_copies_every_container_of_state() -> None:
+    """Every mutable field of a map is either copied by `clone` or shared on purpose (the logs,
+    copied on write; the member table, replaced whole): a new field must be named here."""
+    mesh = Mesh()
+    (a,) = make_replicas(mesh, 1)
+    clone = a.map.clone()
+    shared_on_purpose = {"founder", "_verify", "membership", "clock"}
+    for name, value in vars(a.map).items():
+        if isinstance(value, (dict, list, set)) and name not in shared_on_purpose:
+            assert getattr(clone, name) is not value, name
+    assert set(vars(a.map)) == set(vars(clone))
+    assert set(vars(a.map)) == {"founder", "_verify", "_logs", "_newest", "_shared", "_max",
+                                "files", "live", "shares", "share_counts", "membership",
+                                "clock", "_dropped"}
+
+
 def test_a_clone_is_equal_then_independent_both_ways() -> None:
     mesh = Mesh()
     a, b = make_replicas(mesh, 2)
