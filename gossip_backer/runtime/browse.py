@@ -136,7 +136,8 @@ async def _version_text(node, path: str, version: str | None, listing: list,
     """The text of one version of `path` (None: the current file on this disk), from this
     disk when it holds it, else fetched from a peer that keeps it."""
     from gossip_backer.core.textdiff import MAX_TEXT
-    from gossip_backer.runtime.history import local_source, pick
+    from gossip_backer.protocol import history
+    from gossip_backer.runtime.history import local_source
 
     folder = node.folder
     if folder is None:
@@ -146,7 +147,7 @@ async def _version_text(node, path: str, version: str | None, listing: list,
         if entry is None or entry.kind != FILE:
             raise UserError(f"no such file on this node: {path}")
         return _text(await trio.to_thread.run_sync(_read, folder.root / path), path)
-    v = pick(listing, version, path)
+    v = history.choose(listing, version, path)
     what = f"version {version} of {path}"
     source = local_source(node.state, folder.index, v)
     if source is not None:
