@@ -21,7 +21,8 @@ demo: $(STAMP)
 # missing (needs root or sudo; without them that one test fails and says what to run).
 test: $(STAMP)
 	.ci/install-bench-tools || echo "make test: could not install syncthing/rsync (see above)"
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	.ci/install-browser || echo "make test: could not install chromium for the GUI tests (see above)"
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 sim: $(STAMP)
 	$(BIN)/python -m simulations sweep --nodes 10,30,100,300,1000

@@ -47,7 +47,7 @@ RULES: dict[str, Rule] = {
                  NO_IO - {"shutil", "tempfile", "threading"}),
     "live": Rule(L0 | {"live"}, {"pycrdt"}, NO_IO),
     "runtime": Rule(L3, {"trio", "sortedcontainers", "numpy", "blake3", "rich", "trio_websocket"}),
-    "web": Rule(L0 | {"runtime", "web", "__init__"}, {"trio", "hypercorn", "trio_websocket",
+    "web": Rule(L0 | {"runtime", "web", "__init__"}, {"trio", "hypercorn", "trio_websocket", "starlette",
                                                      "h11", "wsproto"}),
     "cli": Rule(L0 | {"runtime", "daemon", "__init__"}, {"trio", "rich"}),
     "daemon": Rule(L0 | {"runtime", "web", "__init__"}, {"trio"}),

@@ -23,6 +23,8 @@ order, duplication or relaying path that brought them.
 
 from __future__ import annotations
 
+import copy
+
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
@@ -32,6 +34,7 @@ from gossip_backer.core.conflict import winner
 from gossip_backer.core.paths import is_valid as is_valid_path
 from gossip_backer.core.membership import Membership, Verdict, is_membership
 from gossip_backer.core.record import FileRecord, Grant, LiveGlob, SignedUpdate
+from gossip_backer.core.share import Share, ShareCount, newer as newer_share
 from gossip_backer.core.vv import Order
 
 
@@ -65,16 +68,20 @@ def _ordered(versions: Iterable[FileRecord]) -> tuple[FileRecord, ...]:
 
 
 class MetaMap:
-    """The mesh's metadata CRDT: update log + files + membership + live-edit globs."""
+    """The mesh's metadata CRDT: update log + files + membership + live-edit globs + share
+    links (core/share.py: last writer wins per link, a grow-only download count per node)."""
 
     def __init__(self, founder: bytes, verify: Verifier | None = None) -> None:
         self.founder = founder
         self._verify = verify or (lambda update: True)
         self._logs: dict[bytes, SortedDict] = {}  # origin -> seq -> update
-        self._newest: dict[tuple[bytes, str], int] = {}  # (origin, key) -> seq
+        self._newest: dict[bytes, dict[str, int]] = {}  # origin -> key -> seq
+        self._shared: set[bytes] = set()  # origins whose log and newest are shared with a clone
         self._max: dict[bytes, int] = {}  # origin -> highest seq held
         self.files: dict[str, tuple[FileRecord, ...]] = {}
         self.live: dict[str, tuple[int, bytes, bool]] = {}  # glob -> (clock, signer, on)
+        self.shares: dict[str, tuple[int, bytes, Share]] = {}  # token -> (clock, signer, share)
+        self.share_counts: dict[str, dict[bytes, int]] = {}  # token -> signer -> downloads
         self.membership = Membership(founder)
         self.clock = 0  # Lamport clock for membership and settings updates
         self._dropped: list[tuple[bytes, int]] = []  # (origin, seq) left the log since last drain
@@ -95,6 +102,13 @@ class MetaMap:
 
     def live_globs(self) -> list[str]:
         return sorted(g for g, (_c, _s, on) in self.live.items() if on)
+
+    def share(self, token: str) -> Share | None:
+        held = self.shares.get(token)
+        return held[2] if held is not None else None
+
+    def downloads(self, token: str) -> int:
+        return sum(self.share_counts.get(token, {}).values())
 
     def updates(self) -> Iterator[SignedUpdate]:
         """Every update held, per origin in sequence order."""
@@ -145,7 +159,7 @@ class MetaMap:
         """Take one update from anywhere (local, peer, store). Order-independent in effect."""
         if update.seq <= 0 or not _acceptable(update.payload):
             return Outcome.FORBIDDEN
-        held = self._newest.get((update.origin, update.key), 0)
+        held = self._newest.get(update.origin, {}).get(update.key, 0)
         if update.seq <= held or update.seq in self._logs.get(update.origin, ()):
             return Outcome.DUPLICATE
         genesis = isinstance(update.payload, Grant) and update.origin == self.founder
@@ -169,6 +183,10 @@ class MetaMap:
         return Outcome.APPLIED if changed else Outcome.HELD
 
     def _key_state(self, key: str) -> object:
+        if key.startswith("s:"):
+            return self.shares.get(key[2:])
+        if key.startswith("c:"):
+            return dict(self.share_counts.get(key[2:], {}))
         return self.files.get(key[2:]) if key.startswith("f:") else self.live.get(key[2:])
 
     def _valid(self, update: SignedUpdate) -> bool:
@@ -194,13 +212,46 @@ class MetaMap:
         return stored
 
     def _store(self, update: SignedUpdate, older_seq: int) -> None:
-        log = self._logs.setdefault(update.origin, SortedDict())
+        log, newest = self._own(update.origin)
         if older_seq:
             del log[older_seq]
             self._dropped.append((update.origin, older_seq))
         log[update.seq] = update
-        self._newest[(update.origin, update.key)] = update.seq
+        newest[update.key] = update.seq
         self._max[update.origin] = max(self._max.get(update.origin, 0), update.seq)
+
+    def _own(self, origin: bytes) -> tuple[SortedDict, dict[str, int]]:
+        """`origin`'s log and newest-per-key, ours to change (copied first if a clone shares
+        them)."""
+        log = self._logs.get(origin)
+        if log is None:
+            log = self._logs[origin] = SortedDict()
+            self._newest[origin] = {}
+        elif origin in self._shared:
+            self._shared.discard(origin)
+            log = self._logs[origin] = log.copy()
+            self._newest[origin] = dict(self._newest[origin])
+        return log, self._newest[origin]
+
+    def clone(self, verify: Verifier | None = None) -> "MetaMap":
+        """An independent map equal to this one. Updates and records are immutable and shared;
+        each origin's log is shared too until either map changes it (copy on write), so a
+        thousand clones of a map that holds a thousand grants cost about one copy of it (the
+        simulator boots its nodes this way)."""
+        other = copy.copy(self)
+        other._verify = verify or self._verify
+        other._logs = dict(self._logs)
+        other._newest = dict(self._newest)
+        self._shared |= self._logs.keys()
+        other._shared = set(self._logs)
+        other._max = dict(self._max)
+        other.files = dict(self.files)
+        other.live = dict(self.live)
+        other.shares = dict(self.shares)
+        other.share_counts = {token: dict(c) for token, c in self.share_counts.items()}
+        other.membership = copy.copy(self.membership)  # its table is replaced, never changed
+        other._dropped = list(self._dropped)
+        return other
 
     def _fold(self, update: SignedUpdate) -> bool:
         """Merge a data update into the state; True when the state changed."""
@@ -213,6 +264,18 @@ class MetaMap:
             new = (payload.clock, update.origin, payload.on)
             if cur is None or cur[:2] < new[:2]:
                 self.live[payload.glob] = new
+                return True
+            return False
+        if isinstance(payload, Share):
+            self.clock = max(self.clock, payload.clock)
+            if newer_share(self.shares.get(payload.token), payload.clock, update.origin, payload):
+                self.shares[payload.token] = (payload.clock, update.origin, payload)
+                return True
+            return False
+        if isinstance(payload, ShareCount):
+            counts = self.share_counts.setdefault(payload.token, {})
+            if counts.get(update.origin, -1) < payload.count:
+                counts[update.origin] = payload.count
                 return True
             return False
         return False
@@ -248,9 +311,9 @@ class MetaMap:
         void): a node that never stored them refuses them, so keeping them would leave the two
         nodes' digests different for ever."""
         for origin in [o for o in self._logs if not self.membership.known(o)]:
-            for seq, update in self._logs.pop(origin).items():
-                del self._newest[(origin, update.key)]
-                self._dropped.append((origin, seq))
+            self._dropped.extend((origin, seq) for seq in self._logs.pop(origin))
+            del self._newest[origin]
+            self._shared.discard(origin)
             del self._max[origin]
 
     def _validity(self) -> dict[bytes, tuple[bool, int]]:
@@ -259,6 +322,8 @@ class MetaMap:
     def _refold(self) -> None:
         self.files.clear()
         self.live.clear()
+        self.shares.clear()
+        self.share_counts.clear()
         for update in self.updates():
             if not is_membership(update.payload) and self._valid(update):
                 self._fold(update)
@@ -269,7 +334,11 @@ class MetaMap:
             self.files.pop(key[2:], None)
         elif key.startswith("l:"):
             self.live.pop(key[2:], None)
+        elif key.startswith("s:"):
+            self.shares.pop(key[2:], None)
+        elif key.startswith("c:"):
+            self.share_counts.pop(key[2:], None)
         for origin, log in self._logs.items():
-            seq = self._newest.get((origin, key))
+            seq = self._newest[origin].get(key)
             if seq is not None and self._valid(log[seq]):
                 self._fold(log[seq])

@@ -214,8 +214,11 @@ class LiveGlob:
         return cls(glob, on, clock)
 
 
-Payload = Union[FileRecord, Grant, Revoke, MemberInfo, LiveGlob]
-PAYLOAD_TYPES: dict[str, type] = {t.TAG: t for t in (FileRecord, Grant, Revoke, MemberInfo, LiveGlob)}
+from gossip_backer.core.share import Share, ShareCount  # noqa: E402 (share links: core/share.py)
+
+Payload = Union[FileRecord, Grant, Revoke, MemberInfo, LiveGlob, Share, ShareCount]
+PAYLOAD_TYPES: dict[str, type] = {t.TAG: t for t in (FileRecord, Grant, Revoke, MemberInfo, LiveGlob,
+                                                    Share, ShareCount)}
 
 
 def payload_to_plain(payload: Payload) -> list:

@@ -227,15 +227,16 @@ class FolderMachine:
         return out
 
     def _keep_unseen(self, unseen: VersionVector | None, record: FileRecord) -> list[FileRecord]:
-        """The conflict copy of the version (`unseen`: its vv) the row said the disk held, when
+        """The conflict copy of the version the row said the disk held (`unseen`: the row's vv,
+        which also covers the losers that version beat), when
         an edit made after a power loss (`record`, made on bytes that may not be that version:
         the loss may have taken it back first) still supersedes it, as our own versions do: its
         bytes are kept as a copy, served by the nodes that fetched them."""
         if unseen is None:
             return []
         return [mirror.copy_of(self.metamap, v) for v in self.metamap.versions(record.path)
-                if v.vv == unseen and v.kind == FILE and not v.deleted and v.hash != record.hash
-                and record.vv.dominates(v.vv)]
+                if (v.vv == unseen or unseen.dominates(v.vv)) and v.kind == FILE
+                and not v.deleted and v.hash != record.hash and record.vv.dominates(v.vv)]
 
     def _taken_back(self, result: ScanResultLike) -> tuple[set[str], set[str]]:
         """After a power loss (see `after_power_loss`), judged at one full scan: the paths the
@@ -291,7 +292,11 @@ class FolderMachine:
         """Every path gone at once from a root that held several files: an unmounted disk looks
         like that. (Deleting the one file a root holds is an ordinary deletion.)"""
         files = sum(1 for e in self.index.values() if e.kind == FILE)
-        return not result.entries and files >= EMPTIED_MIN_FILES
+        if result.entries or files < EMPTIED_MIN_FILES:
+            return False
+        cut = self._rollback_ns  # after a power loss, a root whose every row is younger than
+        # the write-back window is what the loss left: its files are fetched again, not deleted
+        return cut is None or any(e.mtime_ns < cut for e in self.index.values())
 
     def all_gone(self, deleted: Iterable[str]) -> bool:
         """A partial scan found every known path gone: judge the root as a whole instead."""
@@ -502,7 +507,7 @@ class FolderMachine:
         self.failed[need.path] = (need.disk_vv, FOREVER if forever else now + self.retry_after)
         return [Emit(Refused(wall, need.path, reason, str(NodeId(need.record.origin))))]
 
-    def content_unavailable(self, need: mirror.Need, now: float) -> None:
+    def content_unavailable(self, need: mirror.Need, now: float, wall: float) -> list:
         """No connected peer holds `need`'s content. Asked again soon (0.25 s, doubling): while
         a version spreads the neighbours may not have it yet. After `UNAVAILABLE_AFTER` seconds of that it is
         listed as unavailable and stops counting as pending (SPEC: unavailable versions never
@@ -517,6 +522,33 @@ class FolderMachine:
         else:  # doubling: a neighbour fetching it now is asked again soon, a lost cause rarely
             backoff = min(UNAVAILABLE_MAX if listed else STALL_RETRY_MAX, 2 * old.backoff)
         self.stalled[need.path] = _Stall(since, now + backoff, backoff, listed)
+        if (listed and need.record.origin == self.me and self.role() == READ_WRITE
+                and conflict.original_of(need.path) is None):
+            return self._settle_lost(need.path, need.record.vv, wall)
+        return []
+
+    def _settle_lost(self, path: str, unseen: VersionVector, wall: float) -> list:
+        """A version of our own that our disk no longer has (a power loss took it back) has
+        been unavailable for a while: nobody had fetched it, or its holders are away. Left so,
+        every node would keep a different older content for good. What our disk kept becomes
+        the version at the path, and the lost one (`unseen`: its vv) its conflict copy: listed
+        as unavailable, and fetched from its holder the day one comes back (nothing is dropped;
+        a copy is never settled again)."""
+        self._rolled_back.pop(path, None)
+        vv = mirror.fresh(self.metamap, path, unseen, self.me)
+        entry = self.index.get(path)
+        out = []
+        if entry is None:  # the loss took the whole file: a deletion that supersedes it
+            record = FileRecord(path=path, kind=FILE, vv=vv, origin=self.me,
+                                mtime_ns=int(wall * 1e9), deleted=True)
+        else:
+            record = replace(as_record(entry, self.me), origin=self.me, vv=vv)
+            out += self._write_index([replace(entry, vv=vv)], [])
+        kept = self._keep_unseen(unseen, record)
+        self.stalled.pop(path, None)
+        self._mark([path])
+        return out + [Publish((record, *kept), user=False), Emit(FileChanged(wall, path, record.deleted))] + [
+            Emit(Conflict(wall, path, c.path)) for c in kept]
 
     @property
     def unavailable(self) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from gossip_backer.errors import UserError
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.paths import to_bytes
@@ -88,3 +89,21 @@ def default_restore(versions: list[Version]) -> Version | None:
         return with_content[0] if with_content else None
     older = [v for v in with_content if v.mtime_ns <= current.mtime_ns and v.hash != current.hash]
     return older[0] if older else None
+
+
+def choose(versions_: list[Version], version_id: str | None, path: str) -> Version:
+    """The version `restore` brings back: `version_id`, or by default the one before the
+    current (a deleted file's last content). A deletion or an unknown id is the user's error."""
+    if not versions_:
+        raise UserError(f"no such file in the mesh: {path}")
+    if version_id is None:
+        chosen = default_restore(versions_)
+        if chosen is None:
+            raise UserError(f"{path} has no earlier version to restore")
+        return chosen
+    for v in versions_:
+        if v.id == version_id:
+            if v.deleted:
+                raise UserError(f"version {version_id} is a deletion: nothing to restore")
+            return v
+    raise UserError(f"no such version of {path}: {version_id}")

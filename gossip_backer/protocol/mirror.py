@@ -193,7 +193,15 @@ def local_version(metamap: MetaMap, me: bytes, path: str, entry: DiskEntry | Non
 
 def fresh(metamap: MetaMap, path: str, base: VersionVector, me: bytes) -> VersionVector:
     """`base` with our counter past every counter of ours any version of `path` carries, so a
-    new version of ours is never equal to, or dominated by, one we made before."""
+    new version of ours is never equal to, or dominated by, one we made before; and covering
+    every live version of ours: an update log keeps one update per origin and path, so our new
+    version evicts our older one everywhere. Were it not its successor too, the older version
+    would vanish from the map unkept, and the versions it had replaced would come back (a
+    power loss can leave the disk on bytes older than our last version: the folder machine
+    keeps that unseen version as a conflict copy, see `FolderMachine._keep_unseen`)."""
+    for v in metamap.versions(path):
+        if v.origin == me:
+            base = base.merge(v.vv)
     counters = dict(base.items())
     counters[me] = max([base.get(me)] + [v.vv.get(me) for v in metamap.versions(path)]) + 1
     return VersionVector(counters)

@@ -7,7 +7,6 @@ is exactly what three machines would do.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -165,7 +165,7 @@ class Dialer:
         return delay * self.rng.uniform(0.5, 1.0)
 
     async def _run_claim(self, stream, address: str, invite) -> bool:
-        from gossip_backer.runtime.node import claim_bytes
+        from gossip_backer.protocol.session import claim_bytes
 
         state = self.node.state
         key = Identity.from_seed(invite.invite_seed)

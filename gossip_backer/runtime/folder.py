@@ -12,7 +12,6 @@ and says what to publish, what to store and what to look at again. The puller
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from gossip_backer.disk.scan import RootUnavailable, ScanEntry, root_state, scan
 from gossip_backer.errors import StoreError
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
 from gossip_backer.protocol.folder import SETTLE, FolderMachine
+from gossip_backer.runtime.clock import Clock
 from gossip_backer.runtime.state import state_dir
 
 if TYPE_CHECKING:
@@ -76,11 +76,12 @@ class Folder:
     """Local side of mirroring for one node (see the module docstring)."""
 
     def __init__(self, node: "Node", *, rescan_interval: float = RESCAN_INTERVAL,
-                 watch: bool = True) -> None:
+                 watch: bool = True, clock: Clock | None = None) -> None:
         from gossip_backer.runtime.blockserver import BlockServer
         from gossip_backer.runtime.puller import Puller
 
         self.node = node
+        self.clock = clock or Clock()
         self.state = node.state
         self.root: Path = node.state.root
         self.state_dir = state_dir(self.root)
@@ -94,7 +95,7 @@ class Folder:
         self._nursery: trio.Nursery | None = None
         self.scanned = trio.Event()  # the first full scan is done
         self.server = BlockServer(self.root, self.machine.index)
-        self.puller = Puller(self.root, self.machine, self.server, self)
+        self.puller = Puller(self.root, self.machine, self.server, self, self.clock)
         self._unsaved: dict[str, IndexEntry | None] = {}  # index rows not yet in the store
         self._unsaved_wake = trio.Event()
 
@@ -137,7 +138,7 @@ class Folder:
     async def _retention_loop(self) -> None:
         """Apply the retention policy to the revision archive, at start and then hourly."""
         while True:
-            dropped = await self.state.store_call(self.apply_retention, time.time())
+            dropped = await self.state.store_call(self.apply_retention, self.clock.wall())
             if dropped:
                 log.info("retention: dropped %d archived versions", dropped)
             await trio.sleep(RETENTION_INTERVAL)
@@ -202,11 +203,11 @@ class Folder:
         try:
             result = await trio.to_thread.run_sync(scan, self.root, previous, self.ignore)
         except RootUnavailable as exc:
-            self.execute(self.machine.root_unavailable(str(exc), time.time()))
+            self.execute(self.machine.root_unavailable(str(exc), self.clock.wall()))
             return
         was_paused = self.paused
         self.node.local_problems.note(result)  # refused names, unreadable paths: in status
-        self.execute(self.machine.scanned_root(result, time.time(), full=True))
+        self.execute(self.machine.scanned_root(result, self.clock.wall(), full=True))
         if was_paused and not self.paused:
             self.puller.wake()
 
@@ -226,13 +227,13 @@ class Folder:
         try:
             result = await trio.to_thread.run_sync(scan_paths, self.root, paths, previous, self.ignore)
         except RootUnavailable as exc:
-            self.execute(self.machine.root_unavailable(str(exc), time.time()))
+            self.execute(self.machine.root_unavailable(str(exc), self.clock.wall()))
             return
         if self.machine.all_gone(result.deleted):
             await self.full_scan()  # everything vanished at once: judge the root as a whole
             return
         self.node.local_problems.note(result)  # refused names, unreadable paths: in status
-        self.execute(self.machine.scanned_root(result, time.time(), full=False, settle=settle))
+        self.execute(self.machine.scanned_root(result, self.clock.wall(), full=False, settle=settle))
 
     # -- carrying out the machine's effects --------------------------------------------------
     def execute(self, effects: list) -> None:
@@ -255,7 +256,7 @@ class Folder:
         if updates:
             self.node.local_changes(updates)
             self.execute(self.machine.map_changed([r.path for r in records], self.holds,
-                                                  time.time()))
+                                                  self.clock.wall()))
 
     def _rescan_later(self, paths: tuple[str, ...], delay: float) -> None:
         if paths and self._nursery is not None:
@@ -309,7 +310,7 @@ class Folder:
         puller looks at the paths again."""
         paths = {u.payload.path for u in updates if isinstance(u.payload, FileRecord)}
         moved = len(paths) < len(updates)  # membership moved: validity, hence any path, may change
-        self.execute(self.machine.map_changed(None if moved else paths, self.holds, time.time()))
+        self.execute(self.machine.map_changed(None if moved else paths, self.holds, self.clock.wall()))
         self.puller.news()
 
     def peers_changed(self) -> None:
@@ -369,7 +370,7 @@ class Folder:
         """Rows for content the disk work kept under .backer/versions/ before replacing it."""
         for entry in archived:
             self.state.store_later(self.state.repo.add_revision, entry.path, entry.hash, entry.size,
-                                   entry.mtime_ns, self.machine.origin_of(entry), time.time())
+                                   entry.mtime_ns, self.machine.origin_of(entry), self.clock.wall())
 
     # -- views -----------------------------------------------------------------------------
     def counts(self) -> dict:
@@ -381,7 +382,7 @@ class Folder:
         return self.scanned.is_set() and self.machine.in_sync()
 
     def check_in_sync(self) -> None:
-        self.execute(self.machine.in_sync_event(time.time()))
+        self.execute(self.machine.in_sync_event(self.clock.wall()))
 
 
 __all__ = ["Folder"]

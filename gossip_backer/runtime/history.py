@@ -67,22 +67,6 @@ def refuse_read_only(state) -> None:
                         "disk only; restore on a read-write node of the mesh")
 
 
-def pick(versions_: list[Version], version_id: str | None, path: str) -> Version:
-    if not versions_:
-        raise UserError(f"no such file in the mesh: {path}")
-    if version_id is None:
-        chosen = history.default_restore(versions_)
-        if chosen is None:
-            raise UserError(f"{path} has no earlier version to restore")
-        return chosen
-    for v in versions_:
-        if v.id == version_id:
-            if v.deleted:
-                raise UserError(f"version {version_id} is a deletion: nothing to restore")
-            return v
-    raise UserError(f"no such version of {path}: {version_id}")
-
-
 def local_source(state, index: dict, v: Version) -> Path | None:
     """A local file holding exactly the version's content: the archive, or a current file."""
     obj = versions.open_version(state.root, v.hash)
@@ -202,7 +186,7 @@ class HistoryService:
         if folder.busy(path):
             raise UserError(f"{path} is being synced right now; try again in a moment")
         listing, holders = await self.history(path)
-        v = pick(listing, version_id, path)
+        v = history.choose(listing, version_id, path)
         entry = folder.index.get(path)
         expect = None if entry is None else Stat(entry.size, entry.mtime_ns, entry.inode, entry.kind)
         mode = entry.mode if entry is not None and entry.kind == "file" else 0o644
@@ -230,6 +214,28 @@ class HistoryService:
                                                         PIECE, v.size, pieces)
 
 
+    async def fetch_bytes(self, v: Version, holders: set[bytes], limit: int) -> bytes:
+        """The content of version `v`, which only peers keep (at most `limit` bytes), fetched
+        into a temporary file of its own (never the path's: a download or restore of the path
+        may be under way) and checked against the version's whole hash; for viewing it."""
+        if v.size > limit:
+            raise UserError(f"that version is larger than {limit} bytes")
+        folder = self.node.folder
+        scratch = f"{v.path}.view-{v.id}"  # its own temp name, next to the path
+        tmp = await trio.to_thread.run_sync(TempFile.create, folder.root, scratch)
+        try:
+            if not await self._fetch(v, tmp, holders):
+                raise UserError("could not fetch that version from the nodes that keep it")
+            data = await trio.to_thread.run_sync(tmp.read_at, 0, v.size)
+        finally:
+            await trio.to_thread.run_sync(tmp.abort)
+        hasher = FileHasher()
+        hasher.update(data)
+        if hasher.digest() != v.hash:
+            raise UserError("the version fetched from a peer does not match its hash")
+        return data
+
+
 # -- the stopped node ------------------------------------------------------------------------
 def offline_history(state, path: str) -> list[dict]:
     listing = local_history(state, path)
@@ -240,7 +246,7 @@ def offline_history(state, path: str) -> list[dict]:
 
 def offline_restore(state, path: str, version_id: str | None) -> dict:
     refuse_read_only(state)
-    v = pick(local_history(state, path), version_id, path)
+    v = history.choose(local_history(state, path), version_id, path)
     index = {e.path: e for e in state.repo.index_all()}
     source = local_source(state, index, v)
     if source is None:

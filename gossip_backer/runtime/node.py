@@ -19,36 +19,33 @@ import trio
 
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.invite import Invite
-from gossip_backer.core.record import Grant
-from gossip_backer.crypto.identity import Identity, signed_bytes, verify
+from gossip_backer.crypto.identity import Identity
 from gossip_backer.errors import IntegrityError, RemoteError, UserError
 from gossip_backer.events import Event, PeerConnected, PeerDisconnected, PeerRefused, Refused
 from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
 from gossip_backer.protocol.peer import PeerConnection, Received
+from gossip_backer.protocol import session
 from gossip_backer.protocol.replica import Replica
+from gossip_backer.runtime.clock import Clock
 from gossip_backer.runtime.link import Link
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.runtime.views import peer_view, stored_status
 from gossip_backer.wire.codec import pack
-from gossip_backer.wire.messages import (PROTOCOL_VERSION, BlockData, BlockMissing, BlockRequest,
-                                         Hello, HistoryReply, HistoryRequest, InviteClaim,
-                                         InviteResult, Refuse)
+from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, HistoryReply,
+                                         HistoryRequest, InviteClaim)
 
 log = logging.getLogger(__name__)
 TICK = 0.25
 EVENT_BUFFER = 1000
 
 
-def claim_bytes(mesh_id: str, invite_key: bytes, node: bytes) -> bytes:
-    return pack(["backer-invite-claim", mesh_id, invite_key, node])
-
-
 class Node:
     """One node of a mesh, running (see the module docstring)."""
 
     def __init__(self, state: NodeState, *, mirror: bool = True, watch: bool = True,
-                 rescan_interval: float = 3600.0) -> None:
+                 rescan_interval: float = 3600.0, clock: Clock | None = None) -> None:
         self.state = state
+        self.clock = clock or Clock()
         self.replica = Replica(state.metamap, state.identity.public)
         self.links: dict[bytes, Link] = {}
         self.last_seen: dict[bytes, float] = {}
@@ -74,11 +71,14 @@ class Node:
         from gossip_backer.runtime.history import HistoryService
 
         self.history_service = HistoryService(self)
+        from gossip_backer.runtime.shares import ShareService
+
+        self.share_links = ShareService(self)
         self.folder = None
         if mirror:
             from gossip_backer.runtime.folder import Folder
 
-            self.folder = Folder(self, rescan_interval=rescan_interval, watch=watch)
+            self.folder = Folder(self, rescan_interval=rescan_interval, watch=watch, clock=self.clock)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -86,13 +86,15 @@ class Node:
     async def open(cls, root: str | Path, *, name: str | None = None,
                    invite: str | Invite | None = None, create: bool = True,
                    mirror: bool = True, watch: bool = True,
-                   rescan_interval: float = 3600.0) -> AsyncIterator["Node"]:
+                   rescan_interval: float = 3600.0,
+                   clock: Clock | None = None) -> AsyncIterator["Node"]:
         """Open the node at `root` (creating a new mesh there, or joining `invite`, if it is
         not a node yet and `create`) with its background tasks running until the block exits.
-        `mirror=False` runs the mesh alone, without touching the folder's files."""
+        `mirror=False` runs the mesh alone, without touching the folder's files. `clock`: the
+        node's wall clock (runtime/clock.py; tests under a MockClock pass `FollowingTrio`)."""
         state = await trio.to_thread.run_sync(_load_or_create, Path(root), name, invite, create)
         state.start_store()  # SQLite off the loop from here on (runtime/storethread.py)
-        node = cls(state, mirror=mirror, watch=watch, rescan_interval=rescan_interval)
+        node = cls(state, mirror=mirror, watch=watch, rescan_interval=rescan_interval, clock=clock)
         try:
             async with trio.open_nursery() as nursery:
                 node._nursery = nursery
@@ -139,13 +141,14 @@ class Node:
     def authorize(self, key: bytes) -> bool:
         """May `key` connect: a member, the inviter we joined through, or one of our invite keys
         (a used or expired one only hears why it is refused)."""
-        return self.peer_trusted(key) or self.state.repo.invite_state(key, time.time()) is not None
+        return self.peer_trusted(key) or self.state.repo.invite_state(key, self.clock.wall()) is not None
 
     def peer_trusted(self, key: bytes) -> bool:
-        members = self.state.metamap.membership.members
-        if key in members:
-            return not members[key].revoked
-        return key in self.bootstrap
+        return session.trusted(self.state.metamap.membership.members, self.bootstrap, key)
+
+    def _admission(self) -> session.Admission:
+        return session.Admission(self.state.name, self.advertise, self.state.is_read_only(),
+                                 self.peer_trusted)
 
     async def serve_stream(self, stream: trio.abc.Stream, *, initiator: bool | None = None,
                            address: str | None = None, identity: Identity | None = None,
@@ -166,13 +169,12 @@ class Node:
             self._closed_bytes[1] += conn.bytes_out
             self._detach(link)
             if link.peer is None and link.close_reason:
-                self.emit(PeerRefused(time.time(), address, link.close_reason))
+                self.emit(PeerRefused(self.clock.wall(), address, link.close_reason))
         return link.close_reason
 
     async def _on_link_event(self, link: Link, event: object) -> None:
         if link.peer is not None and link.hello is None and not isinstance(event, Received):
-            link.send(Hello(PROTOCOL_VERSION, self.state.name, tuple(self.advertise),
-                            self.state.is_read_only()))
+            link.send(self._admission().hello())
             return
         if not isinstance(event, Received):
             return
@@ -182,7 +184,7 @@ class Node:
             return
         if link.peer not in self.links or self.links[link.peer] is not link:
             return
-        self.last_seen[link.peer] = time.time()
+        self.last_seen[link.peer] = self.clock.wall()
         if isinstance(message, (BlockRequest, BlockData, BlockMissing)):
             await link.spawn(self._on_block_message, link, message)
             return
@@ -199,22 +201,16 @@ class Node:
         self._run(effects)
 
     async def _on_first_message(self, link: Link, message: object) -> None:
-        if isinstance(message, InviteClaim):
-            await self._grant_invite(link, message)
+        verdict = self._admission().first(link.peer, message)
+        if isinstance(verdict, session.ClaimGrant):
+            await self._grant_invite(link, verdict.claim)
             return
-        if isinstance(message, Refuse):
-            raise RemoteError(f"peer refused: {message.reason}")
-        if not isinstance(message, Hello):
-            raise RemoteError(f"expected Hello, got {type(message).__name__}")
-        if message.version != PROTOCOL_VERSION:
-            link.send(Refuse(f"incompatible protocol version {message.version}; "
-                             f"this node speaks {PROTOCOL_VERSION}"))
-            link.abort("incompatible protocol version")
-            raise RemoteError(f"peer speaks protocol version {message.version}, "
-                              f"this node speaks {PROTOCOL_VERSION}")
-        if not self.peer_trusted(link.peer):
-            raise RemoteError("the peer is not a member of this mesh")
-        link.hello = message
+        if isinstance(verdict, session.Reject):
+            if verdict.reply is not None:
+                link.send(verdict.reply)
+                link.abort(verdict.reason)
+            raise RemoteError(verdict.reason)
+        link.hello = verdict.hello
         self._attach(link)
 
     async def _on_block_message(self, link: Link, message: object) -> None:
@@ -228,7 +224,7 @@ class Node:
         try:
             await self.folder.on_block(link.peer, message)
         except IntegrityError as exc:
-            self.emit(Refused(time.time(), "block", str(exc), str(NodeId(link.peer))))
+            self.emit(Refused(self.clock.wall(), "block", str(exc), str(NodeId(link.peer))))
             raise
 
     async def history(self, path: str) -> list[dict]:
@@ -247,6 +243,59 @@ class Node:
 
         return await self.history_service.restore(mesh_path(self.state.root, path), version)
 
+    # -- the web GUI's files, conflicts and share links (runtime/browse.py, runtime/shares.py)
+    def files(self, path: str = "") -> list[dict]:
+        """`/api/files`: the entries of one folder of the mesh."""
+        from gossip_backer.runtime.browse import files
+
+        return files(self, path)
+
+    def conflicts(self) -> list[dict]:
+        """`/api/conflicts`: the conflict copies present, each with the path it was made for."""
+        from gossip_backer.runtime.browse import conflicts
+
+        return conflicts(self)
+
+    async def resolve_conflict(self, copy: str, keep: str) -> dict:
+        """Keep the "original", the "copy", or "both" (the copy renamed): a change that spreads."""
+        from gossip_backer.runtime.browse import resolve
+
+        return await resolve(self, copy, keep)
+
+    def open_file(self, path: str):
+        """(record, open file) of the current version of `path` here: the GUI's download."""
+        from gossip_backer.runtime.browse import current_file
+
+        return current_file(self, path)
+
+    async def diff(self, path: str, left: str | None = None, right: str | None = None,
+                   other: str | None = None) -> dict:
+        """A side-by-side text diff of two versions of `path`, or of `path` and `other`."""
+        from gossip_backer.runtime.browse import diff
+
+        return await diff(self, path, left, right, other)
+
+    def shares(self) -> list[dict]:
+        """`backer share --list`: the links that are not revoked (expired ones say so)."""
+        return self.share_links.list()
+
+    async def share(self, path: str, expires: float | None = None,
+                    password: str | None = None) -> dict:
+        """`backer share`: a new public read-only link, spread to the whole mesh."""
+        return await self.share_links.create(path, expires, password)
+
+    def revoke_share(self, token: str) -> dict:
+        """`backer share --revoke`: ends the link on every node the revocation reaches."""
+        return self.share_links.revoke(token)
+
+    def invite(self, read_only: bool = False, expires: float = 7 * 86400) -> dict:
+        """`backer invite` from the GUI: an invite with this running node's addresses."""
+        if expires <= 0:
+            raise UserError("expires must be a positive number of seconds")
+        invite = self.state.create_invite(list(self.advertise), read_only, expires)
+        return {"invite": invite.to_text(pack), "read_only": invite.read_only,
+                "expires": invite.expires}
+
     def connected_peers(self) -> list[bytes]:
         return list(self.links)
 
@@ -260,16 +309,16 @@ class Node:
         peer = link.peer
         old = self.links.get(peer)
         if old is not None and not old.closed.is_set():
-            if _preferred(old, self.state.identity.public, peer) >= _preferred(link, self.state.identity.public, peer):
+            if session.keep_old(old.dialed, link.dialed, self.state.identity.public, peer):
                 link.abort("duplicate connection")
                 return
             self.replica.disconnect(peer)
             old.abort("replaced by a newer connection")
         self.links[peer] = link
-        self.last_seen[peer] = time.time()
+        self.last_seen[peer] = self.clock.wall()
         self._run(self.replica.connect(peer, trio.current_time()))
         name = link.hello.name if link.hello else ""
-        self.emit(PeerConnected(time.time(), str(NodeId(peer)), name, link.address))
+        self.emit(PeerConnected(self.clock.wall(), str(NodeId(peer)), name, link.address))
         if self.folder is not None:
             self.folder.peers_changed()
         self._changed.set()
@@ -282,34 +331,25 @@ class Node:
         self.replica.disconnect(peer)
         if self.folder is not None:
             self.folder.peer_gone(peer)
-        self.last_seen[peer] = time.time()
-        self.emit(PeerDisconnected(time.time(), str(NodeId(peer)), link.close_reason or "closed"))
+        self.last_seen[peer] = self.clock.wall()
+        self.emit(PeerDisconnected(self.clock.wall(), str(NodeId(peer)), link.close_reason or "closed"))
         self._changed.set()
 
     # -- invites ---------------------------------------------------------------------------
     async def _grant_invite(self, link: Link, claim: InviteClaim) -> None:
         """The joining node authenticated with an invite key asks for its grant."""
         invite_key = link.peer
-        if not verify(claim.node, claim_bytes(self.state.mesh_id, invite_key, claim.node), claim.proof):
-            raise RemoteError("invite claim with a bad proof")
-        row = await self.state.store_call(self.state.repo.claim_invite, invite_key, time.time())
-        if row is None:
-            why = self.state.repo.invite_state(invite_key, time.time()) or "unknown"
-            text = {"used": "this invite was already used", "expired": "this invite has expired"}
-            link.send(InviteResult(False, text.get(why, "this invite is not valid")))
-            link.abort(f"{why} invite")
-            return
-        read_only = row.read_only
-        members = self.state.metamap.membership.members
-        if claim.node in members and members[claim.node].revoked:
-            link.send(InviteResult(False, "this node was removed from the mesh"))
-            link.abort("revoked node tried an invite")
-            return
-        update = self.state.make(Grant(claim.node, claim.name[:200], read_only,
-                                       self.state.metamap.clock + 1))
-        self._run(self.replica.local([update], trio.current_time()))
-        link.send(InviteResult(True, "welcome"))
-        link.abort("invite used")
+        session.check_claim(self.state.mesh_id, invite_key, claim)
+        row = await self.state.store_call(self.state.repo.claim_invite, invite_key,
+                                        self.clock.wall())
+        why = None if row is not None else self.state.repo.invite_state(invite_key, self.clock.wall())
+        result, grant = session.judge_claim(claim, None if row is None else row.read_only, why,
+                                            self.state.metamap.membership.members,
+                                            self.state.metamap.clock)
+        if grant is not None:
+            self._run(self.replica.local([self.state.make(grant)], trio.current_time()))
+        link.send(result)
+        link.abort("invite used" if grant is not None else f"refused invite: {result.reason}")
 
     # -- effects ---------------------------------------------------------------------------
     def _run(self, effects: list[Effect]) -> None:
@@ -328,7 +368,7 @@ class Node:
                 if link is not None:
                     link.abort(effect.reason)
             elif isinstance(effect, Emit):  # the sans-IO clock is monotonic: events carry Unix time
-                self.emit(dataclasses.replace(effect.event, time=time.time()))
+                self.emit(dataclasses.replace(effect.event, time=self.clock.wall()))
         self._after_change()
 
     def _after_change(self) -> None:
@@ -354,7 +394,7 @@ class Node:
     async def _ticker(self) -> None:
         while True:
             await trio.sleep(TICK)
-            self._run(self.replica.tick(trio.current_time()))
+            self._run(self.replica.tick(self.clock.now()))
 
     # -- events ----------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -419,7 +459,7 @@ class Node:
                 continue
             link = self.links.get(m.node)
             live = {"connected": link is not None, "address": _listen_address(link, m.addresses),
-                    "last_seen": time.time() if link else self.last_seen.get(m.node)}
+                    "last_seen": self.clock.wall() if link else self.last_seen.get(m.node)}
             out.append(peer_view(self.state, m, live))
         return out
 
@@ -467,14 +507,6 @@ def _listen_address(link: Link | None, advertised: tuple[str, ...]) -> str | Non
     if same_host:
         return same_host[0]
     return f"{host}:{ports[0]}" if ports else link.address
-
-
-def _preferred(link: Link, me: bytes, peer: bytes) -> int:
-    """2: dialed by the greater key; 1: roles unknown; 0: dialed by the lesser key."""
-    if link.dialed is None:
-        return 1
-    dialer = me if link.dialed else peer
-    return 2 if dialer == max(me, peer) else 0
 
 
 def _load_or_create(root: Path, name: str | None, invite: str | Invite | None,

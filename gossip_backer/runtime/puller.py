@@ -35,6 +35,7 @@ from gossip_backer.disk.apply import DiskError, LocalChanged, Stat, TempFile
 from gossip_backer.disk.safepath import CaseCollision, resolve
 from gossip_backer.errors import IntegrityError, LocalError
 from gossip_backer.events import TransferProgress
+from gossip_backer.runtime.clock import Clock
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.folder import DiskStat, FolderMachine
 from gossip_backer.protocol.transfer import Scheduler
@@ -101,7 +102,8 @@ class Puller:
     """Carries out the machine's disk work (see the module docstring). `host` is the folder:
     it carries out the machine's effects, keeps revision rows and reaches the peers."""
 
-    def __init__(self, root: Path, machine: FolderMachine, server, host) -> None:
+    def __init__(self, root: Path, machine: FolderMachine, server, host, clock: Clock) -> None:
+        self.clock = clock
         self.root = root
         self.machine = machine
         self.server = server
@@ -151,14 +153,14 @@ class Puller:
     async def _guarded(self, need: mirror.Need, work) -> bool:
         """Run one need and tell the machine how it ended. False when what it built is of no
         further use (superseded, the user's change came first, no room): its temp file goes."""
-        now, wall = trio.current_time(), time.time()
+        now, wall = self.clock.now(), self.clock.wall()
         try:
             st = await work
         except _Superseded:
             self.machine.abandoned(need)
             return False
         except _Unavailable:
-            self.machine.content_unavailable(need, now)
+            self.host.execute(self.machine.content_unavailable(need, now, wall))
         except LocalChanged:
             self.host.execute(self.machine.changed_under_us(need))
             return False
@@ -412,7 +414,7 @@ class Puller:
         now = time.monotonic()
         if now - job.reported >= PROGRESS_EVERY or job.reused + job.fetched >= job.size:
             job.reported = now
-            self.host.emit(TransferProgress(time.time(), job.path, job.reused + job.fetched,
+            self.host.emit(TransferProgress(self.clock.wall(), job.path, job.reused + job.fetched,
                                             job.size))
         job.done.set()
 

@@ -41,7 +41,6 @@ Faults beyond the network (memdisk.py, "Faults"):
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import random
 import struct
@@ -51,7 +50,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sortedcontainers import SortedDict
 
 from gossip_backer.core.blocks import hash_bytes
 from gossip_backer.core.ids import NodeId, mesh_id_of
@@ -134,29 +132,10 @@ def _join_components(n: int, edges: set[tuple[int, int]]) -> set[tuple[int, int]
     return {(min(roots[0], r), max(roots[0], r)) for r in roots[1:]}
 
 
-def _clone(value: Any, depth: int = 0) -> Any:
-    if isinstance(value, SortedDict):
-        return SortedDict(value)
-    if isinstance(value, dict):
-        return {k: _clone(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, set)):
-        return type(value)(value)
-    if hasattr(value, "__dict__") and type(value).__module__.startswith("gossip_backer.core"):
-        other = copy.copy(value)
-        for name, v in vars(value).items():
-            setattr(other, name, _clone(v, depth + 1))
-        return other
-    return value  # immutable values (updates, records, members) are shared
-
-
 def clone_map(template: MetaMap, verify: Callable) -> MetaMap:
-    """An independent MetaMap equal to `template`, checking signatures with `verify`; the
-    immutable updates and records are shared, every container is copied."""
-    other = copy.copy(template)
-    for name, value in vars(template).items():
-        setattr(other, name, _clone(value))
-    other._verify = verify
-    return other
+    """An independent MetaMap equal to `template`, checking signatures with `verify`
+    (`MetaMap.clone`: logs shared until written, so a node costs what it changes)."""
+    return template.clone(verify)
 
 
 class Cluster:
@@ -268,7 +247,7 @@ class Cluster:
         dialer = self.edges[key]
         other = key[1] if dialer == key[0] else key[0]
         a, b = self.nodes[dialer], self.nodes[other]
-        if not (a.alive and not b.gone) or other in a.conns or key in self._dialing:
+        if not (a.alive and not b.gone) or other in a.conns or other in a.opening or key in self._dialing:
             return
         if not a.trusts(b.key):
             self._retry(key)
@@ -282,7 +261,7 @@ class Cluster:
                 self._retry(key)
                 return
             self._backoff[key] = 0.0
-            a.attach(conn, other)
+            a.open(conn, other, dialed=True)
             self.changed(a)
 
         def failed(why: str) -> None:

@@ -8,6 +8,9 @@ folder machine (protocol/folder.py), carried out on that disk by `SimFolder`
 (testing/simfolder.py):
 - the user writes to the disk; after the watcher's delay the path is scanned and the machine
   turns what changed into versions, which the node signs with its key;
+- a connection opens as the daemon's does: once the handshake is done each end sends its
+  `Hello`, and the peer's first message is judged by the daemon's `session.Admission` (protocol
+  version, trust); only then does the session start;
 - every message crosses the `SimNet` as bytes (`wire.messages.encode`, then `decode` at the
   other end), so sizes are real wire sizes and the decoder checks every peer message;
 - `Persist` effects go to a `SimStore` that survives crashes; on restart the map is rebuilt
@@ -28,6 +31,7 @@ from gossip_backer.crypto.identity import Identity, Verifier, make_update
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.errors import IntegrityError, LocalError, RemoteError
 from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
+from gossip_backer.protocol import session
 from gossip_backer.protocol.folder import READ_WRITE, FolderMachine
 from gossip_backer.protocol.peer import MAX_FRAME
 from gossip_backer.protocol.replica import Replica
@@ -92,7 +96,9 @@ class SimNode(Endpoint):
         self.alive = False
         self.gone = False  # left the mesh for good
         self.incarnation = 0
-        self.conns: dict[int, Connection] = {}
+        self.conns: dict[int, Connection] = {}  # admitted sessions
+        self.opening: dict[int, Connection] = {}  # handshake done, the peer's Hello awaited
+        self.dialed: dict[int, bool] = {}  # connection id -> dialed by us
         self.events: list[object] = []
         self.errors: list[str] = []  # why peers were dropped for misbehaving
         self.local_errors: list[str] = []  # LocalError raised by our own decisions (bugs)
@@ -146,19 +152,22 @@ class SimNode(Endpoint):
         runs), memory is lost; the store and disk remain."""
         self.alive = False
         self.incarnation += 1
-        for peer, conn in list(self.conns.items()):
+        for peer, conn in [*self.conns.items(), *self.opening.items()]:
             self.cluster.net.close(conn, self.index, "crashed", notify=notify)
             self.cluster.link_down(self.index, peer, error=False)
         self.conns.clear()
+        self.opening.clear()
+        self.dialed.clear()
         self._reset()
 
     # -- connections -------------------------------------------------------------------------
     def trusts(self, key: bytes) -> bool:
-        """`runtime.Node.peer_trusted`: a member not revoked, or the node we joined through."""
-        if self.replica is not None and self.replica.peer_allowed(key):
-            return True
+        """The daemon's rule (`session.trusted`): a member not removed, or our inviter."""
         members = self.metamap.membership.members if self.metamap else {}
-        return key not in members and key in self.bootstrap
+        return session.trusted(members, self.bootstrap, key)
+
+    def admission(self) -> session.Admission:
+        return session.Admission(f"n{self.index}", (), self.read_only, self.trusts)
 
     def accept(self, conn: Connection, peer: int) -> "SimNode | None":
         """A dial from `peer` reached us: the handshake's authorisation."""
@@ -169,11 +178,36 @@ class SimNode(Endpoint):
         return self
 
     def on_open(self, conn: Connection) -> None:
-        self.attach(conn, conn.other(self.index))
+        self.open(conn, conn.other(self.index), dialed=False)
+
+    def open(self, conn: Connection, peer: int, *, dialed: bool) -> None:
+        """The handshake is done: say Hello, and wait for the peer's."""
+        self.dialed[conn.id] = dialed
+        self.opening[peer] = conn
+        hello = self.admission().hello()
+        self.cluster.net.send(conn, self.index, encode(hello), type(hello).__name__)
+
+    def _first_message(self, conn: Connection, peer: int, data: bytes) -> None:
+        """The peer's first message on `conn`: the daemon's admission decides."""
+        message = decode(data)  # a RemoteError here: `drop` ends the opening connection
+        del self.opening[peer]
+        verdict = self.admission().first(self.cluster.nodes[peer].key, message)
+        if isinstance(verdict, session.Admit):
+            self.attach(conn, peer)
+            return
+        reason = verdict.reason if isinstance(verdict, session.Reject) else "no invites here"
+        if isinstance(verdict, session.Reject) and verdict.reply is not None:
+            self.cluster.net.send(conn, self.index, encode(verdict.reply), "Refuse")
+        self.cluster.net.close(conn, self.index, f"refused: {reason}")
+        self.cluster.link_down(self.index, peer, error=False)
 
     def attach(self, conn: Connection, peer: int) -> None:
         old = self.conns.get(peer)
         if old is not None and old is not conn:
+            key = self.cluster.nodes[peer].key
+            if session.keep_old(self.dialed.get(old.id), self.dialed.get(conn.id), self.key, key):
+                self.cluster.net.close(conn, self.index, "duplicate connection")
+                return
             self._detach(peer, "replaced by a newer connection", notify=True)
         self.conns[peer] = conn
         key = self.cluster.nodes[peer].key
@@ -183,6 +217,12 @@ class SimNode(Endpoint):
 
     def drop(self, peer: int, reason: str, *, error: bool = False) -> None:
         """End the connection to `peer` (our decision)."""
+        conn = self.opening.pop(peer, None)
+        if conn is not None:  # its first message broke the protocol
+            self.errors.append(reason)
+            self.cluster.net.close(conn, self.index, reason)
+            self.cluster.link_down(self.index, peer, error=error)
+            return
         if peer not in self.conns:
             return
         if error:
@@ -192,6 +232,7 @@ class SimNode(Endpoint):
 
     def _detach(self, peer: int, reason: str, notify: bool) -> None:
         conn = self.conns.pop(peer)
+        self.dialed.pop(conn.id, None)
         key = self.cluster.nodes[peer].key
         self.replica.disconnect(key)
         self.folder.peer_gone(key)
@@ -200,6 +241,13 @@ class SimNode(Endpoint):
 
     def on_close(self, conn: Connection, reason: str) -> None:
         peer = conn.other(self.index)
+        self.dialed.pop(conn.id, None)
+        if self.opening.get(peer) is conn:
+            del self.opening[peer]
+            if reason.startswith("RemoteError"):
+                self.errors.append(reason)
+            self.cluster.link_down(self.index, peer, error=reason.startswith("RemoteError"))
+            return
         if not self.alive or self.conns.get(peer) is not conn:
             return
         self.conns.pop(peer)
@@ -218,11 +266,16 @@ class SimNode(Endpoint):
     # -- messages ----------------------------------------------------------------------------
     def on_data(self, conn: Connection, data: bytes) -> None:
         peer = conn.other(self.index)
-        if not self.alive or self.conns.get(peer) is not conn:
+        if not self.alive:
             return
         try:
             if len(data) > MAX_FRAME:
                 raise RemoteError(f"frame of {len(data)} bytes is over the limit")
+            if self.opening.get(peer) is conn:
+                self._first_message(conn, peer, data)
+                return
+            if self.conns.get(peer) is not conn:
+                return
             message = decode(data)
             if isinstance(message, BlockRequest):
                 self.send(peer, self.serve_block(message))

@@ -345,7 +345,7 @@ class SimFolder:
                 pull = self.pulls.pop(path)
                 self.scheduler.cancel(path)
                 pull.temp.close()
-                self.machine.content_unavailable(pull.need, self.now)
+                self.execute(self.machine.content_unavailable(pull.need, self.now, self.wall()))
             self.schedule_work()
 
     def tick(self) -> None:
@@ -401,8 +401,10 @@ class SimFolder:
     # -- observation -------------------------------------------------------------------------
     def idle(self) -> bool:
         """Nothing left to do: no download, no pending scan, the disk holds what the map says
-        (but for unavailable content: SPEC says it never blocks the mesh)."""
-        if self.pulls or self._scan_todo or self._work_timer is not None:
+        (but for unavailable content: SPEC says it never blocks the mesh, so neither its timed
+        retries nor a retry under way count; a pending need keeps `in_sync` false)."""
+        listed = set(self.machine.unavailable)
+        if self._scan_todo or any(p not in listed for p in self.pulls):
             return False
         self.machine.refresh(self.now)
         return self.machine.in_sync()

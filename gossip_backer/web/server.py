@@ -15,7 +15,7 @@ import hypercorn.trio
 import trio
 from hypercorn.config import Config
 
-from gossip_backer.web.app import WebApi, create_app
+from gossip_backer.web.app import WebApi, create_app, feature_routes
 
 GRACEFUL_TIMEOUT = 1.0
 
@@ -28,7 +28,16 @@ async def serve_web(api: WebApi, host: str, port: int, token: str | None, *,
     the token. Calls `task_status.started(url)` with the bound URL (port 0 -> the real port), e.g.
     'http://127.0.0.1:8484/'. A bind failure (port in use...) raises the plain OSError.
     """
-    await serve_app(create_app(api, token=token), host, port, task_status=task_status)
+    app = create_app(api, token=token, routes=feature_routes(api))
+    await serve_app(app, host, port, task_status=task_status)
+
+
+async def serve_public(api: WebApi, host: str, port: int, *,
+                       task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """The public listener of `run --public`: share links and nothing else."""
+    from gossip_backer.web.share import public_app
+
+    await serve_app(public_app(api), host, port, task_status=task_status)
 
 
 async def serve_app(app: object, host: str, port: int, *,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from gossip_backer.core.ids import NodeId, mesh_id_of
+from gossip_backer.protocol import mirror
 from gossip_backer.core.metamap import MetaMap, Outcome
 from gossip_backer.core.record import (
     FILE, FileRecord, Grant, MemberInfo, Payload, Revoke, SignedUpdate,
@@ -129,12 +130,11 @@ class CachedVerifier(Verifier):
 
 
 def next_vv(metamap: MetaMap, path: str, me: bytes) -> VersionVector:
-    """The version vector of a new local version of `path`, exactly as the node makes it:
-    the merge of the vectors of every version it holds for that path, bumped at itself."""
-    vv = VersionVector()
-    for version in metamap.versions(path):
-        vv = vv.merge(version.vv)
-    return vv.bump(me)
+    """The version vector of a new local version of `path`, made by the node's own code
+    (protocol/mirror.py): the user edits the content its disk holds once the winner is there
+    (`disk_version`: the winner, and what it settles), and `fresh` puts our counter past every
+    one of ours (a loser with no conflict copy yet stays concurrent: the edit cannot erase it)."""
+    return mirror.fresh(metamap, path, mirror.disk_version(metamap, path), me)
 
 
 @dataclass(frozen=True)

@@ -211,11 +211,11 @@ def test_content_nobody_reachable_holds_is_unavailable_and_never_blocks_in_sync(
     machine = FolderMachine(b.map, b.id)
     machine.scanned_root(result(), WALL, full=True)
     (need,) = machine.next_work(0.0)
-    machine.content_unavailable(need, 0.0)  # every connected peer said "missing"
+    machine.content_unavailable(need, 0.0, WALL)  # every connected peer said "missing"
     assert not machine.in_sync() and machine.counts()["pending_files"] == 1  # spreading, maybe
     assert machine.next_work(0.1) == []  # asked again a moment later
     (need,) = machine.next_work(0.3)
-    machine.content_unavailable(need, UNAVAILABLE_AFTER + 1)
+    machine.content_unavailable(need, UNAVAILABLE_AFTER + 1, WALL)
     counts = machine.counts()
     assert machine.in_sync() and counts["unavailable"] == ["f"] and counts["pending_files"] == 0
     machine.peers_changed()  # a peer connects: asked again at once
@@ -311,3 +311,109 @@ def test_an_edit_after_a_power_loss_keeps_the_version_it_never_saw_as_a_copy() -
     assert a.map.winner("f").hash == digest(b"edited after the cut")
     (copy,) = [r for r in records if conflict.is_conflict_copy(r.path)]
     assert copy.hash == lost.hash == digest(b"v1") and copy.vv == lost.vv
+
+
+def test_an_edit_after_a_power_loss_succeeds_the_last_version_we_made_and_keeps_it() -> None:
+    """B made v0, A fetched it and made v1 on it; A's power went before A's disk had v1 (back to
+    v0). A's user edits before the refetch. An update log keeps one update per origin and path,
+    so A's new version evicts v1 everywhere: were it not v1's successor, v1 would vanish unkept
+    and B's v0 would come back as a spurious loser (make soak: crash_restart 5 734)."""
+    a, b = make_mesh(2)
+    v0 = b.write("f", b"v0", mtime_ns=500 * S)
+    a.take(v0)
+    machine = FolderMachine(a.map, a.id)
+    machine.scanned_root(result(), WALL, full=True)
+    (need,) = machine.next_work(0.0)
+    machine.done(need, DiskStat(2, 500 * S, 1), WALL)
+    sign_all(a, machine, machine.scanned_root(result(scanned("f", b"v1", 1000)), WALL, full=False))
+    v1 = a.map.winner("f")
+    assert v1.hash == digest(b"v1") and v1.vv.dominates(v0.payload.vv)
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1001.0)  # the disk went back to v0
+    assert not published(machine.scanned_root(result(scanned("f", b"v0", 500)), WALL, full=True))
+    (need,) = machine.next_work(0.0)
+    assert need.record.hash == digest(b"v1")
+    machine.changed_under_us(need)  # the user's edit came first
+    effects = sign_all(a, machine, machine.scanned_root(
+        result(scanned("f", b"edited", 1500, 2)), WALL, full=False))
+    records = published(effects)
+    (edit,) = [r for r in records if r.path == "f"]
+    assert edit.vv.dominates(v1.vv)
+    assert [v.hash for v in a.map.versions("f")] == [digest(b"edited")]  # v0 stays superseded
+    (copy,) = [r for r in records if conflict.is_conflict_copy(r.path)]
+    assert copy.hash == digest(b"v1")
+
+
+def test_a_root_a_power_loss_emptied_is_fetched_again_not_paused() -> None:
+    """Every file of the root was written in the last seconds before the power went: the disk
+    comes back empty. That is the loss, not an unmounted disk: the files are fetched again
+    (a pause would wait for ever; make soak: crash_restart 5 663)."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    sign_all(a, machine, machine.scanned_root(
+        result(scanned("x", b"x", 1000), scanned("y", b"y", 1000, 2)), WALL, full=True))
+    sync(a, b)
+    rows = list(machine.index.values())
+    machine = FolderMachine(a.map, a.id, rows)
+    machine.after_power_loss(1001.0)
+    effects = machine.scanned_root(result(deleted=("x", "y")), WALL, full=True)
+    assert machine.paused is None and not published(effects)
+    assert sorted(n.path for n in machine.next_work(0.0)) == ["x", "y"]
+    # an old root emptied after a power loss is still an unmounted disk
+    machine = FolderMachine(a.map, a.id, rows)
+    machine.after_power_loss(5000.0)
+    machine.scanned_root(result(deleted=("x", "y")), WALL, full=True)
+    assert machine.paused is not None
+
+
+def test_our_own_version_a_power_loss_destroyed_settles_to_what_the_disk_kept() -> None:
+    """A's write never left A before A's power went (nobody fetched it): no node can ever get
+    it, and left so every node would keep a different older content for good. Once it has been
+    unavailable for a while, what A's disk kept becomes the version at the path and the lost
+    one its conflict copy, fetched the day a holder comes back (make soak: crash_restart 5 95)."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    sign_all(a, machine, machine.scanned_root(result(scanned("f", b"v0", 500)), WALL, full=True))
+    sync(a, b)
+    sign_all(a, machine, machine.scanned_root(result(scanned("f", b"v1", 1000)), WALL, full=False))
+    lost = a.map.winner("f")
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1001.0)
+    machine.scanned_root(result(scanned("f", b"v0", 500)), WALL, full=True)
+    (need,) = machine.next_work(0.0)
+    assert machine.content_unavailable(need, 0.0, WALL) == []  # it may still be spreading
+    (need,) = machine.next_work(0.3)
+    effects = sign_all(a, machine, machine.content_unavailable(need, UNAVAILABLE_AFTER + 1, WALL))
+    assert a.map.winner("f").hash == digest(b"v0") and machine.index["f"].vv == a.map.winner("f").vv
+    (copy,) = [r for r in published(effects) if conflict.is_conflict_copy(r.path)]
+    assert copy.hash == lost.hash and copy.path in machine.unavailable or copy.path in {
+        n.path for n in machine.next_work(UNAVAILABLE_AFTER + 2)}
+    assert any(isinstance(e, Emit) and isinstance(e.event, Conflict) for e in effects)
+    # the copy itself, unavailable too, is never settled again (no chain of copies)
+    copy_need = next(n for n in machine.needs if n.path == copy.path)
+    assert machine.content_unavailable(copy_need, 3 * UNAVAILABLE_AFTER, WALL) == []
+
+
+def test_an_edit_after_a_power_loss_keeps_our_lost_winner_whose_row_covers_a_loser_too() -> None:
+    """A's version beat B's concurrent one; A's row holds the disk's vv, which covers the loser
+    too (so a later edit supersedes both). A's power went, the disk lost A's version, and A's
+    user wrote the file anew: A's lost winner must be kept as a copy although its vv is not the
+    row's (make soak: crash_restart 5 2383)."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    machine.scanned_root(result(), WALL, full=True)
+    theirs = b.write("f", b"b's", mtime_ns=600 * S)
+    sign_all(a, machine, machine.scanned_root(result(scanned("f", b"a's", 1000)), WALL, full=False))
+    a.take(theirs)
+    sign_all(a, machine, machine.map_changed(["f"], lambda h: True, WALL))
+    ours = a.map.winner("f")
+    assert ours.hash == digest(b"a's") and len(a.map.versions("f")) == 2
+    (adopt,) = [n for n in machine.next_work(0.0) if n.path == "f"]
+    machine.done(adopt, None, WALL)
+    assert machine.index["f"].vv.dominates(ours.vv)  # the row covers the loser as well
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1001.0)
+    effects = sign_all(a, machine, machine.scanned_root(
+        result(scanned("f", b"written anew", 1500, 2)), WALL, full=True))
+    copies = {r.hash for r in published(effects) if conflict.is_conflict_copy(r.path)}
+    assert digest(b"a's") in copies

@@ -160,3 +160,27 @@ def test_a_full_disk_refuses_the_users_write() -> None:
     sim.set_quota(3, sim.nodes[3].disk.used() + 1000)
     assert sim.write(3, "big.bin", size=5000) is None and sim.disk_full == 1
     assert not sim.nodes[3].disk.exists("big.bin") and not sim.oracle.writes
+
+
+def test_sessions_start_only_after_the_daemon_s_admission_of_each_hello() -> None:
+    """The simulator runs the daemon's admission (protocol/session.py): each end's Hello crosses
+    the network first, and a node in another protocol version is refused by every peer, told why,
+    and never gets a session."""
+    from gossip_backer.protocol import session
+    from gossip_backer.testing.node import SimNode
+
+    class Newer(SimNode):
+        def admission(self) -> session.Admission:
+            return session.Admission(f"n{self.index}", (), False, self.trusts,
+                                     version=session.PROTOCOL_VERSION + 1)
+
+    sim = Cluster(ClusterConfig(nodes=6, seed=1, topology="full"))
+    sim.make_evil(2, Newer)
+    sim.start()
+    sim.run_until(1.0)
+    sim.write(0, "a.txt")
+    sim.run_until(10.0)
+    assert sim.net.kind_bytes["Hello"] > 0 and sim.net.kind_bytes["Refuse"] > 0
+    assert not sim.nodes[2].conns and all(2 not in n.conns for n in sim.nodes)
+    assert all(n.disk.read("a.txt") for i, n in enumerate(sim.nodes) if i != 2)
+    assert not sim.nodes[2].disk.exists("a.txt")

@@ -352,3 +352,34 @@ def test_dashboard_shows_problems_paused_and_overall_progress() -> None:
         assert b"s.progress" in script and b"p.done_bytes" in script and b"p.total_bytes" in script
 
     served(check)
+
+
+# -- routes contributed by other modules ----------------------------------------------------
+def test_contributed_routes_incl_a_websocket_pass_the_same_gates() -> None:
+    """`create_app(..., routes=[...])`: how a feature module (e.g. the live-edit websocket) adds
+    its routes; they sit behind the same Host/origin/token gates as the GUI's own."""
+    from starlette.routing import WebSocketRoute
+    from trio_websocket import HandshakeError, open_websocket_url
+
+    async def echo(websocket) -> None:
+        await websocket.accept()
+        text = await websocket.receive_text()
+        await websocket.send_text(f"{websocket.path_params['path']}:{text}")
+        await websocket.close()
+
+    route = WebSocketRoute("/api/echo/{path:path}", echo)
+
+    async def check(url: str, node: FakeNode) -> None:
+        ws_url = url.replace("http://", "ws://") + "api/echo/notes/a.md"
+        async with open_websocket_url(ws_url) as ws:
+            await ws.send_message("hi")
+            assert await ws.get_message() == "notes/a.md:hi"
+        with pytest.raises(HandshakeError):  # cross-site websocket hijacking
+            async with open_websocket_url(ws_url, extra_headers=[("Origin", "http://evil.example")]):
+                pass
+        with pytest.raises(HandshakeError):
+            async with open_websocket_url(url.replace("http://", "ws://") + "api/nope"):
+                pass
+        assert (await get(url, "/api/status")).status == 200  # the GUI's own routes stay
+
+    served(check, app_factory=lambda node: create_app(node, token=None, routes=[route]))

@@ -1,0 +1,134 @@
+"""Who may stay on a connection once the Secret Handshake proved the peer's key, sans-IO.
+
+Theory of operation. `PeerConnection` proves identities and the mesh secret; what the node then
+decides lives here, once, for the daemon (runtime/node.py) and the simulator (testing/node.py):
+
+- `trusted`: a member not removed, or the node we joined through while our grant is on its way.
+- `Admission`: each end's first message. We send `hello()` as soon as the peer is proved; the
+  peer's first message is judged by `first()`: a `Hello` in our protocol version from a trusted
+  key admits the peer (`Admit`), an `InviteClaim` asks for a grant (`ClaimGrant`), anything else
+  refuses it (`Reject`, with the `Refuse` to send first when the peer deserves to know why).
+- `keep_old`: of two connections to one peer (both dialed at once), the one the greater key
+  dialed stays; of two dialed by one end, the newer. Both ends agree without a word.
+- `judge_claim`: the answer to an invite claim, given what the invite store said of the invite
+  (claimed now, used, expired) and the membership: a `Grant` to publish, or why not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from gossip_backer.core.membership import Member
+from gossip_backer.core.record import Grant
+from gossip_backer.crypto.identity import verify
+from gossip_backer.errors import RemoteError
+from gossip_backer.wire.codec import pack
+from gossip_backer.wire.messages import PROTOCOL_VERSION, Hello, InviteClaim, InviteResult, Refuse
+
+NAME_LIMIT = 200  # characters of a peer's name kept in its grant
+
+
+def trusted(members: Mapping[bytes, Member], bootstrap: Iterable[bytes], key: bytes) -> bool:
+    """May `key` hold a session: a member not removed, or a node we joined through (until the
+    membership names it: then its row decides)."""
+    member = members.get(key)
+    if member is not None:
+        return not member.revoked
+    return key in bootstrap
+
+
+def preferred(dialed_by_me: bool | None, me: bytes, peer: bytes) -> int:
+    """Rank of a connection to `peer`: 2 dialed by the greater key, 1 roles unknown (a stream
+    handed to `serve_stream`), 0 dialed by the lesser key. Both ends rank alike."""
+    if dialed_by_me is None:
+        return 1
+    dialer = me if dialed_by_me else peer
+    return 2 if dialer == max(me, peer) else 0
+
+
+def keep_old(old_dialed_by_me: bool | None, new_dialed_by_me: bool | None, me: bytes,
+             peer: bytes) -> bool:
+    """A second connection to `peer` was admitted: does the one we hold stay (and the new one
+    go)? Only when it ranks higher. Of two of one rank the newer wins: the same end dialed
+    again, so the old one is most likely dead without a word (the peer's machine restarted)
+    and would block the peer until the dead timer. Both ends judge alike."""
+    return preferred(old_dialed_by_me, me, peer) > preferred(new_dialed_by_me, me, peer)
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    hello: Hello
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimGrant:
+    claim: InviteClaim
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    reason: str  # for our log and the PeerRefused event
+    reply: Refuse | None = None  # sent before closing, when the peer deserves to know
+
+
+Verdict = Admit | ClaimGrant | Reject
+
+
+class Admission:
+    """One connection's first messages (see the module docstring)."""
+
+    def __init__(self, name: str, listen: Iterable[str], read_only: bool,
+                 trust: Callable[[bytes], bool], version: int = PROTOCOL_VERSION) -> None:
+        self._hello = Hello(version, name, tuple(listen), read_only)
+        self._trust = trust
+        self.version = version
+
+    def hello(self) -> Hello:
+        return self._hello
+
+    def first(self, peer: bytes, message: object) -> Verdict:
+        """The peer's first message after the handshake."""
+        if isinstance(message, InviteClaim):
+            return ClaimGrant(message)
+        if isinstance(message, Refuse):
+            return Reject(f"peer refused: {message.reason}")
+        if not isinstance(message, Hello):
+            return Reject(f"expected Hello, got {type(message).__name__}")
+        if message.version != self.version:
+            return Reject(f"peer speaks protocol version {message.version}, this node speaks "
+                          f"{self.version}",
+                          Refuse(f"incompatible protocol version {message.version}; "
+                                 f"this node speaks {self.version}"))
+        if not self._trust(peer):
+            return Reject("the peer is not a member of this mesh")
+        return Admit(message)
+
+
+def claim_bytes(mesh_id: str, invite_key: bytes, node: bytes) -> bytes:
+    """What a joining node signs to claim an invite: the grant then names a key it controls."""
+    return pack(["backer-invite-claim", mesh_id, invite_key, node])
+
+
+def check_claim(mesh_id: str, invite_key: bytes, claim: InviteClaim) -> None:
+    """Raise RemoteError unless `claim.proof` is the claimed node's signature (before the
+    invite is spent: a forged claim must not use it up)."""
+    if not verify(claim.node, claim_bytes(mesh_id, invite_key, claim.node), claim.proof):
+        raise RemoteError("invite claim with a bad proof")
+
+
+INVITE_REFUSALS = {"used": "this invite was already used", "expired": "this invite has expired"}
+
+
+def judge_claim(claim: InviteClaim, read_only: bool | None, state: str | None,
+                members: Mapping[bytes, Member], clock: int) -> tuple[InviteResult, Grant | None]:
+    """The answer to a valid claim. `read_only`: the role of the invite the store just spent
+    for it, None when it could not be spent; `state`: then why ('used', 'expired', None for
+    unknown). A node removed from the mesh stays removed, whatever invite it holds."""
+    if read_only is None:
+        return InviteResult(False, INVITE_REFUSALS.get(state or "", "this invite is not valid")), None
+    member = members.get(claim.node)
+    if member is not None and member.revoked:
+        return InviteResult(False, "this node was removed from the mesh"), None
+    return (InviteResult(True, "welcome"),
+            Grant(claim.node, claim.name[:NAME_LIMIT], read_only, clock + 1))

@@ -1,0 +1,66 @@
+"""Admission of a proved peer (protocol/session.py): what the daemon and the simulator both decide
+once the handshake is done. Real keys, real signatures, real messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from gossip_backer.core.membership import INFINITE, Member
+from gossip_backer.crypto.identity import Identity
+from gossip_backer.errors import RemoteError
+from gossip_backer.protocol import session
+from gossip_backer.wire.messages import PROTOCOL_VERSION, Digest, Hello, InviteClaim, Refuse
+
+A, B = sorted([Identity.generate().public, Identity.generate().public])  # A < B
+
+
+def member(key: bytes, *, revoked: bool = False) -> Member:
+    return Member(key, "x", False, (), revoked, 0 if revoked else INFINITE)
+
+
+def test_a_trusted_peer_in_our_version_is_admitted_anything_else_refused_with_why() -> None:
+    admission = session.Admission("me", ["127.0.0.1:7440"], False, lambda key: key == A)
+    assert admission.hello() == Hello(PROTOCOL_VERSION, "me", ("127.0.0.1:7440",), False)
+    hello = Hello(PROTOCOL_VERSION, "peer", (), False)
+    assert admission.first(A, hello) == session.Admit(hello)
+    assert "not a member" in admission.first(B, hello).reason
+    older = admission.first(A, Hello(PROTOCOL_VERSION + 1, "peer", ()))
+    assert isinstance(older, session.Reject) and isinstance(older.reply, Refuse)
+    assert "incompatible protocol version" in older.reply.reason  # the peer learns why
+    assert "expected Hello" in admission.first(A, Digest({}, True)).reason
+    assert admission.first(A, Refuse("removed")).reason == "peer refused: removed"
+    claim = InviteClaim(B, "new", b"sig")
+    assert admission.first(B, claim) == session.ClaimGrant(claim)
+
+
+def test_trust_is_membership_or_the_inviter_until_the_membership_names_it() -> None:
+    assert session.trusted({}, [A], A) and not session.trusted({}, [A], B)
+    members = {A: member(A, revoked=True)}
+    assert not session.trusted(members, [A], A)  # removed: the bootstrap does not save it
+
+
+def test_of_two_connections_the_greater_dialer_s_stays_and_of_one_dialer_the_newer() -> None:
+    # both ends judge alike: at A the connection A dialed is "dialed by me", at B "by the peer"
+    assert session.keep_old(False, True, A, B) and session.keep_old(True, False, B, A)
+    assert not session.keep_old(True, False, A, B) and not session.keep_old(False, True, B, A)
+    for dialed in (True, False, None):  # the same end dialed again: the old one is likely dead
+        assert not session.keep_old(dialed, dialed, A, B)
+
+
+def test_an_invite_claim_needs_the_claimed_key_s_signature_and_a_live_invite() -> None:
+    joiner, invite_key = Identity.generate(), Identity.generate().public
+    proof = joiner.sign(session.claim_bytes("mesh", invite_key, joiner.public))
+    claim = InviteClaim(joiner.public, "laptop" * 50, proof)
+    session.check_claim("mesh", invite_key, claim)
+    with pytest.raises(RemoteError):
+        session.check_claim("another mesh", invite_key, claim)
+    result, grant = session.judge_claim(claim, True, None, {}, clock=7)
+    assert result.accepted and grant.node == joiner.public and grant.read_only and grant.clock == 8
+    assert len(grant.name) == session.NAME_LIMIT
+    result, grant = session.judge_claim(claim, None, "used", {}, 7)
+    assert (result.accepted, result.reason, grant) == (False, "this invite was already used", None)
+    result, grant = session.judge_claim(claim, None, "expired", {}, 7)
+    assert (result.accepted, result.reason, grant) == (False, "this invite has expired", None)
+    removed = {joiner.public: member(joiner.public, revoked=True)}
+    result, grant = session.judge_claim(claim, False, None, removed, 7)
+    assert grant is None and "removed" in result.reason
