@@ -14,6 +14,9 @@ Cases (each with the tools that apply; datasets generated from a seed under a te
   rename_large    the 512 MiB file renamed
   rescan_idle     a full rescan of the 10,000 unchanged files
   memory          peak RSS of each daemon during initial_tiny
+  edit_text       300 source files of 10-100 KiB in sync, then 100 rounds of a few lines changed
+                  in 3-10 of them: wire bytes (against the gzip-compressed diff) and per-round
+                  latency (median)
 Tools: gossip-backer (two `backer run`), syncthing (two instances, default fsWatcherDelayS=10),
 syncthing-1s (the same with fsWatcherDelayS=1), rsync (daemon mode; one-way copies and deltas).
 
@@ -54,7 +57,7 @@ BACKER, ST, ST1, RSYNC = "gossip-backer", "syncthing", "syncthing-1s", "rsync"
 TOOLS = (BACKER, ST, ST1, RSYNC)
 MESH = (BACKER, ST, ST1)
 CASES = ("initial_small", "initial_tiny", "initial_large", "change_latency", "delta_inplace",
-         "delta_insert", "rename_large", "rescan_idle", "memory")
+         "delta_insert", "rename_large", "rescan_idle", "memory", "edit_text")
 APPLIES = {
     "initial_small": TOOLS, "initial_tiny": TOOLS, "initial_large": TOOLS,
     "change_latency": MESH,  # rsync watches nothing
@@ -62,12 +65,15 @@ APPLIES = {
     "rename_large": MESH,  # rsync has no rename detection (it would send the file again)
     "rescan_idle": TOOLS,  # rsync: a run with nothing to send (both file lists compared)
     "memory": TOOLS,
+    # Syncthing with its 10 s watcher delay would take 20 minutes for the 100 rounds
+    "initial_text": (BACKER, ST1, RSYNC), "edit_text": (BACKER, ST1, RSYNC),
 }
 # Cases run in sessions: a fresh pair of daemons, one dataset, its first case sets the tree up.
 SESSIONS = {
     "small": ("initial_small", "change_latency"),
     "tiny": ("initial_tiny", "memory", "rescan_idle"),
     "large": ("initial_large", "delta_inplace", "delta_insert", "rename_large"),
+    "text": ("initial_text", "edit_text"),  # initial_text: the set-up, not reported
 }
 KiB = 1024
 
@@ -120,7 +126,7 @@ class Bench:
                     plan.append((session, cases, dataset, tool))
         # --quick only checks that everything still produces figures: there, Syncthing with its
         # default 10 s watcher delay (mostly waiting) runs beside the rest to stay within time.
-        side = [p for p in plan if self.args.quick and p[3] == ST]
+        side = [p for p in plan if self.args.quick and (p[3] == ST or p[0:4:3] == ("text", ST1))]
         beside = threading.Thread(target=self.run_plan, args=(side,), daemon=True)
         beside.start()
         self.run_plan([p for p in plan if p not in side])
@@ -190,6 +196,10 @@ class Bench:
                     first = next(r for r in self.rows_or_hidden
                                  if r["case"] == cases[0] and r["tool"] == RSYNC)
                     self.add("memory", RSYNC, peak_rss_bytes=first["peak_rss_bytes"])
+                    done.append(case)
+                    continue
+                if case == "edit_text":
+                    self.edit_text(RSYNC, pair, work)
                     done.append(case)
                     continue
                 if case == "delta_inplace":
@@ -288,6 +298,46 @@ class Bench:
         self.add("change_latency", tool, seconds=statistics.median(samples),
                  wire_bytes=int(statistics.median(wires)), peak_rss_bytes=max(peaks),
                  samples=[round(s, 4) for s in samples])
+
+    def edit_text(self, tool: str, pair, work: Path) -> None:
+        """Rounds of a few lines edited in a few files; each round's latency runs from the last
+        save to the receiver holding every saved file's new content (rsync: one push). Wire:
+        every byte from before the first round until the counters settle after the last."""
+        rounds, samples, gz = self.sizes.text_rounds, [], 0
+        if tool != RSYNC:
+            wait_until(pair.both_idle, 60, 0.1, f"{tool}: idle before edit_text")
+            time.sleep(self.quiet)
+            wire0 = pair.wire_bytes()
+        else:
+            wire0 = 0
+        peaks = []
+        with PeakRss(pair.pids() if tool != RSYNC else []) as rss:
+            for rnd in range(rounds):
+                edits = datasets.text_edits(pair.a_root, rnd, self.sizes)
+                gz += datasets.compressed_diff(edits)
+                if tool == RSYNC:
+                    res = pair.push(timeout=self.t_case)
+                    samples.append(res["seconds"])
+                    wire0 += res["wire_bytes"]
+                    peaks.append(res["peak_rss_bytes"] or 0)
+                    continue
+                t0 = time.perf_counter()
+                wait_until(lambda: all(_read(pair.b_root / rel) == new for rel, _, new in edits),
+                           self.t_case, 0.002, f"{tool}: edit_text round {rnd} complete")
+                samples.append(time.perf_counter() - t0)
+                time.sleep(0.05)
+        if tool == RSYNC:
+            wire, peak = wire0, max(peaks)
+        else:
+            settle(getattr(pair, "wire_bytes_fast", pair.wire_bytes), self.quiet)
+            wire, peak = pair.wire_bytes() - wire0, rss.peak
+        self.verify(pair)
+        log(f"    edit_text {tool}: {rounds} rounds, wire {wire} B, gzip diff {gz} B "
+            f"({wire / max(gz, 1):.1f}x), latency median {statistics.median(samples):.3f} s")
+        self.add("edit_text", tool, seconds=statistics.median(samples), wire_bytes=wire,
+                 peak_rss_bytes=peak,
+                 diff_gz_bytes=gz, wire_per_diff=round(wire / max(gz, 1), 2), rounds=rounds,
+                 latency_max=round(max(samples), 4))
 
     def _large_change(self, case: str, tool: str, pair, act, done) -> None:
         wait_until(pair.both_idle, 60, 0.1, f"{tool}: idle before {case}")
@@ -431,6 +481,11 @@ class Bench:
         mine = val("rename_large", BACKER, "wire_bytes")
         ok = None if mine is None else mine < 64 * KiB
         target("wire bytes under 64 KiB", "rename_large", ok, f"{_b(mine)}")
+        row = by.get(("edit_text", BACKER)) or {}
+        mine, gz, lat = row.get("wire_bytes"), row.get("diff_gz_bytes"), row.get("seconds")
+        ok = None if mine is None or not gz else (mine <= 3 * gz and lat < 0.3)
+        target("wire bytes at most 3x the gzip-compressed diff, median latency under 0.3 s",
+               "edit_text", ok, f"{_b(mine)} vs 3 x {_b(gz)}, {_s(lat)}")
         mine, ref = val("memory", BACKER, "peak_rss_bytes"), best("memory", "peak_rss_bytes")
         ok = None if mine is None or ref is None else mine <= ref
         target("peak RSS no more than Syncthing's (the lower of its configurations)", "memory",
@@ -462,6 +517,13 @@ class OnEvent:
         self.changed.clear()
         self.last = now
         return bool(self.check())
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _read_at(path: Path, offset: int, n: int) -> bytes:

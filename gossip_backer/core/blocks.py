@@ -283,13 +283,14 @@ class RollingMatcher:
 
     def __init__(
         self, target_blocks: Sequence[Block], block_size: int, target_size: int,
-        *, exhaustive: bool = False,
+        *, exhaustive: bool = False, strong_len: int = 32,
     ) -> None:
         if block_size <= 0 or target_size < 0:
             raise ValueError("block_size must be positive and target_size not negative")
         if len(target_blocks) != -(-target_size // block_size):
             raise ValueError("block count does not match target_size / block_size")
         self.block_size, self.exhaustive = block_size, exhaustive
+        self.strong_len = strong_len  # target hashes may be cut short (delta signatures)
         self.total = len(target_blocks)
         last = target_size - (self.total - 1) * block_size if self.total else 0
         n_full = self.total - (0 < last < block_size)
@@ -298,7 +299,8 @@ class RollingMatcher:
         self._by_hash: dict[bytes, tuple[int, ...]] = {}
         for i, block in enumerate(target_blocks[:n_full]):  # duplicates: all their indices
             self._by_hash[block.hash] = self._by_hash.get(block.hash, ()) + (i,)
-        self._weak_filter([block.weak for block in target_blocks[:n_full]])
+        self._weaks = [block.weak for block in target_blocks[:n_full]]
+        self._weak_filter(self._weaks)
 
     def _weak_filter(self, weaks: list[int]) -> None:
         """The sorted weak sums, and a bitmap over their low bits (~1/64 full) in front."""
@@ -319,7 +321,11 @@ class RollingMatcher:
 
     def _full_hits(self, block: memoryview) -> tuple[int, ...]:
         """Target block indices whose content is `block` (a full block's worth of data)."""
-        return self._by_hash.get(strong_hash(block), ())
+        hits = self._by_hash.get(strong_hash(block)[: self.strong_len], ())
+        if hits and self.strong_len < 32:  # hashes cut short: the weak sum must agree too
+            weak = weak_sum(block)
+            hits = tuple(k for k in hits if self._weaks[k] == weak)
+        return hits
 
     def scan(self, data: bytes | memoryview | np.ndarray, base_offset: int = 0) -> dict[int, int]:
         """{target block index: base_offset + position where its content is in `data`}."""
@@ -407,7 +413,9 @@ class _Run:
                 self.found.setdefault(k, pos)
             got = m.block_size if hits else 0
         if short and m.short and (m.exhaustive or not got) and rel + m.short_len <= len(self.view):
-            if strong_hash(self.view[rel : rel + m.short_len]) == m.short.hash:
+            piece = self.view[rel : rel + m.short_len]
+            if strong_hash(piece)[: m.strong_len] == m.short.hash and (
+                    m.strong_len == 32 or weak_sum(piece) == m.short.weak):
                 self.found.setdefault(m.total - 1, pos)
                 got = got or m.short_len
         return got

@@ -9,7 +9,9 @@ For a file it builds the new content in a temporary file next to the target, fro
      duplicated blocks cost nothing on the wire);
   4. a zsync-style rolling match of the file's old content, so data shifted by an insertion is
      reused;
-and only then fetches the remaining blocks from peers (protocol/transfer.py decides whom to ask).
+and only then fetches the remaining blocks from peers (protocol/transfer.py decides whom to ask),
+each as a delta against the old bytes in its place where the file had content (core/delta.py:
+an edited line of a source file costs about that line, not the file).
 What to do, in which order, and what it means once done is the folder machine's decision
 (protocol/folder.py): this module only carries it out.
 The file is moved into place only after its whole hash checks out, and only if the file on disk
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import trio
 
+from gossip_backer.core import delta
 from gossip_backer.core.blocks import RollingMatcher, strong_hash
 from gossip_backer.core.paths import BadPath
 from gossip_backer.core.record import FILE, FileRecord, IndexEntry
@@ -37,8 +40,9 @@ from gossip_backer.errors import IntegrityError, LocalError
 from gossip_backer.events import TransferProgress
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.folder import DiskStat, FolderMachine
-from gossip_backer.protocol.transfer import Scheduler
-from gossip_backer.wire.messages import BlockData, BlockMissing
+from gossip_backer.protocol import transfer
+from gossip_backer.protocol.transfer import Base, Scheduler
+from gossip_backer.wire.messages import BlockData, BlockMissing, DeltaData
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 4 << 20
@@ -228,13 +232,14 @@ class Puller:
         entry = self.machine.index.get(need.path)
         self.server.ready()
         same = self.server.find_file(rec.hash) if rec.hash else None
-        job.tmp, have = await self._disk(self._prepare, need, entry, self.server.find_block, same)
+        job.tmp, have, bases = await self._disk(self._prepare, need, entry, self.server.find_block,
+                                                same)
         job.reused = sum(self._len(rec, i) for i in have)
         self.bytes_reused += job.reused
         missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
         if missing:
             self.scheduler.forget_lacking(rec.hash)  # asked again: peers may have it by now
-            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, missing)
+            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, missing, bases)
             self._pump.set()
             while self.scheduler.remaining(need.path) or job.writing:
                 if job.error is not None and not job.writing:
@@ -280,10 +285,40 @@ class Puller:
             tmp = TempFile.create(self.root, need.path)
         try:
             have = self._reuse(tmp, rec, entry, find_block, same, resumed=partial is not None)
+            bases = self._bases(rec, entry, have)
         except BaseException:
             tmp.close()
             raise
-        return tmp, have
+        return tmp, have, bases
+
+    def _bases(self, rec: FileRecord, entry: IndexEntry | None, have: set[int]) -> dict[int, Base]:
+        """(worker thread) Signatures of the old bytes the missing blocks come as deltas against."""
+        wanted = transfer.delta_bases(rec, entry, (i for i in range(len(rec.blocks)) if i not in have))
+        bases: dict[int, Base] = {}
+        try:
+            with open(self.root / rec.path, "rb", buffering=0) as f:
+                for i, (offset, size) in wanted.items():
+                    f.seek(offset)
+                    old = f.read(size)
+                    if old:
+                        chunk = delta.chunk_for(len(old))
+                        bases[i] = Base(offset, len(old), chunk, delta.signature(old, chunk))
+        except OSError:
+            pass
+        return bases
+
+    def _rebuild(self, path: str, base: Base, block_hash: bytes, size: int,
+                 encoded: bytes) -> bytes | None:
+        """(worker thread) A DeltaData's block from the old bytes, or None if it does not hash
+        to the block (the old file changed meanwhile, or a false match of the signature)."""
+        try:
+            with open(self.root / path, "rb", buffering=0) as f:
+                f.seek(base.offset)
+                old = f.read(base.size)
+            data = delta.decode(old, base.chunk, encoded, size) if len(old) == base.size else None
+        except (OSError, delta.DeltaError):
+            return None
+        return data if data is not None and strong_hash(data) == block_hash else None
 
     def _reuse(self, tmp: TempFile, rec: FileRecord, entry, find_block, same: str | None,
                resumed: bool) -> set[int]:
@@ -372,11 +407,19 @@ class Puller:
             with trio.move_on_after(1.0):
                 await self._pump.wait()
 
-    async def on_block(self, peer: bytes, msg: BlockData | BlockMissing) -> None:
+    async def on_block(self, peer: bytes, msg: BlockData | BlockMissing | DeltaData) -> None:
         """An answer from a peer (raises IntegrityError for bad data: the caller drops it)."""
         if isinstance(msg, BlockMissing):
             self.scheduler.on_missing(peer, msg.request_id)
             self._pump.set()
+            return
+        if isinstance(msg, DeltaData):
+            wanted = self.scheduler.delta_of(msg.request_id)
+            data = None if wanted is None else await self._disk(self._rebuild, *wanted, msg.delta)
+            arrived = self.scheduler.on_delta(peer, msg.request_id, data)
+            self._pump.set()
+            if arrived is not None:
+                await self._arrived(arrived)
             return
         expected = self.scheduler.expected(msg.request_id)
         ok = None
@@ -388,8 +431,11 @@ class Puller:
             ok = await trio.to_thread.run_sync(lambda: strong_hash(msg.data) == expected)
         arrived = self.scheduler.on_data(peer, msg.request_id, msg.data, verified=ok)
         self._pump.set()
-        if arrived is None:
-            return
+        if arrived is not None:
+            await self._arrived(arrived)
+
+    async def _arrived(self, arrived) -> None:
+        """A verified block: into its file's buffer, or written to its temp file."""
         job = self.jobs.get(arrived.path)
         if job is None or job.tmp is None:
             return
