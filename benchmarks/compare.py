@@ -51,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tools import datasets  # noqa: E402
 from tools import backer as backer_tool  # noqa: E402
 from tools import rsyncd, syncthing  # noqa: E402
-from tools.common import PeakRss, Timeout, cleanup, dir_stats, same_tree, settle, wait_until  # noqa: E402
+from tools.common import (PeakRss, Timeout, cleanup, cpu_seconds, dir_stats, same_tree,  # noqa: E402
+                          settle, wait_until)
 
 BACKER, ST, ST1, RSYNC = "gossip-backer", "syncthing", "syncthing-1s", "rsync"
 TOOLS = (BACKER, ST, ST1, RSYNC)
@@ -239,6 +240,7 @@ class Bench:
         os.sync()  # untimed: the staged dataset's writeback must not land inside the measurement
         wire0 = pair.wire_bytes()
         profiler = self.profile_start(pair, tool, case)
+        cpu0 = [cpu_seconds(p) for p in pair.pids()]
         try:
             with PeakRss(pair.pids()) as rss:
                 x = act()
@@ -247,14 +249,18 @@ class Bench:
                 seconds = time.perf_counter() - t0
         finally:
             self.profile_stop(profiler)
+        rss.cpu = [None if a is None or b is None else round(b - a, 2)
+                   for a, b in zip(cpu0, [cpu_seconds(p) for p in pair.pids()])]
         fast = getattr(pair, "wire_bytes_fast", pair.wire_bytes)
         settle(fast, self.quiet)
         wire = pair.wire_bytes() - wire0
         return seconds, wire, rss
 
     def rss_fields(self, pair, rss: PeakRss) -> dict:
+        cpu = getattr(rss, "cpu", [None, None])
         return {"peak_rss_bytes": rss.peak, "rss_sender_bytes": rss.of(pair.pids()[0]),
-                "rss_receiver_bytes": rss.of(pair.pids()[1])}
+                "rss_receiver_bytes": rss.of(pair.pids()[1]), "cpu_sender_s": cpu[0],
+                "cpu_receiver_s": cpu[1]}
 
     def verify(self, pair) -> None:
         diff = same_tree(pair.a_root, pair.b_root)

@@ -50,6 +50,8 @@ PROGRESS_EVERY = 0.5  # seconds between transfer_progress events of one file
 INLINE_HASH = 64 << 10  # blocks up to this size are verified on the loop
 BUFFER_FILE = 1 << 20  # files up to this size keep fetched blocks in memory until `finish`
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+FINISH_BATCH = 64  # small files moved into place in one worker-thread hop, at most
+FINISH_HOPS = 3  # such hops at once
 DISK_THREADS = 4  # worker threads the puller's disk work uses at once (more only fight for the GIL)
 
 
@@ -92,6 +94,85 @@ def archiver(root: Path, entry: IndexEntry | None, archived: list):
     return archive
 
 
+@dataclass
+class _Finish:
+    work: object  # () -> (stat, folder to sync), run in a worker thread
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Stat | None = None
+    error: BaseException | None = None
+
+
+class _Finisher:
+    """Small files are moved into place in batches: one worker-thread hop runs every finish
+    queued meanwhile (verify, write, fsync, rename, stat), then syncs each folder once, so a
+    rename is durable before any file of the batch is reported done. A lone file waits for
+    nothing: a batch is whatever queued while the previous one ran."""
+
+    def __init__(self, disk) -> None:
+        self._disk = disk
+        self._queue: list[_Finish] = []
+        self._ready = trio.Event()
+
+    async def run(self, work) -> Stat | None:
+        item = _Finish(work)
+        self._queue.append(item)
+        self._ready.set()
+        try:
+            await item.done.wait()
+        except trio.Cancelled:
+            if item in self._queue:  # not started: dropped
+                self._queue.remove(item)
+                raise
+            with trio.CancelScope(shield=True):  # under way in a thread, like any disk hop
+                await item.done.wait()
+            raise
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    async def loop(self) -> None:
+        """Batches run FINISH_HOPS at a time (their fsyncs overlap); a batch is taken when a
+        hop is free, so files queue up meanwhile."""
+        slots = trio.Semaphore(FINISH_HOPS)
+        async with trio.open_nursery() as nursery:
+            while True:
+                await self._ready.wait()
+                self._ready = trio.Event()
+                await slots.acquire()
+                batch, self._queue = self._queue[:FINISH_BATCH], self._queue[FINISH_BATCH:]
+                if self._queue:
+                    self._ready.set()
+                if batch:
+                    nursery.start_soon(self._hop, batch, slots)
+                else:
+                    slots.release()
+
+    async def _hop(self, batch: list[_Finish], slots: trio.Semaphore) -> None:
+        try:
+            await self._disk(self._run_batch, batch)
+        finally:
+            slots.release()
+            for item in batch:
+                item.done.set()
+
+    @staticmethod
+    def _run_batch(batch: list[_Finish]) -> None:
+        """(worker thread)"""
+        folders: dict[Path, list[_Finish]] = {}
+        for item in batch:
+            try:
+                item.result, folder = item.work()
+                folders.setdefault(folder, []).append(item)
+            except BaseException as exc:  # handed to the file's own task
+                item.error = exc
+        for folder, items in folders.items():
+            try:
+                apply.fsync_dir(folder)
+            except BaseException as exc:
+                for item in items:
+                    item.error = exc
+
+
 class _Superseded(Exception):
     """The map or the disk moved on while a file was assembled (or a folder to delete still
     holds files): drop it, the machine decides again."""
@@ -116,6 +197,7 @@ class Puller:
         self._pump = trio.Event()
         self.bytes_reused = 0
         self._disk_limiter = trio.CapacityLimiter(DISK_THREADS)
+        self._finisher = _Finisher(self._disk)
 
     async def _disk(self, fn, *args):
         """Run blocking disk work in a worker thread (a few at a time)."""
@@ -138,6 +220,7 @@ class Puller:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._request_pump)
+            nursery.start_soon(self._finisher.loop)
             while True:
                 self._wake = trio.Event()
                 await self._round(nursery)
@@ -257,14 +340,16 @@ class Puller:
         archived: list[IndexEntry] = []
         tmp, buffered = job.tmp, job.buffered
 
-        def finish() -> Stat | None:
+        batched = job.size <= BUFFER_FILE
+
+        def finish() -> tuple[Stat | None, Path | None]:
             for offset, data in buffered:
                 tmp.write_at(offset, data)
-            tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
-                       archive=archiver(self.root, entry, archived))
-            return apply.stat_of(self.root, need.path)
+            folder = tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
+                                archive=archiver(self.root, entry, archived), sync_dir=not batched)
+            return apply.stat_of(self.root, need.path), folder
         try:
-            st = await self._disk(finish)
+            st = await (self._finisher.run(finish) if batched else self._disk(lambda: finish()[0]))
         finally:
             self.host.record_archived(archived)
         job.tmp = None
