@@ -27,7 +27,7 @@ sum (L - i) x_i, weak = (a mod 2^16) | (b mod 2^16) << 16. With prefix sums P[k]
 and R[k] = sum_{i<k} P[i], the window at s has a = P[s+L] - P[s] and b = R[s+L+1] - R[s+1] -
 L * P[s]. Only the residues mod 2^16 matter and 2^16 divides 2^32, so uint32 cumsums may wrap
 freely (and L * P[s] vanishes when 2^16 divides L, as it does for every block size): two numpy
-cumsums and a few vector ops give every offset, ~350 MiB/s, in pieces of 1 Mi positions whose
+cumsums and a few vector ops give every offset, ~350 MiB/s, in pieces of 256 Ki positions whose
 buffers are reused. A single block's sum uses row and column sums of a 2,048-wide reshape (no
 scalar cumsum, ~3 GB/s); with the two BLAKE3 passes the scanner hashes ~1,200 MiB/s.
 
@@ -41,7 +41,7 @@ examined); no match advances one byte. Two interchangeable ways compute this sam
  * roll: after a miss, weak sums for a stretch of positions (numpy), a bitmap over the low bits
    of the target weak sums, np.searchsorted on the survivors, a strong hash on the candidates
    only; the first confirmed match hands back to follow. Stretches start at one block and
-   double while nothing matches (up to 1 Mi positions), so rolling runs only around changes.
+   double while nothing matches (up to 256 Ki positions), so rolling runs only around changes.
 Measured on 512 MiB (256 KiB blocks): unchanged, 100 bytes inserted, 1 MiB overwritten all scan
 at 2,500-4,300 MiB/s (hash-bound; 0, 1 and 4 blocks missed); nothing in common ~200 MiB/s.
 Because the sequence depends on content alone, scanning in chunks (keeping the unexamined tail,
@@ -83,8 +83,10 @@ MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 128 * KIB, 1 * MIB
 BLOCK_SIZES = (128 * KIB, 256 * KIB, 512 * KIB, 1 * MIB)
 TARGET_BLOCKS = 2048
 _WIDTH = 2048  # row width of the reshape in weak_sum
-_PIECE = 1 << 20  # positions per piece of rolling_weak_sums: cache-sized arrays are 2x faster
-_MAX_STRETCH = 1 << 20  # the same bound for a stretch of the matcher
+_PIECE = 1 << 18  # positions per piece of rolling_weak_sums: cache-sized arrays are faster, and
+_MAX_STRETCH = 1 << 18  # the same bound for a stretch of the matcher: its buffers (~25 bytes a
+# position) were 35 MiB of a receiver's peak RSS at 1 Mi; at 256 Ki, 14 MiB and no slower
+# (a 1 MiB overwrite in 128 MiB, 256 KiB blocks: 0.44/0.41 s -> 0.27/0.34 s)
 
 
 # --- strong hashes ---------------------------------------------------------------------------
