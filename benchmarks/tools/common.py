@@ -120,6 +120,17 @@ def rss_bytes(pid: int) -> int | None:
     return None if kib is None else kib * 1024
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process and its reaped children used so far: on a shared
+    machine a steadier figure than wall time."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def hwm_bytes(pid: int) -> int | None:
     """The process's peak RSS (VmHWM) since it started or since `reset_hwm`."""
     kib = _status_kib(pid, "VmHWM:")

@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -50,17 +51,28 @@ def _set(parent: ET.Element, tag: str, value: object) -> None:
     el.text = str(value).lower() if isinstance(value, bool) else str(value)
 
 
+class StartFailed(RuntimeError):
+    """An instance exited while starting; the message gives the warnings of its log."""
+
+
 class Instance:
     def __init__(self, home: Path, root: Path, name: str) -> None:
         self.home = home
         self.root = root
         self.name = name
-        self.gui_port = free_port()
-        self.listen_port = free_port()
+        self.new_ports()
         self.api_key = secrets.token_hex(16)
         self.proc: subprocess.Popen | None = None
         self.device_id = ""
         self.log = home.parent / f"{name}.log"
+        self._log_from = 0  # where this start's output begins in the log
+
+    def new_ports(self) -> None:
+        """Ports free a moment ago. Another process (or the kernel's ephemeral port of some
+        outgoing connection) can take one before Syncthing binds it: then it exits (1) with
+        "Starting API/GUI: listen tcp ...: bind: address already in use", and we retry."""
+        self.gui_port = free_port()
+        self.listen_port = free_port()
 
     # -- setup -----------------------------------------------------------------------------
     def generate(self) -> None:
@@ -68,10 +80,12 @@ class Instance:
                        check=True, capture_output=True, timeout=60)
         tree = ET.parse(self.home / "config.xml")
         self.device_id = tree.getroot().find("device").get("id")
+        shutil.copyfile(self.home / "config.xml", self.home / "config.xml.generated")
 
     def configure(self, peer: "Instance", delay: int) -> None:
+        """config.xml from the generated one (so that a retry with other ports starts afresh)."""
         path = self.home / "config.xml"
-        tree = ET.parse(path)
+        tree = ET.parse(self.home / "config.xml.generated")
         cfg = tree.getroot()
         gui = cfg.find("gui")
         gui.set("tls", "false")
@@ -122,6 +136,7 @@ class Instance:
         env = {**os.environ, "STNOUPGRADE": "1", "STNORESTART": "1", "STNODEFAULTFOLDER": "1",
                "STMONITORED": "yes",
                "HOME": str(self.home)}
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         self.proc = track(subprocess.Popen(
             [binary(), "serve", f"--home={self.home}", "--no-browser", "--no-restart",
              "--no-default-folder", f"--gui-address={HOST}:{self.gui_port}", "--logflags=3"],
@@ -130,15 +145,22 @@ class Instance:
 
     def wait_api(self, timeout: float = 60) -> None:
         def up() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"syncthing {self.name} exited ({self.proc.returncode}); see {self.log}")
-            return bool(self.get("/rest/system/ping"))
+            return self.proc.poll() is not None or bool(self.get("/rest/system/ping"))
+        wait_until(up, timeout, 0.05, f"syncthing {self.name} REST API")
+        if self.proc.poll() is not None:
+            raise StartFailed(f"{self.name} exited ({self.proc.returncode}): {self.why()}")
+
+    def why(self) -> str:
+        """The warnings this start wrote to its log (why it exited), or where the log is."""
         try:
-            wait_until(up, timeout, 0.05, f"syncthing {self.name} REST API")
-        except Timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"syncthing {self.name} exited ({self.proc.returncode}); see {self.log}")
-            raise
+            with open(self.log, "rb") as f:
+                f.seek(self._log_from)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            text = ""
+        said = [line.split(": ", 1)[-1].strip() for line in text.splitlines()
+                if "WARNING:" in line or "FATAL:" in line]
+        return "; ".join(dict.fromkeys(said)) or f"see {self.log}"
 
     def stop(self) -> None:
         stop(self.proc)
@@ -239,16 +261,27 @@ class SyncthingPair:
     def b_root(self) -> Path:
         return self.b.root
 
-    def setup(self, timeout: float = 90) -> None:
-        """Both instances configured, running, connected, the (empty) folder idle on both."""
+    def setup(self, timeout: float = 90, tries: int = 3) -> None:
+        """Both instances configured, running, connected, the (empty) folder idle on both. An
+        instance that exits while starting (a port taken meanwhile) is retried with fresh ports."""
         for inst in (self.a, self.b):
             inst.generate()
-        self.a.configure(self.b, self.delay)
-        self.b.configure(self.a, self.delay)
-        for inst in (self.a, self.b):
-            inst.start()
-        for inst in (self.a, self.b):
-            inst.wait_api()
+        for attempt in range(1, tries + 1):
+            self.a.configure(self.b, self.delay)
+            self.b.configure(self.a, self.delay)
+            try:
+                for inst in (self.a, self.b):
+                    inst.start()
+                for inst in (self.a, self.b):
+                    inst.wait_api()
+                break
+            except StartFailed as exc:
+                self.close()
+                if attempt == tries:
+                    raise
+                print(f"{self.name}: {exc}; retrying with fresh ports", file=sys.stderr, flush=True)
+                for inst in (self.a, self.b):
+                    inst.new_ports()
         self.wait_connected(timeout)
         wait_until(lambda: self.a.idle() and self.b.idle(), timeout, 0.1, f"{self.name}: folders idle")
 

@@ -27,7 +27,7 @@ sum (L - i) x_i, weak = (a mod 2^16) | (b mod 2^16) << 16. With prefix sums P[k]
 and R[k] = sum_{i<k} P[i], the window at s has a = P[s+L] - P[s] and b = R[s+L+1] - R[s+1] -
 L * P[s]. Only the residues mod 2^16 matter and 2^16 divides 2^32, so uint32 cumsums may wrap
 freely (and L * P[s] vanishes when 2^16 divides L, as it does for every block size): two numpy
-cumsums and a few vector ops give every offset, ~350 MiB/s, in pieces of 1 Mi positions whose
+cumsums and a few vector ops give every offset, ~350 MiB/s, in pieces of 256 Ki positions whose
 buffers are reused. A single block's sum uses row and column sums of a 2,048-wide reshape (no
 scalar cumsum, ~3 GB/s); with the two BLAKE3 passes the scanner hashes ~1,200 MiB/s.
 
@@ -41,7 +41,7 @@ examined); no match advances one byte. Two interchangeable ways compute this sam
  * roll: after a miss, weak sums for a stretch of positions (numpy), a bitmap over the low bits
    of the target weak sums, np.searchsorted on the survivors, a strong hash on the candidates
    only; the first confirmed match hands back to follow. Stretches start at one block and
-   double while nothing matches (up to 1 Mi positions), so rolling runs only around changes.
+   double while nothing matches (up to 256 Ki positions), so rolling runs only around changes.
 Measured on 512 MiB (256 KiB blocks): unchanged, 100 bytes inserted, 1 MiB overwritten all scan
 at 2,500-4,300 MiB/s (hash-bound; 0, 1 and 4 blocks missed); nothing in common ~200 MiB/s.
 Because the sequence depends on content alone, scanning in chunks (keeping the unexamined tail,
@@ -83,8 +83,10 @@ MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 128 * KIB, 1 * MIB
 BLOCK_SIZES = (128 * KIB, 256 * KIB, 512 * KIB, 1 * MIB)
 TARGET_BLOCKS = 2048
 _WIDTH = 2048  # row width of the reshape in weak_sum
-_PIECE = 1 << 20  # positions per piece of rolling_weak_sums: cache-sized arrays are 2x faster
-_MAX_STRETCH = 1 << 20  # the same bound for a stretch of the matcher
+_PIECE = 1 << 18  # positions per piece of rolling_weak_sums: cache-sized arrays are faster, and
+_MAX_STRETCH = 1 << 18  # the same bound for a stretch of the matcher: its buffers (~25 bytes a
+# position) were 35 MiB of a receiver's peak RSS at 1 Mi; at 256 Ki, 14 MiB and no slower
+# (a 1 MiB overwrite in 128 MiB, 256 KiB blocks: 0.44/0.41 s -> 0.27/0.34 s)
 
 
 # --- strong hashes ---------------------------------------------------------------------------
@@ -283,13 +285,14 @@ class RollingMatcher:
 
     def __init__(
         self, target_blocks: Sequence[Block], block_size: int, target_size: int,
-        *, exhaustive: bool = False,
+        *, exhaustive: bool = False, strong_len: int = 32,
     ) -> None:
         if block_size <= 0 or target_size < 0:
             raise ValueError("block_size must be positive and target_size not negative")
         if len(target_blocks) != -(-target_size // block_size):
             raise ValueError("block count does not match target_size / block_size")
         self.block_size, self.exhaustive = block_size, exhaustive
+        self.strong_len = strong_len  # target hashes may be cut short (delta signatures)
         self.total = len(target_blocks)
         last = target_size - (self.total - 1) * block_size if self.total else 0
         n_full = self.total - (0 < last < block_size)
@@ -298,7 +301,8 @@ class RollingMatcher:
         self._by_hash: dict[bytes, tuple[int, ...]] = {}
         for i, block in enumerate(target_blocks[:n_full]):  # duplicates: all their indices
             self._by_hash[block.hash] = self._by_hash.get(block.hash, ()) + (i,)
-        self._weak_filter([block.weak for block in target_blocks[:n_full]])
+        self._weaks = [block.weak for block in target_blocks[:n_full]]
+        self._weak_filter(self._weaks)
 
     def _weak_filter(self, weaks: list[int]) -> None:
         """The sorted weak sums, and a bitmap over their low bits (~1/64 full) in front."""
@@ -319,7 +323,11 @@ class RollingMatcher:
 
     def _full_hits(self, block: memoryview) -> tuple[int, ...]:
         """Target block indices whose content is `block` (a full block's worth of data)."""
-        return self._by_hash.get(strong_hash(block), ())
+        hits = self._by_hash.get(strong_hash(block)[: self.strong_len], ())
+        if hits and self.strong_len < 32:  # hashes cut short: the weak sum must agree too
+            weak = weak_sum(block)
+            hits = tuple(k for k in hits if self._weaks[k] == weak)
+        return hits
 
     def scan(self, data: bytes | memoryview | np.ndarray, base_offset: int = 0) -> dict[int, int]:
         """{target block index: base_offset + position where its content is in `data`}."""
@@ -407,7 +415,9 @@ class _Run:
                 self.found.setdefault(k, pos)
             got = m.block_size if hits else 0
         if short and m.short and (m.exhaustive or not got) and rel + m.short_len <= len(self.view):
-            if strong_hash(self.view[rel : rel + m.short_len]) == m.short.hash:
+            piece = self.view[rel : rel + m.short_len]
+            if strong_hash(piece)[: m.strong_len] == m.short.hash and (
+                    m.strong_len == 32 or weak_sum(piece) == m.short.weak):
                 self.found.setdefault(m.total - 1, pos)
                 got = got or m.short_len
         return got

@@ -435,13 +435,15 @@ class TempFile:
 
     def finish(
         self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int,
-        expect: Stat | None, *, archive: Archive | None = None,
-    ) -> None:
+        expect: Stat | None, *, archive: Archive | None = None, sync_dir: bool = True,
+    ) -> Path:
         """Verify, then atomically move into place at `target` (None: the target it was made for).
 
         `target` must be in the temp file's folder (the conflict-copy name qualifies). `expect` is
         what the caller last scanned there (None: nothing may be there). `archive`, if given, is
-        called with `target` when a regular file is about to be replaced, after the last check."""
+        called with `target` when a regular file is about to be replaced, after the last check.
+        Returns the folder; `sync_dir=False` leaves its fsync (which makes the rename durable) to
+        the caller, who syncs it once for a batch of files."""
         fd = self._need_fd()
         target = self._check_target(target)
         _refuse_folder(target, _lstat(target))
@@ -464,7 +466,9 @@ class TempFile:
             self.abort()
             raise disk_error(exc, "move into place", target) from exc
         self.close()
-        fsync_dir(target.parent)
+        if sync_dir:
+            fsync_dir(target.parent)
+        return target.parent
 
     def close(self) -> None:
         """Close the file and keep it on disk (for `find_partial` after a restart)."""

@@ -8,6 +8,12 @@ flooded). An answer is checked against the block's strong hash before it is hand
 that sends bad data is named (IntegrityError) so the caller drops it. "Missing" answers and
 timeouts put the block back for another peer; a file no connected peer can serve is `stalled`.
 
+A block whose old bytes the receiver holds (`delta_bases`: the same place in the file the disk
+holds at that path) is asked for with a DeltaRequest carrying their signature (core.delta), and
+the answer rebuilt from them; one that fails its hash (a false match of the short signature
+hashes, or a changed old file) is asked for again plainly, and only a plain block that fails its
+hash names the peer.
+
 An answer to a request we no longer wait for (timed out, or its file cancelled) is dropped
 quietly: `retired` remembers the last RETIRED of those ids and whom they were sent to. Any other
 answer (an id never sent to that peer, or answered already) is unrequested data: RemoteError, the
@@ -17,14 +23,66 @@ peer is dropped, so nobody can push data at us.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from gossip_backer.core.record import Block
+from gossip_backer.core import delta
+from gossip_backer.core.blocks import MAX_BLOCK_SIZE
+from gossip_backer.core.record import FILE, Block, FileRecord, IndexEntry
 from gossip_backer.errors import IntegrityError, RemoteError
-from gossip_backer.wire.messages import BlockRequest
+from gossip_backer.wire.messages import BlockData, BlockRequest, DeltaData, DeltaRequest
 
 RETIRED = 4096
+DELTA_MAX_BLOCKS = 64  # blocks of one file asked for as deltas (a rewritten file: plain blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    """Old bytes a block can come as a delta against: `size` bytes at `offset` of the file the
+    disk holds at the path, cut in `chunk`-byte pieces that `signature` describes."""
+
+    offset: int
+    size: int
+    chunk: int
+    signature: bytes
+
+
+def delta_bases(rec: FileRecord, entry: IndexEntry | None,
+                missing: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """Which old bytes each missing block of `rec` is asked for against, as (offset, size) in
+    the file `entry` says the disk holds at the path: the same range (a block's edit moves its
+    bytes little), the last block up to the old end (a file that grew or shrank). None for new
+    files, and not more than DELTA_MAX_BLOCKS blocks (beyond that the file was rewritten)."""
+    if entry is None or entry.kind != FILE or not entry.size or entry.hash == rec.hash:
+        return {}
+    out: dict[int, tuple[int, int]] = {}
+    for i in sorted(missing):
+        start = i * rec.block_size
+        if start >= entry.size:
+            break
+        end = entry.size if i == len(rec.blocks) - 1 else start + rec.block_size
+        end = min(end, entry.size, start + 2 * rec.block_size)
+        out[i] = (start, end - start)
+        if len(out) >= DELTA_MAX_BLOCKS:
+            break
+    return out
+
+
+def delta_request_ok(req: DeltaRequest) -> bool:
+    """Can a peer's DeltaRequest be worked with (sizes checked before any work)?"""
+    return (delta.MIN_CHUNK <= req.chunk <= delta.MAX_CHUNK
+            and 0 < req.base_size <= 2 * MAX_BLOCK_SIZE
+            and len(req.signature) == -(-req.base_size // req.chunk) * delta.SIG_ENTRY)
+
+
+def delta_answer(req: DeltaRequest, data: bytes) -> BlockData | DeltaData:
+    """The answer to a DeltaRequest whose block is `data`: the delta, or the block itself when
+    the delta would not be smaller (new content that shares nothing with the old)."""
+    encoded = delta.encode(data, req.chunk, req.base_size, req.signature)
+    if len(encoded) < len(data):
+        return DeltaData(req.request_id, encoded)
+    return BlockData(req.request_id, data)
+
 
 @dataclass
 class _File:
@@ -35,6 +93,7 @@ class _File:
     blocks: dict[int, Block]  # index -> block, every block still to fetch
     waiting: dict[int, Block]  # those not requested right now
     asked: dict[int, int] = field(default_factory=dict)  # index -> request id in flight
+    bases: dict[int, Base] = field(default_factory=dict)  # index -> old bytes for a delta
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +133,11 @@ class Scheduler:
 
     # -- registering work ------------------------------------------------------------------
     def add(self, path: str, file_hash: bytes, block_size: int, size: int,
-            blocks: Iterable[tuple[int, Block]]) -> None:
+            blocks: Iterable[tuple[int, Block]], bases: Mapping[int, Base] = {}) -> None:
         self.cancel(path)
         todo = dict(blocks)
-        self.files[path] = _File(path, file_hash, block_size, size, todo, dict(todo))
+        self.files[path] = _File(path, file_hash, block_size, size, todo, dict(todo),
+                                 bases={i: b for i, b in bases.items() if i in todo})
 
     def cancel(self, path: str) -> None:
         f = self.files.pop(path, None)
@@ -122,13 +182,17 @@ class Scheduler:
                       and (n == 0 or size + length <= self.per_peer_bytes)]
         return min(candidates, key=lambda p: (load[p][0], p)) if candidates else None
 
-    def _ask(self, f: _File, index: int, peer: bytes, now: float) -> BlockRequest:
+    def _ask(self, f: _File, index: int, peer: bytes, now: float) -> BlockRequest | DeltaRequest:
         block = f.waiting.pop(index)
         rid = self._next_id
         self._next_id += 1
         f.asked[index] = rid
         size = self._block_len(f, index)
         self.flights[rid] = _Flight(peer, f.path, index, size, now)
+        base = f.bases.get(index)
+        if base is not None:
+            return DeltaRequest(rid, block.hash, f.file_hash, index * f.block_size, size,
+                                base.size, base.chunk, base.signature)
         return BlockRequest(rid, block.hash, f.file_hash, index * f.block_size, size)
 
     @staticmethod
@@ -142,6 +206,31 @@ class Scheduler:
         f = self.files.get(fl.path) if fl else None
         return f.blocks[fl.index].hash if f and fl.index in f.blocks else None
 
+    def delta_of(self, request_id: int) -> tuple[str, Base, bytes, int] | None:
+        """(path, base, expected hash, size) to rebuild a DeltaData answering `request_id`."""
+        fl = self.flights.get(request_id)
+        f = self.files.get(fl.path) if fl else None
+        if f is None or fl.index not in f.blocks or fl.index not in f.bases:
+            return None
+        return f.path, f.bases[fl.index], f.blocks[fl.index].hash, fl.size
+
+    def on_delta(self, peer: bytes, request_id: int, data: bytes | None) -> Arrived | None:
+        """A DeltaData from `peer`, rebuilt and checked (`data`: the verified block, or None
+        when it did not rebuild to the block's hash: asked for again plainly)."""
+        fl = self._answered(peer, request_id)
+        if fl is None:
+            return None
+        f = self.files.get(fl.path)
+        if f is None or f.asked.get(fl.index) != request_id:
+            return None
+        if fl.index not in f.bases:
+            raise RemoteError(f"a delta answers a plain block request ({request_id})")
+        if data is None:
+            f.bases.pop(fl.index, None)
+            self._requeue(f, fl.index, request_id)
+            return None
+        return self._take(f, fl, data, True)
+
     def on_data(self, peer: bytes, request_id: int, data: bytes,
                 verified: bool | None = None) -> Arrived | None:
         """A BlockData from `peer`: the verified block, or None if no longer wanted.
@@ -153,6 +242,9 @@ class Scheduler:
         f = self.files.get(fl.path)
         if f is None or f.asked.get(fl.index) != request_id:
             return None
+        return self._take(f, fl, data, verified)
+
+    def _take(self, f: _File, fl: _Flight, data: bytes, verified: bool | None) -> Arrived:
         del f.asked[fl.index]
         block = f.blocks[fl.index]
         good = verified if verified is not None else self.hasher(data) == block.hash
@@ -160,6 +252,7 @@ class Scheduler:
             f.waiting[fl.index] = block
             raise IntegrityError(f"peer sent a block of {fl.path} that fails its hash")
         del f.blocks[fl.index]
+        f.bases.pop(fl.index, None)
         self.bytes_received += len(data)
         return Arrived(fl.path, fl.index, fl.index * f.block_size, data)
 

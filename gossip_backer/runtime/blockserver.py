@@ -4,7 +4,9 @@ still is the version its record describes (else "missing", and the peer asks som
 Sources, in order: a local file whose content hash is the requested version's, the revision
 archive (so history and restore work from any node that kept a version), then any local file
 holding a block with that strong hash. Every block read is checked against its hash before it
-leaves: a file changed behind our back is never served as the old version.
+leaves: a file changed behind our back is never served as the old version. A DeltaRequest gets
+the same block as copies of the asker's old chunks and literals (core.delta), worked out in a
+worker thread; plainly when the delta would not be smaller.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import trio
 from gossip_backer.core.blocks import strong_hash
 from gossip_backer.core.record import FILE
 from gossip_backer.disk import apply, versions
-from gossip_backer.wire.messages import BlockData, BlockMissing, BlockRequest
+from gossip_backer.protocol import transfer
+from gossip_backer.wire.messages import BlockData, BlockMissing, BlockRequest, DeltaData, DeltaRequest
 
 MAX_BLOCK = 2 * 1024 * 1024 - 4096
 CONCURRENT_READS = 8
@@ -101,16 +104,28 @@ class BlockServer:
             self.note_stale()
         self._build()
 
-    async def answer(self, req: BlockRequest):
+    async def answer(self, req: BlockRequest | DeltaRequest):
         if req.size <= 0 or req.size > MAX_BLOCK or req.offset < 0:
             return BlockMissing(req.request_id)
         sources = self._sources(req)
+        work = self._read_first
+        if isinstance(req, DeltaRequest):
+            if not transfer.delta_request_ok(req):
+                return BlockMissing(req.request_id)
+            work = self._read_delta
         async with self.limiter:
-            data = await trio.to_thread.run_sync(self._read_first, sources, req)
-        if data is None:
+            answer = await trio.to_thread.run_sync(work, sources, req)
+        if answer is None:
             return BlockMissing(req.request_id)
-        self.bytes_served += len(data)
-        return BlockData(req.request_id, data)
+        if isinstance(answer, bytes):
+            answer = BlockData(req.request_id, answer)
+        self.bytes_served += len(answer.delta if isinstance(answer, DeltaData) else answer.data)
+        return answer
+
+    def _read_delta(self, sources, req: DeltaRequest) -> BlockData | DeltaData | None:
+        """(worker thread) The block as a delta against the asker's chunks, or plainly."""
+        data = self._read_first(sources, req)
+        return None if data is None else transfer.delta_answer(req, data)
 
     def _sources(self, req: BlockRequest) -> list[tuple[Path, int, object]]:
         """Candidate (file, offset, expected stat) triples, the version's own file first."""
@@ -148,3 +163,4 @@ class BlockServer:
             if not req.hash or strong_hash(data) == req.hash:  # no hash: a piece of a whole
                 return data  # version, from sources holding exactly that version
         return None
+

@@ -179,13 +179,15 @@ class Folder:
 
     async def _watch_loop(self) -> None:
         """Follow the OS watcher; start a new one when the root itself went away and came back."""
-        from gossip_backer.disk.watch import Watcher
+        from gossip_backer.disk.watch import STEP_MS, Watcher
 
         while True:
             watcher = Watcher(self.root, self.ignore)
             try:
                 async for paths in watcher.changes():
-                    await trio.sleep(SETTLE)  # let writers finish; the scan skips moving files
+                    # let writers finish (the scan skips moving files): the watcher already
+                    # waited STEP_MS without an event before handing the batch over
+                    await trio.sleep(max(0.0, SETTLE - STEP_MS / 1000))
                     generation = self.ignore.generation
                     await self.scan_some(paths, rules_changed=generation != self._ignore_gen)
             finally:

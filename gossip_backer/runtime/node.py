@@ -31,8 +31,8 @@ from gossip_backer.runtime.link import Link
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.runtime.views import peer_view, stored_status
 from gossip_backer.wire.codec import pack
-from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, HistoryReply,
-                                         HistoryRequest, InviteClaim)
+from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
+                                         DeltaRequest, HistoryReply, HistoryRequest, InviteClaim)
 
 log = logging.getLogger(__name__)
 TICK = 0.25
@@ -185,7 +185,7 @@ class Node:
         if link.peer not in self.links or self.links[link.peer] is not link:
             return
         self.last_seen[link.peer] = self.clock.wall()
-        if isinstance(message, (BlockRequest, BlockData, BlockMissing)):
+        if isinstance(message, (BlockRequest, BlockData, BlockMissing, DeltaRequest, DeltaData)):
             await link.spawn(self._on_block_message, link, message)
             return
         if isinstance(message, HistoryRequest):
@@ -215,10 +215,10 @@ class Node:
 
     async def _on_block_message(self, link: Link, message: object) -> None:
         if self.folder is None:
-            if isinstance(message, BlockRequest):
+            if isinstance(message, (BlockRequest, DeltaRequest)):
                 link.send(BlockMissing(message.request_id))
             return
-        if isinstance(message, BlockRequest):
+        if isinstance(message, (BlockRequest, DeltaRequest)):
             link.send(await self.folder.answer(message))
             return
         try:

@@ -9,7 +9,9 @@ For a file it builds the new content in a temporary file next to the target, fro
      duplicated blocks cost nothing on the wire);
   4. a zsync-style rolling match of the file's old content, so data shifted by an insertion is
      reused;
-and only then fetches the remaining blocks from peers (protocol/transfer.py decides whom to ask).
+and only then fetches the remaining blocks from peers (protocol/transfer.py decides whom to ask),
+each as a delta against the old bytes in its place where the file had content (core/delta.py:
+an edited line of a source file costs about that line, not the file).
 What to do, in which order, and what it means once done is the folder machine's decision
 (protocol/folder.py): this module only carries it out.
 The file is moved into place only after its whole hash checks out, and only if the file on disk
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import trio
 
+from gossip_backer.core import delta
 from gossip_backer.core.blocks import RollingMatcher, strong_hash
 from gossip_backer.core.paths import BadPath
 from gossip_backer.core.record import FILE, FileRecord, IndexEntry
@@ -38,8 +41,9 @@ from gossip_backer.events import TransferProgress
 from gossip_backer.runtime.clock import Clock
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.folder import DiskStat, FolderMachine
-from gossip_backer.protocol.transfer import Scheduler
-from gossip_backer.wire.messages import BlockData, BlockMissing
+from gossip_backer.protocol import transfer
+from gossip_backer.protocol.transfer import Base, Scheduler
+from gossip_backer.wire.messages import BlockData, BlockMissing, DeltaData
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 4 << 20
@@ -47,6 +51,8 @@ PROGRESS_EVERY = 0.5  # seconds between transfer_progress events of one file
 INLINE_HASH = 64 << 10  # blocks up to this size are verified on the loop
 BUFFER_FILE = 1 << 20  # files up to this size keep fetched blocks in memory until `finish`
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+FINISH_BATCH = 64  # small files moved into place in one worker-thread hop, at most
+FINISH_HOPS = 3  # such hops at once
 DISK_THREADS = 4  # worker threads the puller's disk work uses at once (more only fight for the GIL)
 
 
@@ -89,6 +95,85 @@ def archiver(root: Path, entry: IndexEntry | None, archived: list):
     return archive
 
 
+@dataclass
+class _Finish:
+    work: object  # () -> (stat, folder to sync), run in a worker thread
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Stat | None = None
+    error: BaseException | None = None
+
+
+class _Finisher:
+    """Small files are moved into place in batches: one worker-thread hop runs every finish
+    queued meanwhile (verify, write, fsync, rename, stat), then syncs each folder once, so a
+    rename is durable before any file of the batch is reported done. A lone file waits for
+    nothing: a batch is whatever queued while the previous one ran."""
+
+    def __init__(self, disk) -> None:
+        self._disk = disk
+        self._queue: list[_Finish] = []
+        self._ready = trio.Event()
+
+    async def run(self, work) -> Stat | None:
+        item = _Finish(work)
+        self._queue.append(item)
+        self._ready.set()
+        try:
+            await item.done.wait()
+        except trio.Cancelled:
+            if item in self._queue:  # not started: dropped
+                self._queue.remove(item)
+                raise
+            with trio.CancelScope(shield=True):  # under way in a thread, like any disk hop
+                await item.done.wait()
+            raise
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    async def loop(self) -> None:
+        """Batches run FINISH_HOPS at a time (their fsyncs overlap); a batch is taken when a
+        hop is free, so files queue up meanwhile."""
+        slots = trio.Semaphore(FINISH_HOPS)
+        async with trio.open_nursery() as nursery:
+            while True:
+                await self._ready.wait()
+                self._ready = trio.Event()
+                await slots.acquire()
+                batch, self._queue = self._queue[:FINISH_BATCH], self._queue[FINISH_BATCH:]
+                if self._queue:
+                    self._ready.set()
+                if batch:
+                    nursery.start_soon(self._hop, batch, slots)
+                else:
+                    slots.release()
+
+    async def _hop(self, batch: list[_Finish], slots: trio.Semaphore) -> None:
+        try:
+            await self._disk(self._run_batch, batch)
+        finally:
+            slots.release()
+            for item in batch:
+                item.done.set()
+
+    @staticmethod
+    def _run_batch(batch: list[_Finish]) -> None:
+        """(worker thread)"""
+        folders: dict[Path, list[_Finish]] = {}
+        for item in batch:
+            try:
+                item.result, folder = item.work()
+                folders.setdefault(folder, []).append(item)
+            except BaseException as exc:  # handed to the file's own task
+                item.error = exc
+        for folder, items in folders.items():
+            try:
+                apply.fsync_dir(folder)
+            except BaseException as exc:
+                for item in items:
+                    item.error = exc
+
+
 class _Superseded(Exception):
     """The map or the disk moved on while a file was assembled (or a folder to delete still
     holds files): drop it, the machine decides again."""
@@ -114,6 +199,7 @@ class Puller:
         self._pump = trio.Event()
         self.bytes_reused = 0
         self._disk_limiter = trio.CapacityLimiter(DISK_THREADS)
+        self._finisher = _Finisher(self._disk)
 
     async def _disk(self, fn, *args):
         """Run blocking disk work in a worker thread (a few at a time)."""
@@ -136,6 +222,7 @@ class Puller:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._request_pump)
+            nursery.start_soon(self._finisher.loop)
             while True:
                 self._wake = trio.Event()
                 await self._round(nursery)
@@ -233,13 +320,14 @@ class Puller:
         entry = self.machine.index.get(need.path)
         self.server.ready()
         same = self.server.find_file(rec.hash) if rec.hash else None
-        job.tmp, have = await self._disk(self._prepare, need, entry, self.server.find_block, same)
+        job.tmp, have, bases = await self._disk(self._prepare, need, entry, self.server.find_block,
+                                                same)
         job.reused = sum(self._len(rec, i) for i in have)
         self.bytes_reused += job.reused
         missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
         if missing:
             self.scheduler.forget_lacking(rec.hash)  # asked again: peers may have it by now
-            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, missing)
+            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, missing, bases)
             self._pump.set()
             while self.scheduler.remaining(need.path) or job.writing:
                 if job.error is not None and not job.writing:
@@ -257,14 +345,16 @@ class Puller:
         archived: list[IndexEntry] = []
         tmp, buffered = job.tmp, job.buffered
 
-        def finish() -> Stat | None:
+        batched = job.size <= BUFFER_FILE
+
+        def finish() -> tuple[Stat | None, Path | None]:
             for offset, data in buffered:
                 tmp.write_at(offset, data)
-            tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
-                       archive=archiver(self.root, entry, archived))
-            return apply.stat_of(self.root, need.path)
+            folder = tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
+                                archive=archiver(self.root, entry, archived), sync_dir=not batched)
+            return apply.stat_of(self.root, need.path), folder
         try:
-            st = await self._disk(finish)
+            st = await (self._finisher.run(finish) if batched else self._disk(lambda: finish()[0]))
         finally:
             self.host.record_archived(archived)
         job.tmp = None
@@ -285,10 +375,40 @@ class Puller:
             tmp = TempFile.create(self.root, need.path)
         try:
             have = self._reuse(tmp, rec, entry, find_block, same, resumed=partial is not None)
+            bases = self._bases(rec, entry, have)
         except BaseException:
             tmp.close()
             raise
-        return tmp, have
+        return tmp, have, bases
+
+    def _bases(self, rec: FileRecord, entry: IndexEntry | None, have: set[int]) -> dict[int, Base]:
+        """(worker thread) Signatures of the old bytes the missing blocks come as deltas against."""
+        wanted = transfer.delta_bases(rec, entry, (i for i in range(len(rec.blocks)) if i not in have))
+        bases: dict[int, Base] = {}
+        try:
+            with open(self.root / rec.path, "rb", buffering=0) as f:
+                for i, (offset, size) in wanted.items():
+                    f.seek(offset)
+                    old = f.read(size)
+                    if old:
+                        chunk = delta.chunk_for(len(old))
+                        bases[i] = Base(offset, len(old), chunk, delta.signature(old, chunk))
+        except OSError:
+            pass
+        return bases
+
+    def _rebuild(self, path: str, base: Base, block_hash: bytes, size: int,
+                 encoded: bytes) -> bytes | None:
+        """(worker thread) A DeltaData's block from the old bytes, or None if it does not hash
+        to the block (the old file changed meanwhile, or a false match of the signature)."""
+        try:
+            with open(self.root / path, "rb", buffering=0) as f:
+                f.seek(base.offset)
+                old = f.read(base.size)
+            data = delta.decode(old, base.chunk, encoded, size) if len(old) == base.size else None
+        except (OSError, delta.DeltaError):
+            return None
+        return data if data is not None and strong_hash(data) == block_hash else None
 
     def _reuse(self, tmp: TempFile, rec: FileRecord, entry, find_block, same: str | None,
                resumed: bool) -> set[int]:
@@ -377,11 +497,19 @@ class Puller:
             with trio.move_on_after(1.0):
                 await self._pump.wait()
 
-    async def on_block(self, peer: bytes, msg: BlockData | BlockMissing) -> None:
+    async def on_block(self, peer: bytes, msg: BlockData | BlockMissing | DeltaData) -> None:
         """An answer from a peer (raises IntegrityError for bad data: the caller drops it)."""
         if isinstance(msg, BlockMissing):
             self.scheduler.on_missing(peer, msg.request_id)
             self._pump.set()
+            return
+        if isinstance(msg, DeltaData):
+            wanted = self.scheduler.delta_of(msg.request_id)
+            data = None if wanted is None else await self._disk(self._rebuild, *wanted, msg.delta)
+            arrived = self.scheduler.on_delta(peer, msg.request_id, data)
+            self._pump.set()
+            if arrived is not None:
+                await self._arrived(arrived)
             return
         expected = self.scheduler.expected(msg.request_id)
         ok = None
@@ -393,8 +521,11 @@ class Puller:
             ok = await trio.to_thread.run_sync(lambda: strong_hash(msg.data) == expected)
         arrived = self.scheduler.on_data(peer, msg.request_id, msg.data, verified=ok)
         self._pump.set()
-        if arrived is None:
-            return
+        if arrived is not None:
+            await self._arrived(arrived)
+
+    async def _arrived(self, arrived) -> None:
+        """A verified block: into its file's buffer, or written to its temp file."""
         job = self.jobs.get(arrived.path)
         if job is None or job.tmp is None:
             return

@@ -111,6 +111,32 @@ class BlockMissing:
 
 
 @dataclass(frozen=True, slots=True)
+class DeltaRequest:
+    """A BlockRequest that may be answered with a DeltaData: the asker holds `base_size` bytes
+    of an older content in the place of this block, of which `signature` describes each
+    `chunk`-byte piece (core.delta)."""
+
+    TAG: ClassVar[int] = 17
+    request_id: int
+    hash: bytes
+    file_hash: bytes
+    offset: int
+    size: int
+    base_size: int
+    chunk: int
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaData:
+    """The answer to a DeltaRequest as copies of the asker's chunks and literals (core.delta)."""
+
+    TAG: ClassVar[int] = 18
+    request_id: int
+    delta: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class InviteClaim:
     """Sent over a connection authenticated with an invite's one-time key: "grant `node`".
     `proof` is `node`'s signature over the claim, so the grant names a key its holder controls."""
@@ -159,12 +185,13 @@ class HistoryReply:
 
 
 Message = (Hello | Refuse | Digest | Summary | Delta | DeltaAck | Ping | Pong | BlockRequest
-           | BlockData | BlockMissing | InviteClaim | InviteResult | LiveSync | HistoryRequest | HistoryReply)
+           | BlockData | BlockMissing | InviteClaim | InviteResult | LiveSync | HistoryRequest | HistoryReply
+           | DeltaRequest | DeltaData)
 KINDS: dict[int, type] = {
     cls.TAG: cls
     for cls in (Hello, Refuse, Digest, Summary, Delta, DeltaAck, Ping, Pong, BlockRequest,
                 BlockData, BlockMissing, InviteClaim, InviteResult, LiveSync, HistoryRequest,
-                HistoryReply)
+                HistoryReply, DeltaRequest, DeltaData)
 }
 _FIELDS = {tag: dataclasses.fields(cls) for tag, cls in KINDS.items()}
 _PY = {"int": int, "str": str, "bytes": bytes, "bool": bool, "dict": dict}

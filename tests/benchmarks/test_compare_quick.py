@@ -28,7 +28,7 @@ MESH = {BACKER, ST, ST1}
 EXPECTED = {
     "initial_small": ALL, "initial_tiny": ALL, "initial_large": ALL,
     "change_latency": MESH, "delta_inplace": ALL, "delta_insert": ALL, "rename_large": MESH,
-    "rescan_idle": ALL, "memory": ALL,
+    "rescan_idle": ALL, "memory": ALL, "edit_text": {BACKER, ST1, RSYNC},
 }
 
 
@@ -84,5 +84,5 @@ def test_quick_benchmark_gives_figures_for_every_case_and_tool():
             assert (case, ref) in ratios, f"no ratio for {case} against {ref}"
     assert {t["case"] for t in doc["targets"]} == {
         "initial_small", "initial_tiny", "initial_large", "change_latency", "delta_inplace",
-        "delta_insert", "rename_large", "memory"}
+        "delta_insert", "rename_large", "memory", "edit_text"}
     assert out.returncode == 0

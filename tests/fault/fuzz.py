@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gossip_backer.core import delta
 from gossip_backer.core.invite import Invite
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import Block, FileRecord, Grant, LiveGlob, MemberInfo, Revoke
@@ -36,6 +37,7 @@ from gossip_backer.core.vv import VersionVector
 from gossip_backer.crypto.identity import Identity, Verifier, make_update, update_from_wire
 from gossip_backer.errors import BackerError
 from gossip_backer.protocol.peer import PeerConnection
+from gossip_backer.protocol import transfer
 from gossip_backer.protocol.replica import Replica
 from gossip_backer.wire import messages as m
 from gossip_backer.wire.codec import pack, unpack
@@ -78,6 +80,8 @@ MESSAGES = [
     m.BlockMissing(1), m.InviteClaim(MEMBER.public, "x", b"\x04" * 64),
     m.InviteResult(True, "welcome"), m.LiveSync("a.md", 0, b"\x00\x01"),
     m.HistoryRequest(3, "dir/a.txt"), m.HistoryRequest(4, ODD_PATH),
+    m.DeltaRequest(4, b"\x02" * 32, b"\x03" * 32, 0, 1024, 1000, 128, b"\x07" * 48),
+    m.DeltaData(4, b"\x00\x01\x04\x00\x00abcd"),
     m.HistoryReply(3, ((b"\x05" * 32, 7, 1_700_000_000_000_000_000, FOUNDER.public),)),
 ]
 INVITE = Invite(SECRET, FOUNDER.public, FOUNDER.public, ("127.0.0.1:7440", "[::1]:7440"), False,
@@ -218,9 +222,24 @@ _PEER = _Peer()
 
 def t_messages(data: bytes) -> None:
     msg = m.decode(data)
-    if not isinstance(msg, (m.Hello, m.InviteClaim, m.InviteResult, m.BlockRequest, m.BlockData,
-                            m.BlockMissing, m.HistoryRequest, m.HistoryReply, m.LiveSync)):
+    if isinstance(msg, m.DeltaRequest) and transfer.delta_request_ok(msg):
+        transfer.delta_answer(msg, DELTA_NEW[: msg.size])  # what the block server works out
+    elif not isinstance(msg, (m.Hello, m.InviteClaim, m.InviteResult, m.BlockRequest,
+                              m.BlockData, m.BlockMissing, m.HistoryRequest, m.HistoryReply,
+                              m.LiveSync, m.DeltaRequest, m.DeltaData)):
         _PEER.receive(msg)  # those the runtime hands to the replica
+
+
+DELTA_OLD = b"".join(b"line %d of the old text\n" % i for i in range(400))
+DELTA_NEW = DELTA_OLD[:3000] + b"an edited line\n" + DELTA_OLD[3100:]
+DELTA_SEEDS = [delta.encode(DELTA_NEW, c, len(DELTA_OLD), delta.signature(DELTA_OLD, c))
+               for c in (128, 512)]
+
+
+def t_deltas(data: bytes) -> None:
+    """A DeltaData's bytes, rebuilt against the old text (as the puller does)."""
+    for chunk in (128, 512):
+        delta.decode(DELTA_OLD, chunk, data, len(DELTA_NEW))
 
 
 def t_updates(data: bytes) -> None:
@@ -250,6 +269,7 @@ def targets() -> dict[str, Target]:
         "connection": Target(t_connection, _transcript(), False, 1),
         "messages": Target(t_messages, [m.encode(x) for x in MESSAGES], True, 4),
         "updates": Target(t_updates, [u.body for u in UPDATES], True, 3),
+        "deltas": Target(t_deltas, DELTA_SEEDS, False, 2),
         "invites": Target(t_invites, [pack(INVITE.to_plain()),
                                       b"!" + INVITE.to_text(pack).encode()], True, 1),
     }

@@ -364,3 +364,62 @@ def test_add_again_replaces_the_previous_registration() -> None:
     add_file(s, "f", content(100, 5), 100)
     assert s.remaining("f") == 1
     assert all(r.request_id not in s.flights for _, r in reqs)
+
+
+# --- deltas against the old bytes -------------------------------------------------------------
+
+
+def _delta_file(s: Scheduler) -> list[bytes]:
+    from gossip_backer.protocol.transfer import Base
+    pieces = [content(100, 1), content(100, 2)]
+    s.add("f", FILE_HASH, 100, 200, [(i, Block(hasher(p), i)) for i, p in enumerate(pieces)],
+          {1: Base(100, 100, 128, b"sig")})
+    return pieces
+
+
+def test_a_block_with_a_base_is_asked_for_as_a_delta() -> None:
+    from gossip_backer.wire.messages import DeltaRequest
+    s = Scheduler(hasher)
+    pieces = _delta_file(s)
+    reqs = [r for _, r in s.requests([P1], now=0.0)]
+    assert reqs == [BlockRequest(1, hasher(pieces[0]), FILE_HASH, 0, 100),
+                    DeltaRequest(2, hasher(pieces[1]), FILE_HASH, 100, 100, 100, 128, b"sig")]
+    path, base, expected, size = s.delta_of(2)
+    assert (path, base.offset, expected, size) == ("f", 100, hasher(pieces[1]), 100)
+    assert s.on_delta(P1, 2, pieces[1]) == Arrived("f", 1, 100, pieces[1])
+    assert s.remaining("f") == 1
+
+
+def test_a_delta_that_does_not_rebuild_is_asked_for_again_plainly() -> None:
+    s = Scheduler(hasher)
+    pieces = _delta_file(s)
+    s.requests([P1], now=0.0)
+    assert s.on_delta(P1, 2, None) is None  # no error: a false match is nobody's fault
+    assert [r for _, r in s.requests([P1], now=0.0)] == [
+        BlockRequest(3, hasher(pieces[1]), FILE_HASH, 100, 100)]
+    with pytest.raises(IntegrityError):  # but a plain block that fails its hash names the peer
+        s.on_data(P1, 3, b"x" * 100)
+
+
+def test_a_delta_answering_a_plain_request_is_unrequested() -> None:
+    s = Scheduler(hasher)
+    pieces = _delta_file(s)
+    s.requests([P1], now=0.0)
+    with pytest.raises(RemoteError):
+        s.on_delta(P1, 1, pieces[0])
+    assert s.on_data(P1, 2, pieces[1]) is not None  # a delta request may be answered plainly
+
+
+def test_delta_bases_are_the_same_range_of_the_old_file() -> None:
+    from gossip_backer.core.record import IndexEntry
+    from gossip_backer.core.vv import VersionVector
+    from gossip_backer.protocol.transfer import delta_bases
+    from gossip_backer.core.record import FileRecord
+    blocks = tuple(Block(bytes([i]) * 32, i) for i in range(3))
+    rec = FileRecord(path="f", kind="file", vv=VersionVector(), origin=P1, size=250, mtime_ns=0,
+                     mode=0o644, hash=b"\x01" * 32, block_size=100, blocks=blocks)
+    old = IndexEntry("f", 420, 0, 1, 0o644, "file", b"\x02" * 32, 100, (), None, VersionVector())
+    assert delta_bases(rec, old, [0, 2]) == {0: (0, 100), 2: (200, 200)}  # the last: to the old end
+    assert delta_bases(rec, None, [0]) == {}  # a new file
+    same = IndexEntry("f", 250, 0, 1, 0o644, "file", rec.hash, 100, (), None, VersionVector())
+    assert delta_bases(rec, same, [0]) == {}

@@ -24,6 +24,8 @@ from gossip_backer.wire.messages import (
     BlockRequest,
     Delta,
     DeltaAck,
+    DeltaData,
+    DeltaRequest,
     Digest,
     Hello,
     HistoryReply,
@@ -71,6 +73,9 @@ STRATEGIES = {
                             offset=ints, size=ints),
     BlockData: st.builds(BlockData, request_id=ints, data=st.binary(max_size=2000)),
     BlockMissing: st.builds(BlockMissing, request_id=ints),
+    DeltaRequest: st.builds(DeltaRequest, request_id=ints, hash=blobs, file_hash=blobs,
+                            offset=ints, size=ints, base_size=ints, chunk=ints, signature=blobs),
+    DeltaData: st.builds(DeltaData, request_id=ints, delta=blobs),
     InviteClaim: st.builds(InviteClaim, node=key32, name=texts, proof=sig64),
     InviteResult: st.builds(InviteResult, accepted=st.booleans(), reason=texts),
     LiveSync: st.builds(LiveSync, path=texts, kind=ints, data=blobs),
@@ -184,6 +189,7 @@ SAMPLES = {
     BlockMissing: BlockMissing(1), InviteClaim: InviteClaim(b"n", "x", b"p"),
     InviteResult: InviteResult(True, ""), LiveSync: LiveSync("p", 0, b""),
     HistoryRequest: HistoryRequest(1, "p"), HistoryReply: HistoryReply(1, ()),
+    DeltaRequest: DeltaRequest(1, b"h", b"f", 0, 1, 1, 128, b"s"), DeltaData: DeltaData(1, b"d"),
 }
 # A value of another type for each annotation (bool is not an int; a str is not bytes...).
 WRONG = {
