@@ -346,6 +346,15 @@ class Node:
             link.abort("revoked")
         return {"removed": str(node)}
 
+    def set_live(self, glob: str, on: bool) -> dict:
+        """`backer live`: (un)mark files matching `glob` as live-edit for the whole mesh."""
+        update = self.state.set_live(glob, on)
+        if update is not None:
+            self.local_changes([update])
+            if self.folder is not None:
+                self.folder.on_remote([update])  # the map moved: files to make live
+        return {"live": self.state.metamap.live_globs()}
+
     def local_changes(self, updates: list) -> None:
         """Updates this node made (applied and stored): spread them."""
         self._run(self.replica.local(updates, trio.current_time()))
