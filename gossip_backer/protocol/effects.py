@@ -90,3 +90,5 @@ class WriteText:
     data: bytes
     base: bytes  # the update that brings the machine's copy of the disk to `data`: handed back
     # (`FolderMachine.live_written`) once the file holds it
+    expect: tuple | None = None  # (size, mtime_ns, inode, kind) the file must still have, as
+    # the index said when the write was decided (None: no file may be there)

@@ -52,7 +52,7 @@ from gossip_backer.events import (Conflict, DiskFull, DiskSpaceBack, FileChanged
                                   Refused, RootPaused, RootResumed)
 from gossip_backer.core.ids import NodeId
 from gossip_backer.protocol import mirror
-from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, ReadText, Rescan
+from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, ReadText, Rescan, WriteText
 
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
 SETTLE_NS = int(SETTLE * 1e9)
@@ -629,7 +629,13 @@ class FolderMachine:
         (their row marked unseen) so that the scan makes their next file version."""
         if self.live is None or not self.scanned or self.paused:
             return []
-        out = self.live.tick(now, writer=self.role() == READ_WRITE)
+        out = []
+        for effect in self.live.tick(now, writer=self.role() == READ_WRITE):
+            if isinstance(effect, WriteText):  # over what the index says is there, only
+                row = self.index.get(effect.path)
+                effect = replace(effect, expect=None if row is None else (
+                    row.size, row.mtime_ns, row.inode, row.kind))
+            out.append(effect)
         due = [p for p in self.live.checkpoints_due(wall) if p in self.index]
         for path in due:  # an mtime no file has: the scan sees a change and hashes it again
             self.index[path] = replace(self.index[path], inode=-1, mtime_ns=-1)

@@ -86,6 +86,8 @@ class LiveMachine:
         self.client_id = client_id  # ours, fresh each start (a Yjs client id is never reused)
         self.docs: dict[str, TextDocLike] = {}
         self._disk: dict[str, TextDocLike] = {}  # path -> what its file holds, as a document
+        self._unknown: set[str] = set()  # paths whose disk copy is not known yet (document
+        # made from peers' updates, file neither read nor written since)
         self.fallback: dict[str, str] = {}  # path -> why it is mirrored as a plain file
         self.reading: set[str] = set()  # paths whose bytes were asked for (ReadText)
         self._part: dict[str, int] = {}  # path -> our newest part number
@@ -164,6 +166,7 @@ class LiveMachine:
         if doc is None:
             doc = self.docs[path] = self.factory.new(self.client_id)
             self._disk[path] = self.factory.new(self.client_id ^ 0x40000000)  # its own writer
+            self._unknown.add(path)
         return doc
 
     # -- the disk's side ---------------------------------------------------------------------
@@ -182,6 +185,7 @@ class LiveMachine:
             doc = self._doc(path)
             doc.apply(seed)
             self._disk[path].apply(seed)
+            self._unknown.discard(path)
             self._tell(path, doc, b"\x00")
             out: list = [Emit(LiveStarted(wall, path))]
             if writer:
@@ -190,16 +194,20 @@ class LiveMachine:
             return out
         if not writer:
             return []  # a read-only member's edit stays local, as for plain files
+        if path in self._unknown:  # the file as the seed made from these bytes would be: the
+            self._unknown.discard(path)  # same content as the mesh's seed is no edit at all
+            self._disk[path].apply(self.factory.seed(data))
         update = self._disk[path].edit_to(data)
-        if update is None:
-            return []
-        before = doc.state()
-        doc.apply(update)
-        self._tell(path, doc, before)
-        if doc.data() != data:  # peers' edits the file did not show yet
+        out = []
+        if update is not None:
+            before = doc.state()
+            doc.apply(update)
+            self._tell(path, doc, before)
+            self._authored.setdefault(path, wall)
+            out.append(self._publish(path, update, now))
+        if doc.data() != data:  # peers' edits the file does not show yet (or a refused write)
             self._dirty.setdefault(path, now + DEBOUNCE)
-        self._authored.setdefault(path, wall)
-        return [self._publish(path, update, now)]
+        return out
 
     def client_update(self, path: str, update: bytes, now: float, wall: float) -> list:
         """An update from an editor connected to this node (the websocket): merged, published,
@@ -230,8 +238,8 @@ class LiveMachine:
     def tick(self, now: float, *, writer: bool) -> list:
         """Files whose document changed are written; snapshots that are due are published."""
         out: list = []
-        for path in [p for p, due in self._dirty.items() if due <= now]:
-            del self._dirty[path]
+        for path in [p for p, due in self._dirty.items() if due <= now and p not in self.reading]:
+            del self._dirty[path]  # (a file being read holds a save not merged yet: it waits)
             if self.owns(path):
                 doc, disk = self.docs[path], self._disk[path]
                 data = doc.data()
@@ -250,6 +258,7 @@ class LiveMachine:
         disk = self._disk.get(path)
         if disk is not None:
             disk.apply(base)
+            self._unknown.discard(path)
 
     def checkpoints_due(self, wall: float) -> list[str]:
         """Live paths we edited whose last file version is `CHECKPOINT` seconds old."""

@@ -87,7 +87,7 @@ class LiveDisk:
     async def _write(self, effect: WriteText) -> None:
         path, data = effect.path, effect.data
         row = self.folder.index.get(path)
-        expect = None if row is None else Stat(row.size, row.mtime_ns, row.inode, row.kind)
+        expect = None if effect.expect is None else Stat(*effect.expect)
         mode = 0o644 if row is None else row.mode & 0o777
         try:
             await trio.to_thread.run_sync(write_text, self.folder.root, path, data, mode, expect)

@@ -79,6 +79,9 @@ class SimFolder:
         self._scan_timer = None
         self._work_timer = None
         self._blocks: dict[bytes, tuple[str, int, int]] | None = None
+        from gossip_backer.testing.simlive import SimLive
+
+        self.live = SimLive(self)
 
     @property
     def now(self) -> float:
@@ -151,6 +154,8 @@ class SimFolder:
                     self.user_changed(path, delay=max(effect.delay, 0.001))
             elif isinstance(effect, Emit):
                 self.host.events.append(effect.event)
+            elif isinstance(effect, self.live.EFFECTS):
+                self.live.execute(effect)
         if effects:
             self.schedule_work()
 
@@ -353,6 +358,7 @@ class SimFolder:
         if self.pulls:
             self.scheduler.tick(self.now)
             self.request_blocks()
+        self.live.tick()
         if self.machine.stalled or self.machine.disk_full or self.machine.refresh_due(self.now):
             self.schedule_work()  # retries come due on the clock, and the safety-net refresh  # retries come due on the clock
 
@@ -402,7 +408,7 @@ class SimFolder:
     def idle(self) -> bool:
         """Nothing left to do: no download, no pending scan, the disk holds what the map says
         (but for unavailable content: SPEC says it never blocks the mesh)."""
-        if self.pulls or self._scan_todo or self._work_timer is not None:
+        if self.pulls or self._scan_todo or self._work_timer is not None or not self.live.idle():
             return False
         self.machine.refresh(self.now)
         return self.machine.in_sync()
