@@ -101,6 +101,9 @@ class Folder:
 
         self.machine.live = live_machine(self.machine, self.state.metamap, self.state.identity.public)
         self.live = LiveDisk(self)
+        from gossip_backer.runtime.liveweb import LiveHub
+
+        self.live_hub = LiveHub(self)  # editors of live files (the web's websocket)
 
     @property
     def index(self) -> dict[str, IndexEntry]:

@@ -246,6 +246,17 @@ class Node:
 
         return await self.history_service.restore(mesh_path(self.state.root, path), version)
 
+    def live_connect(self, path: str):
+        """An editor's connection to the live document of `path` (async context manager;
+        UserError when the file is not live here). A read-only node's editors only read."""
+        if self.folder is None:
+            raise UserError("this node does not mirror a folder")
+        return self.folder.live_hub.connect(path.strip("/"), read_only=self.state.is_read_only())
+
+    def live_files(self) -> list[str]:
+        """The files that are live on this node."""
+        return [] if self.folder is None else self.folder.machine.live.live_paths()
+
     def connected_peers(self) -> list[bytes]:
         return list(self.links)
 

@@ -88,7 +88,9 @@ def base_routes(api: WebApi, *, keepalive: float = KEEPALIVE_SECONDS) -> list[Ba
 def feature_routes(api: WebApi) -> list[BaseRoute]:
     """The routes of the GUI's features beyond the dashboard, each from its own module: the one
     list `serve_web` adds to `create_app` (a new feature's module adds its routes here)."""
-    return []
+    from gossip_backer.web.live import live_routes
+
+    return [*live_routes(api)]
 
 
 def create_app(api: WebApi, *, token: str | None, keepalive: float = KEEPALIVE_SECONDS,
