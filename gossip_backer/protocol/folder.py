@@ -199,7 +199,7 @@ class FolderMachine:
         for path in result.changed:
             if path in rolled:  # an empty vv: the mesh's version is needed, nothing published
                 puts.append(index_entry(result.entries[path], VersionVector()))
-            elif path not in settling and self._live_wants(result.entries[path]):
+            elif path not in settling and self._live_takes(result.entries[path], wall, out):
                 record, vv, live_out = self._live_scanned(result.entries[path], role, wall)
                 out += live_out
                 if record is not None:
@@ -230,7 +230,7 @@ class FolderMachine:
         if full and role == READ_WRITE:
             records += self._unpublished(exclude={r.path for r in records})
         if full:
-            out += self._live_adopt(self.index)
+            out += self._live_adopt(self.index, wall)
         if records:
             out.append(Publish(tuple(records), user=True))
             out += [Emit(FileChanged(wall, r.path, r.deleted)) for r in records]
@@ -350,7 +350,7 @@ class FolderMachine:
             self._mark(touched)
         for path in (list(self.stalled) if paths is None else touched):
             self.stalled.pop(path, None)
-        out += self._live_adopt(self.index if paths is None else touched)
+        out += self._live_adopt(self.index if paths is None else touched, wall)
         if role == READ_WRITE:
             copies = []
             for path in touched:
@@ -488,8 +488,8 @@ class FolderMachine:
                 [replace(entry, vv=need.disk_vv)], [])
         if st is None:
             return out
-        out += self._live_adopt([need.path])
         out += self._write_index([self.entry_after(need, st)], [])
+        out += self._live_adopt([need.path], wall)
         if need.action not in (mirror.ADOPT,):
             out.append(Emit(FileUpdated(wall, need.path, origin)))
         return out
@@ -560,6 +560,14 @@ class FolderMachine:
     def _live_wants(self, entry: ScanEntryLike) -> bool:
         return self.live is not None and entry.kind == FILE and self.live.wants(entry.path, entry.size)
 
+    def _live_takes(self, entry: ScanEntryLike, wall: float, out: list) -> bool:
+        """Is this changed file live (merged into its document)? A file too large to be live
+        gets its event (into `out`) and is mirrored as a plain file."""
+        if self.live is None or entry.kind != FILE:
+            return False
+        out += self.live.too_big(entry.path, entry.size, wall)
+        return self._live_wants(entry)
+
     def _live_scanned(self, entry: ScanEntryLike, role: str,
                       wall: float) -> tuple[FileRecord | None, VersionVector, list]:
         """A live path changed on disk: its bytes are read and merged into the document. It is
@@ -583,7 +591,7 @@ class FolderMachine:
         vv = old.vv if old is not None and old.vv else mirror.disk_version(self.metamap, path)
         return None, vv, out
 
-    def _live_adopt(self, paths: Iterable[str]) -> list:
+    def _live_adopt(self, paths: Iterable[str], wall: float) -> list:
         """Files that should be live and have no document yet: read them to seed it, when the
         disk holds the mesh's version (or a file the mesh does not know yet)."""
         if self.live is None or not self.scanned:
@@ -591,8 +599,11 @@ class FolderMachine:
         out = []
         for path in paths:
             entry = self.index.get(path)
-            if (entry is None or path in self.live.docs or path in self.live.reading
-                    or not self._live_wants(entry)):
+            if entry is None or path in self.live.docs or path in self.live.reading:
+                continue
+            if not self._live_wants(entry):
+                if entry.kind == FILE:
+                    out += self.live.too_big(path, entry.size, wall)
                 continue
             winner = self.metamap.winner(path)
             if winner is not None and (winner.deleted or winner.hash != entry.hash):

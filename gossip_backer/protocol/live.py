@@ -106,6 +106,13 @@ class LiveMachine:
         """Should a file at `path` of `size` bytes be (or become) live here?"""
         return size <= self.factory.max_bytes and path not in self.fallback and self.globbed(path)
 
+    def too_big(self, path: str, size: int, wall: float) -> list:
+        """A file matching a live glob but too large: mirrored as a plain file, said once."""
+        if size <= self.factory.max_bytes or path in self.fallback or not self.globbed(path):
+            return []
+        reason = self.fallback[path] = f"larger than {self.factory.max_bytes // (1024 * 1024)} MiB"
+        return [Emit(LiveFallback(wall, path, reason))]
+
     def owns(self, path: str) -> bool:
         """Does the document, not the puller, bring this path's content to the disk?"""
         if path not in self.docs or path in self.fallback or not self.globbed(path):
@@ -124,8 +131,9 @@ class LiveMachine:
             if update.origin == self.me:
                 p = update.payload
                 self._part[p.path] = max(self._part.get(p.path, 0), p.part)
-        for path, doc in self.docs.items():
-            self._disk[path].apply(doc.update_since())
+        for path, doc in self.docs.items():  # the file holds the text we last wrote, so a
+            self._disk[path].apply(doc.update_since())  # change found at the first scan is an
+            self._unknown.discard(path)  # edit made while the node was stopped
             self._dirty[path] = 0.0  # the disk is checked against the text after the first scan
 
     def remote(self, updates: Iterable[SignedUpdate], now: float, wall: float) -> list:
@@ -194,9 +202,12 @@ class LiveMachine:
             return out
         if not writer:
             return []  # a read-only member's edit stays local, as for plain files
-        if path in self._unknown:  # the file as the seed made from these bytes would be: the
-            self._unknown.discard(path)  # same content as the mesh's seed is no edit at all
-            self._disk[path].apply(self.factory.seed(data))
+        if path in self._unknown:  # a document that came from peers meets the file: the same
+            self._unknown.discard(path)  # text is no edit; other bytes are an older version,
+            self._disk[path].apply(doc.update_since())  # which the document's text replaces
+            if doc.data() != data:
+                self._dirty.setdefault(path, now + DEBOUNCE)
+            return []
         update = self._disk[path].edit_to(data)
         out = []
         if update is not None:

@@ -41,3 +41,57 @@ def test_live_cli_and_merged_edits_on_three_nodes(tmp_path, daemons):
                what="one merged text on every disk")
     assert not any(_conflicts(d) for d in nodes)
     assert backer_json("live", str(a.root), "*.md", "--off") == {"live": []}
+
+
+def _events(d):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "gossip_backer", "events", str(d.root), "--json"],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_cut_off_nodes_edit_different_lines_and_merge_on_reconnect(tmp_path, daemons):
+    """Three nodes, all stopped (cut off from each other), each edits another line of one live
+    note; started again (from their stores), they hold one merged text and no conflict copy.
+    Files that cannot be live (not UTF-8, over 10 MiB) are mirrored as plain files."""
+    nodes = mesh(tmp_path, daemons, 3)
+    a = nodes[0]
+    backer_json("live", str(a.root), "*.md")
+    (a.root / "todo.md").write_text("one\ntwo\nthree\n")
+    wait_until(lambda: all(_text(d, "todo.md") == "one\ntwo\nthree\n" for d in nodes), what="note")
+    time.sleep(1.0)
+    addresses = [d.listen for d in nodes]
+    for d in nodes:
+        assert d.stop() == 0
+    for d, line in zip(nodes, ("one", "two", "three")):
+        text = _text(d, "todo.md").replace(line + "\n", f"{line} ({d.root.name}) ✓\n")
+        (d.root / "todo.md").write_text(text)
+    for d, address in zip(nodes, addresses):
+        d.args = ("--listen", address)
+        d.start()
+    want = "one (A) ✓\ntwo (B) ✓\nthree (C) ✓\n"
+    try:
+        wait_until(lambda: [_text(d, "todo.md") for d in nodes] == [want] * 3, timeout=60,
+                   what="the three offline edits merged on every disk")
+    except AssertionError:
+        raise AssertionError(f"texts: {[_text(d, 'todo.md') for d in nodes]}, "
+                             f"connected: {[d.connected() for d in nodes]}") from None
+    assert not any(_conflicts(d) for d in nodes)
+    watch = _events(nodes[1])
+    try:
+        time.sleep(1.0)
+        (a.root / "bin.md").write_bytes(b"\xff\xfe not text")
+        (a.root / "big.md").write_bytes(b"x" * (10 * 1024 * 1024 + 1))
+        for d in nodes[1:]:
+            wait_until(lambda d=d: (d.root / "bin.md").exists() and (d.root / "big.md").exists()
+                       and (d.root / "big.md").stat().st_size == 10 * 1024 * 1024 + 1, timeout=60,
+                       what="plain files mirrored")
+        assert (nodes[2].root / "bin.md").read_bytes() == b"\xff\xfe not text"
+        wait_until(lambda: nodes[1].status()["in_sync"], what="in sync")
+    finally:
+        watch.terminate()
+    events = [json.loads(line) for line in watch.stdout.read().splitlines() if line.strip()]
+    fallbacks = {e["path"]: e["reason"] for e in events if e["type"] == "live_fallback"}
+    assert fallbacks.get("bin.md") == "not UTF-8 text", events
+    assert fallbacks.get("big.md") == "larger than 10 MiB", events
