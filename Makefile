@@ -21,6 +21,7 @@ demo: $(STAMP)
 # missing (needs root or sudo; without them that one test fails and says what to run).
 test: $(STAMP)
 	.ci/install-bench-tools || echo "make test: could not install syncthing/rsync (see above)"
+	.ci/install-browser || echo "make test: could not install chromium for the GUI tests (see above)"
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 sim: $(STAMP)

@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     web = p.add_mutually_exclusive_group()
     web.add_argument("--web", default="127.0.0.1:8484", metavar="HOST:PORT")
     web.add_argument("--no-web", action="store_true")
+    p.add_argument("--public", metavar="HOST:PORT", help="serve share links (and nothing else) here")
     p.add_argument("--log-level", dest="run_log_level", default=None,
                    choices=["debug", "info", "warning", "error"])
 
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root")
     p.add_argument("path", nargs="?")
     p.add_argument("--expires", type=float, metavar="SECONDS")
+    p.add_argument("--password", metavar="PW")
     p.add_argument("--list", action="store_true")
     p.add_argument("--revoke", metavar="TOKEN")
     _add_json(p)
@@ -149,7 +151,7 @@ def _run(args: argparse.Namespace) -> None:
 
     from gossip_backer.daemon import run_daemon
 
-    run_daemon(Path(args.root), args.listen, None if args.no_web else args.web)
+    run_daemon(Path(args.root), args.listen, None if args.no_web else args.web, args.public)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,18 +31,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def run_daemon(root: Path, listen_at: str, web_at: str | None) -> None:
+def run_daemon(root: Path, listen_at: str, web_at: str | None, public_at: str | None = None) -> None:
     root = Path(root).expanduser().absolute()
     NodeState.open(root).close()  # a clear error for a root that is no node
     if control.is_running(state_dir(root) / "control.sock"):
         raise UserError(f"a node is already running at {root}")
-    for addr in filter(None, (listen_at, web_at)):
+    for addr in filter(None, (listen_at, web_at, public_at)):
         try:
             split_address(addr)
         except ValueError as exc:
             raise UserError(str(exc)) from None
     try:
-        trio.run(_main, root, listen_at, web_at)
+        trio.run(_main, root, listen_at, web_at, public_at)
     except BaseExceptionGroup as group:  # a UserError raised while starting, inside nurseries
         user = _user_error(group)
         if user is None:
@@ -61,11 +61,13 @@ def _user_error(exc: BaseException) -> UserError | None:
     return None
 
 
-async def _main(root: Path, listen_at: str, web_at: str | None) -> None:
+async def _main(root: Path, listen_at: str, web_at: str | None, public_at: str | None) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with Node.open(root, create=False) as node:
             async with trio.open_nursery() as nursery:
                 await _start(nursery, node, listen_at, web_at)
+                if public_at:
+                    await _start_public(nursery, node, public_at)
                 async for _ in signals:
                     break
                 log.info("shutting down")
@@ -95,6 +97,32 @@ async def _start(nursery: trio.Nursery, node: Node, listen_at: str, web_at: str 
             print(f"web token: {token}", flush=True)
 
 
+async def _start_public(nursery: trio.Nursery, node: Node, public_at: str) -> None:
+    """`run --public HOST:PORT`: share links, and nothing else, for anyone who has one."""
+    from gossip_backer.web.server import serve_public
+
+    host, port = split_address(public_at)
+    try:
+        url = await nursery.start(serve_public, node, host, port)
+    except OSError as exc:
+        raise UserError(f"cannot serve share links on {public_at}: {exc.strerror}") from None
+    node.share_links.public_url = _reachable(url, port)
+    print(f"public on {node.share_links.public_url}", flush=True)
+
+
+def _reachable(url: str, port: int) -> str:
+    """A listener bound to every address (0.0.0.0) is named by this machine's first address
+    in links: `http://0.0.0.0:PORT/` would mean nothing to whoever receives the link."""
+    from urllib.parse import urlsplit
+
+    from gossip_backer.runtime.dial import advertised
+
+    parts = urlsplit(url)
+    if parts.hostname not in ("0.0.0.0", "::"):
+        return url
+    return f"{parts.scheme}://{advertised('0.0.0.0', parts.port or port)[0]}/"
+
+
 def _handler(node: Node):
     async def handle(req: dict) -> object:
         cmd = req.get("cmd")
@@ -113,6 +141,15 @@ def _handler(node: Node):
         if cmd == "restore":
             version = req.get("version")
             return await node.restore(str(req.get("path", "")), None if version is None else str(version))
+        if cmd == "share":
+            expires, password = req.get("expires"), req.get("password")
+            return await node.share(str(req.get("path", "")),
+                                    None if expires is None else float(expires),
+                                    None if password is None else str(password))
+        if cmd == "shares":
+            return node.shares()
+        if cmd == "revoke-share":
+            return node.revoke_share(str(req.get("token", "")))
         raise UserError(f"unknown control command {cmd!r}")
 
     return handle

@@ -87,7 +87,8 @@ def is_conflict_copy(path: str) -> bool:
     return CONFLICT_MARK in posixpath.basename(path)
 
 
-_COPY = re.compile(r"^(?P<stem>.+?)\.sync-conflict-\d{8}-\d{6}-[^.\-/]+(?:-[0-9a-z]+)?(?P<ext>\.[^./]*)?$")
+_COPY = re.compile(r"^(?P<stem>.+?)\.sync-conflict-\d{8}-\d{6}-(?P<node>[^.\-/]+)(?:-[0-9a-z]+)?(?P<ext>\.[^./]*)?$")
+KEPT_MARK = ".kept-"
 
 
 def original_of(path: str) -> str | None:
@@ -98,4 +99,20 @@ def original_of(path: str) -> str | None:
     if m is None:
         return None
     name = m.group("stem") + (m.group("ext") or "")
+    return posixpath.join(folder, name) if folder else name
+
+
+def loser_short_id(path: str) -> str | None:
+    """The NODEID7 part of a conflict copy's name."""
+    m = _COPY.match(posixpath.basename(path))
+    return m.group("node") if m is not None else None
+
+
+def kept_name(path: str) -> str:
+    """Where "keep both" moves a conflict copy: the same name with `.kept-` for the conflict
+    mark, an ordinary file from then on (unique, as the copy's name was)."""
+    folder, name = posixpath.split(path)
+    if CONFLICT_MARK not in name:
+        raise ValueError(f"{path!r} is not a conflict copy")
+    name = name.replace(CONFLICT_MARK, KEPT_MARK, 1)
     return posixpath.join(folder, name) if folder else name

@@ -22,6 +22,7 @@ import enum
 from dataclasses import dataclass
 
 from gossip_backer.core.record import FileRecord, Grant, LiveGlob, MemberInfo, Payload, Revoke
+from gossip_backer.core.share import ShareCount
 
 INFINITE = 1 << 62
 PASSES = 8  # grant/revocation rounds; each round is deterministic, so is the bound
@@ -80,6 +81,8 @@ class Membership:
             return Verdict.OK if payload.node == signer else Verdict.FORBIDDEN
         if isinstance(payload, Revoke) and payload.node == signer:
             return Verdict.OK  # a member may leave on its own, read-only or not
+        if isinstance(payload, ShareCount):
+            return Verdict.OK  # a read-only node serving links counts its own downloads
         return Verdict.FORBIDDEN if m.read_only else Verdict.OK
 
     def rebuild(self, updates: list[Signed]) -> None:

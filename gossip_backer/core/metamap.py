@@ -36,6 +36,7 @@ from gossip_backer.core.conflict import winner
 from gossip_backer.core.paths import is_valid as is_valid_path
 from gossip_backer.core.membership import Membership, Verdict, is_membership
 from gossip_backer.core.record import FileRecord, Grant, LiveEdit, LiveGlob, SignedUpdate
+from gossip_backer.core.share import Share, ShareCount, newer as newer_share
 from gossip_backer.core.vv import Order
 
 
@@ -69,7 +70,8 @@ def _ordered(versions: Iterable[FileRecord]) -> tuple[FileRecord, ...]:
 
 
 class MetaMap:
-    """The mesh's metadata CRDT: update log + files + membership + live-edit globs."""
+    """The mesh's metadata CRDT: update log + files + membership + live-edit globs + share
+    links (core/share.py: last writer wins per link, a grow-only download count per node)."""
 
     def __init__(self, founder: bytes, verify: Verifier | None = None) -> None:
         self.founder = founder
@@ -79,6 +81,8 @@ class MetaMap:
         self._max: dict[bytes, int] = {}  # origin -> highest seq held
         self.files: dict[str, tuple[FileRecord, ...]] = {}
         self.live: dict[str, tuple[int, bytes, bool]] = {}  # glob -> (clock, signer, on)
+        self.shares: dict[str, tuple[int, bytes, Share]] = {}  # token -> (clock, signer, share)
+        self.share_counts: dict[str, dict[bytes, int]] = {}  # token -> signer -> downloads
         self.membership = Membership(founder)
         self.clock = 0  # Lamport clock for membership and settings updates
         self._dropped: list[tuple[bytes, int]] = []  # (origin, seq) left the log since last drain
@@ -101,6 +105,13 @@ class MetaMap:
 
     def live_globs(self) -> list[str]:
         return sorted(g for g, (_c, _s, on) in self.live.items() if on)
+
+    def share(self, token: str) -> Share | None:
+        held = self.shares.get(token)
+        return held[2] if held is not None else None
+
+    def downloads(self, token: str) -> int:
+        return sum(self.share_counts.get(token, {}).values())
 
     def updates(self) -> Iterator[SignedUpdate]:
         """Every update held, per origin in sequence order."""
@@ -217,6 +228,10 @@ class MetaMap:
         return self._valid(update)
 
     def _key_state(self, key: str) -> object:
+        if key.startswith("s:"):
+            return self.shares.get(key[2:])
+        if key.startswith("c:"):
+            return dict(self.share_counts.get(key[2:], {}))
         return self.files.get(key[2:]) if key.startswith("f:") else self.live.get(key[2:])
 
     def _valid(self, update: SignedUpdate) -> bool:
@@ -263,6 +278,18 @@ class MetaMap:
                 self.live[payload.glob] = new
                 return True
             return False
+        if isinstance(payload, Share):
+            self.clock = max(self.clock, payload.clock)
+            if newer_share(self.shares.get(payload.token), payload.clock, update.origin, payload):
+                self.shares[payload.token] = (payload.clock, update.origin, payload)
+                return True
+            return False
+        if isinstance(payload, ShareCount):
+            counts = self.share_counts.setdefault(payload.token, {})
+            if counts.get(update.origin, -1) < payload.count:
+                counts[update.origin] = payload.count
+                return True
+            return False
         return False
 
     def _merge_file(self, rec: FileRecord) -> bool:
@@ -307,6 +334,8 @@ class MetaMap:
     def _refold(self) -> None:
         self.files.clear()
         self.live.clear()
+        self.shares.clear()
+        self.share_counts.clear()
         for update in self.updates():
             if not is_membership(update.payload) and self._valid(update):
                 self._fold(update)
@@ -317,6 +346,10 @@ class MetaMap:
             self.files.pop(key[2:], None)
         elif key.startswith("l:"):
             self.live.pop(key[2:], None)
+        elif key.startswith("s:"):
+            self.shares.pop(key[2:], None)
+        elif key.startswith("c:"):
+            self.share_counts.pop(key[2:], None)
         for origin, log in self._logs.items():
             seq = self._newest.get((origin, key))
             if seq is not None and self._valid(log[seq]):

@@ -248,9 +248,11 @@ class LiveEdit:
         return cls(path, snap, part, chunk, chunks, data)
 
 
-Payload = Union[FileRecord, Grant, Revoke, MemberInfo, LiveGlob, LiveEdit]
+from gossip_backer.core.share import Share, ShareCount  # noqa: E402 (share links: core/share.py)
+
+Payload = Union[FileRecord, Grant, Revoke, MemberInfo, LiveGlob, Share, ShareCount, LiveEdit]
 PAYLOAD_TYPES: dict[str, type] = {t.TAG: t for t in (FileRecord, Grant, Revoke, MemberInfo, LiveGlob,
-                                                      LiveEdit)}
+                                                     Share, ShareCount, LiveEdit)}
 
 
 def payload_to_plain(payload: Payload) -> list:

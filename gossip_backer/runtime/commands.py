@@ -200,7 +200,38 @@ def cmd_restore(args: argparse.Namespace) -> dict:
         state.close()
 
 
-cmd_share = _not_yet("share")
+def cmd_share(args: argparse.Namespace) -> object:
+    """`backer share`: through the running node (its link base), else on the stored state
+    (the link spreads, and is served, once the node runs)."""
+    from gossip_backer.runtime import shares
+
+    modes = sum([args.list, args.revoke is not None, args.path is not None])
+    if modes != 1:
+        raise UserError("give exactly one of PATH, --list or --revoke TOKEN")
+    if args.path is not None:
+        req = {"cmd": "share", "path": shares.cli_path(Path(args.root).expanduser().absolute(), args.path), "expires": args.expires, "password": args.password}
+    elif args.list:
+        req = {"cmd": "shares"}
+    else:
+        req = {"cmd": "revoke-share", "token": args.revoke}
+    live = control.request(_control_path(args.root), req, timeout=60)
+    if live is not None:
+        return live
+    state = _open(args.root)
+    try:
+        if args.list:
+            return shares.listed(state.metamap, None)
+        if args.revoke is not None:
+            state.make(shares.revocation(state, args.revoke))
+            return {"revoked": args.revoke}
+        share = shares.new_share(state, shares.cli_path(state.root, args.path), args.expires,
+                                 args.password, offline=True)
+        state.make(share)
+        return shares.spec_view(state.metamap, share, None)
+    finally:
+        state.close()
+
+
 def cmd_live(args: argparse.Namespace) -> dict:
     """`backer live ROOT GLOB [--off]`: through the running node, else in the store (spread
     when the node next runs)."""

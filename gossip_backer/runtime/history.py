@@ -225,6 +225,28 @@ class HistoryService:
                                                         PIECE, v.size, pieces)
 
 
+    async def fetch_bytes(self, v: Version, holders: set[bytes], limit: int) -> bytes:
+        """The content of version `v`, which only peers keep (at most `limit` bytes), fetched
+        into a temporary file of its own (never the path's: a download or restore of the path
+        may be under way) and checked against the version's whole hash; for viewing it."""
+        if v.size > limit:
+            raise UserError(f"that version is larger than {limit} bytes")
+        folder = self.node.folder
+        scratch = f"{v.path}.view-{v.id}"  # its own temp name, next to the path
+        tmp = await trio.to_thread.run_sync(TempFile.create, folder.root, scratch)
+        try:
+            if not await self._fetch(v, tmp, holders):
+                raise UserError("could not fetch that version from the nodes that keep it")
+            data = await trio.to_thread.run_sync(tmp.read_at, 0, v.size)
+        finally:
+            await trio.to_thread.run_sync(tmp.abort)
+        hasher = FileHasher()
+        hasher.update(data)
+        if hasher.digest() != v.hash:
+            raise UserError("the version fetched from a peer does not match its hash")
+        return data
+
+
 # -- the stopped node ------------------------------------------------------------------------
 def offline_history(state, path: str) -> list[dict]:
     listing = local_history(state, path)

@@ -39,7 +39,25 @@ def render(command: str, result: object) -> str:
         return "live: " + (", ".join(result["live"]) or "(no live files)")
     if command == "restore":
         return f"restored {result['path']} (new version {result['version']})"
+    if command == "share":
+        return _share(result)
     return str(result)
+
+
+def _share(result: object) -> str:
+    if isinstance(result, dict) and "revoked" in result:
+        return f"revoked {result['revoked']}"
+    rows = result if isinstance(result, list) else [result]
+    if not rows:
+        return "no share links"
+    lines = []
+    for s in rows:
+        where = s["url"] or f"(token {s['token']}: served once the node runs with --public or a web GUI)"
+        until = ("never expires" if not s["expires"] else
+                 "expires " + time.strftime("%Y-%m-%d %H:%M", time.localtime(s["expires"])))
+        extra = f", {s['downloads']} download(s)" if "downloads" in s else ""
+        lines.append(f"{where}\n  {s['path'] or '(whole folder)'}, {until}{extra}")
+    return "\n".join(lines)
 
 
 def _status(s: dict) -> str:

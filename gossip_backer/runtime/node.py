@@ -74,6 +74,9 @@ class Node:
         from gossip_backer.runtime.history import HistoryService
 
         self.history_service = HistoryService(self)
+        from gossip_backer.runtime.shares import ShareService
+
+        self.share_links = ShareService(self)
         self.folder = None
         if mirror:
             from gossip_backer.runtime.folder import Folder
@@ -256,6 +259,59 @@ class Node:
     def live_files(self) -> list[str]:
         """The files that are live on this node."""
         return [] if self.folder is None else self.folder.machine.live.live_paths()
+
+    # -- the web GUI's files, conflicts and share links (runtime/browse.py, runtime/shares.py)
+    def files(self, path: str = "") -> list[dict]:
+        """`/api/files`: the entries of one folder of the mesh."""
+        from gossip_backer.runtime.browse import files
+
+        return files(self, path)
+
+    def conflicts(self) -> list[dict]:
+        """`/api/conflicts`: the conflict copies present, each with the path it was made for."""
+        from gossip_backer.runtime.browse import conflicts
+
+        return conflicts(self)
+
+    async def resolve_conflict(self, copy: str, keep: str) -> dict:
+        """Keep the "original", the "copy", or "both" (the copy renamed): a change that spreads."""
+        from gossip_backer.runtime.browse import resolve
+
+        return await resolve(self, copy, keep)
+
+    def open_file(self, path: str):
+        """(record, open file) of the current version of `path` here: the GUI's download."""
+        from gossip_backer.runtime.browse import current_file
+
+        return current_file(self, path)
+
+    async def diff(self, path: str, left: str | None = None, right: str | None = None,
+                   other: str | None = None) -> dict:
+        """A side-by-side text diff of two versions of `path`, or of `path` and `other`."""
+        from gossip_backer.runtime.browse import diff
+
+        return await diff(self, path, left, right, other)
+
+    def shares(self) -> list[dict]:
+        """`backer share --list`: the links that are not revoked (expired ones say so)."""
+        return self.share_links.list()
+
+    async def share(self, path: str, expires: float | None = None,
+                    password: str | None = None) -> dict:
+        """`backer share`: a new public read-only link, spread to the whole mesh."""
+        return await self.share_links.create(path, expires, password)
+
+    def revoke_share(self, token: str) -> dict:
+        """`backer share --revoke`: ends the link on every node the revocation reaches."""
+        return self.share_links.revoke(token)
+
+    def invite(self, read_only: bool = False, expires: float = 7 * 86400) -> dict:
+        """`backer invite` from the GUI: an invite with this running node's addresses."""
+        if expires <= 0:
+            raise UserError("expires must be a positive number of seconds")
+        invite = self.state.create_invite(list(self.advertise), read_only, expires)
+        return {"invite": invite.to_text(pack), "read_only": invite.read_only,
+                "expires": invite.expires}
 
     def connected_peers(self) -> list[bytes]:
         return list(self.links)

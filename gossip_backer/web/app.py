@@ -72,11 +72,14 @@ def error(status: int, message: str, path: str = "/api/",
 
 
 def base_routes(api: WebApi, *, keepalive: float = KEEPALIVE_SECONDS) -> list[BaseRoute]:
-    """The dashboard, its static files, /api/status, /api/peers and /api/events."""
+    """The pages (the dashboard at /, every other static NAME.html at /NAME), their scripts and
+    styles under /static/, /api/status, /api/peers and /api/events."""
     static = _load_static()
     routes: list[BaseRoute] = [Route("/", _static_endpoint(*static["index.html"]), methods=["GET"])]
+    routes += [Route(f"/{name[:-5]}", _static_endpoint(*item), methods=["GET"])
+               for name, item in static.items() if name.endswith(".html") and name != "index.html"]
     routes += [Route(f"/static/{name}", _static_endpoint(*item), methods=["GET"])
-               for name, item in static.items() if name != "index.html"]
+               for name, item in static.items() if not name.endswith(".html")]
     routes += [
         Route("/api/status", _json_endpoint(api.status), methods=["GET"]),
         Route("/api/peers", _json_endpoint(api.peers), methods=["GET"]),
@@ -88,9 +91,11 @@ def base_routes(api: WebApi, *, keepalive: float = KEEPALIVE_SECONDS) -> list[Ba
 def feature_routes(api: WebApi) -> list[BaseRoute]:
     """The routes of the GUI's features beyond the dashboard, each from its own module: the one
     list `serve_web` adds to `create_app` (a new feature's module adds its routes here)."""
+    from gossip_backer.web.api import api_routes
     from gossip_backer.web.live import live_routes
+    from gossip_backer.web.share import share_routes
 
-    return [*live_routes(api)]
+    return [*api_routes(api), *share_routes(api), *live_routes(api)]
 
 
 def create_app(api: WebApi, *, token: str | None, keepalive: float = KEEPALIVE_SECONDS,

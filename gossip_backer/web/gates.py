@@ -13,7 +13,8 @@ Theory of operation, in the order they run:
    loopback-like (an IP literal or localhost), which stops a DNS rebinding page from reading the
    API; and any state-changing method, and every websocket, must come from our own origin.
 
-A refusal is answered here; what passes goes on to the Starlette app unchanged.
+Share links (/s/...) pass untouched: they are public by design and bring their own headers
+(web/share.py). A refusal is answered here; what passes goes on to the Starlette app unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+def is_share(path: str) -> bool:
+    """Share links (`/s/TOKEN/...`) are the one public part of the GUI (SPEC.md)."""
+    return path.startswith("/s/")
+
+
 def error_body(path: str, status: int, message: str) -> tuple[bytes, str]:
     """An error as JSON under /api/, as a short HTML page elsewhere: (body, content type)."""
     if is_api(path):
@@ -66,6 +72,9 @@ class Gates:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http" and is_share(scope["path"]):
+            await self.app(scope, receive, send)  # public by design: web/share.py
             return
         if scope["type"] == "http":
             send = _secure(send, api=is_api(scope["path"]))

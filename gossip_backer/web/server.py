@@ -32,6 +32,14 @@ async def serve_web(api: WebApi, host: str, port: int, token: str | None, *,
     await serve_app(app, host, port, task_status=task_status)
 
 
+async def serve_public(api: WebApi, host: str, port: int, *,
+                       task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+    """The public listener of `run --public`: share links and nothing else."""
+    from gossip_backer.web.share import public_app
+
+    await serve_app(public_app(api), host, port, task_status=task_status)
+
+
 async def serve_app(app: object, host: str, port: int, *,
                     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve any ASGI app as `serve_web` does (tests use it for an app with a short keepalive)."""

@@ -5,21 +5,7 @@
 const REFRESH_MS = 2000;
 const MAX_EVENTS = 200;
 
-const $ = (id) => document.getElementById(id);
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
-function formatBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
-}
+// ($, el and formatBytes come from common.js, loaded first.)
 
 function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
