@@ -44,3 +44,38 @@ def test_yjs_client_edits_a_live_note_on_two_nodes(tmp_path, daemons):
         assert refused.wait_closed() is not None and refused.text is None
     finally:
         refused.stop()
+
+
+def test_demo_starts_with_a_live_note_on_every_node():
+    """`backer demo` marks *.md live and a note waits on every node: a Yjs client edits it on
+    the second node and the first node's file follows."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    demo = subprocess.Popen([sys.executable, "-m", "gossip_backer", "demo", "--nodes", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = None
+    try:
+        lines = []
+        for line in demo.stdout:
+            lines.append(line)
+            if "Ctrl-C stops" in line:
+                break
+        text = "".join(lines)
+        roots = [Path(r) for r in re.findall(r"root (/\S+)", text)]
+        notes = re.findall(r"live note (http://\S+)/editor\?path=(\S+)", text)
+        assert len(roots) == 2 and len(notes) == 2, text
+        wait_until(lambda: (roots[1] / "welcome.md").exists(), what="the note on node 2")
+        client = YClient(ws_base(notes[1][0] + "/"), notes[1][1])
+        client.wait_text(lambda t: t.startswith("# Welcome"))
+        client.send(insert=[0, "hi "])
+        wait_until(lambda: (roots[0] / "welcome.md").read_text().startswith("hi # Welcome"),
+                   interval=0.05, what="node 2's edit in node 1's file")
+    finally:
+        if client is not None:
+            client.stop()
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=30)
