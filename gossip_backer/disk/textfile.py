@@ -11,8 +11,10 @@ import os
 import time
 from pathlib import Path
 
+from gossip_backer.core.paths import TMP_PREFIX
 from gossip_backer.disk import safepath
-from gossip_backer.disk.apply import DEFAULT_HASHER, LocalChanged, Stat, TempFile, stat_of
+from gossip_backer.disk.apply import (DEFAULT_HASHER, LocalChanged, Stat, TempFile, disk_error,
+                                      temp_name)
 
 
 def read_text(root: Path | str, path: str, limit: int) -> bytes | None:
@@ -30,19 +32,28 @@ def read_text(root: Path | str, path: str, limit: int) -> bytes | None:
         return None
 
 
-def write_text(root: Path | str, path: str, data: bytes, mode: int, expect: Stat | None) -> Stat | None:
-    """Put `data` at `path` (mode `mode`, mtime now) if the disk still holds `expect`.
+def write_text(root: Path | str, path: str, data: bytes, mode: int, expect: Stat | None) -> bytes:
+    """Put `data` at `path` (mode `mode`, mtime now) if the disk still holds `expect`; the
+    whole-file hash of `data` (the mesh's, as a scan computes it).
     Raises apply.LocalChanged when it does not, DiskError when the disk refuses."""
     hasher = DEFAULT_HASHER()
     hasher.update(data)
-    with TempFile.create(root, path) as tmp:
+    target = safepath.resolve(root, path)
+    name = TMP_PREFIX + "live-" + temp_name(path)[len(TMP_PREFIX):]  # not the puller's temp file
+    tmp_path = target.parent / name.encode("utf-8", "surrogatepass")[:255].decode("utf-8", "ignore")
+    try:
+        fd = os.open(tmp_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise disk_error(exc, "create", tmp_path) from exc
+    with TempFile(tmp_path, fd, target=target) as tmp:
         tmp.write_at(0, data)
         try:
             tmp.finish(None, hasher.digest(), mode, time.time_ns(), expect)
         except LocalChanged:
             tmp.abort()  # no partial download to resume here: the text is written again
             raise
-    return stat_of(root, path)
+    return hasher.digest()
 
 
 __all__ = ["read_text", "write_text"]

@@ -575,7 +575,9 @@ class FolderMachine:
         version then supersedes every version the map holds of it."""
         path = entry.path
         out: list = []
-        if path not in self.live.reading:
+        if self.live.is_own_write(path, entry.hash):
+            self.live.recheck(path)  # our text is there: a newer one may still be due
+        elif path not in self.live.reading:
             self.live.reading.add(path)
             out.append(ReadText(path))
         old = self.index.get(path)
@@ -654,10 +656,10 @@ class FolderMachine:
             out.append(Rescan(tuple(due), 0.0))
         return out
 
-    def live_written(self, path: str, base: bytes) -> None:
-        """A `WriteText` is on disk (`base`: the update it carried)."""
+    def live_written(self, path: str, base: bytes, digest: bytes | None = None) -> None:
+        """A `WriteText` is on disk (`base`: the update it carried; `digest`: the file's hash)."""
         if self.live is not None:
-            self.live.written(path, base)
+            self.live.written(path, base, digest)
 
     def live_client(self, path: str, update: bytes, now: float, wall: float) -> list:
         """An update from an editor of this node (the websocket); dropped on a read-only node."""

@@ -96,6 +96,7 @@ class LiveMachine:
         self._unsnapped: dict[str, tuple[int, float]] = {}  # path -> (bytes, since)
         self._authored: dict[str, float] = {}  # path -> wall of our first edit since a version
         self._listeners: list = []  # callables (path, update) told of every document change
+        self._wrote: dict[str, bytes] = {}  # path -> hash of the text we last wrote there
         self.load()
 
     # -- what is live ------------------------------------------------------------------------
@@ -264,12 +265,24 @@ class LiveMachine:
                     out.append(PublishLive(pieces(path, state, snapshot=True, part=self._part[path])))
         return out
 
-    def written(self, path: str, base: bytes) -> None:
-        """The file holds what `WriteText` carried: the disk copy moves on to it."""
+    def written(self, path: str, base: bytes, digest: bytes | None = None) -> None:
+        """The file holds what `WriteText` carried (`digest`: its hash): the disk copy moves on
+        to it, and a scan that finds that content is not read back."""
         disk = self._disk.get(path)
         if disk is not None:
             disk.apply(base)
             self._unknown.discard(path)
+            if digest is not None:
+                self._wrote[path] = digest
+
+    def recheck(self, path: str, at: float = 0.0) -> None:
+        """Look again (at the first tick from `at`) whether the file lags behind the document
+        (a write refused)."""
+        self._dirty.setdefault(path, at)
+
+    def is_own_write(self, path: str, digest: bytes | None) -> bool:
+        """Is `digest` the content of our last write of `path` (nothing to merge)?"""
+        return digest is not None and self._wrote.get(path) == digest
 
     def checkpoints_due(self, wall: float) -> list[str]:
         """Live paths we edited whose last file version is `CHECKPOINT` seconds old."""

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TICK = 0.25  # seconds between looks at snapshots and checkpoints when no write is due
+RETRY = 2.0  # seconds before a write the disk refused is tried again
 
 
 def live_machine(folder_machine, metamap, me: bytes) -> LiveMachine:
@@ -90,14 +91,16 @@ class LiveDisk:
         expect = None if effect.expect is None else Stat(*effect.expect)
         mode = 0o644 if row is None else row.mode & 0o777
         try:
-            await trio.to_thread.run_sync(write_text, self.folder.root, path, data, mode, expect)
+            digest = await trio.to_thread.run_sync(write_text, self.folder.root, path, data, mode,
+                                                   expect)
         except LocalChanged:
             log.debug("live file %s changed under us: merging it first", path)
-        except DiskError as exc:
+        except DiskError as exc:  # tried again after a while (a full disk, a vanished folder)
             log.warning("live file %s not written: %s", path, exc)
+            self.machine.live.recheck(path, trio.current_time() + RETRY)
             return
         else:
-            self.machine.live_written(path, effect.base)
+            self.machine.live_written(path, effect.base, digest)
         await self.folder.scan_some([path], settle=False)
 
 

@@ -34,9 +34,11 @@ class YClient:
     def __init__(self, base: str, path: str, token: str | None = None) -> None:
         args = ["node", str(EDITOR / "yclient.mjs"), base, path] + ([token] if token else [])
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=EDITOR)
+                                     stderr=subprocess.DEVNULL, text=True, encoding="utf-8",
+                                     errors="surrogateescape", cwd=EDITOR)
         self.lines: queue.Queue = queue.Queue()
         self.text: str | None = None
+        self.length: int | None = None
         self.closed: int | None = None
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -51,6 +53,8 @@ class YClient:
                 timeout = 0.0
                 if "text" in msg:
                     self.text = msg["text"]
+                if "length" in msg:
+                    self.length = msg["length"]
                 if "closed" in msg:
                     self.closed = msg["closed"]
         except queue.Empty:
