@@ -21,9 +21,20 @@ def _conflicts(d) -> list[str]:
     return [p for p in os.listdir(d.root) if "sync-conflict" in p]
 
 
-def test_live_cli_and_merged_edits_on_three_nodes(tmp_path, daemons):
+def _events(d):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "gossip_backer", "events", str(d.root), "--json"],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_live_notes_on_three_nodes(tmp_path, daemons):
     """`backer live` marks *.md mesh-wide; a note that three nodes already hold the same is not
-    doubled; three nodes edit different lines at once; all end with one merged text."""
+    doubled; three nodes edit different lines at once and all end with one merged text. Then all
+    three stop (cut off from each other), each edits another line, and started again (from their
+    stores) they hold one merged text, with no conflict copy. Files that cannot be live (not
+    UTF-8, over 10 MiB) are mirrored as plain files, the reason in an event."""
     nodes = mesh(tmp_path, daemons, 3)
     a, b, c = nodes
     note = "line one\nline two\nline three\n"
@@ -40,24 +51,6 @@ def test_live_cli_and_merged_edits_on_three_nodes(tmp_path, daemons):
     wait_until(lambda: [_text(d, "plan.md") for d in nodes] == [want] * 3, timeout=30,
                what="one merged text on every disk")
     assert not any(_conflicts(d) for d in nodes)
-    assert backer_json("live", str(a.root), "*.md", "--off") == {"live": []}
-
-
-def _events(d):
-    import subprocess
-    import sys
-
-    return subprocess.Popen([sys.executable, "-m", "gossip_backer", "events", str(d.root), "--json"],
-                            stdout=subprocess.PIPE, text=True)
-
-
-def test_cut_off_nodes_edit_different_lines_and_merge_on_reconnect(tmp_path, daemons):
-    """Three nodes, all stopped (cut off from each other), each edits another line of one live
-    note; started again (from their stores), they hold one merged text and no conflict copy.
-    Files that cannot be live (not UTF-8, over 10 MiB) are mirrored as plain files."""
-    nodes = mesh(tmp_path, daemons, 3)
-    a = nodes[0]
-    backer_json("live", str(a.root), "*.md")
     (a.root / "todo.md").write_text("one\ntwo\nthree\n")
     wait_until(lambda: all(_text(d, "todo.md") == "one\ntwo\nthree\n" for d in nodes), what="note")
     time.sleep(1.0)
@@ -71,12 +64,8 @@ def test_cut_off_nodes_edit_different_lines_and_merge_on_reconnect(tmp_path, dae
         d.args = ("--listen", address)
         d.start()
     want = "one (A) ✓\ntwo (B) ✓\nthree (C) ✓\n"
-    try:
-        wait_until(lambda: [_text(d, "todo.md") for d in nodes] == [want] * 3, timeout=60,
-                   what="the three offline edits merged on every disk")
-    except AssertionError:
-        raise AssertionError(f"texts: {[_text(d, 'todo.md') for d in nodes]}, "
-                             f"connected: {[d.connected() for d in nodes]}") from None
+    wait_until(lambda: [_text(d, "todo.md") for d in nodes] == [want] * 3, timeout=60,
+               what="the three offline edits merged on every disk")
     assert not any(_conflicts(d) for d in nodes)
     watch = _events(nodes[1])
     try:
@@ -95,3 +84,4 @@ def test_cut_off_nodes_edit_different_lines_and_merge_on_reconnect(tmp_path, dae
     fallbacks = {e["path"]: e["reason"] for e in events if e["type"] == "live_fallback"}
     assert fallbacks.get("bin.md") == "not UTF-8 text", events
     assert fallbacks.get("big.md") == "larger than 10 MiB", events
+    assert backer_json("live", str(a.root), "*.md", "--off") == {"live": []}
