@@ -32,9 +32,11 @@ def read_text(root: Path | str, path: str, limit: int) -> bytes | None:
         return None
 
 
-def write_text(root: Path | str, path: str, data: bytes, mode: int, expect: Stat | None) -> bytes:
+def write_text(root: Path | str, path: str, data: bytes, mode: int, expect: Stat | None,
+               archive=None) -> bytes:
     """Put `data` at `path` (mode `mode`, mtime now) if the disk still holds `expect`; the
     whole-file hash of `data` (the mesh's, as a scan computes it).
+    `archive`, if given, keeps the replaced content (disk/apply.TempFile.finish).
     Raises apply.LocalChanged when it does not, DiskError when the disk refuses."""
     hasher = DEFAULT_HASHER()
     hasher.update(data)
@@ -49,7 +51,7 @@ def write_text(root: Path | str, path: str, data: bytes, mode: int, expect: Stat
     with TempFile(tmp_path, fd, target=target) as tmp:
         tmp.write_at(0, data)
         try:
-            tmp.finish(None, hasher.digest(), mode, time.time_ns(), expect)
+            tmp.finish(None, hasher.digest(), mode, time.time_ns(), expect, archive=archive)
         except LocalChanged:
             tmp.abort()  # no partial download to resume here: the text is written again
             raise

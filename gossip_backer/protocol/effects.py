@@ -92,3 +92,4 @@ class WriteText:
     # (`FolderMachine.live_written`) once the file holds it
     expect: tuple | None = None  # (size, mtime_ns, inode, kind) the file must still have, as
     # the index said when the write was decided (None: no file may be there)
+    archive: bool = False  # the file holds a version of the mesh: keep it in the archive

@@ -647,7 +647,8 @@ class FolderMachine:
             if isinstance(effect, WriteText):  # over what the index says is there, only
                 row = self.index.get(effect.path)
                 effect = replace(effect, expect=None if row is None else (
-                    row.size, row.mtime_ns, row.inode, row.kind))
+                    row.size, row.mtime_ns, row.inode, row.kind), archive=row is not None and any(
+                    v.hash == row.hash for v in self.metamap.versions(effect.path)))
             out.append(effect)
         due = [p for p in self.live.checkpoints_due(wall) if p in self.index]
         for path in due:  # an mtime no file has: the scan sees a change and hashes it again

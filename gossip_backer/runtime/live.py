@@ -90,9 +90,11 @@ class LiveDisk:
         row = self.folder.index.get(path)
         expect = None if effect.expect is None else Stat(*effect.expect)
         mode = 0o644 if row is None else row.mode & 0o777
+        archived: list = []
+        archive = self.folder.archiver(row, archived) if effect.archive else None
         try:
             digest = await trio.to_thread.run_sync(write_text, self.folder.root, path, data, mode,
-                                                   expect)
+                                                   expect, archive)
         except LocalChanged:
             log.debug("live file %s changed under us: merging it first", path)
         except DiskError as exc:  # tried again after a while (a full disk, a vanished folder)
@@ -101,6 +103,7 @@ class LiveDisk:
             return
         else:
             self.machine.live_written(path, effect.base, digest)
+            self.folder.record_archived(archived)  # a version replaced: history still has it
         await self.folder.scan_some([path], settle=False)
 
 

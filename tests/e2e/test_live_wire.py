@@ -36,6 +36,13 @@ def test_yjs_client_edits_a_live_note_on_two_nodes(tmp_path, daemons):
         client.wait_text(lambda t: t == want + "- buy milk\n")
         wait_until(lambda: (a.root / "notes" / "plan.md").read_text() == want + "- buy milk\n",
                    timeout=10, interval=0.05, what="B's write in A's file")
+        # history and restore keep working: the first version comes back as an edit of the text
+        versions = backer_json("history", str(a.root), "notes/plan.md")
+        first = min(versions, key=lambda v: v["time"])
+        backer_json("restore", str(a.root), "notes/plan.md", "--version", first["version"])
+        client.wait_text(lambda t: t == "plan\n")
+        wait_until(lambda: (b.root / "notes" / "plan.md").read_text() == "plan\n", timeout=10,
+                   interval=0.05, what="the restored text on B")
     finally:
         client.stop()
     (a.root / "other.txt").write_text("not live\n")

@@ -118,3 +118,18 @@ def test_a_big_update_travels_in_chunks_and_is_joined() -> None:
     assert "big.md" not in b.docs
     _deliver(replicas, [a, b], updates[-1:])
     assert b.docs["big.md"].data() == big
+
+
+def test_file_versions_of_a_live_file_come_every_few_minutes_of_editing() -> None:
+    from gossip_backer.protocol.live import CHECKPOINT
+
+    replicas, (a, _b) = _machines()
+    assert a.version_due("n.md", 0.0)  # a file new to the mesh: a version at once
+    replicas[0].write("n.md", b"x")
+    _publish(replicas[0], a.text("n.md", b"x", 0.0, 0.0, writer=True))
+    assert not a.version_due("n.md", 1.0)  # seeding is no edit
+    _publish(replicas[0], a.text("n.md", b"x y", 10.0, 10.0, writer=True))
+    assert not a.version_due("n.md", 10.0 + CHECKPOINT - 1) and not a.checkpoints_due(100.0)
+    assert a.version_due("n.md", 10.0 + CHECKPOINT) and a.checkpoints_due(10.0 + CHECKPOINT) == ["n.md"]
+    a.versioned("n.md")
+    assert not a.checkpoints_due(1e9)
