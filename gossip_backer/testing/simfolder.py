@@ -240,6 +240,10 @@ class SimFolder:
             return None
         return memdisk.stat_of(self.disk, path)
 
+    def archiver(self, entry: IndexEntry | None):
+        """The callback that keeps replaced content in the archive (SimLive's writes too)."""
+        return self._archiver(entry)
+
     def _archiver(self, entry: IndexEntry | None):
         def archive(where: memdisk.MemPath) -> None:
             if entry is None or entry.kind != FILE or entry.hash is None:

@@ -76,6 +76,8 @@ class SimLive:
         if memdisk.stat_of(f.disk, effect.path) == expect:
             row = self.machine.index.get(effect.path)
             mode = 0o644 if row is None else row.mode & 0o777
+            if effect.archive and row is not None:  # a mesh version replaced: history keeps it
+                f.archiver(row)(memdisk.MemPath(f.disk, effect.path))
             f.disk.write(effect.path, effect.data, mode=mode, mtime_ns=f.clock_ns())
             self.machine.live_written(effect.path, effect.base)
         f.user_changed(effect.path, delay=READ_DELAY)

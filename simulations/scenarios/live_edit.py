@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from gossip_backer.core.paths import TMP_PREFIX
 from gossip_backer.core.record import LiveGlob
 from simulations import Plan
 
@@ -25,7 +26,8 @@ def configure(cfg, options: dict) -> None:
 
 
 def _notes(sim) -> list[str]:
-    return sorted({p for n in sim.nodes for p in n.disk.paths() if p.endswith(".md")})
+    return sorted({p for n in sim.nodes for p in n.disk.paths()
+                   if p.endswith(".md") and not p.rsplit("/", 1)[-1].startswith(TMP_PREFIX)})
 
 
 def _edit(sim, i: int, state: dict) -> None:
