@@ -260,6 +260,10 @@ class Node:
         """The files that are live on this node."""
         return [] if self.folder is None else self.folder.machine.live.live_paths()
 
+    def live_globs(self) -> list[str]:
+        """The mesh's live-edit globs (`backer live`)."""
+        return self.state.metamap.live_globs()
+
     # -- the web GUI's files, conflicts and share links (runtime/browse.py, runtime/shares.py)
     def files(self, path: str = "") -> list[dict]:
         """`/api/files`: the entries of one folder of the mesh."""

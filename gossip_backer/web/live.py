@@ -8,10 +8,13 @@ node is refused before the websocket opens (HTTP 403). The protocol itself is th
 
 from __future__ import annotations
 
+import json
 import logging
 
 import trio
-from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gossip_backer.errors import UserError
@@ -46,7 +49,13 @@ def live_routes(api) -> list[BaseRoute]:
         finally:
             await session.__aexit__(None, None, None)
 
-    return [WebSocketRoute("/api/live/{path:path}", endpoint)]
+    async def listing(request: Request) -> Response:
+        """GET /api/live: the files live on this node and the mesh's live globs."""
+        body = {"files": api.live_files(), "globs": api.live_globs()}
+        return Response(json.dumps(body), media_type="application/json")
+
+    return [Route("/api/live", listing, methods=["GET"]),
+            WebSocketRoute("/api/live/{path:path}", endpoint)]
 
 
 async def _receive(conn, ws: WebSocket) -> None:

@@ -1,6 +1,7 @@
 """The live editor page in a real browser (headless Chromium via Playwright, tests/browser.py)
 against two real `backer run` processes: one page on each node, both typing at once; both
-pages and both disks end with the same text holding both edits. The file list links to it."""
+pages and both disks end with the same text holding both edits. The file list and the
+dashboard link to it; a second editor's name and cursor show on the first."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def test_two_editors_on_two_nodes_type_at_once(tmp_path, daemons, browser, shots
     wait_until(lambda: (b.root / "plan.md").exists(), what="note on B")
     ctx_a, page_a, errors_a = _page(browser, _web(a) + "files")
     page_a.click("a.edit-live")  # the file list links to the editor
-    ctx_b, page_b, errors_b = _page(browser, _web(b) + "editor?path=plan.md")
+    ctx_b, page_b, errors_b = _page(browser, _web(b))  # the dashboard links to it too
+    page_b.click("a.live-note >> text=plan.md", timeout=20_000)
     try:
         for page in (page_a, page_b):
             page.wait_for_selector("#status:has-text('in sync')", timeout=20_000)
