@@ -585,7 +585,7 @@ class FolderMachine:
             merged = VersionVector()
             for v in self.metamap.versions(path):
                 merged = merged.merge(v.vv)
-            base = replace(index_entry(entry, merged)) if merged else old
+            base = index_entry(entry, merged) if merged else old
             record = mirror.local_version(self.metamap, self.me, path, base, as_record(entry, self.me))
             if record is not None:
                 self.live.versioned(path)
@@ -634,7 +634,7 @@ class FolderMachine:
         if self.live is None:
             return []
         out = self.live.remote(updates, now, wall)
-        self._mark(self.live.docs)
+        self._mark({u.payload.path for u in updates})  # their needs: now the document's
         return out
 
     def live_tick(self, now: float, wall: float) -> list:

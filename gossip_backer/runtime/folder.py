@@ -99,7 +99,7 @@ class Folder:
         self._unsaved_wake = trio.Event()
         from gossip_backer.runtime.live import LiveDisk, live_machine
 
-        self.machine.live = live_machine(self.machine, self.state.metamap, self.state.identity.public)
+        self.machine.live = live_machine(self.state.metamap, self.state.identity.public)
         self.live = LiveDisk(self)
         from gossip_backer.runtime.liveweb import LiveHub
 

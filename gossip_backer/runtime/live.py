@@ -31,7 +31,7 @@ TICK = 0.25  # seconds between looks at snapshots and checkpoints when no write 
 RETRY = 2.0  # seconds before a write the disk refused is tried again
 
 
-def live_machine(folder_machine, metamap, me: bytes) -> LiveMachine:
+def live_machine(metamap, me: bytes) -> LiveMachine:
     """The live machine of a node, with a fresh Yjs client id for this run."""
     return LiveMachine(metamap, me, TextDocs(), secrets.randbits(31) | 1)
 
