@@ -596,7 +596,7 @@ class FolderMachine:
     def _live_adopt(self, paths: Iterable[str], wall: float) -> list:
         """Files that should be live and have no document yet: read them to seed it, when the
         disk holds the mesh's version (or a file the mesh does not know yet)."""
-        if self.live is None or not self.scanned:
+        if self.live is None or not self.scanned or not self.metamap.live_globs():
             return []
         out = []
         for path in paths:
