@@ -210,6 +210,8 @@ class LiveMachine:
                 self._dirty.setdefault(path, now + DEBOUNCE)
             return []
         update = self._disk[path].edit_to(data)
+        if self._disk[path].data() != data:  # the document cannot hold these bytes exactly (a
+            return self._give_up(path, wall)  # broken client split a character): no merge loop
         out = []
         if update is not None:
             before = doc.state()
@@ -220,6 +222,12 @@ class LiveMachine:
         if doc.data() != data:  # peers' edits the file does not show yet (or a refused write)
             self._dirty.setdefault(path, now + DEBOUNCE)
         return out
+
+    def _give_up(self, path: str, wall: float) -> list:
+        reason = "the live text no longer round-trips through the file; mirrored as a plain file"
+        self.fallback[path] = reason
+        self._dirty.pop(path, None)
+        return [Emit(LiveFallback(wall, path, reason))]
 
     def client_update(self, path: str, update: bytes, now: float, wall: float) -> list:
         """An update from an editor connected to this node (the websocket): merged, published,
