@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test sim soak bench venv clean
+.PHONY: demo test sim soak bench venv clean editor
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,6 +41,12 @@ soak: $(STAMP)
 bench: $(STAMP)
 	.ci/install-bench-tools
 	$(BIN)/python benchmarks/compare.py
+
+# The live-edit page (gossip_backer/web/static/editor.js and its licenses), rebuilt from
+# web-editor/ (package.json and package-lock.json) with npm and esbuild. The built files are
+# committed: `make demo` needs no Node.
+editor:
+	cd web-editor && npm ci --no-audit --no-fund && node build.mjs
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -134,6 +134,8 @@ def _handler(node: Node):
             return node.peers()
         if cmd == "remove-peer":
             return node.remove_peer(NodeId.parse(str(req.get("node_id", ""))))
+        if cmd == "live":
+            return node.set_live(str(req.get("glob", "")), bool(req.get("on", True)))
         if cmd == "history":
             return await node.history(str(req.get("path", "")))
         if cmd == "restore":

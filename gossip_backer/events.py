@@ -140,9 +140,27 @@ class Refused(Event):
     node_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class LiveFallback(Event):
+    """A file matching a live glob is mirrored as a plain file instead (too big, not UTF-8)."""
+
+    TYPE: ClassVar[str] = "live_fallback"
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStarted(Event):
+    """A file became live on this node: its text is one shared document from now on."""
+
+    TYPE: ClassVar[str] = "live_started"
+    path: str
+
+
 EVENT_TYPES = {
     cls.TYPE: cls
     for cls in (PeerConnected, PeerDisconnected, PeerRefused, MemberAdded, MemberRemoved,
                 FileChanged, FileUpdated, FileDeleted, Conflict, TransferProgress, InSync,
-                RootPaused, RootResumed, DiskFull, DiskSpaceBack, Refused)
+                RootPaused, RootResumed, DiskFull, DiskSpaceBack, Refused, LiveFallback,
+                LiveStarted)
 }

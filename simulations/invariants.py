@@ -41,6 +41,11 @@ def _members(node: SimNode) -> dict:
             for k, m in node.metamap.membership.members.items()}
 
 
+def _live(node: SimNode, path: str) -> bool:
+    live = node.folder.machine.live if node.folder is not None else None
+    return live is not None and live.owns(path)
+
+
 def identical_metadata(nodes: list[SimNode]) -> bool:
     first = nodes[0].metamap
     ref = (first.digest(), first.files, _members(nodes[0]))
@@ -74,7 +79,9 @@ def contents_match_metadata(nodes: list[SimNode], unobtainable: Iterable[str] = 
     for node in nodes:
         files = node.metamap.files
         for path in files:
-            if path not in skip and not _disk_holds(node, node.metamap.winner(path)):
+            if path in skip or _live(node, path):
+                continue  # a live file's disk follows its document (live_edit's invariants)
+            if not _disk_holds(node, node.metamap.winner(path)):
                 return False
         for path in node.disk.paths():
             if path.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
@@ -90,8 +97,8 @@ def same_conflict_winner(nodes: list[SimNode], unobtainable: set[bytes] = frozen
     that was taken) on every disk, but for content no live node holds."""
     ref = nodes[0].metamap
     for path, versions in ref.files.items():
-        if len(versions) < 2:
-            continue
+        if len(versions) < 2 or _live(nodes[0], path):
+            continue  # a live file's concurrent versions make no conflict copy
         w = ref.winner(path)
         for node in nodes:
             if node.metamap.winner(path) != w:

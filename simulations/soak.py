@@ -22,7 +22,7 @@ import traceback
 from typing import Any
 
 SOAK_SCENARIOS = ("converge", "partition_heal", "churn", "concurrent_edit", "offline_edit",
-                  "crash_restart", "evil_peer", "slow_link")
+                  "crash_restart", "evil_peer", "slow_link", "live_edit")
 
 # Smaller meshes and shorter activity for soaking: the same faults, a fraction of the events.
 SOAK_SIZES: dict[str, dict[str, Any]] = {
@@ -34,6 +34,7 @@ SOAK_SIZES: dict[str, dict[str, Any]] = {
     "crash_restart": {"nodes": 5, "duration": 25.0, "writes": 12, "crashes": 5, "size": 100000},
     "evil_peer": {"nodes": 5, "duration": 30.0, "revoke_at": 18.0, "writes": 5},
     "slow_link": {"nodes": 4, "files": 40, "big": 128 * 1024},
+    "live_edit": {"nodes": 4, "duration": 20.0},
 }
 
 

@@ -18,6 +18,10 @@ order, duplication or relaying path that brought them.
   agreeing on, so arrival order never matters. A void update still hides its origin's older
   update of the same key (revoking a node rolls back what it changed after its cutoff). When
   membership moves, the state is folded again from the log.
+- Live documents (LiveEdit): each signer's edits of a path are separate keys, kept until the
+  signer publishes a snapshot covering them (its whole document state): the snapshot's arrival
+  drops them, and older parts arriving later are duplicates. So a document's log stays bounded
+  by its signers' snapshots plus their edits since.
 - Signatures are checked by an injected `verify(update) -> bool`, so the core runs without keys.
 """
 
@@ -33,7 +37,7 @@ from sortedcontainers import SortedDict
 from gossip_backer.core.conflict import winner
 from gossip_backer.core.paths import is_valid as is_valid_path
 from gossip_backer.core.membership import Membership, Verdict, is_membership
-from gossip_backer.core.record import FileRecord, Grant, LiveGlob, SignedUpdate
+from gossip_backer.core.record import FileRecord, Grant, LiveEdit, LiveGlob, SignedUpdate
 from gossip_backer.core.share import Share, ShareCount, newer as newer_share
 from gossip_backer.core.vv import Order
 
@@ -85,6 +89,8 @@ class MetaMap:
         self.membership = Membership(founder)
         self.clock = 0  # Lamport clock for membership and settings updates
         self._dropped: list[tuple[bytes, int]] = []  # (origin, seq) left the log since last drain
+        self._live_cover: dict[tuple[bytes, str], int] = {}  # (signer, path) -> parts snapshotted
+        self._live_keys: dict[tuple[bytes, str], set[str]] = {}  # (signer, path) -> keys held
 
     # -- reading ---------------------------------------------------------------------------
     def digest(self) -> dict[bytes, int]:
@@ -162,12 +168,17 @@ class MetaMap:
         held = self._newest.get(update.origin, {}).get(update.key, 0)
         if update.seq <= held or update.seq in self._logs.get(update.origin, ()):
             return Outcome.DUPLICATE
+        if isinstance(update.payload, LiveEdit) and self._live_stale(update):
+            return Outcome.DUPLICATE
         genesis = isinstance(update.payload, Grant) and update.origin == self.founder
         if not genesis and not self.membership.known(update.origin):
             return Outcome.NOT_YET
         if not self._verify(update):
             return Outcome.BAD_SIGNATURE
         self._store(update, held)
+        if isinstance(update.payload, LiveEdit):
+            self._live_compact(update)
+            return Outcome.APPLIED if self._valid(update) else Outcome.VOID
         if is_membership(update.payload):
             self.clock = max(self.clock, update.payload.clock)
             self._refresh_membership()
@@ -181,6 +192,43 @@ class MetaMap:
         if not self._valid(update):
             return Outcome.VOID
         return Outcome.APPLIED if changed else Outcome.HELD
+
+    def _live_stale(self, update: SignedUpdate) -> bool:
+        """An edit its signer's snapshot already covers, or an older snapshot's piece."""
+        edit = update.payload
+        cover = self._live_cover.get((update.origin, edit.path), -1)
+        return edit.part < cover if edit.snapshot else edit.part <= cover
+
+    def _live_compact(self, update: SignedUpdate) -> None:
+        """Remember the key; a snapshot drops the parts it covers and older snapshots' pieces."""
+        edit = update.payload
+        mine = (update.origin, edit.path)
+        self._live_keys.setdefault(mine, set()).add(update.key)
+        if not edit.snapshot or edit.part <= self._live_cover.get(mine, -1):
+            return
+        self._live_cover[mine] = edit.part
+        log, newest = self._own(update.origin)
+        for key in list(self._live_keys[mine]):
+            seq = newest.get(key)
+            if seq is None:
+                self._live_keys[mine].discard(key)
+                continue
+            old = log[seq].payload
+            if old.part < edit.part if old.snapshot else old.part <= edit.part:
+                del log[seq]
+                del newest[key]
+                self._live_keys[mine].discard(key)
+                self._dropped.append((update.origin, seq))
+
+    def live_edits(self) -> Iterator[SignedUpdate]:
+        """Every valid live-document update held (a restart rebuilds the documents from them)."""
+        for update in self.updates():
+            if isinstance(update.payload, LiveEdit) and self._valid(update):
+                yield update
+
+    def valid(self, update: SignedUpdate) -> bool:
+        """Does `update` count (a member's, not read-only, not beyond a revocation)?"""
+        return self._valid(update)
 
     def _key_state(self, key: str) -> object:
         if key.startswith("s:"):
@@ -251,6 +299,8 @@ class MetaMap:
         other.share_counts = {token: dict(c) for token, c in self.share_counts.items()}
         other.membership = copy.copy(self.membership)  # its table is replaced, never changed
         other._dropped = list(self._dropped)
+        other._live_cover = dict(self._live_cover)
+        other._live_keys = {mine: set(keys) for mine, keys in self._live_keys.items()}
         return other
 
     def _fold(self, update: SignedUpdate) -> bool:

@@ -214,11 +214,50 @@ class LiveGlob:
         return cls(glob, on, clock)
 
 
+MAX_LIVE_CHUNK = 512 * 1024  # bytes of a live document update in one signed update (frames: 1 MiB)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEdit:
+    """A piece of a live document's history (a Yjs update), made by the signer.
+
+    An edit is numbered per (signer, path) by `part`; a snapshot is the signer's whole document
+    state, covering its own parts up to `part` (the map then drops them: protocol/live.py).
+    An update larger than a frame travels as `chunks` pieces, joined before it is applied."""
+
+    TAG: ClassVar[str] = "y"
+    path: str
+    snapshot: bool
+    part: int
+    chunk: int
+    chunks: int
+    data: bytes
+
+    @property
+    def key(self) -> str:
+        kind = "s" if self.snapshot else f"e{self.part}"
+        return f"y:{self.path}#{kind}.{self.chunk}"
+
+    def to_plain(self) -> list:
+        return [self.path, self.snapshot, self.part, self.chunk, self.chunks, self.data]
+
+    @classmethod
+    def from_plain(cls, plain: list) -> "LiveEdit":
+        _need(isinstance(plain, list) and len(plain) == 6, "live edit shape")
+        path, snap, part, chunk, chunks, data = plain
+        _need(isinstance(path, str) and path != "", "live edit path")
+        _need(isinstance(snap, bool), "live edit kind")
+        _need(all(isinstance(x, int) for x in (part, chunk, chunks)), "live edit numbers")
+        _need(part >= 0 and 0 <= chunk < chunks <= 64, "live edit numbers")
+        _need(isinstance(data, bytes) and len(data) <= MAX_LIVE_CHUNK, "live edit data")
+        return cls(path, snap, part, chunk, chunks, data)
+
+
 from gossip_backer.core.share import Share, ShareCount  # noqa: E402 (share links: core/share.py)
 
-Payload = Union[FileRecord, Grant, Revoke, MemberInfo, LiveGlob, Share, ShareCount]
+Payload = Union[FileRecord, Grant, Revoke, MemberInfo, LiveGlob, Share, ShareCount, LiveEdit]
 PAYLOAD_TYPES: dict[str, type] = {t.TAG: t for t in (FileRecord, Grant, Revoke, MemberInfo, LiveGlob,
-                                                    Share, ShareCount)}
+                                                     Share, ShareCount, LiveEdit)}
 
 
 def payload_to_plain(payload: Payload) -> list:

@@ -61,4 +61,35 @@ class Rescan:
     delay: float
 
 
-Effect = Send | Persist | Disconnect | Emit | Publish | IndexWrite | Rescan
+Effect = Send | Persist | Disconnect | Emit | Publish | IndexWrite | Rescan  # + the live ones below
+
+
+# -- the live-document machine's (protocol/live.py) ----------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PublishLive:
+    """Sign these live-document pieces (core.record.LiveEdit) as our next updates, apply, store
+    and spread them, like `Publish`."""
+
+    edits: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class ReadText:
+    """Read the file at `path` and hand its bytes to `FolderMachine.live_text` (a live file's
+    disk content changed, or it is to seed its document)."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteText:
+    """Put `data` at `path` atomically, only if the disk still holds what the index row says
+    (else scan it: the user's save is merged first); then scan the path, unsettled."""
+
+    path: str
+    data: bytes
+    base: bytes  # the update that brings the machine's copy of the disk to `data`: handed back
+    # (`FolderMachine.live_written`) once the file holds it
+    expect: tuple | None = None  # (size, mtime_ns, inode, kind) the file must still have, as
+    # the index said when the write was decided (None: no file may be there)
+    archive: bool = False  # the file holds a version of the mesh: keep it in the archive

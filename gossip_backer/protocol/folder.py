@@ -29,6 +29,11 @@ Rules that keep writes:
   those paths wait for the role, then the content is published and the conflict rule decides.
 - A version whose content no connected peer holds is `unavailable`: listed, never pending, and
   asked for again when a peer connects or the map moves.
+
+Live files (`live`, a protocol/live.py LiveMachine the interpreter hands in): a changed live file
+is read and merged into its document instead of becoming a version at once (a version follows
+every few minutes of editing); the document, not the puller, brings its content to the disk;
+no conflict copy is made of it. The `live_*` methods are the interpreters' doors to that machine.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from gossip_backer.events import (Conflict, DiskFull, DiskSpaceBack, FileChanged
                                   Refused, RootPaused, RootResumed)
 from gossip_backer.core.ids import NodeId
 from gossip_backer.protocol import mirror
-from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
+from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, ReadText, Rescan, WriteText
 
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
 SETTLE_NS = int(SETTLE * 1e9)
@@ -149,6 +154,7 @@ class FolderMachine:
         self._rollback_ns: int | None = None  # see after_power_loss
         self._rolled_back: dict[str, VersionVector] = {}  # paths a power loss took back, being
         # refetched -> the vv of the version their row said the disk held
+        self.live = None  # the LiveMachine (protocol/live.py), when the interpreter runs one
 
     def after_power_loss(self, last_alive: float) -> None:
         """The previous run ended with the machine losing power (`last_alive`: its last sign of
@@ -193,6 +199,12 @@ class FolderMachine:
         for path in result.changed:
             if path in rolled:  # an empty vv: the mesh's version is needed, nothing published
                 puts.append(index_entry(result.entries[path], VersionVector()))
+            elif path not in settling and self._live_takes(result.entries[path], wall, out):
+                record, vv, live_out = self._live_scanned(result.entries[path], role, wall)
+                out += live_out
+                if record is not None:
+                    records.append(record)
+                puts.append(index_entry(result.entries[path], vv))
             elif path not in settling:
                 unseen = self._rolled_back.pop(path, None)  # edited before the refetch
                 if path in unsure:
@@ -217,6 +229,8 @@ class FolderMachine:
         out += self._write_index(puts, gone)
         if full and role == READ_WRITE:
             records += self._unpublished(exclude={r.path for r in records})
+        if full:
+            out += self._live_adopt(self.index, wall)
         if records:
             out.append(Publish(tuple(records), user=True))
             out += [Emit(FileChanged(wall, r.path, r.deleted)) for r in records]
@@ -279,6 +293,8 @@ class FolderMachine:
         for path, entry in sorted(self.index.items()):
             if entry.vv or path in exclude or path in self.busy or path in self._rolled_back:
                 continue
+            if self.live is not None and self.live.owns(path):
+                continue
             record = mirror.local_version(self.metamap, self.me, path, None, as_record(entry, self.me))
             if record is None:
                 continue  # the mesh has this content as the winner: the puller adopts it
@@ -339,9 +355,12 @@ class FolderMachine:
             self._mark(touched)
         for path in (list(self.stalled) if paths is None else touched):
             self.stalled.pop(path, None)
+        out += self._live_adopt(self.index if paths is None else touched, wall)
         if role == READ_WRITE:
             copies = []
             for path in touched:
+                if self.live is not None and self.live.owns(path):
+                    continue  # one merged text: no conflict copy of a live file
                 for copy in mirror.conflict_copies(self.metamap, path, holds):
                     copies.append(copy)
                     out.append(Emit(Conflict(wall, path, copy.path)))
@@ -364,6 +383,8 @@ class FolderMachine:
         entry = self.index.get(path)
         if entry is not None and not entry.vv and self._role == PENDING:
             return None  # our own content, unpublished until the grant says who we are
+        if self.live is not None and self.live.owns(path):
+            return None  # its document writes the disk (a deletion still goes through)
         return mirror.need_for(self.metamap, path, entry)
 
     def _set_need(self, path: str, need: mirror.Need | None) -> None:
@@ -473,6 +494,7 @@ class FolderMachine:
         if st is None:
             return out
         out += self._write_index([self.entry_after(need, st)], [])
+        out += self._live_adopt([need.path], wall)
         if need.action not in (mirror.ADOPT,):
             out.append(Emit(FileUpdated(wall, need.path, origin)))
         return out
@@ -565,6 +587,118 @@ class FolderMachine:
             counters = list(entry.vv.items())
             best = max(counters, key=lambda kv: kv[1])[0] if counters else self.me
         return best
+
+    # -- live files (protocol/live.py) ---------------------------------------------------------
+    def _live_wants(self, entry: ScanEntryLike) -> bool:
+        return self.live is not None and entry.kind == FILE and self.live.wants(entry.path, entry.size)
+
+    def _live_takes(self, entry: ScanEntryLike, wall: float, out: list) -> bool:
+        """Is this changed file live (merged into its document)? A file too large to be live
+        gets its event (into `out`) and is mirrored as a plain file."""
+        if self.live is None or entry.kind != FILE:
+            return False
+        out += self.live.too_big(entry.path, entry.size, wall)
+        return self._live_wants(entry)
+
+    def _live_scanned(self, entry: ScanEntryLike, role: str,
+                      wall: float) -> tuple[FileRecord | None, VersionVector, list]:
+        """A live path changed on disk: its bytes are read and merged into the document. It is
+        a file version only when one is due (new to the mesh, or after minutes of editing); the
+        version then supersedes every version the map holds of it."""
+        path = entry.path
+        out: list = []
+        if self.live.is_own_write(path, entry.hash):
+            self.live.recheck(path)  # our text is there: a newer one may still be due
+        elif path not in self.live.reading:
+            self.live.reading.add(path)
+            out.append(ReadText(path))
+        old = self.index.get(path)
+        if role == READ_WRITE and self.live.version_due(path, wall):
+            merged = VersionVector()
+            for v in self.metamap.versions(path):
+                merged = merged.merge(v.vv)
+            base = index_entry(entry, merged) if merged else old
+            record = mirror.local_version(self.metamap, self.me, path, base, as_record(entry, self.me))
+            if record is not None:
+                self.live.versioned(path)
+                return record, record.vv, out
+        vv = old.vv if old is not None and old.vv else mirror.disk_version(self.metamap, path)
+        return None, vv, out
+
+    def _live_adopt(self, paths: Iterable[str], wall: float) -> list:
+        """Files that should be live and have no document yet: read them to seed it, when the
+        disk holds the mesh's version (or a file the mesh does not know yet)."""
+        if self.live is None or not self.scanned or not self.metamap.live_globs():
+            return []
+        out = []
+        for path in paths:
+            entry = self.index.get(path)
+            if entry is None or path in self.live.docs or path in self.live.reading:
+                continue
+            if not self._live_wants(entry):
+                if entry.kind == FILE:
+                    out += self.live.too_big(path, entry.size, wall)
+                continue
+            winner = self.metamap.winner(path)
+            if winner is not None and (winner.deleted or winner.hash != entry.hash):
+                continue  # behind the mesh: the puller or the document brings it
+            self.live.reading.add(path)
+            out.append(ReadText(path))
+        return out
+
+    def live_text(self, path: str, data: bytes | None, now: float, wall: float) -> list:
+        """The bytes `ReadText` asked for (None: the file was gone or unreadable)."""
+        if self.live is None:
+            return []
+        if data is None:
+            self.live.reading.discard(path)
+            return []
+        out = self.live.text(path, data, now, wall, writer=self.role() == READ_WRITE)
+        if path in self.live.fallback:  # mirrored as a plain file: its change is a version now
+            entry = self.index.get(path)
+            if entry is not None:
+                self.index[path] = replace(entry, inode=-1)
+            out.append(Rescan((path,), 0.0))
+        return out
+
+    def live_remote(self, updates: list, now: float, wall: float) -> list:
+        """LiveEdits from peers were stored."""
+        if self.live is None:
+            return []
+        out = self.live.remote(updates, now, wall)
+        self._mark({u.payload.path for u in updates})  # their needs: now the document's
+        return out
+
+    def live_tick(self, now: float, wall: float) -> list:
+        """Due file writes and snapshots; live files edited for minutes are scanned again
+        (their row marked unseen) so that the scan makes their next file version."""
+        if self.live is None or not self.scanned or self.paused:
+            return []
+        out = []
+        for effect in self.live.tick(now, writer=self.role() == READ_WRITE):
+            if isinstance(effect, WriteText):  # over what the index says is there, only
+                row = self.index.get(effect.path)
+                effect = replace(effect, expect=None if row is None else (
+                    row.size, row.mtime_ns, row.inode, row.kind), archive=row is not None and any(
+                    v.hash == row.hash for v in self.metamap.versions(effect.path)))
+            out.append(effect)
+        due = [p for p in self.live.checkpoints_due(wall) if p in self.index]
+        for path in due:  # an mtime no file has: the scan sees a change and hashes it again
+            self.index[path] = replace(self.index[path], inode=-1, mtime_ns=-1)
+        if due:
+            out.append(Rescan(tuple(due), 0.0))
+        return out
+
+    def live_written(self, path: str, base: bytes, digest: bytes | None = None) -> None:
+        """A `WriteText` is on disk (`base`: the update it carried; `digest`: the file's hash)."""
+        if self.live is not None:
+            self.live.written(path, base, digest)
+
+    def live_client(self, path: str, update: bytes, now: float, wall: float) -> list:
+        """An update from an editor of this node (the websocket); dropped on a read-only node."""
+        if self.live is None or self.role() != READ_WRITE:
+            return []
+        return self.live.client_update(path, update, now, wall)
 
     # -- the index ------------------------------------------------------------------------------
     def _write_index(self, puts: list[IndexEntry], drops: list[str]) -> list:

@@ -232,4 +232,18 @@ def cmd_share(args: argparse.Namespace) -> object:
         return shares.spec_view(state.metamap, share, None)
     finally:
         state.close()
-cmd_live = _not_yet("live")
+
+
+def cmd_live(args: argparse.Namespace) -> dict:
+    """`backer live ROOT GLOB [--off]`: through the running node, else in the store (spread
+    when the node next runs)."""
+    state = _open(args.root)
+    try:
+        req = {"cmd": "live", "glob": args.glob, "on": not args.off}
+        live = control.request(_control_path(args.root), req)
+        if live is not None:
+            return live
+        state.set_live(args.glob, not args.off)
+        return {"live": state.metamap.live_globs()}
+    finally:
+        state.close()

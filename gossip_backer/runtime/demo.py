@@ -66,15 +66,18 @@ def run_demo(n: int) -> None:
     try:
         roots = [base / f"node{i + 1}" for i in range(n)]
         _json("init", str(roots[0]), "--name", "node1")
+        _live_note(roots[0])
         proc, listen, web = _start(roots[0])
         procs.append(proc)
-        print(f"node1  root {roots[0]}\n       peers {listen}  web {web}", flush=True)
+        print(f"node1  root {roots[0]}\n       peers {listen}  web {web}\n"
+              f"       live note {web}editor?path={NOTE}", flush=True)
         for i, root in enumerate(roots[1:], start=2):
             invite = _invite_when_admitted(roots[i - 2], listen)
             _json("join", str(root), invite, "--name", f"node{i}")
             proc, listen, web = _start(root)
             procs.append(proc)
-            print(f"node{i}  root {root}\n       peers {listen}  web {web}", flush=True)
+            print(f"node{i}  root {root}\n       peers {listen}  web {web}\n"
+                  f"       live note {web}editor?path={NOTE}", flush=True)
         _wait_connected(roots, n)
         print("Put files in any root and watch `backer status ROOT`. Ctrl-C stops the mesh.", flush=True)
         while all(p.poll() is None for p in procs):
@@ -91,6 +94,17 @@ def run_demo(n: int) -> None:
             except subprocess.TimeoutExpired:
                 p.kill()
         print(f"stopped; the roots stay in {base}", flush=True)
+
+
+NOTE = "welcome.md"
+
+
+def _live_note(root: Path) -> None:
+    """Every *.md file is live in the demo, and a note waits on every node, ready to edit."""
+    (root / NOTE).write_text("# Welcome\n\nThis note is live: type here on one node, watch the "
+                             "others (their pages and their files on disk).\n\n- \n",
+                             encoding="utf-8")
+    _json("live", str(root), "*.md")
 
 
 def _invite_when_admitted(root: Path, listen: str, timeout: float = 30.0) -> str:

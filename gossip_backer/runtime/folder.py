@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from gossip_backer.core.record import FileRecord, IndexEntry, SignedUpdate
+from gossip_backer.core.record import FileRecord, IndexEntry, LiveEdit, SignedUpdate
 from gossip_backer.core.retention import Policy, keep
 from gossip_backer.disk import alive, apply, versions
 from gossip_backer.disk.ignore import IgnoreMatcher
@@ -98,6 +98,13 @@ class Folder:
         self.puller = Puller(self.root, self.machine, self.server, self, self.clock)
         self._unsaved: dict[str, IndexEntry | None] = {}  # index rows not yet in the store
         self._unsaved_wake = trio.Event()
+        from gossip_backer.runtime.live import LiveDisk, live_machine
+
+        self.machine.live = live_machine(self.state.metamap, self.state.identity.public)
+        self.live = LiveDisk(self)
+        from gossip_backer.runtime.liveweb import LiveHub
+
+        self.live_hub = LiveHub(self)  # editors of live files (the web's websocket)
 
     @property
     def index(self) -> dict[str, IndexEntry]:
@@ -128,6 +135,7 @@ class Folder:
                 nursery.start_soon(self._watch_loop)
                 nursery.start_soon(self._scan_once_watched)
             nursery.start_soon(self.puller.run)
+            nursery.start_soon(self.live.run)
 
     async def _scan_once_watched(self) -> None:
         """One more full scan once the watcher is surely running: a file saved during the first
@@ -248,6 +256,8 @@ class Folder:
                 self._rescan_later(effect.paths, effect.delay)
             elif isinstance(effect, Emit):
                 self.node.emit(effect.event)
+            elif isinstance(effect, self.live.EFFECTS):
+                self.live.execute(effect)
         if effects:
             self.puller.wake()
 
@@ -310,6 +320,13 @@ class Folder:
     def on_remote(self, updates: list[SignedUpdate]) -> None:
         """Updates from peers were stored: the machine publishes conflict copies and the
         puller looks at the paths again."""
+        edits = [u for u in updates if isinstance(u.payload, LiveEdit)]
+        if edits:  # live documents: merged, their files follow
+            self.execute(self.machine.live_remote(edits, trio.current_time(), time.time()))
+            self.live.wake()
+            updates = [u for u in updates if not isinstance(u.payload, LiveEdit)]
+            if not updates:
+                return
         paths = {u.payload.path for u in updates if isinstance(u.payload, FileRecord)}
         moved = len(paths) < len(updates)  # membership moved: validity, hence any path, may change
         self.execute(self.machine.map_changed(None if moved else paths, self.holds, self.clock.wall()))

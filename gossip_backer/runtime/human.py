@@ -35,6 +35,8 @@ def render(command: str, result: object) -> str:
             f"{v['version']}  {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(v['time']))}  "
             + ("deleted" if v["deleted"] else f"{v['size']:>12} B") + f"  {v['node_id'][:7]}"
             for v in result)
+    if command == "live":
+        return "live: " + (", ".join(result["live"]) or "(no live files)")
     if command == "restore":
         return f"restored {result['path']} (new version {result['version']})"
     if command == "share":

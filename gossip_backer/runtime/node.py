@@ -243,6 +243,21 @@ class Node:
 
         return await self.history_service.restore(mesh_path(self.state.root, path), version)
 
+    def live_connect(self, path: str):
+        """An editor's connection to the live document of `path` (async context manager;
+        UserError when the file is not live here). A read-only node's editors only read."""
+        if self.folder is None:
+            raise UserError("this node does not mirror a folder")
+        return self.folder.live_hub.connect(path.strip("/"), read_only=self.state.is_read_only())
+
+    def live_files(self) -> list[str]:
+        """The files that are live on this node."""
+        return [] if self.folder is None else self.folder.machine.live.live_paths()
+
+    def live_globs(self) -> list[str]:
+        """The mesh's live-edit globs (`backer live`)."""
+        return self.state.metamap.live_globs()
+
     # -- the web GUI's files, conflicts and share links (runtime/browse.py, runtime/shares.py)
     def files(self, path: str = "") -> list[dict]:
         """`/api/files`: the entries of one folder of the mesh."""
@@ -386,6 +401,15 @@ class Node:
         if link is not None:
             link.abort("revoked")
         return {"removed": str(node)}
+
+    def set_live(self, glob: str, on: bool) -> dict:
+        """`backer live`: (un)mark files matching `glob` as live-edit for the whole mesh."""
+        update = self.state.set_live(glob, on)
+        if update is not None:
+            self.local_changes([update])
+            if self.folder is not None:
+                self.folder.on_remote([update])  # the map moved: files to make live
+        return {"live": self.state.metamap.live_globs()}
 
     def local_changes(self, updates: list) -> None:
         """Updates this node made (applied and stored): spread them."""

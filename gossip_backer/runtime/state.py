@@ -20,7 +20,7 @@ from gossip_backer.core.ids import NodeId, mesh_id_of
 from gossip_backer.core.invite import Invite
 from gossip_backer.core.metamap import MetaMap, Outcome
 from gossip_backer.core.paths import STATE_DIR
-from gossip_backer.core.record import Grant, MemberInfo, Payload, Revoke, SignedUpdate
+from gossip_backer.core.record import Grant, LiveGlob, MemberInfo, Payload, Revoke, SignedUpdate
 from gossip_backer.crypto.identity import Identity, Verifier, make_update
 from gossip_backer.errors import LocalError, UserError
 from gossip_backer.store.db import open_db
@@ -239,6 +239,17 @@ class NodeState:
             raise UserError("this node is a read-only member and cannot remove members")
         cutoff = self.metamap.seq_of(node)
         return self.make(Revoke(node, cutoff, self.metamap.clock + 1))
+
+    def set_live(self, glob: str, on: bool) -> SignedUpdate | None:
+        """`backer live`: mark (or unmark) files matching `glob` as live-edit, mesh-wide."""
+        glob = glob.strip()
+        if not glob or len(glob) >= 1000 or "\0" in glob or glob in (".", "/"):
+            raise UserError(f"not a usable glob: {glob!r} (for example '*.md' or 'notes/*.txt')")
+        if self.is_read_only():
+            raise UserError("this node is a read-only member and cannot change live files")
+        if (glob in self.metamap.live_globs()) == on:
+            return None  # already so
+        return self.make(LiveGlob(glob, on, self.metamap.clock + 1))
 
     # -- invites ---------------------------------------------------------------------------
     def create_invite(self, addresses: list[str], read_only: bool, seconds: float) -> Invite:

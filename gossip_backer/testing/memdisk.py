@@ -353,6 +353,11 @@ class MemRoot:
         self._durable[path] = None if e is None else e.copy()
         self._dirty_at[path] = now
 
+    @staticmethod
+    def own_mtime(path: str) -> bool:
+        """Does each node give this file its own mtime (a live file, testing/simlive.py)?"""
+        return False
+
     def fingerprint(self) -> bytes:
         """A hash of everything a peer would see (temp files and folder mtimes left out)."""
         if self._fingerprint is None:
@@ -364,7 +369,8 @@ class MemRoot:
                 h.update(path.encode("utf-8", "surrogateescape") + b"\0" + e.kind.encode())
                 if e.kind == FILE:
                     h.update(hashlib.blake2b(e.data, digest_size=16).digest())
-                    h.update(b"%d %d" % (e.mode & 0o777, e.mtime_ns))
+                    mtime = -1 if self.own_mtime(path) else e.mtime_ns  # live files: each node's
+                    h.update(b"%d %d" % (e.mode & 0o777, mtime))  # writes have its own times
                 elif e.kind == SYMLINK:
                     h.update(e.target.encode("utf-8", "surrogateescape"))
                 else:

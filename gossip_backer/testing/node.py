@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from gossip_backer.core.metamap import MetaMap, Outcome
-from gossip_backer.core.record import FileRecord, IndexEntry, Payload, SignedUpdate
+from gossip_backer.core.record import FileRecord, IndexEntry, LiveEdit, Payload, SignedUpdate
 from gossip_backer.crypto.identity import Identity, Verifier, make_update
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.errors import IntegrityError, LocalError, RemoteError
@@ -145,7 +145,11 @@ class SimNode(Endpoint):
         cl.changed(self)
 
     def _machine(self, metamap: MetaMap) -> FolderMachine:
-        return FolderMachine(metamap, self.key, self.store.index.values())
+        from gossip_backer.testing.simlive import live_machine
+
+        machine = FolderMachine(metamap, self.key, self.store.index.values())
+        machine.live = live_machine(metamap, self.key, self.incarnation)
+        return machine
 
     def crash(self, *, notify: bool = True) -> None:
         """The process dies: connections end (peers get a reset if `notify`: the machine still
@@ -307,8 +311,13 @@ class SimNode(Endpoint):
                     self.send(peer, effect.message)
             elif isinstance(effect, Persist):
                 self.store.save(effect.updates, effect.dropped)
+                edits = [u for u in effect.updates if isinstance(u.payload, LiveEdit)]
+                if edits:  # live documents (testing/simlive.py)
+                    self.folder.live.remote(edits)
+                    if len(edits) == len(effect.updates):
+                        continue
                 paths = [u.payload.path for u in effect.updates if isinstance(u.payload, FileRecord)]
-                moved = len(paths) < len(effect.updates)  # membership: any path may change
+                moved = len(paths) + len(edits) < len(effect.updates)  # membership: any path may change
                 self.folder.map_changed(None if moved else paths)
             elif isinstance(effect, Disconnect):
                 peer = cl.by_key.get(effect.peer)
@@ -368,6 +377,8 @@ class SimNode(Endpoint):
         self.store.save([update], self.metamap.drain_dropped())
         if isinstance(payload, FileRecord):
             self.cluster.oracle.published(self, update, user=user)
+        elif isinstance(payload, LiveEdit):
+            pass  # a live document's piece: no version of a path, no membership
         else:  # membership moved: which versions count may have changed anywhere
             self.folder.map_changed(None)
         self._run(self.replica.local([update], self.now))

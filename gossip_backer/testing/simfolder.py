@@ -79,6 +79,9 @@ class SimFolder:
         self._scan_timer = None
         self._work_timer = None
         self._blocks: dict[bytes, tuple[str, int, int]] | None = None
+        from gossip_backer.testing.simlive import SimLive
+
+        self.live = SimLive(self)
 
     @property
     def now(self) -> float:
@@ -151,6 +154,8 @@ class SimFolder:
                     self.user_changed(path, delay=max(effect.delay, 0.001))
             elif isinstance(effect, Emit):
                 self.host.events.append(effect.event)
+            elif isinstance(effect, self.live.EFFECTS):
+                self.live.execute(effect)
         if effects:
             self.schedule_work()
 
@@ -234,6 +239,10 @@ class SimFolder:
                 raise _NotYet()  # a folder still holds files (runtime/puller.py does the same)
             return None
         return memdisk.stat_of(self.disk, path)
+
+    def archiver(self, entry: IndexEntry | None):
+        """The callback that keeps replaced content in the archive (SimLive's writes too)."""
+        return self._archiver(entry)
 
     def _archiver(self, entry: IndexEntry | None):
         def archive(where: memdisk.MemPath) -> None:
@@ -353,6 +362,7 @@ class SimFolder:
         if self.pulls:
             self.scheduler.tick(self.now)
             self.request_blocks()
+        self.live.tick()
         if self.machine.stalled or self.machine.disk_full or self.machine.refresh_due(self.now):
             self.schedule_work()  # retries come due on the clock, and the safety-net refresh  # retries come due on the clock
 
@@ -404,7 +414,7 @@ class SimFolder:
         (but for unavailable content: SPEC says it never blocks the mesh, so neither its timed
         retries nor a retry under way count; a pending need keeps `in_sync` false)."""
         listed = set(self.machine.unavailable)
-        if self._scan_todo or any(p not in listed for p in self.pulls):
+        if self._scan_todo or any(p not in listed for p in self.pulls) or not self.live.idle():
             return False
         self.machine.refresh(self.now)
         return self.machine.in_sync()

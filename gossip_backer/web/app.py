@@ -93,9 +93,10 @@ def feature_routes(api: WebApi) -> list[BaseRoute]:
     """The routes of the GUI's features beyond the dashboard, each from its own module: the one
     list `serve_web` adds to `create_app` (a new feature's module adds its routes here)."""
     from gossip_backer.web.api import api_routes
+    from gossip_backer.web.live import live_routes
     from gossip_backer.web.share import share_routes
 
-    return [*api_routes(api), *share_routes(api)]
+    return [*api_routes(api), *share_routes(api), *live_routes(api)]
 
 
 def create_app(api: WebApi, *, token: str | None, keepalive: float = KEEPALIVE_SECONDS,

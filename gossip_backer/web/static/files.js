@@ -24,7 +24,8 @@ function renderEntry(e) {
     name.append(el("span", `↪ ${e.name}`, "entry link"));
   } else {
     name.append(link(e.name, `/file?path=${encodeURIComponent(e.path)}`, "entry file"));
-    if (e.live) name.append(" ", el("span", "live", "badge busy"));
+    if (e.live) name.append(" ", el("span", "live", "badge busy"), " ",
+                            link("edit", `/editor?path=${encodeURIComponent(e.path)}`, "edit-live"));
   }
   const actions = el("td");
   if (e.kind === "file") {

@@ -1,0 +1,109 @@
+"""Live files of a simulated node: carries out the live-document machine's effects
+(protocol/live.py, through the folder machine) on the in-memory disk, on the simulator's clock.
+It is to the simulator what runtime/live.py is to the daemon, and decides nothing itself.
+
+- `ReadText`: the file's bytes after `read_delay` seconds, handed to the machine.
+- `WriteText`: the text put in place only if the disk still holds what the index says (else the
+  path is scanned: the user's change is merged first), then the path is scanned, as the daemon
+  does after its atomic write.
+- `PublishLive`: signed, applied, stored and spread by the node.
+- Timers: a write that is due, snapshots and checkpoints, through `machine.live_tick`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from gossip_backer.live.textdoc import TextDocs
+from gossip_backer.protocol.effects import PublishLive, ReadText, WriteText
+from gossip_backer.protocol.live import DEBOUNCE, LiveMachine
+from gossip_backer.testing import memdisk
+
+if TYPE_CHECKING:
+    from gossip_backer.testing.simfolder import SimFolder
+
+__all__ = ["SimLive", "live_machine"]
+READ_DELAY = 0.002  # seconds a read of a live file takes (and a write)
+
+
+def live_machine(metamap, me: bytes, incarnation: int) -> LiveMachine:
+    """A node's live machine with a client id of its own for each start (derived from the node
+    and its incarnation: no draw from the seeded generator, so other scenarios replay as before)."""
+    digest = hashlib.blake2b(me + incarnation.to_bytes(4, "big"), digest_size=4).digest()
+    return LiveMachine(metamap, me, TextDocs(), (int.from_bytes(digest, "big") >> 1) | 1)
+
+
+class SimLive:
+    """The live effects of one SimFolder (see the module docstring)."""
+
+    EFFECTS = (PublishLive, ReadText, WriteText)
+
+    def __init__(self, folder: "SimFolder") -> None:
+        self.folder = folder
+        self.machine = folder.machine
+        self._timer = None
+        self.busy = 0  # reads and writes under way
+        folder.disk.own_mtime = self.machine.live.globbed  # each node writes them at its own time
+
+    def execute(self, effect) -> None:
+        f = self.folder
+        if isinstance(effect, PublishLive):
+            for edit in effect.edits:
+                f.host.publish(edit)
+        elif isinstance(effect, ReadText):
+            self.busy += 1
+            f.loop.call_later(READ_DELAY, self._read, effect.path)
+        elif isinstance(effect, WriteText):
+            self.busy += 1
+            f.loop.call_later(READ_DELAY, self._write, effect)
+
+    def _read(self, path: str) -> None:
+        self.busy -= 1
+        f = self.folder
+        if not f.running:
+            return
+        data = f.disk.read(path) if f.disk.kind(path) == "file" else None
+        f.execute(self.machine.live_text(path, data, f.now, f.wall()))
+        self.soon()
+
+    def _write(self, effect: WriteText) -> None:
+        self.busy -= 1
+        f = self.folder
+        if not f.running:
+            return
+        expect = None if effect.expect is None else memdisk.Stat(*effect.expect)
+        if memdisk.stat_of(f.disk, effect.path) == expect:
+            row = self.machine.index.get(effect.path)
+            mode = 0o644 if row is None else row.mode & 0o777
+            if effect.archive and row is not None:  # a mesh version replaced: history keeps it
+                f.archiver(row)(memdisk.MemPath(f.disk, effect.path))
+            f.disk.write(effect.path, effect.data, mode=mode, mtime_ns=f.clock_ns())
+            self.machine.live_written(effect.path, effect.base)
+        f.user_changed(effect.path, delay=READ_DELAY)
+
+    def remote(self, updates: list) -> None:
+        """LiveEdits from peers were stored."""
+        f = self.folder
+        f.execute(self.machine.live_remote(updates, f.now, f.wall()))
+        self.soon()
+
+    def soon(self) -> None:
+        """A document changed: its file is written after the debounce."""
+        f = self.folder
+        if self._timer is None and f.running:
+            self._timer = f.loop.call_later(DEBOUNCE, self.tick)
+
+    def tick(self) -> None:
+        self._timer = None
+        f = self.folder
+        if not f.running:
+            return
+        f.execute(self.machine.live_tick(f.now, f.wall()))
+        if self.machine.scanned and self.machine.live.next_due() is not None:
+            self.soon()
+
+    def idle(self) -> bool:
+        live = self.machine.live
+        return self.busy == 0 and self._timer is None and (live is None or (
+            live.next_due() is None and not live.reading))

@@ -1,0 +1,135 @@
+"""protocol/live.py (and its door in the folder machine) as pairs of machines with no I/O: real
+signed updates, real pycrdt documents. The map's compaction of live documents (core/metamap.py)."""
+
+from __future__ import annotations
+
+from gossip_backer.core.metamap import Outcome
+from gossip_backer.core.record import LiveEdit, LiveGlob
+from gossip_backer.events import LiveFallback
+from gossip_backer.live.textdoc import TextDocs
+from gossip_backer.protocol.effects import PublishLive, WriteText
+from gossip_backer.protocol.live import DEBOUNCE, LiveMachine, glob_matches, pieces
+from tests.protocol.helpers import make_mesh
+
+
+def _machines(n: int = 2):
+    replicas = make_mesh(n)
+    replicas[0].commit(LiveGlob("*.md", True, replicas[0].map.clock + 1))
+    for r in replicas[1:]:
+        for u in replicas[0].map.updates():
+            r.take(u)
+    return replicas, [LiveMachine(r.map, r.id, TextDocs(), 100 + i) for i, r in enumerate(replicas)]
+
+
+def _publish(replica, effects) -> list:
+    """Sign the machine's PublishLive pieces as the replica's updates."""
+    return [replica.commit(e) for eff in effects if isinstance(eff, PublishLive) for e in eff.edits]
+
+
+def _deliver(replicas, machines, updates, now=0.0) -> None:
+    for r, m in zip(replicas, machines):
+        fresh = [u for u in updates if u.origin != r.id]
+        for u in fresh:
+            r.take(u)
+        m.remote(fresh, now, 0.0)
+
+
+def test_globs() -> None:
+    assert glob_matches("*.md", "notes/plan.md") and glob_matches("*.md", "a.md")
+    assert glob_matches("notes/*.md", "notes/x/plan.md") and not glob_matches("notes/*.md", "a.md")
+    assert not glob_matches("*.md", "a.txt")
+
+
+def test_same_note_on_two_nodes_seeds_once_and_edits_merge_to_every_disk() -> None:
+    replicas, machines = _machines()
+    note = "shared ünï\n".encode()
+    seeds = [_publish(r, m.text("n.md", note, 0.0, 0.0, writer=True)) for r, m in zip(replicas, machines)]
+    _deliver(replicas, machines, seeds[0] + seeds[1])
+    assert [m.docs["n.md"].data() for m in machines] == [note, note]
+    assert [m.tick(0.5, writer=True) for m in machines] == [[], []]  # disks hold it already
+    edit_a = _publish(replicas[0], machines[0].text("n.md", "A shared ünï\n".encode(), 1.0, 1.0, writer=True))
+    edit_b = _publish(replicas[1], machines[1].text("n.md", "shared ünï B\n".encode(), 1.0, 1.0, writer=True))
+    _deliver(replicas, machines, edit_a + edit_b, now=1.0)
+    assert machines[0].tick(1.0, writer=True) == []  # debounced
+    writes = [m.tick(1.0 + DEBOUNCE, writer=True) for m in machines]
+    want = "A shared ünï B\n".encode()
+    assert [[e.data for e in w if isinstance(e, WriteText)] for w in writes] == [[want], [want]]
+
+
+def test_a_save_merged_against_the_disk_copy_keeps_peers_edits_not_on_disk_yet() -> None:
+    replicas, (a, b) = _machines()
+    seed = _publish(replicas[0], a.text("n.md", b"one\ntwo\n", 0.0, 0.0, writer=True))
+    _deliver(replicas, [a, b], seed)
+    b.text("n.md", b"one\ntwo\n", 0.0, 0.0, writer=True)
+    peer = _publish(replicas[0], a.text("n.md", b"one!\ntwo\n", 1.0, 1.0, writer=True))
+    _deliver(replicas, [a, b], peer, now=1.0)
+    # B's user saves before B wrote the peer's edit: the save is merged, the edit stays
+    _publish(replicas[1], b.text("n.md", b"one\ntwo?\n", 1.001, 1.0, writer=True))
+    assert b.docs["n.md"].data() == b"one!\ntwo?\n"
+    writes = [e for e in b.tick(2.0, writer=True) if isinstance(e, WriteText)]
+    assert [w.data for w in writes] == [b"one!\ntwo?\n"]
+
+
+def test_a_file_being_read_is_not_written_over() -> None:
+    replicas, (a, b) = _machines()
+    _deliver(replicas, [a, b], _publish(replicas[0], a.text("n.md", b"x", 0.0, 0.0, writer=True)))
+    b.reading.add("n.md")
+    assert b.tick(1.0, writer=True) == []
+    b.text("n.md", b"x", 1.0, 1.0, writer=True)
+    assert b.tick(1.0 + DEBOUNCE, writer=True) == []  # the disk holds the text already
+
+
+def test_not_utf8_falls_back_with_the_reason() -> None:
+    _replicas, (a, _b) = _machines()
+    effects = a.text("bin.md", b"\xff\xfe", 0.0, 0.0, writer=True)
+    assert [type(e.event) for e in effects] == [LiveFallback] and "bin.md" in a.fallback
+    assert not a.wants("bin.md", 2)
+
+
+def test_a_read_only_node_publishes_nothing_and_its_editors_cannot_write() -> None:
+    replicas, (a, b) = _machines()
+    _deliver(replicas, [a, b], _publish(replicas[0], a.text("n.md", b"x", 0.0, 0.0, writer=True)))
+    assert b.text("n.md", b"x changed", 1.0, 1.0, writer=False) == []
+
+
+def test_snapshots_drop_the_parts_they_cover_and_late_parts_are_duplicates() -> None:
+    replicas, (a, b) = _machines()
+    r = replicas[0]
+    seed = _publish(r, a.text("n.md", b"a", 0.0, 0.0, writer=True))
+    edits = []
+    for k in range(5):
+        edits += _publish(r, a.text("n.md", b"a" + b"b" * (k + 1), 1.0, 1.0, writer=True))
+    before = len(r.map)
+    snap = r.commit(pieces("n.md", a.docs["n.md"].update_since(), snapshot=True, part=5)[0])
+    assert len(r.map) == before + 1 - 5 - 1  # five parts and the seed's snapshot left the log
+    late = replicas[1]
+    assert late.map.apply(snap) is Outcome.APPLIED
+    assert late.map.apply(edits[2]) is Outcome.DUPLICATE
+    b.remote([snap], 2.0, 2.0)
+    assert b.docs["n.md"].data() == b"abbbbb" and seed
+
+
+def test_a_big_update_travels_in_chunks_and_is_joined() -> None:
+    replicas, (a, b) = _machines()
+    big = ("ü" * 400_000).encode()
+    updates = _publish(replicas[0], a.text("big.md", big, 0.0, 0.0, writer=True))
+    assert len(updates) > 1 and all(isinstance(u.payload, LiveEdit) for u in updates)
+    _deliver(replicas, [a, b], updates[:-1])
+    assert "big.md" not in b.docs
+    _deliver(replicas, [a, b], updates[-1:])
+    assert b.docs["big.md"].data() == big
+
+
+def test_file_versions_of_a_live_file_come_every_few_minutes_of_editing() -> None:
+    from gossip_backer.protocol.live import CHECKPOINT
+
+    replicas, (a, _b) = _machines()
+    assert a.version_due("n.md", 0.0)  # a file new to the mesh: a version at once
+    replicas[0].write("n.md", b"x")
+    _publish(replicas[0], a.text("n.md", b"x", 0.0, 0.0, writer=True))
+    assert not a.version_due("n.md", 1.0)  # seeding is no edit
+    _publish(replicas[0], a.text("n.md", b"x y", 10.0, 10.0, writer=True))
+    assert not a.version_due("n.md", 10.0 + CHECKPOINT - 1) and not a.checkpoints_due(100.0)
+    assert a.version_due("n.md", 10.0 + CHECKPOINT) and a.checkpoints_due(10.0 + CHECKPOINT) == ["n.md"]
+    a.versioned("n.md")
+    assert not a.checkpoints_due(1e9)
