@@ -167,7 +167,7 @@ class SimNode(Endpoint):
     # -- connections -------------------------------------------------------------------------
     def trusts(self, key: bytes) -> bool:
         """The daemon's rule (`session.trusted`): a member not removed, or our inviter."""
-        members = self.metamap.membership.members if self.metamap else {}
+        members = self.metamap.membership.members if self.metamap is not None else {}
         return session.trusted(members, self.bootstrap, key)
 
     def admission(self) -> session.Admission:

@@ -59,10 +59,19 @@ def _join(sim) -> None:
         sim.join(sim.rng.choice(granters), links=3)
 
 
+def _stranded(sim, i: int) -> bool:
+    """Does a node that joined through `i` still lack its own grant? Then `i` is its only way
+    into the mesh (an invite names the inviter alone)."""
+    key = sim.nodes[i].key
+    return any(key in n.bootstrap and n.alive and not n.gone
+               and n.key not in n.metamap.membership.members for n in sim.nodes)
+
+
 def _leave(sim, abrupt: bool, deadline: float | None = None, i: int | None = None) -> None:
     """A node is decommissioned. Unless `abrupt`, its owner first waits (up to 30 s) until no
-    content of its own exists only there, as one waits for a machine to be in sync before
-    wiping it; an abrupt leave may take unique content with it (not counted as lost)."""
+    content of its own exists only there, and until a node it just invited got in, as one waits
+    for a machine to be in sync before wiping it; an abrupt leave may take unique content with
+    it (not counted as lost)."""
     rng = sim.rng
     if i is None:
         candidates = [n.index for n in sim.nodes if not n.gone and n.index != 0]
@@ -73,7 +82,8 @@ def _leave(sim, abrupt: bool, deadline: float | None = None, i: int | None = Non
     node = sim.nodes[i]
     if node.gone:
         return
-    if not abrupt and sim.loop.now < deadline and (not node.alive or sim.unique_writes(i)):
+    if not abrupt and sim.loop.now < deadline and (not node.alive or sim.unique_writes(i)
+                                                   or _stranded(sim, i)):
         sim.at(sim.loop.now + 1.0, _leave, sim, abrupt, deadline, i)
         return
     removers = [n.index for n in sim.nodes
