@@ -322,7 +322,7 @@ class Folder:
         puller looks at the paths again."""
         edits = [u for u in updates if isinstance(u.payload, LiveEdit)]
         if edits:  # live documents: merged, their files follow
-            self.execute(self.machine.live_remote(edits, trio.current_time(), time.time()))
+            self.execute(self.machine.live_remote(edits, self.clock.now(), self.clock.wall()))
             self.live.wake()
             updates = [u for u in updates if not isinstance(u.payload, LiveEdit)]
             if not updates:
