@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser, shot, shots  # noqa: F401 (fixtures)
+from tests.browser import shot  # the `browser` and `shots` fixtures: tests/conftest.py
 from tests.e2e.conftest import backer_json, mesh, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -17,7 +17,7 @@ def _web(d) -> str:
     return next(line.split()[-1] for line in d.lines if line.startswith("web on "))
 
 
-def _page(browser, url):  # noqa: F811
+def _page(browser, url):
     context = browser.new_context(viewport={"width": 1100, "height": 700})
     page = context.new_page()
     errors: list[str] = []
@@ -26,7 +26,7 @@ def _page(browser, url):  # noqa: F811
     return context, page, errors
 
 
-def test_two_editors_on_two_nodes_type_at_once(tmp_path, daemons, browser, shots) -> None:  # noqa: F811
+def test_two_editors_on_two_nodes_type_at_once(tmp_path, daemons, browser, shots) -> None:
     a, b = mesh(tmp_path, daemons, 2, web=True)
     (a.root / "plan.md").write_text("# Plan\n\n")
     backer_json("live", str(a.root), "*.md")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import browser, shot, shots  # noqa: F401 (fixtures)
+from tests.browser import shot  # the `browser` and `shots` fixtures: tests/conftest.py
 from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +26,7 @@ def gui(mesh2):
 
 
 @pytest.fixture
-def page(browser):  # noqa: F811
+def page(browser):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     p = context.new_page()
     p.on("dialog", lambda dialog: dialog.accept())
@@ -37,13 +37,14 @@ def page(browser):  # noqa: F811
     assert not errors, errors  # no script error on any page
 
 
-def test_browse_to_a_file_and_see_its_history(gui, page, shots) -> None:  # noqa: F811
+def test_browse_to_a_file_and_see_its_history(gui, page, shots) -> None:
     page.goto(gui.url_a)
     page.wait_for_selector("#sync-state:has-text('In sync')", timeout=20_000)
     shot(page, shots, "01-dashboard")
     page.click("nav >> text=Files")
     page.click("a.entry.dir >> text=docs")
     page.wait_for_selector("#crumbs >> text=docs")
+    page.wait_for_selector("#entries >> text=plan.txt")  # the listing arrives after the crumbs
     assert page.inner_text("#entries").count("plan.txt") == 1
     shot(page, shots, "02-files-docs")
     page.click("a.entry.file >> text=plan.txt")
@@ -53,7 +54,7 @@ def test_browse_to_a_file_and_see_its_history(gui, page, shots) -> None:  # noqa
     shot(page, shots, "03-file-page")
 
 
-def test_restore_an_older_version_reaches_the_other_nodes_disk(gui, page, shots) -> None:  # noqa: F811
+def test_restore_an_older_version_reaches_the_other_nodes_disk(gui, page, shots) -> None:
     plan_b = gui.b.root / "docs" / "plan.txt"
     (gui.b.root / "docs" / "plan.txt").write_text("milk\neggs\nbutter\nbread\n")
     wait_until(lambda: "butter" in (gui.a.root / "docs" / "plan.txt").read_text(),
@@ -71,7 +72,7 @@ def test_restore_an_older_version_reaches_the_other_nodes_disk(gui, page, shots)
                what="the restored version on node b's disk")
 
 
-def test_resolve_a_conflict_from_the_conflicts_page(gui, page, shots) -> None:  # noqa: F811
+def test_resolve_a_conflict_from_the_conflicts_page(gui, page, shots) -> None:
     copy = "list.sync-conflict-20260101-120000-ZZZZZZZ.txt"
     (gui.a.root / "list.txt").write_text("apples\npears\n")
     (gui.a.root / copy).write_text("apples\nplums\n")
@@ -89,7 +90,7 @@ def test_resolve_a_conflict_from_the_conflicts_page(gui, page, shots) -> None:  
                what="the choice made on b applied on a's disk")
 
 
-def test_create_a_share_and_download_it_with_no_token(gui, page, browser, shots) -> None:  # noqa: F811
+def test_create_a_share_and_download_it_with_no_token(gui, page, browser, shots) -> None:
     page.goto(f"{gui.url_a}shares")
     page.fill("#share-path", "docs")
     page.select_option("#share-expires", "86400")
@@ -123,7 +124,7 @@ def test_create_a_share_and_download_it_with_no_token(gui, page, browser, shots)
     page.wait_for_selector("#no-shares", state="visible")
 
 
-def test_peers_page_makes_invites_and_removes_after_confirmation(gui, browser, shots) -> None:  # noqa: F811
+def test_peers_page_makes_invites_and_removes_after_confirmation(gui, browser, shots) -> None:
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     page.goto(f"{gui.url_a}peers")
@@ -141,7 +142,7 @@ def test_peers_page_makes_invites_and_removes_after_confirmation(gui, browser, s
     context.close()
 
 
-def test_dashboard_shows_a_paused_root(gui, page, shots) -> None:  # noqa: F811
+def test_dashboard_shows_a_paused_root(gui, page, shots) -> None:
     root = gui.b.root
     away = root.with_name("B-unmounted")
     os.rename(root, away)  # the disk went away
