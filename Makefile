@@ -19,10 +19,12 @@ demo: $(STAMP)
 
 # The benchmark's smoke test runs Syncthing and rsync: installed from Debian's packages when
 # missing (needs root or sudo; without them that one test fails and says what to run).
+# Two test processes (pytest-xdist; one module stays in one process): the end-to-end tests mostly
+# wait on real daemons, so the suite takes ~7 minutes instead of ~15 on 2 cores.
 test: $(STAMP)
 	.ci/install-bench-tools || echo "make test: could not install syncthing/rsync (see above)"
 	.ci/install-browser || echo "make test: could not install chromium for the GUI tests (see above)"
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
 sim: $(STAMP)
 	$(BIN)/python -m simulations sweep --nodes 10,30,100,300,1000
