@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from gossip_backer.errors import LocalError, RemoteError
-from gossip_backer.protocol.peer import Authenticated, Closed, PeerConnection, Received
+from gossip_backer.protocol.peer import Authenticated, Closed, PeerConnection
 from gossip_backer.wire.messages import Message
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -43,6 +42,7 @@ class LiveDisk:
 
     def __init__(self, folder: "Folder") -> None:
         self.folder = folder
+        self.clock = folder.clock  # the node's one clock (runtime/clock.py)
         self.machine = folder.machine
         self._send, self._receive = trio.open_memory_channel(float("inf"))
         self._wake = trio.Event()
@@ -63,9 +63,9 @@ class LiveDisk:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._worker)
             while True:
-                self.folder.execute(self.machine.live_tick(trio.current_time(), time.time()))
+                self.folder.execute(self.machine.live_tick(self.clock.now(), self.clock.wall()))
                 due = self.machine.live.next_due()
-                delay = TICK if due is None else max(0.0, min(TICK, due - trio.current_time()))
+                delay = TICK if due is None else max(0.0, min(TICK, due - self.clock.now()))
                 with trio.move_on_after(delay):
                     await self._wake.wait()
                 self._wake = trio.Event()
@@ -83,7 +83,7 @@ class LiveDisk:
     async def _read(self, path: str) -> None:
         root = self.folder.root
         data = await trio.to_thread.run_sync(read_text, root, path, LIVE_MAX)
-        self.folder.execute(self.machine.live_text(path, data, trio.current_time(), time.time()))
+        self.folder.execute(self.machine.live_text(path, data, self.clock.now(), self.clock.wall()))
 
     async def _write(self, effect: WriteText) -> None:
         path, data = effect.path, effect.data
@@ -99,7 +99,7 @@ class LiveDisk:
             log.debug("live file %s changed under us: merging it first", path)
         except DiskError as exc:  # tried again after a while (a full disk, a vanished folder)
             log.warning("live file %s not written: %s", path, exc)
-            self.machine.live.recheck(path, trio.current_time() + RETRY)
+            self.machine.live.recheck(path, self.clock.now() + RETRY)
             return
         else:
             self.machine.live_written(path, effect.base, digest)

@@ -9,7 +9,6 @@ document, and a newcomer gets the latest one of each other editor.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -66,6 +65,7 @@ class LiveHub:
 
     def __init__(self, folder: "Folder") -> None:
         self.folder = folder
+        self.clock = folder.clock  # the node's one clock (runtime/clock.py)
         self.conns: dict[str, set[LiveConnection]] = defaultdict(set)
         folder.machine.live.listen(self._changed)
 
@@ -84,8 +84,8 @@ class LiveHub:
             conn.close()
 
     def client_update(self, path: str, update: bytes) -> None:
-        self.folder.execute(self.folder.machine.live_client(path, update, trio.current_time(),
-                                                            time.time()))
+        self.folder.execute(self.folder.machine.live_client(path, update, self.clock.now(),
+                                                            self.clock.wall()))
         self.folder.live.wake()
 
     def relay(self, source: LiveConnection, message: bytes) -> None:
