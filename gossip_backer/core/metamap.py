@@ -91,6 +91,8 @@ class MetaMap:
         self._dropped: list[tuple[bytes, int]] = []  # (origin, seq) left the log since last drain
         self._live_cover: dict[tuple[bytes, str], int] = {}  # (signer, path) -> parts snapshotted
         self._live_keys: dict[tuple[bytes, str], set[str]] = {}  # (signer, path) -> keys held
+        self._batching = False  # inside apply_all: membership is recomputed once per pass
+        self._membership_stale = False  # a membership update was stored in this pass
 
     # -- reading ---------------------------------------------------------------------------
     def digest(self) -> dict[bytes, int]:
@@ -181,6 +183,9 @@ class MetaMap:
             return Outcome.APPLIED if self._valid(update) else Outcome.VOID
         if is_membership(update.payload):
             self.clock = max(self.clock, update.payload.clock)
+            if self._batching:  # judged once the pass is over (apply_all)
+                self._membership_stale = True
+                return Outcome.APPLIED
             self._refresh_membership()
             return Outcome.APPLIED if self._valid(update) else Outcome.VOID
         if held:  # state = fold of the newest valid update per (origin, key): recompute the key
@@ -243,21 +248,38 @@ class MetaMap:
     def apply_all(self, updates: Iterable[SignedUpdate]) -> list[SignedUpdate]:
         """Apply a set of updates in any order (a reload, a batch): those whose signer is only
         admitted by a grant later in the set are retried until a pass admits nothing new.
-        Returns the updates stored."""
+        Membership is recomputed once per pass, not once per grant (a mesh of N members reloads
+        in O(N) rather than O(N^2); a refold at the end of the pass corrects any data update
+        judged before a revocation of the same pass counted). Returns the updates stored that
+        count."""
         pending = list(updates)
         stored: list[SignedUpdate] = []
         while pending:
-            retry = []
-            for update in pending:
-                outcome = self.apply(update)
-                if outcome is Outcome.NOT_YET:
-                    retry.append(update)
-                elif outcome in (Outcome.APPLIED, Outcome.HELD):
-                    stored.append(update)
+            retry, taken = [], []
+            self._batching = True
+            try:
+                for update in pending:
+                    outcome = self.apply(update)
+                    if outcome is Outcome.NOT_YET:
+                        retry.append(update)
+                    elif outcome in (Outcome.APPLIED, Outcome.HELD, Outcome.VOID):
+                        taken.append(update)
+            finally:
+                self._batching = False
+            if self._membership_stale:
+                self._membership_stale = False
+                self._refresh_membership()
+            stored.extend(u for u in taken if self._is_stored(u) and self._valid(u))
             if len(retry) == len(pending):
                 break
             pending = retry
         return stored
+
+    def _is_stored(self, update: SignedUpdate) -> bool:
+        """Still in its signer's log (a later update of the same key, or a voided grant's
+        signer being forgotten, may have replaced it within the pass)."""
+        log = self._logs.get(update.origin)
+        return log is not None and log.get(update.seq) is update
 
     def _store(self, update: SignedUpdate, older_seq: int) -> None:
         log, newest = self._own(update.origin)

@@ -628,6 +628,10 @@ def _check_order_independence(data, with_revokes):
     for i, m in enumerate(maps[1:], 1):
         assert m.membership.members == maps[0].membership.members, f"order {i}: members differ"
         assert snapshot(m) == ref, f"order {i}: state differs"
+    for i, order in enumerate(orders):  # a reload: one apply_all, membership judged per pass
+        reloaded = mesh.new_map(cached=True)
+        reloaded.apply_all(order)
+        assert snapshot(reloaded) == ref, f"apply_all of order {i}: state differs"
 
 
 @membership_orders

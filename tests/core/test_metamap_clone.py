@@ -20,7 +20,8 @@ def test_a_clone_copies_every_container_of_state() -> None:
     assert set(vars(a.map)) == set(vars(clone))
     assert set(vars(a.map)) == {"founder", "_verify", "_logs", "_newest", "_shared", "_max",
                                 "files", "live", "shares", "share_counts", "membership",
-                                "clock", "_dropped", "_live_cover", "_live_keys"}
+                                "clock", "_dropped", "_live_cover", "_live_keys", "_batching",
+                                "_membership_stale"}
 
 
 def test_a_clone_is_equal_then_independent_both_ways() -> None:
