@@ -199,6 +199,19 @@ def record(result: ScanResult, rel: str, prev: Any, entry: ScanEntry) -> None:
         result.refreshed.append(rel)
 
 
+def unchanged_file(rel: str, prev: Any, size: int, mtime_ns: int, inode: int,
+                   mode: int) -> ScanEntry | None:
+    """The entry of a file whose size, mtime and inode did not move since `prev`: its hash and
+    blocks stand (a mode change alone needs no hashing). None: the file must be hashed."""
+    if (prev is None or prev.kind != FILE or prev.hash is None
+            or (prev.size, prev.mtime_ns, prev.inode) != (size, mtime_ns, inode)):
+        return None
+    if type(prev) is ScanEntry and prev.mode == mode:
+        return prev  # unchanged: only stat'ed
+    return ScanEntry(rel, size, mtime_ns, inode, mode, FILE, prev.hash, prev.block_size,
+                     tuple(prev.blocks))
+
+
 def finish(result: ScanResult, deleted: set[str]) -> ScanResult:
     """Sort the lists, count the kinds; a path seen again is not deleted."""
     result.deleted = sorted(deleted - result.entries.keys())
@@ -216,18 +229,123 @@ def finish(result: ScanResult, deleted: set[str]) -> ScanResult:
     return result
 
 
-class _Scanner:
-    def __init__(self, root: Path | str, previous: Mapping[str, Any], ignore: IgnoreMatcher,
-                 hasher: HashFile | None) -> None:
-        self.root = os.path.abspath(os.fspath(root))
+class TreeScan:
+    """What one scan pass decides whatever the tree is made of (testing/memscan.py scans an
+    in-memory tree with it): which names count, what a revisited path means, what is gone.
+    A subclass says how to look: `_locate`, `examine`, `walk_below`, and `_refuse_twins`."""
+
+    def __init__(self, previous: Mapping[str, Any], ignore: IgnoreMatcher) -> None:
         self.previous = previous
         self.ignore = ignore
-        self.hash_file = hasher or hash_file
         self.result = ScanResult()
         self.done: set[str] = set()  # examined paths (present or not)
         self.deleted: set[str] = set()
         self._kept_prefixes: list[str] = []  # unreadable folders: keep what we knew below them
         self._sorted_prev: list[str] | None = None
+
+    # -- what a subclass provides --------------------------------------------------------------
+
+    def _locate(self, rel: str) -> tuple[Any, bool, int] | None:
+        """(where, is a folder, inode) of `rel`; None if it, or a real folder above it, is gone."""
+        raise NotImplementedError
+
+    def examine(self, rel: str, where: Any) -> str | None:
+        """Record one path; return its kind, or None if it is not recorded."""
+        raise NotImplementedError
+
+    def walk_below(self, rel: str, where: Any) -> None:
+        """Examine everything below the folder `rel`."""
+        raise NotImplementedError
+
+    def _refuse_twins(self, rel: str, where: Any) -> None:
+        """Refuse other names of `rel` on disk that are `rel` once normalised (if the tree
+        can hold such names)."""
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def _name(self, base: str, name: str, is_dir: bool, seen: set[str]) -> str | None:
+        """The mesh path of a directory entry, or None when it is ignored or refused."""
+        raw = base + name
+        if not name.isascii():
+            name = normalise(name)  # a name that is not UTF-8 keeps its bytes (surrogate escapes)
+        rel = base + name
+        if self.ignore.matches_entry(rel, name, is_dir):
+            return None
+        if rel not in self.previous:  # a known path passed this check when it was recorded
+            try:
+                check(rel)
+            except BadPath:
+                self.result.refused.append(raw)
+                return None
+        if rel in seen:  # two names on disk, one once NFC-normalised
+            self.result.refused.append(raw)
+            return None
+        seen.add(rel)
+        return rel
+
+    # -- incremental ---------------------------------------------------------------------------
+
+    def revisit(self, rel: str) -> None:
+        found = self._locate(rel)
+        prev = self.previous.get(rel)
+        if found is None:
+            self.done.add(rel)
+            if prev is not None:
+                self.gone(rel, prev)
+            self._gone_below(rel)
+            return
+        where, is_dir, inode = found
+        if self.ignore.matches(rel, is_dir):
+            self.done.add(rel)
+            return
+        self._refuse_twins(rel, where)
+        if not _acceptable(rel):
+            self.result.refused.append(rel)
+            return
+        kind = self.examine(rel, where)
+        if kind is None and rel not in self.result.entries and prev is not None:
+            self.gone(rel, prev)  # became a fifo/socket, or vanished while hashed
+        replaced = prev is None or prev.kind != DIR or prev.inode != inode
+        if kind == DIR and replaced:
+            self.walk_below(rel, where)
+        if kind != DIR or replaced:
+            self._gone_below(rel)
+
+    def _gone_below(self, rel: str) -> None:
+        """Report the previous subtree of `rel` that this pass did not see again."""
+        if self._sorted_prev is None:
+            self._sorted_prev = sorted(self.previous)
+        keys, prefix = self._sorted_prev, rel + "/"
+        i = bisect.bisect_left(keys, prefix)
+        while i < len(keys) and keys[i].startswith(prefix):
+            path = keys[i]
+            if path not in self.result.entries:
+                self.gone(path, self.previous[path])
+            i += 1
+
+    def gone(self, path: str, prev: Any) -> None:
+        """`path` was known and not seen: deleted, unless ignored or below an unreadable folder."""
+        if path in self.result.entries or path in self.result.errors:
+            return
+        if any(path.startswith(p) for p in self._kept_prefixes):
+            self.result.entries[path] = _as_entry(prev)
+            return
+        if self.ignore.matches(path, prev.kind == DIR):
+            return
+        self.deleted.add(path)
+
+    def finish(self) -> ScanResult:
+        return finish(self.result, self.deleted)
+
+
+class _Scanner(TreeScan):
+    """TreeScan of a real directory: lstat, scandir, never a followed link."""
+
+    def __init__(self, root: Path | str, previous: Mapping[str, Any], ignore: IgnoreMatcher,
+                 hasher: HashFile | None) -> None:
+        super().__init__(previous, ignore)
+        self.root = os.path.abspath(os.fspath(root))
+        self.hash_file = hasher or hash_file
 
     # -- walking -------------------------------------------------------------------------------
 
@@ -254,28 +372,8 @@ class _Scanner:
                     st = item.stat(follow_symlinks=False)
                 except OSError:
                     continue  # vanished between listing and stat: as if never seen
-                if self.examine(rel, item.path, st) == DIR:
+                if self.examine(rel, (item.path, st)) == DIR:
                     stack.append((rel, item.path))
-
-    def _name(self, base: str, name: str, is_dir: bool, seen: set[str]) -> str | None:
-        """The mesh path of a directory entry, or None when it is ignored or refused."""
-        raw = base + name
-        if not name.isascii():
-            name = normalise(name)  # a name that is not UTF-8 keeps its bytes (surrogate escapes)
-        rel = base + name
-        if self.ignore.matches_entry(rel, name, is_dir):
-            return None
-        if rel not in self.previous:  # a known path passed this check when it was recorded
-            try:
-                check(rel)
-            except BadPath:
-                self.result.refused.append(raw)
-                return None
-        if rel in seen:  # two names on disk, one once NFC-normalised
-            self.result.refused.append(raw)
-            return None
-        seen.add(rel)
-        return rel
 
     def _unlistable(self, prefix: str, exc: OSError) -> None:
         if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
@@ -287,8 +385,9 @@ class _Scanner:
 
     # -- one path ------------------------------------------------------------------------------
 
-    def examine(self, rel: str, disk: str, st: os.stat_result) -> str | None:
+    def examine(self, rel: str, where: tuple[str, os.stat_result]) -> str | None:
         """Record one path from its lstat; return its kind, or None if it is not recorded."""
+        disk, st = where
         self.done.add(rel)
         prev = self.previous.get(rel)
         fmt = stat.S_IFMT(st.st_mode)
@@ -321,12 +420,9 @@ class _Scanner:
 
     def _file(self, rel: str, disk: str, st: os.stat_result, prev: Any) -> ScanEntry | None:
         mode = stat.S_IMODE(st.st_mode)
-        if (prev is not None and prev.kind == FILE and prev.hash is not None
-                and not _moved(prev, st)):
-            if type(prev) is ScanEntry and prev.mode == mode:
-                return prev  # unchanged: only stat'ed
-            return ScanEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, mode, FILE, prev.hash,
-                             prev.block_size, tuple(prev.blocks))
+        same = unchanged_file(rel, prev, st.st_size, st.st_mtime_ns, st.st_ino, mode)
+        if same is not None:
+            return same
         try:
             current = prev.block_size if prev is not None and prev.kind == FILE else 0
             fh = self.hash_file(disk, st.st_size, current or 0)
@@ -357,34 +453,12 @@ class _Scanner:
 
     # -- incremental ---------------------------------------------------------------------------
 
-    def revisit(self, rel: str) -> None:
-        found = self._locate(rel)
-        prev = self.previous.get(rel)
-        if found is None:
-            self.done.add(rel)
-            if prev is not None:
-                self.gone(rel, prev)
-            self._gone_below(rel)
-            return
-        disk, st = found
-        is_dir = stat.S_ISDIR(st.st_mode)
-        if self.ignore.matches(rel, is_dir):
-            self.done.add(rel)
-            return
-        self._same_once_normalised(rel, disk)
-        if not _acceptable(rel):
-            self.result.refused.append(rel)
-            return
-        kind = self.examine(rel, disk, st)
-        if kind is None and rel not in self.result.entries and prev is not None:
-            self.gone(rel, prev)  # became a fifo/socket, or vanished while hashed
-        if kind == DIR and (prev is None or prev.kind != DIR or prev.inode != st.st_ino):
-            self.walk(rel, disk)
-        if kind != DIR or prev is None or prev.kind != DIR or prev.inode != st.st_ino:
-            self._gone_below(rel)
+    def walk_below(self, rel: str, where: tuple[str, os.stat_result]) -> None:
+        self.walk(rel, where[0])
 
-    def _locate(self, rel: str) -> tuple[str, os.stat_result] | None:
-        """The on-disk path and lstat of `rel`; None if it, or a real folder above it, is gone."""
+    def _locate(self, rel: str) -> tuple[tuple[str, os.stat_result], bool, int] | None:
+        """((on-disk path, lstat), is a folder, inode) of `rel`; None if it, or a real folder
+        above it, is gone."""
         disk = self.root
         parts = rel.split("/")
         st = None
@@ -392,11 +466,12 @@ class _Scanner:
             st, disk = self._child(disk, part)
             if st is None or (i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode)):
                 return None  # missing, or a path through a symlink or file
-        return disk, st
+        return (disk, st), stat.S_ISDIR(st.st_mode), st.st_ino
 
-    def _same_once_normalised(self, rel: str, disk: str) -> None:
-        """Refuse the other names of `disk`'s folder that are `rel` once NFC-normalised (a full
+    def _refuse_twins(self, rel: str, where: tuple[str, os.stat_result]) -> None:
+        """Refuse the other names of `rel`'s folder that are `rel` once NFC-normalised (a full
         walk refuses them in `_name`; a watcher's event names only the normalised path)."""
+        disk = where[0]
         name = os.path.basename(disk)
         if name.isascii():
             return
@@ -427,32 +502,6 @@ class _Scanner:
             pass
         return None, path
 
-    def _gone_below(self, rel: str) -> None:
-        """Report the previous subtree of `rel` that this pass did not see again."""
-        if self._sorted_prev is None:
-            self._sorted_prev = sorted(self.previous)
-        keys, prefix = self._sorted_prev, rel + "/"
-        i = bisect.bisect_left(keys, prefix)
-        while i < len(keys) and keys[i].startswith(prefix):
-            path = keys[i]
-            if path not in self.result.entries:
-                self.gone(path, self.previous[path])
-            i += 1
-
-    def gone(self, path: str, prev: Any) -> None:
-        """`path` was known and not seen: deleted, unless ignored or below an unreadable folder."""
-        if path in self.result.entries or path in self.result.errors:
-            return
-        if any(path.startswith(p) for p in self._kept_prefixes):
-            self.result.entries[path] = _as_entry(prev)
-            return
-        if self.ignore.matches(path, prev.kind == DIR):
-            return
-        self.deleted.add(path)
-
-    def finish(self) -> ScanResult:
-        return finish(self.result, self.deleted)
-
 
 def _nfc_or_none(name: str) -> str | None:
     """The name NFC-normalised; None for a name that is not UTF-8 (it has no other form)."""
@@ -467,12 +516,9 @@ def _acceptable(rel: str) -> bool:
     return True
 
 
-def _moved(before: Any, after: os.stat_result) -> bool:
-    """Whether size, mtime or inode differ (`before`: an entry or a stat result)."""
-    if isinstance(before, os.stat_result):
-        return (before.st_size, before.st_mtime_ns, before.st_ino) != (
-            after.st_size, after.st_mtime_ns, after.st_ino)
-    return (before.size, before.mtime_ns, before.inode) != (
+def _moved(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether size, mtime or inode differ between two lstats of one file."""
+    return (before.st_size, before.st_mtime_ns, before.st_ino) != (
         after.st_size, after.st_mtime_ns, after.st_ino)
 
 

@@ -1,8 +1,8 @@
 """`disk.scan` for a MemRoot: what is there, what changed, what is gone (see memdisk.py).
 
-The same rules as the real scan, on an in-memory tree, and the same pure half of it (what the
-observations mean: `record`, `finish`, `to_revisit` from disk/scan.py): a file is hashed only when its size,
-mtime or inode moved; ignored paths, `.backer` and temp files are never listed nor "deleted";
+The same rules as the real scan, on an in-memory tree, and the same code for them (disk/scan.py's
+`TreeScan`: names, revisits, what is gone; `record`, `finish`, `to_revisit`, `unchanged_file`):
+a file is hashed only when its size, mtime or inode moved; ignored paths, `.backer` and temp files are never listed nor "deleted";
 refused names are skipped; a missing root raises RootUnavailable, never a mass deletion.
 """
 
@@ -12,11 +12,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from gossip_backer.core.blocks import hash_bytes
-from gossip_backer.core.paths import BadPath, check
 from gossip_backer.core.record import DIR, FILE
 from gossip_backer.disk.ignore import IgnoreMatcher
-from gossip_backer.disk.scan import (FileHash, RootUnavailable, ScanEntry, ScanResult, finish,
-                                     record, to_revisit)
+from gossip_backer.disk.scan import (FileHash, RootUnavailable, ScanEntry, ScanResult, TreeScan,
+                                     record, to_revisit, unchanged_file)
 
 if TYPE_CHECKING:
     from gossip_backer.testing.memdisk import MemRoot, _Entry
@@ -62,40 +61,33 @@ def scan_paths(root: MemRoot, paths: Iterable[str], previous: Mapping[str, Any],
     return sc.finish()
 
 
-def _acceptable(rel: str) -> bool:
-    try:
-        check(rel)
-    except BadPath:
-        return False
-    return True
+class _Scanner(TreeScan):
+    """disk/scan.py's TreeScan of a MemRoot: the same rules, an in-memory tree."""
 
-
-class _Scanner:
     def __init__(self, root: MemRoot, previous: Mapping[str, Any], ignore: IgnoreMatcher,
                  hasher: MemHashFile | None) -> None:
+        super().__init__(previous, ignore)
         self.root = root
-        self.previous = previous
-        self.ignore = ignore
         self.hash_file = hasher or (lambda path, size: hash_memory(root._get(path).data))
-        self.result = ScanResult()
-        self.done: set[str] = set()
-        self.deleted: set[str] = set()
 
     def walk(self, prefix: str) -> None:
         stack = [prefix]
         while stack:
             folder = stack.pop()
             base = folder + "/" if folder else ""
+            seen: set[str] = set()
             for name in self.root._list(folder):
-                rel = base + name
-                e = self.root._get(rel)
-                if self.ignore.matches_entry(rel, name, e.kind == DIR):
-                    continue
-                if rel not in self.previous and not _acceptable(rel):
-                    self.result.refused.append(rel)
-                    continue
-                if self.examine(rel, e) == DIR:
+                e = self.root._get(base + name)
+                rel = self._name(base, name, e.kind == DIR, seen)
+                if rel is not None and self.examine(rel, e) == DIR:
                     stack.append(rel)
+
+    def walk_below(self, rel: str, where: _Entry) -> None:
+        self.walk(rel)
+
+    def _locate(self, rel: str) -> tuple[_Entry, bool, int] | None:
+        e = locate_entry(self.root, rel)
+        return None if e is None else (e, e.kind == DIR, e.inode)
 
     def examine(self, rel: str, e: _Entry) -> str:
         self.done.add(rel)
@@ -112,53 +104,13 @@ class _Scanner:
 
     def _file(self, rel: str, e: _Entry, prev: Any) -> ScanEntry:
         mode = e.mode & 0o7777
-        if (prev is not None and prev.kind == FILE and prev.hash is not None
-                and (prev.size, prev.mtime_ns, prev.inode) == (e.size, e.mtime_ns, e.inode)):
-            if type(prev) is ScanEntry and prev.mode == mode:
-                return prev
-            return ScanEntry(rel, e.size, e.mtime_ns, e.inode, mode, FILE, prev.hash,
-                             prev.block_size, tuple(prev.blocks))
+        same = unchanged_file(rel, prev, e.size, e.mtime_ns, e.inode, mode)
+        if same is not None:
+            return same
         fh = self.hash_file(rel, e.size)
         self.result.hashed_bytes += e.size
         return ScanEntry(rel, e.size, e.mtime_ns, e.inode, mode, FILE, fh.hash, fh.block_size,
                          tuple(fh.blocks))
-
-    def revisit(self, rel: str) -> None:
-        e = locate_entry(self.root, rel)
-        prev = self.previous.get(rel)
-        if e is None:
-            self.done.add(rel)
-            if prev is not None:
-                self.gone(rel, prev)
-            self._gone_below(rel)
-            return
-        if self.ignore.matches(rel, e.kind == DIR):
-            self.done.add(rel)
-            return
-        if not _acceptable(rel):
-            self.result.refused.append(rel)
-            return
-        kind = self.examine(rel, e)
-        if kind == DIR and (prev is None or prev.kind != DIR or prev.inode != e.inode):
-            self.walk(rel)
-        if kind != DIR or prev is None or prev.kind != DIR or prev.inode != e.inode:
-            self._gone_below(rel)
-
-    def _gone_below(self, rel: str) -> None:
-        prefix = rel + "/"
-        for path in sorted(self.previous):
-            if path.startswith(prefix) and path not in self.result.entries:
-                self.gone(path, self.previous[path])
-
-    def gone(self, path: str, prev: Any) -> None:
-        if path in self.result.entries:
-            return
-        if self.ignore.matches(path, prev.kind == DIR):
-            return
-        self.deleted.add(path)
-
-    def finish(self) -> ScanResult:
-        return finish(self.result, self.deleted)
 
 
 def locate_entry(root: MemRoot, rel: str) -> _Entry | None:
