@@ -318,7 +318,28 @@ def _refuse_folder(target: Path, st: os.stat_result | None) -> None:
 # --- files ---------------------------------------------------------------------------------------
 
 
-class TempFile:
+class KeptUnlessFailed:
+    """A temp file as a context manager: an exception other than LocalChanged discards it
+    (`abort`); a clean exit, or a change the user made meanwhile, only closes it (its verified
+    blocks are reused by the next attempt). testing/memdisk.py's TempFile shares the rule."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and not issubclass(exc_type, LocalChanged):
+            self.abort()
+        else:
+            self.close()
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class TempFile(KeptUnlessFailed):
     """A file being assembled next to its target; see the module docstring for the life cycle."""
 
     def __init__(
@@ -360,16 +381,6 @@ class TempFile:
             os.close(fd)
             raise LocalError(f"{p} is not a regular file")
         return cls(p, fd, target=target, hasher_factory=hasher_factory)
-
-    # context manager: an exception other than LocalChanged discards the temp file
-    def __enter__(self) -> "TempFile":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and not issubclass(exc_type, LocalChanged):
-            self.abort()
-        else:
-            self.close()
 
     def __del__(self) -> None:
         fd, self._fd = getattr(self, "_fd", None), None

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 
 from gossip_backer.core.paths import TMP_PREFIX, BadPath, check
 from gossip_backer.core.record import DIR, FILE, SYMLINK
-from gossip_backer.disk.apply import (DEFAULT_HASHER, DiskError, HasherFactory, LocalChanged,
-                                      Stat, temp_name)
+from gossip_backer.disk.apply import (DEFAULT_HASHER, DiskError, HasherFactory, KeptUnlessFailed,
+                                      LocalChanged, Stat, temp_name)
 from gossip_backer.disk.scan import RootUnavailable, ScanEntry, ScanResult
 from gossip_backer.disk.versions import ArchiveMismatch
 from gossip_backer.errors import IntegrityError, LocalError
@@ -494,7 +494,7 @@ def _temp_rel(rel: str) -> str:
     return f"{folder}/{name}" if folder else name
 
 
-class TempFile:
+class TempFile(KeptUnlessFailed):
     """`disk.apply.TempFile` in memory: blocks written at offsets, verified, moved into place."""
 
     def __init__(self, path: MemPath, *, target: MemPath | None = None,
@@ -526,15 +526,6 @@ class TempFile:
         if e.kind != FILE:
             raise LocalError(f"{p} is not a regular file")
         return cls(p, target=target, hasher_factory=hasher_factory)
-
-    def __enter__(self) -> "TempFile":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and not issubclass(exc_type, LocalChanged):
-            self.abort()
-        else:
-            self.close()
 
     def _data(self) -> bytearray:
         if not self._open:
