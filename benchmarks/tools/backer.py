@@ -114,7 +114,20 @@ class Node:
         self.log = root.parent / f"{name}.log"
         self.out = root.parent / f"{name}.out"
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60, attempts: int = 3) -> None:
+        """Start `backer run`; a port taken between `free_port` and the bind (another test's
+        process got it first) is retried on a fresh port, any other failure is raised."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                log = self.log.read_text(errors="replace") if self.log.exists() else ""
+                if "address in use" not in log or attempt == attempts - 1:
+                    raise
+                self.port = free_port()
+                self.log.write_bytes(b"")
+
+    def _start(self, timeout: float) -> None:
         self.out.write_bytes(b"")
         self.proc = track(subprocess.Popen(
             [python(), "-m", "gossip_backer", "run", str(self.root), "--listen",
@@ -122,11 +135,11 @@ class Node:
             stdin=subprocess.DEVNULL, stdout=open(self.out, "ab"), stderr=open(self.log, "ab"),
             env=ENV))
 
-        def listening() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"backer run {self.root} exited ({self.proc.returncode}); see {self.log}")
-            return b"listening on " in self.out.read_bytes()
-        wait_until(listening, timeout, 0.05, f"backer {self.name} listening")
+        def listening_or_exited() -> bool:
+            return self.proc.poll() is not None or b"listening on " in self.out.read_bytes()
+        wait_until(listening_or_exited, timeout, 0.05, f"backer {self.name} listening")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"backer run {self.root} exited ({self.proc.returncode}); see {self.log}")
         wait_until(lambda: control_status(self.root)["running"], timeout, 0.05,
                    f"backer {self.name} control socket")
 
