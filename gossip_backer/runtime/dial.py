@@ -26,6 +26,7 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 LESSER_DELAY = 2.0
 CONNECT_TIMEOUT = 5.0
+LAST_PORT = "listen_port"  # config: the port `--listen HOST:0` got, asked for again at restart
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -52,7 +53,7 @@ def advertised(host: str, port: int) -> list[str]:
 
 async def listen(node, address: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
     host, port = split_address(address)
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    listeners = await _open_listeners(node.state, host, port)
     real_port = listeners[0].socket.getsockname()[1]
     node.listen = f"{host}:{real_port}"
     node.advertise = advertised(host, real_port)
@@ -67,6 +68,24 @@ async def listen(node, address: str, task_status=trio.TASK_STATUS_IGNORED) -> No
         await node.serve_stream(stream, initiator=False, address=where)
 
     await trio.serve_listeners(handle, listeners)
+
+
+async def _open_listeners(state, host: str, port: int) -> list[trio.SocketListener]:
+    """Port 0 asks for any free port: we ask first for the one this node got last time. Peers
+    know a node's address only from the node itself; two nodes both restarted on new ports while
+    the other was stopped would each dial the other's old port for ever. Taken meanwhile: a new
+    free port, announced as usual to the peers it reaches."""
+    if port != 0:
+        return await trio.open_tcp_listeners(port, host=host)
+    last = await state.store_call(state.repo.get_config, LAST_PORT)
+    if isinstance(last, int) and 0 < last < 65536:
+        try:
+            return await trio.open_tcp_listeners(last, host=host)
+        except OSError as exc:
+            log.info("port %d of the last run is taken (%s): listening on a new one", last, exc)
+    listeners = await trio.open_tcp_listeners(0, host=host)
+    state.store_later(state.repo.set_config, LAST_PORT, listeners[0].socket.getsockname()[1])
+    return listeners
 
 
 class Dialer:
