@@ -2,7 +2,7 @@
 and claim a pending invite.
 
 Both ends of a pair may dial at once; the node keeps the connection dialed by the greater key
-(runtime/node.py `_attach`), and the lesser key waits a little before dialing so that usually only
+(runtime/peerlinks.py `_attach`), and the lesser key waits a little before dialing so that usually only
 one connection is made.
 """
 
@@ -93,6 +93,7 @@ class Dialer:
 
     def __init__(self, node, rng: random.Random | None = None) -> None:
         self.node = node
+        self.join = node.join  # how joining went, shown in status (runtime/report.py)
         self.rng = rng or random.Random()
         self.next_try: dict[bytes, float] = {}
         self.delay: dict[bytes, float] = {}
@@ -167,11 +168,11 @@ class Dialer:
             while (invite := state.pending_invite()) is not None:
                 got = await self._connect(list(invite.addresses))
                 if got is None:
-                    self.node.invite_wait = "cannot reach " + ", ".join(invite.addresses)
+                    self.join.wait = "cannot reach " + ", ".join(invite.addresses)
                     await trio.sleep(self._retry_invite())
                     continue
                 stream, address = got
-                self.node.invite_wait = f"{address} does not answer (a wrong mesh secret gets no answer)"
+                self.join.wait = f"{address} does not answer (a wrong mesh secret gets no answer)"
                 done = await self._run_claim(stream, address, invite)
                 if not done:
                     await trio.sleep(self._retry_invite())
@@ -201,14 +202,14 @@ class Dialer:
         why = await self.node.serve_stream(stream, initiator=True, address=address, identity=key,
                                            on_message=on_event)
         if not outcome:
-            self.node.invite_wait = f"{address}: {why or 'no answer'}"
+            self.join.wait = f"{address}: {why or 'no answer'}"
             return False
         result = outcome[0]
         await state.forget_invite()
         if not result.accepted:
-            self.node.invite_error = f"the invite was refused: {result.reason}"
-            state.store_later(state.repo.set_config, "invite_error", self.node.invite_error)  # kept
-            log.error("%s", self.node.invite_error)
+            self.join.error = f"the invite was refused: {result.reason}"
+            state.store_later(state.repo.set_config, "invite_error", self.join.error)  # kept
+            log.error("%s", self.join.error)
         return True
 
 

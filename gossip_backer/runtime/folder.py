@@ -12,9 +12,8 @@ and says what to publish, what to store and what to look at again. The puller
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -27,10 +26,10 @@ from gossip_backer.errors import StoreError
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
 from gossip_backer.protocol.folder import SETTLE, FolderMachine
 from gossip_backer.runtime.clock import Clock
-from gossip_backer.runtime.state import state_dir
-
-if TYPE_CHECKING:
-    from gossip_backer.runtime.node import Node
+from gossip_backer.runtime.eventbus import EventBus
+from gossip_backer.runtime.peerlinks import PeerLinks
+from gossip_backer.runtime.problems import LocalProblems
+from gossip_backer.runtime.state import NodeState, state_dir
 
 log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 3600.0
@@ -73,17 +72,23 @@ class ScanPrevious(Mapping):
 
 
 class Folder:
-    """Local side of mirroring for one node (see the module docstring)."""
+    """Local side of mirroring for one node (see the module docstring). `links` and `bus` are
+    the node's peers and events; `spread` publishes updates we made (signed and stored)."""
 
-    def __init__(self, node: "Node", *, rescan_interval: float = RESCAN_INTERVAL,
-                 watch: bool = True, clock: Clock | None = None) -> None:
+    def __init__(self, state: NodeState, links: PeerLinks, bus: EventBus,
+                 spread: Callable[[list[SignedUpdate]], None], *,
+                 rescan_interval: float = RESCAN_INTERVAL, watch: bool = True,
+                 clock: Clock | None = None) -> None:
         from gossip_backer.runtime.blockserver import BlockServer
         from gossip_backer.runtime.puller import Puller
 
-        self.node = node
+        self._links = links
+        self._bus = bus
+        self._spread = spread
         self.clock = clock or Clock()
-        self.state = node.state
-        self.root: Path = node.state.root
+        self.state = state
+        self.root: Path = state.root
+        self.problems = LocalProblems(str(self.root))  # what the scans and the disk refused
         self.state_dir = state_dir(self.root)
         self.machine = FolderMachine(self.state.metamap, self.state.identity.public,
                                      self.state.take_index_rows())
@@ -115,6 +120,23 @@ class Folder:
         return self.machine.paused
 
     # -- tasks -----------------------------------------------------------------------------
+    def remove_abandoned_temps(self) -> None:
+        """(worker thread, at start-up, before `run`) Temp files no download will resume (a
+        crash, a conflict's leftovers) go; those of versions still to fetch stay, with their
+        verified blocks."""
+        from gossip_backer.core.record import FILE
+
+        metamap, wanted = self.state.metamap, []
+        for path in metamap.files:
+            rec = metamap.winner(path)
+            if rec is not None and rec.kind == FILE and not rec.deleted:
+                have = self.index.get(path)
+                if have is None or have.hash != rec.hash:
+                    wanted.append(path)
+        removed = apply.remove_abandoned_temps(self.root, wanted)
+        if removed:
+            log.info("removed %d abandoned temp file(s), e.g. %s", len(removed), removed[0])
+
     async def run(self) -> None:
         lost = await trio.to_thread.run_sync(alive.power_lost_at, self.state_dir)
         if lost is not None:
@@ -216,7 +238,7 @@ class Folder:
             self.execute(self.machine.root_unavailable(str(exc), self.clock.wall()))
             return
         was_paused = self.paused
-        self.node.local_problems.note(result)  # refused names, unreadable paths: in status
+        self.problems.note(result)  # refused names, unreadable paths: in status
         self.execute(self.machine.scanned_root(result, self.clock.wall(), full=True))
         if was_paused and not self.paused:
             self.puller.wake()
@@ -242,7 +264,7 @@ class Folder:
         if self.machine.all_gone(result.deleted):
             await self.full_scan()  # everything vanished at once: judge the root as a whole
             return
-        self.node.local_problems.note(result)  # refused names, unreadable paths: in status
+        self.problems.note(result)  # refused names, unreadable paths: in status
         self.execute(self.machine.scanned_root(result, self.clock.wall(), full=False, settle=settle))
 
     # -- carrying out the machine's effects --------------------------------------------------
@@ -255,7 +277,7 @@ class Folder:
             elif isinstance(effect, Rescan):
                 self._rescan_later(effect.paths, effect.delay)
             elif isinstance(effect, Emit):
-                self.node.emit(effect.event)
+                self._bus.emit(effect.event)
             elif isinstance(effect, self.live.EFFECTS):
                 self.live.execute(effect)
         if effects:
@@ -266,7 +288,7 @@ class Folder:
         again (conflict copies of what we just published)."""
         updates = self.state.make_many(list(records))
         if updates:
-            self.node.local_changes(updates)
+            self.spread(updates)
             self.execute(self.machine.map_changed([r.path for r in records], self.holds,
                                                   self.clock.wall()))
 
@@ -342,13 +364,17 @@ class Folder:
 
     # -- the peers, as the puller and the block server need them ---------------------------
     def peers(self) -> list[bytes]:
-        return self.node.connected_peers()
+        return self._links.peers()
 
     def send_to(self, peer: bytes, message: object) -> None:
-        self.node.send_to(peer, message)
+        self._links.send_to(peer, message)
 
     def emit(self, event) -> None:
-        self.node.emit(event)
+        self._bus.emit(event)
+
+    def spread(self, updates: list[SignedUpdate]) -> None:
+        """Updates this folder made (signed, applied, stored): to the mesh."""
+        self._spread(updates)
 
     async def answer(self, request):
         return await self.server.answer(request)
@@ -380,10 +406,10 @@ class Folder:
 
     def cannot_hold(self, path: str, why: str) -> None:
         """This disk cannot hold `path` (its name, or a case-twin): listed in status."""
-        self.node.local_problems.not_held(path, why)
+        self.problems.not_held(path, why)
 
     def held(self, path: str) -> None:
-        self.node.local_problems.held(path)
+        self.problems.held(path)
 
     def record_archived(self, archived: list[IndexEntry]) -> None:
         """Rows for content the disk work kept under .backer/versions/ before replacing it."""
@@ -399,6 +425,10 @@ class Folder:
 
     def in_sync(self) -> bool:
         return self.scanned.is_set() and self.machine.in_sync()
+
+    def live_paths(self) -> list[str]:
+        """The files that are live here."""
+        return self.machine.live.live_paths()
 
     def check_in_sync(self) -> None:
         self.execute(self.machine.in_sync_event(self.clock.wall()))

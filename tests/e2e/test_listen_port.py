@@ -35,7 +35,7 @@ def test_a_taken_port_gives_a_new_one_that_reaches_the_peers(tmp_path, daemons):
     the node reaches, which shows it."""
     a_id = backer_json("init", str(tmp_path / "A"), "--name", "alpha")["node_id"]
     a = daemons(tmp_path / "A").start()
-    b_id = join(tmp_path / "B", invite(a), "beta")
+    join(tmp_path / "B", invite(a), "beta")
     b = daemons(tmp_path / "B").start()
     wait_until(lambda: b.connected() == {a_id}, what="B connected")
     b.stop()
