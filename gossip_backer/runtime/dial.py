@@ -2,8 +2,8 @@
 and claim a pending invite.
 
 Both ends of a pair may dial at once; the node keeps the connection dialed by the greater key
-(runtime/peerlinks.py `_attach`), and the lesser key waits a little before dialing so that usually only
-one connection is made.
+(runtime/peerlinks.py `_attach`), and the lesser key waits a little before dialing so that
+usually only one connection is made.
 """
 
 from __future__ import annotations
@@ -92,7 +92,10 @@ class Dialer:
     """Keeps a connection to every member it can reach."""
 
     def __init__(self, node, rng: random.Random | None = None) -> None:
-        self.node = node
+        self.node = node  # its serve_stream runs each session we open
+        self.state = node.state
+        self.links = node.links
+        self.bootstrap = node.bootstrap  # the inviter's addresses, from our invite
         self.join = node.join  # how joining went, shown in status (runtime/report.py)
         self.rng = rng or random.Random()
         self.next_try: dict[bytes, float] = {}
@@ -101,9 +104,9 @@ class Dialer:
 
     def targets(self) -> dict[bytes, list[str]]:
         """Members to reach and their addresses (from gossip, else from the invite)."""
-        state = self.node.state
+        state = self.state
         out: dict[bytes, list[str]] = {}
-        for peer, addresses in self.node.bootstrap.items():
+        for peer, addresses in self.bootstrap.items():
             out[peer] = list(addresses)
         for m in state.metamap.membership.members.values():
             if m.node == state.identity.public or m.revoked:
@@ -117,15 +120,15 @@ class Dialer:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             while True:
-                if self.node.state.pending_invite() is not None and "invite" not in self.busy:
+                if self.state.pending_invite() is not None and "invite" not in self.busy:
                     self.busy.add("invite")
                     nursery.start_soon(self._claim_invite)
                 now = time.monotonic()
                 for peer, addresses in self.targets().items():
-                    if peer in self.node.links or peer in self.busy or not addresses:
+                    if peer in self.links or peer in self.busy or not addresses:
                         continue
                     if peer not in self.next_try:
-                        lesser = self.node.state.identity.public < peer
+                        lesser = self.state.identity.public < peer
                         self.next_try[peer] = now + (LESSER_DELAY if lesser else 0.0)
                     if now >= self.next_try[peer]:
                         self.busy.add(peer)
@@ -148,9 +151,9 @@ class Dialer:
             attached = False
             if got is not None:
                 stream, address = got
-                before = self.node.links.get(peer)
+                before = self.links.get(peer)
                 reason = await self.node.serve_stream(stream, initiator=True, address=address)
-                attached = self.node.links.get(peer) is not before or reason == "peer said goodbye"
+                attached = self.links.get(peer) is not before or reason == "peer said goodbye"
                 log.info("link to %s via %s ended: %s", NodeId(peer).short(), address, reason)
             self._backoff(peer, success=attached)
         finally:
@@ -163,7 +166,7 @@ class Dialer:
 
     async def _claim_invite(self) -> None:
         """Connect with the invite's one-time key and ask the inviter for our grant."""
-        state = self.node.state
+        state = self.state
         try:
             while (invite := state.pending_invite()) is not None:
                 got = await self._connect(list(invite.addresses))
@@ -187,7 +190,7 @@ class Dialer:
     async def _run_claim(self, stream, address: str, invite) -> bool:
         from gossip_backer.protocol.session import claim_bytes
 
-        state = self.node.state
+        state = self.state
         key = Identity.from_seed(invite.invite_seed)
         outcome: list[InviteResult] = []
 

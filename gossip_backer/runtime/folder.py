@@ -430,6 +430,10 @@ class Folder:
         """The files that are live here."""
         return self.machine.live.live_paths()
 
+    def live_connect(self, path: str, read_only: bool):
+        """An editor's connection to the live document of `path` (runtime/liveweb.py)."""
+        return self.live_hub.connect(path, read_only=read_only)
+
     def check_in_sync(self) -> None:
         self.execute(self.machine.in_sync_event(self.clock.wall()))
 

@@ -78,7 +78,8 @@ class Node:
                              rescan_interval=rescan_interval, watch=watch,
                              clock=self.clock) if mirror else None
         self.history_service = HistoryService(self)
-        self.share_links = ShareService(self)
+        self.share_links = ShareService(state, self.folder, self.local_changes,
+                                        lambda: self.web_url)
         self.report = StatusReport(state, self.links, self.driver, self.folder, self.clock,
                                    self.join)
 
@@ -237,7 +238,7 @@ class Node:
         UserError when the file is not live here). A read-only node's editors only read."""
         if self.folder is None:
             raise UserError("this node does not mirror a folder")
-        return self.folder.live_hub.connect(path.strip("/"), read_only=self.state.is_read_only())
+        return self.folder.live_connect(path.strip("/"), read_only=self.state.is_read_only())
 
     def live_files(self) -> list[str]:
         """The files that are live on this node."""
@@ -259,24 +260,25 @@ class Node:
     # the web GUI's files, conflicts and share links (runtime/browse.py, runtime/shares.py)
     def files(self, path: str = "") -> list[dict]:
         """`/api/files`: the entries of one folder of the mesh."""
-        return browse.files(self, path)
+        return browse.files(self.state.metamap, path)
 
     def conflicts(self) -> list[dict]:
         """`/api/conflicts`: the conflict copies present, each with the path it was made for."""
-        return browse.conflicts(self)
+        return browse.conflicts(self.state.metamap)
 
     async def resolve_conflict(self, copy: str, keep: str) -> dict:
         """Keep the "original", the "copy", or "both" (the copy renamed): a change that spreads."""
-        return await browse.resolve(self, copy, keep)
+        return await browse.resolve(self.state, self.folder, copy, keep)
 
     def open_file(self, path: str):
         """(record, open file) of the current version of `path` here: the GUI's download."""
-        return browse.current_file(self, path)
+        return browse.current_file(self.state.metamap, self.share_links, path)
 
     async def diff(self, path: str, left: str | None = None, right: str | None = None,
                    other: str | None = None) -> dict:
         """A side-by-side text diff of two versions of `path`, or of `path` and `other`."""
-        return await browse.diff(self, path, left, right, other)
+        return await browse.diff(self.state, self.folder, self.history_service, path, left, right,
+                                 other)
 
     def shares(self) -> list[dict]:
         """`backer share --list`: the links that are not revoked (expired ones say so)."""
