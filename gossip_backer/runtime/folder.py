@@ -6,7 +6,8 @@ and through a periodic full rescan, the safety net; a cheap look at the root eve
 catches a vanished root at once. Scans run in worker threads; the machine judges their results
 and says what to publish, what to store and what to look at again. The puller
 (runtime/puller.py) does the disk work the machine hands out; the block server
-(runtime/blockserver.py) answers peers' block requests.
+(runtime/blockserver.py) answers peers' block requests; the index saver (runtime/indexsaver.py)
+stores the index behind, and retention (runtime/retention.py) trims the revision archive.
 """
 
 from __future__ import annotations
@@ -18,27 +19,24 @@ from pathlib import Path
 import trio
 
 from gossip_backer.core.record import FileRecord, IndexEntry, LiveEdit, SignedUpdate
-from gossip_backer.core.retention import Policy, keep
 from gossip_backer.disk import alive, apply, versions
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.disk.scan import RootUnavailable, ScanEntry, root_state, scan, scan_paths
-from gossip_backer.errors import StoreError
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
 from gossip_backer.protocol.folder import SETTLE, FolderMachine
 from gossip_backer.runtime.clock import Clock
 from gossip_backer.runtime.eventbus import EventBus
+from gossip_backer.runtime.indexsaver import IndexSaver
 from gossip_backer.runtime.peerlinks import PeerLinks
 from gossip_backer.runtime.problems import LocalProblems
+from gossip_backer.runtime.retention import ArchiveRetention
 from gossip_backer.runtime.state import NodeState, state_dir
 
 log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 3600.0
-RETENTION_INTERVAL = 3600.0
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
 WATCH_SETTLE = 0.5  # seconds after start when the OS watcher is surely watching
 ALIVE_EVERY = 5.0  # seconds between signs of life on disk (disk/alive.py)
-INDEX_SAVE_DELAY = 0.05  # seconds index rows wait to be saved together
-INDEX_RETRY = 5.0
 
 
 def to_scan_entry(e: IndexEntry) -> ScanEntry:
@@ -94,15 +92,14 @@ class Folder:
                                      self.state.take_index_rows())
         self.ignore = IgnoreMatcher.load(self.root)
         self.rescan_interval = rescan_interval
-        self.retention = Policy()
+        self.retention = ArchiveRetention(self.state, self.clock)
         self.watch = watch
         self._ignore_gen = self.ignore.generation
         self._nursery: trio.Nursery | None = None
         self.scanned = trio.Event()  # the first full scan is done
         self.server = BlockServer(self.root, self.machine.index)
         self.puller = Puller(self.root, self.machine, self.server, self, self.clock)
-        self._unsaved: dict[str, IndexEntry | None] = {}  # index rows not yet in the store
-        self._unsaved_wake = trio.Event()
+        self.index_saver = IndexSaver(self.state)
         from gossip_backer.runtime.live import LiveDisk, live_machine
 
         self.machine.live = live_machine(self.state.metamap, self.state.identity.public)
@@ -150,9 +147,9 @@ class Folder:
                 await trio.to_thread.run_sync(alive.beat, self.state_dir)  # before it still
                 # finds the mark of the power loss)
             self.scanned.set()
-            nursery.start_soon(self._index_saver)
+            nursery.start_soon(self.index_saver.run)
             nursery.start_soon(self._rescan_loop)
-            nursery.start_soon(self._retention_loop)
+            nursery.start_soon(self.retention.run)
             if self.watch:
                 nursery.start_soon(self._watch_loop)
                 nursery.start_soon(self._scan_once_watched)
@@ -164,30 +161,6 @@ class Folder:
         scan, or before the OS watcher was set up, is seen now, not at the hourly rescan."""
         await trio.sleep(WATCH_SETTLE)
         await self.full_scan()
-
-    async def _retention_loop(self) -> None:
-        """Apply the retention policy to the revision archive, at start and then hourly."""
-        while True:
-            dropped = await self.state.store_call(self.apply_retention, self.clock.wall())
-            if dropped:
-                log.info("retention: dropped %d archived versions", dropped)
-            await trio.sleep(RETENTION_INTERVAL)
-
-    def apply_retention(self, now: float) -> int:
-        """Drop the revisions the policy does not keep, and their bytes once no row needs them."""
-        repo, dropped, freed = self.state.repo, 0, set()
-        for path in repo.revision_paths():
-            rows = repo.revisions(path)
-            kept = keep([r.archived_at for r in rows], now, self.retention)
-            for i, row in enumerate(rows):
-                if i not in kept:
-                    repo.delete_revision(row.id)
-                    freed.add(row.hash)
-                    dropped += 1
-        for h in freed:
-            if not repo.revision_hash_used(h):
-                versions.remove_version(self.root, h)
-        return dropped
 
     async def _rescan_loop(self) -> None:
         """The safety-net full rescan, plus a cheap look at the root every few seconds so that
@@ -300,42 +273,12 @@ class Folder:
             self._nursery.start_soon(later)
 
     def _index_write(self, write: IndexWrite) -> None:
-        for e in write.puts:
-            self._unsaved[e.path] = e
-        for p in write.drops:
-            self._unsaved[p] = None
+        self.index_saver.write(write)
         self.server.note_put(write.puts)
-        self._unsaved_wake.set()
-
-    # -- saving the index: write-behind, in batches, off the trio loop ------------------------
-    # The index only caches what the disk holds, so a row lost in a crash costs a re-hash of
-    # that file at the next start (its content then matches the winner: no new version), never
-    # data. One commit per written file would put an fsync on the loop for every tiny file.
-    async def _index_saver(self) -> None:
-        while True:
-            await self._unsaved_wake.wait()
-            self._unsaved_wake = trio.Event()
-            await trio.sleep(INDEX_SAVE_DELAY)  # gather what the next moments write
-            batch, self._unsaved = self._unsaved, {}
-            try:
-                with trio.CancelScope(shield=True):  # a batch taken is a batch written
-                    await self.state.store_call(self._save, batch)
-            except StoreError as exc:
-                log.warning("saving the index failed (%s); retrying", exc)
-                for path, row in batch.items():
-                    self._unsaved.setdefault(path, row)
-                await trio.sleep(INDEX_RETRY)
-                self._unsaved_wake.set()
-
-    def _save(self, batch: dict[str, IndexEntry | None]) -> None:
-        self.state.repo.index_write([e for e in batch.values() if e is not None],
-                                    [p for p, e in batch.items() if e is None])
 
     def save_index_now(self) -> None:
-        """(at a clean stop) Write what the saver has not written yet; no sign of life left."""
-        batch, self._unsaved = self._unsaved, {}
-        if batch:
-            self.state.store_later(self._save, batch)  # in order; state.close() waits for it
+        """(at a clean stop) Save what the index saver has not saved yet; no sign of life left."""
+        self.index_saver.save_later()
         alive.clear(self.state_dir)
 
     # -- remote changes --------------------------------------------------------------------
