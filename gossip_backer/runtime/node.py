@@ -73,7 +73,7 @@ class Node:
         self.links = PeerLinks(state.identity, state.mesh_secret, self.clock, self.bus.emit,
                                gate, self)
         self.driver = ReplicaDriver(state, self.links, self.clock, self.bus.emit,
-                                    self._received, lambda: self.advertise)
+                                    self._stored_from_peers, lambda: self.advertise)
         self.folder = Folder(state, self.links, self.bus, self.local_changes,
                              rescan_interval=rescan_interval, watch=watch,
                              clock=self.clock) if mirror else None
@@ -172,7 +172,7 @@ class Node:
             self.emit(Refused(self.clock.wall(), "block", str(exc), str(NodeId(link.peer))))
             raise
 
-    def _received(self, updates: list[SignedUpdate]) -> None:
+    def _stored_from_peers(self, updates: list[SignedUpdate]) -> None:
         """(ReplicaDriver) Updates from peers were stored."""
         self.changed.set()
         if self.folder is not None:
