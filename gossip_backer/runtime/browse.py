@@ -37,9 +37,8 @@ def folder_path(text: str) -> str:
         raise UserError(f"not a path in the mesh: {exc}") from None
 
 
-def files(node, path: str) -> list[dict]:
+def files(metamap, path: str) -> list[dict]:
     """SPEC's `/api/files?path=DIR`: the entries of one folder of the mesh, sorted by name."""
-    metamap = node.state.metamap
     folder = folder_path(path)
     if not listing.is_folder(metamap, folder):
         raise UserError(f"no such folder in the mesh: {folder}")
@@ -47,20 +46,19 @@ def files(node, path: str) -> list[dict]:
     return [e.to_json() for e in listing.children(metamap, folder, live)]
 
 
-def conflicts(node) -> list[dict]:
-    return listing.conflicts(node.state.metamap)
+def conflicts(metamap) -> list[dict]:
+    return listing.conflicts(metamap)
 
 
 def _stat(entry) -> Stat | None:
     return None if entry is None else Stat(entry.size, entry.mtime_ns, entry.inode, entry.kind)
 
 
-async def resolve(node, copy: str, keep: str) -> dict:
+async def resolve(state, folder, copy: str, keep: str) -> dict:
     """Settle the conflict of conflict copy `copy` by `keep` ("original", "copy" or "both")."""
-    folder = node.folder
     if folder is None:
         raise UserError("this node does not mirror its folder")
-    refuse_read_only(node.state)
+    refuse_read_only(state)
     if keep not in KEEP:
         raise UserError(f"keep must be one of {', '.join(KEEP)}")
     copy = folder_path(copy)
@@ -102,14 +100,13 @@ async def _copy_over(folder, copy: str, entry, original: str, archived: list) ->
 
 
 # -- contents for the GUI: downloads and diffs ------------------------------------------------
-def current_file(node, path: str):
+def current_file(metamap, share_links, path: str):
     """(record, open file) of the current version of `path` on this disk, for a download."""
-    metamap = node.state.metamap
     path = folder_path(path)
     rec = metamap.winner(path) if path else None
     if rec is None or rec.deleted or rec.kind != FILE:
         raise UserError(f"no such file in the mesh: {path}")
-    opened = node.share_links.open_file(rec)
+    opened = share_links.open_file(rec)
     if opened is None:
         raise UserError(f"{path}: this node does not hold its current version yet")
     return rec, opened
@@ -131,15 +128,14 @@ def _read(source) -> bytes:
         return f.read(MAX_TEXT + 1)
 
 
-async def _version_text(node, path: str, version: str | None, listing: list,
-                        holders: dict) -> str:
+async def _version_text(state, folder, history_service, path: str, version: str | None,
+                        listing: list, holders: dict) -> str:
     """The text of one version of `path` (None: the current file on this disk), from this
     disk when it holds it, else fetched from a peer that keeps it."""
     from gossip_backer.core.textdiff import MAX_TEXT
     from gossip_backer.protocol import history
     from gossip_backer.runtime.history import local_source
 
-    folder = node.folder
     if folder is None:
         raise UserError("this node does not mirror its folder")
     if version is None:
@@ -149,7 +145,7 @@ async def _version_text(node, path: str, version: str | None, listing: list,
         return _text(await trio.to_thread.run_sync(_read, folder.root / path), path)
     v = history.choose(listing, version, path)
     what = f"version {version} of {path}"
-    source = local_source(node.state, folder.index, v)
+    source = local_source(state, folder.index, v)
     if source is not None:
         return _text(await trio.to_thread.run_sync(_read, source), what)
     if v.size > MAX_TEXT:
@@ -157,11 +153,11 @@ async def _version_text(node, path: str, version: str | None, listing: list,
     keepers = holders.get(v.id, set())
     if not keepers:
         raise UserError(f"{what} is kept only on nodes that are not connected now")
-    return _text(await node.history_service.fetch_bytes(v, keepers, MAX_TEXT), what)
+    return _text(await history_service.fetch_bytes(v, keepers, MAX_TEXT), what)
 
 
-async def diff(node, path: str, left: str | None, right: str | None,
-               other: str | None) -> dict:
+async def diff(state, folder, history_service, path: str, left: str | None,
+               right: str | None, other: str | None) -> dict:
     """Side by side: versions `left` and `right` of `path` (None: the current file), or the
     current files `path` and `other` (a conflict copy beside its original)."""
     from gossip_backer.core.textdiff import side_by_side
@@ -172,9 +168,10 @@ async def diff(node, path: str, left: str | None, right: str | None,
     listing: list = []
     holders: dict = {}
     if left is not None or right is not None:
-        listing, holders = await node.history_service.history(path)
-    a = await _version_text(node, path, left, listing, holders)
-    b = (await _version_text(node, other, None, [], {}) if other is not None
-         else await _version_text(node, path, right, listing, holders))
+        listing, holders = await history_service.history(path)
+    parts = (state, folder, history_service)
+    a = await _version_text(*parts, path, left, listing, holders)
+    b = (await _version_text(*parts, other, None, [], {}) if other is not None
+         else await _version_text(*parts, path, right, listing, holders))
     rows = await trio.to_thread.run_sync(side_by_side, a, b)
     return {"path": path, "other": other, "left": left, "right": right, "rows": rows}

@@ -83,15 +83,15 @@ def stream(path: Path, req: dict) -> Iterator[dict] | None:
 # -- server (runtime) ----------------------------------------------------------------------
 async def serve(path: Path, handler: Handler, streamer: Streamer,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Listen on the control socket until cancelled; one task per client."""
+    """Listen on the control socket until cancelled; one task per client.
+
+    The socket file is made 0600 between bind and listen: until listen() nobody can connect to
+    it, whatever its mode, and it sits in .backer/ (0700). The process umask is not touched: it
+    is shared by every thread, and a worker thread writing a user's file meanwhile would get it."""
     if path.exists() or path.is_symlink():
         path.unlink()
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        await sock.bind(str(path))
-    finally:
-        os.umask(old)
+    await sock.bind(str(path))
     os.chmod(path, 0o600)
     sock.listen(16)
     listener = trio.SocketListener(sock)

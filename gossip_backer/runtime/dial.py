@@ -2,8 +2,8 @@
 and claim a pending invite.
 
 Both ends of a pair may dial at once; the node keeps the connection dialed by the greater key
-(runtime/node.py `_attach`), and the lesser key waits a little before dialing so that usually only
-one connection is made.
+(runtime/peerlinks.py `_attach`), and the lesser key waits a little before dialing so that
+usually only one connection is made.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 LESSER_DELAY = 2.0
 CONNECT_TIMEOUT = 5.0
+LAST_PORT = "listen_port"  # config: the port `--listen HOST:0` got, asked for again at restart
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -52,7 +53,7 @@ def advertised(host: str, port: int) -> list[str]:
 
 async def listen(node, address: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
     host, port = split_address(address)
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    listeners = await _open_listeners(node.state, host, port)
     real_port = listeners[0].socket.getsockname()[1]
     node.listen = f"{host}:{real_port}"
     node.advertise = advertised(host, real_port)
@@ -69,11 +70,33 @@ async def listen(node, address: str, task_status=trio.TASK_STATUS_IGNORED) -> No
     await trio.serve_listeners(handle, listeners)
 
 
+async def _open_listeners(state, host: str, port: int) -> list[trio.SocketListener]:
+    """Port 0 asks for any free port: we ask first for the one this node got last time. Peers
+    know a node's address only from the node itself; two nodes both restarted on new ports while
+    the other was stopped would each dial the other's old port for ever. Taken meanwhile: a new
+    free port, announced as usual to the peers it reaches."""
+    if port != 0:
+        return await trio.open_tcp_listeners(port, host=host)
+    last = await state.store_call(state.repo.get_config, LAST_PORT)
+    if isinstance(last, int) and 0 < last < 65536:
+        try:
+            return await trio.open_tcp_listeners(last, host=host)
+        except OSError as exc:
+            log.info("port %d of the last run is taken (%s): listening on a new one", last, exc)
+    listeners = await trio.open_tcp_listeners(0, host=host)
+    state.store_later(state.repo.set_config, LAST_PORT, listeners[0].socket.getsockname()[1])
+    return listeners
+
+
 class Dialer:
     """Keeps a connection to every member it can reach."""
 
     def __init__(self, node, rng: random.Random | None = None) -> None:
-        self.node = node
+        self.node = node  # its serve_stream runs each session we open
+        self.state = node.state
+        self.links = node.links
+        self.bootstrap = node.bootstrap  # the inviter's addresses, from our invite
+        self.join = node.join  # how joining went, shown in status (runtime/report.py)
         self.rng = rng or random.Random()
         self.next_try: dict[bytes, float] = {}
         self.delay: dict[bytes, float] = {}
@@ -81,9 +104,9 @@ class Dialer:
 
     def targets(self) -> dict[bytes, list[str]]:
         """Members to reach and their addresses (from gossip, else from the invite)."""
-        state = self.node.state
+        state = self.state
         out: dict[bytes, list[str]] = {}
-        for peer, addresses in self.node.bootstrap.items():
+        for peer, addresses in self.bootstrap.items():
             out[peer] = list(addresses)
         for m in state.metamap.membership.members.values():
             if m.node == state.identity.public or m.revoked:
@@ -97,15 +120,15 @@ class Dialer:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             while True:
-                if self.node.state.pending_invite() is not None and "invite" not in self.busy:
+                if self.state.pending_invite() is not None and "invite" not in self.busy:
                     self.busy.add("invite")
                     nursery.start_soon(self._claim_invite)
                 now = time.monotonic()
                 for peer, addresses in self.targets().items():
-                    if peer in self.node.links or peer in self.busy or not addresses:
+                    if peer in self.links or peer in self.busy or not addresses:
                         continue
                     if peer not in self.next_try:
-                        lesser = self.node.state.identity.public < peer
+                        lesser = self.state.identity.public < peer
                         self.next_try[peer] = now + (LESSER_DELAY if lesser else 0.0)
                     if now >= self.next_try[peer]:
                         self.busy.add(peer)
@@ -128,9 +151,9 @@ class Dialer:
             attached = False
             if got is not None:
                 stream, address = got
-                before = self.node.links.get(peer)
+                before = self.links.get(peer)
                 reason = await self.node.serve_stream(stream, initiator=True, address=address)
-                attached = self.node.links.get(peer) is not before or reason == "peer said goodbye"
+                attached = self.links.get(peer) is not before or reason == "peer said goodbye"
                 log.info("link to %s via %s ended: %s", NodeId(peer).short(), address, reason)
             self._backoff(peer, success=attached)
         finally:
@@ -143,16 +166,16 @@ class Dialer:
 
     async def _claim_invite(self) -> None:
         """Connect with the invite's one-time key and ask the inviter for our grant."""
-        state = self.node.state
+        state = self.state
         try:
             while (invite := state.pending_invite()) is not None:
                 got = await self._connect(list(invite.addresses))
                 if got is None:
-                    self.node.invite_wait = "cannot reach " + ", ".join(invite.addresses)
+                    self.join.wait = "cannot reach " + ", ".join(invite.addresses)
                     await trio.sleep(self._retry_invite())
                     continue
                 stream, address = got
-                self.node.invite_wait = f"{address} does not answer (a wrong mesh secret gets no answer)"
+                self.join.wait = f"{address} does not answer (a wrong mesh secret gets no answer)"
                 done = await self._run_claim(stream, address, invite)
                 if not done:
                     await trio.sleep(self._retry_invite())
@@ -167,7 +190,7 @@ class Dialer:
     async def _run_claim(self, stream, address: str, invite) -> bool:
         from gossip_backer.protocol.session import claim_bytes
 
-        state = self.node.state
+        state = self.state
         key = Identity.from_seed(invite.invite_seed)
         outcome: list[InviteResult] = []
 
@@ -182,14 +205,14 @@ class Dialer:
         why = await self.node.serve_stream(stream, initiator=True, address=address, identity=key,
                                            on_message=on_event)
         if not outcome:
-            self.node.invite_wait = f"{address}: {why or 'no answer'}"
+            self.join.wait = f"{address}: {why or 'no answer'}"
             return False
         result = outcome[0]
         await state.forget_invite()
         if not result.accepted:
-            self.node.invite_error = f"the invite was refused: {result.reason}"
-            state.store_later(state.repo.set_config, "invite_error", self.node.invite_error)  # kept
-            log.error("%s", self.node.invite_error)
+            self.join.error = f"the invite was refused: {result.reason}"
+            state.store_later(state.repo.set_config, "invite_error", self.join.error)  # kept
+            log.error("%s", self.join.error)
         return True
 
 

@@ -6,40 +6,37 @@ and through a periodic full rescan, the safety net; a cheap look at the root eve
 catches a vanished root at once. Scans run in worker threads; the machine judges their results
 and says what to publish, what to store and what to look at again. The puller
 (runtime/puller.py) does the disk work the machine hands out; the block server
-(runtime/blockserver.py) answers peers' block requests.
+(runtime/blockserver.py) answers peers' block requests; the index saver (runtime/indexsaver.py)
+stores the index behind, and retention (runtime/retention.py) trims the revision archive.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trio
 
 from gossip_backer.core.record import FileRecord, IndexEntry, LiveEdit, SignedUpdate
-from gossip_backer.core.retention import Policy, keep
 from gossip_backer.disk import alive, apply, versions
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.disk.scan import RootUnavailable, ScanEntry, root_state, scan, scan_paths
-from gossip_backer.errors import StoreError
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
 from gossip_backer.protocol.folder import SETTLE, FolderMachine
 from gossip_backer.runtime.clock import Clock
-from gossip_backer.runtime.state import state_dir
-
-if TYPE_CHECKING:
-    from gossip_backer.runtime.node import Node
+from gossip_backer.runtime.eventbus import EventBus
+from gossip_backer.runtime.indexsaver import IndexSaver
+from gossip_backer.runtime.peerlinks import PeerLinks
+from gossip_backer.runtime.problems import LocalProblems
+from gossip_backer.runtime.retention import ArchiveRetention
+from gossip_backer.runtime.state import NodeState, state_dir
 
 log = logging.getLogger(__name__)
 RESCAN_INTERVAL = 3600.0
-RETENTION_INTERVAL = 3600.0
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
 WATCH_SETTLE = 0.5  # seconds after start when the OS watcher is surely watching
 ALIVE_EVERY = 5.0  # seconds between signs of life on disk (disk/alive.py)
-INDEX_SAVE_DELAY = 0.05  # seconds index rows wait to be saved together
-INDEX_RETRY = 5.0
 
 
 def to_scan_entry(e: IndexEntry) -> ScanEntry:
@@ -73,31 +70,36 @@ class ScanPrevious(Mapping):
 
 
 class Folder:
-    """Local side of mirroring for one node (see the module docstring)."""
+    """Local side of mirroring for one node (see the module docstring). `links` and `bus` are
+    the node's peers and events; `spread` publishes updates we made (signed and stored)."""
 
-    def __init__(self, node: "Node", *, rescan_interval: float = RESCAN_INTERVAL,
-                 watch: bool = True, clock: Clock | None = None) -> None:
+    def __init__(self, state: NodeState, links: PeerLinks, bus: EventBus,
+                 spread: Callable[[list[SignedUpdate]], None], *,
+                 rescan_interval: float = RESCAN_INTERVAL, watch: bool = True,
+                 clock: Clock | None = None) -> None:
         from gossip_backer.runtime.blockserver import BlockServer
         from gossip_backer.runtime.puller import Puller
 
-        self.node = node
+        self._links = links
+        self._bus = bus
+        self._spread = spread
         self.clock = clock or Clock()
-        self.state = node.state
-        self.root: Path = node.state.root
+        self.state = state
+        self.root: Path = state.root
+        self.problems = LocalProblems(str(self.root))  # what the scans and the disk refused
         self.state_dir = state_dir(self.root)
         self.machine = FolderMachine(self.state.metamap, self.state.identity.public,
                                      self.state.take_index_rows())
         self.ignore = IgnoreMatcher.load(self.root)
         self.rescan_interval = rescan_interval
-        self.retention = Policy()
+        self.retention = ArchiveRetention(self.state, self.clock)
         self.watch = watch
         self._ignore_gen = self.ignore.generation
         self._nursery: trio.Nursery | None = None
         self.scanned = trio.Event()  # the first full scan is done
         self.server = BlockServer(self.root, self.machine.index)
         self.puller = Puller(self.root, self.machine, self.server, self, self.clock)
-        self._unsaved: dict[str, IndexEntry | None] = {}  # index rows not yet in the store
-        self._unsaved_wake = trio.Event()
+        self.index_saver = IndexSaver(self.state)
         from gossip_backer.runtime.live import LiveDisk, live_machine
 
         self.machine.live = live_machine(self.state.metamap, self.state.identity.public)
@@ -115,6 +117,23 @@ class Folder:
         return self.machine.paused
 
     # -- tasks -----------------------------------------------------------------------------
+    def remove_abandoned_temps(self) -> None:
+        """(worker thread, at start-up, before `run`) Temp files no download will resume (a
+        crash, a conflict's leftovers) go; those of versions still to fetch stay, with their
+        verified blocks."""
+        from gossip_backer.core.record import FILE
+
+        metamap, wanted = self.state.metamap, []
+        for path in metamap.files:
+            rec = metamap.winner(path)
+            if rec is not None and rec.kind == FILE and not rec.deleted:
+                have = self.index.get(path)
+                if have is None or have.hash != rec.hash:
+                    wanted.append(path)
+        removed = apply.remove_abandoned_temps(self.root, wanted)
+        if removed:
+            log.info("removed %d abandoned temp file(s), e.g. %s", len(removed), removed[0])
+
     async def run(self) -> None:
         lost = await trio.to_thread.run_sync(alive.power_lost_at, self.state_dir)
         if lost is not None:
@@ -128,9 +147,9 @@ class Folder:
                 await trio.to_thread.run_sync(alive.beat, self.state_dir)  # before it still
                 # finds the mark of the power loss)
             self.scanned.set()
-            nursery.start_soon(self._index_saver)
+            nursery.start_soon(self.index_saver.run)
             nursery.start_soon(self._rescan_loop)
-            nursery.start_soon(self._retention_loop)
+            nursery.start_soon(self.retention.run)
             if self.watch:
                 nursery.start_soon(self._watch_loop)
                 nursery.start_soon(self._scan_once_watched)
@@ -142,30 +161,6 @@ class Folder:
         scan, or before the OS watcher was set up, is seen now, not at the hourly rescan."""
         await trio.sleep(WATCH_SETTLE)
         await self.full_scan()
-
-    async def _retention_loop(self) -> None:
-        """Apply the retention policy to the revision archive, at start and then hourly."""
-        while True:
-            dropped = await self.state.store_call(self.apply_retention, self.clock.wall())
-            if dropped:
-                log.info("retention: dropped %d archived versions", dropped)
-            await trio.sleep(RETENTION_INTERVAL)
-
-    def apply_retention(self, now: float) -> int:
-        """Drop the revisions the policy does not keep, and their bytes once no row needs them."""
-        repo, dropped, freed = self.state.repo, 0, set()
-        for path in repo.revision_paths():
-            rows = repo.revisions(path)
-            kept = keep([r.archived_at for r in rows], now, self.retention)
-            for i, row in enumerate(rows):
-                if i not in kept:
-                    repo.delete_revision(row.id)
-                    freed.add(row.hash)
-                    dropped += 1
-        for h in freed:
-            if not repo.revision_hash_used(h):
-                versions.remove_version(self.root, h)
-        return dropped
 
     async def _rescan_loop(self) -> None:
         """The safety-net full rescan, plus a cheap look at the root every few seconds so that
@@ -216,7 +211,7 @@ class Folder:
             self.execute(self.machine.root_unavailable(str(exc), self.clock.wall()))
             return
         was_paused = self.paused
-        self.node.local_problems.note(result)  # refused names, unreadable paths: in status
+        self.problems.note(result)  # refused names, unreadable paths: in status
         self.execute(self.machine.scanned_root(result, self.clock.wall(), full=True))
         if was_paused and not self.paused:
             self.puller.wake()
@@ -242,7 +237,7 @@ class Folder:
         if self.machine.all_gone(result.deleted):
             await self.full_scan()  # everything vanished at once: judge the root as a whole
             return
-        self.node.local_problems.note(result)  # refused names, unreadable paths: in status
+        self.problems.note(result)  # refused names, unreadable paths: in status
         self.execute(self.machine.scanned_root(result, self.clock.wall(), full=False, settle=settle))
 
     # -- carrying out the machine's effects --------------------------------------------------
@@ -255,7 +250,7 @@ class Folder:
             elif isinstance(effect, Rescan):
                 self._rescan_later(effect.paths, effect.delay)
             elif isinstance(effect, Emit):
-                self.node.emit(effect.event)
+                self._bus.emit(effect.event)
             elif isinstance(effect, self.live.EFFECTS):
                 self.live.execute(effect)
         if effects:
@@ -266,7 +261,7 @@ class Folder:
         again (conflict copies of what we just published)."""
         updates = self.state.make_many(list(records))
         if updates:
-            self.node.local_changes(updates)
+            self.spread(updates)
             self.execute(self.machine.map_changed([r.path for r in records], self.holds,
                                                   self.clock.wall()))
 
@@ -278,42 +273,12 @@ class Folder:
             self._nursery.start_soon(later)
 
     def _index_write(self, write: IndexWrite) -> None:
-        for e in write.puts:
-            self._unsaved[e.path] = e
-        for p in write.drops:
-            self._unsaved[p] = None
+        self.index_saver.write(write)
         self.server.note_put(write.puts)
-        self._unsaved_wake.set()
-
-    # -- saving the index: write-behind, in batches, off the trio loop ------------------------
-    # The index only caches what the disk holds, so a row lost in a crash costs a re-hash of
-    # that file at the next start (its content then matches the winner: no new version), never
-    # data. One commit per written file would put an fsync on the loop for every tiny file.
-    async def _index_saver(self) -> None:
-        while True:
-            await self._unsaved_wake.wait()
-            self._unsaved_wake = trio.Event()
-            await trio.sleep(INDEX_SAVE_DELAY)  # gather what the next moments write
-            batch, self._unsaved = self._unsaved, {}
-            try:
-                with trio.CancelScope(shield=True):  # a batch taken is a batch written
-                    await self.state.store_call(self._save, batch)
-            except StoreError as exc:
-                log.warning("saving the index failed (%s); retrying", exc)
-                for path, row in batch.items():
-                    self._unsaved.setdefault(path, row)
-                await trio.sleep(INDEX_RETRY)
-                self._unsaved_wake.set()
-
-    def _save(self, batch: dict[str, IndexEntry | None]) -> None:
-        self.state.repo.index_write([e for e in batch.values() if e is not None],
-                                    [p for p, e in batch.items() if e is None])
 
     def save_index_now(self) -> None:
-        """(at a clean stop) Write what the saver has not written yet; no sign of life left."""
-        batch, self._unsaved = self._unsaved, {}
-        if batch:
-            self.state.store_later(self._save, batch)  # in order; state.close() waits for it
+        """(at a clean stop) Save what the index saver has not saved yet; no sign of life left."""
+        self.index_saver.save_later()
         alive.clear(self.state_dir)
 
     # -- remote changes --------------------------------------------------------------------
@@ -342,13 +307,17 @@ class Folder:
 
     # -- the peers, as the puller and the block server need them ---------------------------
     def peers(self) -> list[bytes]:
-        return self.node.connected_peers()
+        return self._links.peers()
 
     def send_to(self, peer: bytes, message: object) -> None:
-        self.node.send_to(peer, message)
+        self._links.send_to(peer, message)
 
     def emit(self, event) -> None:
-        self.node.emit(event)
+        self._bus.emit(event)
+
+    def spread(self, updates: list[SignedUpdate]) -> None:
+        """Updates this folder made (signed, applied, stored): to the mesh."""
+        self._spread(updates)
 
     async def answer(self, request):
         return await self.server.answer(request)
@@ -380,10 +349,10 @@ class Folder:
 
     def cannot_hold(self, path: str, why: str) -> None:
         """This disk cannot hold `path` (its name, or a case-twin): listed in status."""
-        self.node.local_problems.not_held(path, why)
+        self.problems.not_held(path, why)
 
     def held(self, path: str) -> None:
-        self.node.local_problems.held(path)
+        self.problems.held(path)
 
     def record_archived(self, archived: list[IndexEntry]) -> None:
         """Rows for content the disk work kept under .backer/versions/ before replacing it."""
@@ -399,6 +368,14 @@ class Folder:
 
     def in_sync(self) -> bool:
         return self.scanned.is_set() and self.machine.in_sync()
+
+    def live_paths(self) -> list[str]:
+        """The files that are live here."""
+        return self.machine.live.live_paths()
+
+    def live_connect(self, path: str, read_only: bool):
+        """An editor's connection to the live document of `path` (runtime/liveweb.py)."""
+        return self.live_hub.connect(path, read_only=read_only)
 
     def check_in_sync(self) -> None:
         self.execute(self.machine.in_sync_event(self.clock.wall()))

@@ -51,7 +51,7 @@ class LiveDisk:
         if isinstance(effect, PublishLive):
             updates = self.folder.state.make_many(list(effect.edits))
             if updates:
-                self.folder.node.local_changes(updates)
+                self.folder.spread(updates)
         else:
             self._send.send_nowait(effect)
 

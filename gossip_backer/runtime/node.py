@@ -1,42 +1,57 @@
-"""The running node: interprets the sans-IO replica's effects with trio.
+"""The running node: the composition root that builds a node's parts and wires them together,
+and the one object the CLI, the control socket, the web and tests talk to.
 
-`Node.open(root)` loads (or creates) a node's state and runs its background tasks; `serve_stream`
-runs one peer session over any trio stream; `events()` yields user-visible events. The TCP
-listener and dialer (runtime/dial.py), the control socket and the web server are optional parts
-the daemon starts.
+`Node.open(root)` loads (or creates) a node's state and runs its background tasks until the block
+exits. Each part has one job:
+
+  runtime/peerlinks.py      PeerLinks: one live link per peer (sessions, duplicates, bytes moved)
+  runtime/admission.py      Admissions: who may connect, our Hello, grants for invite claims
+  runtime/replicadriver.py  ReplicaDriver: the sans-IO replica fed and its effects carried out
+  runtime/folder.py         Folder: the mirrored folder (none with `mirror=False`)
+  runtime/history.py        HistoryService: history and restore across the mesh
+  runtime/shares.py         ShareService: share links
+  runtime/eventbus.py       EventBus: events to subscribers; Changed: wake-ups for waiters
+  runtime/report.py         StatusReport: status, peers, problems, in_sync
+
+The node itself only routes: what an admitted peer sends (blocks and deltas to the folder, history
+to history, the rest to the replica), what follows a peer's arrival or departure, and updates
+stored from peers. The TCP listener and dialer (runtime/dial.py), the control socket and the web
+server are optional parts the daemon starts; the methods below the routing are the operations the
+CLI and the web call, each handed to the part that does it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import trio
 
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.invite import Invite
+from gossip_backer.core.record import SignedUpdate
 from gossip_backer.crypto.identity import Identity
-from gossip_backer.errors import IntegrityError, RemoteError, UserError
-from gossip_backer.events import Event, PeerConnected, PeerDisconnected, PeerRefused, Refused
-from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
-from gossip_backer.protocol.peer import PeerConnection, Received
-from gossip_backer.protocol import session
-from gossip_backer.protocol.replica import Replica
+from gossip_backer.errors import IntegrityError, UserError
+from gossip_backer.events import Event, Refused
+from gossip_backer.runtime import browse
+from gossip_backer.runtime.admission import Admissions
 from gossip_backer.runtime.clock import Clock
+from gossip_backer.runtime.dial import load_bootstrap
+from gossip_backer.runtime.eventbus import Changed, EventBus
+from gossip_backer.runtime.folder import Folder
+from gossip_backer.runtime.history import HistoryService, mesh_path
 from gossip_backer.runtime.link import Link
+from gossip_backer.runtime.peerlinks import PeerLinks
+from gossip_backer.runtime.replicadriver import TICK, ReplicaDriver
+from gossip_backer.runtime.report import JoinStatus, StatusReport
+from gossip_backer.runtime.shares import ShareService
 from gossip_backer.runtime.state import NodeState
-from gossip_backer.runtime.views import peer_view, stored_status
 from gossip_backer.wire.codec import pack
 from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
-                                         DeltaRequest, HistoryReply, HistoryRequest, InviteClaim)
+                                         DeltaRequest, HistoryReply, HistoryRequest)
 
-log = logging.getLogger(__name__)
-TICK = 0.25
-EVENT_BUFFER = 1000
+BLOCK_MESSAGES = (BlockRequest, BlockData, BlockMissing, DeltaRequest, DeltaData)
 
 
 class Node:
@@ -46,39 +61,27 @@ class Node:
                  rescan_interval: float = 3600.0, clock: Clock | None = None) -> None:
         self.state = state
         self.clock = clock or Clock()
-        self.replica = Replica(state.metamap, state.identity.public)
-        self.links: dict[bytes, Link] = {}
-        self.last_seen: dict[bytes, float] = {}
-        self.listen: str | None = None
-        self.advertise: list[str] = []
+        self.listen: str | None = None  # set by runtime/dial.listen
+        self.advertise: list[str] = []  # our listen addresses as peers are told (dial.listen)
         self.web_url: str | None = None
-        self._subscribers: set[trio.MemorySendChannel] = set()
-        self._closed_bytes = [0, 0]  # bytes in/out of links that have ended
-        self._live_links: set[Link] = set()
-        self._nursery: trio.Nursery | None = None
-        self._changed = trio.Event()
-        self.invite_error: str | None = state.repo.get_config("invite_error")
-        self.invite_wait: str | None = None  # why the last try to reach the inviter failed
-        from gossip_backer.runtime.progress import Progress
-
-        self.progress = Progress()
-        from gossip_backer.runtime.problems import LocalProblems
-
-        self.local_problems = LocalProblems(str(state.root))
-        from gossip_backer.runtime.dial import load_bootstrap
-
+        self.bus = EventBus()
+        self.changed = Changed()
+        self.join = JoinStatus(error=state.repo.get_config("invite_error"))
         self.bootstrap: dict[bytes, list[str]] = load_bootstrap(state)
-        from gossip_backer.runtime.history import HistoryService
-
+        gate = Admissions(state, self.clock, self.bootstrap, lambda: self.advertise,
+                          self.local_changes)
+        self.links = PeerLinks(state.identity, state.mesh_secret, self.clock, self.bus.emit,
+                               gate, self)
+        self.driver = ReplicaDriver(state, self.links, self.clock, self.bus.emit,
+                                    self._stored_from_peers, lambda: self.advertise)
+        self.folder = Folder(state, self.links, self.bus, self.local_changes,
+                             rescan_interval=rescan_interval, watch=watch,
+                             clock=self.clock) if mirror else None
         self.history_service = HistoryService(self)
-        from gossip_backer.runtime.shares import ShareService
-
-        self.share_links = ShareService(self)
-        self.folder = None
-        if mirror:
-            from gossip_backer.runtime.folder import Folder
-
-            self.folder = Folder(self, rescan_interval=rescan_interval, watch=watch, clock=self.clock)
+        self.share_links = ShareService(state, self.folder, self.local_changes,
+                                        lambda: self.web_url)
+        self.report = StatusReport(state, self.links, self.driver, self.folder, self.clock,
+                                   self.join)
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -97,16 +100,14 @@ class Node:
         node = cls(state, mirror=mirror, watch=watch, rescan_interval=rescan_interval, clock=clock)
         try:
             async with trio.open_nursery() as nursery:
-                node._nursery = nursery
-                nursery.start_soon(node._ticker)
+                nursery.start_soon(node.driver.run)
                 if node.folder is not None:
-                    await trio.to_thread.run_sync(node._remove_abandoned_temps)
+                    await trio.to_thread.run_sync(node.folder.remove_abandoned_temps)
                     nursery.start_soon(node.folder.run)
                 try:
                     yield node
                 finally:
-                    for link in list(node._live_links):
-                        link.abort("node shutting down")
+                    node.links.abort_all("node shutting down")
                     nursery.cancel_scope.cancel()
         finally:
             try:
@@ -115,103 +116,47 @@ class Node:
             finally:
                 state.close()
 
-    def _remove_abandoned_temps(self) -> None:
-        """At start-up: temp files no download will resume (a crash, a conflict's leftovers)
-        go; those of versions still to fetch stay, with their verified blocks."""
-        from gossip_backer.core.record import FILE
-        from gossip_backer.disk.apply import remove_abandoned_temps
-
-        metamap, index = self.state.metamap, self.folder.index
-        wanted = []
-        for path in metamap.files:
-            rec = metamap.winner(path)
-            if rec is not None and rec.kind == FILE and not rec.deleted:
-                have = index.get(path)
-                if have is None or have.hash != rec.hash:
-                    wanted.append(path)
-        removed = remove_abandoned_temps(self.state.root, wanted)
-        if removed:
-            log.info("removed %d abandoned temp file(s), e.g. %s", len(removed), removed[0])
-
     @property
     def node_id(self) -> NodeId:
         return self.state.node_id
 
-    # -- peer sessions ---------------------------------------------------------------------
-    def authorize(self, key: bytes) -> bool:
-        """May `key` connect: a member, the inviter we joined through, or one of our invite keys
-        (a used or expired one only hears why it is refused)."""
-        return self.peer_trusted(key) or self.state.repo.invite_state(key, self.clock.wall()) is not None
-
-    def peer_trusted(self, key: bytes) -> bool:
-        return session.trusted(self.state.metamap.membership.members, self.bootstrap, key)
-
-    def _admission(self) -> session.Admission:
-        return session.Admission(self.state.name, self.advertise, self.state.is_read_only(),
-                                 self.peer_trusted)
-
+    # -- peers: sessions and the routing of what they bring (runtime/peerlinks.py) ---------
     async def serve_stream(self, stream: trio.abc.Stream, *, initiator: bool | None = None,
                            address: str | None = None, identity: Identity | None = None,
                            on_message=None) -> str:
         """Run one peer session over `stream` until it ends; returns why it ended.
 
         `identity` replaces the node's own key (a joining node's invite key); `on_message`
-        then takes the messages instead of the replica."""
-        conn = PeerConnection(identity or self.state.identity, self.state.mesh_secret,
-                              self.authorize, initiator=initiator)
-        link = Link(stream, conn, address, initiator)
-        self._live_links.add(link)
-        try:
-            await link.run(on_message or self._on_link_event)
-        finally:
-            self._live_links.discard(link)
-            self._closed_bytes[0] += conn.bytes_in
-            self._closed_bytes[1] += conn.bytes_out
-            self._detach(link)
-            if link.peer is None and link.close_reason:
-                self.emit(PeerRefused(self.clock.wall(), address, link.close_reason))
-        return link.close_reason
+        then takes the link's events instead of the node."""
+        return await self.links.serve(stream, initiator=initiator, address=address,
+                                      identity=identity, on_event=on_message)
 
-    async def _on_link_event(self, link: Link, event: object) -> None:
-        if link.peer is not None and link.hello is None and not isinstance(event, Received):
-            link.send(self._admission().hello())
-            return
-        if not isinstance(event, Received):
-            return
-        message = event.message
-        if link.hello is None:
-            await self._on_first_message(link, message)
-            return
-        if link.peer not in self.links or self.links[link.peer] is not link:
-            return
-        self.last_seen[link.peer] = self.clock.wall()
-        if isinstance(message, (BlockRequest, BlockData, BlockMissing, DeltaRequest, DeltaData)):
-            await link.spawn(self._on_block_message, link, message)
-            return
-        if isinstance(message, HistoryRequest):
+    def attached(self, link: Link, replaced: bool) -> None:
+        """(PeerLinks) `link` is now the connection to its peer."""
+        if replaced:
+            self.driver.disconnect(link.peer)
+        self.driver.connect(link.peer)
+        if self.folder is not None:
+            self.folder.peers_changed()
+        self.changed.set()
+
+    def detached(self, link: Link) -> None:
+        """(PeerLinks) the peer's link ended."""
+        self.driver.disconnect(link.peer)
+        if self.folder is not None:
+            self.folder.peer_gone(link.peer)
+        self.changed.set()
+
+    async def received(self, link: Link, message: object) -> None:
+        """(PeerLinks) A message of an admitted peer, to the part it is for."""
+        if isinstance(message, BLOCK_MESSAGES):
+            await link.spawn(self._on_block_message, link, message)  # beside the receive loop
+        elif isinstance(message, HistoryRequest):
             link.send(await trio.to_thread.run_sync(self.history_service.answer, message))
-            return
-        if isinstance(message, HistoryReply):
+        elif isinstance(message, HistoryReply):
             self.history_service.on_reply(link.peer, message)
-            return
-        try:
-            effects = self.replica.receive(link.peer, message, trio.current_time())
-        finally:
-            self._run(self.replica.take_pending())
-        self._run(effects)
-
-    async def _on_first_message(self, link: Link, message: object) -> None:
-        verdict = self._admission().first(link.peer, message)
-        if isinstance(verdict, session.ClaimGrant):
-            await self._grant_invite(link, verdict.claim)
-            return
-        if isinstance(verdict, session.Reject):
-            if verdict.reply is not None:
-                link.send(verdict.reply)
-                link.abort(verdict.reason)
-            raise RemoteError(verdict.reason)
-        link.hello = verdict.hello
-        self._attach(link)
+        else:
+            self.driver.receive(link.peer, message)
 
     async def _on_block_message(self, link: Link, message: object) -> None:
         if self.folder is None:
@@ -227,10 +172,57 @@ class Node:
             self.emit(Refused(self.clock.wall(), "block", str(exc), str(NodeId(link.peer))))
             raise
 
+    def _stored_from_peers(self, updates: list[SignedUpdate]) -> None:
+        """(ReplicaDriver) Updates from peers were stored."""
+        self.changed.set()
+        if self.folder is not None:
+            self.folder.on_remote(updates)
+
+    def send_to(self, peer: bytes, message: object) -> None:
+        self.links.send_to(peer, message)
+
+    def local_changes(self, updates: list[SignedUpdate]) -> None:
+        """Updates this node made (applied and stored): spread them."""
+        self.driver.local(updates)
+
+    # -- events and waiting (runtime/eventbus.py) ------------------------------------------
+    def emit(self, event: Event) -> None:
+        self.bus.emit(event)
+
+    def subscribe(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel]:
+        """A channel of every event from now on, while the `async with` lasts."""
+        return self.bus.subscribe()
+
+    def events(self) -> AsyncIterator[Event]:
+        """Every event from now on (SPEC.md: the same as `backer events`)."""
+        return self.bus.events()
+
+    async def wait_connected(self, n: int = 1) -> None:
+        while len(self.links) < n:
+            await self.changed.wait()
+
+    async def wait_in_sync(self) -> None:
+        """Until every connected peer's digest matches ours (nothing left to exchange)."""
+        while not (self.links and self.in_sync()):
+            await self.changed.wait()
+
+    # -- reports (runtime/report.py) -------------------------------------------------------
+    def in_sync(self) -> bool:
+        """Metadata agrees with every connected peer and every version is on our disk."""
+        return self.report.in_sync()
+
+    def net(self) -> dict:
+        return self.links.net()
+
+    def peers(self) -> list[dict]:
+        return self.report.peers()
+
+    def status(self) -> dict:
+        return self.report.status(self.listen, self.web_url)
+
+    # -- what the CLI and the web ask of a running node -------------------------------------
     async def history(self, path: str) -> list[dict]:
         """`backer history`: versions of `path` known anywhere in the mesh, newest first."""
-        from gossip_backer.runtime.history import mesh_path
-
         path = mesh_path(self.state.root, path)
         listing, _holders = await self.history_service.history(path)
         if not listing:
@@ -239,8 +231,6 @@ class Node:
 
     async def restore(self, path: str, version: str | None = None) -> dict:
         """`backer restore`: bring back a version of `path` as a new change."""
-        from gossip_backer.runtime.history import mesh_path
-
         return await self.history_service.restore(mesh_path(self.state.root, path), version)
 
     def live_connect(self, path: str):
@@ -248,47 +238,47 @@ class Node:
         UserError when the file is not live here). A read-only node's editors only read."""
         if self.folder is None:
             raise UserError("this node does not mirror a folder")
-        return self.folder.live_hub.connect(path.strip("/"), read_only=self.state.is_read_only())
+        return self.folder.live_connect(path.strip("/"), read_only=self.state.is_read_only())
 
     def live_files(self) -> list[str]:
         """The files that are live on this node."""
-        return [] if self.folder is None else self.folder.machine.live.live_paths()
+        return [] if self.folder is None else self.folder.live_paths()
 
     def live_globs(self) -> list[str]:
         """The mesh's live-edit globs (`backer live`)."""
         return self.state.metamap.live_globs()
 
-    # -- the web GUI's files, conflicts and share links (runtime/browse.py, runtime/shares.py)
+    def set_live(self, glob: str, on: bool) -> dict:
+        """`backer live`: (un)mark files matching `glob` as live-edit for the whole mesh."""
+        update = self.state.set_live(glob, on)
+        if update is not None:
+            self.local_changes([update])
+            if self.folder is not None:
+                self.folder.on_remote([update])  # the map moved: files to make live
+        return {"live": self.state.metamap.live_globs()}
+
+    # the web GUI's files, conflicts and share links (runtime/browse.py, runtime/shares.py)
     def files(self, path: str = "") -> list[dict]:
         """`/api/files`: the entries of one folder of the mesh."""
-        from gossip_backer.runtime.browse import files
-
-        return files(self, path)
+        return browse.files(self.state.metamap, path)
 
     def conflicts(self) -> list[dict]:
         """`/api/conflicts`: the conflict copies present, each with the path it was made for."""
-        from gossip_backer.runtime.browse import conflicts
-
-        return conflicts(self)
+        return browse.conflicts(self.state.metamap)
 
     async def resolve_conflict(self, copy: str, keep: str) -> dict:
         """Keep the "original", the "copy", or "both" (the copy renamed): a change that spreads."""
-        from gossip_backer.runtime.browse import resolve
-
-        return await resolve(self, copy, keep)
+        return await browse.resolve(self.state, self.folder, copy, keep)
 
     def open_file(self, path: str):
         """(record, open file) of the current version of `path` here: the GUI's download."""
-        from gossip_backer.runtime.browse import current_file
-
-        return current_file(self, path)
+        return browse.current_file(self.state.metamap, self.share_links, path)
 
     async def diff(self, path: str, left: str | None = None, right: str | None = None,
                    other: str | None = None) -> dict:
         """A side-by-side text diff of two versions of `path`, or of `path` and `other`."""
-        from gossip_backer.runtime.browse import diff
-
-        return await diff(self, path, left, right, other)
+        return await browse.diff(self.state, self.folder, self.history_service, path, left, right,
+                                 other)
 
     def shares(self) -> list[dict]:
         """`backer share --list`: the links that are not revoked (expired ones say so)."""
@@ -303,6 +293,7 @@ class Node:
         """`backer share --revoke`: ends the link on every node the revocation reaches."""
         return self.share_links.revoke(token)
 
+    # members
     def invite(self, read_only: bool = False, expires: float = 7 * 86400) -> dict:
         """`backer invite` from the GUI: an invite with this running node's addresses."""
         if expires <= 0:
@@ -311,226 +302,11 @@ class Node:
         return {"invite": invite.to_text(pack), "read_only": invite.read_only,
                 "expires": invite.expires}
 
-    def connected_peers(self) -> list[bytes]:
-        return list(self.links)
-
-    def send_to(self, peer: bytes, message: object) -> None:
-        link = self.links.get(peer)
-        if link is not None:
-            link.send(message)
-
-    def _attach(self, link: Link) -> None:
-        """Make `link` the connection to its peer; of two, keep the one the greater key dialed."""
-        peer = link.peer
-        old = self.links.get(peer)
-        if old is not None and not old.closed.is_set():
-            if session.keep_old(old.dialed, link.dialed, self.state.identity.public, peer):
-                link.abort("duplicate connection")
-                return
-            self.replica.disconnect(peer)
-            old.abort("replaced by a newer connection")
-        self.links[peer] = link
-        self.last_seen[peer] = self.clock.wall()
-        self._run(self.replica.connect(peer, trio.current_time()))
-        name = link.hello.name if link.hello else ""
-        self.emit(PeerConnected(self.clock.wall(), str(NodeId(peer)), name, link.address))
-        if self.folder is not None:
-            self.folder.peers_changed()
-        self._changed.set()
-
-    def _detach(self, link: Link) -> None:
-        peer = link.peer
-        if peer is None or self.links.get(peer) is not link:
-            return
-        del self.links[peer]
-        self.replica.disconnect(peer)
-        if self.folder is not None:
-            self.folder.peer_gone(peer)
-        self.last_seen[peer] = self.clock.wall()
-        self.emit(PeerDisconnected(self.clock.wall(), str(NodeId(peer)), link.close_reason or "closed"))
-        self._changed.set()
-
-    # -- invites ---------------------------------------------------------------------------
-    async def _grant_invite(self, link: Link, claim: InviteClaim) -> None:
-        """The joining node authenticated with an invite key asks for its grant."""
-        invite_key = link.peer
-        session.check_claim(self.state.mesh_id, invite_key, claim)
-        row = await self.state.store_call(self.state.repo.claim_invite, invite_key,
-                                        self.clock.wall())
-        why = None if row is not None else self.state.repo.invite_state(invite_key, self.clock.wall())
-        result, grant = session.judge_claim(claim, None if row is None else row.read_only, why,
-                                            self.state.metamap.membership.members,
-                                            self.state.metamap.clock)
-        if grant is not None:
-            self._run(self.replica.local([self.state.make(grant)], trio.current_time()))
-        link.send(result)
-        link.abort("invite used" if grant is not None else f"refused invite: {result.reason}")
-
-    # -- effects ---------------------------------------------------------------------------
-    def _run(self, effects: list[Effect]) -> None:
-        for effect in effects:
-            if isinstance(effect, Send):
-                link = self.links.get(effect.peer)
-                if link is not None:
-                    link.send(effect.message)
-            elif isinstance(effect, Persist):
-                self.state.save_received(list(effect.updates), list(effect.dropped))
-                self._changed.set()
-                if self.folder is not None:
-                    self.folder.on_remote(list(effect.updates))
-            elif isinstance(effect, Disconnect):
-                link = self.links.get(effect.peer)
-                if link is not None:
-                    link.abort(effect.reason)
-            elif isinstance(effect, Emit):  # the sans-IO clock is monotonic: events carry Unix time
-                self.emit(dataclasses.replace(effect.event, time=self.clock.wall()))
-        self._after_change()
-
-    def _after_change(self) -> None:
-        """Announce our name and addresses once we are a member and they changed."""
-        if self.state.is_member() and self.advertise:
-            update = self.state.info_update(self.advertise)
-            if update is not None:
-                self._run(self.replica.local([update], trio.current_time()))
-
     def remove_peer(self, node: NodeId) -> dict:
         """`backer remove-peer`: revoke mesh-wide and drop the connection at once."""
-        update = self.state.revoke(node.key)
-        self.local_changes([update])
-        link = self.links.get(node.key)
-        if link is not None:
-            link.abort("revoked")
+        self.local_changes([self.state.revoke(node.key)])
+        self.links.abort(node.key, "revoked")
         return {"removed": str(node)}
-
-    def set_live(self, glob: str, on: bool) -> dict:
-        """`backer live`: (un)mark files matching `glob` as live-edit for the whole mesh."""
-        update = self.state.set_live(glob, on)
-        if update is not None:
-            self.local_changes([update])
-            if self.folder is not None:
-                self.folder.on_remote([update])  # the map moved: files to make live
-        return {"live": self.state.metamap.live_globs()}
-
-    def local_changes(self, updates: list) -> None:
-        """Updates this node made (applied and stored): spread them."""
-        self._run(self.replica.local(updates, trio.current_time()))
-
-    async def _ticker(self) -> None:
-        while True:
-            await trio.sleep(TICK)
-            self._run(self.replica.tick(self.clock.now()))
-
-    # -- events ----------------------------------------------------------------------------
-    def emit(self, event: Event) -> None:
-        log.info("%s", event.to_json())
-        for channel in list(self._subscribers):
-            try:
-                channel.send_nowait(event)
-            except trio.WouldBlock:
-                pass  # a subscriber that does not keep up misses events rather than stall us
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                self._subscribers.discard(channel)
-
-    @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel]:
-        send, receive = trio.open_memory_channel[Event](EVENT_BUFFER)
-        self._subscribers.add(send)
-        try:
-            async with receive:
-                yield receive
-        finally:
-            self._subscribers.discard(send)
-
-    async def events(self) -> AsyncIterator[Event]:
-        """Every event from now on (SPEC.md: the same as `backer events`)."""
-        async with self.subscribe() as receive:
-            async for event in receive:
-                yield event
-
-    # -- waiting ---------------------------------------------------------------------------
-    async def wait_connected(self, n: int = 1) -> None:
-        while len(self.links) < n:
-            await self._changed_wait()
-
-    async def wait_in_sync(self) -> None:
-        """Until every connected peer's digest matches ours (nothing left to exchange)."""
-        while not (self.links and self.in_sync()):
-            await self._changed_wait()
-
-    async def _changed_wait(self) -> None:
-        self._changed = trio.Event() if self._changed.is_set() else self._changed
-        with trio.move_on_after(0.5):
-            await self._changed.wait()
-
-    def in_sync(self) -> bool:
-        """Metadata agrees with every connected peer and every version is on our disk."""
-        ours = {o: q for o, q in self.state.metamap.digest().items() if q}
-        meta = all({o: q for o, q in s.peer_has.items() if q} == ours and not s.pending
-                   for s in self.replica.sessions.values())
-        me = self.state.metamap.membership.members.get(self.state.identity.public)
-        return meta and me is not None and not me.revoked and (self.folder is None or self.folder.in_sync())
-
-    # -- views -----------------------------------------------------------------------------
-    def net(self) -> dict:
-        bytes_in = self._closed_bytes[0] + sum(l.conn.bytes_in for l in self._live_links)
-        bytes_out = self._closed_bytes[1] + sum(l.conn.bytes_out for l in self._live_links)
-        return {"bytes_in": bytes_in, "bytes_out": bytes_out}
-
-    def peers(self) -> list[dict]:
-        out = []
-        for m in self.state.metamap.membership.members.values():
-            if m.node == self.state.identity.public or m.revoked:
-                continue
-            link = self.links.get(m.node)
-            live = {"connected": link is not None, "address": _listen_address(link, m.addresses),
-                    "last_seen": self.clock.wall() if link else self.last_seen.get(m.node)}
-            out.append(peer_view(self.state, m, live))
-        return out
-
-    def status(self) -> dict:
-        s = stored_status(self.state)
-        s.update(running=True, listen=self.listen, web=self.web_url, net=self.net(),
-                 peers=self.peers())
-        if self.folder is not None:
-            s.update(self.folder.counts())
-            s["in_sync"] = self.in_sync()
-            done = sum(t["done_bytes"] for t in s.get("transfers", []))
-            progress = self.progress.update(s["pending_bytes"], done, time.monotonic())
-            if progress is not None:
-                s["progress"] = progress
-            if self.folder.paused:
-                s["paused"] = self.folder.paused
-        if self.invite_error:
-            s["error"] = self.invite_error
-        s.update(self.problems(s.get("unavailable") or (), s.get("disk_full")))
-        return s
-
-    def problems(self, unavailable=(), disk_full: str | None = None) -> dict:
-        """`problems` (and `skipped`, `unreadable`) of the status: see runtime/problems.py."""
-        from gossip_backer.runtime.problems import describe
-
-        me = self.state.metamap.membership.members.get(self.state.identity.public)
-        return describe(
-            paused=self.folder.paused if self.folder is not None else None,
-            invite_error=self.invite_error, invite_wait=self.invite_wait,
-            pending_invite=self.state.pending_invite() is not None,
-            member=me is not None, removed=me is not None and me.revoked,
-            local=self.local_problems if self.folder is not None else None,
-            unavailable=list(unavailable), disk_full=disk_full)
-
-
-def _listen_address(link: Link | None, advertised: tuple[str, ...]) -> str | None:
-    """Where a connected peer can be reached: the address we dialed, or for a peer that dialed
-    us, its host with the port it listens on (not its outgoing ephemeral port)."""
-    if link is None or link.address is None or link.dialed is not False:
-        return link.address if link is not None else None
-    listen = tuple(link.hello.listen) if link.hello is not None else ()
-    host = link.address.rpartition(":")[0]
-    ports = [a.rpartition(":")[2] for a in listen + tuple(advertised)]
-    same_host = [a for a in listen + tuple(advertised) if a.rpartition(":")[0] == host]
-    if same_host:
-        return same_host[0]
-    return f"{host}:{ports[0]}" if ports else link.address
 
 
 def _load_or_create(root: Path, name: str | None, invite: str | Invite | None,
@@ -547,4 +323,4 @@ def _load_or_create(root: Path, name: str | None, invite: str | Invite | None,
     return NodeState.open(root, preload_index=True)
 
 
-__all__ = ["Node", "UserError"]
+__all__ = ["Node", "TICK", "UserError"]

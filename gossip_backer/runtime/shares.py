@@ -102,29 +102,34 @@ def shareable(metamap, path: str, root=None) -> str:
 class ShareService:
     """Share links on a running node (see the module docstring)."""
 
-    def __init__(self, node) -> None:
-        self.node = node
+    def __init__(self, state, folder, spread, web_url) -> None:
+        """`folder`: the mirrored folder (None: nothing served from disk); `spread`: publishes
+        our new updates; `web_url()`: the web GUI's URL, the links' base without a public one."""
+        self._state = state
+        self._folder = folder
+        self._spread = spread
+        self._web_url = web_url
         self.guard = rules.PasswordGuard()
         self.public_url: str | None = None  # `run --public`: the base of every link
 
     @property
     def _map(self):
-        return self.node.state.metamap
+        return self._state.metamap
 
     # -- managing links ----------------------------------------------------------------------
     def base_url(self) -> str | None:
-        return self.public_url or self.node.web_url
+        return self.public_url or self._web_url()
 
     def list(self) -> list[dict]:
         return listed(self._map, self.base_url())
 
     async def create(self, path: str, expires: float | None, password: str | None) -> dict:
-        share = await trio.to_thread.run_sync(new_share, self.node.state, path, expires, password)
-        self.node.local_changes([self.node.state.make(share)])
+        share = await trio.to_thread.run_sync(new_share, self._state, path, expires, password)
+        self._spread([self._state.make(share)])
         return spec_view(self._map, share, self.base_url())
 
     def revoke(self, token: str) -> dict:
-        self.node.local_changes([self.node.state.make(revocation(self.node.state, token))])
+        self._spread([self._state.make(revocation(self._state, token))])
         return {"revoked": token}
 
     # -- serving links -------------------------------------------------------------------------
@@ -140,17 +145,17 @@ class ShareService:
 
     def zip_name(self, opened: Opened) -> str:
         """A folder's zip is named after the folder (the root's name for a whole-root link)."""
-        name = opened.path.rsplit("/", 1)[-1] if opened.path else self.node.state.root.name
+        name = opened.path.rsplit("/", 1)[-1] if opened.path else self._state.root.name
         return (name or "share") + ".zip"
 
     def _ignored(self, path: str, is_dir: bool) -> bool:
-        folder = self.node.folder
+        folder = self._folder
         return folder is not None and folder.ignore.matches(path, is_dir)
 
     def open_file(self, rec: FileRecord) -> OpenFile | None:
         """(worker thread) The file's current version on this disk, or None when this node
         does not hold that version (yet)."""
-        folder = self.node.folder
+        folder = self._folder
         if folder is None:
             return None
         entry = folder.index.get(rec.path)
@@ -181,8 +186,8 @@ class ShareService:
 
     def count_download(self, token: str) -> None:
         """One more download served by this node (its own counter in the map)."""
-        mine = self._map.share_counts.get(token, {}).get(self.node.state.identity.public, 0)
-        self.node.local_changes([self.node.state.make(ShareCount(token, mine + 1))])
+        mine = self._map.share_counts.get(token, {}).get(self._state.identity.public, 0)
+        self._spread([self._state.make(ShareCount(token, mine + 1))])
 
     async def write_zip(self, opened: Opened, send: trio.MemorySendChannel) -> None:
         """Write the folder as one zip archive into `send`, piece by piece (then close it).

@@ -46,3 +46,49 @@ def test_hang_ups_garbage_and_internal_errors_leave_it_serving(tmp_path):
         assert control.is_running(path)
 
     _serve_and(path, client)
+
+
+def _umask_now() -> int:
+    """The process umask, read without setting it (os.umask can only set; /proc tells)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    pytest.skip("this kernel does not show the umask in /proc/self/status")
+
+
+def test_binding_never_touches_the_process_umask(tmp_path):
+    """The umask is shared by every thread: a worker thread writing a user's file while the
+    control socket is bound must not get the socket's 0177. A watcher thread reads the umask the
+    whole time the socket is set up, 30 times over; the socket is still 0600."""
+    import threading
+
+    normal = _umask_now()
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.add(_umask_now())
+
+    async def handler(req: dict) -> object:
+        return None
+
+    async def streamer(req, s) -> None:
+        pass
+
+    async def main() -> None:
+        for i in range(30):
+            path = tmp_path / f"control{i}.sock"
+            async with trio.open_nursery() as nursery:
+                await nursery.start(control.serve, path, handler, streamer)
+                assert path.stat().st_mode & 0o777 == 0o600
+                nursery.cancel_scope.cancel()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        trio.run(main)
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == {normal}, f"the umask changed to {sorted(oct(m) for m in seen - {normal})}"

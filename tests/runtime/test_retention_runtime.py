@@ -30,7 +30,7 @@ def test_old_revisions_are_dropped_and_their_bytes_freed(tmp_path):
                 versions.archive(root, src, h)
                 repo.add_revision("doc.txt", h, len(data), int((now - age) * 1e9), node.state.identity.public, now - age)
                 hashes.append(h)
-            dropped = node.folder.apply_retention(now)
+            dropped = node.folder.retention.apply(now)
             kept = {r.hash for r in repo.revisions("doc.txt")}
             # both within a day kept; of days 2.2/2.4 the newer; of 40/41 days: one a week -> one; 400 days: gone
             assert hashes[0] in kept and hashes[1] in kept

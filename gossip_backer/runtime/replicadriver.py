@@ -1,0 +1,90 @@
+"""Drives the node's sans-IO replica (protocol/replica.py) with trio: feeds it peers' messages,
+link changes, our own new updates and a tick every TICK seconds, and carries out the effects it
+returns (send, disconnect, store and hand over received updates, emit).
+
+The replica works on trio's monotonic clock; events leave with the node's wall clock (Unix
+time). After every batch of effects the node's name and listen addresses are announced as a
+signed MemberInfo, if they changed and we are a member.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import trio
+
+from gossip_backer.core.record import SignedUpdate
+from gossip_backer.events import Event
+from gossip_backer.protocol.effects import Disconnect, Effect, Emit, Persist, Send
+from gossip_backer.protocol.replica import Replica
+from gossip_backer.runtime.clock import Clock
+from gossip_backer.runtime.peerlinks import PeerLinks
+from gossip_backer.runtime.state import NodeState
+
+TICK = 0.25  # seconds: one gossip interval
+
+
+class ReplicaDriver:
+    """The trio side of one Replica (see the module docstring)."""
+
+    def __init__(self, state: NodeState, links: PeerLinks, clock: Clock,
+                 emit: Callable[[Event], None],
+                 received: Callable[[list[SignedUpdate]], None],
+                 addresses: Callable[[], list[str]]) -> None:
+        self._state = state
+        self._links = links
+        self._clock = clock
+        self._emit = emit
+        self._received = received  # peers' updates, once stored
+        self._addresses = addresses
+        self._replica = Replica(state.metamap, state.identity.public)
+
+    def receive(self, peer: bytes, message: object) -> None:
+        try:
+            effects = self._replica.receive(peer, message, trio.current_time())
+        finally:
+            self._run(self._replica.take_pending())
+        self._run(effects)
+
+    def connect(self, peer: bytes) -> None:
+        self._run(self._replica.connect(peer, trio.current_time()))
+
+    def disconnect(self, peer: bytes) -> None:
+        self._replica.disconnect(peer)
+
+    def local(self, updates: list[SignedUpdate]) -> None:
+        """Updates this node made (applied and stored): spread them."""
+        self._run(self._replica.local(updates, trio.current_time()))
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(TICK)
+            self._run(self._replica.tick(self._clock.now()))
+
+    def in_sync(self) -> bool:
+        """Our digest matches every connected peer's and nothing is left to send."""
+        ours = {o: q for o, q in self._state.metamap.digest().items() if q}
+        return all({o: q for o, q in s.peer_has.items() if q} == ours and not s.pending
+                   for s in self._replica.sessions.values())
+
+    def _run(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._links.send_to(effect.peer, effect.message)
+            elif isinstance(effect, Persist):
+                self._state.save_received(list(effect.updates), list(effect.dropped))
+                self._received(list(effect.updates))
+            elif isinstance(effect, Disconnect):
+                self._links.abort(effect.peer, effect.reason)
+            elif isinstance(effect, Emit):  # the sans-IO clock is monotonic: events carry Unix time
+                self._emit(dataclasses.replace(effect.event, time=self._clock.wall()))
+        self._announce()
+
+    def _announce(self) -> None:
+        """Announce our name and addresses once we are a member and they changed."""
+        addresses = self._addresses()
+        if self._state.is_member() and addresses:
+            update = self._state.info_update(addresses)
+            if update is not None:
+                self.local([update])
