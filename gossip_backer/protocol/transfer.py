@@ -30,7 +30,7 @@ from gossip_backer.core import delta
 from gossip_backer.core.blocks import MAX_BLOCK_SIZE
 from gossip_backer.core.record import FILE, Block, FileRecord, IndexEntry
 from gossip_backer.errors import IntegrityError, RemoteError
-from gossip_backer.wire.messages import BlockData, BlockRequest, DeltaData, DeltaRequest
+from gossip_backer.wire.messages import BlockData, BlockMissing, BlockRequest, DeltaData, DeltaRequest
 
 RETIRED = 4096
 DELTA_MAX_BLOCKS = 64  # blocks of one file asked for as deltas (a rewritten file: plain blocks)
@@ -66,6 +66,92 @@ def delta_bases(rec: FileRecord, entry: IndexEntry | None,
         if len(out) >= DELTA_MAX_BLOCKS:
             break
     return out
+
+
+def base_of(offset: int, old: bytes) -> Base | None:
+    """The Base describing `old`, the bytes read at `offset` of the file at the path (None
+    when there were none: that block is asked for plainly)."""
+    if not old:
+        return None
+    chunk = delta.chunk_for(len(old))
+    return Base(offset, len(old), chunk, delta.signature(old, chunk))
+
+
+def rebuild(base: Base, old: bytes, encoded: bytes, size: int, block_hash: bytes,
+            hasher: Callable[[bytes], bytes]) -> bytes | None:
+    """A DeltaData's block from the old bytes now at the base's place, or None if it does not
+    hash to the block (the old file changed meanwhile, or a false match of the signature)."""
+    if len(old) != base.size:
+        return None
+    try:
+        data = delta.decode(old, base.chunk, encoded, size)
+    except delta.DeltaError:
+        return None
+    return data if hasher(data) == block_hash else None
+
+
+SERVE_MAX = 2 * 1024 * 1024 - 4096  # the largest block a peer may ask for (a block of
+#                                     core.blocks plus room; larger: answered "missing")
+
+
+def request_ok(req: BlockRequest | DeltaRequest) -> bool:
+    """Can a peer's block request be served at all (else it is answered "missing")?"""
+    if req.size <= 0 or req.size > SERVE_MAX or req.offset < 0:
+        return False
+    return delta_request_ok(req) if isinstance(req, DeltaRequest) else True
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a requested block may be read: `offset` of the local file `path` (checked to be
+    still as the index says before it is served), or of the archived content when path is None."""
+
+    path: str | None
+    offset: int
+
+
+def serve_sources(req: BlockRequest | DeltaRequest, find_file: Callable[[bytes], str | None],
+                  find_block: Callable[[bytes], tuple[str, int] | None]) -> list[Source]:
+    """Where to look for a requested block, in order: the local file whose content is the
+    requested version, the revision archive (history and restores work from any node that kept
+    a version), then any local file holding a block with that hash. The first whose bytes hash
+    to the block is served (a request with no block hash, a piece of a whole version, is served
+    only from the first two)."""
+    out = []
+    path = find_file(req.file_hash)
+    if path is not None:
+        out.append(Source(path, req.offset))
+    out.append(Source(None, req.offset))
+    found = find_block(req.hash) if req.hash else None
+    if found is not None:
+        out.append(Source(found[0], found[1]))
+    return out
+
+
+def serves(req: BlockRequest | DeltaRequest, data: bytes, hasher: Callable[[bytes], bytes]) -> bool:
+    """May `data`, read from one of the sources, be served for `req`? Only bytes that hash to
+    the block: a file changed behind our back is never served as the old version."""
+    return len(data) == req.size and (not req.hash or hasher(data) == req.hash)
+
+
+def serve(req: BlockRequest | DeltaRequest, sources: Iterable, read: Callable[[object], bytes | None],
+          hasher: Callable[[bytes], bytes]) -> BlockData | DeltaData | BlockMissing:
+    """The answer to `req` from the first of `sources` (in serve_sources' order) whose bytes,
+    `read(source)` (None: unreadable, or the file changed since it was scanned), may be served."""
+    for source in sources:
+        data = read(source)
+        if data is not None and serves(req, data, hasher):
+            return answer(req, data)
+    return answer(req, None)
+
+
+def answer(req: BlockRequest | DeltaRequest, data: bytes | None):
+    """The answer to a request whose block was read as `data` (None: no source held it)."""
+    if data is None:
+        return BlockMissing(req.request_id)
+    if isinstance(req, DeltaRequest):
+        return delta_answer(req, data)
+    return BlockData(req.request_id, data)
 
 
 def delta_request_ok(req: DeltaRequest) -> bool:

@@ -68,7 +68,7 @@ __all__ = ["Cluster", "ClusterConfig", "clone_map", "topology_edges", "EPOCH_NS"
 
 EPOCH_NS = 1_700_000_000 * 10**9  # simulated time 0, as Unix nanoseconds (for mtimes)
 META_KINDS = ("Digest", "Summary", "Delta", "DeltaAck", "Ping", "Pong", "handshake")
-BLOCK_KINDS = ("BlockRequest", "BlockData", "BlockMissing")
+BLOCK_KINDS = ("BlockRequest", "BlockData", "BlockMissing", "DeltaRequest", "DeltaData")
 
 
 @dataclass
@@ -325,6 +325,18 @@ class Cluster:
         node.user_changed(path)
         self.changed(node)
         return w
+
+    def edit(self, i: int, path: str, *, size: int = 4096, change: int = 64) -> Write | None:
+        """The user of node `i` changes a few bytes of `path` in place (an edited line: the rest
+        stays, so the new version crosses the wire as deltas); a path that holds no file yet is
+        written whole (`size` bytes)."""
+        old = self.nodes[i].disk.read(path)
+        if not old:
+            return self.write(i, path, size=size)
+        new = self.content(change)
+        at = self.rng.randrange(len(old) + 1)
+        cut = self.rng.randrange(min(change, len(old) - at) + 1)
+        return self.write(i, path, old[:at] + new + old[at + cut:])
 
     def delete(self, i: int, path: str) -> Write | None:
         node = self.nodes[i]

@@ -38,8 +38,8 @@ from gossip_backer.protocol.replica import Replica
 from gossip_backer.testing.memdisk import MemRoot
 from gossip_backer.testing.simfolder import SimFolder
 from gossip_backer.testing.simnet import Connection, Endpoint
-from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, Message, decode,
-                                         encode)
+from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
+                                         DeltaRequest, Message, decode, encode)
 
 if TYPE_CHECKING:
     from gossip_backer.testing.cluster import Cluster
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["SimNode", "SimStore"]
 
 STORED = (Outcome.APPLIED, Outcome.HELD, getattr(Outcome, "VOID", Outcome.HELD))
-BLOCK_KINDS = (BlockRequest, BlockData, BlockMissing)
+BLOCK_KINDS = (BlockData, BlockMissing, DeltaData)  # answers to our requests
 
 
 class SimStore:
@@ -281,7 +281,7 @@ class SimNode(Endpoint):
             if self.conns.get(peer) is not conn:
                 return
             message = decode(data)
-            if isinstance(message, BlockRequest):
+            if isinstance(message, (BlockRequest, DeltaRequest)):
                 self.send(peer, self.serve_block(message))
             elif isinstance(message, BLOCK_KINDS):
                 self.folder.on_block_message(self.cluster.nodes[peer].key, message)
@@ -358,7 +358,7 @@ class SimNode(Endpoint):
     def changed(self) -> None:
         self.cluster.changed(self)
 
-    def serve_block(self, req: BlockRequest) -> Message:
+    def serve_block(self, req: BlockRequest | DeltaRequest) -> Message:
         return self.folder.serve_block(req)
 
     def idle(self) -> bool:

@@ -18,7 +18,7 @@ from simulations import Plan
 
 DEFAULTS = {"nodes": 5, "topology": "random:3", "files": 8, "rounds": 2, "down": 10.0,
             "rescan": 4.0, "quick_scan": 0.3, "offline_edits": 3, "online_edits": 4, "machine": 0.0,
-            "size": 20000}
+            "size": 20000, "small": 0.5}
 
 
 def configure(cfg, options: dict) -> None:
@@ -29,12 +29,22 @@ def _tree_path(sim, options: dict) -> str:
     return f"tree/f{sim.rng.randrange(int(options['files']))}.txt"
 
 
+def _change(sim, i: int, path: str, options: dict) -> None:
+    """Node `i`'s user rewrites `path`, or (with probability `small`) edits a few bytes of it:
+    those edits cross the wire as deltas."""
+    size = sim.rng.randrange(1, int(options["size"]))
+    if sim.rng.random() < float(options["small"]):
+        sim.edit(i, path, size=size)
+    else:
+        sim.write(i, path, size=size)
+
+
 def _edit_elsewhere(sim, victim: int, path: str, options: dict) -> None:
     """Some other running read-write node's user edits `path`."""
     others = [n.index for n in sim.nodes
               if n.alive and not n.gone and not n.read_only and n.index != victim]
     if others:
-        sim.write(sim.rng.choice(others), path, size=sim.rng.randrange(1, int(options["size"])))
+        _change(sim, sim.rng.choice(others), path, options)
 
 
 def _offline_edit(sim, victim: int, path: str, options: dict, delete: bool) -> None:
@@ -43,7 +53,7 @@ def _offline_edit(sim, victim: int, path: str, options: dict, delete: bool) -> N
     if delete:
         sim.delete(victim, path)
     else:
-        sim.write(victim, path, size=sim.rng.randrange(1, int(options["size"])))
+        _change(sim, victim, path, options)
 
 
 def _round(sim, r: int, start: float, options: dict, stats: dict) -> float:
