@@ -254,6 +254,8 @@ class SimFolder:
                 memdisk.archive(self.disk, where, entry.hash, hasher_factory=coreblocks.FileHasher)
             except memdisk.ArchiveMismatch:
                 raise memdisk.LocalChanged(where, "changed since it was scanned")
+            self.host.record_archived(entry.path, (entry.hash, entry.size, entry.mtime_ns,
+                                                   self.machine.origin_of(entry)))
         return archive
 
     # -- files -------------------------------------------------------------------------------
