@@ -10,7 +10,10 @@ folder machine (protocol/folder.py), carried out on that disk by `SimFolder`
   turns what changed into versions, which the node signs with its key;
 - a connection opens as the daemon's does: once the handshake is done each end sends its
   `Hello`, and the peer's first message is judged by the daemon's `session.Admission` (protocol
-  version, trust); only then does the session start;
+  version, trust); only then does the session start. A joining node first dials its inviter
+  with the invite key and sends its InviteClaim, judged there by the daemon's rules
+  (testing/siminvite.py);
+- `history` asks the connected peers over the network (testing/simhistory.py);
 - every message crosses the `SimNet` as bytes (`wire.messages.encode`, then `decode` at the
   other end), so sizes are real wire sizes and the decoder checks every peer message;
 - `Persist` effects go to a `SimStore` that survives crashes; on restart the map is rebuilt

@@ -13,10 +13,13 @@ Theory of operation
   `Rescan` sets a timer; `Emit` goes to the node's event list.
 - Disk work: after any change, `work()` runs once (coalesced) and carries out what
   `machine.next_work` hands out, with memdisk's safe operations, each checking that the disk
-  is still what the index says. A file is assembled in a temp file from a partial download,
-  from the archive or a local file with the same content, from blocks found on this disk, then
-  from peers through the real `transfer.Scheduler`; when no connected peer holds it the machine
-  marks it unavailable. As in the daemon, no disk work starts before the first full scan.
+  is still what the index says. A file is assembled in a temp file by the daemon's reuse plan
+  (protocol/reuse.py: a partial download, the archive, a local file with the same content,
+  blocks found on this disk, a rolling match of the old content), then from peers through the
+  real `transfer.Scheduler`, each block as a delta against the old bytes where the file had
+  content; when no connected peer holds it the machine marks it unavailable. Block requests of
+  peers are answered by the daemon's rules too (`transfer.serve_sources`, `transfer.serve`). As
+  in the daemon, no disk work starts before the first full scan.
 """
 
 from __future__ import annotations
