@@ -134,15 +134,22 @@ def serves(req: BlockRequest | DeltaRequest, data: bytes, hasher: Callable[[byte
     return len(data) == req.size and (not req.hash or hasher(data) == req.hash)
 
 
-def serve(req: BlockRequest | DeltaRequest, sources: Iterable, read: Callable[[object], bytes | None],
-          hasher: Callable[[bytes], bytes]) -> BlockData | DeltaData | BlockMissing:
-    """The answer to `req` from the first of `sources` (in serve_sources' order) whose bytes,
-    `read(source)` (None: unreadable, or the file changed since it was scanned), may be served."""
+def first_served(req: BlockRequest | DeltaRequest, sources: Iterable,
+                 read: Callable[[object], bytes | None],
+                 hasher: Callable[[bytes], bytes]) -> bytes | None:
+    """The bytes of the first of `sources` (in serve_sources' order) that may be served for
+    `req`; `read(source)` gives them (None: unreadable, or the file changed since scanned)."""
     for source in sources:
         data = read(source)
         if data is not None and serves(req, data, hasher):
-            return answer(req, data)
-    return answer(req, None)
+            return data
+    return None
+
+
+def serve(req: BlockRequest | DeltaRequest, sources: Iterable, read: Callable[[object], bytes | None],
+          hasher: Callable[[bytes], bytes]) -> BlockData | DeltaData | BlockMissing:
+    """The answer to `req` from the first source that may be served (`first_served`)."""
+    return answer(req, first_served(req, sources, read, hasher))
 
 
 def answer(req: BlockRequest | DeltaRequest, data: bytes | None):

@@ -115,7 +115,7 @@ class BlockServer:
 
     def _answer(self, sources, req: BlockRequest | DeltaRequest):
         """(worker thread) The block, as a delta against the asker's chunks where asked so."""
-        return transfer.serve(req, sources, lambda source: self._read(source, req), strong_hash)
+        return transfer.answer(req, self._read_first(sources, req))
 
     def _sources(self, req: BlockRequest) -> list[tuple[Path, int, object, str | None]]:
         """Candidate (file, offset, expected stat, path) in the order transfer.serve_sources
@@ -131,6 +131,11 @@ class BlockServer:
                 out.append((self.root / src.path, src.offset,
                             apply.Stat(e.size, e.mtime_ns, e.inode, e.kind), src.path))
         return out
+
+    def _read_first(self, sources, req: BlockRequest) -> bytes | None:
+        """(worker thread) The bytes of the first source that may be served, or None."""
+        return transfer.first_served(req, sources, lambda source: self._read(source, req),
+                                     strong_hash)
 
     def _read(self, source, req: BlockRequest) -> bytes | None:
         """(worker thread) The bytes at the source's offset; None if the file changed since it

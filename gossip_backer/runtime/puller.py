@@ -321,7 +321,7 @@ class Puller:
         same = self.server.find_file(rec.hash) if rec.hash else None
         job.tmp, have, bases = await self._disk(self._prepare, need, entry, self.server.find_block,
                                                 same)
-        job.reused = sum(reuse.block_length(rec, i) for i in have)
+        job.reused = sum(self._len(rec, i) for i in have)
         self.bytes_reused += job.reused
         missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
         if missing:
@@ -358,6 +358,10 @@ class Puller:
             self.host.record_archived(archived)
         job.tmp = None
         return st
+
+    @staticmethod
+    def _len(rec: FileRecord, i: int) -> int:
+        return reuse.block_length(rec, i)
 
     def _prepare(self, need: mirror.Need, entry: IndexEntry | None, find_block,
                  same: str | None):
