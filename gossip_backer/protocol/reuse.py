@@ -144,7 +144,7 @@ def is_block(rec: FileRecord, i: int, data: bytes, hasher: Callable[[bytes], byt
 
 class LocalBlocks:
     """Which local file holds a block, or a whole content, by the local index (what the last
-    scans saw): the lookups `Plan` and `transfer.serve_sources` take. Built on first use after
+    scans saw): the lookups `Plan` and `serving.serve_sources` take. Built on first use after
     `forget()` (call it whenever the index changes); a hit names a row the index still has."""
 
     def __init__(self, index: Mapping[str, IndexEntry]) -> None:

@@ -18,7 +18,7 @@ import trio
 from gossip_backer.core.blocks import strong_hash
 from gossip_backer.core.record import FILE
 from gossip_backer.disk import apply, versions
-from gossip_backer.protocol import transfer
+from gossip_backer.protocol import serving
 from gossip_backer.wire.messages import BlockMissing, BlockRequest, DeltaData, DeltaRequest
 
 CONCURRENT_READS = 8
@@ -104,7 +104,7 @@ class BlockServer:
         self._build()
 
     async def answer(self, req: BlockRequest | DeltaRequest):
-        if not transfer.request_ok(req):
+        if not serving.request_ok(req):
             return BlockMissing(req.request_id)
         sources = self._sources(req)
         async with self.limiter:
@@ -115,14 +115,14 @@ class BlockServer:
 
     def _answer(self, sources, req: BlockRequest | DeltaRequest):
         """(worker thread) The block, as a delta against the asker's chunks where asked so."""
-        return transfer.answer(req, self._read_first(sources, req))
+        return serving.answer(req, self._read_first(sources, req))
 
     def _sources(self, req: BlockRequest) -> list[tuple[Path, int, object, str | None]]:
-        """Candidate (file, offset, expected stat, path) in the order transfer.serve_sources
+        """Candidate (file, offset, expected stat, path) in the order serving.serve_sources
         gives: the version's own file first."""
         self.ready()
         out = []
-        for src in transfer.serve_sources(req, self.find_file, self.find_block):
+        for src in serving.serve_sources(req, self.find_file, self.find_block):
             if src.path is None:
                 out.append((versions.object_path(self.root, req.file_hash), src.offset, None, None))
                 continue
@@ -134,7 +134,7 @@ class BlockServer:
 
     def _read_first(self, sources, req: BlockRequest) -> bytes | None:
         """(worker thread) The bytes of the first source that may be served, or None."""
-        return transfer.first_served(req, sources, lambda source: self._read(source, req),
+        return serving.first_served(req, sources, lambda source: self._read(source, req),
                                      strong_hash)
 
     def _read(self, source, req: BlockRequest) -> bytes | None:

@@ -18,7 +18,7 @@ Theory of operation
   blocks found on this disk, a rolling match of the old content), then from peers through the
   real `transfer.Scheduler`, each block as a delta against the old bytes where the file had
   content; when no connected peer holds it the machine marks it unavailable. Block requests of
-  peers are answered by the daemon's rules too (`transfer.serve_sources`, `transfer.serve`). As
+  peers are answered by the daemon's rules too (protocol/serving.py). As
   in the daemon, no disk work starts before the first full scan.
 """
 
@@ -35,7 +35,7 @@ from gossip_backer.disk.scan import RootUnavailable
 from gossip_backer.errors import IntegrityError, LocalError
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
-from gossip_backer.protocol import reuse, transfer
+from gossip_backer.protocol import reuse, serving, transfer
 from gossip_backer.protocol.folder import DiskStat, FolderMachine
 from gossip_backer.protocol.transfer import Base, Scheduler
 from gossip_backer.testing import memdisk, memscan
@@ -412,14 +412,14 @@ class SimFolder:
         self.peers_changed()
 
     def serve_block(self, req: BlockRequest | DeltaRequest) -> Message:
-        """A peer's block request, answered as runtime/blockserver.py does (transfer.serve)."""
-        if not transfer.request_ok(req):
+        """A peer's block request, answered as runtime/blockserver.py does (protocol/serving.py)."""
+        if not serving.request_ok(req):
             return BlockMissing(req.request_id)
-        sources = transfer.serve_sources(req, self.local.find_file, self.local.find_block)
-        return transfer.serve(req, sources, lambda src: self._read(src, req),
+        sources = serving.serve_sources(req, self.local.find_file, self.local.find_block)
+        return serving.serve(req, sources, lambda src: self._read(src, req),
                               coreblocks.strong_hash)
 
-    def _read(self, src: transfer.Source, req: BlockRequest) -> bytes | None:
+    def _read(self, src: serving.Source, req: BlockRequest) -> bytes | None:
         """The bytes at a source; None if its file changed since it was scanned."""
         if src.path is None:
             data = memdisk.read_version(self.disk, req.file_hash)
