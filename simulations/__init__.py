@@ -124,6 +124,7 @@ def _report(name: str, sim: Cluster, plan: Plan, settled: bool, results: dict[st
         "meta_bytes_per_node_mean": round(sum(meta[i] for i in tracked) / max(1, len(tracked))),
         "meta_bytes_per_node_settle_max": max(after_until, default=0),  # after the activity
         "block_bytes_total": sum(sim.net.kind_bytes.get(k, 0) for k in BLOCK_KINDS),
+        "delta_answers": sim.net.kind_count.get("DeltaData", 0),  # blocks sent as deltas
         "writes": len(sim.oracle.writes),
         "live_nodes": len(tracked),
         "lost_writes": len(lost),

@@ -17,6 +17,12 @@ from gossip_backer.errors import BackerError, UserError
 PREFIX = "backer-invite-1:"
 
 
+def invite_state(used_at: float | None, expires: float, now: float) -> str:
+    """What an invite this node made is now: 'used' (claimed once already), 'expired' or
+    'usable' (the store's claim spends only a usable one)."""
+    return "used" if used_at is not None else "expired" if expires <= now else "usable"
+
+
 @dataclass(frozen=True, slots=True)
 class Invite:
     mesh_secret: bytes

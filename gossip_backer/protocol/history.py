@@ -13,13 +13,15 @@ sort by id, so every node lists the same versions in the same order.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gossip_backer.errors import UserError
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.metamap import MetaMap
-from gossip_backer.core.paths import to_bytes
+from gossip_backer.core.paths import BadPath, check, to_bytes
 from gossip_backer.core.record import FILE
+from gossip_backer.wire.messages import HistoryReply, HistoryRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,11 @@ def from_map(metamap: MetaMap, path: str) -> list[Version]:
 def from_archive(path: str, rows: list[tuple[bytes, int, int, bytes]]) -> list[Version]:
     """Rows of (hash, size, mtime_ns, origin) from a revision archive (ours or a peer's)."""
     return [Version(path, h, size, mtime, origin, False) for h, size, mtime, origin in rows]
+
+
+def local(path: str, rows: list[tuple[bytes, int, int, bytes]], metamap: MetaMap) -> list[Version]:
+    """This node's own view of `path`: the versions its archive keeps (`rows`) and the map's."""
+    return merged(from_archive(path, rows), known=from_map(metamap, path))
 
 
 def merged(*lists: list[Version], known: list[Version] = ()) -> list[Version]:
@@ -107,3 +114,84 @@ def choose(versions_: list[Version], version_id: str | None, path: str) -> Versi
                 raise UserError(f"version {version_id} is a deletion: nothing to restore")
             return v
     raise UserError(f"no such version of {path}: {version_id}")
+
+
+# -- history requests: whom to ask, what a reply may hold, how replies become one list -----------
+ASK_TIMEOUT = 3.0  # seconds to wait for the connected peers' answers
+CONNECT_GRACE = 8.0  # seconds after the node starts in which a request also waits for members
+#                      not connected yet (a node that just started has not reached them yet)
+REPLY_ROWS = 10_000  # rows of one reply looked at, at most
+
+Row = tuple[bytes, int, int, bytes]  # (content hash, size, mtime_ns, origin)
+
+
+def requested_path(req: HistoryRequest) -> str | None:
+    """The path a peer asks about, or None for one that is not a mesh path (answered empty)."""
+    try:
+        return check(req.path)
+    except BadPath:
+        return None
+
+
+def reply(req: HistoryRequest, rows: list[Row]) -> HistoryReply:
+    """The answer to a peer's request: the versions of the path this node keeps archived."""
+    return HistoryReply(req.request_id, tuple([h, s, m, o] for h, s, m, o in rows))
+
+
+def _row_ok(entry: object) -> bool:
+    return (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], bytes)
+            and len(entry[0]) == 32 and all(isinstance(x, int) for x in entry[1:3])
+            and isinstance(entry[3], bytes) and len(entry[3]) == 32)
+
+
+class Ask:
+    """One history request of this node, sans-IO: every connected peer is asked (and every peer
+    that connects while we wait); it is complete once each asked peer answered, and, while the
+    node is young (CONNECT_GRACE since it started), each member too: a node restarted after a
+    while must not answer from its own stale view alone. `deadline`: when to stop waiting."""
+
+    def __init__(self, request_id: int, path: str, now: float, started: float) -> None:
+        self.request = HistoryRequest(request_id, path)
+        self.path = path
+        self.started = started
+        young = now - started < CONNECT_GRACE
+        self.deadline = max(now + ASK_TIMEOUT, started + CONNECT_GRACE if young else 0.0)
+        self.asked: set[bytes] = set()
+        self.answered: set[bytes] = set()
+        self.rows: list[tuple[bytes, Row]] = []
+
+    def to_ask(self, connected: Iterable[bytes]) -> list[bytes]:
+        """The connected peers not asked yet: send them `request` now."""
+        new = sorted(set(connected) - self.asked)
+        self.asked.update(new)
+        return new
+
+    def on_reply(self, peer: bytes, message: HistoryReply) -> None:
+        """A reply: rows of the wrong shape are left out; a peer we did not ask is ignored."""
+        if peer not in self.asked or message.request_id != self.request.request_id:
+            return
+        self.answered.add(peer)
+        self.rows.extend((peer, tuple(e)) for e in message.entries[:REPLY_ROWS] if _row_ok(e))
+
+    def complete(self, now: float, members: Iterable[bytes]) -> bool:
+        waiting_for = self.asked - self.answered
+        if now - self.started < CONNECT_GRACE:
+            waiting_for |= set(members) - self.answered
+        return not waiting_for
+
+    def listing(self, local: list[Version], known: list[Version]
+                ) -> tuple[list[Version], dict[str, set[bytes]]]:
+        """The merged list (ours, `local`, and the peers' rows; `known`: the map's versions)
+        and which peers reported keeping each version (where a restore can fetch it)."""
+        holders: dict[str, set[bytes]] = {}
+        remote = []
+        for peer, row in self.rows:
+            v = from_archive(self.path, [row])[0]
+            remote.append(v)
+            holders.setdefault(v.id, set()).add(peer)
+        return merged(local, remote, known=known), holders
+
+
+def members_to_wait_for(metamap: MetaMap, me: bytes) -> set[bytes]:
+    """The other members that may keep versions (revoked ones are not asked)."""
+    return {k for k, m in metamap.membership.members.items() if k != me and not m.revoked}

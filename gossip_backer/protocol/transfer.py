@@ -84,6 +84,28 @@ def delta_answer(req: DeltaRequest, data: bytes) -> BlockData | DeltaData:
     return BlockData(req.request_id, data)
 
 
+def base_of(offset: int, old: bytes) -> Base | None:
+    """The Base describing `old`, the bytes read at `offset` of the file at the path (None
+    when there were none: that block is asked for plainly)."""
+    if not old:
+        return None
+    chunk = delta.chunk_for(len(old))
+    return Base(offset, len(old), chunk, delta.signature(old, chunk))
+
+
+def rebuild(base: Base, old: bytes, encoded: bytes, size: int, block_hash: bytes,
+            hasher: Callable[[bytes], bytes]) -> bytes | None:
+    """A DeltaData's block from the old bytes now at the base's place, or None if it does not
+    hash to the block (the old file changed meanwhile, or a false match of the signature)."""
+    if len(old) != base.size:
+        return None
+    try:
+        data = delta.decode(old, base.chunk, encoded, size)
+    except delta.DeltaError:
+        return None
+    return data if hasher(data) == block_hash else None
+
+
 @dataclass
 class _File:
     path: str

@@ -18,10 +18,9 @@ import trio
 from gossip_backer.core.blocks import strong_hash
 from gossip_backer.core.record import FILE
 from gossip_backer.disk import apply, versions
-from gossip_backer.protocol import transfer
-from gossip_backer.wire.messages import BlockData, BlockMissing, BlockRequest, DeltaData, DeltaRequest
+from gossip_backer.protocol import serving
+from gossip_backer.wire.messages import BlockMissing, BlockRequest, DeltaData, DeltaRequest
 
-MAX_BLOCK = 2 * 1024 * 1024 - 4096
 CONCURRENT_READS = 8
 
 
@@ -105,62 +104,48 @@ class BlockServer:
         self._build()
 
     async def answer(self, req: BlockRequest | DeltaRequest):
-        if req.size <= 0 or req.size > MAX_BLOCK or req.offset < 0:
+        if not serving.request_ok(req):
             return BlockMissing(req.request_id)
         sources = self._sources(req)
-        work = self._read_first
-        if isinstance(req, DeltaRequest):
-            if not transfer.delta_request_ok(req):
-                return BlockMissing(req.request_id)
-            work = self._read_delta
         async with self.limiter:
-            answer = await trio.to_thread.run_sync(work, sources, req)
-        if answer is None:
-            return BlockMissing(req.request_id)
-        if isinstance(answer, bytes):
-            answer = BlockData(req.request_id, answer)
-        self.bytes_served += len(answer.delta if isinstance(answer, DeltaData) else answer.data)
+            answer = await trio.to_thread.run_sync(self._answer, sources, req)
+        if not isinstance(answer, BlockMissing):
+            self.bytes_served += len(answer.delta if isinstance(answer, DeltaData) else answer.data)
         return answer
 
-    def _read_delta(self, sources, req: DeltaRequest) -> BlockData | DeltaData | None:
-        """(worker thread) The block as a delta against the asker's chunks, or plainly."""
-        data = self._read_first(sources, req)
-        return None if data is None else transfer.delta_answer(req, data)
+    def _answer(self, sources, req: BlockRequest | DeltaRequest):
+        """(worker thread) The block, as a delta against the asker's chunks where asked so."""
+        return serving.answer(req, self._read_first(sources, req))
 
-    def _sources(self, req: BlockRequest) -> list[tuple[Path, int, object]]:
-        """Candidate (file, offset, expected stat) triples, the version's own file first."""
-        out = []
-        path = self.find_file(req.file_hash)
-        if path is not None:
-            e = self.index.get(path)
-            if e is not None:
-                out.append((self.root / path, req.offset,
-                            apply.Stat(e.size, e.mtime_ns, e.inode, e.kind), path))
-        obj = versions.object_path(self.root, req.file_hash)
-        out.append((obj, req.offset, None, None))
+    def _sources(self, req: BlockRequest) -> list[tuple[Path, int, object, str | None]]:
+        """Candidate (file, offset, expected stat, path) in the order serving.serve_sources
+        gives: the version's own file first."""
         self.ready()
-        found = self.find_block(req.hash) if req.hash else None
-        if found is not None:
-            e = self.index.get(found[0])
+        out = []
+        for src in serving.serve_sources(req, self.find_file, self.find_block):
+            if src.path is None:
+                out.append((versions.object_path(self.root, req.file_hash), src.offset, None, None))
+                continue
+            e = self.index.get(src.path)
             if e is not None:
-                out.append((self.root / found[0], found[1],
-                            apply.Stat(e.size, e.mtime_ns, e.inode, e.kind), found[0]))
+                out.append((self.root / src.path, src.offset,
+                            apply.Stat(e.size, e.mtime_ns, e.inode, e.kind), src.path))
         return out
 
     def _read_first(self, sources, req: BlockRequest) -> bytes | None:
-        """(worker thread) The first source whose bytes at the offset hash to the block."""
-        for full, offset, expect, rel in sources:
-            if expect is not None and apply.stat_of(self.root, rel) != expect:
-                continue  # changed since scanned: not the version we announced
-            try:
-                with open(full, "rb", buffering=0) as f:
-                    f.seek(offset)
-                    data = f.read(req.size)
-            except OSError:
-                continue
-            if len(data) != req.size:
-                continue
-            if not req.hash or strong_hash(data) == req.hash:  # no hash: a piece of a whole
-                return data  # version, from sources holding exactly that version
-        return None
+        """(worker thread) The bytes of the first source that may be served, or None."""
+        return serving.first_served(req, sources, lambda source: self._read(source, req),
+                                     strong_hash)
 
+    def _read(self, source, req: BlockRequest) -> bytes | None:
+        """(worker thread) The bytes at the source's offset; None if the file changed since it
+        was scanned (not the version we announced) or cannot be read."""
+        full, offset, expect, rel = source
+        if expect is not None and apply.stat_of(self.root, rel) != expect:
+            return None
+        try:
+            with open(full, "rb", buffering=0) as f:
+                f.seek(offset)
+                return f.read(req.size)
+        except OSError:
+            return None

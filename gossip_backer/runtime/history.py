@@ -24,9 +24,6 @@ from gossip_backer.protocol import history
 from gossip_backer.protocol.history import Version
 from gossip_backer.wire.messages import HistoryReply, HistoryRequest
 
-ASK_TIMEOUT = 3.0  # seconds to wait for the connected peers' answers
-CONNECT_GRACE = 8.0  # seconds after the node starts in which history also waits for members
-#                      not connected yet (a node that just started has not reached them yet)
 PIECE = 1 << 20
 
 
@@ -55,8 +52,7 @@ def archive_rows(state, path: str) -> list[tuple[bytes, int, int, bytes]]:
 def local_history(state, path: str, rows: list | None = None) -> list[Version]:
     """This node's versions of `path`: its archive (`rows`, or read now) and the map."""
     rows = archive_rows(state, path) if rows is None else rows
-    return history.merged(history.from_archive(path, rows),
-                          known=history.from_map(state.metamap, path))
+    return history.local(path, rows, state.metamap)
 
 
 def refuse_read_only(state) -> None:
@@ -99,84 +95,44 @@ def finish_restored(tmp: TempFile, v: Version, expect: Stat | None, mode: int, a
 
 
 # -- the running node ------------------------------------------------------------------------
-class _Ask:
-    """One history request in flight: whom we asked, who answered, the rows they sent."""
-
-    def __init__(self) -> None:
-        self.asked: set[bytes] = set()
-        self.answered: set[bytes] = set()
-        self.rows: list[tuple[bytes, tuple]] = []
-
-
 class HistoryService:
-    """History requests to and from peers, and restores, for a running node."""
+    """History requests to and from peers, and restores, for a running node: carries out what
+    protocol/history.py decides (whom to ask, until when, how replies merge)."""
 
     def __init__(self, node) -> None:
         self.node = node
         self._next = 1
-        self._waiting: dict[int, _Ask] = {}
+        self._waiting: dict[int, history.Ask] = {}
         self.started = time.monotonic()
 
     def answer(self, req: HistoryRequest) -> HistoryReply:
-        try:
-            path = check(req.path)
-        except BadPath:
-            return HistoryReply(req.request_id, ())
-        rows = archive_rows(self.node.state, path)
-        return HistoryReply(req.request_id, tuple([h, s, m, o] for h, s, m, o in rows))
+        path = history.requested_path(req)
+        return history.reply(req, [] if path is None else archive_rows(self.node.state, path))
 
     def on_reply(self, peer: bytes, reply: HistoryReply) -> None:
         ask = self._waiting.get(reply.request_id)
-        if ask is None or peer not in ask.asked:
-            return
-        ask.answered.add(peer)
-        for entry in reply.entries[:10_000]:
-            if (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], bytes)
-                    and len(entry[0]) == 32 and all(isinstance(x, int) for x in entry[1:3])
-                    and isinstance(entry[3], bytes) and len(entry[3]) == 32):
-                ask.rows.append((peer, tuple(entry)))
-
-    def _members(self) -> set[bytes]:
-        """The other members that may keep versions (revoked ones are not asked)."""
-        me = self.node.state.identity.public
-        return {k for k, m in self.node.state.metamap.membership.members.items()
-                if k != me and not m.revoked}
+        if ask is not None:
+            ask.on_reply(peer, reply)
 
     async def history(self, path: str) -> tuple[list[Version], dict[str, set[bytes]]]:
-        """All versions known in the mesh, and which peers reported keeping each one.
-
-        Every connected peer is asked, and so is every peer that connects while we wait. Right
-        after the node starts (CONNECT_GRACE) it also waits for the members it has not reached
-        yet: a node restarted after a while must not answer from its own stale view alone."""
+        """All versions known in the mesh, and which peers reported keeping each one."""
         rid, self._next = self._next, self._next + 1
-        ask = self._waiting[rid] = _Ask()
         now = time.monotonic()
-        young = now - self.started < CONNECT_GRACE
-        deadline = max(now + ASK_TIMEOUT, self.started + CONNECT_GRACE if young else 0.0)
+        ask = self._waiting[rid] = history.Ask(rid, path, now, self.started)
+        state = self.node.state
         try:
-            with trio.move_on_after(deadline - now):
+            with trio.move_on_after(ask.deadline - now):
                 while True:
-                    for peer in list(self.node.links):
-                        if peer not in ask.asked:
-                            ask.asked.add(peer)
-                            self.node.send_to(peer, HistoryRequest(rid, path))
-                    waiting_for = ask.asked - ask.answered
-                    if young and time.monotonic() - self.started < CONNECT_GRACE:
-                        waiting_for |= self._members() - ask.answered
-                    if not waiting_for:
+                    for peer in ask.to_ask(list(self.node.links)):
+                        self.node.send_to(peer, ask.request)
+                    members = history.members_to_wait_for(state.metamap, state.identity.public)
+                    if ask.complete(time.monotonic(), members):
                         break
                     await trio.sleep(0.05)
         finally:
             del self._waiting[rid]
-        holders: dict[str, set[bytes]] = {}
-        remote = []
-        for peer, row in ask.rows:
-            v = history.from_archive(path, [row])[0]
-            remote.append(v)
-            holders.setdefault(v.id, set()).add(peer)
-        rows = await self.node.state.store_call(archive_rows, self.node.state, path)  # in order
-        return history.merged(local_history(self.node.state, path, rows), remote,
-                              known=history.from_map(self.node.state.metamap, path)), holders
+        rows = await state.store_call(archive_rows, state, path)  # in order
+        return ask.listing(local_history(state, path, rows), history.from_map(state.metamap, path))
 
     async def restore(self, path: str, version_id: str | None) -> dict:
         folder = self.node.folder

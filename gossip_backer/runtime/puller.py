@@ -12,8 +12,8 @@ For a file it builds the new content in a temporary file next to the target, fro
 and only then fetches the remaining blocks from peers (protocol/transfer.py decides whom to ask),
 each as a delta against the old bytes in its place where the file had content (core/delta.py:
 an edited line of a source file costs about that line, not the file).
-What to do, in which order, and what it means once done is the folder machine's decision
-(protocol/folder.py): this module only carries it out.
+What to do is the folder machine's decision (protocol/folder.py), which sources in which order
+and what counts as had is the reuse plan's (protocol/reuse.py): this module only carries them out.
 The file is moved into place only after its whole hash checks out, and only if the file on disk
 is still the one last scanned: a change the user made meanwhile is never overwritten, it becomes
 a version of its own and the conflict rule decides. All disk work runs in worker threads.
@@ -29,7 +29,6 @@ from pathlib import Path
 
 import trio
 
-from gossip_backer.core import delta
 from gossip_backer.core.blocks import RollingMatcher, strong_hash
 from gossip_backer.core.paths import BadPath
 from gossip_backer.core.record import FILE, FileRecord, IndexEntry
@@ -41,7 +40,7 @@ from gossip_backer.events import TransferProgress
 from gossip_backer.runtime.clock import Clock
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.folder import DiskStat, FolderMachine
-from gossip_backer.protocol import transfer
+from gossip_backer.protocol import reuse, transfer
 from gossip_backer.protocol.transfer import Base, Scheduler
 from gossip_backer.wire.messages import BlockData, BlockMissing, DeltaData
 
@@ -362,11 +361,12 @@ class Puller:
 
     @staticmethod
     def _len(rec: FileRecord, i: int) -> int:
-        return min(rec.block_size, rec.size - i * rec.block_size)
+        return reuse.block_length(rec, i)
 
     def _prepare(self, need: mirror.Need, entry: IndexEntry | None, find_block,
                  same: str | None):
-        """(worker thread) Open the temporary file and fill in every block we already have."""
+        """(worker thread) Open the temporary file and fill in every block we already have,
+        carrying out the reuse plan (protocol/reuse.py)."""
         rec = need.record
         partial = apply.find_partial(self.root, need.path)
         if partial is not None:
@@ -374,97 +374,75 @@ class Puller:
         else:
             tmp = TempFile.create(self.root, need.path)
         try:
-            have = self._reuse(tmp, rec, entry, find_block, same, resumed=partial is not None)
-            bases = self._bases(rec, entry, have)
+            plan = reuse.Plan(rec, entry, resumed=partial is not None, same=same,
+                              find_block=find_block)
+            while (step := plan.next_step()) is not None:
+                plan.got(self._carry(step, tmp, rec))
+            bases = self._bases(rec.path, plan.delta_bases(entry))
         except BaseException:
             tmp.close()
             raise
-        return tmp, have, bases
+        return tmp, plan.have, bases
 
-    def _bases(self, rec: FileRecord, entry: IndexEntry | None, have: set[int]) -> dict[int, Base]:
+    def _carry(self, step: reuse.Step, tmp: TempFile, rec: FileRecord) -> set[int]:
+        """(worker thread) One step of the reuse plan; the blocks it wrote."""
+        if isinstance(step, reuse.Truncate):
+            tmp.truncate(step.size)
+            return set()
+        if isinstance(step, reuse.Verify):
+            return {i for i in step.indices
+                    if reuse.is_block(rec, i, tmp.read_at(i * rec.block_size,
+                                                          reuse.block_length(rec, i)), strong_hash)}
+        if isinstance(step, reuse.Rolling):
+            return self._rolling(tmp, rec, step)
+        if step.source is reuse.ARCHIVE:
+            source = versions.open_version(self.root, step.content_hash)
+            return set() if source is None else self._copy_from(source, tmp, rec, step)
+        return self._copy_from(self.root / step.source, tmp, rec, step)
+
+    def _bases(self, path: str, wanted: dict[int, tuple[int, int]]) -> dict[int, Base]:
         """(worker thread) Signatures of the old bytes the missing blocks come as deltas against."""
-        wanted = transfer.delta_bases(rec, entry, (i for i in range(len(rec.blocks)) if i not in have))
         bases: dict[int, Base] = {}
         try:
-            with open(self.root / rec.path, "rb", buffering=0) as f:
+            with open(self.root / path, "rb", buffering=0) as f:
                 for i, (offset, size) in wanted.items():
                     f.seek(offset)
-                    old = f.read(size)
-                    if old:
-                        chunk = delta.chunk_for(len(old))
-                        bases[i] = Base(offset, len(old), chunk, delta.signature(old, chunk))
+                    base = transfer.base_of(offset, f.read(size))
+                    if base is not None:
+                        bases[i] = base
         except OSError:
             pass
         return bases
 
     def _rebuild(self, path: str, base: Base, block_hash: bytes, size: int,
                  encoded: bytes) -> bytes | None:
-        """(worker thread) A DeltaData's block from the old bytes, or None if it does not hash
-        to the block (the old file changed meanwhile, or a false match of the signature)."""
+        """(worker thread) A DeltaData's block from the old bytes (transfer.rebuild)."""
         try:
             with open(self.root / path, "rb", buffering=0) as f:
                 f.seek(base.offset)
                 old = f.read(base.size)
-            data = delta.decode(old, base.chunk, encoded, size) if len(old) == base.size else None
-        except (OSError, delta.DeltaError):
+        except OSError:
             return None
-        return data if data is not None and strong_hash(data) == block_hash else None
+        return transfer.rebuild(base, old, encoded, size, block_hash, strong_hash)
 
-    def _reuse(self, tmp: TempFile, rec: FileRecord, entry, find_block, same: str | None,
-               resumed: bool) -> set[int]:
-        have: set[int] = set()
-        if resumed:
-            have |= self._verified_in(tmp, rec, set(range(len(rec.blocks))))
-        tmp.truncate(rec.size)
-        archived = versions.open_version(self.root, rec.hash) if rec.hash else None
-        whole = archived if archived is not None else (self.root / same if same else None)
-        if whole is not None:  # the same content, archived or at another path (a rename or copy,
-            have |= self._copy_from(whole, tmp, rec, {  # maybe cut in other blocks there)
-                i: i * rec.block_size for i in range(len(rec.blocks)) if i not in have})
-        wanted = {i: b for i, b in enumerate(rec.blocks) if i not in have}
-        by_source: dict[str, dict[int, int]] = {}
-        for i, b in wanted.items():
-            src = find_block(b.hash)
-            if src is not None:
-                by_source.setdefault(src[0], {})[i] = src[1]
-        for src_path, offsets in by_source.items():
-            have |= self._copy_from(self.root / src_path, tmp, rec, offsets)
-        if archived is None and len(have) < len(rec.blocks) and rec.hash:
-            archived = versions.open_version(self.root, rec.hash)  # archived meanwhile (a
-            if archived is not None:  # source deleted while we read it)
-                have |= self._copy_from(archived, tmp, rec, {
-                    i: i * rec.block_size for i in range(len(rec.blocks)) if i not in have})
-        if entry is not None and entry.kind == FILE and len(have) < len(rec.blocks):
-            have |= self._rolling(tmp, rec, have)
-        return have
-
-    def _verified_in(self, tmp: TempFile, rec: FileRecord, indices: set[int]) -> set[int]:
-        ok = set()
-        for i in indices:
-            size = self._len(rec, i)
-            if i * rec.block_size + size <= tmp.size and strong_hash(tmp.read_at(i * rec.block_size, size)) == rec.blocks[i].hash:
-                ok.add(i)
-        return ok
-
-    def _copy_from(self, source: Path, tmp: TempFile, rec: FileRecord, offsets: dict[int, int]) -> set[int]:
-        """Copy blocks found at `offsets` (index -> source offset) of `source`, verified."""
+    def _copy_from(self, source: Path, tmp: TempFile, rec: FileRecord, step: reuse.Copy) -> set[int]:
+        """Copy the step's blocks from `source`, each verified."""
         got = set()
         try:
             with open(source, "rb", buffering=0) as f:
-                for i, off in sorted(offsets.items(), key=lambda kv: kv[1]):
-                    size = self._len(rec, i)
+                for i, off, size in reuse.reads(step, rec):
                     f.seek(off)
                     data = f.read(size)
-                    if len(data) == size and strong_hash(data) == rec.blocks[i].hash:
+                    if reuse.is_block(rec, i, data, strong_hash):
                         tmp.write_at(i * rec.block_size, data)
                         got.add(i)
         except OSError:
             pass
         return got
 
-    def _rolling(self, tmp: TempFile, rec: FileRecord, have: set[int]) -> set[int]:
+    def _rolling(self, tmp: TempFile, rec: FileRecord, step: reuse.Rolling) -> set[int]:
         """zsync-style: find the missing blocks anywhere in the old file at this path."""
-        old = self.root / rec.path
+        old = self.root / step.path
         matcher = RollingMatcher(rec.blocks, rec.block_size, rec.size)
         try:
             with open(old, "rb", buffering=0) as f:
@@ -479,8 +457,9 @@ class Puller:
                 found = matcher.scan_chunks(chunks())
         except OSError:
             return set()
-        found = {i: off for i, off in found.items() if i not in have}
-        return self._copy_from(old, tmp, rec, found)
+        wanted = set(step.indices)
+        return self._copy_from(old, tmp, rec, reuse.Copy(
+            step.path, None, {i: off for i, off in found.items() if i in wanted}))
 
     # -- blocks from peers -----------------------------------------------------------------
     async def _request_pump(self) -> None:

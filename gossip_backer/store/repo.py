@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gossip_backer.core.invite import invite_state
 from gossip_backer.core.paths import escape, unescape
 from gossip_backer.core.record import Block, IndexEntry, SignedUpdate, payload_from_plain
 from gossip_backer.core.vv import VersionVector
@@ -232,7 +233,7 @@ class Repo:
         if row is None:
             return None
         used_at, expires = row
-        return "used" if used_at is not None else "expired" if expires <= now else "usable"
+        return invite_state(used_at, expires, now)
 
     def claim_invite(self, invite_id: bytes, now: float) -> Invite | None:
         """Mark the invite used and return it; None if unknown, used or expired. One guarded

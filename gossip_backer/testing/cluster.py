@@ -60,6 +60,7 @@ from gossip_backer.protocol.gossip import digest_hash
 from gossip_backer.testing.loop import EventLoop
 from gossip_backer.testing.memdisk import DiskFull
 from gossip_backer.testing.node import SimNode, SimStore
+from gossip_backer.testing.siminvite import Claim
 from gossip_backer.testing.oracle import Oracle, Write, content_id
 from gossip_backer.testing.simnet import LinkSpec, SimNet
 
@@ -68,7 +69,7 @@ __all__ = ["Cluster", "ClusterConfig", "clone_map", "topology_edges", "EPOCH_NS"
 
 EPOCH_NS = 1_700_000_000 * 10**9  # simulated time 0, as Unix nanoseconds (for mtimes)
 META_KINDS = ("Digest", "Summary", "Delta", "DeltaAck", "Ping", "Pong", "handshake")
-BLOCK_KINDS = ("BlockRequest", "BlockData", "BlockMissing")
+BLOCK_KINDS = ("BlockRequest", "BlockData", "BlockMissing", "DeltaRequest", "DeltaData")
 
 
 @dataclass
@@ -326,6 +327,18 @@ class Cluster:
         self.changed(node)
         return w
 
+    def edit(self, i: int, path: str, *, size: int = 4096, change: int = 64) -> Write | None:
+        """The user of node `i` changes a few bytes of `path` in place (an edited line: the rest
+        stays, so the new version crosses the wire as deltas); a path that holds no file yet is
+        written whole (`size` bytes)."""
+        old = self.nodes[i].disk.read(path)
+        if not old:
+            return self.write(i, path, size=size)
+        new = self.content(change)
+        at = self.rng.randrange(len(old) + 1)
+        cut = self.rng.randrange(min(change, len(old) - at) + 1)
+        return self.write(i, path, old[:at] + new + old[at + cut:])
+
     def delete(self, i: int, path: str) -> Write | None:
         node = self.nodes[i]
         previous = node.disk.read(path)
@@ -430,9 +443,20 @@ class Cluster:
         self.note(f"quota {i} {quota}")
         self.nodes[i].disk.quota = quota
 
-    def join(self, granter: int, *, links: int = 3, read_only: bool = False) -> int:
-        """A new node joins through `granter` (an invite): granted, then it dials in."""
+    def invite(self, granter: int, *, read_only: bool = False,
+               expires: float = 7 * 86400.0) -> Identity:
+        """`backer invite` on node `granter`: the invite key the joining node proves."""
+        key = self._identity()
+        self.nodes[granter].store.invites.create(key.public, read_only,
+                                                 self.clock_ns() / 1e9 + expires)
+        return key
+
+    def join(self, granter: int, *, links: int = 3, read_only: bool = False,
+             invite: Identity | None = None, forge: bool = False) -> int:
+        """A new node joins through `granter` with an invite (a new one unless given): it claims
+        it over the simulated wire, and dials in; the grant reaches the mesh by gossip."""
         g = self.nodes[granter]
+        invite = invite or self.invite(granter, read_only=read_only)
         ident = self._identity()
         i = len(self.nodes)
         node = SimNode(self, i, ident, read_only=read_only, bootstrap=[g.key])
@@ -440,8 +464,9 @@ class Cluster:
         self.by_key[node.key] = i
         self.neighbours[i] = set()
         self.note(f"join {i} via {granter}")
-        g.publish(Grant(node.key, f"n{i}", read_only, g.metamap.clock + 1))
         node.boot()
+        node.claim = Claim(node, granter, invite, forge=forge)
+        node.claim.start()
         self.add_edge(i, granter, dialer=i)
         live = [j for j in range(i) if self.nodes[j].alive and j != granter and j not in self.evil]
         for j in self.rng.sample(live, min(links, len(live))):

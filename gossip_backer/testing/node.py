@@ -10,7 +10,10 @@ folder machine (protocol/folder.py), carried out on that disk by `SimFolder`
   turns what changed into versions, which the node signs with its key;
 - a connection opens as the daemon's does: once the handshake is done each end sends its
   `Hello`, and the peer's first message is judged by the daemon's `session.Admission` (protocol
-  version, trust); only then does the session start;
+  version, trust); only then does the session start. A joining node first dials its inviter
+  with the invite key and sends its InviteClaim, judged there by the daemon's rules
+  (testing/siminvite.py);
+- `history` asks the connected peers over the network (testing/simhistory.py);
 - every message crosses the `SimNet` as bytes (`wire.messages.encode`, then `decode` at the
   other end), so sizes are real wire sizes and the decoder checks every peer message;
 - `Persist` effects go to a `SimStore` that survives crashes; on restart the map is rebuilt
@@ -37,9 +40,12 @@ from gossip_backer.protocol.peer import MAX_FRAME
 from gossip_backer.protocol.replica import Replica
 from gossip_backer.testing.memdisk import MemRoot
 from gossip_backer.testing.simfolder import SimFolder
+from gossip_backer.testing.simhistory import SimHistory
+from gossip_backer.testing.siminvite import Claim, SimInvites
 from gossip_backer.testing.simnet import Connection, Endpoint
-from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, Message, decode,
-                                         encode)
+from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
+                                         DeltaRequest, HistoryReply, HistoryRequest, Message,
+                                         decode, encode)
 
 if TYPE_CHECKING:
     from gossip_backer.testing.cluster import Cluster
@@ -47,7 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["SimNode", "SimStore"]
 
 STORED = (Outcome.APPLIED, Outcome.HELD, getattr(Outcome, "VOID", Outcome.HELD))
-BLOCK_KINDS = (BlockRequest, BlockData, BlockMissing)
+BLOCK_KINDS = (BlockData, BlockMissing, DeltaData)  # answers to our requests
 
 
 class SimStore:
@@ -59,6 +65,8 @@ class SimStore:
         self.added: dict[tuple[bytes, int], SignedUpdate] = {}
         self.removed: set[tuple[bytes, int]] = set()
         self.index: dict[str, IndexEntry] = {}  # the local index (store.repo's index table)
+        self.revisions: dict[str, list[tuple]] = {}  # path -> archived (hash, size, mtime, origin)
+        self.invites = SimInvites()  # the invites this node made (store.repo's invites table)
         self.machine_boot = 0  # the machine's boot id (a machine crash reboots it)
         self.alive: tuple[int, float] | None = None  # (boot id, last sign of life), as
         # disk/alive.py keeps it for the daemon: a mark left from another boot means the
@@ -99,6 +107,9 @@ class SimNode(Endpoint):
         self.conns: dict[int, Connection] = {}  # admitted sessions
         self.opening: dict[int, Connection] = {}  # handshake done, the peer's Hello awaited
         self.dialed: dict[int, bool] = {}  # connection id -> dialed by us
+        self.invite_links: dict[int, bytes] = {}  # connection id -> the invite key it proved
+        self.claim: Claim | None = None  # our claim of the invite we join with
+        self.invite_error: str | None = None
         self.events: list[object] = []
         self.errors: list[str] = []  # why peers were dropped for misbehaving
         self.local_errors: list[str] = []  # LocalError raised by our own decisions (bugs)
@@ -110,6 +121,7 @@ class SimNode(Endpoint):
         self.metamap: MetaMap | None = None
         self.replica: Replica | None = None
         self.folder: SimFolder | None = None
+        self.history: SimHistory | None = None
 
     def __repr__(self) -> str:
         return f"SimNode({self.index})"
@@ -141,6 +153,7 @@ class SimNode(Endpoint):
                                 cfg=cl.cfg, rng=cl.rng, clock_ns=cl.clock_ns, ignore=self.ignore)
         inc = self.incarnation
         cl.loop.call_later(cl.rng.uniform(0.0, cl.cfg.tick), self._tick, inc)
+        self.history = SimHistory(self, self.now)
         self.folder.boot(first_scan)
         cl.changed(self)
 
@@ -195,15 +208,56 @@ class SimNode(Endpoint):
         """The peer's first message on `conn`: the daemon's admission decides."""
         message = decode(data)  # a RemoteError here: `drop` ends the opening connection
         del self.opening[peer]
-        verdict = self.admission().first(self.cluster.nodes[peer].key, message)
+        invited = self.invite_links.pop(conn.id, None)
+        proved = invited or self.cluster.nodes[peer].key  # the key the handshake proved
+        verdict = self.admission().first(proved, message)
         if isinstance(verdict, session.Admit):
             self.attach(conn, peer)
             return
-        reason = verdict.reason if isinstance(verdict, session.Reject) else "no invites here"
-        if isinstance(verdict, session.Reject) and verdict.reply is not None:
+        if isinstance(verdict, session.ClaimGrant):
+            self.grant_invite(conn, proved, verdict.claim)
+            return
+        if verdict.reply is not None:
             self.cluster.net.send(conn, self.index, encode(verdict.reply), "Refuse")
-        self.cluster.net.close(conn, self.index, f"refused: {reason}")
-        self.cluster.link_down(self.index, peer, error=False)
+        self.cluster.net.close(conn, self.index, f"refused: {verdict.reason}")
+        if invited is None:
+            self.cluster.link_down(self.index, peer, error=False)
+
+    # -- invites -----------------------------------------------------------------------------
+    def wall(self) -> float:
+        return self.cluster.clock_ns() / 1e9
+
+    def accept_invite(self, conn: Connection, invite_key: bytes) -> "SimNode | None":
+        """A dial authenticated by `invite_key`: one of ours (a used or expired one too: it only
+        hears why it is refused), as the daemon's handshake authorises it."""
+        if not self.alive or self.store.invites.state(invite_key, self.wall()) is None:
+            return None
+        self.invite_links[conn.id] = invite_key
+        return self
+
+    def grant_invite(self, conn: Connection, invite_key: bytes, claim) -> None:
+        """A joining node's claim arrived: checked before the invite is spent (a forged claim
+        must not use it up), then judged by the daemon's rule (session.judge_claim)."""
+        try:
+            session.check_claim(self.cluster.mesh_id, invite_key, claim)
+        except RemoteError as exc:
+            self.errors.append(f"RemoteError: {exc}")
+            self.cluster.net.close(conn, self.index, f"RemoteError: {exc}")
+            return
+        now = self.wall()
+        spent = self.store.invites.claim(invite_key, now)
+        state = None if spent is not None else self.store.invites.state(invite_key, now)
+        members = self.metamap.membership.members
+        result, grant = session.judge_claim(claim, spent, state, members, self.metamap.clock)
+        if grant is not None:
+            self.publish(grant)
+        self.cluster.net.send(conn, self.index, encode(result), "InviteResult")
+        self.cluster.net.close(conn, self.index, "invite used" if grant else "refused invite")
+
+    def invite_answered(self, result) -> None:
+        """Our claim was answered: welcome (the grant comes by gossip), or refused for good."""
+        if not result.accepted:
+            self.invite_error = f"the invite was refused: {result.reason}"
 
     def attach(self, conn: Connection, peer: int) -> None:
         old = self.conns.get(peer)
@@ -281,8 +335,12 @@ class SimNode(Endpoint):
             if self.conns.get(peer) is not conn:
                 return
             message = decode(data)
-            if isinstance(message, BlockRequest):
+            if isinstance(message, (BlockRequest, DeltaRequest)):
                 self.send(peer, self.serve_block(message))
+            elif isinstance(message, HistoryRequest):
+                self.send(peer, self.history.answer(message))
+            elif isinstance(message, HistoryReply):
+                self.history.on_reply(self.cluster.nodes[peer].key, message)
             elif isinstance(message, BLOCK_KINDS):
                 self.folder.on_block_message(self.cluster.nodes[peer].key, message)
             else:
@@ -358,11 +416,18 @@ class SimNode(Endpoint):
     def changed(self) -> None:
         self.cluster.changed(self)
 
-    def serve_block(self, req: BlockRequest) -> Message:
+    def serve_block(self, req: BlockRequest | DeltaRequest) -> Message:
         return self.folder.serve_block(req)
 
     def idle(self) -> bool:
         return not self.alive or self.folder.idle()
+
+    def record_archived(self, path: str, row: tuple) -> None:
+        """The disk work kept a replaced version in the archive: its revision row (as
+        runtime/folder.py's record_archived writes one)."""
+        rows = self.store.revisions.setdefault(path, [])
+        if row not in rows:
+            rows.append(row)
 
     def publish(self, payload: Payload, *, user: bool = False) -> SignedUpdate:
         """Sign `payload` as our next update, apply, persist and spread it (NodeState.make).

@@ -13,10 +13,13 @@ Theory of operation
   `Rescan` sets a timer; `Emit` goes to the node's event list.
 - Disk work: after any change, `work()` runs once (coalesced) and carries out what
   `machine.next_work` hands out, with memdisk's safe operations, each checking that the disk
-  is still what the index says. A file is assembled in a temp file from a partial download,
-  from the archive or a local file with the same content, from blocks found on this disk, then
-  from peers through the real `transfer.Scheduler`; when no connected peer holds it the machine
-  marks it unavailable. As in the daemon, no disk work starts before the first full scan.
+  is still what the index says. A file is assembled in a temp file by the daemon's reuse plan
+  (protocol/reuse.py: a partial download, the archive, a local file with the same content,
+  blocks found on this disk, a rolling match of the old content), then from peers through the
+  real `transfer.Scheduler`, each block as a delta against the old bytes where the file had
+  content; when no connected peer holds it the machine marks it unavailable. Block requests of
+  peers are answered by the daemon's rules too (protocol/serving.py). As
+  in the daemon, no disk work starts before the first full scan.
 """
 
 from __future__ import annotations
@@ -29,14 +32,16 @@ from gossip_backer.core import blocks as coreblocks
 from gossip_backer.core.record import FILE, IndexEntry
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.disk.scan import RootUnavailable
-from gossip_backer.errors import IntegrityError, LocalError, RemoteError
+from gossip_backer.errors import IntegrityError, LocalError
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
+from gossip_backer.protocol import reuse, serving, transfer
 from gossip_backer.protocol.folder import DiskStat, FolderMachine
-from gossip_backer.protocol.transfer import Scheduler
+from gossip_backer.protocol.transfer import Base, Scheduler
 from gossip_backer.testing import memdisk, memscan
 from gossip_backer.testing.memdisk import MemRoot, TempFile
-from gossip_backer.wire.messages import BlockData, BlockMissing, BlockRequest, Message
+from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
+                                         DeltaRequest, Message)
 
 if TYPE_CHECKING:
     from gossip_backer.testing.cluster import ClusterConfig
@@ -78,7 +83,7 @@ class SimFolder:
         self._scan_todo: set[str] = set()
         self._scan_timer = None
         self._work_timer = None
-        self._blocks: dict[bytes, tuple[str, int, int]] | None = None
+        self.local = reuse.LocalBlocks(machine.index)  # which local file holds a block
         from gossip_backer.testing.simlive import SimLive
 
         self.live = SimLive(self)
@@ -144,7 +149,7 @@ class SimFolder:
                     self.index_store[e.path] = e
                 for p in effect.drops:
                     self.index_store.pop(p, None)
-                self._blocks = None
+                self.local.forget()
             elif isinstance(effect, Publish):
                 for record in effect.records:
                     self.host.publish(record, user=effect.user)
@@ -252,47 +257,69 @@ class SimFolder:
                 memdisk.archive(self.disk, where, entry.hash, hasher_factory=coreblocks.FileHasher)
             except memdisk.ArchiveMismatch:
                 raise memdisk.LocalChanged(where, "changed since it was scanned")
+            self.host.record_archived(entry.path, (entry.hash, entry.size, entry.mtime_ns,
+                                                   self.machine.origin_of(entry)))
         return archive
 
     # -- files -------------------------------------------------------------------------------
     def _pull(self, need: mirror.Need) -> None:
         rec = need.record
+        entry = self.machine.index.get(need.path)
         partial = memdisk.find_partial(self.disk, need.path)
         if partial is not None:
             temp = TempFile.open_existing(partial, target=memdisk.MemPath(self.disk, need.path),
                                           hasher_factory=coreblocks.FileHasher)
         else:
             temp = TempFile.create(self.disk, need.path, hasher_factory=coreblocks.FileHasher)
+        plan = reuse.Plan(rec, entry, resumed=partial is not None,
+                          same=self.local.find_file(rec.hash) if rec.hash else None,
+                          find_block=self.local.find_block)
         try:
-            temp.truncate(rec.size)
-            todo = self._fill(temp, rec, partial is not None)
+            while (step := plan.next_step()) is not None:
+                plan.got(self._carry(step, temp, rec))
         except LocalError:
             temp.abort()  # a full disk: give the room back
             raise
         self.pulls[need.path] = _Pull(need, temp)
+        todo = [(i, rec.blocks[i]) for i in plan.missing()]
         if todo:
             self.scheduler.forget_lacking(rec.hash)  # asked again: peers may have it by now
-            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, todo)
+            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, todo,
+                               self._bases(rec.path, plan.delta_bases(entry)))
         else:
             self._finish(need.path)
 
-    def _fill(self, temp: TempFile, rec, resumed: bool) -> list:
-        """Write every block we already have; the blocks still to fetch."""
-        whole = memdisk.read_version(self.disk, rec.hash) if rec.hash else None
-        todo = []
-        for i, block in enumerate(rec.blocks):
-            offset = i * rec.block_size
-            length = min(rec.block_size, rec.size - offset)
-            if resumed and coreblocks.strong_hash(temp.read_at(offset, length)) == block.hash:
-                continue  # verified in an earlier try (a resumed download)
-            data = whole[offset:offset + length] if whole is not None else None
-            if data is None or coreblocks.strong_hash(data) != block.hash:
-                data = self._local_block(block.hash)
-            if data is not None and len(data) == length:
-                temp.write_at(offset, data)
-            else:
-                todo.append((i, block))
-        return todo
+    def _carry(self, step: reuse.Step, temp: TempFile, rec) -> set[int]:
+        """One step of the reuse plan (protocol/reuse.py) on the memdisk; the blocks it wrote."""
+        if isinstance(step, reuse.Truncate):
+            temp.truncate(step.size)
+            return set()
+        if isinstance(step, reuse.Verify):
+            return {i for i in step.indices if reuse.is_block(
+                rec, i, temp.read_at(i * rec.block_size, reuse.block_length(rec, i)),
+                coreblocks.strong_hash)}
+        if isinstance(step, reuse.Rolling):
+            old = self.disk.read(step.path) or b""
+            found = coreblocks.RollingMatcher(rec.blocks, rec.block_size, rec.size).scan(old)
+            wanted = set(step.indices)
+            step = reuse.Copy(step.path, None, {i: o for i, o in found.items() if i in wanted})
+        if step.source is reuse.ARCHIVE:
+            data = memdisk.read_version(self.disk, step.content_hash)
+        else:
+            data = self.disk.read(step.source)
+        got = set()
+        for i, off, size in reuse.reads(step, rec) if data is not None else ():
+            chunk = data[off:off + size]
+            if reuse.is_block(rec, i, chunk, coreblocks.strong_hash):
+                temp.write_at(i * rec.block_size, chunk)
+                got.add(i)
+        return got
+
+    def _bases(self, path: str, wanted: dict[int, tuple[int, int]]) -> dict[int, Base]:
+        """Signatures of the old bytes at `path` the missing blocks come as deltas against."""
+        old = (self.disk.read(path) or b"") if wanted else b""
+        bases = {i: transfer.base_of(off, old[off:off + size]) for i, (off, size) in wanted.items()}
+        return {i: b for i, b in bases.items() if b is not None}
 
     def _cancel(self, path: str) -> None:
         pull = self.pulls.pop(path, None)
@@ -323,24 +350,6 @@ class SimFolder:
             return
         self._done(need, memdisk.stat_of(self.disk, path))
 
-    def _local_block(self, block_hash: bytes) -> bytes | None:
-        """A block with this hash from a file on our disk (as last scanned), if still there."""
-        if self._blocks is None:
-            self._blocks = {}
-            for e in self.machine.index.values():
-                if e.kind == FILE and e.hash is not None:
-                    for i, b in enumerate(e.blocks):
-                        off = i * e.block_size
-                        self._blocks.setdefault(b.hash, (e.path, off, min(e.block_size, e.size - off)))
-        where = self._blocks.get(block_hash)
-        if where is None:
-            return None
-        data = self.disk.read(where[0])
-        if data is None:
-            return None
-        chunk = data[where[1]:where[1] + where[2]]
-        return chunk if coreblocks.strong_hash(chunk) == block_hash else None
-
     # -- blocks over the network -------------------------------------------------------------
     def request_blocks(self) -> None:
         if not self.pulls or not self.running:
@@ -366,47 +375,59 @@ class SimFolder:
         if self.machine.stalled or self.machine.disk_full or self.machine.refresh_due(self.now):
             self.schedule_work()  # retries come due on the clock, and the safety-net refresh  # retries come due on the clock
 
-    def on_block_message(self, peer: bytes, message: BlockData | BlockMissing) -> None:
+    def on_block_message(self, peer: bytes, message: BlockData | BlockMissing | DeltaData) -> None:
         """An answer from `peer` to one of our block requests."""
-        if isinstance(message, BlockData):
-            arrived = self.scheduler.on_data(peer, message.request_id, message.data)
-            if arrived is not None:
-                pull = self.pulls.get(arrived.path)
-                if pull is not None:
-                    try:
-                        pull.temp.write_at(arrived.offset, arrived.data)
-                    except LocalError as exc:  # our disk's trouble (full), not the peer's
-                        del self.pulls[arrived.path]
-                        self.scheduler.cancel(arrived.path)
-                        self._failed(pull.need, exc, pull.temp)
-                        return
-                    if self.scheduler.remaining(arrived.path) == 0:
-                        self._finish(arrived.path)
-        else:
+        if isinstance(message, BlockMissing):
             self.scheduler.on_missing(peer, message.request_id)
+        elif isinstance(message, DeltaData):
+            wanted = self.scheduler.delta_of(message.request_id)
+            data = None if wanted is None else self._rebuild(*wanted, message.delta)
+            self._arrived(self.scheduler.on_delta(peer, message.request_id, data))
+        else:
+            self._arrived(self.scheduler.on_data(peer, message.request_id, message.data))
         self.request_blocks()
+
+    def _rebuild(self, path: str, base: Base, block_hash: bytes, size: int,
+                 encoded: bytes) -> bytes | None:
+        old = (self.disk.read(path) or b"")[base.offset:base.offset + base.size]
+        return transfer.rebuild(base, old, encoded, size, block_hash, coreblocks.strong_hash)
+
+    def _arrived(self, arrived: transfer.Arrived | None) -> None:
+        """A verified block: written to its temp file; the file finished once complete."""
+        pull = None if arrived is None else self.pulls.get(arrived.path)
+        if pull is None:
+            return
+        try:
+            pull.temp.write_at(arrived.offset, arrived.data)
+        except LocalError as exc:  # our disk's trouble (full), not the peer's
+            del self.pulls[arrived.path]
+            self.scheduler.cancel(arrived.path)
+            self._failed(pull.need, exc, pull.temp)
+            return
+        if self.scheduler.remaining(arrived.path) == 0:
+            self._finish(arrived.path)
 
     def peer_gone(self, peer: bytes) -> None:
         self.scheduler.peer_gone(peer)
         self.peers_changed()
 
-    def serve_block(self, req: BlockRequest) -> Message:
-        if not 0 < req.size <= coreblocks.MAX_BLOCK_SIZE or req.offset < 0:
-            raise RemoteError("BlockRequest of an impossible size")
-        for e in self.machine.index.values():
-            if e.kind == FILE and e.hash == req.file_hash:
-                data = (self.disk.read(e.path) or b"")[req.offset:req.offset + req.size]
-                if len(data) == req.size and coreblocks.strong_hash(data) == req.hash:
-                    return BlockData(req.request_id, data)
-        kept = memdisk.read_version(self.disk, req.file_hash)
-        if kept is not None:  # a version this node replaced and archived (history, restores)
-            data = kept[req.offset:req.offset + req.size]
-            if len(data) == req.size and coreblocks.strong_hash(data) == req.hash:
-                return BlockData(req.request_id, data)
-        data = self._local_block(req.hash)
-        if data is not None and len(data) == req.size:
-            return BlockData(req.request_id, data)
-        return BlockMissing(req.request_id)
+    def serve_block(self, req: BlockRequest | DeltaRequest) -> Message:
+        """A peer's block request, answered as runtime/blockserver.py does (protocol/serving.py)."""
+        if not serving.request_ok(req):
+            return BlockMissing(req.request_id)
+        sources = serving.serve_sources(req, self.local.find_file, self.local.find_block)
+        return serving.serve(req, sources, lambda src: self._read(src, req),
+                              coreblocks.strong_hash)
+
+    def _read(self, src: serving.Source, req: BlockRequest) -> bytes | None:
+        """The bytes at a source; None if its file changed since it was scanned."""
+        if src.path is None:
+            data = memdisk.read_version(self.disk, req.file_hash)
+        elif memdisk.stat_of(self.disk, src.path) != _expect(self.machine.index.get(src.path)):
+            return None
+        else:
+            data = self.disk.read(src.path)
+        return None if data is None else data[src.offset:src.offset + req.size]
 
     # -- observation -------------------------------------------------------------------------
     def idle(self) -> bool:

@@ -249,7 +249,8 @@ class SimNet:
                  hold: bool = False, conn: Connection | None = None) -> None:
         """A handshake or teardown packet. Across a cut it is lost, unless `hold` (a FIN or RST
         on a reliable link, which TCP retransmits): then it gets through after the heal. With
-        `conn`, the connection's later frames cannot overtake it (they follow it on the stream)."""
+        `conn`, it keeps its place on the connection's stream: it overtakes no earlier frame and
+        no later frame overtakes it."""
         if not self.reachable(src, dst):
             self._hold_control(src, dst, size, fn, hold)
             return
@@ -407,8 +408,10 @@ class SimNet:
         if len(conn.closed_by) == 2 or other not in conn.ends:
             conn.open = False
             return
-        if notify:
-            self._control(by, other, 64, lambda: self._closed_at(conn, other, reason), hold=True)
+        if notify:  # the FIN follows the frames sent before it on the stream (a Refuse, an
+            # InviteResult sent just before closing reach the peer first)
+            self._control(by, other, 64, lambda: self._closed_at(conn, other, reason), hold=True,
+                          conn=conn)
 
     def _closed_at(self, conn: Connection, host: int, reason: str) -> None:
         if host in conn.closed_by:

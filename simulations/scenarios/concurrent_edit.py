@@ -8,7 +8,7 @@ from __future__ import annotations
 from simulations import Plan
 
 DEFAULTS = {"nodes": 8, "topology": "random:3", "duration": 20.0, "paths": 3, "rate": 0.3,
-            "deletes": 0.1, "size": 300000}
+            "deletes": 0.1, "size": 300000, "small": 0.3}
 
 
 def configure(cfg, options: dict) -> None:
@@ -21,6 +21,8 @@ def _edit(sim, i: int, options: dict) -> None:
     path = f"shared/doc{rng.randrange(int(options['paths']))}.txt"
     if rng.random() < float(options["deletes"]):
         sim.delete(i, path)
+    elif rng.random() < float(options["small"]):  # a few bytes changed: sent as deltas
+        sim.edit(i, path, size=rng.randrange(1, int(options["size"])))
     else:
         sim.write(i, path, size=rng.randrange(1, int(options["size"])))
 

@@ -14,11 +14,12 @@ path had arrived before the scan reached it."""
 
 from __future__ import annotations
 
+from gossip_backer.testing.cluster import EPOCH_NS
 from simulations import Plan
 
 DEFAULTS = {"nodes": 5, "topology": "random:3", "files": 8, "rounds": 2, "down": 10.0,
             "rescan": 4.0, "quick_scan": 0.3, "offline_edits": 3, "online_edits": 4, "machine": 0.0,
-            "size": 20000}
+            "size": 20000, "small": 0.5}
 
 
 def configure(cfg, options: dict) -> None:
@@ -29,12 +30,22 @@ def _tree_path(sim, options: dict) -> str:
     return f"tree/f{sim.rng.randrange(int(options['files']))}.txt"
 
 
+def _change(sim, i: int, path: str, options: dict) -> None:
+    """Node `i`'s user rewrites `path`, or (with probability `small`) edits a few bytes of it:
+    those edits cross the wire as deltas."""
+    size = sim.rng.randrange(1, int(options["size"]))
+    if sim.rng.random() < float(options["small"]):
+        sim.edit(i, path, size=size)
+    else:
+        sim.write(i, path, size=size)
+
+
 def _edit_elsewhere(sim, victim: int, path: str, options: dict) -> None:
     """Some other running read-write node's user edits `path`."""
     others = [n.index for n in sim.nodes
               if n.alive and not n.gone and not n.read_only and n.index != victim]
     if others:
-        sim.write(sim.rng.choice(others), path, size=sim.rng.randrange(1, int(options["size"])))
+        _change(sim, sim.rng.choice(others), path, options)
 
 
 def _offline_edit(sim, victim: int, path: str, options: dict, delete: bool) -> None:
@@ -43,7 +54,7 @@ def _offline_edit(sim, victim: int, path: str, options: dict, delete: bool) -> N
     if delete:
         sim.delete(victim, path)
     else:
-        sim.write(victim, path, size=sim.rng.randrange(1, int(options["size"])))
+        _change(sim, victim, path, options)
 
 
 def _round(sim, r: int, start: float, options: dict, stats: dict) -> float:
@@ -98,6 +109,7 @@ def _round(sim, r: int, start: float, options: dict, stats: dict) -> float:
             stats["mesh_first"] += 1
 
     sim.at(back, restart)
+    stats["_downs"].append((victim, stop, back))
     for _ in range(rng.randrange(1, 3)):  # after the restart
         sim.at(rng.uniform(back, back + 3.0), _edit_elsewhere, sim, victim,
                rng.choice(edited) if rng.random() < 0.5 else _tree_path(sim, options), options)
@@ -110,8 +122,43 @@ def plan(sim, options: dict) -> Plan:
     for k in range(int(options["files"])):
         sim.at(rng.uniform(0.5, 1.5), sim.write, rng.choice(writers), f"tree/f{k}.txt",
                size=rng.randrange(1, int(options["size"])))
-    stats = {"mesh_first": 0}
+    stats = {"mesh_first": 0, "_downs": []}
     t = 8.0
     for r in range(int(options["rounds"])):
         t = _round(sim, r, t, options, stats) + 5.0
-    return Plan(until=t, settle=300.0, since=t, info=stats)
+    downs = stats.pop("_downs")
+    return Plan(until=t, settle=300.0, since=t, info=stats,
+                checks={"history_lists_versions_made_while_down":
+                        lambda: _history_check(sim, downs, stats)})
+
+
+def _history_check(sim, downs: list, stats: dict) -> bool:
+    """The issue's history bug: a node stopped while another node made a version and then
+    replaced it (and archived it) lists that version in `history` once back. Each stopped node
+    asks its connected peers over the simulated wire (HistoryRequest / HistoryReply); every
+    version a peer archived that was made while it was down must be in its listing."""
+    from gossip_backer.protocol import history
+
+    expected: dict[tuple[int, str], set[str]] = {}
+    for victim, stop, back in downs:
+        node = sim.nodes[victim]
+        if not node.alive:
+            continue
+        for peer in node.conns:
+            other = sim.nodes[peer]
+            for path in sorted(other.store.revisions):
+                made = [row for row in other.history.archive_rows(path)
+                        if stop * 1e9 <= row[2] - EPOCH_NS <= back * 1e9]
+                if made:
+                    ids = {v.id for v in history.from_archive(path, made)}
+                    expected.setdefault((victim, path), set()).update(ids)
+    listed: dict[tuple[int, str], set[str]] = {}
+    for victim, path in sorted(expected):
+        sim.nodes[victim].history.ask(
+            path, lambda listing, ask, key=(victim, path): listed.__setitem__(
+                key, {v.id for v in listing}))
+    sim.run_until(sim.loop.now + history.CONNECT_GRACE + 1.0)
+    stats["history_checked"] = sum(len(ids) for ids in expected.values())
+    missing = {key: ids - listed.get(key, set()) for key, ids in expected.items()}
+    stats["history_missing"] = sum(len(ids) for ids in missing.values())
+    return stats["history_missing"] == 0

@@ -242,3 +242,49 @@ def test_ties_come_out_in_the_same_order_on_every_node() -> None:
     assert merged(list(reversed(tied))) == first
     assert merged(tied[3:], tied[:3]) == first
     assert [v.id for v in first] == sorted((v.id for v in tied), reverse=True)
+
+
+# -- history requests (protocol/history.Ask): whom to ask, until when, what replies count ------
+from gossip_backer.protocol import history  # noqa: E402
+from gossip_backer.wire.messages import HistoryReply, HistoryRequest  # noqa: E402
+
+C = identity(33).public
+
+
+def test_a_request_asks_every_peer_once_and_waits_for_the_asked_ones():
+    ask = history.Ask(7, "a.txt", now=100.0, started=0.0)  # an old node: connected peers only
+    assert ask.deadline == 100.0 + history.ASK_TIMEOUT
+    assert ask.to_ask([A]) == [A] and ask.to_ask([A, B]) == [B]  # B connected meanwhile
+    assert ask.request == HistoryRequest(7, "a.txt")
+    assert not ask.complete(100.5, members=[A, B, C])
+    ask.on_reply(A, HistoryReply(7, ()))
+    ask.on_reply(C, HistoryReply(7, ([h(b"x"), 1, 5, C],)))  # never asked: ignored
+    ask.on_reply(B, HistoryReply(6, ()))  # another request's reply
+    assert not ask.complete(100.5, members=[A, B, C])
+    ask.on_reply(B, HistoryReply(7, ()))
+    assert ask.complete(100.5, members=[A, B, C]) and ask.rows == []
+
+
+def test_a_young_node_waits_for_members_it_has_not_reached_yet():
+    """The issue's bug: a node back from a stop must not answer from its stale view alone."""
+    ask = history.Ask(1, "a.txt", now=1.0, started=0.0)
+    assert ask.deadline == history.CONNECT_GRACE
+    ask.to_ask([A])
+    ask.on_reply(A, HistoryReply(1, ()))
+    assert not ask.complete(2.0, members=[A, B])  # B keeps versions and is not connected yet
+    assert ask.complete(history.CONNECT_GRACE + 0.1, members=[A, B])
+    assert ask.to_ask([A, B]) == [B]
+    old = (h(b"only B archived it"), 17, 3 * S, C)
+    ask.on_reply(B, HistoryReply(1, (list(old), [b"bad"], [h(b"y"), "1", 2, C])))
+    assert ask.complete(2.0, members=[A, B])
+    current = Version("a.txt", h(b"now"), 3, 9 * S, A, False, current=True)
+    listing, holders = ask.listing([current], known=[current])
+    assert [v.hash for v in listing] == [h(b"now"), old[0]]
+    assert holders == {listing[1].id: {B}}
+
+
+def test_replies_carry_the_archived_rows_and_bad_paths_get_none():
+    rows = [(h(b"v1"), 2, 5 * S, A)]
+    assert history.reply(HistoryRequest(3, "a.txt"), rows) == HistoryReply(3, ([h(b"v1"), 2, 5 * S, A],))
+    assert history.requested_path(HistoryRequest(3, "a.txt")) == "a.txt"
+    assert history.requested_path(HistoryRequest(3, "../etc/passwd")) is None

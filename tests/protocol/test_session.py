@@ -64,3 +64,14 @@ def test_an_invite_claim_needs_the_claimed_key_s_signature_and_a_live_invite() -
     removed = {joiner.public: member(joiner.public, revoked=True)}
     result, grant = session.judge_claim(claim, False, None, removed, 7)
     assert grant is None and "removed" in result.reason
+
+
+def test_an_invite_is_usable_once_and_until_it_expires() -> None:
+    """The state the inviter's store and the simulator's invite table both name
+    (core.invite.invite_state): the claim spends only a usable invite."""
+    from gossip_backer.core.invite import invite_state
+
+    assert invite_state(None, 100.0, 99.0) == "usable"
+    assert invite_state(None, 100.0, 100.0) == "expired"
+    assert invite_state(50.0, 100.0, 60.0) == "used"
+    assert invite_state(50.0, 100.0, 160.0) == "used"

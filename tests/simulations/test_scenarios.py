@@ -134,3 +134,13 @@ def test_sweep_command_line(tmp_path: Path) -> None:
     assert [r["nodes"] for r in rows] == [5, 10] and all(r["converged"] for r in rows)
     if plot:
         assert (tmp_path / "sweep.png").stat().st_size > 0
+
+
+def test_offline_edit_sends_edits_as_deltas_and_lists_history_from_peers() -> None:
+    """Edits of existing files cross the simulated wire as DeltaData (protocol/transfer.py's
+    delta path), and a node back from a stop lists versions only its peers archived (asked
+    over the simulated wire, protocol/history.py)."""
+    report = run("offline_edit", seed=2)
+    passes(report)
+    assert report["delta_answers"] > 0
+    assert report["history_checked"] > 0 and report["history_missing"] == 0

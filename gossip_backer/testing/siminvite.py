@@ -1,0 +1,132 @@
+"""Invites in the simulated mesh: the joining node's claim crosses simnet as bytes and is judged
+on arrival by protocol/session.py, as between daemons (runtime/dial.py `_run_claim` on the joining
+side, runtime/node.py `_grant_invite` on the inviter's).
+
+- `SimInvites` is the inviter's invite table (store.repo's `invites` rows): made, spent once,
+  expired; `core.invite.invite_state` names the state, as the store's does.
+- `Claim` is the joining node's side: it dials the inviter authenticated by the invite key, sends
+  its InviteClaim (its own key, signed over `session.claim_bytes`), waits for the InviteResult and
+  tries again after a seeded back-off when the connection ends without one.
+The inviter's side is `SimNode.accept_invite` and `SimNode.grant_invite` (testing/node.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gossip_backer.core.invite import invite_state
+from gossip_backer.crypto.identity import Identity
+from gossip_backer.protocol import session
+from gossip_backer.testing.simnet import Connection, Endpoint
+from gossip_backer.wire.messages import InviteClaim, InviteResult, decode, encode
+
+if TYPE_CHECKING:
+    from gossip_backer.testing.node import SimNode
+
+__all__ = ["Claim", "SimInvites"]
+
+RETRY = (1.0, 60.0)  # runtime/dial.py's back-off between tries to reach the inviter
+
+
+@dataclass
+class _Row:
+    read_only: bool
+    expires: float
+    used_at: float | None = None
+
+
+class SimInvites:
+    """The invites one node made, persisted with its store."""
+
+    def __init__(self) -> None:
+        self._rows: dict[bytes, _Row] = {}
+
+    def create(self, key: bytes, read_only: bool, expires: float) -> None:
+        self._rows[key] = _Row(read_only, expires)
+
+    def state(self, key: bytes, now: float) -> str | None:
+        row = self._rows.get(key)
+        return None if row is None else invite_state(row.used_at, row.expires, now)
+
+    def claim(self, key: bytes, now: float) -> bool | None:
+        """Spend a usable invite: its role (read_only), or None when it cannot be spent."""
+        if self.state(key, now) != "usable":
+            return None
+        row = self._rows[key]
+        row.used_at = now
+        return row.read_only
+
+
+class Claim(Endpoint):
+    """A joining node's claim of its invite (see the module docstring). `forge`: sign the claim
+    with another key (a forged claim, for tests)."""
+
+    def __init__(self, node: "SimNode", inviter: int, invite_key: Identity, *,
+                 forge: bool = False) -> None:
+        self.node = node
+        self.inviter = inviter
+        self.invite_key = invite_key
+        self.forge = forge
+        self.result: InviteResult | None = None
+        self.tries = 0
+        self._delay = RETRY[0] / 2
+        self._conn: Connection | None = None
+        self._cancelled = False
+
+    @property
+    def cluster(self):
+        return self.node.cluster
+
+    def start(self, delay: float = 0.0) -> None:
+        self.cluster.loop.call_later(delay, self._dial)
+
+    def cancel(self) -> None:
+        """Try no more (the user gave up on this invite)."""
+        self._cancelled = True
+
+    def _dial(self) -> None:
+        if self.result is not None or self.node.gone or self._cancelled:
+            return
+        if not self.node.alive:
+            self._retry()  # a stopped node claims once it runs again
+            return
+        self.tries += 1
+        inviter = self.cluster.nodes[self.inviter]
+        key = self.invite_key.public
+        self.cluster.net.dial(self.node.index, self.inviter, self,
+                              lambda conn: inviter.accept_invite(conn, key),
+                              self._established, lambda why: self._retry())
+
+    def _established(self, conn: Connection) -> None:
+        """The handshake proved the invite key: ask for the grant."""
+        self._conn = conn
+        mesh_id, me = self.cluster.mesh_id, self.node.identity
+        signer = Identity.from_seed(bytes(32)) if self.forge else me
+        proof = signer.sign(session.claim_bytes(mesh_id, self.invite_key.public, me.public))
+        claim = InviteClaim(me.public, f"n{self.node.index}", proof)
+        self.cluster.net.send(conn, self.node.index, encode(claim), "InviteClaim")
+
+    def on_open(self, conn: Connection) -> None:  # pragma: no cover - we always dial
+        pass
+
+    def on_data(self, conn: Connection, data: bytes) -> None:
+        if not self.node.alive:
+            return
+        message = decode(data)  # the inviter's Hello comes first: not our business
+        if isinstance(message, InviteResult) and self.result is None:
+            self.result = message
+            self.node.invite_answered(message)
+            self.cluster.net.close(conn, self.node.index, "invite answered")
+
+    def on_close(self, conn: Connection, reason: str) -> None:
+        if conn is self._conn:
+            self._conn = None
+            if self.result is None:
+                self._retry()
+
+    def _retry(self) -> None:
+        if self.result is not None:
+            return
+        self._delay = min(RETRY[1], self._delay * 2)
+        self.cluster.loop.call_later(self._delay * self.cluster.rng.uniform(0.5, 1.0), self._dial)

@@ -1,0 +1,67 @@
+"""Invite claims cross the simulated wire as bytes and are judged on arrival by the daemon's rules
+(protocol/session.py): one use, an expiry, a forged proof refused before the invite is spent."""
+
+from __future__ import annotations
+
+from gossip_backer.crypto.identity import Identity
+from gossip_backer.testing.cluster import Cluster, ClusterConfig
+
+
+def cluster() -> Cluster:
+    sim = Cluster(ClusterConfig(nodes=4, seed=5))
+    sim.start()
+    sim.run_until(2.0)
+    return sim
+
+
+def joined(sim: Cluster, i: int) -> bool:
+    return all(sim.nodes[i].key in sim.nodes[j].metamap.membership.members
+               for j in range(4))
+
+
+def test_a_claim_crosses_the_wire_once_and_the_invite_is_spent():
+    sim = cluster()
+    key = sim.invite(0)
+    new = sim.join(0, invite=key)
+    sim.run_until(sim.loop.now + 15)
+    node = sim.nodes[new]
+    assert node.claim.result.accepted and node.can_write() and joined(sim, new)
+    assert sim.net.kind_count["InviteClaim"] == 1 and sim.net.kind_count["InviteResult"] == 1
+    assert sim.nodes[0].store.invites.state(key.public, sim.nodes[0].wall()) == "used"
+    again = sim.join(0, invite=key)  # the same invite line used a second time
+    sim.run_until(sim.loop.now + 15)
+    assert sim.nodes[again].invite_error == "the invite was refused: this invite was already used"
+    assert not joined(sim, again) and not sim.nodes[again].can_write()
+
+
+def test_an_expired_invite_is_refused():
+    sim = cluster()
+    key = sim.invite(1, expires=5.0)
+    sim.run_until(sim.loop.now + 6)
+    new = sim.join(1, invite=key)
+    sim.run_until(sim.loop.now + 15)
+    assert sim.nodes[new].invite_error == "the invite was refused: this invite has expired"
+    assert not joined(sim, new)
+
+
+def test_a_forged_claim_is_dropped_and_leaves_the_invite_usable():
+    sim = cluster()
+    key = sim.invite(0)
+    forger = sim.join(0, invite=key, forge=True)
+    sim.run_until(sim.loop.now + 5)
+    assert sim.nodes[forger].claim.result is None and not joined(sim, forger)
+    assert "RemoteError: invite claim with a bad proof" in sim.nodes[0].errors
+    assert sim.nodes[0].store.invites.state(key.public, sim.nodes[0].wall()) == "usable"
+    sim.nodes[forger].claim.cancel()  # the forger gives up; an honest node claims the invite
+    honest = sim.join(0, invite=key)
+    sim.run_until(sim.loop.now + 15)
+    assert sim.nodes[honest].claim.result.accepted and joined(sim, honest)
+
+
+def test_a_dial_with_a_key_that_is_no_invite_is_refused_at_the_handshake():
+    sim = cluster()
+    stranger = Identity.from_seed(bytes([7]) * 32)  # an invite key node 0 never made
+    new = sim.join(0, invite=stranger)
+    sim.run_until(sim.loop.now + 5)
+    assert sim.nodes[new].claim.result is None and sim.nodes[new].claim.tries >= 2
+    assert sim.net.kind_count.get("InviteClaim", 0) == 0
