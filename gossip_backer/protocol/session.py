@@ -120,6 +120,26 @@ def check_claim(mesh_id: str, invite_key: bytes, claim: InviteClaim) -> None:
 INVITE_REFUSALS = {"used": "this invite was already used", "expired": "this invite has expired"}
 
 
+def answer_without_invite(claim: InviteClaim, members: Mapping[bytes, Member]) -> InviteResult | None:
+    """The answer to a valid claim that needs no invite, so none is spent: a node already
+    granted is welcome (its first answer was lost, say it crashed just after claiming: it must
+    not be told 'already used' although it is a member), a removed one is refused. None: judge
+    the claim by its invite (`judge_claim`)."""
+    member = members.get(claim.node)
+    if member is None:
+        return None
+    if member.revoked:
+        return InviteResult(False, "this node was removed from the mesh")
+    return InviteResult(True, "welcome back: this node is already a member")
+
+
+def claim_settled(members: Mapping[bytes, Member], me: bytes) -> bool:
+    """Is our pending invite moot? Our grant reached us by gossip (the inviter's answer was
+    lost): a member claims no more."""
+    member = members.get(me)
+    return member is not None and not member.revoked
+
+
 def judge_claim(claim: InviteClaim, read_only: bool | None, state: str | None,
                 members: Mapping[bytes, Member], clock: int) -> tuple[InviteResult, Grant | None]:
     """The answer to a valid claim. `read_only`: the role of the invite the store just spent

@@ -47,12 +47,15 @@ class Admissions:
         """The joining node authenticated with an invite key asks for its grant."""
         state, invite_key = self._state, link.peer
         session.check_claim(state.mesh_id, invite_key, claim)
-        row = await state.store_call(state.repo.claim_invite, invite_key, self._clock.wall())
-        why = None if row is not None else state.repo.invite_state(invite_key, self._clock.wall())
-        result, grant = session.judge_claim(claim, None if row is None else row.read_only, why,
-                                            state.metamap.membership.members,
-                                            state.metamap.clock)
+        members = state.metamap.membership.members
+        result, grant = session.answer_without_invite(claim, members), None
+        if result is None:
+            row = await state.store_call(state.repo.claim_invite, invite_key, self._clock.wall())
+            why = None if row is not None else state.repo.invite_state(invite_key,
+                                                                       self._clock.wall())
+            result, grant = session.judge_claim(claim, None if row is None else row.read_only,
+                                                why, members, state.metamap.clock)
         if grant is not None:
             self._spread([state.make(grant)])
         link.send(result)
-        link.abort("invite used" if grant is not None else f"refused invite: {result.reason}")
+        link.abort("invite used" if grant is not None else f"invite answered: {result.reason}")

@@ -17,6 +17,7 @@ import trio
 
 from gossip_backer.core.ids import NodeId
 from gossip_backer.crypto.identity import Identity
+from gossip_backer.protocol import session
 from gossip_backer.protocol.peer import Authenticated, Received
 from gossip_backer.wire.codec import unpack
 from gossip_backer.wire.messages import InviteClaim, InviteResult
@@ -169,6 +170,10 @@ class Dialer:
         state = self.state
         try:
             while (invite := state.pending_invite()) is not None:
+                if session.claim_settled(state.metamap.membership.members, state.identity.public):
+                    await state.forget_invite()  # our grant came by gossip: nothing to claim
+                    self.join.wait = None
+                    break
                 got = await self._connect(list(invite.addresses))
                 if got is None:
                     self.join.wait = "cannot reach " + ", ".join(invite.addresses)
@@ -188,15 +193,13 @@ class Dialer:
         return delay * self.rng.uniform(0.5, 1.0)
 
     async def _run_claim(self, stream, address: str, invite) -> bool:
-        from gossip_backer.protocol.session import claim_bytes
-
         state = self.state
         key = Identity.from_seed(invite.invite_seed)
         outcome: list[InviteResult] = []
 
         async def on_event(link, event) -> None:
             if isinstance(event, Authenticated):
-                proof = state.identity.sign(claim_bytes(state.mesh_id, key.public, state.identity.public))
+                proof = state.identity.sign(session.claim_bytes(state.mesh_id, key.public, state.identity.public))
                 link.send(InviteClaim(state.identity.public, state.name, proof))
             elif isinstance(event, Received) and isinstance(event.message, InviteResult):
                 outcome.append(event.message)
@@ -209,7 +212,8 @@ class Dialer:
             return False
         result = outcome[0]
         await state.forget_invite()
-        if not result.accepted:
+        if not result.accepted and not session.claim_settled(state.metamap.membership.members,
+                                                             state.identity.public):
             self.join.error = f"the invite was refused: {result.reason}"
             state.store_later(state.repo.set_config, "invite_error", self.join.error)  # kept
             log.error("%s", self.join.error)

@@ -245,14 +245,16 @@ class SimNode(Endpoint):
             self.cluster.net.close(conn, self.index, f"RemoteError: {exc}")
             return
         now = self.wall()
-        spent = self.store.invites.claim(invite_key, now)
-        state = None if spent is not None else self.store.invites.state(invite_key, now)
         members = self.metamap.membership.members
-        result, grant = session.judge_claim(claim, spent, state, members, self.metamap.clock)
+        result, grant = session.answer_without_invite(claim, members), None
+        if result is None:
+            spent = self.store.invites.claim(invite_key, now)
+            state = None if spent is not None else self.store.invites.state(invite_key, now)
+            result, grant = session.judge_claim(claim, spent, state, members, self.metamap.clock)
         if grant is not None:
             self.publish(grant)
         self.cluster.net.send(conn, self.index, encode(result), "InviteResult")
-        self.cluster.net.close(conn, self.index, "invite used" if grant else "refused invite")
+        self.cluster.net.close(conn, self.index, "invite used" if grant else "invite answered")
 
     def invite_answered(self, result) -> None:
         """Our claim was answered: welcome (the grant comes by gossip), or refused for good."""

@@ -91,6 +91,8 @@ class Claim(Endpoint):
         if not self.node.alive:
             self._retry()  # a stopped node claims once it runs again
             return
+        if session.claim_settled(self.node.metamap.membership.members, self.node.key):
+            return  # our grant came by gossip: nothing to claim
         self.tries += 1
         inviter = self.cluster.nodes[self.inviter]
         key = self.invite_key.public

@@ -75,3 +75,20 @@ def test_an_invite_is_usable_once_and_until_it_expires() -> None:
     assert invite_state(None, 100.0, 100.0) == "expired"
     assert invite_state(50.0, 100.0, 60.0) == "used"
     assert invite_state(50.0, 100.0, 160.0) == "used"
+
+
+def test_a_claim_by_a_member_needs_no_invite_and_a_member_claims_no_more() -> None:
+    """A joining node whose answer was lost (it crashed just after claiming) claims again: it
+    is welcome without spending an invite; once its grant reached it, it stops claiming."""
+    joiner = Identity.generate()
+    claim = InviteClaim(joiner.public, "laptop", b"")
+    assert session.answer_without_invite(claim, {}) is None  # a stranger: judge by the invite
+    granted = {joiner.public: member(joiner.public)}
+    result = session.answer_without_invite(claim, granted)
+    assert result.accepted and "already a member" in result.reason
+    removed = {joiner.public: member(joiner.public, revoked=True)}
+    result = session.answer_without_invite(claim, removed)
+    assert not result.accepted and "removed" in result.reason
+    assert not session.claim_settled({}, joiner.public)
+    assert session.claim_settled(granted, joiner.public)
+    assert not session.claim_settled(removed, joiner.public)

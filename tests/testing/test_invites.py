@@ -65,3 +65,23 @@ def test_a_dial_with_a_key_that_is_no_invite_is_refused_at_the_handshake():
     sim.run_until(sim.loop.now + 5)
     assert sim.nodes[new].claim.result is None and sim.nodes[new].claim.tries >= 2
     assert sim.net.kind_count.get("InviteClaim", 0) == 0
+
+
+def test_a_member_whose_answer_was_lost_stops_claiming_and_shows_no_error():
+    """The joining node crashes after the inviter spent the invite, before the answer arrived:
+    its grant still reaches it by gossip once it runs again, and it must not claim again (it
+    would be told 'already used' and show that although it is a member)."""
+    sim = cluster()
+    key = sim.invite(0)
+    new = sim.join(0, invite=key)
+    inviter = sim.nodes[0]
+    while inviter.store.invites.state(key.public, inviter.wall()) != "used":
+        sim.run_until(sim.loop.now + 0.001)
+    sim.crash(new)
+    sim.run_until(sim.loop.now + 1.0)
+    sim.restart(new)
+    sim.run_until(sim.loop.now + 120)
+    node = sim.nodes[new]
+    assert joined(sim, new) and node.can_write()
+    assert node.invite_error is None
+    assert sim.net.kind_count["InviteClaim"] == 1
