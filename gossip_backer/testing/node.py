@@ -59,6 +59,7 @@ class SimStore:
         self.added: dict[tuple[bytes, int], SignedUpdate] = {}
         self.removed: set[tuple[bytes, int]] = set()
         self.index: dict[str, IndexEntry] = {}  # the local index (store.repo's index table)
+        self.live_bases: dict[str, list[bytes]] = {}  # live files' base logs (disk/livebase.py)
         self.machine_boot = 0  # the machine's boot id (a machine crash reboots it)
         self.alive: tuple[int, float] | None = None  # (boot id, last sign of life), as
         # disk/alive.py keeps it for the daemon: a mark left from another boot means the

@@ -7,6 +7,9 @@ It is to the simulator what runtime/live.py is to the daemon, and decides nothin
   path is scanned: the user's change is merged first), then the path is scanned, as the daemon
   does after its atomic write.
 - `PublishLive`: signed, applied, stored and spread by the node.
+- `SaveLiveBase` and each written `WriteText`'s base: the node's durable base logs
+  (`SimStore.live_bases`), which a restarted node's machine loads, as the daemon's
+  disk/livebase.py. A write here is one step, so a crash falls before it or after it.
 - Timers: a write that is due, snapshots and checkpoints, through `machine.live_tick`.
 """
 
@@ -16,7 +19,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from gossip_backer.live.textdoc import TextDocs
-from gossip_backer.protocol.effects import PublishLive, ReadText, WriteText
+from gossip_backer.protocol.effects import PublishLive, ReadText, SaveLiveBase, WriteText
 from gossip_backer.protocol.live import DEBOUNCE, LiveMachine
 from gossip_backer.testing import memdisk
 
@@ -37,11 +40,13 @@ def live_machine(metamap, me: bytes, incarnation: int) -> LiveMachine:
 class SimLive:
     """The live effects of one SimFolder (see the module docstring)."""
 
-    EFFECTS = (PublishLive, ReadText, WriteText)
+    EFFECTS = (PublishLive, ReadText, WriteText, SaveLiveBase)
 
     def __init__(self, folder: "SimFolder") -> None:
         self.folder = folder
         self.machine = folder.machine
+        self.bases: dict[str, list[bytes]] = folder.host.store.live_bases  # durable
+        self.machine.live.load_bases({p: list(log) for p, log in self.bases.items()})
         self._timer = None
         self.busy = 0  # reads and writes under way
         folder.disk.own_mtime = self.machine.live.globbed  # each node writes them at its own time
@@ -57,6 +62,11 @@ class SimLive:
         elif isinstance(effect, WriteText):
             self.busy += 1
             f.loop.call_later(READ_DELAY, self._write, effect)
+        elif isinstance(effect, SaveLiveBase):
+            log = self.bases.setdefault(effect.path, [])
+            if effect.replace:
+                log.clear()
+            log.append(effect.update)
 
     def _read(self, path: str) -> None:
         self.busy -= 1
@@ -78,8 +88,10 @@ class SimLive:
             mode = 0o644 if row is None else row.mode & 0o777
             if effect.archive and row is not None:  # a mesh version replaced: history keeps it
                 f.archiver(row)(memdisk.MemPath(f.disk, effect.path))
+            self.bases.setdefault(effect.path, []).append(effect.base)
             f.disk.write(effect.path, effect.data, mode=mode, mtime_ns=f.clock_ns())
-            self.machine.live_written(effect.path, effect.base)
+            for saved in self.machine.live_written(effect.path, effect.base):
+                self.execute(saved)
         f.user_changed(effect.path, delay=READ_DELAY)
 
     def remote(self, updates: list) -> None:

@@ -1,0 +1,31 @@
+"""disk/livebase.py: the durable base logs of live files, on a real folder."""
+
+from __future__ import annotations
+
+from gossip_backer.disk.livebase import LiveBases
+
+
+def test_appends_replace_and_take_back_survive_a_reload(tmp_path) -> None:
+    bases = LiveBases(tmp_path)
+    assert bases.load() == {}
+    bases.append("notes/a.md", b"one")
+    length = bases.append("notes/a.md", b"two")
+    bases.append("b é.md", b"")
+    assert LiveBases(tmp_path).load() == {"notes/a.md": [b"one", b"two"], "b é.md": [b""]}
+    bases.append("notes/a.md", b"refused")
+    bases.take_back("notes/a.md", bases.append("notes/a.md", b"x"))  # "x" taken back
+    assert LiveBases(tmp_path).load()["notes/a.md"] == [b"one", b"two", b"refused"]
+    bases.take_back("notes/a.md", length + 4 + 3)
+    assert LiveBases(tmp_path).load()["notes/a.md"] == [b"one", b"two"]
+    bases.replace("notes/a.md", b"whole")
+    assert LiveBases(tmp_path).load()["notes/a.md"] == [b"whole"]
+
+
+def test_a_record_cut_short_by_a_crash_is_left_out(tmp_path) -> None:
+    bases = LiveBases(tmp_path)
+    bases.append("a.md", b"kept")
+    bases.append("a.md", b"cut short")
+    (log,) = (tmp_path / "live").glob("*.log")
+    log.write_bytes(log.read_bytes()[:-3])
+    (tmp_path / "live" / "junk.log").write_bytes(b"\x00\x00\x00\x01x")  # not a log of its path
+    assert LiveBases(tmp_path).load() == {"a.md": [b"kept"]}
