@@ -136,6 +136,7 @@ class Folder:
                 nursery.start_soon(self._scan_once_watched)
             nursery.start_soon(self.puller.run)
             nursery.start_soon(self.live.run)
+            nursery.start_soon(self.live_hub.run)
 
     async def _scan_once_watched(self) -> None:
         """One more full scan once the watcher is surely running: a file saved during the first
@@ -338,6 +339,7 @@ class Folder:
 
     def peer_gone(self, peer: bytes) -> None:
         self.puller.peer_gone(peer)
+        self.live_hub.peer_gone(peer)
         self.peers_changed()
 
     # -- the peers, as the puller and the block server need them ---------------------------

@@ -32,7 +32,8 @@ from gossip_backer.runtime.state import NodeState
 from gossip_backer.runtime.views import peer_view, stored_status
 from gossip_backer.wire.codec import pack
 from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
-                                         DeltaRequest, HistoryReply, HistoryRequest, InviteClaim)
+                                         DeltaRequest, HistoryReply, HistoryRequest, InviteClaim,
+                                         LiveSync)
 
 log = logging.getLogger(__name__)
 TICK = 0.25
@@ -193,6 +194,10 @@ class Node:
             return
         if isinstance(message, HistoryReply):
             self.history_service.on_reply(link.peer, message)
+            return
+        if isinstance(message, LiveSync):  # live editors' cursors: ephemeral, never stored
+            if self.folder is not None:
+                self.folder.live_hub.from_peer(link.peer, message)
             return
         try:
             effects = self.replica.receive(link.peer, message, trio.current_time())
