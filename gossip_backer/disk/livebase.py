@@ -3,9 +3,10 @@ it, as document updates in order (protocol/live.py merges offline saves against 
 
 One file per live path under `.backer/live/` (named by a hash of the path), made of records, each
 a 4-byte big-endian length and that many bytes: the first record is the path, the others are
-updates. Appending is one write and an fdatasync, done before the live file itself is replaced,
-so the log never lags behind the file; a write the disk then refuses is taken back by cutting
-the log at its old length. A record cut short by a crash is ignored when loading. Replacing the
+updates. Appending is one write, then an fdatasync that runs in a helper thread while the caller
+writes the live file's temp file (two syncs at once cost about one): the caller waits for it
+before it renames the file into place, so the log never lags behind the file. A write the disk
+then refuses is taken back by cutting the log at its old length. A record cut short by a crash is ignored when loading. Replacing the
 log (compaction) writes a temp file and renames it.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 DIR = "live"
@@ -25,6 +27,7 @@ class LiveBases:
 
     def __init__(self, state_dir: Path | str) -> None:
         self.dir = Path(state_dir) / DIR
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="backer-livebase")
 
     def _file(self, path: str) -> Path:
         name = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
@@ -50,6 +53,13 @@ class LiveBases:
 
     def append(self, path: str, update: bytes) -> int:
         """Add `update` to the log of `path`, durably; the log's length before it."""
+        length, synced = self.append_soon(path, update)
+        synced.result()
+        return length
+
+    def append_soon(self, path: str, update: bytes) -> tuple[int, Future]:
+        """Add `update` to the log of `path`: the log's length before it, and the future of its
+        fdatasync (done in a helper thread; `.result()` raises what the sync raised)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         file = self._file(path)
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -57,10 +67,10 @@ class LiveBases:
             start = os.fstat(fd).st_size
             head = b"" if start else _record(path.encode("utf-8", "surrogateescape"))
             os.write(fd, head + _record(update))
-            os.fdatasync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
-        return start
+            raise
+        return start, self._syncer.submit(_sync_and_close, fd)
 
     def take_back(self, path: str, length: int) -> None:
         """Cut the log of `path` at `length` (an append whose file write was refused)."""
@@ -81,6 +91,13 @@ class LiveBases:
         finally:
             os.close(fd)
         os.replace(tmp, file)
+
+
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _record(data: bytes) -> bytes:

@@ -17,8 +17,10 @@ through the `DocFactory` interface: protocol/ never imports pycrdt).
   (textdoc.seed): nodes holding the same content make the same seed, so its text never doubles.
   A node seeds only from the content it holds as the mesh's version (or a new file of its own);
   a node behind waits for the document to arrive.
-- Disk follows document: a changed document is written to the file after `DEBOUNCE` seconds,
-  atomically and only over what the index says is there (`WriteText`). A file saved by another
+- Disk follows document: a changed document is written to the file at once (`DEBOUNCE`),
+  atomically and only over what the index says is there (`WriteText`). One write per file is
+  under way at a time: edits arriving meanwhile wait for its end and go in the next write
+  together, so a slow disk makes fewer, larger writes rather than a queue of stale ones. A file saved by another
   program is read (`ReadText`) and merged in as the smallest edit (textdiff), computed against a
   second document that holds what the disk holds (the *disk copy*, moved on only when a write is
   done): edits from peers that the file did not show yet are merged, not undone. Our own write
@@ -47,7 +49,9 @@ from gossip_backer.core.record import MAX_LIVE_CHUNK, LiveEdit, SignedUpdate
 from gossip_backer.events import LiveFallback, LiveStarted
 from gossip_backer.protocol.effects import Emit, PublishLive, ReadText, SaveLiveBase, WriteText
 
-DEBOUNCE = 0.01  # seconds a changed document waits before its file is written (edits coalesce)
+DEBOUNCE = 0.0  # seconds a changed document waits before its file is written (edits coalesce
+# while a write is under way; measured in benchmarks/live.py: 10 ms here cost 10 ms of latency)
+WRITE_LOST = 10.0  # seconds after which a write never reported done no longer holds the next
 SNAPSHOT_BYTES = 64 * 1024  # bytes of our edits since our last snapshot that call for one
 SNAPSHOT_AGE = 300.0  # seconds after our first unsnapshotted edit that call for one
 CHECKPOINT = 120.0  # seconds of editing between two file versions of a live file
@@ -103,6 +107,7 @@ class LiveMachine:
         self._part: dict[str, int] = {}  # path -> our newest part number
         self._chunks: dict[tuple, dict[int, bytes]] = {}
         self._dirty: dict[str, float] = {}  # path -> when its file is to be written
+        self._writing: dict[str, float] = {}  # path -> when the write under way was decided
         self._unsnapped: dict[str, tuple[int, float]] = {}  # path -> (bytes, since)
         self._authored: dict[str, float] = {}  # path -> wall of our first edit since a version
         self._listeners: list = []  # callables (path, update) told of every document change
@@ -309,8 +314,11 @@ class LiveMachine:
 
     # -- timers ------------------------------------------------------------------------------
     def next_due(self) -> float | None:
-        """When the earliest file write is due (None: none waits)."""
-        return min(self._dirty.values()) if self._dirty else None
+        """When the earliest file write is due (None: none waits; a path whose write is under
+        way waits for its end, or for `WRITE_LOST`)."""
+        due = [max(at, self._writing[p] + WRITE_LOST) if p in self._writing else at
+               for p, at in self._dirty.items()]
+        return min(due) if due else None
 
     def tick(self, now: float, *, writer: bool) -> list:
         """Files whose document changed are written; snapshots that are due are published."""
@@ -320,12 +328,14 @@ class LiveMachine:
             if self.owns(path):
                 self.reading.add(path)
                 out.append(ReadText(path))
-        for path in [p for p, due in self._dirty.items() if due <= now and p not in self.reading]:
+        for path in [p for p, due in self._dirty.items() if due <= now and p not in self.reading
+                     and now - self._writing.get(p, -WRITE_LOST) >= WRITE_LOST]:
             del self._dirty[path]  # (a file being read holds a save not merged yet: it waits)
             if self.owns(path):
                 doc, disk = self.docs[path], self._disk[path]
                 data = doc.data()
                 if data != disk.data():
+                    self._writing[path] = now
                     out.append(WriteText(path, data, doc.update_since(disk.state())))
         for path, (size, since) in list(self._unsnapped.items()):
             if size >= SNAPSHOT_BYTES or now - since >= SNAPSHOT_AGE:
@@ -339,6 +349,7 @@ class LiveMachine:
         """The file holds what `WriteText` carried (`digest`: its hash), and the base log has
         it: the disk copy moves on to it, and a scan that finds that content is not read back.
         A long base log is compacted."""
+        self._writing.pop(path, None)
         disk = self._disk.get(path)
         if disk is None:
             return []
@@ -351,7 +362,13 @@ class LiveMachine:
 
     def recheck(self, path: str, at: float = 0.0) -> None:
         """Look again (at the first tick from `at`) whether the file lags behind the document
-        (a write refused)."""
+        (a scan found our own write)."""
+        self._dirty.setdefault(path, at)
+
+    def refused(self, path: str, at: float = 0.0) -> None:
+        """The write under way did not happen (the user saved meanwhile: the scan that reads
+        the save has been asked for; or the disk refused): try again from `at`."""
+        self._writing.pop(path, None)
         self._dirty.setdefault(path, at)
 
     def is_own_write(self, path: str, digest: bytes | None) -> bool:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TICK = 0.25  # seconds between looks at snapshots and checkpoints when no write is due
 RETRY = 2.0  # seconds before a write the disk refused is tried again
+POLL = 0.005  # seconds between looks at a write that is due but waits for a read of its file
 WRITE_DELAY_ENV = "BACKER_TEST_LIVE_WRITE_DELAY"  # tests only: seconds each live file write
 # waits in the worker before it starts (to kill the node while a peer's edit is not on disk)
 
@@ -72,9 +73,11 @@ class LiveDisk:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._worker)
             while True:
-                self.folder.execute(self.machine.live_tick(self.clock.now(), self.clock.wall()))
-                due = self.machine.live.next_due()
-                delay = TICK if due is None else max(0.0, min(TICK, due - self.clock.now()))
+                effects = self.machine.live_tick(self.clock.now(), self.clock.wall())
+                self.folder.execute(effects)
+                due = self.machine.live.next_due()  # (past: held by a read; look again soon)
+                delay = TICK if due is None else min(TICK, max(due - self.clock.now(),
+                                                               0.0 if effects else POLL))
                 with trio.move_on_after(delay):
                     await self._wake.wait()
                 self._wake = trio.Event()
@@ -111,20 +114,24 @@ class LiveDisk:
                                                    archive)
         except LocalChanged:
             log.debug("live file %s changed under us: merging it first", path)
+            await self.folder.scan_some([path], settle=False)  # (marks the save to be read)
+            self.machine.live.refused(path)
         except (DiskError, OSError) as exc:  # tried again after a while (a full disk, a vanished
             log.warning("live file %s not written: %s", path, exc)  # folder)
-            self.machine.live.recheck(path, self.clock.now() + RETRY)
-            return
+            self.machine.live.refused(path, self.clock.now() + RETRY)
         else:
             self.folder.execute(self.machine.live_written(path, effect.base, digest))
             self.folder.record_archived(archived)  # a version replaced: history still has it
-        await self.folder.scan_some([path], settle=False)
+            await self.folder.scan_some([path], settle=False)
+        self.wake()  # edits that came during the write go in the next one
 
     def _write_with_base(self, effect: WriteText, mode: int, expect, archive) -> bytes:
-        """(worker thread) The base log first, then the file; the log taken back on refusal."""
-        length = self.bases.append(effect.path, effect.base)
+        """(worker thread) The base log first (its sync runs while the file is written, and is
+        waited for before the rename), then the file; the log taken back on refusal."""
+        length, synced = self.bases.append_soon(effect.path, effect.base)
         try:
-            return write_text(self.folder.root, effect.path, effect.data, mode, expect, archive)
+            return write_text(self.folder.root, effect.path, effect.data, mode, expect, archive,
+                              before_replace=synced.result)
         except BaseException:
             self.bases.take_back(effect.path, length)
             raise

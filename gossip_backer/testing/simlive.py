@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SimLive", "live_machine"]
 READ_DELAY = 0.002  # seconds a read of a live file takes (and a write)
+POLL = 0.01  # seconds between looks at a write that is due but waits (a read, a write under way)
 
 
 def live_machine(metamap, me: bytes, incarnation: int) -> LiveMachine:
@@ -92,7 +93,11 @@ class SimLive:
             f.disk.write(effect.path, effect.data, mode=mode, mtime_ns=f.clock_ns())
             for saved in self.machine.live_written(effect.path, effect.base):
                 self.execute(saved)
-        f.user_changed(effect.path, delay=READ_DELAY)
+            f.user_changed(effect.path, delay=READ_DELAY)
+        else:
+            f.user_changed(effect.path, delay=READ_DELAY)
+            self.machine.live.refused(effect.path)
+        self.soon()  # edits that came during the write go in the next one
 
     def remote(self, updates: list) -> None:
         """LiveEdits from peers were stored."""
@@ -100,20 +105,22 @@ class SimLive:
         f.execute(self.machine.live_remote(updates, f.now, f.wall()))
         self.soon()
 
-    def soon(self) -> None:
+    def soon(self, delay: float = DEBOUNCE) -> None:
         """A document changed: its file is written after the debounce."""
         f = self.folder
         if self._timer is None and f.running:
-            self._timer = f.loop.call_later(DEBOUNCE, self.tick)
+            self._timer = f.loop.call_later(delay, self.tick)
 
     def tick(self) -> None:
         self._timer = None
         f = self.folder
         if not f.running:
             return
-        f.execute(self.machine.live_tick(f.now, f.wall()))
-        if self.machine.scanned and self.machine.live.next_due() is not None:
-            self.soon()
+        effects = self.machine.live_tick(f.now, f.wall())
+        f.execute(effects)
+        due = self.machine.live.next_due()
+        if self.machine.scanned and due is not None:
+            self.soon(max(due - f.now, 0.0 if effects else POLL))
 
     def idle(self) -> bool:
         live = self.machine.live

@@ -50,10 +50,16 @@ def test_same_note_on_two_nodes_seeds_once_and_edits_merge_to_every_disk() -> No
     edit_a = _publish(replicas[0], machines[0].text("n.md", "A shared ünï\n".encode(), 1.0, 1.0, writer=True))
     edit_b = _publish(replicas[1], machines[1].text("n.md", "shared ünï B\n".encode(), 1.0, 1.0, writer=True))
     _deliver(replicas, machines, edit_a + edit_b, now=1.0)
-    assert machines[0].tick(1.0, writer=True) == []  # debounced
     writes = [m.tick(1.0 + DEBOUNCE, writer=True) for m in machines]
     want = "A shared ünï B\n".encode()
     assert [[e.data for e in w if isinstance(e, WriteText)] for w in writes] == [[want], [want]]
+    # while A's write is under way, B's next edit waits for it, then goes in one write
+    machines[1].written("n.md", writes[1][0].base)
+    more = _publish(replicas[1], machines[1].text("n.md", want + b"!", 1.1, 1.1, writer=True))
+    _deliver(replicas, machines, more, now=1.1)
+    assert machines[0].tick(1.2, writer=True) == [] and machines[0].next_due() > 1.2
+    machines[0].written("n.md", writes[0][0].base)
+    assert [e.data for e in machines[0].tick(1.3, writer=True)] == [want + b"!"]
 
 
 def test_a_save_merged_against_the_disk_copy_keeps_peers_edits_not_on_disk_yet() -> None:
