@@ -6,8 +6,8 @@ a 4-byte big-endian length and that many bytes: the first record is the path, th
 updates. Appending is one write, then an fdatasync that runs in a helper thread while the caller
 writes the live file's temp file (two syncs at once cost about one): the caller waits for it
 before it renames the file into place, so the log never lags behind the file. A write the disk
-then refuses is taken back by cutting the log at its old length. A record cut short by a crash is ignored when loading. Replacing the
-log (compaction) writes a temp file and renames it.
+then refuses is taken back by cutting the log at its old length. A record cut short by a crash
+is ignored when loading. Replacing the log (compaction) writes a temp file and renames it.
 """
 
 from __future__ import annotations

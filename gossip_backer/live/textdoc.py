@@ -69,7 +69,8 @@ class TextDoc:
 
     def distance(self, new: bytes) -> int:
         """How many bytes the smallest edit from this text to `new` deletes and inserts."""
-        return sum(s.delete + len(s.insert.encode("utf-8")) for s in textdiff.diff(self.data(), new))
+        splices = textdiff.diff(self.data(), new)
+        return sum(s.delete + len(s.insert.encode("utf-8")) for s in splices)
 
     def edit_to(self, new: bytes) -> bytes | None:
         """Make the text `new` by the smallest edit; the update it made (None: no change)."""

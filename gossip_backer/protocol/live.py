@@ -20,8 +20,8 @@ through the `DocFactory` interface: protocol/ never imports pycrdt).
 - Disk follows document: a changed document is written to the file at once (`DEBOUNCE`),
   atomically and only over what the index says is there (`WriteText`). One write per file is
   under way at a time: edits arriving meanwhile wait for its end and go in the next write
-  together, so a slow disk makes fewer, larger writes rather than a queue of stale ones. A file saved by another
-  program is read (`ReadText`) and merged in as the smallest edit (textdiff), computed against a
+  together, so a slow disk makes fewer, larger writes rather than a queue of stale ones. A file
+  saved by another program is read (`ReadText`) and merged in as the smallest edit (textdiff), computed against a
   second document that holds what the disk holds (the *disk copy*, moved on only when a write is
   done): edits from peers that the file did not show yet are merged, not undone. Our own write
   comes back through the scanner as a read whose bytes equal the disk copy: nothing to do.

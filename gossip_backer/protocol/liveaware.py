@@ -198,7 +198,8 @@ class AwarenessRelay:
             held = p.entries.get(client)
             newer = held is None or clock > held.clock or (
                 clock == held.clock and state == NULL and held.state != NULL)
-            if not newer or len(state) > MAX_STATE or (held is None and len(p.entries) >= MAX_CLIENTS):
+            full = held is None and len(p.entries) >= MAX_CLIENTS
+            if not newer or full or len(state) > MAX_STATE:
                 continue
             p.entries[client] = p.pending[client] = _Entry(clock, state, source, now)
             fresh.append((client, clock, state))
