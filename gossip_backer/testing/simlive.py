@@ -49,6 +49,7 @@ class SimLive:
         self.bases: dict[str, list[bytes]] = folder.host.store.live_bases  # durable
         self.machine.live.load_bases({p: list(log) for p, log in self.bases.items()})
         self._timer = None
+        self._at = 0.0  # when the timer fires
         self.busy = 0  # reads and writes under way
         folder.disk.own_mtime = self.machine.live.globbed  # each node writes them at its own time
 
@@ -106,10 +107,17 @@ class SimLive:
         self.soon()
 
     def soon(self, delay: float = DEBOUNCE) -> None:
-        """A document changed: its file is written after the debounce."""
+        """A document changed (or a write ended): its file is written after `delay`, or sooner
+        if the timer was set for later."""
         f = self.folder
-        if self._timer is None and f.running:
-            self._timer = f.loop.call_later(delay, self.tick)
+        if not f.running:
+            return
+        if self._timer is not None and self._at <= f.now + delay:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._at = f.now + delay
+        self._timer = f.loop.call_later(delay, self.tick)
 
     def tick(self) -> None:
         self._timer = None
