@@ -170,6 +170,7 @@ def main() -> int:
     p.add_argument("--writers", type=int, default=10)
     p.add_argument("--edits", type=int, default=20)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--latency-only", action="store_true", help="skip the 1 MB load run")
     args = p.parse_args()
     ensure_node_modules()
     import tempfile
@@ -178,19 +179,23 @@ def main() -> int:
     nodes = _mesh(base, 3)
     try:
         backer_json("live", str(nodes[0].root), "*.md")
-        out = {"latency": latency(nodes, args.chars), "load": load(nodes, args.writers, args.edits)}
+        out = {"latency": latency(nodes, args.chars)}
+        if not args.latency_only:
+            out["load"] = load(nodes, args.writers, args.edits)
     finally:
         for d in nodes:
             d.stop()
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        lat, ld = out["latency"], out["load"]
+        lat, ld = out["latency"], out.get("load")
         print(f"keystroke to every peer's disk (3 nodes, 20 chars/s, {lat['keystrokes']} keys): "
               f"p50 {lat['peers_p50_ms']} ms, p99 {lat['peers_p99_ms']} ms")
         for name, v in lat["per_node"].items():
             print(f"  {name}: p50 {v['p50_ms']} ms  p99 {v['p99_ms']} ms  ({v['seen']} seen)")
         print(f"bytes on the wire per keystroke (all links): {lat['wire_bytes_per_keystroke']}")
+        if ld is None:
+            return 0
         print(f"1 MB note, {ld['writers']} writers, {ld['edits']} edits in {ld['seconds']} s: "
               f"CPU {ld['cpu_ms_per_edit_per_node']} ms per edit per node "
               f"({ld['cpu_ms_per_edit_all_nodes']} ms over the 3 nodes); "

@@ -33,11 +33,24 @@ def read_text(root: Path | str, path: str, limit: int) -> bytes | None:
 
 
 def write_text(root: Path | str, path: str, data: bytes, mode: int, expect: Stat | None,
-               archive=None) -> bytes:
+               archive=None, before_replace=None) -> bytes:
     """Put `data` at `path` (mode `mode`, mtime now) if the disk still holds `expect`; the
     whole-file hash of `data` (the mesh's, as a scan computes it).
     `archive`, if given, keeps the replaced content (disk/apply.TempFile.finish).
+    `before_replace()`, if given, is called once the temp file is synced, before the rename
+    (after the last look at the target; before the temp file is even made when no file may
+    be there).
     Raises apply.LocalChanged when it does not, DiskError when the disk refuses."""
+    if before_replace is not None:
+        if expect is None:
+            before_replace()
+        else:  # a file is there (else LocalChanged): the archive hook runs right before the rename
+            keep = archive
+
+            def archive(target):
+                before_replace()
+                if keep is not None:
+                    keep(target)
     hasher = DEFAULT_HASHER()
     hasher.update(data)
     target = safepath.resolve(root, path)

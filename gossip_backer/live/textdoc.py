@@ -67,6 +67,11 @@ class TextDoc:
         """What a holder of `state` (None: nothing) lacks; the whole state as one update."""
         return self.doc.get_update(state) if state is not None else self.doc.get_update()
 
+    def distance(self, new: bytes) -> int:
+        """How many bytes the smallest edit from this text to `new` deletes and inserts."""
+        splices = textdiff.diff(self.data(), new)
+        return sum(s.delete + len(s.insert.encode("utf-8")) for s in splices)
+
     def edit_to(self, new: bytes) -> bytes | None:
         """Make the text `new` by the smallest edit; the update it made (None: no change)."""
         splices = textdiff.diff(self.data(), new)

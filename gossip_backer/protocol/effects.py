@@ -93,3 +93,15 @@ class WriteText:
     expect: tuple | None = None  # (size, mtime_ns, inode, kind) the file must still have, as
     # the index said when the write was decided (None: no file may be there)
     archive: bool = False  # the file holds a version of the mesh: keep it in the archive
+
+
+@dataclass(frozen=True, slots=True)
+class SaveLiveBase:
+    """Store durably what the file at `path` holds, as a document update (the *disk base* a
+    restart merges offline saves against): appended to the path's base log, or replacing it.
+    A `WriteText`'s `base` is appended by the interpreter itself, before the file is replaced
+    (and taken back if the write is refused)."""
+
+    path: str
+    update: bytes
+    replace: bool = False

@@ -689,10 +689,9 @@ class FolderMachine:
             out.append(Rescan(tuple(due), 0.0))
         return out
 
-    def live_written(self, path: str, base: bytes, digest: bytes | None = None) -> None:
+    def live_written(self, path: str, base: bytes, digest: bytes | None = None) -> list:
         """A `WriteText` is on disk (`base`: the update it carried; `digest`: the file's hash)."""
-        if self.live is not None:
-            self.live.written(path, base, digest)
+        return [] if self.live is None else self.live.written(path, base, digest)
 
     def live_client(self, path: str, update: bytes, now: float, wall: float) -> list:
         """An update from an editor of this node (the websocket); dropped on a read-only node."""

@@ -17,12 +17,22 @@ through the `DocFactory` interface: protocol/ never imports pycrdt).
   (textdoc.seed): nodes holding the same content make the same seed, so its text never doubles.
   A node seeds only from the content it holds as the mesh's version (or a new file of its own);
   a node behind waits for the document to arrive.
-- Disk follows document: a changed document is written to the file after `DEBOUNCE` seconds,
-  atomically and only over what the index says is there (`WriteText`). A file saved by another
-  program is read (`ReadText`) and merged in as the smallest edit (textdiff), computed against a
+- Disk follows document: a changed document is written to the file at once (`DEBOUNCE`),
+  atomically and only over what the index says is there (`WriteText`). One write per file is
+  under way at a time: edits arriving meanwhile wait for its end and go in the next write
+  together, so a slow disk makes fewer, larger writes rather than a queue of stale ones. A file
+  saved by another program is read (`ReadText`) and merged in as the smallest edit (textdiff), computed against a
   second document that holds what the disk holds (the *disk copy*, moved on only when a write is
   done): edits from peers that the file did not show yet are merged, not undone. Our own write
   comes back through the scanner as a read whose bytes equal the disk copy: nothing to do.
+- The disk copy is durable (`SaveLiveBase`, and each `WriteText`'s `base`, stored before the
+  file is replaced): a restart rebuilds it from that *base log*, reads the file once, and merges
+  what it finds against it. So a node killed after storing a peer's edit but before writing it,
+  whose file is then edited while it is down, keeps both: the offline save is a three-way merge
+  (disk against base, applied at the base, merged into the document), not a diff against the
+  document, which would take the peer's text, absent from the file, for deleted. A write that
+  was stored in the log but never reached the file (killed in between) is told by the bytes:
+  the file holds the text before it, or is closer to it than to the text after.
 - History: a live file is still a file of the map. A node that edited it publishes a file
   version at most every `CHECKPOINT` seconds of editing; those versions never need fetching by
   live nodes (their document writes the disk) and never make conflict copies.
@@ -37,12 +47,15 @@ from typing import Protocol
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import MAX_LIVE_CHUNK, LiveEdit, SignedUpdate
 from gossip_backer.events import LiveFallback, LiveStarted
-from gossip_backer.protocol.effects import Emit, PublishLive, WriteText
+from gossip_backer.protocol.effects import Emit, PublishLive, ReadText, SaveLiveBase, WriteText
 
-DEBOUNCE = 0.01  # seconds a changed document waits before its file is written (edits coalesce)
+DEBOUNCE = 0.0  # seconds a changed document waits before its file is written (edits coalesce
+# while a write is under way; measured in benchmarks/live.py: 10 ms here cost 10 ms of latency)
+WRITE_LOST = 10.0  # seconds after which a write never reported done no longer holds the next
 SNAPSHOT_BYTES = 64 * 1024  # bytes of our edits since our last snapshot that call for one
 SNAPSHOT_AGE = 300.0  # seconds after our first unsnapshotted edit that call for one
 CHECKPOINT = 120.0  # seconds of editing between two file versions of a live file
+BASE_ROWS = 64  # entries of a path's base log that call for compacting it into one
 
 
 class TextDocLike(Protocol):
@@ -51,6 +64,7 @@ class TextDocLike(Protocol):
     def state(self) -> bytes: ...
     def update_since(self, state: bytes | None = None) -> bytes: ...
     def edit_to(self, new: bytes) -> bytes | None: ...
+    def distance(self, new: bytes) -> int: ...
 
 
 class DocFactory(Protocol):
@@ -93,10 +107,16 @@ class LiveMachine:
         self._part: dict[str, int] = {}  # path -> our newest part number
         self._chunks: dict[tuple, dict[int, bytes]] = {}
         self._dirty: dict[str, float] = {}  # path -> when its file is to be written
+        self._writing: dict[str, float] = {}  # path -> when the write under way was decided
         self._unsnapped: dict[str, tuple[int, float]] = {}  # path -> (bytes, since)
         self._authored: dict[str, float] = {}  # path -> wall of our first edit since a version
         self._listeners: list = []  # callables (path, update) told of every document change
         self._wrote: dict[str, bytes] = {}  # path -> hash of the text we last wrote there
+        self._base_rows: dict[str, int] = {}  # path -> entries in its durable base log
+        self._verify: set[str] = set()  # paths whose file is read once after a restart
+        self._verify_asked: set[str] = set()
+        self._before_write: dict[str, TextDocLike] = {}  # path -> its disk copy without the
+        # base log's last entry (a write the file may not hold: killed in between)
         self.load()
 
     # -- what is live ------------------------------------------------------------------------
@@ -136,6 +156,24 @@ class LiveMachine:
             self._disk[path].apply(doc.update_since())  # change found at the first scan is an
             self._unknown.discard(path)  # edit made while the node was stopped
             self._dirty[path] = 0.0  # the disk is checked against the text after the first scan
+
+    def load_bases(self, bases: dict[str, list[bytes]]) -> None:
+        """(a restart, after `load`) The durable base logs: what each file held when this node
+        last wrote or read it. Those files are read once after the first scan and merged
+        against their base (three-way), so edits stored but not written yet are kept."""
+        for path, log in bases.items():
+            if path not in self.docs or not log:
+                continue
+            disk = self._disk[path] = self.factory.new(self.client_id ^ 0x40000000)
+            for update in log[:-1]:
+                disk.apply(update)
+            if len(log) > 1:
+                self._before_write[path] = self.factory.new(self.client_id ^ 0x40000000)
+                self._before_write[path].apply(disk.update_since())
+            disk.apply(log[-1])
+            self._base_rows[path] = len(log)
+            self._verify.add(path)
+            self._dirty.pop(path, None)
 
     def remote(self, updates: Iterable[SignedUpdate], now: float, wall: float) -> list:
         """LiveEdits stored from peers: merge them; their files are written soon."""
@@ -196,24 +234,25 @@ class LiveMachine:
             self._disk[path].apply(seed)
             self._unknown.discard(path)
             self._tell(path, doc, b"\x00")
-            out: list = [Emit(LiveStarted(wall, path))]
+            out: list = [self._save_base(path), Emit(LiveStarted(wall, path))]
             if writer:
                 out.insert(0, PublishLive(pieces(path, seed, snapshot=True,
                                                  part=self._part.get(path, 0))))
             return out
+        out = self._settle_base(path, data)
         if not writer:
-            return []  # a read-only member's edit stays local, as for plain files
+            return out  # a read-only member's edit stays local, as for plain files
         if path in self._unknown:  # a document that came from peers meets the file: the same
             self._unknown.discard(path)  # text is no edit; other bytes are an older version,
             self._disk[path].apply(doc.update_since())  # which the document's text replaces
             if doc.data() != data:
                 self._dirty.setdefault(path, now + DEBOUNCE)
-            return []
+            return out + [self._save_base(path)]
         update = self._disk[path].edit_to(data)
         if self._disk[path].data() != data:  # the document cannot hold these bytes exactly (a
             return self._give_up(path, wall)  # broken client split a character): no merge loop
-        out = []
         if update is not None:
+            out.append(self._save_base(path, update))
             before = doc.state()
             doc.apply(update)
             self._tell(path, doc, before)
@@ -222,6 +261,29 @@ class LiveMachine:
         if doc.data() != data:  # peers' edits the file does not show yet (or a refused write)
             self._dirty.setdefault(path, now + DEBOUNCE)
         return out
+
+    def _settle_base(self, path: str, data: bytes) -> list:
+        """The first read after a restart: if the last write of the base log never reached the
+        file (it holds the text before it, or something closer to that), the base is the text
+        before it."""
+        if path not in self._verify:
+            return []
+        self._verify.discard(path)
+        before, disk = self._before_write.pop(path, None), self._disk[path]
+        if before is None or data == disk.data():
+            return []
+        if data != before.data() and before.distance(data) >= disk.distance(data):
+            return []
+        self._disk[path] = before
+        return [self._save_base(path)]
+
+    def _save_base(self, path: str, update: bytes | None = None) -> SaveLiveBase:
+        """The disk copy moved (by `update`; None: anyhow): the base log follows."""
+        if update is None or self._base_rows.get(path, 0) >= BASE_ROWS:
+            self._base_rows[path] = 1
+            return SaveLiveBase(path, self._disk[path].update_since(), replace=True)
+        self._base_rows[path] = self._base_rows.get(path, 0) + 1
+        return SaveLiveBase(path, update)
 
     def _give_up(self, path: str, wall: float) -> list:
         reason = "the live text no longer round-trips through the file; mirrored as a plain file"
@@ -252,18 +314,28 @@ class LiveMachine:
 
     # -- timers ------------------------------------------------------------------------------
     def next_due(self) -> float | None:
-        """When the earliest file write is due (None: none waits)."""
-        return min(self._dirty.values()) if self._dirty else None
+        """When the earliest file write is due (None: none waits; a path whose write is under
+        way waits for its end, or for `WRITE_LOST`)."""
+        due = [max(at, self._writing[p] + WRITE_LOST) if p in self._writing else at
+               for p, at in self._dirty.items()]
+        return min(due) if due else None
 
     def tick(self, now: float, *, writer: bool) -> list:
         """Files whose document changed are written; snapshots that are due are published."""
         out: list = []
-        for path in [p for p, due in self._dirty.items() if due <= now and p not in self.reading]:
+        for path in sorted(self._verify - self.reading - self._verify_asked):  # after a
+            self._verify_asked.add(path)  # restart: what does the file hold? (asked once)
+            if self.owns(path):
+                self.reading.add(path)
+                out.append(ReadText(path))
+        for path in [p for p, due in self._dirty.items() if due <= now and p not in self.reading
+                     and now - self._writing.get(p, -WRITE_LOST) >= WRITE_LOST]:
             del self._dirty[path]  # (a file being read holds a save not merged yet: it waits)
             if self.owns(path):
                 doc, disk = self.docs[path], self._disk[path]
                 data = doc.data()
                 if data != disk.data():
+                    self._writing[path] = now
                     out.append(WriteText(path, data, doc.update_since(disk.state())))
         for path, (size, since) in list(self._unsnapped.items()):
             if size >= SNAPSHOT_BYTES or now - since >= SNAPSHOT_AGE:
@@ -273,19 +345,30 @@ class LiveMachine:
                     out.append(PublishLive(pieces(path, state, snapshot=True, part=self._part[path])))
         return out
 
-    def written(self, path: str, base: bytes, digest: bytes | None = None) -> None:
-        """The file holds what `WriteText` carried (`digest`: its hash): the disk copy moves on
-        to it, and a scan that finds that content is not read back."""
+    def written(self, path: str, base: bytes, digest: bytes | None = None) -> list:
+        """The file holds what `WriteText` carried (`digest`: its hash), and the base log has
+        it: the disk copy moves on to it, and a scan that finds that content is not read back.
+        A long base log is compacted."""
+        self._writing.pop(path, None)
         disk = self._disk.get(path)
-        if disk is not None:
-            disk.apply(base)
-            self._unknown.discard(path)
-            if digest is not None:
-                self._wrote[path] = digest
+        if disk is None:
+            return []
+        disk.apply(base)
+        self._unknown.discard(path)
+        if digest is not None:
+            self._wrote[path] = digest
+        self._base_rows[path] = self._base_rows.get(path, 0) + 1
+        return [self._save_base(path)] if self._base_rows[path] > BASE_ROWS else []
 
     def recheck(self, path: str, at: float = 0.0) -> None:
         """Look again (at the first tick from `at`) whether the file lags behind the document
-        (a write refused)."""
+        (a scan found our own write)."""
+        self._dirty.setdefault(path, at)
+
+    def refused(self, path: str, at: float = 0.0) -> None:
+        """The write under way did not happen (the user saved meanwhile: the scan that reads
+        the save has been asked for; or the disk refused): try again from `at`."""
+        self._writing.pop(path, None)
         self._dirty.setdefault(path, at)
 
     def is_own_write(self, path: str, digest: bytes | None) -> bool:
@@ -324,4 +407,4 @@ class LiveMachine:
 
 
 __all__ = ["LiveMachine", "DocFactory", "TextDocLike", "glob_matches", "pieces", "DEBOUNCE",
-           "CHECKPOINT", "SNAPSHOT_BYTES", "SNAPSHOT_AGE"]
+           "CHECKPOINT", "SNAPSHOT_BYTES", "SNAPSHOT_AGE", "BASE_ROWS"]

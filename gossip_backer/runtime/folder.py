@@ -155,6 +155,7 @@ class Folder:
                 nursery.start_soon(self._scan_once_watched)
             nursery.start_soon(self.puller.run)
             nursery.start_soon(self.live.run)
+            nursery.start_soon(self.live_hub.run)
 
     async def _scan_once_watched(self) -> None:
         """One more full scan once the watcher is surely running: a file saved during the first
@@ -303,6 +304,7 @@ class Folder:
 
     def peer_gone(self, peer: bytes) -> None:
         self.puller.peer_gone(peer)
+        self.live_hub.peer_gone(peer)
         self.peers_changed()
 
     # -- the peers, as the puller and the block server need them ---------------------------
@@ -376,6 +378,10 @@ class Folder:
     def live_connect(self, path: str, read_only: bool):
         """An editor's connection to the live document of `path` (runtime/liveweb.py)."""
         return self.live_hub.connect(path, read_only=read_only)
+
+    def live_cursors_from(self, peer: bytes, message) -> None:
+        """A peer's editors' cursors and names (LiveSync awareness) for our editors."""
+        self.live_hub.from_peer(peer, message)
 
     def check_in_sync(self) -> None:
         self.execute(self.machine.in_sync_event(self.clock.wall()))

@@ -3,8 +3,9 @@
 Each connection is a `live.ywire.YSession` on the node's document of that file. A client's edit
 goes to the folder machine (`live_client`: merged, published to the mesh, written to disk); every
 change of a document, whoever made it (a peer, the disk, an editor), is sent to every connection
-of that document. Awareness messages (cursors and names) are relayed between the editors of one
-document, and a newcomer gets the latest one of each other editor.
+of that document. Awareness messages (cursors and names) go through the node's awareness relay
+(protocol/liveaware.py): to the other editors of the document, here and, as `LiveSync` messages
+of kind 1, on the other nodes; a newcomer gets every state held for its document.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import trio
 
 from gossip_backer.errors import UserError
 from gossip_backer.live.ywire import YProtocolError, YSession
+from gossip_backer.protocol.liveaware import (AWARENESS, AwarenessError, AwarenessRelay,
+                                              ToEditors, ToPeers)
+from gossip_backer.wire.messages import LiveSync
 
 if TYPE_CHECKING:
     from gossip_backer.runtime.folder import Folder
@@ -30,10 +34,9 @@ class LiveConnection:
     def __init__(self, hub: "LiveHub", path: str, session: YSession) -> None:
         self.hub, self.path, self.session = hub, path, session
         self._send, self.outgoing = trio.open_memory_channel(OUTBOX)
-        self.awareness: bytes | None = None
 
     def hello(self) -> list[bytes]:
-        return self.session.hello() + self.hub.awareness_of_others(self)
+        return self.session.hello() + self.hub.relay.hello(self.path)
 
     def receive(self, message: bytes) -> list[bytes]:
         """A message from the editor; what to answer it. Raises YProtocolError for garbage."""
@@ -44,8 +47,10 @@ class LiveConnection:
             except Exception as exc:  # pycrdt refuses a malformed update: the client's fault
                 raise YProtocolError(f"update refused: {exc}") from exc
         if inbound.awareness is not None:
-            self.awareness = inbound.awareness
-            self.hub.relay(self, inbound.awareness)
+            try:
+                self.hub.awareness(self, inbound.awareness)
+            except AwarenessError as exc:
+                raise YProtocolError(f"awareness refused: {exc}") from exc
         return list(inbound.replies)
 
     def push(self, message: bytes) -> None:
@@ -67,6 +72,8 @@ class LiveHub:
         self.folder = folder
         self.clock = folder.clock  # the node's one clock (runtime/clock.py)
         self.conns: dict[str, set[LiveConnection]] = defaultdict(set)
+        self.relay = AwarenessRelay()
+        self._wake = trio.Event()
         folder.machine.live.listen(self._changed)
 
     @asynccontextmanager
@@ -82,20 +89,48 @@ class LiveHub:
         finally:
             self.conns[path].discard(conn)
             conn.close()
+            self._carry(self.relay.editor_left(path, conn, self.clock.now()))
 
     def client_update(self, path: str, update: bytes) -> None:
         self.folder.execute(self.folder.machine.live_client(path, update, self.clock.now(),
                                                             self.clock.wall()))
         self.folder.live.wake()
 
-    def relay(self, source: LiveConnection, message: bytes) -> None:
-        for conn in list(self.conns.get(source.path, ())):
-            if conn is not source:
-                conn.push(message)
+    # -- awareness (cursors, names) ------------------------------------------------------------
+    def awareness(self, source: LiveConnection, message: bytes) -> None:
+        """An editor's awareness message. Raises AwarenessError for garbage."""
+        self._carry(self.relay.from_editor(source.path, source, message, self.clock.now()))
 
-    def awareness_of_others(self, newcomer: LiveConnection) -> list[bytes]:
-        return [c.awareness for c in self.conns.get(newcomer.path, ())
-                if c is not newcomer and c.awareness is not None]
+    def from_peer(self, peer: bytes, message: LiveSync) -> None:
+        """A peer's `LiveSync`: awareness of the editors on other nodes, for a file live here."""
+        if message.kind == AWARENESS and self.folder.machine.live.owns(message.path):
+            self._carry(self.relay.from_peer(peer, message.path, message.data, self.clock.now()))
+
+    def peer_gone(self, peer: bytes) -> None:
+        self._carry(self.relay.peer_gone(peer, self.clock.now()))
+
+    async def run(self) -> None:
+        """The relay's timer: coalesced entries to the peers, stale entries dropped."""
+        while True:
+            due = self.relay.next_due()
+            with trio.move_on_after(60.0 if due is None else max(0.0, due - self.clock.now())):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            self._carry(self.relay.tick(self.clock.now()))
+
+    def _carry(self, effects: list) -> None:
+        for effect in effects:
+            if isinstance(effect, ToEditors):
+                for conn in list(self.conns.get(effect.path, ())):
+                    if conn is not effect.skip:
+                        conn.push(effect.message)
+            elif isinstance(effect, ToPeers):
+                message = LiveSync(effect.path, AWARENESS, effect.update)
+                for peer in self.folder.peers():
+                    if peer != effect.skip:
+                        self.folder.send_to(peer, message)
+        if effects:
+            self._wake.set()  # a flush may be due sooner than the timer thought
 
     def _changed(self, path: str, update: bytes) -> None:
         conns = self.conns.get(path)

@@ -49,7 +49,7 @@ from gossip_backer.runtime.shares import ShareService
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.wire.codec import pack
 from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
-                                         DeltaRequest, HistoryReply, HistoryRequest)
+                                         DeltaRequest, HistoryReply, HistoryRequest, LiveSync)
 
 BLOCK_MESSAGES = (BlockRequest, BlockData, BlockMissing, DeltaRequest, DeltaData)
 
@@ -155,6 +155,9 @@ class Node:
             link.send(await trio.to_thread.run_sync(self.history_service.answer, message))
         elif isinstance(message, HistoryReply):
             self.history_service.on_reply(link.peer, message)
+        elif isinstance(message, LiveSync):  # live editors' cursors: ephemeral, never stored
+            if self.folder is not None:
+                self.folder.live_cursors_from(link.peer, message)
         else:
             self.driver.receive(link.peer, message)
 

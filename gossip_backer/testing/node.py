@@ -67,6 +67,7 @@ class SimStore:
         self.index: dict[str, IndexEntry] = {}  # the local index (store.repo's index table)
         self.revisions: dict[str, list[tuple]] = {}  # path -> archived (hash, size, mtime, origin)
         self.invites = SimInvites()  # the invites this node made (store.repo's invites table)
+        self.live_bases: dict[str, list[bytes]] = {}  # live files' base logs (disk/livebase.py)
         self.machine_boot = 0  # the machine's boot id (a machine crash reboots it)
         self.alive: tuple[int, float] | None = None  # (boot id, last sign of life), as
         # disk/alive.py keeps it for the daemon: a mark left from another boot means the

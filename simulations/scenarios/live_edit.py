@@ -2,7 +2,10 @@
 become live (their text must not double when the documents meet); then `backer live *.md`, and
 the users of all nodes edit the notes on disk at random moments: words inserted (some with
 multi-byte characters) and struck out (replaced by "~"), while nodes go offline (cut off from all others) and the
-mesh splits in two and heals. A new note is made live on one node midway.
+mesh splits in two and heals. A new note is made live on one node midway. `kills` times, a node
+is killed right after a peer's edit reached its document but before its file shows it, its user
+edits that note while it is down, and it restarts (the three-way merge of protocol/live.py:
+neither the peer's word nor the offline one may be lost).
 
 Invariants, besides the simulator's own: every node's document of a note holds the same text,
 every disk copy equals it, no conflict copy of a live note exists, and no edit is lost: every
@@ -17,7 +20,7 @@ from gossip_backer.core.record import LiveGlob
 from simulations import Plan
 
 DEFAULTS = {"nodes": 4, "topology": "full", "duration": 30.0, "notes": 2, "rate": 0.6,
-            "cuts": 3, "removes": 0.25}
+            "cuts": 3, "removes": 0.25, "kills": 1, "down": 2.0}
 CHARS = ("", "é", "ж", "漢", "😀")
 
 
@@ -30,17 +33,19 @@ def _notes(sim) -> list[str]:
                    if p.endswith(".md") and not p.rsplit("/", 1)[-1].startswith(TMP_PREFIX)})
 
 
-def _edit(sim, i: int, state: dict) -> None:
-    """The user of node `i` inserts a fresh word at a word boundary of a note, or removes one."""
+def _edit(sim, i: int, state: dict, path: str | None = None) -> None:
+    """The user of node `i` inserts a fresh word at a word boundary of a note, or removes one
+    (given `path`: inserts one there)."""
     node, rng = sim.nodes[i], sim.rng
     notes = [p for p in _notes(sim) if node.disk.kind(p) == "file"]
     if not notes:
         return
-    path = rng.choice(notes)
+    given = path in notes
+    path = path if given else rng.choice(notes)
     text = node.disk.read(path).decode("utf-8")
     words = text.split(" ")
     present = [k for k, w in enumerate(words) if w != "~"]
-    if len(present) > 3 and rng.random() < state["removes"]:
+    if not given and len(present) > 3 and rng.random() < state["removes"]:
         k = rng.choice(present)  # the word is struck out ("~"): whitespace stays unambiguous,
         state["removed"].update(_words(words[k].encode()))  # so inserted words do not glue
         # (a strike and an insert at one place may still touch: "w1~"; the user removes both)
@@ -52,6 +57,31 @@ def _edit(sim, i: int, state: dict) -> None:
         words.insert(rng.randrange(len(words) + 1), word)
     node.disk.write(path, " ".join(words).encode("utf-8"), mtime_ns=sim.clock_ns())
     node.user_changed(path)
+
+
+def _unwritten(node) -> list[str]:
+    """Notes whose document holds edits the node's file does not show yet."""
+    live = node.folder.machine.live if node.alive and node.folder is not None else None
+    if live is None:
+        return []
+    return sorted(p for p, doc in live.docs.items()
+                  if node.disk.kind(p) == "file" and node.disk.read(p) != doc.data())
+
+
+def _kill(sim, i: int, state: dict, until: float, down: float) -> None:
+    """Kill node `i` as soon as a peer's edit waits for its file (or at `until` anyway); its
+    user edits that note while it is down; it restarts `down` seconds later."""
+    node = sim.nodes[i]
+    if not node.alive:
+        return
+    waiting = _unwritten(node)
+    if not waiting and sim.loop.now < until:
+        sim.at(sim.loop.now + 0.001, _kill, sim, i, state, until, down)
+        return
+    sim.note(f"kill {i} with unwritten edits of {waiting}")
+    sim.crash(i)
+    sim.at(sim.loop.now + down / 2, _edit, sim, i, state, *waiting[:1])
+    sim.at(sim.loop.now + down, sim.restart, i)
 
 
 def _new_note(sim, i: int, path: str, state: dict) -> None:
@@ -134,4 +164,7 @@ def plan(sim, options: dict) -> Plan:
         else:  # the mesh split in two
             sides = {i: rng.randrange(2) for i in range(n)}
             sim.partition(sides, start, end)
+    for _ in range(int(options["kills"])):
+        t = rng.uniform(6.0, duration - 3.0)
+        sim.at(t, _kill, sim, rng.randrange(n), state, t + 3.0, float(options["down"]))
     return Plan(until=duration, settle=120.0, since=duration, checks=_checks(sim, state))

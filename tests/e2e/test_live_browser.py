@@ -1,7 +1,8 @@
 """The live editor page in a real browser (headless Chromium via Playwright, tests/browser.py)
 against two real `backer run` processes: one page on each node, both typing at once; both
 pages and both disks end with the same text holding both edits. The file list and the
-dashboard link to it; a second editor's name and cursor show on the first."""
+dashboard link to it; a third editor's name and cursor show on the other editors, of its node and
+of the other node (awareness relayed between the nodes)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,16 @@ def test_two_editors_on_two_nodes_type_at_once(tmp_path, daemons, browser, shots
         page_a.wait_for_selector("#editors:has-text('Carol')", timeout=10_000)
         page_a.wait_for_selector(".cm-ySelectionInfo:has-text('Carol')", state="attached",
                                  timeout=10_000)
+        page_b.wait_for_selector("#editors:has-text('Carol')", timeout=10_000)  # on node B too
+        page_b.wait_for_selector(".cm-ySelectionInfo:has-text('Carol')", state="attached",
+                                 timeout=10_000)
+        page_b.hover(".cm-ySelectionCaret")  # its name shows on the caret (look at the shot)
         shot(page_a, shots, "live-editor-a")
         shot(page_b, shots, "live-editor-b")
-        ctx_c.close()
+        ctx_c.close()  # Carol leaves: her cursor goes on node B as well
+        page_b.wait_for_selector("#editors:not(:has-text('Carol'))", timeout=10_000)
+        page_b.wait_for_selector(".cm-ySelectionInfo:has-text('Carol')", state="detached",
+                                 timeout=10_000)
         assert not errors_a and not errors_b and not errors_c, errors_a + errors_b + errors_c
     finally:
         ctx_a.close()

@@ -86,3 +86,37 @@ def test_demo_starts_with_a_live_note_on_every_node():
             client.stop()
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=30)
+
+
+def test_yjs_clients_on_two_nodes_see_each_others_cursor_and_name(tmp_path, daemons):
+    """Awareness crosses the mesh: a stock Yjs client on each node sees the other's state
+    (relayed between the nodes as LiveSync); a state goes when its client leaves, and when its
+    node goes away."""
+    a, b = mesh(tmp_path, daemons, 2, web=True)
+    (a.root / "n.md").write_text("hello\n")
+    backer_json("live", str(a.root), "*.md")
+    wait_until(lambda: (b.root / "n.md").exists(), what="note on B")
+    on_a, on_b = YClient(ws_base(_web(a)), "n.md"), YClient(ws_base(_web(b)), "n.md")
+    clients = [on_a, on_b]
+    try:
+        on_a.wait_text(lambda t: t == "hello\n")
+        on_b.wait_text(lambda t: t == "hello\n")
+        on_a.send(aware={"user": {"name": "Ann"}, "cursor": 1})
+        on_b.send(aware={"user": {"name": "Bob ünï"}, "cursor": 3})
+        names = lambda others: {s.get("user", {}).get("name") for s in others.values()}  # noqa: E731
+        on_a.wait_others(lambda o: "Bob ünï" in names(o), timeout=10)
+        on_b.wait_others(lambda o: "Ann" in names(o), timeout=10)
+        on_b.send(aware={"user": {"name": "Bob ünï"}, "cursor": 5})
+        on_a.wait_others(lambda o: any(s.get("cursor") == 5 for s in o.values()), timeout=10)
+        on_b.send(quit=True)  # leaves: its state is removed on A too
+        on_a.wait_others(lambda o: "Bob ünï" not in names(o), timeout=10)
+        again = YClient(ws_base(_web(b)), "n.md")
+        clients.append(again)
+        again.wait_text(lambda t: t == "hello\n")
+        again.send(aware={"user": {"name": "Bea"}})
+        on_a.wait_others(lambda o: "Bea" in names(o), timeout=10)
+        assert b.stop() == 0  # node B goes: its editors' cursors go from A's editors
+        on_a.wait_others(lambda o: "Bea" not in names(o), timeout=10)
+    finally:
+        for client in clients:
+            client.stop()

@@ -40,6 +40,7 @@ class YClient:
         self.text: str | None = None
         self.length: int | None = None
         self.closed: int | None = None
+        self.others: dict = {}  # the other clients' awareness states, by Yjs client id
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -57,6 +58,8 @@ class YClient:
                     self.length = msg["length"]
                 if "closed" in msg:
                     self.closed = msg["closed"]
+                if "others" in msg:
+                    self.others = msg["others"]
         except queue.Empty:
             pass
 
@@ -71,6 +74,15 @@ class YClient:
             if self.text is not None and predicate(self.text):
                 return self.text
         raise AssertionError(f"the Yjs client's text never matched (last: {self.text!r})")
+
+    def wait_others(self, predicate, timeout: float = 20.0) -> dict:
+        """Wait until the other clients' awareness states satisfy `predicate`."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self._drain(0.05)
+            if predicate(self.others):
+                return self.others
+        raise AssertionError(f"the other clients' awareness never matched (last: {self.others!r})")
 
     def wait_closed(self, timeout: float = 20.0) -> int | None:
         deadline = time.time() + timeout
