@@ -193,6 +193,8 @@ class FolderMachine:
             out.append(Rescan(tuple(sorted(settling)), SETTLE))
         role = self.role()
         rolled, unsure = self._taken_back(result) if full else (set(), set())
+        for path in unsure & settling:  # judged when it settles: remember what it may not have
+            self._rolled_back[path] = self.index[path].vv  # seen (the power cut's mark is spent)
         kept: list[FileRecord] = []
         records: list[FileRecord] = []
         puts: list[IndexEntry] = []
@@ -207,6 +209,8 @@ class FolderMachine:
                 puts.append(index_entry(result.entries[path], vv))
             elif path not in settling:
                 unseen = self._rolled_back.pop(path, None)  # edited before the refetch
+                if unseen is None:
+                    unseen = self._awaiting_ours(path)  # (after a second power loss)
                 if path in unsure:
                     unseen = self.index[path].vv
                 record, vv = self._version_of(result.entries[path], role, unseen is not None)
@@ -286,6 +290,29 @@ class FolderMachine:
             return None, old.vv if old else VersionVector()  # yet, stay local for now
         return record, record.vv
 
+    def _awaiting_ours(self, path: str) -> VersionVector | None:
+        """The vv of our versions at `path` when the disk went back in time under them and the
+        mesh's copy is awaited (`_taken_back`): the row holds no version (an empty vv) although
+        the mesh holds one we took part in, or there is no row at all although the live version
+        there is ours (a power loss took a new file back: its row was dropped). Files found
+        before we could publish have empty rows too, but never a version of ours beside them.
+        Read from the stored rows and the map, not from memory, so a second power loss before
+        the refetch does not forget it. None otherwise."""
+        row = self.index.get(path)
+        if row is not None and row.vv:
+            return None
+        if row is None:
+            ours = [v.vv for v in self.metamap.versions(path)
+                    if v.origin == self.me and not v.deleted and v.kind == FILE]
+        else:
+            ours = [v.vv for v in self.metamap.versions(path) if v.vv.get(self.me)]
+        if not ours:
+            return None
+        merged = VersionVector()
+        for vv in ours:
+            merged = merged.merge(vv)
+        return merged
+
     def _unpublished(self, exclude: set[str] = frozenset()) -> list[FileRecord]:
         """Versions for what the disk held before we could publish (files present at `join`,
         written before the grant arrived): index rows that are no mesh version yet."""
@@ -293,6 +320,8 @@ class FolderMachine:
         for path, entry in sorted(self.index.items()):
             if entry.vv or path in exclude or path in self.busy or path in self._rolled_back:
                 continue
+            if self._awaiting_ours(path) is not None:
+                continue  # the disk went back in time: our version comes back from the mesh
             if self.live is not None and self.live.owns(path):
                 continue
             record = mirror.local_version(self.metamap, self.me, path, None, as_record(entry, self.me))
