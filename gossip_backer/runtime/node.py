@@ -33,6 +33,7 @@ from gossip_backer.runtime.views import peer_view, stored_status
 from gossip_backer.wire.codec import pack
 from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
                                          DeltaRequest, HistoryReply, HistoryRequest, InviteClaim)
+from gossip_backer.wire.messages import BlockBatch, BlockBatchData
 
 log = logging.getLogger(__name__)
 TICK = 0.25
@@ -185,7 +186,8 @@ class Node:
         if link.peer not in self.links or self.links[link.peer] is not link:
             return
         self.last_seen[link.peer] = self.clock.wall()
-        if isinstance(message, (BlockRequest, BlockData, BlockMissing, DeltaRequest, DeltaData)):
+        if isinstance(message, (BlockRequest, BlockData, BlockMissing, DeltaRequest, DeltaData,
+                                BlockBatch, BlockBatchData)):
             await link.spawn(self._on_block_message, link, message)
             return
         if isinstance(message, HistoryRequest):
@@ -217,8 +219,10 @@ class Node:
         if self.folder is None:
             if isinstance(message, (BlockRequest, DeltaRequest)):
                 link.send(BlockMissing(message.request_id))
+            elif isinstance(message, BlockBatch):
+                link.send(BlockBatchData((), tuple(r.request_id for r in message.requests)))
             return
-        if isinstance(message, (BlockRequest, DeltaRequest)):
+        if isinstance(message, (BlockRequest, DeltaRequest, BlockBatch)):
             link.send(await self.folder.answer(message))
             return
         try:

@@ -43,7 +43,7 @@ from gossip_backer.protocol import mirror
 from gossip_backer.protocol.folder import DiskStat, FolderMachine
 from gossip_backer.protocol import transfer
 from gossip_backer.protocol.transfer import Base, Scheduler
-from gossip_backer.wire.messages import BlockData, BlockMissing, DeltaData
+from gossip_backer.wire.messages import BlockBatchData, BlockData, BlockMissing, DeltaData
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 4 << 20
@@ -96,26 +96,30 @@ def archiver(root: Path, entry: IndexEntry | None, archived: list):
 
 
 @dataclass
-class _Finish:
-    work: object  # () -> (stat, folder to sync), run in a worker thread
+class _Hop:
+    """One file's share of a batched worker-thread hop."""
+
+    work: object  # run in the worker thread (what it returns depends on the batcher)
+    place: object = None  # a finish's second half, once the batch's bytes are durable
     done: trio.Event = field(default_factory=trio.Event)
-    result: Stat | None = None
+    result: object = None
     error: BaseException | None = None
 
 
-class _Finisher:
-    """Small files are moved into place in batches: one worker-thread hop runs every finish
-    queued meanwhile (verify, write, fsync, rename, stat), then syncs each folder once, so a
-    rename is durable before any file of the batch is reported done. A lone file waits for
-    nothing: a batch is whatever queued while the previous one ran."""
+class _Batcher:
+    """Runs the disk work of many files in one worker-thread hop: a tree of small files costs a
+    hop per batch, not per file (each hop is a GIL hand-off and a thread wake-up). A lone file
+    waits for nothing: a batch is whatever queued while the previous one ran."""
 
-    def __init__(self, disk) -> None:
+    def __init__(self, disk, batch: int, hops: int) -> None:
         self._disk = disk
-        self._queue: list[_Finish] = []
+        self._batch = batch
+        self._hops = hops
+        self._queue: list[_Hop] = []
         self._ready = trio.Event()
 
-    async def run(self, work) -> Stat | None:
-        item = _Finish(work)
+    async def run(self, work, place=None):
+        item = _Hop(work, place)
         self._queue.append(item)
         self._ready.set()
         try:
@@ -132,15 +136,15 @@ class _Finisher:
         return item.result
 
     async def loop(self) -> None:
-        """Batches run FINISH_HOPS at a time (their fsyncs overlap); a batch is taken when a
-        hop is free, so files queue up meanwhile."""
-        slots = trio.Semaphore(FINISH_HOPS)
+        """Batches run `hops` at a time; a batch is taken when a hop is free, so files queue
+        up meanwhile."""
+        slots = trio.Semaphore(self._hops)
         async with trio.open_nursery() as nursery:
             while True:
                 await self._ready.wait()
                 self._ready = trio.Event()
                 await slots.acquire()
-                batch, self._queue = self._queue[:FINISH_BATCH], self._queue[FINISH_BATCH:]
+                batch, self._queue = self._queue[:self._batch], self._queue[self._batch:]
                 if self._queue:
                     self._ready.set()
                 if batch:
@@ -148,30 +152,58 @@ class _Finisher:
                 else:
                     slots.release()
 
-    async def _hop(self, batch: list[_Finish], slots: trio.Semaphore) -> None:
+    async def _hop(self, batch: list[_Hop], slots: trio.Semaphore) -> None:
         try:
-            await self._disk(self._run_batch, batch)
+            await self._disk(self.run_batch, batch)
         finally:
             slots.release()
             for item in batch:
                 item.done.set()
 
     @staticmethod
-    def _run_batch(batch: list[_Finish]) -> None:
-        """(worker thread)"""
-        folders: dict[Path, list[_Finish]] = {}
+    def run_batch(batch: list[_Hop]) -> None:
+        """(worker thread) Each item's work, its result or error kept for its own task."""
         for item in batch:
             try:
-                item.result, folder = item.work()
-                folders.setdefault(folder, []).append(item)
+                item.result = item.work()
             except BaseException as exc:  # handed to the file's own task
                 item.error = exc
-        for folder, items in folders.items():
+
+
+class _Finisher(_Batcher):
+    """Small files are moved into place in batches: every file of a batch is written and
+    verified (`work`: its sealed temp file), then one `make_durable` makes all their bytes
+    durable (one syncfs instead of an fsync each), then each is renamed into place (`place`:
+    (stat, folder)), then `sync_folders` makes the renames durable before any file of the batch
+    is reported done. So a file is renamed only once its bytes are durable, as alone."""
+
+    @staticmethod
+    def run_batch(batch: list[_Hop]) -> None:
+        """(worker thread)"""
+        sealed = []
+        for item in batch:
             try:
-                apply.fsync_dir(folder)
+                sealed.append((item, item.work()))
             except BaseException as exc:
-                for item in items:
-                    item.error = exc
+                item.error = exc
+        try:
+            apply.make_durable([tmp for _, tmp in sealed])
+        except BaseException as exc:
+            for item, _ in sealed:
+                item.error = exc
+            return
+        placed: list[tuple[_Hop, Path]] = []
+        for item, _ in sealed:
+            try:
+                item.result, folder = item.place()
+                placed.append((item, folder))
+            except BaseException as exc:
+                item.error = exc
+        try:
+            apply.sync_folders(folder for _, folder in placed)
+        except BaseException as exc:
+            for item, _ in placed:
+                item.error = exc
 
 
 class _Superseded(Exception):
@@ -199,7 +231,8 @@ class Puller:
         self._pump = trio.Event()
         self.bytes_reused = 0
         self._disk_limiter = trio.CapacityLimiter(DISK_THREADS)
-        self._finisher = _Finisher(self._disk)
+        self._finisher = _Finisher(self._disk, FINISH_BATCH, FINISH_HOPS)
+        self._preparer = _Batcher(self._disk, FINISH_BATCH, FINISH_HOPS)
 
     async def _disk(self, fn, *args):
         """Run blocking disk work in a worker thread (a few at a time)."""
@@ -223,6 +256,7 @@ class Puller:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._request_pump)
             nursery.start_soon(self._finisher.loop)
+            nursery.start_soon(self._preparer.loop)
             while True:
                 self._wake = trio.Event()
                 await self._round(nursery)
@@ -320,8 +354,8 @@ class Puller:
         entry = self.machine.index.get(need.path)
         self.server.ready()
         same = self.server.find_file(rec.hash) if rec.hash else None
-        job.tmp, have, bases = await self._disk(self._prepare, need, entry, self.server.find_block,
-                                                same)
+        job.tmp, have, bases = await self._preparer.run(
+            lambda: self._prepare(need, entry, self.server.find_block, same))
         job.reused = sum(self._len(rec, i) for i in have)
         self.bytes_reused += job.reused
         missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
@@ -347,14 +381,25 @@ class Puller:
 
         batched = job.size <= BUFFER_FILE
 
-        def finish() -> tuple[Stat | None, Path | None]:
+        def seal() -> TempFile:
             for offset, data in buffered:
                 tmp.write_at(offset, data)
-            folder = tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
-                                archive=archiver(self.root, entry, archived), sync_dir=not batched)
+            sealed.append(tmp.seal(None, rec.hash, rec.mode, rec.mtime_ns))
+            return tmp
+
+        def place() -> tuple[Stat | None, Path]:
+            folder = tmp.place(sealed[0], _stat(entry), archive=archiver(self.root, entry, archived))
             return apply.stat_of(self.root, need.path), folder
+
+        def finish() -> Stat | None:
+            for offset, data in buffered:
+                tmp.write_at(offset, data)
+            tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
+                       archive=archiver(self.root, entry, archived))
+            return apply.stat_of(self.root, need.path)
+        sealed: list[Path] = []
         try:
-            st = await (self._finisher.run(finish) if batched else self._disk(lambda: finish()[0]))
+            st = await (self._finisher.run(seal, place) if batched else self._disk(finish))
         finally:
             self.host.record_archived(archived)
         job.tmp = None
@@ -489,16 +534,20 @@ class Puller:
             peers = self.host.peers()
             now = trio.current_time()
             self.scheduler.tick(now)
-            for peer, req in self.scheduler.requests(peers, now):
-                self.host.send_to(peer, req)
-            if any(self.scheduler.stalled(path, peers) for path in self.jobs) and peers:
+            for peer, msg in self.scheduler.messages(peers, now):
+                self.host.send_to(peer, msg)
+            if self.scheduler.any_stalled(peers):
                 for job in self.jobs.values():
                     job.done.set()  # let stalled assemblies see it
             with trio.move_on_after(1.0):
                 await self._pump.wait()
 
-    async def on_block(self, peer: bytes, msg: BlockData | BlockMissing | DeltaData) -> None:
+    async def on_block(self, peer: bytes,
+                       msg: BlockData | BlockMissing | DeltaData | BlockBatchData) -> None:
         """An answer from a peer (raises IntegrityError for bad data: the caller drops it)."""
+        if isinstance(msg, BlockBatchData):
+            await self._on_batch(peer, msg)
+            return
         if isinstance(msg, BlockMissing):
             self.scheduler.on_missing(peer, msg.request_id)
             self._pump.set()
@@ -522,6 +571,21 @@ class Puller:
         arrived = self.scheduler.on_data(peer, msg.request_id, msg.data, verified=ok)
         self._pump.set()
         if arrived is not None:
+            await self._arrived(arrived)
+
+    async def _on_batch(self, peer: bytes, msg: BlockBatchData) -> None:
+        """Many small blocks at once: verified on the loop (each is small), then handed on."""
+        for rid in msg.missing:
+            self.scheduler.on_missing(peer, rid)
+        arrivals = []
+        for block in msg.blocks:
+            expected = self.scheduler.expected(block.request_id)
+            ok = None if expected is None else (expected == b"" or strong_hash(block.data) == expected)
+            arrived = self.scheduler.on_data(peer, block.request_id, block.data, verified=ok)
+            if arrived is not None:
+                arrivals.append(arrived)
+        self._pump.set()
+        for arrived in arrivals:
             await self._arrived(arrived)
 
     async def _arrived(self, arrived) -> None:
