@@ -499,6 +499,7 @@ class TempFile:
     def finish(
         self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int,
         expect: Stat | None, *, archive: Archive | None = None, sync_dir: bool = True,
+        digest: bytes | None = None,
     ) -> Path:
         """Verify, then atomically move into place at `target` (None: the target it was made for).
 
@@ -506,21 +507,23 @@ class TempFile:
         what the caller last scanned there (None: nothing may be there). `archive`, if given, is
         called with `target` when a regular file is about to be replaced, after the last check.
         Returns the folder; `sync_dir=False` leaves its fsync (which makes the rename durable) to
-        the caller, who syncs it once for a batch of files."""
-        target = self.seal(target, expected_hash, mode, mtime_ns)
+        the caller, who syncs it once for a batch of files. `digest`: the content's hash as the
+        caller computed it from the bytes it wrote (else the file is read back and hashed)."""
+        target = self.seal(target, expected_hash, mode, mtime_ns, digest=digest)
         self._io("sync", os.fsync, self._need_fd())
         folder = self.place(target, expect, archive=archive)
         if sync_dir:
             fsync_dir(folder)
         return folder
 
-    def seal(self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int) -> Path:
+    def seal(self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int, *,
+             digest: bytes | None = None) -> Path:
         """`finish`'s first half: verify the content, set mode and mtime; the checked target.
         The bytes are not durable yet: `make_durable` (or an fsync) must come before `place`."""
         fd = self._need_fd()
         target = self._check_target(target)
         _refuse_folder(target, _lstat(target))
-        if self._digest() != expected_hash:
+        if (digest if digest is not None else self._digest()) != expected_hash:
             self.abort()
             raise IntegrityError(f"{target.name}: content does not match the version's hash")
         self._io("set mode of", os.fchmod, fd, mode & 0o777)

@@ -40,9 +40,9 @@ from gossip_backer.wire.messages import (BlockBatch, BlockData, BlockRequest, De
                                          DeltaRequest, Message)
 
 RETIRED = 4096
-SMALL_BLOCK = 64 << 10  # blocks up to this size are asked for in batches
+SMALL_BLOCK = 128 << 10  # blocks up to this size are asked for in batches
 BATCH_COUNT = 256  # blocks in one BlockBatch, at most
-BATCH_BYTES = 512 << 10  # their bytes, at most (the answer must fit one 1 MiB frame)
+BATCH_BYTES = 896 << 10  # their bytes, at most (the answer must fit one 1 MiB frame)
 DELTA_MAX_BLOCKS = 64  # blocks of one file asked for as deltas (a rewritten file: plain blocks)
 
 
@@ -225,19 +225,30 @@ class Scheduler:
             if fl.peer in load:
                 load[fl.peer][2 if fl.size <= SMALL_BLOCK else 0] += 1
                 load[fl.peer][1] += fl.size
+        room = {True: self._room(load, True), False: self._room(load, False)}
         for path in list(self._ready):
+            if not (room[True] or room[False]):
+                break  # every peer is full: the rest of the files wait (no walk over them)
             f = self.files[path]
             for index in list(f.waiting):
                 length = self._block_len(f, index)
-                peer = self._pick(f, load, length)
+                small = length <= SMALL_BLOCK
+                peer = self._pick(f, load, length) if room[small] else None
                 if peer is None:
                     break
                 out.append((peer, self._ask(f, index, peer, now)))
-                load[peer][2 if length <= SMALL_BLOCK else 0] += 1
+                load[peer][2 if small else 0] += 1
                 load[peer][1] += length
+                room[small] = self._room(load, small)
             if not f.waiting:
                 del self._ready[path]
         return out
+
+    def _room(self, load: dict[bytes, list[int]], small: bool) -> bool:
+        """May some peer take another small (or large) block at all?"""
+        return any((k < self.per_peer_small if small else n < self.per_peer_requests)
+                   and (n + k == 0 or size < self.per_peer_bytes)
+                   for n, size, k in load.values())
 
     def _pick(self, f: _File, load: dict[bytes, list[int]], length: int) -> bytes | None:
         """The least loaded peer that may have it and has room for `length` more bytes (an

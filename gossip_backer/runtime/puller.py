@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from pathlib import Path
 import trio
 
 from gossip_backer.core import delta
-from gossip_backer.core.blocks import RollingMatcher, strong_hash
+from gossip_backer.core.blocks import FileHasher, RollingMatcher, strong_hash
 from gossip_backer.core.paths import BadPath
 from gossip_backer.core.record import FILE, FileRecord, IndexEntry
 from gossip_backer.disk import apply, versions
@@ -71,6 +72,62 @@ class _Job:
     writing: int = 0  # verified blocks handed to a worker thread, not yet written
     buffered: list = field(default_factory=list)  # (offset, data) of a small file, not written
     error: Exception | None = None  # a block write failed (the disk's fault)
+    running: "_RunningHash | None" = None  # a large file's whole hash, computed as it is written
+
+
+class _RunningHash:
+    """The whole-file hash of a large file computed while its blocks are written, so that
+    `finish` need not read the whole file back: a block written at the frontier is hashed from
+    memory; blocks written ahead of it (arrived out of order, or reused from local files) are
+    read back from the temp file when the frontier reaches them. Written from worker threads."""
+
+    def __init__(self, tmp: TempFile, ahead: dict[int, int]) -> None:
+        self._tmp = tmp
+        self._lock = threading.Lock()
+        self._hasher = FileHasher()
+        self._at = 0
+        self._ahead = dict(ahead)  # offset -> length of bytes written but not yet hashed
+
+    def wrote(self, offset: int, data: bytes) -> None:
+        """(worker thread) `data` is now at `offset` of the temp file."""
+        with self._lock:
+            if offset != self._at:
+                self._ahead[offset] = len(data)
+                return
+            self._hasher.update(data)
+            self._at += len(data)
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        while self._at in self._ahead:
+            n = self._ahead.pop(self._at)
+            self._hasher.update(self._tmp.read_at(self._at, n))
+            self._at += n
+
+    def digest(self, size: int) -> bytes:
+        """(worker thread, once every block is written) The hash; whatever the frontier did not
+        reach is read back now."""
+        with self._lock:
+            self._catch_up()
+            while self._at < size:
+                chunk = self._tmp.read_at(self._at, min(READ_CHUNK, size - self._at))
+                if not chunk:
+                    break
+                self._hasher.update(chunk)
+                self._at += len(chunk)
+            return self._hasher.digest()
+
+
+def _buffered_digest(buffered: list, size: int) -> bytes | None:
+    """The whole hash of a small file whose buffered blocks cover it all (else None: blocks
+    reused from local files are in the temp file only, which is then read back)."""
+    hasher, at = FileHasher(), 0
+    for offset, data in sorted(buffered, key=lambda b: b[0]):
+        if offset != at:
+            return None
+        hasher.update(data)
+        at += len(data)
+    return hasher.digest() if at == size else None
 
 
 def _stat(entry: IndexEntry | None) -> Stat | None:
@@ -357,6 +414,9 @@ class Puller:
         job.tmp, have, bases = await self._preparer.run(
             lambda: self._prepare(need, entry, self.server.find_block, same))
         job.reused = sum(self._len(rec, i) for i in have)
+        if job.size > BUFFER_FILE:
+            job.running = _RunningHash(job.tmp, {i * rec.block_size: self._len(rec, i)
+                                                 for i in have})
         self.bytes_reused += job.reused
         missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
         if missing:
@@ -384,7 +444,8 @@ class Puller:
         def seal() -> TempFile:
             for offset, data in buffered:
                 tmp.write_at(offset, data)
-            sealed.append(tmp.seal(None, rec.hash, rec.mode, rec.mtime_ns))
+            sealed.append(tmp.seal(None, rec.hash, rec.mode, rec.mtime_ns,
+                                   digest=_buffered_digest(buffered, rec.size)))
             return tmp
 
         def place() -> tuple[Stat | None, Path]:
@@ -394,8 +455,9 @@ class Puller:
         def finish() -> Stat | None:
             for offset, data in buffered:
                 tmp.write_at(offset, data)
+            running = job.running.digest(rec.size) if job.running is not None else None
             tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
-                       archive=archiver(self.root, entry, archived))
+                       archive=archiver(self.root, entry, archived), digest=running)
             return apply.stat_of(self.root, need.path)
         sealed: list[Path] = []
         try:
@@ -574,13 +636,19 @@ class Puller:
             await self._arrived(arrived)
 
     async def _on_batch(self, peer: bytes, msg: BlockBatchData) -> None:
-        """Many small blocks at once: verified on the loop (each is small), then handed on."""
+        """Many small blocks at once: verified together (on the loop when they are few bytes,
+        else in one worker hop), then handed on."""
         for rid in msg.missing:
             self.scheduler.on_missing(peer, rid)
+        expected = [self.scheduler.expected(b.request_id) for b in msg.blocks]
+
+        def check() -> list[bool | None]:
+            return [None if want is None else (want == b"" or strong_hash(b.data) == want)
+                    for b, want in zip(msg.blocks, expected)]
+        big = sum(len(b.data) for b in msg.blocks) > 4 * INLINE_HASH
+        verdicts = await trio.to_thread.run_sync(check) if big else check()
         arrivals = []
-        for block in msg.blocks:
-            expected = self.scheduler.expected(block.request_id)
-            ok = None if expected is None else (expected == b"" or strong_hash(block.data) == expected)
+        for block, ok in zip(msg.blocks, verdicts):
             arrived = self.scheduler.on_data(peer, block.request_id, block.data, verified=ok)
             if arrived is not None:
                 arrivals.append(arrived)
@@ -598,7 +666,7 @@ class Puller:
         else:
             job.writing += 1  # the file is not complete until this write is
             try:
-                await self._disk(job.tmp.write_at, arrived.offset, arrived.data)
+                await self._disk(self._write, job, arrived.offset, arrived.data)
             except (LocalError, OSError) as exc:  # our disk's trouble (or a temp file a full
                 job.error = exc  # disk made us drop), never the peer's: the assembly ends with it
                 return
@@ -612,6 +680,13 @@ class Puller:
             self.host.emit(TransferProgress(self.clock.wall(), job.path, job.reused + job.fetched,
                                             job.size))
         job.done.set()
+
+    @staticmethod
+    def _write(job: _Job, offset: int, data: bytes) -> None:
+        """(worker thread) A verified block into the temp file (and the running hash)."""
+        job.tmp.write_at(offset, data)
+        if job.running is not None:
+            job.running.wrote(offset, data)
 
     async def fetch_into(self, key: str, tmp: TempFile, file_hash: bytes, piece: int, size: int,
                          blocks: list, patience: float = 30.0) -> bool:
