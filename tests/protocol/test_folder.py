@@ -175,7 +175,7 @@ def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_a
         a.commit(FileRecord(f"dir{i}", DIR, VersionVector({a.id: 100 + i}), a.id, 0, S, 0o755))
     for i in range(50):
         a.write(f"dir{i % 3}/f{i:02d}", b"%d" % i, mtime_ns=S)
-    machine = FolderMachine(b.map, b.id)
+    machine = FolderMachine(b.map, b.id, max_small_files=16)  # small files: their own limit
     sign_all(b, machine, machine.scanned_root(result(*(scanned(f"old/x{i}", b"o%d" % i, 1, 10 + i)
                                                        for i in range(4))), WALL, full=True))
     sync(a, b)
@@ -187,12 +187,12 @@ def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_a
     machine.map_changed(None, lambda h: True, WALL)
     work = machine.next_work(0.0)
     kinds = [n.action for n in work]
-    assert kinds == [mirror.CREATE_DIR] * 3 + [mirror.WRITE_FILE] * machine.max_files
+    assert kinds == [mirror.CREATE_DIR] * 3 + [mirror.WRITE_FILE] * machine.max_small_files
     assert machine.next_work(0.0) == []  # every slot taken; deletions wait for the files
     for n in work:
         machine.done(n, DiskStat(n.record.size, n.record.mtime_ns, 1), WALL)
     rest = machine.next_work(1.0)
-    assert [n.action for n in rest] == [mirror.WRITE_FILE] * machine.max_files
+    assert [n.action for n in rest] == [mirror.WRITE_FILE] * machine.max_small_files
     for n in rest:
         machine.done(n, DiskStat(n.record.size, n.record.mtime_ns, 1), WALL)
     while True:
