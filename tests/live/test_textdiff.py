@@ -63,3 +63,27 @@ def test_a_100_kb_note_with_scattered_edits_diffs_in_well_under_a_second() -> No
     splices = textdiff.diff(old, new)
     assert time.perf_counter() - started < 1.0
     assert textdiff.apply(old, splices) == new and len(splices) <= 40
+
+
+def test_a_word_with_a_symbol_typed_after_its_like_is_inserted_whole_between_words() -> None:
+    # "w1" + "😀n1 w6" + "😀n1" gives the same text, but cuts both words (seed 21046)
+    old = "base w4n1 alpha beta w1😀n1 gamma".encode()  # a save with two more changes
+    new = "w7жn1 base ~ alpha beta w1😀n1 w6😀n1 gamma".encode()
+    splices = textdiff.diff(old, new)
+    assert textdiff.apply(old, splices) == new
+    assert splices[-1].delete == 0 and splices[-1].insert.strip() == "w6😀n1"
+
+
+def test_a_word_typed_beside_one_removed_meanwhile_survives_the_merge() -> None:
+    """Node A types "w6😀n1" after "w1😀n1" while node B strikes "w1😀n1" out: the merged text
+    holds the typed word whole (it held "😀n1 w6~" when the insertion cut the neighbour)."""
+    base = TextDoc.seed("base w4n1 alpha beta w1😀n1 gamma".encode())
+    a, b = TextDoc(1), TextDoc(2)
+    a.apply(base)
+    b.apply(base)
+    a.edit_to("w7жn1 base ~ alpha beta w1😀n1 w6😀n1 gamma".encode())
+    b.edit_to("base w4n1 alpha beta ~ gamma".encode())
+    a.apply(b.update_since())
+    b.apply(a.update_since())
+    assert a.data() == b.data()
+    assert "w6😀n1" in a.data().decode().replace("~", " ").split()
