@@ -1,7 +1,7 @@
 """Nodes crash and restart with their persisted state (store, disk, local index), while users keep
 writing (also on the disk of a stopped node); new nodes join through an invite, others leave and
-are revoked (after waiting until nothing of theirs exists only on them; `abrupt_leave=1`: at
-once). At the end every crashed node comes back and the mesh must settle with nothing lost.
+are revoked (after waiting until nothing of theirs exists only on them and every node they
+invited got in, by a node that knows those grants; `abrupt_leave=1`: at once). At the end every crashed node comes back and the mesh must settle with nothing lost.
 
 A crash is either the process (peers get a reset at once) or the machine (silence: peers find
 out from their dead timer). What a leaving node had published before the revocation's cutoff
