@@ -32,10 +32,10 @@ def run(files: int, dirs: int, size: int) -> dict:
     opened = 0
     real_hash = scan_mod.hash_file
 
-    def counting_hash(path: str, n: int) -> scan_mod.FileHash:
+    def counting_hash(path: str, *args) -> scan_mod.FileHash:  # the scan's extra arguments too
         nonlocal opened
         opened += 1
-        return real_hash(path, n)
+        return real_hash(path, *args)
 
     with tempfile.TemporaryDirectory(prefix="backer-rescan-") as tmp:
         root = Path(tmp)

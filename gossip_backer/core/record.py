@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
 from gossip_backer.core import paths
-from gossip_backer.core.vv import VersionVector
+from gossip_backer.core.vv import VersionVector, node_key
 
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
 KINDS = (FILE, DIR, SYMLINK)
@@ -100,7 +100,7 @@ class FileRecord:
         _need(isinstance(deleted, bool), "deleted")
         _need(isinstance(vv, list), "version vector")
         return cls(
-            path=path, kind=kind, vv=VersionVector.decode(vv), origin=origin, size=size,
+            path=path, kind=kind, vv=VersionVector.decode(vv), origin=node_key(origin), size=size,
             mtime_ns=mtime_ns, mode=mode, hash=h, block_size=bsize,
             blocks=tuple(Block.from_plain(b) for b in blocks), target=target, deleted=deleted,
         )

@@ -11,6 +11,21 @@ import enum
 from collections.abc import Iterable, Mapping
 
 
+_KEYS: dict[bytes, bytes] = {}
+_KEYS_MAX = 4096  # node keys held once (a mesh has a few; a flood of strangers is not kept)
+
+
+def node_key(key: bytes) -> bytes:
+    """One shared bytes object per node key: every record and version vector of 100,000 files
+    names the same few nodes, and each decoded copy costs 65 bytes."""
+    kept = _KEYS.get(key)
+    if kept is not None:
+        return kept
+    if len(_KEYS) < _KEYS_MAX:
+        _KEYS[key] = key
+    return key
+
+
 class Order(enum.Enum):
     EQUAL = "equal"
     GREATER = "greater"
@@ -85,7 +100,7 @@ class VersionVector:
             k, v = pair
             if not isinstance(k, bytes) or type(v) is not int or v < 0 or k in counters:
                 raise ValueError("malformed version vector")
-            counters[k] = v
+            counters[node_key(k)] = v
         return cls(counters)
 
     def __eq__(self, other: object) -> bool:

@@ -7,7 +7,8 @@ The puller writes verified blocks into it in any order; `finish` then
 
   1. re-hashes the whole temp file against the version's hash (mismatch: IntegrityError, the temp
      file is deleted, nothing changes at the target),
-  2. sets permission bits and mtime and fsyncs the file,
+  2. sets permission bits and mtime and fsyncs the file (a batch of small files: `seal` each,
+     one `make_durable` for all, then `place` each and `sync_folders` once),
   3. looks at the target one last time: if it is not what the caller last scanned (`expect`, a
      `Stat`, or None for "nothing there") the user changed it meanwhile, so `LocalChanged` is raised
      and the temp file is kept (the caller turns the situation into a conflict and may still
@@ -57,12 +58,14 @@ __all__ = [
     "TempFile",
     "find_partial",
     "make_dir",
+    "make_durable",
     "make_symlink",
     "remove",
     "remove_abandoned_temps",
     "rename",
     "set_meta",
     "stat_of",
+    "sync_folders",
     "temp_name",
 ]
 
@@ -247,6 +250,66 @@ def fsync_dir(folder: Path) -> None:
             raise disk_error(exc, "sync folder", folder) from exc
     finally:
         os.close(fd)
+
+
+def _syncfs(fd: int) -> bool:
+    """Linux syncfs(2) on the file system holding `fd`: every dirty byte and name of it made
+    durable in one journal commit. False where it does not exist (then sync file by file)."""
+    global _SYNCFS
+    if _SYNCFS is None:
+        try:
+            import ctypes
+
+            _SYNCFS = ctypes.CDLL(None, use_errno=True).syncfs
+        except (OSError, AttributeError):
+            _SYNCFS = False
+    if _SYNCFS is False:
+        return False
+    if _SYNCFS(fd) != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return True
+
+
+_SYNCFS = None
+
+
+def make_durable(temps: list["TempFile"]) -> None:
+    """The written bytes of every temp file (sealed, not yet placed) reach the disk: one syncfs
+    for a batch of small files where Linux has it (an fsync each costs a journal commit each),
+    else an fsync each. A temp file is placed only after this returns."""
+    if not temps:
+        return
+    if len(temps) > 1:
+        try:
+            if _syncfs(temps[0]._need_fd()):
+                return
+        except OSError as exc:
+            raise disk_error(exc, "sync", temps[0].path) from exc
+    for t in temps:
+        t._io("sync", os.fsync, t._need_fd())
+
+
+def sync_folders(folders: Iterable[Path]) -> None:
+    """Make the renames of a batch durable: one syncfs for several folders where Linux has it,
+    else `fsync_dir` each."""
+    folders = list(dict.fromkeys(folders))
+    if len(folders) > 1:
+        try:
+            fd = os.open(folders[0], os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
+        except OSError as exc:
+            raise disk_error(exc, "open folder", folders[0]) from exc
+        try:
+            if _syncfs(fd):
+                return
+        except OSError as exc:
+            raise disk_error(exc, "sync folder", folders[0]) from exc
+        finally:
+            os.close(fd)
+    for folder in folders:
+        fsync_dir(folder)
 
 
 def _make_parents(base: Path, full: Path) -> None:
@@ -447,6 +510,7 @@ class TempFile(KeptUnlessFailed):
     def finish(
         self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int,
         expect: Stat | None, *, archive: Archive | None = None, sync_dir: bool = True,
+        digest: bytes | None = None,
     ) -> Path:
         """Verify, then atomically move into place at `target` (None: the target it was made for).
 
@@ -454,11 +518,23 @@ class TempFile(KeptUnlessFailed):
         what the caller last scanned there (None: nothing may be there). `archive`, if given, is
         called with `target` when a regular file is about to be replaced, after the last check.
         Returns the folder; `sync_dir=False` leaves its fsync (which makes the rename durable) to
-        the caller, who syncs it once for a batch of files."""
+        the caller, who syncs it once for a batch of files. `digest`: the content's hash as the
+        caller computed it from the bytes it wrote (else the file is read back and hashed)."""
+        target = self.seal(target, expected_hash, mode, mtime_ns, digest=digest)
+        self._io("sync", os.fsync, self._need_fd())
+        folder = self.place(target, expect, archive=archive)
+        if sync_dir:
+            fsync_dir(folder)
+        return folder
+
+    def seal(self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int, *,
+             digest: bytes | None = None) -> Path:
+        """`finish`'s first half: verify the content, set mode and mtime; the checked target.
+        The bytes are not durable yet: `make_durable` (or an fsync) must come before `place`."""
         fd = self._need_fd()
         target = self._check_target(target)
         _refuse_folder(target, _lstat(target))
-        if self._digest() != expected_hash:
+        if (digest if digest is not None else self._digest()) != expected_hash:
             self.abort()
             raise IntegrityError(f"{target.name}: content does not match the version's hash")
         self._io("set mode of", os.fchmod, fd, mode & 0o777)
@@ -466,7 +542,11 @@ class TempFile(KeptUnlessFailed):
             self._io("set mtime of", lambda: os.utime(fd, ns=(mtime_ns, mtime_ns)))
         else:  # pragma: no cover - platforms without futimens
             self._io("set mtime of", lambda: os.utime(self.path, ns=(mtime_ns, mtime_ns)))
-        self._io("sync", os.fsync, fd)
+        return target
+
+    def place(self, target: Path, expect: Stat | None, *, archive: Archive | None = None) -> Path:
+        """`finish`'s second half, once the bytes are durable: the last look at the target, then
+        the rename; the folder, whose sync (`fsync_dir` or `sync_folders`) makes it durable."""
         current = _check_expect(target, expect)  # raises LocalChanged: the temp file is kept
         _refuse_folder(target, current)
         if archive is not None and current is not None and stat.S_ISREG(current.st_mode):
@@ -477,8 +557,6 @@ class TempFile(KeptUnlessFailed):
             self.abort()
             raise disk_error(exc, "move into place", target) from exc
         self.close()
-        if sync_dir:
-            fsync_dir(target.parent)
         return target.parent
 
     def close(self) -> None:

@@ -57,7 +57,10 @@ from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, ReadText, 
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
 SETTLE_NS = int(SETTLE * 1e9)
 EMPTIED_MIN_FILES = 2
-MAX_FILES = 16  # files assembled at once
+MAX_FILES = 16  # files assembled at once (beyond the small ones)
+SMALL_FILE = 256 << 10  # files up to this size are assembled many at once (batched on the wire
+MAX_SMALL_FILES = 512  # and on disk): at most this many
+SMALL_BYTES = 32 << 20  # and this many bytes of them (the puller holds their blocks in memory)
 FULL_REFRESH = 30.0  # seconds between full recomputations of what the disk lacks
 RETRY_AFTER = 10.0
 DISK_FULL_RETRY = 5.0  # seconds between tries while the disk is full
@@ -129,12 +132,14 @@ class FolderMachine:
     """Every decision about one root (see the module docstring)."""
 
     def __init__(self, metamap: MetaMap, me: bytes, index: Iterable[IndexEntry] = (), *,
-                 max_files: int = MAX_FILES, full_refresh: float = FULL_REFRESH,
+                 max_files: int = MAX_FILES, max_small_files: int = MAX_SMALL_FILES,
+                 full_refresh: float = FULL_REFRESH,
                  retry_after: float = RETRY_AFTER) -> None:
         self.metamap = metamap
         self.me = me
         self.index: dict[str, IndexEntry] = {e.path: e for e in index}
         self.max_files = max_files
+        self.max_small_files = max_small_files
         self.full_refresh = full_refresh
         self.retry_after = retry_after
         self.paused: str | None = None
@@ -143,6 +148,7 @@ class FolderMachine:
         self.scanned = False  # a first full scan has been judged
         self.busy: set[str] = set()  # paths with disk work under way
         self.assembling: set[str] = set()  # files being assembled (a subset of busy)
+        self._small: dict[str, int] = {}  # those up to SMALL_FILE -> size
         self.failed: dict[str, tuple[VersionVector, float]] = {}  # path -> (disk vv, retry at)
         self.stalled: dict[str, _Stall] = {}  # needs whose content no connected peer had
         self._needs: dict[str, mirror.Need] = {}
@@ -193,6 +199,8 @@ class FolderMachine:
             out.append(Rescan(tuple(sorted(settling)), SETTLE))
         role = self.role()
         rolled, unsure = self._taken_back(result) if full else (set(), set())
+        for path in unsure & settling:  # judged when it settles: remember what it may not have
+            self._rolled_back[path] = self.index[path].vv  # seen (the power cut's mark is spent)
         kept: list[FileRecord] = []
         records: list[FileRecord] = []
         puts: list[IndexEntry] = []
@@ -207,6 +215,8 @@ class FolderMachine:
                 puts.append(index_entry(result.entries[path], vv))
             elif path not in settling:
                 unseen = self._rolled_back.pop(path, None)  # edited before the refetch
+                if unseen is None:
+                    unseen = self._awaiting_ours(path)  # (after a second power loss)
                 if path in unsure:
                     unseen = self.index[path].vv
                 record, vv = self._version_of(result.entries[path], role, unseen is not None)
@@ -286,6 +296,29 @@ class FolderMachine:
             return None, old.vv if old else VersionVector()  # yet, stay local for now
         return record, record.vv
 
+    def _awaiting_ours(self, path: str) -> VersionVector | None:
+        """The vv of our versions at `path` when the disk went back in time under them and the
+        mesh's copy is awaited (`_taken_back`): the row holds no version (an empty vv) although
+        the mesh holds one we took part in, or there is no row at all although the live version
+        there is ours (a power loss took a new file back: its row was dropped). Files found
+        before we could publish have empty rows too, but never a version of ours beside them.
+        Read from the stored rows and the map, not from memory, so a second power loss before
+        the refetch does not forget it. None otherwise."""
+        row = self.index.get(path)
+        if row is not None and row.vv:
+            return None
+        if row is None:
+            ours = [v.vv for v in self.metamap.versions(path)
+                    if v.origin == self.me and not v.deleted and v.kind == FILE]
+        else:
+            ours = [v.vv for v in self.metamap.versions(path) if v.vv.get(self.me)]
+        if not ours:
+            return None
+        merged = VersionVector()
+        for vv in ours:
+            merged = merged.merge(vv)
+        return merged
+
     def _unpublished(self, exclude: set[str] = frozenset()) -> list[FileRecord]:
         """Versions for what the disk held before we could publish (files present at `join`,
         written before the grant arrived): index rows that are no mesh version yet."""
@@ -293,6 +326,8 @@ class FolderMachine:
         for path, entry in sorted(self.index.items()):
             if entry.vv or path in exclude or path in self.busy or path in self._rolled_back:
                 continue
+            if self._awaiting_ours(path) is not None:
+                continue  # the disk went back in time: our version comes back from the mesh
             if self.live is not None and self.live.owns(path):
                 continue
             record = mirror.local_version(self.metamap, self.me, path, None, as_record(entry, self.me))
@@ -424,16 +459,25 @@ class FolderMachine:
             return []
         self.refresh(now)
         out: list[mirror.Need] = []
-        slots = self.max_files - len(self.assembling)
+        slots = self.max_files - (len(self.assembling) - len(self._small))
+        small_bytes = sum(self._small.values())
         assembling = bool(self.assembling)
         for key in self._order.irange(maximum=mirror.AFTER_FILES, inclusive=(True, False)):
             need = self._order[key]
             if not self._startable(need, now):
                 continue
             if need.action == mirror.WRITE_FILE:
-                if slots <= 0:
+                size = need.record.size
+                if size > SMALL_FILE:
+                    if slots <= 0:
+                        break
+                    slots -= 1
+                elif len(self._small) >= self.max_small_files or (
+                        self._small and small_bytes + size > SMALL_BYTES):
                     break
-                slots -= 1
+                else:
+                    self._small[need.path] = size
+                    small_bytes += size
                 assembling = True
                 self.assembling.add(need.path)
             out.append(need)
@@ -463,6 +507,7 @@ class FolderMachine:
     def _release(self, need: mirror.Need) -> None:
         self.busy.discard(need.path)
         self.assembling.discard(need.path)
+        self._small.pop(need.path, None)
         self._mark([need.path])
 
     def entry_after(self, need: mirror.Need, st: DiskStat) -> IndexEntry:

@@ -14,6 +14,12 @@ the answer rebuilt from them; one that fails its hash (a false match of the shor
 hashes, or a changed old file) is asked for again plainly, and only a plain block that fails its
 hash names the peer.
 
+Small blocks (a tree of small files) travel in batches: `messages` groups the plain requests of
+blocks up to SMALL_BLOCK for one peer into BlockBatch messages (at most BATCH_COUNT blocks and
+BATCH_BYTES of them, so the answer fits one frame), answered by one BlockBatchData; the per-peer
+limit on requests in flight counts them apart (`per_peer_small`), so hundreds of small files are
+in flight at once while large blocks stay few. Each block keeps its own request id and flight.
+
 An answer to a request we no longer wait for (timed out, or its file cancelled) is dropped
 quietly: `retired` remembers the last RETIRED of those ids and whom they were sent to. Any other
 answer (an id never sent to that peer, or answered already) is unrequested data: RemoteError, the
@@ -30,9 +36,13 @@ from gossip_backer.core import delta
 from gossip_backer.core.blocks import MAX_BLOCK_SIZE
 from gossip_backer.core.record import FILE, Block, FileRecord, IndexEntry
 from gossip_backer.errors import IntegrityError, RemoteError
-from gossip_backer.wire.messages import BlockData, BlockRequest, DeltaData, DeltaRequest
+from gossip_backer.wire.messages import (BlockBatch, BlockData, BlockRequest, DeltaData,
+                                         DeltaRequest, Message)
 
 RETIRED = 4096
+SMALL_BLOCK = 128 << 10  # blocks up to this size are asked for in batches
+BATCH_COUNT = 256  # blocks in one BlockBatch, at most
+BATCH_BYTES = 896 << 10  # their bytes, at most (the answer must fit one 1 MiB frame)
 DELTA_MAX_BLOCKS = 64  # blocks of one file asked for as deltas (a rewritten file: plain blocks)
 
 
@@ -66,6 +76,30 @@ def delta_bases(rec: FileRecord, entry: IndexEntry | None,
         if len(out) >= DELTA_MAX_BLOCKS:
             break
     return out
+
+
+def batched(requests: list[BlockRequest]) -> list[BlockRequest | BlockBatch]:
+    """Plain small requests for one peer as few messages as the batch limits allow (a lone
+    request stays a BlockRequest)."""
+    out: list[BlockRequest | BlockBatch] = []
+    group: list[BlockRequest] = []
+    size = 0
+    for req in requests:
+        if group and (len(group) >= BATCH_COUNT or size + req.size > BATCH_BYTES):
+            out.append(BlockBatch(tuple(group)) if len(group) > 1 else group[0])
+            group, size = [], 0
+        group.append(req)
+        size += req.size
+    if group:
+        out.append(BlockBatch(tuple(group)) if len(group) > 1 else group[0])
+    return out
+
+
+def batch_ok(batch: BlockBatch) -> bool:
+    """Is a peer's BlockBatch within the limits (so that its answer fits one frame)?"""
+    return (len(batch.requests) <= BATCH_COUNT
+            and all(0 < r.size <= SMALL_BLOCK and r.offset >= 0 for r in batch.requests)
+            and sum(r.size for r in batch.requests) <= BATCH_BYTES)
 
 
 def delta_request_ok(req: DeltaRequest) -> bool:
@@ -141,12 +175,15 @@ class Scheduler:
     """Outstanding block fetches of all files being pulled (see the module docstring)."""
 
     def __init__(self, hasher: Callable[[bytes], bytes], *, per_peer_requests: int = 32,
-                 per_peer_bytes: int = 16 << 20, timeout: float = 20.0) -> None:
+                 per_peer_small: int = 1024, per_peer_bytes: int = 16 << 20,
+                 timeout: float = 20.0) -> None:
         self.hasher = hasher
         self.per_peer_requests = per_peer_requests
+        self.per_peer_small = per_peer_small
         self.per_peer_bytes = per_peer_bytes
         self.timeout = timeout
         self.files: dict[str, _File] = {}
+        self._ready: dict[str, None] = {}  # paths with blocks waiting to be asked for, in order
         self.flights: dict[int, _Flight] = {}
         self.lacking: set[tuple[bytes, bytes]] = set()  # (peer, file_hash) it said it lacks
         self._next_id = 1
@@ -160,9 +197,12 @@ class Scheduler:
         todo = dict(blocks)
         self.files[path] = _File(path, file_hash, block_size, size, todo, dict(todo),
                                  bases={i: b for i, b in bases.items() if i in todo})
+        if todo:
+            self._ready[path] = None
 
     def cancel(self, path: str) -> None:
         f = self.files.pop(path, None)
+        self._ready.pop(path, None)
         if f is not None:
             for rid in f.asked.values():
                 self._retire(rid)
@@ -178,31 +218,69 @@ class Scheduler:
             return False
         return all((p, f.file_hash) in self.lacking for p in peers)
 
+    def any_stalled(self, peers: list[bytes]) -> bool:
+        """Is some file `stalled` while peers are connected? (Cheap when no peer lacks anything.)"""
+        if not peers or not self.lacking:
+            return False
+        lacked = {h for _, h in self.lacking}
+        return any(f.file_hash in lacked and self.stalled(path, peers)
+                   for path, f in self.files.items())
+
     # -- handing out requests --------------------------------------------------------------
+    def messages(self, peers: list[bytes], now: float) -> list[tuple[bytes, Message]]:
+        """`requests`, with the plain small ones grouped into BlockBatch messages per peer."""
+        out: list[tuple[bytes, Message]] = []
+        small: dict[bytes, list[BlockRequest]] = {}
+        for peer, req in self.requests(peers, now):
+            if type(req) is BlockRequest and req.size <= SMALL_BLOCK:
+                small.setdefault(peer, []).append(req)
+            else:
+                out.append((peer, req))
+        for peer, reqs in small.items():
+            out.extend((peer, m) for m in batched(reqs))
+        return out
+
     def requests(self, peers: list[bytes], now: float) -> list[tuple[bytes, BlockRequest]]:
         out: list[tuple[bytes, BlockRequest]] = []
-        load = {p: [0, 0] for p in peers}
+        load = {p: [0, 0, 0] for p in peers}  # large requests, bytes, small requests in flight
         for fl in self.flights.values():
             if fl.peer in load:
-                load[fl.peer][0] += 1
+                load[fl.peer][2 if fl.size <= SMALL_BLOCK else 0] += 1
                 load[fl.peer][1] += fl.size
-        for f in self.files.values():
+        room = {True: self._room(load, True), False: self._room(load, False)}
+        for path in list(self._ready):
+            if not (room[True] or room[False]):
+                break  # every peer is full: the rest of the files wait (no walk over them)
+            f = self.files[path]
             for index in list(f.waiting):
-                peer = self._pick(f, load, self._block_len(f, index))
+                length = self._block_len(f, index)
+                small = length <= SMALL_BLOCK
+                peer = self._pick(f, load, length) if room[small] else None
                 if peer is None:
                     break
                 out.append((peer, self._ask(f, index, peer, now)))
-                load[peer][0] += 1
-                load[peer][1] += self._block_len(f, index)
+                load[peer][2 if small else 0] += 1
+                load[peer][1] += length
+                room[small] = self._room(load, small)
+            if not f.waiting:
+                del self._ready[path]
         return out
+
+    def _room(self, load: dict[bytes, list[int]], small: bool) -> bool:
+        """May some peer take another small (or large) block at all?"""
+        return any((k < self.per_peer_small if small else n < self.per_peer_requests)
+                   and (n + k == 0 or size < self.per_peer_bytes)
+                   for n, size, k in load.values())
 
     def _pick(self, f: _File, load: dict[bytes, list[int]], length: int) -> bytes | None:
         """The least loaded peer that may have it and has room for `length` more bytes (an
         idle peer always has room, so a block larger than the byte limit still moves)."""
-        candidates = [p for p, (n, size) in load.items()
-                      if (p, f.file_hash) not in self.lacking and n < self.per_peer_requests
-                      and (n == 0 or size + length <= self.per_peer_bytes)]
-        return min(candidates, key=lambda p: (load[p][0], p)) if candidates else None
+        small = length <= SMALL_BLOCK
+        candidates = [p for p, (n, size, k) in load.items()
+                      if (p, f.file_hash) not in self.lacking
+                      and (k < self.per_peer_small if small else n < self.per_peer_requests)
+                      and (n + k == 0 or size + length <= self.per_peer_bytes)]
+        return min(candidates, key=lambda p: (load[p][0] + load[p][2], p)) if candidates else None
 
     def _ask(self, f: _File, index: int, peer: bytes, now: float) -> BlockRequest | DeltaRequest:
         block = f.waiting.pop(index)
@@ -272,6 +350,7 @@ class Scheduler:
         good = verified if verified is not None else self.hasher(data) == block.hash
         if len(data) != fl.size or not good:
             f.waiting[fl.index] = block
+            self._ready[f.path] = None
             raise IntegrityError(f"peer sent a block of {fl.path} that fails its hash")
         del f.blocks[fl.index]
         f.bases.pop(fl.index, None)
@@ -336,3 +415,4 @@ class Scheduler:
         if f.asked.get(index) == request_id:
             del f.asked[index]
             f.waiting[index] = f.blocks[index]
+            self._ready[f.path] = None

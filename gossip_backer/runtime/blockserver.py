@@ -6,7 +6,8 @@ archive (so history and restore work from any node that kept a version), then an
 holding a block with that strong hash. Every block read is checked against its hash before it
 leaves: a file changed behind our back is never served as the old version. A DeltaRequest gets
 the same block as copies of the asker's old chunks and literals (core.delta), worked out in a
-worker thread; plainly when the delta would not be smaller.
+worker thread; plainly when the delta would not be smaller. A BlockBatch (many small files'
+blocks) is read in one worker-thread hop and answered by one BlockBatchData.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import trio
 from gossip_backer.core.blocks import strong_hash
 from gossip_backer.core.record import FILE
 from gossip_backer.disk import apply, versions
-from gossip_backer.protocol import serving
-from gossip_backer.wire.messages import BlockMissing, BlockRequest, DeltaData, DeltaRequest
+from gossip_backer.errors import RemoteError
+from gossip_backer.protocol import serving, transfer
+from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockData, BlockMissing,
+                                         BlockRequest, DeltaData, DeltaRequest)
 
 CONCURRENT_READS = 8
 
@@ -103,7 +106,9 @@ class BlockServer:
             self.note_stale()
         self._build()
 
-    async def answer(self, req: BlockRequest | DeltaRequest):
+    async def answer(self, req: BlockRequest | DeltaRequest | BlockBatch):
+        if isinstance(req, BlockBatch):
+            return await self._answer_batch(req)
         if not serving.request_ok(req):
             return BlockMissing(req.request_id)
         sources = self._sources(req)
@@ -116,6 +121,19 @@ class BlockServer:
     def _answer(self, sources, req: BlockRequest | DeltaRequest):
         """(worker thread) The block, as a delta against the asker's chunks where asked so."""
         return serving.answer(req, self._read_first(sources, req))
+
+    async def _answer_batch(self, batch: BlockBatch) -> BlockBatchData:
+        if not transfer.batch_ok(batch):
+            raise RemoteError(f"a block batch beyond the limits ({len(batch.requests)} blocks)")
+        work = [(self._sources(req), req) for req in batch.requests]
+        async with self.limiter:
+            found = await trio.to_thread.run_sync(
+                lambda: [self._read_first(sources, req) for sources, req in work])
+        blocks = tuple(BlockData(req.request_id, data)
+                       for req, data in zip(batch.requests, found) if data is not None)
+        self.bytes_served += sum(len(b.data) for b in blocks)
+        return BlockBatchData(blocks, tuple(req.request_id for req, data
+                                            in zip(batch.requests, found) if data is None))
 
     def _sources(self, req: BlockRequest) -> list[tuple[Path, int, object, str | None]]:
         """Candidate (file, offset, expected stat, path) in the order serving.serve_sources

@@ -48,10 +48,12 @@ from gossip_backer.runtime.report import JoinStatus, StatusReport
 from gossip_backer.runtime.shares import ShareService
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.wire.codec import pack
-from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
-                                         DeltaRequest, HistoryReply, HistoryRequest, LiveSync)
+from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockData, BlockMissing,
+                                         BlockRequest, DeltaData, DeltaRequest, HistoryReply,
+                                         HistoryRequest, LiveSync)
 
-BLOCK_MESSAGES = (BlockRequest, BlockData, BlockMissing, DeltaRequest, DeltaData)
+BLOCK_MESSAGES = (BlockRequest, BlockData, BlockMissing, DeltaRequest, DeltaData, BlockBatch,
+                  BlockBatchData)
 
 
 class Node:
@@ -165,8 +167,10 @@ class Node:
         if self.folder is None:
             if isinstance(message, (BlockRequest, DeltaRequest)):
                 link.send(BlockMissing(message.request_id))
+            elif isinstance(message, BlockBatch):
+                link.send(BlockBatchData((), tuple(r.request_id for r in message.requests)))
             return
-        if isinstance(message, (BlockRequest, DeltaRequest)):
+        if isinstance(message, (BlockRequest, DeltaRequest, BlockBatch)):
             link.send(await self.folder.answer(message))
             return
         try:

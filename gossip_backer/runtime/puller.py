@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
-from gossip_backer.core.blocks import RollingMatcher, strong_hash
+from gossip_backer.core.blocks import FileHasher, RollingMatcher, strong_hash
 from gossip_backer.core.paths import BadPath
 from gossip_backer.core.record import FILE, FileRecord, IndexEntry
 from gossip_backer.disk import apply, versions
@@ -42,7 +43,7 @@ from gossip_backer.protocol import mirror
 from gossip_backer.protocol.folder import DiskStat, FolderMachine
 from gossip_backer.protocol import reuse, transfer
 from gossip_backer.protocol.transfer import Base, Scheduler
-from gossip_backer.wire.messages import BlockData, BlockMissing, DeltaData
+from gossip_backer.wire.messages import BlockBatchData, BlockData, BlockMissing, DeltaData
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 4 << 20
@@ -70,6 +71,62 @@ class _Job:
     writing: int = 0  # verified blocks handed to a worker thread, not yet written
     buffered: list = field(default_factory=list)  # (offset, data) of a small file, not written
     error: Exception | None = None  # a block write failed (the disk's fault)
+    running: "_RunningHash | None" = None  # a large file's whole hash, computed as it is written
+
+
+class _RunningHash:
+    """The whole-file hash of a large file computed while its blocks are written, so that
+    `finish` need not read the whole file back: a block written at the frontier is hashed from
+    memory; blocks written ahead of it (arrived out of order, or reused from local files) are
+    read back from the temp file when the frontier reaches them. Written from worker threads."""
+
+    def __init__(self, tmp: TempFile, ahead: dict[int, int]) -> None:
+        self._tmp = tmp
+        self._lock = threading.Lock()
+        self._hasher = FileHasher()
+        self._at = 0
+        self._ahead = dict(ahead)  # offset -> length of bytes written but not yet hashed
+
+    def wrote(self, offset: int, data: bytes) -> None:
+        """(worker thread) `data` is now at `offset` of the temp file."""
+        with self._lock:
+            if offset != self._at:
+                self._ahead[offset] = len(data)
+                return
+            self._hasher.update(data)
+            self._at += len(data)
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        while self._at in self._ahead:
+            n = self._ahead.pop(self._at)
+            self._hasher.update(self._tmp.read_at(self._at, n))
+            self._at += n
+
+    def digest(self, size: int) -> bytes:
+        """(worker thread, once every block is written) The hash; whatever the frontier did not
+        reach is read back now."""
+        with self._lock:
+            self._catch_up()
+            while self._at < size:
+                chunk = self._tmp.read_at(self._at, min(READ_CHUNK, size - self._at))
+                if not chunk:
+                    break
+                self._hasher.update(chunk)
+                self._at += len(chunk)
+            return self._hasher.digest()
+
+
+def _buffered_digest(buffered: list, size: int) -> bytes | None:
+    """The whole hash of a small file whose buffered blocks cover it all (else None: blocks
+    reused from local files are in the temp file only, which is then read back)."""
+    hasher, at = FileHasher(), 0
+    for offset, data in sorted(buffered, key=lambda b: b[0]):
+        if offset != at:
+            return None
+        hasher.update(data)
+        at += len(data)
+    return hasher.digest() if at == size else None
 
 
 def _stat(entry: IndexEntry | None) -> Stat | None:
@@ -95,26 +152,30 @@ def archiver(root: Path, entry: IndexEntry | None, archived: list):
 
 
 @dataclass
-class _Finish:
-    work: object  # () -> (stat, folder to sync), run in a worker thread
+class _Hop:
+    """One file's share of a batched worker-thread hop."""
+
+    work: object  # run in the worker thread (what it returns depends on the batcher)
+    place: object = None  # a finish's second half, once the batch's bytes are durable
     done: trio.Event = field(default_factory=trio.Event)
-    result: Stat | None = None
+    result: object = None
     error: BaseException | None = None
 
 
-class _Finisher:
-    """Small files are moved into place in batches: one worker-thread hop runs every finish
-    queued meanwhile (verify, write, fsync, rename, stat), then syncs each folder once, so a
-    rename is durable before any file of the batch is reported done. A lone file waits for
-    nothing: a batch is whatever queued while the previous one ran."""
+class _Batcher:
+    """Runs the disk work of many files in one worker-thread hop: a tree of small files costs a
+    hop per batch, not per file (each hop is a GIL hand-off and a thread wake-up). A lone file
+    waits for nothing: a batch is whatever queued while the previous one ran."""
 
-    def __init__(self, disk) -> None:
+    def __init__(self, disk, batch: int, hops: int) -> None:
         self._disk = disk
-        self._queue: list[_Finish] = []
+        self._batch = batch
+        self._hops = hops
+        self._queue: list[_Hop] = []
         self._ready = trio.Event()
 
-    async def run(self, work) -> Stat | None:
-        item = _Finish(work)
+    async def run(self, work, place=None):
+        item = _Hop(work, place)
         self._queue.append(item)
         self._ready.set()
         try:
@@ -131,15 +192,15 @@ class _Finisher:
         return item.result
 
     async def loop(self) -> None:
-        """Batches run FINISH_HOPS at a time (their fsyncs overlap); a batch is taken when a
-        hop is free, so files queue up meanwhile."""
-        slots = trio.Semaphore(FINISH_HOPS)
+        """Batches run `hops` at a time; a batch is taken when a hop is free, so files queue
+        up meanwhile."""
+        slots = trio.Semaphore(self._hops)
         async with trio.open_nursery() as nursery:
             while True:
                 await self._ready.wait()
                 self._ready = trio.Event()
                 await slots.acquire()
-                batch, self._queue = self._queue[:FINISH_BATCH], self._queue[FINISH_BATCH:]
+                batch, self._queue = self._queue[:self._batch], self._queue[self._batch:]
                 if self._queue:
                     self._ready.set()
                 if batch:
@@ -147,30 +208,58 @@ class _Finisher:
                 else:
                     slots.release()
 
-    async def _hop(self, batch: list[_Finish], slots: trio.Semaphore) -> None:
+    async def _hop(self, batch: list[_Hop], slots: trio.Semaphore) -> None:
         try:
-            await self._disk(self._run_batch, batch)
+            await self._disk(self.run_batch, batch)
         finally:
             slots.release()
             for item in batch:
                 item.done.set()
 
     @staticmethod
-    def _run_batch(batch: list[_Finish]) -> None:
-        """(worker thread)"""
-        folders: dict[Path, list[_Finish]] = {}
+    def run_batch(batch: list[_Hop]) -> None:
+        """(worker thread) Each item's work, its result or error kept for its own task."""
         for item in batch:
             try:
-                item.result, folder = item.work()
-                folders.setdefault(folder, []).append(item)
+                item.result = item.work()
             except BaseException as exc:  # handed to the file's own task
                 item.error = exc
-        for folder, items in folders.items():
+
+
+class _Finisher(_Batcher):
+    """Small files are moved into place in batches: every file of a batch is written and
+    verified (`work`: its sealed temp file), then one `make_durable` makes all their bytes
+    durable (one syncfs instead of an fsync each), then each is renamed into place (`place`:
+    (stat, folder)), then `sync_folders` makes the renames durable before any file of the batch
+    is reported done. So a file is renamed only once its bytes are durable, as alone."""
+
+    @staticmethod
+    def run_batch(batch: list[_Hop]) -> None:
+        """(worker thread)"""
+        sealed = []
+        for item in batch:
             try:
-                apply.fsync_dir(folder)
+                sealed.append((item, item.work()))
             except BaseException as exc:
-                for item in items:
-                    item.error = exc
+                item.error = exc
+        try:
+            apply.make_durable([tmp for _, tmp in sealed])
+        except BaseException as exc:
+            for item, _ in sealed:
+                item.error = exc
+            return
+        placed: list[tuple[_Hop, Path]] = []
+        for item, _ in sealed:
+            try:
+                item.result, folder = item.place()
+                placed.append((item, folder))
+            except BaseException as exc:
+                item.error = exc
+        try:
+            apply.sync_folders(folder for _, folder in placed)
+        except BaseException as exc:
+            for item, _ in placed:
+                item.error = exc
 
 
 class _Superseded(Exception):
@@ -198,7 +287,8 @@ class Puller:
         self._pump = trio.Event()
         self.bytes_reused = 0
         self._disk_limiter = trio.CapacityLimiter(DISK_THREADS)
-        self._finisher = _Finisher(self._disk)
+        self._finisher = _Finisher(self._disk, FINISH_BATCH, FINISH_HOPS)
+        self._preparer = _Batcher(self._disk, FINISH_BATCH, FINISH_HOPS)
 
     async def _disk(self, fn, *args):
         """Run blocking disk work in a worker thread (a few at a time)."""
@@ -222,6 +312,7 @@ class Puller:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._request_pump)
             nursery.start_soon(self._finisher.loop)
+            nursery.start_soon(self._preparer.loop)
             while True:
                 self._wake = trio.Event()
                 await self._round(nursery)
@@ -319,9 +410,12 @@ class Puller:
         entry = self.machine.index.get(need.path)
         self.server.ready()
         same = self.server.find_file(rec.hash) if rec.hash else None
-        job.tmp, have, bases = await self._disk(self._prepare, need, entry, self.server.find_block,
-                                                same)
+        job.tmp, have, bases = await self._preparer.run(
+            lambda: self._prepare(need, entry, self.server.find_block, same))
         job.reused = sum(self._len(rec, i) for i in have)
+        if job.size > BUFFER_FILE:
+            job.running = _RunningHash(job.tmp, {i * rec.block_size: self._len(rec, i)
+                                                 for i in have})
         self.bytes_reused += job.reused
         missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
         if missing:
@@ -346,14 +440,27 @@ class Puller:
 
         batched = job.size <= BUFFER_FILE
 
-        def finish() -> tuple[Stat | None, Path | None]:
+        def seal() -> TempFile:
             for offset, data in buffered:
                 tmp.write_at(offset, data)
-            folder = tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
-                                archive=archiver(self.root, entry, archived), sync_dir=not batched)
+            sealed.append(tmp.seal(None, rec.hash, rec.mode, rec.mtime_ns,
+                                   digest=_buffered_digest(buffered, rec.size)))
+            return tmp
+
+        def place() -> tuple[Stat | None, Path]:
+            folder = tmp.place(sealed[0], _stat(entry), archive=archiver(self.root, entry, archived))
             return apply.stat_of(self.root, need.path), folder
+
+        def finish() -> Stat | None:
+            for offset, data in buffered:
+                tmp.write_at(offset, data)
+            running = job.running.digest(rec.size) if job.running is not None else None
+            tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
+                       archive=archiver(self.root, entry, archived), digest=running)
+            return apply.stat_of(self.root, need.path)
+        sealed: list[Path] = []
         try:
-            st = await (self._finisher.run(finish) if batched else self._disk(lambda: finish()[0]))
+            st = await (self._finisher.run(seal, place) if batched else self._disk(finish))
         finally:
             self.host.record_archived(archived)
         job.tmp = None
@@ -468,16 +575,20 @@ class Puller:
             peers = self.host.peers()
             now = trio.current_time()
             self.scheduler.tick(now)
-            for peer, req in self.scheduler.requests(peers, now):
-                self.host.send_to(peer, req)
-            if any(self.scheduler.stalled(path, peers) for path in self.jobs) and peers:
+            for peer, msg in self.scheduler.messages(peers, now):
+                self.host.send_to(peer, msg)
+            if self.scheduler.any_stalled(peers):
                 for job in self.jobs.values():
                     job.done.set()  # let stalled assemblies see it
             with trio.move_on_after(1.0):
                 await self._pump.wait()
 
-    async def on_block(self, peer: bytes, msg: BlockData | BlockMissing | DeltaData) -> None:
+    async def on_block(self, peer: bytes,
+                       msg: BlockData | BlockMissing | DeltaData | BlockBatchData) -> None:
         """An answer from a peer (raises IntegrityError for bad data: the caller drops it)."""
+        if isinstance(msg, BlockBatchData):
+            await self._on_batch(peer, msg)
+            return
         if isinstance(msg, BlockMissing):
             self.scheduler.on_missing(peer, msg.request_id)
             self._pump.set()
@@ -503,6 +614,27 @@ class Puller:
         if arrived is not None:
             await self._arrived(arrived)
 
+    async def _on_batch(self, peer: bytes, msg: BlockBatchData) -> None:
+        """Many small blocks at once: verified together (on the loop when they are few bytes,
+        else in one worker hop), then handed on."""
+        for rid in msg.missing:
+            self.scheduler.on_missing(peer, rid)
+        expected = [self.scheduler.expected(b.request_id) for b in msg.blocks]
+
+        def check() -> list[bool | None]:
+            return [None if want is None else (want == b"" or strong_hash(b.data) == want)
+                    for b, want in zip(msg.blocks, expected)]
+        big = sum(len(b.data) for b in msg.blocks) > 4 * INLINE_HASH
+        verdicts = await trio.to_thread.run_sync(check) if big else check()
+        arrivals = []
+        for block, ok in zip(msg.blocks, verdicts):
+            arrived = self.scheduler.on_data(peer, block.request_id, block.data, verified=ok)
+            if arrived is not None:
+                arrivals.append(arrived)
+        self._pump.set()
+        for arrived in arrivals:
+            await self._arrived(arrived)
+
     async def _arrived(self, arrived) -> None:
         """A verified block: into its file's buffer, or written to its temp file."""
         job = self.jobs.get(arrived.path)
@@ -513,7 +645,7 @@ class Puller:
         else:
             job.writing += 1  # the file is not complete until this write is
             try:
-                await self._disk(job.tmp.write_at, arrived.offset, arrived.data)
+                await self._disk(self._write, job, arrived.offset, arrived.data)
             except (LocalError, OSError) as exc:  # our disk's trouble (or a temp file a full
                 job.error = exc  # disk made us drop), never the peer's: the assembly ends with it
                 return
@@ -527,6 +659,13 @@ class Puller:
             self.host.emit(TransferProgress(self.clock.wall(), job.path, job.reused + job.fetched,
                                             job.size))
         job.done.set()
+
+    @staticmethod
+    def _write(job: _Job, offset: int, data: bytes) -> None:
+        """(worker thread) A verified block into the temp file (and the running hash)."""
+        job.tmp.write_at(offset, data)
+        if job.running is not None:
+            job.running.wrote(offset, data)
 
     async def fetch_into(self, key: str, tmp: TempFile, file_hash: bytes, piece: int, size: int,
                          blocks: list, patience: float = 30.0) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 from gossip_backer.core.invite import invite_state
 from gossip_backer.core.paths import escape, unescape
 from gossip_backer.core.record import Block, IndexEntry, SignedUpdate, payload_from_plain
-from gossip_backer.core.vv import VersionVector
+from gossip_backer.core.vv import VersionVector, node_key
 from gossip_backer.errors import RemoteError, StoreError
 from gossip_backer.store.db import Database, open_db
 from gossip_backer.wire.codec import pack, unpack
@@ -166,7 +166,7 @@ class Repo:
             payload = payload_from_plain(self._decode(body))
         except ValueError as exc:
             raise StoreError(f"store {self.db.path} holds a damaged update: {exc}") from None
-        return SignedUpdate(origin, seq, payload, body, sig)
+        return SignedUpdate(node_key(origin), seq, payload, body, sig)
 
     def count_updates(self) -> int:
         return self.db.query_one(Q["count_updates"])[0]

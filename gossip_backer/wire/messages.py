@@ -14,7 +14,7 @@ from gossip_backer.core import paths
 from gossip_backer.errors import RemoteError
 from gossip_backer.wire.codec import pack, unpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: BlockBatch / BlockBatchData (a version-1 peer is refused by Hello)
 UpdateTuple = tuple  # (origin: bytes, seq: int, body: bytes, sig: bytes)
 WirePath = str  # a mesh path: a str in memory, a str or (not UTF-8) a bin on the wire (core.paths)
 
@@ -137,6 +137,24 @@ class DeltaData:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockBatch:
+    """Many small plain BlockRequests in one message: a tree of small files costs one message
+    (and one disk hop on the server) per batch, not per file. Answered by one BlockBatchData."""
+
+    TAG: ClassVar[int] = 19
+    requests: tuple[BlockRequest, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockBatchData:
+    """The answer to a BlockBatch: the blocks found, and the request ids of those not found."""
+
+    TAG: ClassVar[int] = 20
+    blocks: tuple[BlockData, ...]
+    missing: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class InviteClaim:
     """Sent over a connection authenticated with an invite's one-time key: "grant `node`".
     `proof` is `node`'s signature over the claim, so the grant names a key its holder controls."""
@@ -186,21 +204,33 @@ class HistoryReply:
 
 Message = (Hello | Refuse | Digest | Summary | Delta | DeltaAck | Ping | Pong | BlockRequest
            | BlockData | BlockMissing | InviteClaim | InviteResult | LiveSync | HistoryRequest | HistoryReply
-           | DeltaRequest | DeltaData)
+           | DeltaRequest | DeltaData | BlockBatch | BlockBatchData)
 KINDS: dict[int, type] = {
     cls.TAG: cls
     for cls in (Hello, Refuse, Digest, Summary, Delta, DeltaAck, Ping, Pong, BlockRequest,
                 BlockData, BlockMissing, InviteClaim, InviteResult, LiveSync, HistoryRequest,
-                HistoryReply, DeltaRequest, DeltaData)
+                HistoryReply, DeltaRequest, DeltaData, BlockBatch, BlockBatchData)
 }
 _FIELDS = {tag: dataclasses.fields(cls) for tag, cls in KINDS.items()}
 _PY = {"int": int, "str": str, "bytes": bytes, "bool": bool, "dict": dict}
+_NESTED = {cls.__name__: cls for cls in (BlockRequest, BlockData)}  # kinds carried inside others
+
+
+def _values(msg) -> list:
+    """A message's fields as plain msgpack values (nested messages as their field lists)."""
+    out = []
+    for f in _FIELDS[msg.TAG]:
+        v = getattr(msg, f.name)
+        if str(f.type) == "WirePath":
+            v = paths.to_plain(v)
+        elif isinstance(v, tuple):
+            v = [_values(x) if type(x).__name__ in _NESTED else x for x in v]
+        out.append(v)
+    return out
 
 
 def encode(msg: Message) -> bytes:
-    values = [paths.to_plain(getattr(msg, f.name)) if str(f.type) == "WirePath"
-              else getattr(msg, f.name) for f in _FIELDS[msg.TAG]]
-    return pack([msg.TAG, *[list(v) if isinstance(v, tuple) else v for v in values]])
+    return pack([msg.TAG, *_values(msg)])
 
 
 def _field_ok(annotation: str, value: object) -> bool:
@@ -209,6 +239,8 @@ def _field_ok(annotation: str, value: object) -> bool:
             return False
         if annotation.startswith("tuple[") and annotation != "tuple":  # typed items, e.g. str
             item = annotation[len("tuple["):].split(",")[0].strip(" ]")
+            if item in _NESTED:
+                return all(_nested_ok(_NESTED[item], v) for v in value)
             return all(_field_ok(item, v) for v in value)
         return True
     if annotation == "WirePath":
@@ -217,6 +249,21 @@ def _field_ok(annotation: str, value: object) -> bool:
     if want is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, want)
+
+
+def _nested_ok(cls: type, value: object) -> bool:
+    fields = _FIELDS[cls.TAG]
+    return (isinstance(value, list) and len(value) == len(fields)
+            and all(_field_ok(str(f.type), v) for f, v in zip(fields, value)))
+
+
+def _converted(annotation: str, value: object) -> object:
+    if not isinstance(value, list):
+        return value
+    item = annotation[len("tuple["):].split(",")[0].strip(" ]") if annotation.startswith("tuple[") else ""
+    if item in _NESTED:
+        return tuple(_NESTED[item](*v) for v in value)
+    return tuple(value)
 
 
 def decode(data: bytes) -> Message:
@@ -231,7 +278,7 @@ def decode(data: bytes) -> Message:
     for f, v in zip(fields, values):
         if not _field_ok(str(f.type), v):
             raise RemoteError(f"{KINDS[tag].__name__}.{f.name}: wrong type")
-    converted = [tuple(v) if isinstance(v, list) else v for v in values]
+    converted = [_converted(str(f.type), v) for f, v in zip(fields, values)]
     for i, f in enumerate(fields):
         if str(f.type) == "WirePath":
             try:

@@ -242,3 +242,18 @@ def test_decode_rejects_malformed_input_with_value_error(plain):
     `update_from_wire` turn into a RemoteError); any other exception escapes them."""
     with pytest.raises(ValueError):
         VersionVector.decode(plain)
+
+
+def test_decoded_node_keys_are_one_shared_object_and_the_table_is_bounded(monkeypatch) -> None:
+    from gossip_backer.core import vv as vv_mod
+
+    monkeypatch.setattr(vv_mod, "_KEYS", {})
+    monkeypatch.setattr(vv_mod, "_KEYS_MAX", 2)
+    a1, a2 = bytes([7]) * 32, bytearray([7]) * 32
+    v1 = VersionVector.decode([[a1, 1]])
+    v2 = VersionVector.decode([[bytes(a2), 2]])
+    (k1,), (k2,) = [[k for k, _ in v.encode()] for v in (v1, v2)]
+    assert k1 is k2 and v1 != v2
+    for i in range(5):  # strangers beyond the bound are used, not kept
+        assert vv_mod.node_key(bytes([i]) * 32) == bytes([i]) * 32
+    assert len(vv_mod._KEYS) == 2

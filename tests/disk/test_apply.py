@@ -490,3 +490,42 @@ def test_abandoned_temp_files_are_removed_and_resumable_ones_kept(tmp_path: Path
     assert sorted(removed) == sorted(str(p.relative_to(tmp_path)) for p in stale)
     assert keep.exists() and state.exists() and user.exists()
     assert not any(p.exists() for p in stale)
+
+
+# --- a batch of small files: seal each, one sync, place each, sync the folders ----------------
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_a_batch_is_sealed_made_durable_then_placed(root: Path, monkeypatch, syncfs: bool) -> None:
+    if not syncfs:
+        monkeypatch.setattr(apply, "_SYNCFS", False)  # a system without syncfs(2)
+    files = {f"d{i % 3}/f{i}.txt": b"x%d" % i * (i + 1) for i in range(7)}
+    sealed = []
+    for path, data in files.items():
+        t = TempFile.create(root, path)
+        t.write_at(0, data)
+        sealed.append((t, t.seal(None, h(data), 0o644, MTIME), path))
+    assert not any((root / p).exists() for p in files)  # nothing placed before the sync
+    apply.make_durable([t for t, _, _ in sealed])
+    folders = [t.place(target, None) for t, target, _ in sealed]
+    apply.sync_folders(folders)
+    for path, data in files.items():
+        assert (root / path).read_bytes() == data
+        assert os.stat(root / path).st_mtime_ns == MTIME
+    assert all(temps(root / f"d{i}") == [] for i in range(3))
+
+
+def test_seal_refuses_bad_content_and_place_a_changed_target(root: Path) -> None:
+    t = TempFile.create(root, "a.txt")
+    t.write_at(0, b"good")
+    with pytest.raises(IntegrityError):
+        t.seal(None, h(b"other"), 0o644, MTIME)
+    assert temps(root) == [] and not (root / "a.txt").exists()
+    t = TempFile.create(root, "a.txt")
+    t.write_at(0, b"good")
+    target = t.seal(None, h(b"good"), 0o644, MTIME)
+    apply.make_durable([t])
+    (root / "a.txt").write_bytes(b"the user's")  # appeared meanwhile
+    with pytest.raises(LocalChanged):
+        t.place(target, None)
+    assert (root / "a.txt").read_bytes() == b"the user's" and len(temps(root)) == 1

@@ -175,7 +175,7 @@ def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_a
         a.commit(FileRecord(f"dir{i}", DIR, VersionVector({a.id: 100 + i}), a.id, 0, S, 0o755))
     for i in range(50):
         a.write(f"dir{i % 3}/f{i:02d}", b"%d" % i, mtime_ns=S)
-    machine = FolderMachine(b.map, b.id)
+    machine = FolderMachine(b.map, b.id, max_small_files=16)  # small files: their own limit
     sign_all(b, machine, machine.scanned_root(result(*(scanned(f"old/x{i}", b"o%d" % i, 1, 10 + i)
                                                        for i in range(4))), WALL, full=True))
     sync(a, b)
@@ -187,12 +187,12 @@ def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_a
     machine.map_changed(None, lambda h: True, WALL)
     work = machine.next_work(0.0)
     kinds = [n.action for n in work]
-    assert kinds == [mirror.CREATE_DIR] * 3 + [mirror.WRITE_FILE] * machine.max_files
+    assert kinds == [mirror.CREATE_DIR] * 3 + [mirror.WRITE_FILE] * machine.max_small_files
     assert machine.next_work(0.0) == []  # every slot taken; deletions wait for the files
     for n in work:
         machine.done(n, DiskStat(n.record.size, n.record.mtime_ns, 1), WALL)
     rest = machine.next_work(1.0)
-    assert [n.action for n in rest] == [mirror.WRITE_FILE] * machine.max_files
+    assert [n.action for n in rest] == [mirror.WRITE_FILE] * machine.max_small_files
     for n in rest:
         machine.done(n, DiskStat(n.record.size, n.record.mtime_ns, 1), WALL)
     while True:
@@ -417,3 +417,67 @@ def test_an_edit_after_a_power_loss_keeps_our_lost_winner_whose_row_covers_a_los
         result(scanned("f", b"written anew", 1500, 2)), WALL, full=True))
     copies = {r.hash for r in published(effects) if conflict.is_conflict_copy(r.path)}
     assert digest(b"a's") in copies
+
+
+def test_a_second_power_loss_does_not_forget_that_the_disk_went_back_in_time() -> None:
+    """crash_restart seed 20167: A's write reached its peers but a power loss took it back on
+    A's disk. The restarted node stored the older bytes as a row with no version (awaiting the
+    mesh's) and lost power again before the refetch: the next start must still fetch A's version,
+    not publish the older bytes as a new version of ours that supersedes it without a copy."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    sign_all(a, machine, machine.scanned_root(result(scanned("f.txt", b"v1", 900)), WALL, full=True))
+    sign_all(a, machine, machine.scanned_root(result(scanned("f.txt", b"v2", 1000, 2)), WALL,
+                                              full=False))
+    sync(a, b)  # the peer has v2
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1001.0)  # the disk went back to v1
+    assert not published(machine.scanned_root(result(scanned("f.txt", b"v1", 900)), WALL,
+                                              full=True))
+    # power lost again before v2 came back: memory is gone, the stored rows remain
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1002.0)
+    unchanged = ScanResult(entries={"f.txt": scanned("f.txt", b"v1", 900)})
+    assert not published(machine.scanned_root(unchanged, WALL, full=True))
+    assert {n.path: n.record.hash for n in machine.next_work(0.0)} == {"f.txt": digest(b"v2")}
+    # and a user's edit before the refetch keeps v2 as a copy, as after one power loss
+    effects = machine.scanned_root(result(scanned("f.txt", b"v3", 1100, 3)), WALL, full=False)
+    assert [r.hash for r in published(effects)] == [digest(b"v3"), digest(b"v2")]
+
+
+def test_a_new_file_a_power_loss_took_back_twice_is_kept_when_the_user_writes_it_again() -> None:
+    """crash_restart seed 20527: A's new file reached its peers, a power loss took it back (the
+    file is gone, so is its row), A lost power again before the refetch, and A's user then wrote
+    the path anew while A was stopped. A's new write must not supersede the lost one unseen: the
+    lost one is kept as a copy."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    sign_all(a, machine, machine.scanned_root(result(scanned("new.txt", b"v1", 1000)), WALL,
+                                              full=True))
+    sync(a, b)
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1001.0)
+    assert not published(machine.scanned_root(result(deleted=("new.txt",)), WALL, full=True))
+    assert "new.txt" not in machine.index  # nothing on disk, nothing in the row
+    machine = FolderMachine(a.map, a.id, machine.index.values())  # power lost again
+    machine.after_power_loss(1002.0)
+    effects = machine.scanned_root(result(scanned("new.txt", b"v2", 1100, 2)), WALL, full=True)
+    assert [r.hash for r in published(effects)] == [digest(b"v2"), digest(b"v1")]
+
+
+def test_an_edit_after_a_power_loss_still_settling_at_the_first_scan_keeps_the_lost_version() -> None:
+    """crash_restart seed 21236: the user wrote the file again just after the restart, so the
+    first full scan (the one that knows about the power loss) leaves it to settle; when it is
+    judged later, the version the disk may never have held is still kept as a copy."""
+    a, b = make_mesh(2)
+    machine = FolderMachine(a.map, a.id)
+    sign_all(a, machine, machine.scanned_root(result(scanned("f.txt", b"v1", 1000)), WALL,
+                                              full=True))
+    sync(a, b)
+    machine = FolderMachine(a.map, a.id, machine.index.values())
+    machine.after_power_loss(1001.0)
+    young = scanned("f.txt", b"v2", WALL - 0.1, 2)  # written a moment ago: still settling
+    effects = machine.scanned_root(result(young), WALL, full=True)
+    assert not published(effects) and any(isinstance(e, Rescan) for e in effects)
+    effects = machine.scanned_root(result(young), WALL + 5, full=False)
+    assert [r.hash for r in published(effects)] == [digest(b"v2"), digest(b"v1")]

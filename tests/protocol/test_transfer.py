@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from gossip_backer.core.record import Block
 from gossip_backer.errors import IntegrityError, RemoteError
-from gossip_backer.protocol.transfer import Arrived, Scheduler
-from gossip_backer.wire.messages import BlockRequest
+from gossip_backer.protocol.transfer import (BATCH_BYTES, BATCH_COUNT, SMALL_BLOCK, Arrived,
+                                             Scheduler, batch_ok, batched)
+from gossip_backer.wire.messages import BlockBatch, BlockRequest
 
 HYPO = settings(deadline=None, derandomize=True, max_examples=150)
 P1, P2, P3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
@@ -77,7 +78,7 @@ def test_least_loaded_peer_first() -> None:
 
 
 def test_per_peer_request_limit() -> None:
-    s = Scheduler(hasher, per_peer_requests=3)
+    s = Scheduler(hasher, per_peer_small=3)  # blocks up to SMALL_BLOCK: their own limit
     add_file(s, "f", content(1000), 100)
     reqs = s.requests([P1, P2], now=0.0)
     assert per_peer(reqs) == {P1: 3, P2: 3}
@@ -86,6 +87,43 @@ def test_per_peer_request_limit() -> None:
     s.on_data(peer, req.request_id, content(1000)[req.offset:req.offset + req.size])
     more = s.requests([P1, P2], now=0.0)
     assert per_peer(more) == {peer: 1}
+
+
+def test_small_and_large_blocks_have_separate_limits() -> None:
+    s = Scheduler(hasher, per_peer_requests=2, per_peer_small=5)
+    add_file(s, "big", content(4 * SMALL_BLOCK), 2 * SMALL_BLOCK, file_hash=b"\xf1" * 32)
+    add_file(s, "big2", content(4 * SMALL_BLOCK, 1), 2 * SMALL_BLOCK, file_hash=b"\xf2" * 32)
+    add_file(s, "small", content(1000), 100)
+    sizes = Counter("large" if r.size > SMALL_BLOCK else "small" for _, r in s.requests([P1], 0.0))
+    assert sizes == {"large": 2, "small": 5}
+
+
+def test_small_plain_requests_travel_in_batches() -> None:
+    s = Scheduler(hasher)
+    for i in range(BATCH_COUNT + 10):
+        add_file(s, f"f{i}", content(100, i), 100, file_hash=bytes([i % 256, i // 256]) * 16)
+    add_file(s, "big", content(2 * SMALL_BLOCK), 2 * SMALL_BLOCK, file_hash=b"\xf1" * 32)
+    msgs = s.messages([P1], now=0.0)
+    kinds = Counter(type(m).__name__ for _, m in msgs)
+    assert kinds == {"BlockBatch": 2, "BlockRequest": 1}  # the large one alone
+    batches = [m for _, m in msgs if isinstance(m, BlockBatch)]
+    assert [len(b.requests) for b in batches] == [BATCH_COUNT, 10]
+    assert all(batch_ok(b) for b in batches)
+    ids = [r.request_id for b in batches for r in b.requests]
+    assert len(set(ids)) == len(ids) == len(s.flights) - 1
+    req = batches[0].requests[0]  # each block is answered on its own
+    arrived = s.on_data(P1, req.request_id, content(100, 0))
+    assert arrived is not None and arrived.path == "f0"
+
+
+def test_batches_respect_the_byte_limit_and_a_lone_request_stays_plain() -> None:
+    reqs = [BlockRequest(i, b"h", b"f", 0, SMALL_BLOCK) for i in range(20)]
+    out = batched(reqs)
+    assert all(sum(r.size for r in m.requests) <= BATCH_BYTES for m in out)
+    assert sum(len(m.requests) for m in out) == 20
+    assert batched(reqs[:1]) == reqs[:1]
+    assert not batch_ok(BlockBatch(tuple(reqs)))  # over BATCH_BYTES: refused
+    assert not batch_ok(BlockBatch((BlockRequest(1, b"h", b"f", 0, SMALL_BLOCK + 1),)))
 
 
 def test_per_peer_byte_limit_aligned() -> None:
@@ -115,8 +153,8 @@ def test_per_peer_byte_limit_is_not_exceeded_by_the_last_request() -> None:
        max_requests=st.integers(1, 8), budget_blocks=st.integers(1, 6), extra=st.integers(0, 63))
 def test_limits_hold_for_every_peer(block, blocks, peers, max_requests, budget_blocks, extra):
     per_bytes = budget_blocks * block + extra % block
-    s = Scheduler(hasher, per_peer_requests=max_requests, per_peer_bytes=per_bytes)
-    add_file(s, "f", content(block * blocks), block)
+    s = Scheduler(hasher, per_peer_small=max_requests, per_peer_bytes=per_bytes)
+    add_file(s, "f", content(block * blocks), block)  # small blocks: per_peer_small holds
     ids = [P1, P2, P3][:peers]
     reqs = s.requests(ids, now=0.0)
     counts = per_peer(reqs)
@@ -252,7 +290,7 @@ def test_unrequested_data_is_a_remote_error() -> None:
 def test_only_the_latest_retired_ids_are_remembered() -> None:
     from gossip_backer.protocol.transfer import RETIRED
 
-    s = Scheduler(hasher, per_peer_requests=10**6, per_peer_bytes=1 << 40)
+    s = Scheduler(hasher, per_peer_small=10**6, per_peer_bytes=1 << 40)
     add_file(s, "f", content(RETIRED + 10), 1)
     reqs = s.requests([P1], now=0.0)
     s.cancel("f")

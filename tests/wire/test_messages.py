@@ -19,6 +19,8 @@ from gossip_backer.wire import messages
 from gossip_backer.wire.codec import pack, unpack
 from gossip_backer.wire.messages import (
     KINDS,
+    BlockBatch,
+    BlockBatchData,
     BlockData,
     BlockMissing,
     BlockRequest,
@@ -83,6 +85,11 @@ STRATEGIES = {
     HistoryReply: st.builds(HistoryReply, request_id=ints,
                             entries=st.lists(history_entry, max_size=4).map(tuple)),
 }
+STRATEGIES[BlockBatch] = st.builds(BlockBatch, requests=st.lists(STRATEGIES[BlockRequest],
+                                                                  max_size=4).map(tuple))
+STRATEGIES[BlockBatchData] = st.builds(
+    BlockBatchData, blocks=st.lists(STRATEGIES[BlockData], max_size=4).map(tuple),
+    missing=st.lists(ints, max_size=4).map(tuple))
 any_message = st.one_of(*STRATEGIES.values())
 
 
@@ -190,6 +197,7 @@ SAMPLES = {
     InviteResult: InviteResult(True, ""), LiveSync: LiveSync("p", 0, b""),
     HistoryRequest: HistoryRequest(1, "p"), HistoryReply: HistoryReply(1, ()),
     DeltaRequest: DeltaRequest(1, b"h", b"f", 0, 1, 1, 128, b"s"), DeltaData: DeltaData(1, b"d"),
+    BlockBatch: BlockBatch(()), BlockBatchData: BlockBatchData((), ()),
 }
 # A value of another type for each annotation (bool is not an int; a str is not bytes...).
 WRONG = {
@@ -298,4 +306,17 @@ def test_trailing_bytes_after_a_message_are_a_remote_error() -> None:
 def test_encode_is_plain_msgpack_with_the_tag_first() -> None:
     raw = encode(Hello(1, "n", ("a",), True))
     assert msgpack.unpackb(raw, raw=False) == [Hello.TAG, 1, "n", ["a"], True]
-    assert messages.PROTOCOL_VERSION == 1
+    assert messages.PROTOCOL_VERSION == 2
+
+
+def test_a_batch_carries_whole_messages_and_refuses_a_malformed_one() -> None:
+    batch = BlockBatch((BlockRequest(1, b"h", b"f", 0, 10), BlockRequest(2, b"i", b"f", 10, 5)))
+    assert decode(encode(batch)) == batch
+    assert unpack(encode(batch)) == [BlockBatch.TAG, [[1, b"h", b"f", 0, 10], [2, b"i", b"f", 10, 5]]]
+    answer = BlockBatchData((BlockData(1, b"x" * 10),), (2,))
+    assert decode(encode(answer)) == answer
+    for bad in ([BlockBatch.TAG, [[1, b"h", b"f", 0]]], [BlockBatch.TAG, [[1, b"h", b"f", 0, "10"]]],
+                [BlockBatch.TAG, [7]], [BlockBatchData.TAG, [[1, 5]], []],
+                [BlockBatchData.TAG, [], ["x"]]):
+        with pytest.raises(RemoteError):
+            decode(pack(bad))
