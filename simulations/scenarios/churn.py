@@ -1,7 +1,8 @@
 """Nodes crash and restart with their persisted state (store, disk, local index), while users keep
 writing (also on the disk of a stopped node); new nodes join through an invite, others leave and
 are revoked (after waiting until nothing of theirs exists only on them and every node they
-invited got in, by a node that knows those grants; `abrupt_leave=1`: at once). At the end every crashed node comes back and the mesh must settle with nothing lost.
+invited got in, by a node that knows those grants; `abrupt_leave=1`: at once). At the end every
+crashed node comes back and the mesh must settle with nothing lost.
 
 A crash is either the process (peers get a reset at once) or the machine (silence: peers find
 out from their dead timer). What a leaving node had published before the revocation's cutoff
@@ -113,7 +114,7 @@ def _leave(sim, abrupt: bool, deadline: float | None = None, i: int | None = Non
                 if n.alive and not n.gone and n.can_write() and n.index != i]
     if not abrupt:
         informed = [r for r in removers if _knows_invitees(sim, r, i)]
-        if (_stranded(sim, i) or len(informed) < len(removers) and not informed
+        if (_stranded(sim, i) or (removers and not informed)
                 or (sim.loop.now < deadline and (not node.alive or sim.unique_writes(i)))):
             sim.at(sim.loop.now + 1.0, _leave, sim, abrupt, deadline, i)
             return
