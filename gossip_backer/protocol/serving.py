@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from gossip_backer.protocol.transfer import delta_answer, delta_request_ok
-from gossip_backer.wire.messages import BlockData, BlockMissing, BlockRequest, DeltaData, DeltaRequest
+from gossip_backer.errors import RemoteError
+from gossip_backer.protocol.transfer import batch_ok, delta_answer, delta_request_ok
+from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockData, BlockMissing,
+                                         BlockRequest, DeltaData, DeltaRequest)
 
 SERVE_MAX = 2 * 1024 * 1024 - 4096  # the largest block a peer may ask for (a block of
 #                                     core.blocks plus room; larger: answered "missing")
@@ -88,3 +90,19 @@ def answer(req: BlockRequest | DeltaRequest, data: bytes | None):
     if isinstance(req, DeltaRequest):
         return delta_answer(req, data)
     return BlockData(req.request_id, data)
+
+
+def check_batch(batch: BlockBatch) -> None:
+    """Raise RemoteError for a BlockBatch beyond the limits (its answer would not fit a frame):
+    a peer that sends one breaks the protocol."""
+    if not batch_ok(batch):
+        raise RemoteError(f"a block batch beyond the limits ({len(batch.requests)} blocks)")
+
+
+def answer_batch(batch: BlockBatch, found: list[bytes | None]) -> BlockBatchData:
+    """The answer to a checked batch whose blocks were read as `found` (in order; None: no
+    source held that block): the blocks held, and the ids of the others."""
+    blocks = tuple(BlockData(req.request_id, data)
+                   for req, data in zip(batch.requests, found) if data is not None)
+    missing = tuple(req.request_id for req, data in zip(batch.requests, found) if data is None)
+    return BlockBatchData(blocks, missing)

@@ -19,10 +19,9 @@ import trio
 from gossip_backer.core.blocks import strong_hash
 from gossip_backer.core.record import FILE
 from gossip_backer.disk import apply, versions
-from gossip_backer.errors import RemoteError
-from gossip_backer.protocol import serving, transfer
-from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockData, BlockMissing,
-                                         BlockRequest, DeltaData, DeltaRequest)
+from gossip_backer.protocol import serving
+from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockMissing, BlockRequest,
+                                         DeltaData, DeltaRequest)
 
 CONCURRENT_READS = 8
 
@@ -123,17 +122,14 @@ class BlockServer:
         return serving.answer(req, self._read_first(sources, req))
 
     async def _answer_batch(self, batch: BlockBatch) -> BlockBatchData:
-        if not transfer.batch_ok(batch):
-            raise RemoteError(f"a block batch beyond the limits ({len(batch.requests)} blocks)")
+        serving.check_batch(batch)
         work = [(self._sources(req), req) for req in batch.requests]
         async with self.limiter:
             found = await trio.to_thread.run_sync(
                 lambda: [self._read_first(sources, req) for sources, req in work])
-        blocks = tuple(BlockData(req.request_id, data)
-                       for req, data in zip(batch.requests, found) if data is not None)
-        self.bytes_served += sum(len(b.data) for b in blocks)
-        return BlockBatchData(blocks, tuple(req.request_id for req, data
-                                            in zip(batch.requests, found) if data is None))
+        answer = serving.answer_batch(batch, found)
+        self.bytes_served += sum(len(b.data) for b in answer.blocks)
+        return answer
 
     def _sources(self, req: BlockRequest) -> list[tuple[Path, int, object, str | None]]:
         """Candidate (file, offset, expected stat, path) in the order serving.serve_sources

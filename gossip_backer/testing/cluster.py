@@ -69,7 +69,8 @@ __all__ = ["Cluster", "ClusterConfig", "clone_map", "topology_edges", "EPOCH_NS"
 
 EPOCH_NS = 1_700_000_000 * 10**9  # simulated time 0, as Unix nanoseconds (for mtimes)
 META_KINDS = ("Digest", "Summary", "Delta", "DeltaAck", "Ping", "Pong", "handshake")
-BLOCK_KINDS = ("BlockRequest", "BlockData", "BlockMissing", "DeltaRequest", "DeltaData")
+BLOCK_KINDS = ("BlockRequest", "BlockData", "BlockMissing", "DeltaRequest", "DeltaData", "BlockBatch",
+               "BlockBatchData")
 
 
 @dataclass

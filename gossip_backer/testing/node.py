@@ -43,9 +43,9 @@ from gossip_backer.testing.simfolder import SimFolder
 from gossip_backer.testing.simhistory import SimHistory
 from gossip_backer.testing.siminvite import Claim, SimInvites
 from gossip_backer.testing.simnet import Connection, Endpoint
-from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
-                                         DeltaRequest, HistoryReply, HistoryRequest, Message,
-                                         decode, encode)
+from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockData, BlockMissing,
+                                         BlockRequest, DeltaData, DeltaRequest, HistoryReply,
+                                         HistoryRequest, Message, decode, encode)
 
 if TYPE_CHECKING:
     from gossip_backer.testing.cluster import Cluster
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["SimNode", "SimStore"]
 
 STORED = (Outcome.APPLIED, Outcome.HELD, getattr(Outcome, "VOID", Outcome.HELD))
-BLOCK_KINDS = (BlockData, BlockMissing, DeltaData)  # answers to our requests
+BLOCK_KINDS = (BlockData, BlockMissing, DeltaData, BlockBatchData)  # answers to our requests
 
 
 class SimStore:
@@ -338,7 +338,7 @@ class SimNode(Endpoint):
             if self.conns.get(peer) is not conn:
                 return
             message = decode(data)
-            if isinstance(message, (BlockRequest, DeltaRequest)):
+            if isinstance(message, (BlockRequest, DeltaRequest, BlockBatch)):
                 self.send(peer, self.serve_block(message))
             elif isinstance(message, HistoryRequest):
                 self.send(peer, self.history.answer(message))
@@ -419,7 +419,7 @@ class SimNode(Endpoint):
     def changed(self) -> None:
         self.cluster.changed(self)
 
-    def serve_block(self, req: BlockRequest | DeltaRequest) -> Message:
+    def serve_block(self, req: BlockRequest | DeltaRequest | BlockBatch) -> Message:
         return self.folder.serve_block(req)
 
     def idle(self) -> bool:

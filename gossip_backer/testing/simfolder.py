@@ -40,8 +40,8 @@ from gossip_backer.protocol.folder import DiskStat, FolderMachine
 from gossip_backer.protocol.transfer import Base, Scheduler
 from gossip_backer.testing import memdisk, memscan
 from gossip_backer.testing.memdisk import MemRoot, TempFile
-from gossip_backer.wire.messages import (BlockData, BlockMissing, BlockRequest, DeltaData,
-                                         DeltaRequest, Message)
+from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockData, BlockMissing,
+                                         BlockRequest, DeltaData, DeltaRequest, Message)
 
 if TYPE_CHECKING:
     from gossip_backer.testing.cluster import ClusterConfig
@@ -355,8 +355,8 @@ class SimFolder:
         if not self.pulls or not self.running:
             return
         peers = self.host.peers()
-        for key, req in self.scheduler.requests(peers, self.now):
-            self.host.send_to(key, req)
+        for key, message in self.scheduler.messages(peers, self.now):
+            self.host.send_to(key, message)
         stalled = [p for p in self.pulls if self.scheduler.stalled(p, peers)]
         if stalled and peers:
             for path in stalled:
@@ -375,9 +375,15 @@ class SimFolder:
         if self.machine.stalled or self.machine.disk_full or self.machine.refresh_due(self.now):
             self.schedule_work()  # retries come due on the clock, and the safety-net refresh  # retries come due on the clock
 
-    def on_block_message(self, peer: bytes, message: BlockData | BlockMissing | DeltaData) -> None:
-        """An answer from `peer` to one of our block requests."""
-        if isinstance(message, BlockMissing):
+    def on_block_message(self, peer: bytes,
+                         message: BlockData | BlockMissing | DeltaData | BlockBatchData) -> None:
+        """An answer from `peer` to one of our block requests (or to a batch of them)."""
+        if isinstance(message, BlockBatchData):
+            for request_id in message.missing:
+                self.scheduler.on_missing(peer, request_id)
+            for block in message.blocks:
+                self._arrived(self.scheduler.on_data(peer, block.request_id, block.data))
+        elif isinstance(message, BlockMissing):
             self.scheduler.on_missing(peer, message.request_id)
         elif isinstance(message, DeltaData):
             wanted = self.scheduler.delta_of(message.request_id)
@@ -411,13 +417,22 @@ class SimFolder:
         self.scheduler.peer_gone(peer)
         self.peers_changed()
 
-    def serve_block(self, req: BlockRequest | DeltaRequest) -> Message:
-        """A peer's block request, answered as runtime/blockserver.py does (protocol/serving.py)."""
+    def serve_block(self, req: BlockRequest | DeltaRequest | BlockBatch) -> Message:
+        """A peer's block request, answered as runtime/blockserver.py does (protocol/serving.py);
+        a batch is answered block by block in one message."""
+        if isinstance(req, BlockBatch):
+            serving.check_batch(req)
+            return serving.answer_batch(req, [self._first(r) for r in req.requests])
         if not serving.request_ok(req):
             return BlockMissing(req.request_id)
         sources = serving.serve_sources(req, self.local.find_file, self.local.find_block)
         return serving.serve(req, sources, lambda src: self._read(src, req),
                               coreblocks.strong_hash)
+
+    def _first(self, req: BlockRequest) -> bytes | None:
+        sources = serving.serve_sources(req, self.local.find_file, self.local.find_block)
+        return serving.first_served(req, sources, lambda src: self._read(src, req),
+                                    coreblocks.strong_hash)
 
     def _read(self, src: serving.Source, req: BlockRequest) -> bytes | None:
         """The bytes at a source; None if its file changed since it was scanned."""

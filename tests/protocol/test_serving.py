@@ -72,3 +72,25 @@ def test_a_small_edit_crosses_as_a_delta_and_rebuilds_from_the_old_bytes():
     req2 = DeltaRequest(10, strong_hash(fresh), FILE_HASH, 0, len(fresh), base.size, base.chunk,
                         base.signature)
     assert serving.serve(req2, ["f"], {"f": fresh}.get, strong_hash) == BlockData(10, fresh)
+
+
+def test_a_batch_is_answered_block_by_block_and_one_beyond_the_limits_breaks_the_protocol():
+    """A BlockBatch (many small files' blocks in one message) gets one BlockBatchData: the
+    blocks some source held, and the ids of the others; a batch whose answer could not fit one
+    frame is the peer's fault (the link drops it), for the daemon and the simulator alike."""
+    import pytest
+
+    from gossip_backer.errors import RemoteError
+    from gossip_backer.wire.messages import BlockBatch
+
+    one, two = content(100, 1), content(200, 2)
+    batch = BlockBatch((_request(one, rid=1), _request(two, rid=2)))
+    serving.check_batch(batch)
+    answer = serving.answer_batch(batch, [one, None])
+    assert answer.blocks == (BlockData(1, one),) and answer.missing == (2,)
+    too_many = BlockBatch(tuple(_request(one, rid=i) for i in range(transfer.BATCH_COUNT + 1)))
+    with pytest.raises(RemoteError):
+        serving.check_batch(too_many)
+    too_big = BlockBatch((_request(b"x" * (transfer.SMALL_BLOCK + 1)),))
+    with pytest.raises(RemoteError):
+        serving.check_batch(too_big)
