@@ -1,7 +1,8 @@
 """Nodes crash and restart with their persisted state (store, disk, local index), while users keep
 writing (also on the disk of a stopped node); new nodes join through an invite, others leave and
-are revoked (after waiting until nothing of theirs exists only on them; `abrupt_leave=1`: at
-once). At the end every crashed node comes back and the mesh must settle with nothing lost.
+are revoked (after waiting until nothing of theirs exists only on them and every node they
+invited got in, by a node that knows those grants; `abrupt_leave=1`: at once). At the end every
+crashed node comes back and the mesh must settle with nothing lost.
 
 A crash is either the process (peers get a reset at once) or the machine (silence: peers find
 out from their dead timer). What a leaving node had published before the revocation's cutoff
@@ -13,6 +14,7 @@ them on here too)."""
 
 from __future__ import annotations
 
+from gossip_backer.core.record import Grant
 from simulations import Plan
 
 DEFAULTS = {"nodes": 12, "topology": "random:3", "duration": 60.0, "writes": 16, "crashes": 8,
@@ -59,19 +61,45 @@ def _join(sim) -> None:
         sim.join(sim.rng.choice(granters), links=3)
 
 
-def _stranded(sim, i: int) -> bool:
-    """Does a node that joined through `i` still lack its own grant? Then `i` is its only way
-    into the mesh (an invite names the inviter alone)."""
+def _invitees(sim, i: int) -> list:
+    """The nodes that joined through `i` and are still around (an invite names the inviter
+    alone: until a joining node holds the map, `i` is the one peer it trusts)."""
     key = sim.nodes[i].key
-    return any(key in n.bootstrap and n.alive and not n.gone
-               and n.key not in n.metamap.membership.members for n in sim.nodes)
+    return [n for n in sim.nodes if key in n.bootstrap and not n.gone]
+
+
+def _got_in(node) -> bool:
+    """Does `node` hold its own grant: in its map if it runs, in its stored log if it is stopped
+    (it loads that log when it starts again)?"""
+    if node.alive:
+        return node.key in node.metamap.membership.members
+    return any(isinstance(u.payload, Grant) and u.payload.node == node.key
+               for u in node.store.load())
+
+
+def _stranded(sim, i: int) -> bool:
+    """Does a node that joined through `i` still lack its own grant, running or stopped (a node
+    that crashed before the map reached it comes back knowing `i` alone)? Then `i` is its only
+    way into the mesh."""
+    return any(not _got_in(n) for n in _invitees(sim, i))
+
+
+def _knows_invitees(sim, r: int, i: int) -> bool:
+    """Does node `r`, not one `i` invited, count every node `i` invited as a member? A revocation
+    voids what `i` signed beyond the revoker's view of its log (README, Membership): revoked from
+    a node that has not seen a grant `i` signed, the granted node is cut off everywhere; revoked
+    by that granted node itself, its grant is known to it alone, and no other member lets it in."""
+    invitees = _invitees(sim, i)
+    members = sim.nodes[r].metamap.membership.members
+    return all(n.key in members and n.index != r for n in invitees)
 
 
 def _leave(sim, abrupt: bool, deadline: float | None = None, i: int | None = None) -> None:
     """A node is decommissioned. Unless `abrupt`, its owner first waits (up to 30 s) until no
-    content of its own exists only there, and until a node it just invited got in, as one waits
-    for a machine to be in sync before wiping it; an abrupt leave may take unique content with
-    it (not counted as lost)."""
+    content of its own exists only there, as one waits for a machine to be in sync before wiping
+    it; an abrupt leave may take unique content with it (not counted as lost). Unless `abrupt`,
+    the owner also waits (without a limit: nothing else would let them in) until every node it
+    invited got in, and removes it from a node that already counts those as members."""
     rng = sim.rng
     if i is None:
         candidates = [n.index for n in sim.nodes if not n.gone and n.index != 0]
@@ -82,12 +110,15 @@ def _leave(sim, abrupt: bool, deadline: float | None = None, i: int | None = Non
     node = sim.nodes[i]
     if node.gone:
         return
-    if not abrupt and sim.loop.now < deadline and (not node.alive or sim.unique_writes(i)
-                                                   or _stranded(sim, i)):
-        sim.at(sim.loop.now + 1.0, _leave, sim, abrupt, deadline, i)
-        return
     removers = [n.index for n in sim.nodes
                 if n.alive and not n.gone and n.can_write() and n.index != i]
+    if not abrupt:
+        informed = [r for r in removers if _knows_invitees(sim, r, i)]
+        if (_stranded(sim, i) or (removers and not informed)
+                or (sim.loop.now < deadline and (not node.alive or sim.unique_writes(i)))):
+            sim.at(sim.loop.now + 1.0, _leave, sim, abrupt, deadline, i)
+            return
+        removers = informed
     if removers:
         sim.leave(i, rng.choice(removers))
 
