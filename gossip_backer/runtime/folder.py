@@ -103,10 +103,10 @@ class Folder:
         from gossip_backer.runtime.live import LiveDisk, live_machine
 
         self.machine.live = live_machine(self.state.metamap, self.state.identity.public)
-        self.live = LiveDisk(self)
+        self.live = LiveDisk(self, self.machine.live)
         from gossip_backer.runtime.liveweb import LiveHub
 
-        self.live_hub = LiveHub(self)  # editors of live files (the web's websocket)
+        self.live_hub = LiveHub(self, self.machine.live)  # editors of live files (the web's websocket)
 
     @property
     def index(self) -> dict[str, IndexEntry]:
@@ -256,6 +256,18 @@ class Folder:
                 self.live.execute(effect)
         if effects:
             self.puller.wake()
+
+    def live_client(self, path: str, update: bytes) -> None:
+        """An editor's update (runtime/liveweb.py): merged and published by the machine, then
+        written to the file soon."""
+        self.execute(self.machine.live_client(path, update, self.clock.now(), self.clock.wall()))
+        self.live.wake()
+
+    def publish_live(self, edits: list) -> None:
+        """Sign, apply, store and spread our live-document edits (runtime/live.py)."""
+        updates = self.state.make_many(edits)
+        if updates:
+            self.spread(updates)
 
     def _publish(self, records: tuple[FileRecord, ...]) -> None:
         """Sign, apply, store and spread our new versions; the map moved, so ask the machine

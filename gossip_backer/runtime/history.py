@@ -99,15 +99,18 @@ class HistoryService:
     """History requests to and from peers, and restores, for a running node: carries out what
     protocol/history.py decides (whom to ask, until when, how replies merge)."""
 
-    def __init__(self, node) -> None:
-        self.node = node
+    def __init__(self, state, links, send_to, folder) -> None:
+        self._state = state
+        self._links = links  # the connected peers (PeerLinks)
+        self._send_to = send_to
+        self._folder = folder  # None when the node does not mirror its folder
         self._next = 1
         self._waiting: dict[int, history.Ask] = {}
         self.started = time.monotonic()
 
     def answer(self, req: HistoryRequest) -> HistoryReply:
         path = history.requested_path(req)
-        return history.reply(req, [] if path is None else archive_rows(self.node.state, path))
+        return history.reply(req, [] if path is None else archive_rows(self._state, path))
 
     def on_reply(self, peer: bytes, reply: HistoryReply) -> None:
         ask = self._waiting.get(reply.request_id)
@@ -119,12 +122,12 @@ class HistoryService:
         rid, self._next = self._next, self._next + 1
         now = time.monotonic()
         ask = self._waiting[rid] = history.Ask(rid, path, now, self.started)
-        state = self.node.state
+        state = self._state
         try:
             with trio.move_on_after(ask.deadline - now):
                 while True:
-                    for peer in ask.to_ask(list(self.node.links)):
-                        self.node.send_to(peer, ask.request)
+                    for peer in ask.to_ask(list(self._links)):
+                        self._send_to(peer, ask.request)
                     members = history.members_to_wait_for(state.metamap, state.identity.public)
                     if ask.complete(time.monotonic(), members):
                         break
@@ -135,10 +138,10 @@ class HistoryService:
         return ask.listing(local_history(state, path, rows), history.from_map(state.metamap, path))
 
     async def restore(self, path: str, version_id: str | None) -> dict:
-        folder = self.node.folder
+        folder = self._folder
         if folder is None:
             raise UserError("this node does not mirror its folder")
-        refuse_read_only(self.node.state)
+        refuse_read_only(self._state)
         if folder.busy(path):
             raise UserError(f"{path} is being synced right now; try again in a moment")
         listing, holders = await self.history(path)
@@ -148,7 +151,7 @@ class HistoryService:
         mode = entry.mode if entry is not None and entry.kind == "file" else 0o644
         archived: list = []
         archive = folder.archiver(entry, archived)
-        source = local_source(self.node.state, folder.index, v)
+        source = local_source(self._state, folder.index, v)
         tmp = await trio.to_thread.run_sync(TempFile.create, folder.root, path)
         if source is not None:
             await trio.to_thread.run_sync(copy_into, tmp, source)
@@ -158,7 +161,7 @@ class HistoryService:
         await trio.to_thread.run_sync(finish_restored, tmp, v, expect, mode, archive)
         folder.record_archived(archived)
         await folder.scan_some({path}, settle=False)
-        current = [x for x in history.from_map(self.node.state.metamap, path) if x.current]
+        current = [x for x in history.from_map(self._state.metamap, path) if x.current]
         return {"path": path, "version": current[0].id if current else v.id}
 
     async def _fetch(self, v: Version, tmp: TempFile, holders: set[bytes]) -> bool:
@@ -166,8 +169,8 @@ class HistoryService:
         if not holders:
             raise UserError("that version's content is on no connected node")
         pieces = [(i, Block(b"", 0)) for i in range((v.size + PIECE - 1) // PIECE)]
-        return await self.node.folder.fetch_into("\0restore:" + v.path, tmp, v.hash,
-                                                        PIECE, v.size, pieces)
+        return await self._folder.fetch_into("\0restore:" + v.path, tmp, v.hash, PIECE, v.size,
+                                             pieces)
 
 
     async def fetch_bytes(self, v: Version, holders: set[bytes], limit: int) -> bytes:
@@ -176,7 +179,7 @@ class HistoryService:
         may be under way) and checked against the version's whole hash; for viewing it."""
         if v.size > limit:
             raise UserError(f"that version is larger than {limit} bytes")
-        folder = self.node.folder
+        folder = self._folder
         scratch = f"{v.path}.view-{v.id}"  # its own temp name, next to the path
         tmp = await trio.to_thread.run_sync(TempFile.create, folder.root, scratch)
         try:

@@ -47,21 +47,20 @@ class LiveDisk:
 
     EFFECTS = (PublishLive, ReadText, WriteText, SaveLiveBase)
 
-    def __init__(self, folder: "Folder") -> None:
+    def __init__(self, folder: "Folder", live) -> None:
         self.folder = folder
         self.clock = folder.clock  # the node's one clock (runtime/clock.py)
         self.machine = folder.machine
+        self.live = live  # the folder machine's LiveMachine (protocol/live.py)
         self.bases = LiveBases(folder.state_dir)
         self.write_delay = float(os.environ.get(WRITE_DELAY_ENV) or 0)
-        self.machine.live.load_bases(self.bases.load())  # a few small files, once at the start
+        live.load_bases(self.bases.load())  # a few small files, once at the start
         self._send, self._receive = trio.open_memory_channel(float("inf"))
         self._wake = trio.Event()
 
     def execute(self, effect) -> None:
         if isinstance(effect, PublishLive):
-            updates = self.folder.state.make_many(list(effect.edits))
-            if updates:
-                self.folder.spread(updates)
+            self.folder.publish_live(list(effect.edits))
         else:
             self._send.send_nowait(effect)
 
@@ -75,7 +74,7 @@ class LiveDisk:
             while True:
                 effects = self.machine.live_tick(self.clock.now(), self.clock.wall())
                 self.folder.execute(effects)
-                due = self.machine.live.next_due()  # (past: held by a read; look again soon)
+                due = self.live.next_due()  # (past: held by a read; look again soon)
                 delay = TICK if due is None else min(TICK, max(due - self.clock.now(),
                                                                0.0 if effects else POLL))
                 with trio.move_on_after(delay):
@@ -115,10 +114,10 @@ class LiveDisk:
         except LocalChanged:
             log.debug("live file %s changed under us: merging it first", path)
             await self.folder.scan_some([path], settle=False)  # (marks the save to be read)
-            self.machine.live.refused(path)
+            self.live.refused(path)
         except (DiskError, OSError) as exc:  # tried again after a while (a full disk, a vanished
             log.warning("live file %s not written: %s", path, exc)  # folder)
-            self.machine.live.refused(path, self.clock.now() + RETRY)
+            self.live.refused(path, self.clock.now() + RETRY)
         else:
             self.folder.execute(self.machine.live_written(path, effect.base, digest))
             self.folder.record_archived(archived)  # a version replaced: history still has it

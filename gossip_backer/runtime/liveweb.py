@@ -68,18 +68,19 @@ class LiveConnection:
 class LiveHub:
     """The live documents' editors of one node (see the module docstring)."""
 
-    def __init__(self, folder: "Folder") -> None:
+    def __init__(self, folder: "Folder", live) -> None:
         self.folder = folder
+        self.live = live  # the folder machine's LiveMachine (protocol/live.py)
         self.clock = folder.clock  # the node's one clock (runtime/clock.py)
         self.conns: dict[str, set[LiveConnection]] = defaultdict(set)
         self.relay = AwarenessRelay()
         self._wake = trio.Event()
-        folder.machine.live.listen(self._changed)
+        live.listen(self._changed)
 
     @asynccontextmanager
     async def connect(self, path: str, *, read_only: bool):
         """A connection to the document of `path`; UserError when the file is not live here."""
-        live = self.folder.machine.live
+        live = self.live
         if not live.owns(path):
             raise UserError(f"{path} is not a live file on this node")
         conn = LiveConnection(self, path, YSession(live.docs[path], read_only=read_only))
@@ -92,9 +93,7 @@ class LiveHub:
             self._carry(self.relay.editor_left(path, conn, self.clock.now()))
 
     def client_update(self, path: str, update: bytes) -> None:
-        self.folder.execute(self.folder.machine.live_client(path, update, self.clock.now(),
-                                                            self.clock.wall()))
-        self.folder.live.wake()
+        self.folder.live_client(path, update)
 
     # -- awareness (cursors, names) ------------------------------------------------------------
     def awareness(self, source: LiveConnection, message: bytes) -> None:
@@ -103,7 +102,7 @@ class LiveHub:
 
     def from_peer(self, peer: bytes, message: LiveSync) -> None:
         """A peer's `LiveSync`: awareness of the editors on other nodes, for a file live here."""
-        if message.kind == AWARENESS and self.folder.machine.live.owns(message.path):
+        if message.kind == AWARENESS and self.live.owns(message.path):
             self._carry(self.relay.from_peer(peer, message.path, message.data, self.clock.now()))
 
     def peer_gone(self, peer: bytes) -> None:

@@ -79,7 +79,7 @@ class Node:
         self.folder = Folder(state, self.links, self.bus, self.local_changes,
                              rescan_interval=rescan_interval, watch=watch,
                              clock=self.clock) if mirror else None
-        self.history_service = HistoryService(self)
+        self.history_service = HistoryService(state, self.links, self.send_to, self.folder)
         self.share_links = ShareService(state, self.folder, self.local_changes,
                                         lambda: self.web_url)
         self.report = StatusReport(state, self.links, self.driver, self.folder, self.clock,

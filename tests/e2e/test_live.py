@@ -22,11 +22,30 @@ def _conflicts(d) -> list[str]:
 
 
 def _events(d):
+    """`backer events --json` on node `d`, read in a thread: (the process, the events so far).
+    Returns once it is subscribed (events are "from now on"): a file touched on `d` shows."""
     import subprocess
     import sys
+    import threading
 
-    return subprocess.Popen([sys.executable, "-m", "gossip_backer", "events", str(d.root), "--json"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "gossip_backer", "events", str(d.root),
+                             "--json"], stdout=subprocess.PIPE, text=True)
+    seen: list[dict] = []
+
+    def pump() -> None:
+        for line in proc.stdout:
+            if line.strip():
+                seen.append(json.loads(line))
+    threading.Thread(target=pump, daemon=True).start()
+    pings = iter(range(10_000))
+
+    def subscribed() -> bool:
+        if any(str(e.get("path", "")).startswith(".ping") for e in seen):
+            return True
+        (d.root / f".ping{next(pings)}.txt").write_text("are you listening?")
+        return False
+    wait_until(subscribed, timeout=60, interval=1.0, what="`backer events` subscribed")
+    return proc, seen
 
 
 def test_live_notes_on_three_nodes(tmp_path, daemons):
@@ -67,9 +86,8 @@ def test_live_notes_on_three_nodes(tmp_path, daemons):
     wait_until(lambda: [_text(d, "todo.md") for d in nodes] == [want] * 3, timeout=60,
                what="the three offline edits merged on every disk")
     assert not any(_conflicts(d) for d in nodes)
-    watch = _events(nodes[1])
+    watch, events = _events(nodes[1])
     try:
-        time.sleep(1.0)
         (a.root / "bin.md").write_bytes(b"\xff\xfe not text")
         (a.root / "big.md").write_bytes(b"x" * (10 * 1024 * 1024 + 1))
         for d in nodes[1:]:
@@ -78,10 +96,14 @@ def test_live_notes_on_three_nodes(tmp_path, daemons):
                        what="plain files mirrored")
         assert (nodes[2].root / "bin.md").read_bytes() == b"\xff\xfe not text"
         wait_until(lambda: nodes[1].status()["in_sync"], what="in sync")
+
+        def fallbacks() -> dict:
+            return {e["path"]: e["reason"] for e in events if e["type"] == "live_fallback"}
+        wait_until(lambda: {"bin.md", "big.md"} <= fallbacks().keys(), timeout=30,
+                   what="both fallbacks announced")
     finally:
         watch.terminate()
-    events = [json.loads(line) for line in watch.stdout.read().splitlines() if line.strip()]
-    fallbacks = {e["path"]: e["reason"] for e in events if e["type"] == "live_fallback"}
-    assert fallbacks.get("bin.md") == "not UTF-8 text", events
-    assert fallbacks.get("big.md") == "larger than 10 MiB", events
+    announced = fallbacks()
+    assert announced.get("bin.md") == "not UTF-8 text", events
+    assert announced.get("big.md") == "larger than 10 MiB", events
     assert backer_json("live", str(a.root), "*.md", "--off") == {"live": []}
