@@ -646,8 +646,10 @@ class Puller:
             job.writing += 1  # the file is not complete until this write is
             try:
                 await self._disk(self._write, job, arrived.offset, arrived.data)
-            except (LocalError, OSError) as exc:  # our disk's trouble (or a temp file a full
-                job.error = exc  # disk made us drop), never the peer's: the assembly ends with it
+            except (LocalError, OSError) as exc:  # our disk's trouble, never the peer's: the
+                # assembly ends with the first one (a full disk drops the temp file, and the
+                # writes under way beside it then find it closed: the cause is the full disk)
+                job.error = job.error or exc
                 return
             finally:
                 job.writing -= 1
