@@ -37,6 +37,7 @@ import os
 import posixpath
 import secrets
 import stat
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,7 +382,7 @@ def _refuse_folder(target: Path, st: os.stat_result | None) -> None:
 # --- files ---------------------------------------------------------------------------------------
 
 
-class KeptUnlessFailed:
+class KeptUnlessFailed(ABC):
     """A temp file as a context manager: an exception other than LocalChanged discards it
     (`abort`); a clean exit, or a change the user made meanwhile, only closes it (its verified
     blocks are reused by the next attempt). testing/memdisk.py's TempFile shares the rule."""
@@ -395,11 +396,13 @@ class KeptUnlessFailed:
         else:
             self.close()
 
+    @abstractmethod
     def abort(self) -> None:
-        raise NotImplementedError
+        """Discard the temp file."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Close it, keeping what was written."""
 
 
 class TempFile(KeptUnlessFailed):

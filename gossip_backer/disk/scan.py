@@ -31,6 +31,7 @@ so that the next scan does not hash them again, but they make no new version.
 from __future__ import annotations
 
 import bisect
+from abc import ABC, abstractmethod
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
@@ -229,7 +230,7 @@ def finish(result: ScanResult, deleted: set[str]) -> ScanResult:
     return result
 
 
-class TreeScan:
+class TreeScan(ABC):
     """What one scan pass decides whatever the tree is made of (testing/memscan.py scans an
     in-memory tree with it): which names count, what a revisited path means, what is gone.
     A subclass says how to look: `_locate`, `examine`, `walk_below`, and `_refuse_twins`."""
@@ -245,17 +246,17 @@ class TreeScan:
 
     # -- what a subclass provides --------------------------------------------------------------
 
+    @abstractmethod
     def _locate(self, rel: str) -> tuple[Any, bool, int] | None:
         """(where, is a folder, inode) of `rel`; None if it, or a real folder above it, is gone."""
-        raise NotImplementedError
 
+    @abstractmethod
     def examine(self, rel: str, where: Any) -> str | None:
         """Record one path; return its kind, or None if it is not recorded."""
-        raise NotImplementedError
 
+    @abstractmethod
     def walk_below(self, rel: str, where: Any) -> None:
         """Examine everything below the folder `rel`."""
-        raise NotImplementedError
 
     def _refuse_twins(self, rel: str, where: Any) -> None:
         """Refuse other names of `rel` on disk that are `rel` once normalised (if the tree

@@ -17,6 +17,7 @@ HTML file in a share can never run script on the GUI's origin.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import hashlib
 import hmac
 import mimetypes
@@ -226,14 +227,15 @@ def _listing(opened: Any) -> Response:
 
 
 # -- streamed bodies -------------------------------------------------------------------------
-class _Streamed:
+class _Streamed(ABC):
     """Sends headers, then pieces from `produce(channel)`; stops when the client leaves."""
 
     status_code = 200
     headers: dict[str, str] = {}
 
+    @abstractmethod
     async def produce(self, send: trio.MemorySendChannel) -> None:
-        raise NotImplementedError
+        """Send the body's pieces into `send` (a subclass says which)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = [(k.encode(), v.encode()) for k, v in self.headers.items()]
