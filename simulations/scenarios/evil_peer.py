@@ -17,7 +17,8 @@ from gossip_backer.protocol.folder import READ_WRITE, FolderMachine
 from gossip_backer.protocol.peer import MAX_FRAME, PeerConnection
 from gossip_backer.testing.node import SimNode
 from gossip_backer.wire.codec import pack
-from gossip_backer.wire.messages import BlockData, BlockRequest, Delta, Digest, Message
+from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockData, BlockRequest, Delta,
+                                         Digest, Message)
 from simulations import Plan
 
 DEFAULTS = {"nodes": 8, "topology": "random:3", "duration": 40.0, "revoke_at": 25.0,
@@ -47,13 +48,18 @@ class EvilNode(SimNode):
     def _machine(self, metamap) -> FolderMachine:
         return _Unruly(metamap, self.key, self.store.index.values())
 
-    def serve_block(self, req: BlockRequest) -> Message:
-        """Mostly answers with bytes of the right size that are not the block (had or not)."""
+    def serve_block(self, req: BlockRequest | BlockBatch) -> Message:
+        """Mostly answers with bytes of the right size that are not the block (had or not),
+        block by block for a batch."""
         answer = super().serve_block(req)
         if self.active and self.cluster.rng.random() < 0.8:
             attacks = self.cluster.oracle.attacks
             attacks["bad_block"] = attacks.get("bad_block", 0) + 1
-            return BlockData(req.request_id, self.cluster.rng.randbytes(req.size))
+            rng = self.cluster.rng
+            if isinstance(req, BlockBatch):
+                return BlockBatchData(tuple(BlockData(r.request_id, rng.randbytes(r.size))
+                                            for r in req.requests), ())
+            return BlockData(req.request_id, rng.randbytes(req.size))
         return answer
 
     def attack(self) -> None:
