@@ -416,6 +416,7 @@ class TempFile(KeptUnlessFailed):
         self.target = target
         self._fd: int | None = fd
         self._hasher_factory = hasher_factory
+        self._failure: DiskError | None = None  # why an I/O call dropped it, told to later callers
 
     @classmethod
     def create(
@@ -458,16 +459,24 @@ class TempFile(KeptUnlessFailed):
 
     def _need_fd(self) -> int:
         if self._fd is None:
-            raise LocalError(f"{self.path} is closed")
+            raise self._failed_again() or LocalError(f"{self.path} is closed")
         return self._fd
+
+    def _failed_again(self) -> DiskError | None:
+        """The error that dropped this file, for the writes under way beside the one that met
+        it: they report the full disk, not the "closed" file it left (or a full disk would hide)."""
+        failure = self._failure
+        return None if failure is None else type(failure)(str(failure), failure.errno)
 
     def _io(self, what: str, fn, *args):
         """Run one I/O call; on failure drop the temp file and raise DiskError."""
         try:
             return fn(*args)
         except OSError as exc:
+            failure = self._failed_again() or disk_error(exc, what, self.path)
+            self._failure = self._failure or failure
             self.abort()
-            raise disk_error(exc, what, self.path) from exc
+            raise failure from exc
 
     def write_at(self, offset: int, data: bytes) -> None:
         fd, view = self._need_fd(), memoryview(data)

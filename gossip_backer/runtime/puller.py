@@ -647,8 +647,8 @@ class Puller:
             try:
                 await self._disk(self._write, job, arrived.offset, arrived.data)
             except (LocalError, OSError) as exc:  # our disk's trouble, never the peer's: the
-                # assembly ends with the first one (a full disk drops the temp file, and the
-                # writes under way beside it then find it closed: the cause is the full disk)
+                # assembly ends with the first one (TempFile tells every write after a full disk
+                # dropped it the same "disk full", so the folder pauses and says why)
                 job.error = job.error or exc
                 return
             finally:

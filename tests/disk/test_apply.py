@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 
 from gossip_backer.core.blocks import strong_hash
@@ -529,3 +530,13 @@ def test_seal_refuses_bad_content_and_place_a_changed_target(root: Path) -> None
     with pytest.raises(LocalChanged):
         t.place(target, None)
     assert (root / "a.txt").read_bytes() == b"the user's" and len(temps(root)) == 1
+
+
+def test_writes_beside_the_one_that_met_a_full_disk_report_the_full_disk(tmp_path: Path) -> None:
+    """Block writes run in worker threads side by side: the first to meet a full disk drops the
+    temp file, and the others must say "disk full" too, not "closed" (status shows why)."""
+    tmp = TempFile(tmp_path / ".backer-tmp-x-f", os.open("/dev/full", os.O_WRONLY))
+    for _ in range(2):  # the one that met it, then one that came after the drop
+        with pytest.raises(DiskError) as err:
+            tmp.write_at(0, b"x" * 4096)
+        assert err.value.errno == errno.ENOSPC and "disk full" in str(err.value)
