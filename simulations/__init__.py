@@ -24,7 +24,8 @@ __all__ = ["Plan", "run", "SCENARIOS", "load", "command_line"]
 NETWORK_OPTIONS = ("loss", "duplicate", "reorder", "reliable", "jitter", "tick", "power_cut", "power_keep",
                    "summary_interval")
 SCENARIOS = ("converge", "partition_heal", "churn", "concurrent_edit", "offline_edit",
-             "crash_restart", "evil_peer", "slow_link", "root_loss", "full_disk", "live_edit")
+             "crash_restart", "evil_peer", "slow_link", "root_loss", "full_disk", "live_edit",
+             "restore")
 
 
 @dataclass

@@ -22,7 +22,7 @@ import traceback
 from typing import Any
 
 SOAK_SCENARIOS = ("converge", "partition_heal", "churn", "concurrent_edit", "offline_edit",
-                  "crash_restart", "evil_peer", "slow_link", "live_edit")
+                  "crash_restart", "evil_peer", "slow_link", "live_edit", "restore")
 
 # Smaller meshes and shorter activity for soaking: the same faults, a fraction of the events.
 SOAK_SIZES: dict[str, dict[str, Any]] = {
@@ -35,6 +35,7 @@ SOAK_SIZES: dict[str, dict[str, Any]] = {
     "evil_peer": {"nodes": 5, "duration": 30.0, "revoke_at": 18.0, "writes": 5},
     "slow_link": {"nodes": 4, "files": 40, "big": 128 * 1024},
     "live_edit": {"nodes": 4, "duration": 20.0},
+    "restore": {"nodes": 4, "rounds": 2},
 }
 
 

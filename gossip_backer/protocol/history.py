@@ -20,7 +20,7 @@ from gossip_backer.errors import UserError
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.paths import BadPath, check, to_bytes
-from gossip_backer.core.record import FILE
+from gossip_backer.core.record import FILE, Block
 from gossip_backer.wire.messages import HistoryReply, HistoryRequest
 
 
@@ -114,6 +114,53 @@ def choose(versions_: list[Version], version_id: str | None, path: str) -> Versi
                 raise UserError(f"version {version_id} is a deletion: nothing to restore")
             return v
     raise UserError(f"no such version of {path}: {version_id}")
+
+
+# -- restore: whether it may run, where the bytes come from ------------------------------------
+ARCHIVE, CURRENT, PEERS = "archive", "current", "peers"
+
+
+def refuse_restore(read_only: bool, busy: bool, path: str, restoring: bool = False) -> None:
+    """A read-only member's changes are never published: a restore there would only change its
+    own disk (and be overwritten by the mesh's next version); a path being synced right now
+    (`busy`) would race the download, and a second restore of a path (`restoring`: one is under
+    way, a double click) would build in the same temp file. Each is said to the user instead."""
+    if read_only:
+        raise UserError("this node is a read-only member: a restore here would stay on this "
+                        "disk only; restore on a read-write node of the mesh")
+    if busy:
+        raise UserError(f"{path} is being synced right now; try again in a moment")
+    if restoring:
+        raise UserError(f"a restore of {path} is under way; wait for it to finish")
+
+
+def restore_source(v: Version, archived: bool, index: dict,
+                   holders: set[bytes] | None) -> tuple[str, str | None]:
+    """Where `restore` takes version `v`'s bytes: this node's archive (`archived`: it holds
+    them), else a current file of this node with that content (its path), else the peers that
+    reported keeping it (`holders`; None when the node is stopped and cannot ask). The bytes are
+    checked against the version's whole hash whichever the source."""
+    if archived:
+        return ARCHIVE, None
+    for e in index.values():
+        if e.kind == FILE and e.hash == v.hash:
+            return CURRENT, e.path
+    if holders is None:
+        raise UserError("that version is kept only on other nodes: start `backer run` so it "
+                        "can be fetched, then restore again")
+    if not holders:
+        raise UserError("that version's content is on no connected node")
+    return PEERS, None
+
+
+RESTORE_PIECE = 1 << 20  # a version only peers keep is fetched in pieces of this size
+
+
+def restore_pieces(size: int) -> list[tuple[int, Block]]:
+    """The pieces of a version fetched from peers by its content hash: no block hash each (a
+    holder serves them from the file or archive copy of that content; the whole hash is checked
+    once the version is complete)."""
+    return [(i, Block(b"", 0)) for i in range((size + RESTORE_PIECE - 1) // RESTORE_PIECE)]
 
 
 # -- history requests: whom to ask, what a reply may hold, how replies become one list -----------

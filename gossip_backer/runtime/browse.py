@@ -22,7 +22,8 @@ from gossip_backer.core.record import FILE
 from gossip_backer.disk import apply
 from gossip_backer.disk.apply import Stat, TempFile
 from gossip_backer.errors import UserError
-from gossip_backer.runtime.history import copy_into, refuse_read_only
+from gossip_backer.protocol import history
+from gossip_backer.runtime.history import copy_into
 
 KEEP = ("original", "copy", "both")
 
@@ -58,7 +59,7 @@ async def resolve(state, folder, copy: str, keep: str) -> dict:
     """Settle the conflict of conflict copy `copy` by `keep` ("original", "copy" or "both")."""
     if folder is None:
         raise UserError("this node does not mirror its folder")
-    refuse_read_only(state)
+    history.refuse_restore(state.is_read_only(), False, copy)
     if keep not in KEEP:
         raise UserError(f"keep must be one of {', '.join(KEEP)}")
     copy = folder_path(copy)
@@ -133,7 +134,6 @@ async def _version_text(state, folder, history_service, path: str, version: str 
     """The text of one version of `path` (None: the current file on this disk), from this
     disk when it holds it, else fetched from a peer that keeps it."""
     from gossip_backer.core.textdiff import MAX_TEXT
-    from gossip_backer.protocol import history
     from gossip_backer.runtime.history import local_source
 
     if folder is None:
@@ -145,14 +145,15 @@ async def _version_text(state, folder, history_service, path: str, version: str 
         return _text(await trio.to_thread.run_sync(_read, folder.root / path), path)
     v = history.choose(listing, version, path)
     what = f"version {version} of {path}"
-    source = local_source(state, folder.index, v)
+    keepers = holders.get(v.id, set())
+    try:
+        source = local_source(state, folder.index, v, keepers)
+    except UserError:
+        raise UserError(f"{what} is kept only on nodes that are not connected now") from None
     if source is not None:
         return _text(await trio.to_thread.run_sync(_read, source), what)
     if v.size > MAX_TEXT:
         raise UserError(f"{what} is larger than {MAX_TEXT // (1 << 20)} MiB: no diff")
-    keepers = holders.get(v.id, set())
-    if not keepers:
-        raise UserError(f"{what} is kept only on nodes that are not connected now")
     return _text(await history_service.fetch_bytes(v, keepers, MAX_TEXT), what)
 
 

@@ -16,7 +16,6 @@ import trio
 
 from gossip_backer.core.blocks import FileHasher
 from gossip_backer.core.paths import BadPath, check, unescape
-from gossip_backer.core.record import Block
 from gossip_backer.disk import apply, versions
 from gossip_backer.disk.apply import Stat, TempFile
 from gossip_backer.errors import UserError
@@ -55,23 +54,14 @@ def local_history(state, path: str, rows: list | None = None) -> list[Version]:
     return history.local(path, rows, state.metamap)
 
 
-def refuse_read_only(state) -> None:
-    """A read-only member's changes are never published: a restore there would only change
-    its own disk (and be overwritten by the mesh's next version). Say so instead."""
-    if state.is_read_only():
-        raise UserError("this node is a read-only member: a restore here would stay on this "
-                        "disk only; restore on a read-write node of the mesh")
-
-
-def local_source(state, index: dict, v: Version) -> Path | None:
-    """A local file holding exactly the version's content: the archive, or a current file."""
-    obj = versions.open_version(state.root, v.hash)
-    if obj is not None:
-        return obj
-    for e in index.values():
-        if e.hash == v.hash and e.kind == "file":
-            return state.root / e.path
-    return None
+def local_source(state, index: dict, v: Version, holders: set[bytes] | None) -> Path | None:
+    """The local file to take the version's bytes from (protocol/history.py chooses: the
+    archive, else a current file with that content), or None: fetch it from `holders`."""
+    archived = versions.open_version(state.root, v.hash)
+    kind, path = history.restore_source(v, archived is not None, index, holders)
+    if kind == history.ARCHIVE:
+        return archived
+    return state.root / path if kind == history.CURRENT else None
 
 
 def copy_into(tmp: TempFile, source: Path) -> None:
@@ -106,6 +96,7 @@ class HistoryService:
         self._folder = folder  # None when the node does not mirror its folder
         self._next = 1
         self._waiting: dict[int, history.Ask] = {}
+        self._restoring: set[str] = set()  # paths with a restore under way
         self.started = time.monotonic()
 
     def answer(self, req: HistoryRequest) -> HistoryReply:
@@ -141,9 +132,15 @@ class HistoryService:
         folder = self._folder
         if folder is None:
             raise UserError("this node does not mirror its folder")
-        refuse_read_only(self._state)
-        if folder.busy(path):
-            raise UserError(f"{path} is being synced right now; try again in a moment")
+        history.refuse_restore(self._state.is_read_only(), folder.busy(path), path,
+                               path in self._restoring)
+        self._restoring.add(path)
+        try:
+            return await self._restore(folder, path, version_id)
+        finally:
+            self._restoring.discard(path)
+
+    async def _restore(self, folder, path: str, version_id: str | None) -> dict:
         listing, holders = await self.history(path)
         v = history.choose(listing, version_id, path)
         entry = folder.index.get(path)
@@ -151,11 +148,11 @@ class HistoryService:
         mode = entry.mode if entry is not None and entry.kind == "file" else 0o644
         archived: list = []
         archive = folder.archiver(entry, archived)
-        source = local_source(self._state, folder.index, v)
+        source = local_source(self._state, folder.index, v, holders.get(v.id, set()))
         tmp = await trio.to_thread.run_sync(TempFile.create, folder.root, path)
         if source is not None:
             await trio.to_thread.run_sync(copy_into, tmp, source)
-        elif not await self._fetch(v, tmp, holders.get(v.id, set())):
+        elif not await self._fetch(v, tmp, "\0restore:" + path):
             await trio.to_thread.run_sync(tmp.abort)
             raise UserError("could not fetch that version from the nodes that keep it")
         await trio.to_thread.run_sync(finish_restored, tmp, v, expect, mode, archive)
@@ -164,14 +161,12 @@ class HistoryService:
         current = [x for x in history.from_map(self._state.metamap, path) if x.current]
         return {"path": path, "version": current[0].id if current else v.id}
 
-    async def _fetch(self, v: Version, tmp: TempFile, holders: set[bytes]) -> bool:
-        """Fetch a version only peers keep, in pieces; `finish` checks its whole hash."""
-        if not holders:
-            raise UserError("that version's content is on no connected node")
-        pieces = [(i, Block(b"", 0)) for i in range((v.size + PIECE - 1) // PIECE)]
-        return await self._folder.fetch_into("\0restore:" + v.path, tmp, v.hash, PIECE, v.size,
-                                             pieces)
-
+    async def _fetch(self, v: Version, tmp: TempFile, key: str) -> bool:
+        """Fetch a version only peers keep, in pieces, under the download key `key` (one per
+        fetch under way); `finish` checks its whole hash."""
+        return await self._folder.fetch_into(key, tmp, v.hash,
+                                             history.RESTORE_PIECE, v.size,
+                                             history.restore_pieces(v.size))
 
     async def fetch_bytes(self, v: Version, holders: set[bytes], limit: int) -> bytes:
         """The content of version `v`, which only peers keep (at most `limit` bytes), fetched
@@ -179,11 +174,14 @@ class HistoryService:
         may be under way) and checked against the version's whole hash; for viewing it."""
         if v.size > limit:
             raise UserError(f"that version is larger than {limit} bytes")
+        if not holders:
+            raise UserError("that version's content is on no connected node")
         folder = self._folder
-        scratch = f"{v.path}.view-{v.id}"  # its own temp name, next to the path
+        n, self._next = self._next, self._next + 1  # two views of one version at once: two files
+        scratch = f"{v.path}.view-{v.id}-{n}"  # its own temp name, next to the path
         tmp = await trio.to_thread.run_sync(TempFile.create, folder.root, scratch)
         try:
-            if not await self._fetch(v, tmp, holders):
+            if not await self._fetch(v, tmp, "\0view:" + scratch):
                 raise UserError("could not fetch that version from the nodes that keep it")
             data = await trio.to_thread.run_sync(tmp.read_at, 0, v.size)
         finally:
@@ -204,13 +202,10 @@ def offline_history(state, path: str) -> list[dict]:
 
 
 def offline_restore(state, path: str, version_id: str | None) -> dict:
-    refuse_read_only(state)
+    history.refuse_restore(state.is_read_only(), False, path)
     v = history.choose(local_history(state, path), version_id, path)
     index = {e.path: e for e in state.repo.index_all()}
-    source = local_source(state, index, v)
-    if source is None:
-        raise UserError("that version is kept only on other nodes: start `backer run` so it "
-                        "can be fetched, then restore again")
+    source = local_source(state, index, v, None)  # a stopped node asks no peer
     entry = index.get(path)
     current = apply.stat_of(state.root, path)
     mode = entry.mode if entry is not None and entry.kind == "file" else 0o644

@@ -151,6 +151,8 @@ class Cluster:
         self.trace_file = trace
         self.net = SimNet(self.loop, self.rng, on_packet=self._on_packet)
         self.oracle = Oracle()
+        self.restores: dict[str, int] = {}  # restores that landed (`restore`), by source
+        self.restore_errors: dict[str, int] = {}  # refused or failed ones, by their first words
         self.started = False
         self.ignore_root = Path("/nonexistent-simulated-root")
         self.mesh_secret = self.rng.randbytes(32)
@@ -355,6 +357,29 @@ class Cluster:
         node.user_changed(path)
         self.changed(node)
         return w
+
+    def restore(self, i: int, path: str, version: str | None = None) -> None:
+        """The user of running node `i` runs `backer restore PATH [--version V]`: it asks the
+        mesh, then brings the version back as a new change (a user write for the oracle, over
+        what the disk held then). Refusals and failures are counted in `restore_errors`."""
+        node = self.nodes[i]
+        if not node.alive:
+            return
+
+        def ended(error, restored) -> None:
+            if error is not None:
+                self.restore_errors[error.split(":")[0]] = self.restore_errors.get(
+                    error.split(":")[0], 0) + 1
+                self.note(f"restore {i} {path}: {error}")
+                return
+            self.restores[restored.source] = self.restores.get(restored.source, 0) + 1
+            self.oracle.user_write(i, node.key, path, restored.data, restored.mtime_ns,
+                                   self.loop.now, restored.previous, restored.version.hash)
+            self.note(f"restore {i} {path} {restored.version.id}")
+            self.last_write_at = self.loop.now
+            node.user_changed(path)
+            self.changed(node)
+        node.history.restore(path, version, ended)
 
     def crash(self, i: int, *, machine: bool = False) -> None:
         """The node's process dies (peers get a reset), or its machine (silence, and a power cut

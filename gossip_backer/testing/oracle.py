@@ -50,7 +50,7 @@ class Write:
 class Oracle:
     def __init__(self) -> None:
         self.writes: list[Write] = []
-        self.by_content: dict[bytes, int] = {}
+        self.by_content: dict[bytes, list[int]] = {}  # content id -> writes of it, in order
         self._unpublished: dict[tuple[int, str], int] = {}  # (node, path) -> latest write id
         self.born_stale: list[tuple[int, int, float]] = []  # user changes published dominated
         self.attacks: dict[str, int] = {}  # misbehaviour tried by evil nodes, by kind
@@ -60,15 +60,16 @@ class Oracle:
                    core_hash: bytes | None = None) -> Write:
         """Record a write (`data` None: a deletion) over `previous`, the bytes the disk held."""
         overwrote: tuple[int, ...] = ()
-        if previous is not None:
-            old = self.by_content.get(content_id(previous))
-            if old is not None:
-                overwrote = (old,)
+        if previous is not None:  # a content written more than once at a path (restores of
+            # one version): the user saw all of them there, whichever made the bytes
+            ids = self.by_content.get(content_id(previous), [])
+            same = [i for i in ids if self.writes[i].path == path]
+            overwrote = tuple(same or ids[:1])
         cid = None if data is None else content_id(data)
         w = Write(len(self.writes), node, author, path, cid, core_hash, mtime_ns, at, overwrote)
         self.writes.append(w)
         if cid is not None:
-            self.by_content.setdefault(cid, w.id)
+            self.by_content.setdefault(cid, []).append(w.id)
         self._unpublished[(node, path)] = w.id
         return w
 

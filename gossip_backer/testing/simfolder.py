@@ -79,6 +79,7 @@ class SimFolder:
         self.ignore = ignore
         self.scheduler = Scheduler(coreblocks.strong_hash, **cfg.scheduler)
         self.pulls: dict[str, _Pull] = {}
+        self.fetches: dict[str, tuple[TempFile, Callable[[bool], None]]] = {}  # restores
         self.running = True
         self._scan_todo: set[str] = set()
         self._scan_timer = None
@@ -101,6 +102,9 @@ class SimFolder:
         for pull in self.pulls.values():
             pull.temp.close()
         self.pulls.clear()
+        for temp, _ in self.fetches.values():
+            temp.close()
+        self.fetches.clear()
 
     # -- the watcher and the scans -----------------------------------------------------------
     def boot(self, delay: float | None = None) -> None:
@@ -350,13 +354,30 @@ class SimFolder:
             return
         self._done(need, memdisk.stat_of(self.disk, path))
 
+    def busy(self, path: str) -> bool:
+        """A download of `path` is under way (a restore waits: runtime/folder.py's busy)."""
+        return path in self.pulls
+
+    def fetch_into(self, key: str, temp: TempFile, file_hash: bytes, piece: int, size: int,
+                   pieces: list, done: Callable[[bool], None]) -> None:
+        """Content `file_hash` from peers into `temp` (a restore; runtime/puller.py's
+        fetch_into): `done(True)` once every piece arrived, `done(False)` when no peer has it."""
+        if not pieces:
+            done(True)
+            return
+        self.fetches[key] = (temp, done)
+        self.scheduler.add(key, file_hash, piece, size, pieces)
+        self.request_blocks()
+
     # -- blocks over the network -------------------------------------------------------------
     def request_blocks(self) -> None:
-        if not self.pulls or not self.running:
+        if not (self.pulls or self.fetches) or not self.running:
             return
         peers = self.host.peers()
         for key, message in self.scheduler.messages(peers, self.now):
             self.host.send_to(key, message)
+        for key in [k for k in self.fetches if self.scheduler.stalled(k, peers)]:
+            self._fetched(key, False)
         stalled = [p for p in self.pulls if self.scheduler.stalled(p, peers)]
         if stalled and peers:
             for path in stalled:
@@ -368,7 +389,7 @@ class SimFolder:
 
     def tick(self) -> None:
         """The node's tick: request timeouts move on, unavailable content comes due again."""
-        if self.pulls:
+        if self.pulls or self.fetches:
             self.scheduler.tick(self.now)
             self.request_blocks()
         self.live.tick()
@@ -398,8 +419,22 @@ class SimFolder:
         old = (self.disk.read(path) or b"")[base.offset:base.offset + base.size]
         return transfer.rebuild(base, old, encoded, size, block_hash, coreblocks.strong_hash)
 
+    def _fetched(self, key: str, ok: bool) -> None:
+        temp, done = self.fetches.pop(key)
+        self.scheduler.cancel(key)
+        done(ok)
+
     def _arrived(self, arrived: transfer.Arrived | None) -> None:
         """A verified block: written to its temp file; the file finished once complete."""
+        if arrived is not None and arrived.path in self.fetches:
+            try:
+                self.fetches[arrived.path][0].write_at(arrived.offset, arrived.data)
+            except LocalError:  # a full disk: the restore says it could not
+                self._fetched(arrived.path, False)
+                return
+            if self.scheduler.remaining(arrived.path) == 0:
+                self._fetched(arrived.path, True)
+            return
         pull = None if arrived is None else self.pulls.get(arrived.path)
         if pull is None:
             return
@@ -450,7 +485,8 @@ class SimFolder:
         (but for unavailable content: SPEC says it never blocks the mesh, so neither its timed
         retries nor a retry under way count; a pending need keeps `in_sync` false)."""
         listed = set(self.machine.unavailable)
-        if self._scan_todo or any(p not in listed for p in self.pulls) or not self.live.idle():
+        if (self._scan_todo or self.fetches or any(p not in listed for p in self.pulls)
+                or not self.live.idle()):
             return False
         self.machine.refresh(self.now)
         return self.machine.in_sync()

@@ -155,7 +155,7 @@ def _history_check(sim, downs: list, stats: dict) -> bool:
     listed: dict[tuple[int, str], set[str]] = {}
     for victim, path in sorted(expected):
         sim.nodes[victim].history.ask(
-            path, lambda listing, ask, key=(victim, path): listed.__setitem__(
+            path, lambda listing, holders, key=(victim, path): listed.__setitem__(
                 key, {v.id for v in listing}))
     sim.run_until(sim.loop.now + history.CONNECT_GRACE + 1.0)
     stats["history_checked"] = sum(len(ids) for ids in expected.values())

@@ -77,3 +77,31 @@ def test_restore_on_a_stopped_node_spreads_when_it_runs(tmp_path, daemons):
     assert (b.root / "n.txt").read_bytes() == b"old"
     b.start()
     _on_all([a, b], "n.txt", b"old")
+
+
+def test_a_second_restore_of_a_path_while_one_is_under_way_is_refused(tmp_path, daemons):
+    """A double click on "restore": the second one says a restore is under way (both would build
+    the file in the same temp file), the first lands, and the mesh gets the restored version."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = mesh(tmp_path, daemons, 2)
+    big = os.urandom(32 << 20)  # only A and B keep it: C fetches it, which takes a while
+    _save(a, "movie.bin", big)
+    _on_all([b], "movie.bin", big)
+    _save(a, "movie.bin", b"cut")
+    _on_all([a, b], "movie.bin", b"cut")
+    join(tmp_path / "C", invite(a), "late")
+    c = daemons(tmp_path / "C").start()
+    _on_all([c], "movie.bin", b"cut")
+    old = [h["version"] for h in backer_json("history", str(c.root), "movie.bin")
+           if h["size"] == len(big)]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: backer("restore", str(c.root), "movie.bin", "--version",
+                                              old[0], check=False), range(2)))
+    assert sorted(r.returncode for r in runs) == [0, 1], [r.stderr for r in runs]
+    refused = next(r for r in runs if r.returncode)
+    assert "a restore of movie.bin is under way" in refused.stderr
+    wait_until(lambda: all((n.root / "movie.bin").stat().st_size == len(big) for n in (a, b, c)),
+               timeout=60, what="the restored version everywhere")
+    assert (a.root / "movie.bin").read_bytes() == big

@@ -288,3 +288,42 @@ def test_replies_carry_the_archived_rows_and_bad_paths_get_none():
     assert history.reply(HistoryRequest(3, "a.txt"), rows) == HistoryReply(3, ([h(b"v1"), 2, 5 * S, A],))
     assert history.requested_path(HistoryRequest(3, "a.txt")) == "a.txt"
     assert history.requested_path(HistoryRequest(3, "../etc/passwd")) is None
+
+
+# -- restore: whether it may run, where its bytes come from --------------------------------------
+import pytest  # noqa: E402
+
+from gossip_backer.core.record import IndexEntry  # noqa: E402
+from gossip_backer.errors import UserError  # noqa: E402
+
+
+def test_a_restore_is_refused_on_a_read_only_node_a_path_being_synced_and_a_second_restore():
+    history.refuse_restore(False, False, "a.txt")  # may run
+    for args, words in (((True, False), "read-only member"), ((False, True), "being synced"),
+                        ((False, False, True), "restore of a.txt is under way")):
+        with pytest.raises(UserError, match=words):
+            history.refuse_restore(args[0], args[1], "a.txt", *args[2:])
+
+
+def _entry(path: str, content: bytes, kind: str = FILE) -> IndexEntry:
+    return IndexEntry(path=path, kind=kind, size=len(content), mtime_ns=S, mode=0o644,
+                      hash=h(content), inode=1)
+
+
+def test_a_restore_takes_the_archive_then_a_current_file_with_that_content_then_peers():
+    v = ver(5, b"old")
+    index = {"doc.txt": _entry("doc.txt", b"new"), "copy.txt": _entry("copy.txt", b"old")}
+    assert history.restore_source(v, True, index, set()) == (history.ARCHIVE, None)
+    assert history.restore_source(v, False, index, set()) == (history.CURRENT, "copy.txt")
+    del index["copy.txt"]
+    assert history.restore_source(v, False, index, {B}) == (history.PEERS, None)
+    with pytest.raises(UserError, match="on no connected node"):
+        history.restore_source(v, False, index, set())
+    with pytest.raises(UserError, match="start `backer run`"):  # a stopped node asks no one
+        history.restore_source(v, False, index, None)
+
+
+def test_a_version_is_fetched_in_whole_pieces_with_no_block_hash():
+    assert history.restore_pieces(0) == []
+    pieces = history.restore_pieces(2 * history.RESTORE_PIECE + 1)
+    assert [i for i, _ in pieces] == [0, 1, 2] and all(b.hash == b"" for _, b in pieces)

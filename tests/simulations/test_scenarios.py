@@ -62,6 +62,18 @@ def test_offline_edit_reaches_the_ordering_that_loses_the_edit_in_the_daemon() -
     assert 0 < sum(firsts) < len(firsts), firsts
 
 
+def test_restores_land_from_the_archive_and_from_peers_and_lose_no_write() -> None:
+    """`backer restore` in the simulator runs protocol/history.py's choices as the daemon does:
+    versions made while a node was down are fetched from the peers that archived them."""
+    sources: dict[str, int] = {}
+    for seed in range(3):
+        report = run("restore", seed=seed)
+        passes(report)
+        for kind, n in report["restores"].items():
+            sources[kind] = sources.get(kind, 0) + n
+    assert sources.get("archive", 0) > 0 and sources.get("peers", 0) > 0, sources
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_crash_restart_process_crashes(seed: int) -> None:
     """Process crashes at random moments of transfers (the machine variant, with power cuts,
