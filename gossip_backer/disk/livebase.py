@@ -79,6 +79,13 @@ class LiveBases:
         except FileNotFoundError:
             pass
 
+    def drop(self, path: str) -> None:
+        """Remove the log of `path` (a file that is no longer live)."""
+        try:
+            self._file(path).unlink()
+        except FileNotFoundError:
+            pass
+
     def replace(self, path: str, update: bytes) -> None:
         """Make `update` the whole log of `path`, atomically."""
         self.dir.mkdir(parents=True, exist_ok=True)

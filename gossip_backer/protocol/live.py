@@ -157,12 +157,18 @@ class LiveMachine:
             self._unknown.discard(path)  # edit made while the node was stopped
             self._dirty[path] = 0.0  # the disk is checked against the text after the first scan
 
-    def load_bases(self, bases: dict[str, list[bytes]]) -> None:
+    def load_bases(self, bases: dict[str, list[bytes]]) -> list[str]:
         """(a restart, after `load`) The durable base logs: what each file held when this node
         last wrote or read it. Those files are read once after the first scan and merged
-        against their base (three-way), so edits stored but not written yet are kept."""
+        against their base (three-way), so edits stored but not written yet are kept.
+        Returns the paths whose log is of no further use (no live document any more): dropped,
+        so that a path made live again later starts a fresh log, not one with stale records."""
+        stale = []
         for path, log in bases.items():
-            if path not in self.docs or not log:
+            if path not in self.docs:
+                stale.append(path)
+                continue
+            if not log:
                 continue
             disk = self._disk[path] = self.factory.new(self.client_id ^ 0x40000000)
             for update in log[:-1]:
@@ -174,6 +180,7 @@ class LiveMachine:
             self._base_rows[path] = len(log)
             self._verify.add(path)
             self._dirty.pop(path, None)
+        return stale
 
     def remote(self, updates: Iterable[SignedUpdate], now: float, wall: float) -> list:
         """LiveEdits stored from peers: merge them; their files are written soon."""

@@ -54,7 +54,8 @@ class LiveDisk:
         self.live = live  # the folder machine's LiveMachine (protocol/live.py)
         self.bases = LiveBases(folder.state_dir)
         self.write_delay = float(os.environ.get(WRITE_DELAY_ENV) or 0)
-        live.load_bases(self.bases.load())  # a few small files, once at the start
+        for path in live.load_bases(self.bases.load()):  # a few small files, once at the start
+            self.bases.drop(path)
         self._send, self._receive = trio.open_memory_channel(float("inf"))
         self._wake = trio.Event()
 

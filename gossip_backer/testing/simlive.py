@@ -47,7 +47,8 @@ class SimLive:
         self.folder = folder
         self.machine = folder.machine
         self.bases: dict[str, list[bytes]] = folder.host.store.live_bases  # durable
-        self.machine.live.load_bases({p: list(log) for p, log in self.bases.items()})
+        for path in self.machine.live.load_bases({p: list(log) for p, log in self.bases.items()}):
+            del self.bases[path]
         self._timer = None
         self._at = 0.0  # when the timer fires
         self.busy = 0  # reads and writes under way

@@ -21,6 +21,9 @@ def test_appends_replace_and_take_back_survive_a_reload(tmp_path) -> None:
     assert LiveBases(tmp_path).load()["notes/a.md"] == [b"one", b"two"]
     bases.replace("notes/a.md", b"whole")
     assert LiveBases(tmp_path).load()["notes/a.md"] == [b"whole"]
+    bases.drop("notes/a.md")  # no longer live
+    bases.drop("never.md")  # no log: nothing to do
+    assert LiveBases(tmp_path).load() == {"b é.md": [b""]}
 
 
 def test_a_record_cut_short_by_a_crash_is_left_out(tmp_path) -> None:

@@ -178,7 +178,8 @@ def _killed_before_writing_a_peers_edit():
 def test_a_node_killed_before_writing_a_peers_edit_keeps_it_and_the_offline_save() -> None:
     replicas, a, _, bases = _killed_before_writing_a_peers_edit()
     b = LiveMachine(replicas[1].map, replicas[1].id, TextDocs(), 300)  # the restart
-    b.load_bases(bases)
+    stale = b.load_bases({**bases, "gone.md": [b"x"]})  # a log of a file no longer live
+    assert stale == ["gone.md"]  # dropped: a later live gone.md starts a fresh log
     assert b.docs["n.md"].data() == b"zero\none\ntwo!\n"
     reads = b.tick(10.0, writer=True)  # after the first scan: the file is read once
     assert [e for e in reads if isinstance(e, ReadText)] == [ReadText("n.md")]
