@@ -7,24 +7,38 @@ changed, 100 bytes inserted into a large file. rsync's idea, inside one block: t
 its old bytes (the `base`) into chunks of `chunk_for(len(base))` bytes and sends a `signature`,
 per chunk the 32-bit weak sum and the first SIG_STRONG bytes of its BLAKE3 hash. The sender finds
 those chunks anywhere in the block (core.blocks.RollingMatcher, the puller's own matcher, with the
-hashes cut short) and answers with `encode`: copy instructions for the matched chunks and the
-other bytes as literals, zlib-compressed with the copied bytes around the first literal as preset
-dictionary (the receiver has them before it needs the literals; an edited line of a source file
-reuses the words around it). The receiver rebuilds the block with `decode` and checks it against
-the block's hash like any block: a false match of the short hashes (about 1 in 2^48 chunk
-positions) only costs a plain request of that block.
+hashes cut short) and answers with `encode`: copy instructions and the other bytes as literals,
+deflated with the copied bytes around the first literal as preset dictionary (the receiver has
+them before it needs the literals; an edited line of a source file reuses the words around it).
+The receiver rebuilds the block with `decode` and checks it against the block's hash like any
+block.
 
-Chunk size (`chunk_for`): with 6 bytes of signature a chunk and about 1.5 chunks of literal an
-edit, the cost 6 L / c + 1.5 c h x (h edits of a base of L bytes, literals compressed to x) is
-least at c = sqrt(4 L / (h x)). Measured on benchmarks/compare.py's edit_text stream (source files
-of 10-100 KiB, 1-3 edits each; signature + delta per file, against the gzip-compressed diff):
-256 B 1551 B (5.4x), 512 B 1008 B (3.5x), 1 KiB 931 B (3.2x), 2 KiB 1238 B (4.3x). So c is the
-power of two nearest sqrt(16 L), within 128 B..4 KiB: 512 B for 10 KiB, 1 KiB for 64 KiB,
-2 KiB for a 256 KiB block (where random bytes do not compress: still within 25% of the optimum).
+Pieces. An edited line leaves most of its chunk unchanged, and sending that chunk as literals
+cost ~95% of the literals (edit_text: 527 B a file where the changed lines deflate to ~28 B).
+So the signature also carries one byte of BLAKE3 per piece of `piece_for(chunk)` bytes (an
+eighth of a chunk). Pieces are never searched for: a gap between two copied chunks starts where
+the first one ends in the base, so the sender compares the pieces that follow that chunk in
+the base with the bytes that follow the gap's start, one by one until one differs, and likewise
+backwards from the next copy (the start and end of the block stand for the base's). Only the
+pieces around each edit are then sent. One byte per piece is enough because a piece is compared
+at one place only: a false match (~1 in 256 at each edge) makes a block that fails its hash, and
+the receiver asks again with the chunks alone (`without_pieces`); a false match of the chunks'
+short hashes (about 1 in 2^48 chunk positions) only costs a plain request of that block.
 
-Format of a delta: one byte (0: literals stored, 1: zlib with the preset dictionary), the op count
-and (literal length, first chunk, chunk count) per op as unsigned LEB128 varints, then the
-literals. Every length is checked against the block size before anything is allocated.
+Sizes, measured on benchmarks/compare.py's edit_text stream (654 source files of 10-100 KiB
+with 1-3 edits each; signature + delta per file): chunks alone, c nearest sqrt(16 L) (the
+previous rule): 894 B; with pieces of c/8, c nearest sqrt(128 L): 651 B; sqrt(64 L) 660 B,
+sqrt(256 L) 686 B; pieces of c/4 725 B, c/16 735 B; two bytes a piece 815 B. So c is the power
+of two nearest sqrt(128 L) within 128 B..4 KiB (512 B for 1 KiB, 1 KiB for 10 KiB, 4 KiB from
+64 KiB) and pieces are c/8 when that is at least 32 B. About 0.8% of those files had a false
+piece match (and one more request).
+
+Format of a signature: one byte (log2 of the piece size, 0 for no pieces), the chunk entries,
+then one byte per piece. Format of a delta: one byte (0: literals stored, 1: raw deflate with
+the preset dictionary), the op count and (literal length, first unit, unit count) per op as
+unsigned LEB128 varints, then the literals; a unit is a piece, or a chunk for a signature
+without pieces (`unit_of`). Every length is checked against the block size before anything is
+allocated.
 """
 
 from __future__ import annotations

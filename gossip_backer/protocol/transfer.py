@@ -298,8 +298,9 @@ class Scheduler:
         size = self._block_len(f, index)
         self.flights[rid] = _Flight(peer, f.path, index, size, now)
         base = f.bases.get(index)
-        if base is not None:
-            return DeltaRequest(rid, block.hash, f.file_hash, index * f.block_size, size,
+        if base is not None:  # a file of one block is named by its file hash alone (serving)
+            named = b"" if size == f.size else block.hash
+            return DeltaRequest(rid, named, f.file_hash, index * f.block_size, size,
                                 base.size, base.chunk, base.signature)
         return BlockRequest(rid, block.hash, f.file_hash, index * f.block_size, size)
 

@@ -428,6 +428,19 @@ def test_a_block_with_a_base_is_asked_for_as_a_delta() -> None:
     assert s.remaining("f") == 1
 
 
+def test_the_delta_of_a_one_block_file_is_asked_for_by_its_file_hash_alone() -> None:
+    """Its block hash is its file hash: 33 bytes less a request (serving reads the file whose
+    content has that hash, and the receiver checks the block's hash as always)."""
+    from gossip_backer.protocol.transfer import Base
+    from gossip_backer.wire.messages import DeltaRequest
+    s = Scheduler(hasher)
+    data = content(100, 3)
+    s.add("f", FILE_HASH, 128, 100, [(0, Block(hasher(data), 0))], {0: Base(0, 90, 128, b"\0s")})
+    assert [r for _, r in s.requests([P1], now=0.0)] == [
+        DeltaRequest(1, b"", FILE_HASH, 0, 100, 90, 128, b"\0s")]
+    assert s.on_delta(P1, 1, data) == Arrived("f", 0, 0, data)
+
+
 def test_a_delta_that_does_not_rebuild_is_asked_for_again_plainly() -> None:
     s = Scheduler(hasher)
     pieces = _delta_file(s)
