@@ -260,9 +260,8 @@ def decode(base: bytes | memoryview, unit: int, delta: bytes, size: int) -> byte
     """The block of `size` bytes that `delta` (from `encode`) describes against `base`, whose
     copies count in `unit`s (`unit_of` its signature). Raises DeltaError when it cannot be
     right."""
-    chunk = unit
-    n = -(-len(base) // chunk) if chunk > 0 else 0
-    if not delta or delta[0] not in (STORED, DEFLATE) or chunk < 1:
+    n = -(-len(base) // unit) if unit > 0 else 0
+    if not delta or delta[0] not in (STORED, DEFLATE) or unit < 1:
         raise DeltaError("unknown delta format")
     count, at = _read_varint(delta, 1, size + 1)
     ops, literal_total, total = [], 0, 0
@@ -270,8 +269,8 @@ def decode(base: bytes | memoryview, unit: int, delta: bytes, size: int) -> byte
         lit, at = _read_varint(delta, at, size)
         first, at = _read_varint(delta, at, max(n - 1, 0))
         many, at = _read_varint(delta, at, n - first)
-        copy_len = min(len(base), (first + many) * chunk) - first * chunk if many else 0
-        ops.append((lit, first * chunk, copy_len))
+        copy_len = min(len(base), (first + many) * unit) - first * unit if many else 0
+        ops.append((lit, first * unit, copy_len))
         literal_total += lit
         total += lit + copy_len
         if total > size:
