@@ -248,7 +248,7 @@ def encode(target: bytes | memoryview, chunk: int, base_size: int, sig: bytes) -
     header = _varints([len(ops)] + [v for op in ops for v in op])
     if plain:
         zdict = _dictionary(copied, before or 0)
-        comp = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
+        comp = zlib.compressobj(9, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY,
                                 **({"zdict": zdict} if zdict else {}))
         packed = comp.compress(plain) + comp.flush()
         if len(packed) < len(plain):
