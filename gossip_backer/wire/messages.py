@@ -243,8 +243,13 @@ PACKED_MIN = 96  # smaller messages are sent as they are
 PACKED_MAX = 2 << 20  # the most a packed message may inflate to (one frame's worth)
 
 
+def encode_plain(msg: Message) -> bytes:
+    """A message's msgpack form, never packed (for counting its size cheaply)."""
+    return pack([msg.TAG, *_values(msg)])
+
+
 def encode(msg: Message) -> bytes:
-    plain = pack([msg.TAG, *_values(msg)])
+    plain = encode_plain(msg)
     if msg.TAG in PACKED_KINDS and PACKED_MIN <= len(plain) <= PACKED_MAX:
         deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
         packed = pack([PACKED, deflate.compress(plain) + deflate.flush()])
