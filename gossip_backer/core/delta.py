@@ -7,24 +7,38 @@ changed, 100 bytes inserted into a large file. rsync's idea, inside one block: t
 its old bytes (the `base`) into chunks of `chunk_for(len(base))` bytes and sends a `signature`,
 per chunk the 32-bit weak sum and the first SIG_STRONG bytes of its BLAKE3 hash. The sender finds
 those chunks anywhere in the block (core.blocks.RollingMatcher, the puller's own matcher, with the
-hashes cut short) and answers with `encode`: copy instructions for the matched chunks and the
-other bytes as literals, zlib-compressed with the copied bytes around the first literal as preset
-dictionary (the receiver has them before it needs the literals; an edited line of a source file
-reuses the words around it). The receiver rebuilds the block with `decode` and checks it against
-the block's hash like any block: a false match of the short hashes (about 1 in 2^48 chunk
-positions) only costs a plain request of that block.
+hashes cut short) and answers with `encode`: copy instructions and the other bytes as literals,
+deflated with the copied bytes around the first literal as preset dictionary (the receiver has
+them before it needs the literals; an edited line of a source file reuses the words around it).
+The receiver rebuilds the block with `decode` and checks it against the block's hash like any
+block.
 
-Chunk size (`chunk_for`): with 6 bytes of signature a chunk and about 1.5 chunks of literal an
-edit, the cost 6 L / c + 1.5 c h x (h edits of a base of L bytes, literals compressed to x) is
-least at c = sqrt(4 L / (h x)). Measured on benchmarks/compare.py's edit_text stream (source files
-of 10-100 KiB, 1-3 edits each; signature + delta per file, against the gzip-compressed diff):
-256 B 1551 B (5.4x), 512 B 1008 B (3.5x), 1 KiB 931 B (3.2x), 2 KiB 1238 B (4.3x). So c is the
-power of two nearest sqrt(16 L), within 128 B..4 KiB: 512 B for 10 KiB, 1 KiB for 64 KiB,
-2 KiB for a 256 KiB block (where random bytes do not compress: still within 25% of the optimum).
+Pieces. An edited line leaves most of its chunk unchanged, and sending that chunk as literals
+cost ~95% of the literals (edit_text: 527 B a file where the changed lines deflate to ~28 B).
+So the signature also carries one byte of BLAKE3 per piece of `piece_for(chunk)` bytes (an
+eighth of a chunk). Pieces are never searched for: a gap between two copied chunks starts where
+the first one ends in the base, so the sender compares the pieces that follow that chunk in
+the base with the bytes that follow the gap's start, one by one until one differs, and likewise
+backwards from the next copy (the start and end of the block stand for the base's). Only the
+pieces around each edit are then sent. One byte per piece is enough because a piece is compared
+at one place only: a false match (~1 in 256 at each edge) makes a block that fails its hash, and
+the receiver asks again with the chunks alone (`without_pieces`); a false match of the chunks'
+short hashes (about 1 in 2^48 chunk positions) only costs a plain request of that block.
 
-Format of a delta: one byte (0: literals stored, 1: zlib with the preset dictionary), the op count
-and (literal length, first chunk, chunk count) per op as unsigned LEB128 varints, then the
-literals. Every length is checked against the block size before anything is allocated.
+Sizes, measured on benchmarks/compare.py's edit_text stream (654 source files of 10-100 KiB
+with 1-3 edits each; signature + delta per file): chunks alone, c nearest sqrt(16 L) (the
+previous rule): 894 B; with pieces of c/8, c nearest sqrt(128 L): 651 B; sqrt(64 L) 660 B,
+sqrt(256 L) 686 B; pieces of c/4 725 B, c/16 735 B; two bytes a piece 815 B. So c is the power
+of two nearest sqrt(128 L) within 128 B..4 KiB (512 B for 1 KiB, 1 KiB for 10 KiB, 4 KiB from
+64 KiB) and pieces are c/8 when that is at least 32 B. About 0.8% of those files had a false
+piece match (and one more request).
+
+Format of a signature: one byte (log2 of the piece size, 0 for no pieces), the chunk entries,
+then one byte per piece. Format of a delta: one byte (0: literals stored, 1: raw deflate with
+the preset dictionary), the op count and (literal length, first unit, unit count) per op as
+unsigned LEB128 varints, then the literals; a unit is a piece, or a chunk for a signature
+without pieces (`unit_of`). Every length is checked against the block size before anything is
+allocated.
 """
 
 from __future__ import annotations
@@ -38,11 +52,15 @@ from gossip_backer.errors import RemoteError
 
 SIG_STRONG = 2  # bytes of BLAKE3 per chunk in a signature (after the 4 of the weak sum)
 SIG_ENTRY = 4 + SIG_STRONG
+PIECE_ENTRY = 1  # bytes of BLAKE3 per piece (a false match costs one more delta, see below)
 MIN_CHUNK, MAX_CHUNK = 128, 4096
+PIECES = 8  # pieces a chunk is cut into
+MIN_PIECE = 32
 DICT_SIDE = 16 << 10  # copied bytes on each side of the first literal used as zlib dictionary
-STORED, ZLIB = 0, 1
+STORED, DEFLATE = 0, 1
 
-__all__ = ["chunk_for", "signature", "encode", "decode", "DeltaError", "SIG_ENTRY", "MIN_CHUNK",
+__all__ = ["chunk_for", "piece_for", "signature", "signature_size", "signature_ok",
+           "without_pieces", "unit_of", "encode", "decode", "DeltaError", "MIN_CHUNK",
            "MAX_CHUNK"]
 
 
@@ -54,28 +72,70 @@ class DeltaError(RemoteError):
 def chunk_for(base_size: int) -> int:
     """The signature's chunk size for a base of `base_size` bytes (see the module docstring)."""
     chunk = MIN_CHUNK
-    while chunk < MAX_CHUNK and (2 * chunk) ** 2 <= 2 * 16 * base_size:  # nearest in log scale
+    while chunk < MAX_CHUNK and (2 * chunk) ** 2 <= 256 * base_size:  # nearest in log scale
         chunk *= 2
     return chunk
 
 
-def signature(base: bytes | memoryview, chunk: int) -> bytes:
-    """Per chunk of `base`: the weak sum (4 bytes, little-endian) and SIG_STRONG bytes of BLAKE3."""
+def piece_for(chunk: int) -> int:
+    """The size of the pieces the edges of an edit are found with (0: chunks too small)."""
+    piece = chunk // PIECES
+    return piece if piece >= MIN_PIECE else 0
+
+
+def signature_size(base_size: int, chunk: int, piece: int) -> int:
+    """How long the signature of `base_size` bytes cut so must be."""
+    pieces = -(-base_size // piece) if piece else 0
+    return 1 + -(-base_size // chunk) * SIG_ENTRY + pieces * PIECE_ENTRY
+
+
+def signature(base: bytes | memoryview, chunk: int, piece: int = 0) -> bytes:
+    """One byte (log2 of `piece`, 0 for none); per chunk of `base` the weak sum (4 bytes,
+    little-endian) and SIG_STRONG bytes of BLAKE3; per piece PIECE_ENTRY bytes of BLAKE3."""
     view = memoryview(base)
-    out = bytearray()
+    out = bytearray([piece.bit_length() - 1 if piece else 0])
     for at in range(0, len(view), chunk):
-        piece = view[at: at + chunk]
-        out += struct.pack("<I", weak_sum(piece)) + strong_hash(piece)[:SIG_STRONG]
+        part = view[at: at + chunk]
+        out += struct.pack("<I", weak_sum(part)) + strong_hash(part)[:SIG_STRONG]
+    if piece:
+        for at in range(0, len(view), piece):
+            out += strong_hash(view[at: at + piece])[:PIECE_ENTRY]
     return bytes(out)
 
 
-def _chunks(base_size: int, chunk: int, sig: bytes) -> list[Block]:
-    n = -(-base_size // chunk)
-    if chunk < 1 or base_size < 0 or len(sig) != n * SIG_ENTRY:
-        raise DeltaError("signature does not match its base size")
-    return [Block(sig[k + 4: k + SIG_ENTRY], struct.unpack_from("<I", sig, k)[0])
-            for k in range(0, len(sig), SIG_ENTRY)]
+def unit_of(sig: bytes, chunk: int) -> int:
+    """What a delta against a base with this signature copies in: its pieces, else its chunks."""
+    return 1 << sig[0] if sig and sig[0] else chunk
 
+
+def signature_ok(base_size: int, chunk: int, sig: bytes) -> bool:
+    """Is `sig` a signature of `base_size` bytes in `chunk`-byte chunks (checked before work)?"""
+    try:
+        _parse(base_size, chunk, sig)
+    except DeltaError:
+        return False
+    return True
+
+
+def without_pieces(sig: bytes, base_size: int, chunk: int) -> bytes:
+    """The same signature with its chunks only (asked with again after a false piece match)."""
+    return bytes([0]) + sig[1: 1 + -(-base_size // chunk) * SIG_ENTRY]
+
+
+def _parse(base_size: int, chunk: int, sig: bytes) -> tuple[list[Block], int, bytes]:
+    """(chunk entries, piece size, piece hashes) of a signature; DeltaError if it cannot be
+    the signature of `base_size` bytes in `chunk`-byte chunks."""
+    if chunk < 1 or base_size < 0 or not sig or sig[0] > 16:
+        raise DeltaError("signature does not match its base size")
+    piece = 1 << sig[0] if sig[0] else 0
+    if piece and (piece < MIN_PIECE or chunk % piece):
+        raise DeltaError("signature pieces do not cut its chunks")
+    if len(sig) != signature_size(base_size, chunk, piece):
+        raise DeltaError("signature does not match its base size")
+    n = -(-base_size // chunk)
+    blocks = [Block(sig[k + 4: k + SIG_ENTRY], struct.unpack_from("<I", sig, k)[0])
+              for k in range(1, 1 + n * SIG_ENTRY, SIG_ENTRY)]
+    return blocks, piece, sig[1 + n * SIG_ENTRY:]
 
 def _varints(values: list[int]) -> bytes:
     out = bytearray()
@@ -109,50 +169,99 @@ def _dictionary(copied: list[bytes], before: int) -> bytes:
     return joined[max(0, before - DICT_SIDE): before + DICT_SIDE]
 
 
-def encode(target: bytes | memoryview, chunk: int, base_size: int, sig: bytes) -> bytes:
-    """`target` as copies of the base's chunks (found by `sig`) and compressed literals."""
-    blocks = _chunks(base_size, chunk, sig)
-    last = base_size - (len(blocks) - 1) * chunk if blocks else 0
-    target = bytes(target)
-    found = RollingMatcher(blocks, chunk, base_size, strong_len=SIG_STRONG).scan(target) \
-        if blocks else {}
-    ops: list[list[int]] = []  # [literal length, first chunk, chunk count]
-    literals, copied = [], []
-    at, lit_start, before = 0, 0, None
+def _chunk_copies(target: bytes, blocks: list[Block], chunk: int, base_size: int) -> list[list[int]]:
+    """[target position, base position, length] of the base's chunks found in `target` (the
+    rolling match), in target order and not overlapping."""
+    if not blocks:
+        return []
+    last = base_size - (len(blocks) - 1) * chunk
+    found = RollingMatcher(blocks, chunk, base_size, strong_len=SIG_STRONG).scan(target)
+    out, at = [], 0
     for pos, j in sorted((pos, j) for j, pos in found.items()):
-        length = last if j == len(blocks) - 1 else chunk
-        if pos < at:
-            continue
-        if pos == at and ops and ops[-1][2] and ops[-1][1] + ops[-1][2] == j and lit_start == at:
-            ops[-1][2] += 1  # the next chunk of a run
+        if pos >= at:
+            length = last if j == len(blocks) - 1 else chunk
+            out.append([pos, j * chunk, length])
+            at = pos + length
+    return out
+
+
+def _piece_matches(target: bytes, hashes: bytes, index: int, at: int, n: int) -> bool:
+    return strong_hash(target[at: at + n])[:PIECE_ENTRY] == hashes[index * PIECE_ENTRY:
+                                                                (index + 1) * PIECE_ENTRY]
+
+
+def _edge_copies(target: bytes, copies: list[list[int]], piece: int, hashes: bytes,
+                 base_size: int) -> list[list[int]]:
+    """Pieces copied at the edges of each gap between `copies`: the bytes after a copied chunk
+    are compared with the pieces that follow it in the base (and those before the next copy
+    with the pieces before it), piece by piece until one differs. The start and the end of
+    the target stand for the start and end of the base."""
+    out = []
+    ends = [(0, 0)] + [(t + n, b + n) for t, b, n in copies]
+    starts = [(t, b) for t, b, _ in copies] + [(len(target), base_size)]
+    for (g0, bl), (g1, br) in zip(ends, starts):
+        while bl < base_size and g0 < g1:
+            n = min(piece, base_size - bl)
+            if g0 + n > g1 or not _piece_matches(target, hashes, bl // piece, g0, n):
+                break
+            out.append([g0, bl, n])
+            g0, bl = g0 + n, bl + n
+        while br > 0 and g0 < g1:
+            index = (br - 1) // piece
+            n = br - index * piece
+            if g1 - n < g0 or not _piece_matches(target, hashes, index, g1 - n, n):
+                break
+            out.append([g1 - n, index * piece, n])
+            g1, br = g1 - n, br - n
+    return out
+
+
+def encode(target: bytes | memoryview, chunk: int, base_size: int, sig: bytes) -> bytes:
+    """`target` as copies of the base's chunks and pieces (found by `sig`) and compressed
+    literals."""
+    blocks, piece, hashes = _parse(base_size, chunk, sig)
+    target = bytes(target)
+    copies = _chunk_copies(target, blocks, chunk, base_size)
+    if piece:
+        copies = sorted(copies + _edge_copies(target, copies, piece, hashes, base_size))
+    unit = piece or chunk
+    ops: list[list[int]] = []  # [literal length, first unit, unit count]
+    literals, copied = [], []
+    at, before = 0, None
+    for pos, start, length in copies:
+        first, count = start // unit, -(-length // unit)
+        if pos == at and ops and ops[-1][2] and ops[-1][1] + ops[-1][2] == first:
+            ops[-1][2] += count  # the next unit of a run
         else:
-            literals.append(target[lit_start:pos])
-            if pos > lit_start and before is None:
+            literals.append(target[at:pos])
+            if pos > at and before is None:
                 before = sum(map(len, copied))
-            ops.append([pos - lit_start, j, 1])
+            ops.append([pos - at, first, count])
         copied.append(target[pos: pos + length])
-        at = lit_start = pos + length
-    if lit_start < len(target) or not ops:
-        literals.append(target[lit_start:])
-        if before is None and lit_start < len(target):
+        at = pos + length
+    if at < len(target) or not ops:
+        literals.append(target[at:])
+        if before is None and at < len(target):
             before = sum(map(len, copied))
-        ops.append([len(target) - lit_start, 0, 0])
+        ops.append([len(target) - at, 0, 0])
     plain = b"".join(literals)
     header = _varints([len(ops)] + [v for op in ops for v in op])
     if plain:
         zdict = _dictionary(copied, before or 0)
-        comp = zlib.compressobj(9, zdict=zdict) if zdict else zlib.compressobj(9)
+        comp = zlib.compressobj(9, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY,
+                                **({"zdict": zdict} if zdict else {}))
         packed = comp.compress(plain) + comp.flush()
         if len(packed) < len(plain):
-            return bytes([ZLIB]) + header + packed
+            return bytes([DEFLATE]) + header + packed
     return bytes([STORED]) + header + plain
 
 
-def decode(base: bytes | memoryview, chunk: int, delta: bytes, size: int) -> bytes:
-    """The block of `size` bytes that `delta` (from `encode`) describes against `base`.
-    Raises DeltaError when it cannot be right."""
-    n = -(-len(base) // chunk) if chunk > 0 else 0
-    if not delta or delta[0] not in (STORED, ZLIB) or chunk < 1:
+def decode(base: bytes | memoryview, unit: int, delta: bytes, size: int) -> bytes:
+    """The block of `size` bytes that `delta` (from `encode`) describes against `base`, whose
+    copies count in `unit`s (`unit_of` its signature). Raises DeltaError when it cannot be
+    right."""
+    n = -(-len(base) // unit) if unit > 0 else 0
+    if not delta or delta[0] not in (STORED, DEFLATE) or unit < 1:
         raise DeltaError("unknown delta format")
     count, at = _read_varint(delta, 1, size + 1)
     ops, literal_total, total = [], 0, 0
@@ -160,8 +269,8 @@ def decode(base: bytes | memoryview, chunk: int, delta: bytes, size: int) -> byt
         lit, at = _read_varint(delta, at, size)
         first, at = _read_varint(delta, at, max(n - 1, 0))
         many, at = _read_varint(delta, at, n - first)
-        copy_len = min(len(base), (first + many) * chunk) - first * chunk if many else 0
-        ops.append((lit, first * chunk, copy_len))
+        copy_len = min(len(base), (first + many) * unit) - first * unit if many else 0
+        ops.append((lit, first * unit, copy_len))
         literal_total += lit
         total += lit + copy_len
         if total > size:
@@ -169,13 +278,13 @@ def decode(base: bytes | memoryview, chunk: int, delta: bytes, size: int) -> byt
     if total != size:
         raise DeltaError("delta shorter than its block")
     view = memoryview(base)
-    if delta[0] == ZLIB:
+    if delta[0] == DEFLATE:
         copied, before = [], None
         for lit, start, length in ops:
             if lit and before is None:
                 before = sum(map(len, copied))
             copied.append(view[start: start + length])
-        decomp = zlib.decompressobj(zdict=_dictionary(copied, before or 0) or b"")
+        decomp = zlib.decompressobj(-15, zdict=_dictionary(copied, before or 0) or b"")
         try:
             plain = decomp.decompress(delta[at:], literal_total + 1)
         except zlib.error as exc:

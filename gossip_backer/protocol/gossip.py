@@ -53,7 +53,7 @@ from gossip_backer.core.metamap import MetaMap, Outcome
 from gossip_backer.core.record import SignedUpdate
 from gossip_backer.crypto.identity import update_from_wire, update_to_wire
 from gossip_backer.errors import IntegrityError, LocalError, RemoteError
-from gossip_backer.wire.messages import Delta, DeltaAck, Digest, Message, Summary, encode
+from gossip_backer.wire.messages import Delta, DeltaAck, Digest, Message, Summary, encode_plain
 
 __all__ = ["GossipSession", "GossipResult", "ForgedUpdate", "digest_hash"]
 
@@ -310,8 +310,9 @@ class GossipSession:
         return Digest(entries, full=False)
 
     def _emit(self, msgs: list[Message]) -> list[Message]:
-        """Count what leaves (the counters feed status and the benchmarks)."""
+        """Count what leaves (the counters feed status and the benchmarks). Bytes are counted
+        before deflating (wire/messages.py), which the link does once, when it sends."""
         for msg in msgs:
             self.messages_sent += 1
-            self.bytes_sent += len(encode(msg))
+            self.bytes_sent += len(encode_plain(msg))
         return msgs

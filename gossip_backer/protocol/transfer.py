@@ -11,8 +11,8 @@ timeouts put the block back for another peer; a file no connected peer can serve
 A block whose old bytes the receiver holds (`delta_bases`: the same place in the file the disk
 holds at that path) is asked for with a DeltaRequest carrying their signature (core.delta), and
 the answer rebuilt from them; one that fails its hash (a false match of the short signature
-hashes, or a changed old file) is asked for again plainly, and only a plain block that fails its
-hash names the peer.
+hashes, or a changed old file) is asked for again with the signature's chunks only, then
+plainly, and only a plain block that fails its hash names the peer.
 
 Small blocks (a tree of small files) travel in batches: `messages` groups the plain requests of
 blocks up to SMALL_BLOCK for one peer into BlockBatch messages (at most BATCH_COUNT blocks and
@@ -55,6 +55,14 @@ class Base:
     size: int
     chunk: int
     signature: bytes
+
+    def coarser(self) -> "Base | None":
+        """The same base described by its chunks only (after a delta that did not rebuild:
+        its short piece hashes may have matched falsely); None when it has no pieces."""
+        if delta.unit_of(self.signature, self.chunk) == self.chunk:
+            return None
+        return Base(self.offset, self.size, self.chunk,
+                    delta.without_pieces(self.signature, self.size, self.chunk))
 
 
 def delta_bases(rec: FileRecord, entry: IndexEntry | None,
@@ -106,7 +114,7 @@ def delta_request_ok(req: DeltaRequest) -> bool:
     """Can a peer's DeltaRequest be worked with (sizes checked before any work)?"""
     return (delta.MIN_CHUNK <= req.chunk <= delta.MAX_CHUNK
             and 0 < req.base_size <= 2 * MAX_BLOCK_SIZE
-            and len(req.signature) == -(-req.base_size // req.chunk) * delta.SIG_ENTRY)
+            and delta.signature_ok(req.base_size, req.chunk, req.signature))
 
 
 def delta_answer(req: DeltaRequest, data: bytes) -> BlockData | DeltaData:
@@ -124,7 +132,7 @@ def base_of(offset: int, old: bytes) -> Base | None:
     if not old:
         return None
     chunk = delta.chunk_for(len(old))
-    return Base(offset, len(old), chunk, delta.signature(old, chunk))
+    return Base(offset, len(old), chunk, delta.signature(old, chunk, delta.piece_for(chunk)))
 
 
 def rebuild(base: Base, old: bytes, encoded: bytes, size: int, block_hash: bytes,
@@ -134,7 +142,7 @@ def rebuild(base: Base, old: bytes, encoded: bytes, size: int, block_hash: bytes
     if len(old) != base.size:
         return None
     try:
-        data = delta.decode(old, base.chunk, encoded, size)
+        data = delta.decode(old, delta.unit_of(base.signature, base.chunk), encoded, size)
     except delta.DeltaError:
         return None
     return data if hasher(data) == block_hash else None
@@ -290,8 +298,9 @@ class Scheduler:
         size = self._block_len(f, index)
         self.flights[rid] = _Flight(peer, f.path, index, size, now)
         base = f.bases.get(index)
-        if base is not None:
-            return DeltaRequest(rid, block.hash, f.file_hash, index * f.block_size, size,
+        if base is not None:  # a file of one block is named by its file hash alone (serving)
+            named = b"" if size == f.size else block.hash
+            return DeltaRequest(rid, named, f.file_hash, index * f.block_size, size,
                                 base.size, base.chunk, base.signature)
         return BlockRequest(rid, block.hash, f.file_hash, index * f.block_size, size)
 
@@ -326,7 +335,9 @@ class Scheduler:
         if fl.index not in f.bases:
             raise RemoteError(f"a delta answers a plain block request ({request_id})")
         if data is None:
-            f.bases.pop(fl.index, None)
+            coarser = f.bases.pop(fl.index).coarser()
+            if coarser is not None:
+                f.bases[fl.index] = coarser
             self._requeue(f, fl.index, request_id)
             return None
         return self._take(f, fl, data, True)

@@ -9,20 +9,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gossip_backer.core import delta
+from gossip_backer.core.blocks import strong_hash
 from gossip_backer.core.delta import DeltaError
 
 TEXT = b"".join(b"    value_%d = self.read(index, %d)  # one line of source\n" % (i, i * 7)
                 for i in range(1500))
 
 
-def _send(old: bytes, new: bytes) -> bytes:
+def _sig(old: bytes, pieces: bool = True) -> bytes:
     chunk = delta.chunk_for(len(old))
-    return delta.encode(new, chunk, len(old), delta.signature(old, chunk))
+    return delta.signature(old, chunk, delta.piece_for(chunk) if pieces else 0)
 
 
-def _round_trip(old: bytes, new: bytes) -> bytes:
-    encoded = _send(old, new)
-    assert delta.decode(old, delta.chunk_for(len(old)), encoded, len(new)) == new
+def _send(old: bytes, new: bytes, pieces: bool = True) -> bytes:
+    return delta.encode(new, delta.chunk_for(len(old)), len(old), _sig(old, pieces))
+
+
+def _round_trip(old: bytes, new: bytes, pieces: bool = True) -> bytes:
+    encoded = _send(old, new, pieces)
+    unit = delta.unit_of(_sig(old, pieces), delta.chunk_for(len(old)))
+    assert delta.decode(old, unit, encoded, len(new)) == new
     return encoded
 
 
@@ -30,8 +36,45 @@ def test_an_edited_line_costs_about_the_line() -> None:
     at = TEXT.index(b"value_700 ")
     new = TEXT[:at] + b"renamed_700 = self.write(key, 1)" + TEXT[at + 30:]
     chunk = delta.chunk_for(len(TEXT))
+    piece = delta.piece_for(chunk)
     encoded = _round_trip(TEXT, new)
-    assert len(encoded) < 2 * chunk < len(TEXT) // 20  # the chunk around the edit, compressed
+    assert len(encoded) < piece < chunk  # the pieces around the edit, compressed
+    assert len(_round_trip(TEXT, new, pieces=False)) > 2 * len(encoded)  # the chunk around it
+
+
+@pytest.mark.parametrize("at", [0, 3, 40_000, len(TEXT) - 10, len(TEXT)])
+def test_pieces_find_the_edges_of_an_insertion_anywhere(at: int) -> None:
+    new = TEXT[:at] + b"    inserted_line = 1\n" + TEXT[at:]
+    assert len(_round_trip(TEXT, new)) < delta.piece_for(delta.chunk_for(len(TEXT)))
+
+
+def test_a_false_piece_match_does_not_rebuild_and_the_chunks_alone_do() -> None:
+    """A piece hash is one byte: an edited piece that happens to hash like the old one is
+    copied from the old bytes, the block fails its hash, and the signature without pieces
+    (transfer.Base.coarser) then gives the block."""
+    chunk = delta.chunk_for(len(TEXT))
+    piece = delta.piece_for(chunk)
+    at = 20 * piece + 5
+    old_hash = strong_hash(TEXT[20 * piece: 21 * piece])[:delta.PIECE_ENTRY]
+    new = next(n for n in (TEXT[:at] + b"%05d" % k + TEXT[at + 5:] for k in range(100_000))
+               if n != TEXT and strong_hash(n[20 * piece: 21 * piece])[:1] == old_hash)
+    sig = _sig(TEXT)
+    encoded = delta.encode(new, chunk, len(TEXT), sig)
+    try:
+        assert delta.decode(TEXT, delta.unit_of(sig, chunk), encoded, len(new)) != new
+    except DeltaError:
+        pass
+    coarse = delta.without_pieces(sig, len(TEXT), chunk)
+    assert coarse == _sig(TEXT, pieces=False)
+    assert delta.decode(TEXT, chunk, delta.encode(new, chunk, len(TEXT), coarse), len(new)) == new
+
+
+@pytest.mark.parametrize("sig", [b"", b"\x03" + b"\0" * 100, b"\x11" + b"\0" * 100,
+                                 b"\x06" + b"\0" * 99])
+def test_a_signature_that_does_not_cut_its_base_is_refused(sig: bytes) -> None:
+    assert not delta.signature_ok(1000, 512, sig)
+    with pytest.raises(DeltaError):
+        delta.encode(b"new", 512, 1000, sig)
 
 
 @pytest.mark.parametrize("edit", ["insert", "delete", "replace", "append", "truncate", "same"])
@@ -77,10 +120,12 @@ def test_a_delta_against_other_bytes_does_not_rebuild_the_block() -> None:
     encoded = _send(TEXT, new)
     other = TEXT.replace(b"self", b"SELF")
     try:
-        assert delta.decode(other, delta.chunk_for(len(TEXT)), encoded, len(new)) != new
+        unit = delta.unit_of(_sig(TEXT), delta.chunk_for(len(TEXT)))
+        assert delta.decode(other, unit, encoded, len(new)) != new
     except DeltaError:
         pass
 
 
 def test_chunk_sizes() -> None:
-    assert [delta.chunk_for(k << 10) for k in (1, 10, 64, 256, 4096)] == [128, 512, 1024, 2048, 4096]
+    assert [delta.chunk_for(k << 10) for k in (1, 10, 64, 256, 4096)] == [512, 1024, 4096, 4096, 4096]
+    assert [delta.piece_for(c) for c in (128, 256, 512, 4096)] == [0, 32, 64, 512]

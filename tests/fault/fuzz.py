@@ -80,7 +80,9 @@ MESSAGES = [
     m.BlockMissing(1), m.InviteClaim(MEMBER.public, "x", b"\x04" * 64),
     m.InviteResult(True, "welcome"), m.LiveSync("a.md", 0, b"\x00\x01"),
     m.HistoryRequest(3, "dir/a.txt"), m.HistoryRequest(4, ODD_PATH),
-    m.DeltaRequest(4, b"\x02" * 32, b"\x03" * 32, 0, 1024, 1000, 128, b"\x07" * 48),
+    m.DeltaRequest(4, b"\x02" * 32, b"\x03" * 32, 0, 1024, 1000, 128, b"\x00" + b"\x07" * 48),
+    m.DeltaRequest(5, b"\x02" * 32, b"\x03" * 32, 0, 1024, 1000, 512,
+                   b"\x06" + b"\x07" * 12 + b"\x08" * 16),
     m.DeltaData(4, b"\x00\x01\x04\x00\x00abcd"),
     m.HistoryReply(3, ((b"\x05" * 32, 7, 1_700_000_000_000_000_000, FOUNDER.public),)),
 ]
@@ -232,14 +234,14 @@ def t_messages(data: bytes) -> None:
 
 DELTA_OLD = b"".join(b"line %d of the old text\n" % i for i in range(400))
 DELTA_NEW = DELTA_OLD[:3000] + b"an edited line\n" + DELTA_OLD[3100:]
-DELTA_SEEDS = [delta.encode(DELTA_NEW, c, len(DELTA_OLD), delta.signature(DELTA_OLD, c))
-               for c in (128, 512)]
+DELTA_SEEDS = [delta.encode(DELTA_NEW, c, len(DELTA_OLD), delta.signature(DELTA_OLD, c, p))
+               for c, p in ((128, 0), (512, 0), (512, 64))]
 
 
 def t_deltas(data: bytes) -> None:
     """A DeltaData's bytes, rebuilt against the old text (as the puller does)."""
-    for chunk in (128, 512):
-        delta.decode(DELTA_OLD, chunk, data, len(DELTA_NEW))
+    for unit in (128, 512, 64):
+        delta.decode(DELTA_OLD, unit, data, len(DELTA_NEW))
 
 
 def t_updates(data: bytes) -> None:

@@ -407,11 +407,11 @@ def test_add_again_replaces_the_previous_registration() -> None:
 # --- deltas against the old bytes -------------------------------------------------------------
 
 
-def _delta_file(s: Scheduler) -> list[bytes]:
+def _delta_file(s: Scheduler, signature: bytes = b"\0sig") -> list[bytes]:
     from gossip_backer.protocol.transfer import Base
     pieces = [content(100, 1), content(100, 2)]
     s.add("f", FILE_HASH, 100, 200, [(i, Block(hasher(p), i)) for i, p in enumerate(pieces)],
-          {1: Base(100, 100, 128, b"sig")})
+          {1: Base(100, 100, 128, signature)})
     return pieces
 
 
@@ -421,11 +421,24 @@ def test_a_block_with_a_base_is_asked_for_as_a_delta() -> None:
     pieces = _delta_file(s)
     reqs = [r for _, r in s.requests([P1], now=0.0)]
     assert reqs == [BlockRequest(1, hasher(pieces[0]), FILE_HASH, 0, 100),
-                    DeltaRequest(2, hasher(pieces[1]), FILE_HASH, 100, 100, 100, 128, b"sig")]
+                    DeltaRequest(2, hasher(pieces[1]), FILE_HASH, 100, 100, 100, 128, b"\0sig")]
     path, base, expected, size = s.delta_of(2)
     assert (path, base.offset, expected, size) == ("f", 100, hasher(pieces[1]), 100)
     assert s.on_delta(P1, 2, pieces[1]) == Arrived("f", 1, 100, pieces[1])
     assert s.remaining("f") == 1
+
+
+def test_the_delta_of_a_one_block_file_is_asked_for_by_its_file_hash_alone() -> None:
+    """Its block hash is its file hash: 33 bytes less a request (serving reads the file whose
+    content has that hash, and the receiver checks the block's hash as always)."""
+    from gossip_backer.protocol.transfer import Base
+    from gossip_backer.wire.messages import DeltaRequest
+    s = Scheduler(hasher)
+    data = content(100, 3)
+    s.add("f", FILE_HASH, 128, 100, [(0, Block(hasher(data), 0))], {0: Base(0, 90, 128, b"\0s")})
+    assert [r for _, r in s.requests([P1], now=0.0)] == [
+        DeltaRequest(1, b"", FILE_HASH, 0, 100, 90, 128, b"\0s")]
+    assert s.on_delta(P1, 1, data) == Arrived("f", 0, 0, data)
 
 
 def test_a_delta_that_does_not_rebuild_is_asked_for_again_plainly() -> None:
@@ -437,6 +450,19 @@ def test_a_delta_that_does_not_rebuild_is_asked_for_again_plainly() -> None:
         BlockRequest(3, hasher(pieces[1]), FILE_HASH, 100, 100)]
     with pytest.raises(IntegrityError):  # but a plain block that fails its hash names the peer
         s.on_data(P1, 3, b"x" * 100)
+
+
+def test_a_delta_with_pieces_that_does_not_rebuild_is_asked_for_by_chunks_then_plainly() -> None:
+    from gossip_backer.wire.messages import DeltaRequest
+    s = Scheduler(hasher)
+    pieces = _delta_file(s, bytes([5]) + b"c" * 6 + b"p" * 4)  # 32-byte pieces: a false match?
+    s.requests([P1], now=0.0)
+    assert s.on_delta(P1, 2, None) is None
+    assert [r for _, r in s.requests([P1], now=0.0)] == [
+        DeltaRequest(3, hasher(pieces[1]), FILE_HASH, 100, 100, 100, 128, b"\0" + b"c" * 6)]
+    assert s.on_delta(P1, 3, None) is None
+    assert [r for _, r in s.requests([P1], now=0.0)] == [
+        BlockRequest(4, hasher(pieces[1]), FILE_HASH, 100, 100)]
 
 
 def test_a_delta_answering_a_plain_request_is_unrequested() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zlib
 
 import msgpack
 import pytest
@@ -107,6 +108,9 @@ def test_round_trip_of_every_kind(cls, data) -> None:
     raw = encode(msg)
     assert isinstance(raw, bytes)
     plain = unpack(raw)
+    if plain[0] == messages.PACKED:
+        assert cls.TAG in messages.PACKED_KINDS
+        plain = unpack(zlib.decompress(plain[1], -15))
     assert plain[0] == cls.TAG and len(plain) == 1 + len(dataclasses.fields(cls))
     back = decode(raw)
     assert type(back) is cls
@@ -306,7 +310,37 @@ def test_trailing_bytes_after_a_message_are_a_remote_error() -> None:
 def test_encode_is_plain_msgpack_with_the_tag_first() -> None:
     raw = encode(Hello(1, "n", ("a",), True))
     assert msgpack.unpackb(raw, raw=False) == [Hello.TAG, 1, "n", ["a"], True]
-    assert messages.PROTOCOL_VERSION == 2
+    assert messages.PROTOCOL_VERSION == 3
+
+
+def _deflated(data: bytes) -> bytes:
+    deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
+    return deflate.compress(data) + deflate.flush()
+
+
+def test_a_gossip_delta_travels_deflated_when_that_is_smaller() -> None:
+    origin = b"o" * 32
+    updates = tuple([origin, seq, pack(["f", [f"src/pkg/mod{seq}.py", origin, b"h" * 32]]),
+                     bytes(range(64))] for seq in range(1, 8))
+    msg = Delta(updates)
+    raw = encode(msg)
+    assert unpack(raw)[0] == messages.PACKED
+    assert len(raw) < len(pack([Delta.TAG, list(updates)])) // 2
+    assert decode(raw) == msg
+    assert unpack(encode(Delta(()))) == [Delta.TAG, []]  # small: as it is
+    assert unpack(encode(Ping(1)))[0] == Ping.TAG  # other kinds: as they are
+
+
+@pytest.mark.parametrize("packed", [
+    pack([messages.PACKED, b"not deflate data"]),
+    pack([messages.PACKED, "text"]),
+    pack([messages.PACKED, _deflated(pack([messages.PACKED, _deflated(encode(Ping(1)))]))]),
+    pack([messages.PACKED, _deflated(pack([BlockData.TAG, 1, b"\0" * (2 << 20)]))]),  # a bomb
+    pack([messages.PACKED, _deflated(encode(Ping(1)))[:-2]]),
+])
+def test_a_bad_packed_message_is_a_remote_error(packed: bytes) -> None:
+    with pytest.raises(RemoteError):
+        decode(packed)
 
 
 def test_a_batch_carries_whole_messages_and_refuses_a_malformed_one() -> None:
