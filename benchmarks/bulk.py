@@ -10,7 +10,7 @@ in sync. Prints per run: seconds, when A had published it (scan and hash done), 
 each daemon, each daemon's peak RSS, and A's RSS a few seconds after it sent the file (the memory
 a sender keeps, most of `delta_inplace`'s peak). Builds alternate within each round, so the
 machine's load falls on all of them alike. `--profile DIR` records py-spy (GIL holder only,
-`--gil`) of both daemons per run.
+`--gil`) of both daemons per run, `--perf DIR` perf samples (native, kernel included).
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def make_data(path: Path, size: int) -> None:
             left -= n
 
 
-def one_run(python: str, data: Path, work: Path, profile: Path | None, tag: str) -> dict:
+def one_run(python: str, data: Path, work: Path, profile: Path | None, tag: str,
+            perf: Path | None = None) -> dict:
     os.environ["BACKER_PYTHON"] = python
     pair = backer_tool.BackerPair(work, name=tag)
     spies = []
@@ -80,6 +81,14 @@ def one_run(python: str, data: Path, work: Path, profile: Path | None, tag: str)
                      str(profile / f"{tag}-{side}.txt")],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(1.0)
+        if perf is not None:
+            perf.mkdir(parents=True, exist_ok=True)
+            for side, node in (("A", a), ("B", b)):
+                spies.append(subprocess.Popen(
+                    ["perf", "record", "-F", "499", "-g", "-p", str(node.pid), "-o",
+                     str(perf / f"{tag}-{side}.perf")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            time.sleep(0.5)
         rss_before = status_kib(a.pid, "VmRSS") * 1024
         for node in (a, b):
             reset_hwm(node.pid)
@@ -97,7 +106,7 @@ def one_run(python: str, data: Path, work: Path, profile: Path | None, tag: str)
                 break
             if time.perf_counter() - t0 > 300:
                 raise RuntimeError("no sync within 300 s")
-            time.sleep(0.02)
+            time.sleep(0.1)
         seconds = time.perf_counter() - t0
         cpu1 = [cpu_seconds(n.pid) for n in (a, b)]
         hwm = [status_kib(n.pid, "VmHWM") * 1024 for n in (a, b)]
@@ -123,6 +132,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--python", action="append", help="interpreter of a build (repeatable)")
     p.add_argument("--profile", help="py-spy (--gil) raw stacks of both daemons into DIR")
+    p.add_argument("--perf", help="perf record -g of both daemons into DIR")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     pythons = args.python or [backer_tool.python()]
@@ -135,7 +145,8 @@ def main() -> None:
             for i, py in enumerate(pythons):
                 tag = f"b{i}r{r}"
                 row = one_run(py, data, base / tag,
-                              Path(args.profile) / tag if args.profile else None, tag)
+                              Path(args.profile) / tag if args.profile else None, tag,
+                              Path(args.perf) if args.perf else None)
                 row["python"] = py
                 rows.append(row)
                 print(f"{py:45s} {row['seconds']:6.2f} s  published {row['published'] or 0:5.2f} s"
