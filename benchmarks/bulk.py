@@ -137,6 +137,7 @@ def main() -> None:
     args = p.parse_args()
     pythons = args.python or [backer_tool.python()]
     base = Path(tempfile.mkdtemp(prefix="backer-bulk-"))
+    os.chdir(base)  # `python -m gossip_backer` would import the package in the current folder
     rows = []
     try:
         data = base / "big.bin"
