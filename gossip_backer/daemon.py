@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import secrets
 import signal
 from pathlib import Path
@@ -14,7 +15,7 @@ import trio
 
 from gossip_backer.core.ids import NodeId
 from gossip_backer.errors import UserError
-from gossip_backer.runtime import control
+from gossip_backer.runtime import control, heap
 from gossip_backer.runtime.dial import Dialer, listen, split_address
 from gossip_backer.runtime.node import Node
 from gossip_backer.runtime.state import NodeState, state_dir
@@ -41,6 +42,10 @@ def run_daemon(root: Path, listen_at: str, web_at: str | None, public_at: str | 
             split_address(addr)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    # numpy (weak sums) never calls BLAS, whose OpenBLAS threads otherwise start at its import
+    # and spin (2% of a sender's CPU in perf during a 512 MiB transfer)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    heap.configure()
     try:
         trio.run(_main, root, listen_at, web_at, public_at)
     except BaseExceptionGroup as group:  # a UserError raised while starting, inside nurseries

@@ -40,11 +40,14 @@ def python() -> str:
 
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+# `python -m gossip_backer` imports the package in the current folder first: run from a checkout,
+# BACKER_PYTHON's build would run that checkout's code. So the daemons and commands run from /.
+CWD = "/"
 
 
 def cli(*args: str, timeout: float = 60) -> dict:
     out = subprocess.run([python(), "-m", "gossip_backer", *args, "--json"], capture_output=True,
-                         text=True, timeout=timeout, env=ENV)
+                         text=True, timeout=timeout, env=ENV, cwd=CWD)
     if out.returncode != 0:
         raise RuntimeError(f"backer {' '.join(args)} -> {out.returncode}: {out.stderr.strip()}")
     return json.loads(out.stdout)
@@ -133,7 +136,7 @@ class Node:
             [python(), "-m", "gossip_backer", "run", str(self.root), "--listen",
              f"{HOST}:{self.port}", "--no-web"],
             stdin=subprocess.DEVNULL, stdout=open(self.out, "ab"), stderr=open(self.log, "ab"),
-            env=ENV))
+            env=ENV, cwd=CWD))
 
         def listening_or_exited() -> bool:
             return self.proc.poll() is not None or b"listening on " in self.out.read_bytes()

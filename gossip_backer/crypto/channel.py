@@ -1,30 +1,40 @@
-"""Box-stream: the encrypted, authenticated frames that follow the Secret Handshake, sans-IO.
+"""Box-stream framing over AEGIS-256: the encrypted, authenticated frames that follow the Secret
+Handshake, sans-IO.
 
 Theory of operation
 -------------------
-Each direction has its own key and a 24-byte nonce from the handshake, used as a big-endian
-counter. A frame is two secretboxes (XSalsa20-Poly1305) under consecutive nonces n and n+1:
+Each direction has its own 32-byte key and a 24-byte nonce from the handshake, used as a
+big-endian counter (and handed to AEGIS-256, which takes 32-byte nonces, with 8 zero bytes in
+front). A frame is two AEAD boxes under consecutive nonces n and n+1:
 
-    header  = secretbox_n(body length: 4 bytes big-endian | body MAC: 16 bytes)   36 bytes
-    body    = secretbox_n+1(plaintext) without its MAC (the MAC rode in the header)
+    header  = aegis256_n(body length: 4 bytes big-endian)     4 + 32-byte tag = 36 bytes
+    body    = aegis256_n+1(plaintext)                          length + 32-byte tag
 
 and the next frame starts at n+2. This is Secure Scuttlebutt's box-stream with a 4-byte length
-instead of 2, so bodies up to `max_frame` (1 MiB by default) fit one frame. Because the nonce is
-implied by the position in the stream, a replayed, reordered, dropped or altered frame fails its
-MAC: every such fault surfaces as RemoteError. The header is opened first, so the body length is
-authenticated and checked against `max_frame` before any memory is set aside for the body.
+instead of 2, so bodies up to `max_frame` (1 MiB by default) fit one frame, and with AEGIS-256
+(libsodium's) in place of XSalsa20-Poly1305: the same guarantees (a 256-bit key, a 256-bit tag,
+no nonce ever used twice under one key) at about eight times the speed on a CPU with AES
+instructions (protocol 3). Each body keeps its tag behind it (box-stream moves it into the
+header), so a body is opened straight from the receive buffer, and a frame is sealed into one
+buffer that goes to the socket as it is: large transfers spent a third of both nodes' CPU
+sealing, opening and copying. Because the nonce is implied by the position in the stream, a
+replayed, reordered, dropped or altered frame fails its tag: every such fault surfaces as
+RemoteError. The header is opened first, so the body length is authenticated and checked against
+`max_frame` before any memory is set aside for the body.
 
-Closing: a "goodbye" is a header sealing 20 zero bytes (length 0, MAC 0); a real header carries
-its body's MAC, all zeros with probability 2**-128. A stream that ends without a goodbye was cut
-short, perhaps by an attacker, so `receive_eof()` without one raises RemoteError("truncated").
+Closing: a "goodbye" is a header sealing the length 0xFFFFFFFF, which no body can have
+(`max_frame` is smaller). A stream that ends without a goodbye was cut short, perhaps by an
+attacker, so `receive_eof()` without one raises RemoteError("truncated").
 
 Sending: `seal(data)` returns one frame, or several of at most `max_frame` bytes each when data is
 longer (the receiver then gets several messages whose concatenation is `data`); `seal_frame(body)`
 refuses a body over `max_frame` with LocalError. Receiving: `receive_data(bytes)`, then call
-`next_message()` until it returns NEED_DATA; it returns plaintext bytes, NEED_DATA, or CLOSED.
-The unparsed buffer is capped at two maximal frames (see `wire.framing.ReceiveBuffer`), so the
-caller must drain between feeds. After any RemoteError the channel stays broken.
+`next_message()` until it returns NEED_DATA; it returns plaintext (a bytearray), NEED_DATA, or
+CLOSED. The unparsed buffer is capped at two maximal frames (see `wire.framing.ReceiveBuffer`), so
+the caller must drain between feeds. After any RemoteError the channel stays broken.
 
+libsodium is called through PyNaCl's own cffi binding (`nacl._sodium`): `nacl.bindings` takes
+and returns only fresh `bytes`, which cost an allocation, a zero-fill and a copy per box.
 libsodium's sodium_increment is little-endian; box-stream counts big-endian, so the counter is
 kept as a Python int and encoded big-endian (`increment_nonce` spells the rule out).
 """
@@ -34,7 +44,7 @@ from __future__ import annotations
 from typing import Any, Callable, Final, TypeVar
 
 import nacl.bindings as sodium
-from nacl.exceptions import CryptoError
+from nacl._sodium import ffi, lib
 
 from gossip_backer.crypto.handshake import HandshakeResult
 from gossip_backer.errors import LocalError, RemoteError
@@ -50,6 +60,7 @@ __all__ = [
     "BoxStreamChannel",
     "increment_nonce",
     "HEADER_SIZE",
+    "FRAME_OVERHEAD",
     "NEED_DATA",
     "CLOSED",
     "DEFAULT_MAX_FRAME",
@@ -57,18 +68,35 @@ __all__ = [
 
 T = TypeVar("T")
 
-_MAC: Final = 16
+_MAC: Final = sodium.crypto_aead_aegis256_ABYTES  # 32
 _LENGTH: Final = 4
-_HEADER_PLAIN: Final = _LENGTH + _MAC  # 20
-HEADER_SIZE: Final = _HEADER_PLAIN + _MAC  # 36: a sealed header on the wire
-_GOODBYE: Final = bytes(_HEADER_PLAIN)
+HEADER_SIZE: Final = _LENGTH + _MAC  # 36: a sealed header on the wire
+FRAME_OVERHEAD: Final = HEADER_SIZE + _MAC  # 68: a frame is its body plus this
+_GOODBYE: Final = 0xFFFF_FFFF  # the length a goodbye header seals
 _NONCE_SIZE: Final = 24
 _NONCE_MOD: Final = 1 << (8 * _NONCE_SIZE)
+_AEAD_NONCE: Final = sodium.crypto_aead_aegis256_NPUBBYTES  # 32
+_PAD: Final = bytes(_AEAD_NONCE - _NONCE_SIZE)
 
 
 def _nonce(counter: int) -> bytes:
     """The 24-byte big-endian encoding of a counter, wrapping at 2**192."""
     return (counter % _NONCE_MOD).to_bytes(_NONCE_SIZE, "big")
+
+
+def _seal_into(out: memoryview, plain, counter: int, key: bytes) -> None:
+    """AEGIS-256 of `plain` (any bytes-like) under the counter's nonce, written to `out` (exactly
+    len(plain) + 32 bytes: ciphertext | tag)."""
+    lib.crypto_aead_aegis256_encrypt(ffi.from_buffer(out, require_writable=True), ffi.NULL,
+                                     ffi.from_buffer(plain), len(plain), ffi.NULL, 0, ffi.NULL,
+                                     _PAD + _nonce(counter), key)
+
+
+def _open_into(out, boxed: memoryview, counter: int, key: bytes) -> bool:
+    """Open ciphertext | tag into `out` (len(boxed) - 32 bytes); False when the tag fails."""
+    return lib.crypto_aead_aegis256_decrypt(
+        ffi.from_buffer(out, require_writable=True), ffi.NULL, ffi.NULL, ffi.from_buffer(boxed),
+        len(boxed), ffi.NULL, 0, _PAD + _nonce(counter), key) == 0
 
 
 def increment_nonce(nonce: bytes, by: int = 1) -> bytes:
@@ -92,26 +120,28 @@ class _Sender:
         self._max_frame = max_frame
         self.closed = False
 
-    def seal_frame(self, body: bytes) -> bytes:
+    def seal_frame(self, body: bytes) -> bytearray:
         """One frame; LocalError for a body over max_frame or after goodbye."""
         if self.closed:
             raise LocalError("seal after goodbye: this channel no longer sends")
-        if len(body) > self._max_frame:
-            raise LocalError(f"body of {len(body)} bytes exceeds max_frame {self._max_frame}")
-        if not isinstance(body, bytes):
-            body = bytes(body)  # libsodium via cffi wants bytes, not a memoryview
-        boxed = sodium.crypto_secretbox_easy(body, _nonce(self._counter + 1), self._key)
-        header_plain = len(body).to_bytes(_LENGTH, "big") + boxed[:_MAC]
-        header = sodium.crypto_secretbox_easy(header_plain, _nonce(self._counter), self._key)
+        n = len(body)
+        if n > self._max_frame:
+            raise LocalError(f"body of {n} bytes exceeds max_frame {self._max_frame}")
+        frame = bytearray(FRAME_OVERHEAD + n)
+        with memoryview(frame) as out:
+            _seal_into(out[:HEADER_SIZE], n.to_bytes(_LENGTH, "big"), self._counter, self._key)
+            _seal_into(out[HEADER_SIZE:], body, self._counter + 1, self._key)
         self._counter += 2
-        return b"".join((header, memoryview(boxed)[_MAC:]))
+        return frame
 
     def goodbye(self) -> bytes:
-        """The sealed all-zero header that tells the peer we are done sending."""
+        """The sealed goodbye header that tells the peer we are done sending."""
         if self.closed:
             raise LocalError("goodbye already sent")
         self.closed = True
-        return sodium.crypto_secretbox_easy(_GOODBYE, _nonce(self._counter), self._key)
+        out = bytearray(HEADER_SIZE)
+        _seal_into(memoryview(out), _GOODBYE.to_bytes(_LENGTH, "big"), self._counter, self._key)
+        return bytes(out)
 
 
 class _Receiver:
@@ -122,8 +152,8 @@ class _Receiver:
         self._key = key
         self._counter = int.from_bytes(nonce, "big")
         self._max_frame = max_frame
-        self._buffer = ReceiveBuffer(2 * (HEADER_SIZE + max_frame))
-        self._pending: tuple[int, bytes] | None = None  # (body length, body MAC)
+        self._buffer = ReceiveBuffer(2 * (FRAME_OVERHEAD + max_frame))
+        self._pending: int | None = None  # the body length a header announced
         self.closed = False
         self._broken: str | None = None
 
@@ -149,32 +179,35 @@ class _Receiver:
         where = "inside a frame" if self._pending or len(self._buffer) else "between frames"
         self._break(f"truncated: the stream ended {where}, without a goodbye")
 
-    def _next(self) -> bytes | Sentinel:
+    def _next(self) -> bytearray | Sentinel:
         if self._pending is None:
             sealed = self._buffer.take(HEADER_SIZE)
             if sealed is None:
                 return NEED_DATA
-            header = self._open(sealed, self._counter, "header")
-            if header == _GOODBYE:
+            header = bytearray(_LENGTH)
+            self._open(header, sealed, self._counter, "header")
+            length = int.from_bytes(header, "big")
+            if length == _GOODBYE:
                 return self._on_goodbye()
-            self._pending = self._checked_header(header)
-        length, mac = self._pending
-        sealed_body = self._buffer.take(length, prefix=mac)  # secretbox wants MAC | ciphertext
-        if sealed_body is None:
-            return NEED_DATA
-        plaintext = self._open(sealed_body, self._counter + 1, "body")
+            self._pending = self._checked(length)
+        length = self._pending
+        with self._buffer.peek(length + _MAC) as sealed_body:
+            if sealed_body is None:
+                return NEED_DATA
+            plaintext = bytearray(length)
+            self._open(plaintext, sealed_body, self._counter + 1, "body")
+        self._buffer.discard(length + _MAC)
         self._pending = None
         self._counter += 2
         return plaintext
 
-    def _checked_header(self, header: bytes) -> tuple[int, bytes]:
+    def _checked(self, length: int) -> int:
         """Refuse an oversize body before buffering any of it."""
-        length = int.from_bytes(header[:_LENGTH], "big")
         if length > self._max_frame:
             raise RemoteError(
                 f"frame header announces {length} bytes; max_frame is {self._max_frame}"
             )
-        return length, header[_LENGTH:]
+        return length
 
     def _on_goodbye(self) -> Sentinel:
         self.closed = True
@@ -182,13 +215,11 @@ class _Receiver:
             raise RemoteError(f"data after goodbye ({len(self._buffer)} bytes)")
         return CLOSED
 
-    def _open(self, boxed: bytes, counter: int, what: str) -> bytes:
-        try:
-            return sodium.crypto_secretbox_open_easy(boxed, _nonce(counter), self._key)
-        except CryptoError:
+    def _open(self, out, boxed, counter: int, what: str) -> None:
+        if not _open_into(out, boxed, counter, self._key):
             raise RemoteError(
-                f"frame {what} failed its MAC: tampered, replayed, reordered or wrong key"
-            ) from None
+                f"frame {what} failed its tag: tampered, replayed, reordered, wrong key, or a "
+                "peer of another protocol version")
 
     def _guard(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn; any RemoteError leaves the receiver broken for good."""
@@ -219,7 +250,7 @@ class BoxStreamChannel:
         *,
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
-        if not 0 < max_frame < 1 << (8 * _LENGTH):
+        if not 0 < max_frame < _GOODBYE:
             raise LocalError(f"max_frame must fit a {_LENGTH}-byte length: {max_frame}")
         self.max_frame = max_frame
         self._sender = _Sender(encrypt_key, encrypt_nonce, max_frame)

@@ -17,7 +17,8 @@ were written to the temporary file. The order:
   6. `Copy` from the archive again when it gave nothing before (a source deleted while we read
      it was archived meanwhile);
   7. `Rolling`: a zsync-style match of the file's old content at this path (the index says a
-     file is there), so data shifted by an insertion is reused.
+     file is there), so data shifted by an insertion is reused; not when every missing block
+     is asked for as a delta against the old bytes in its place (an edit that stayed put).
 
 What is missing then is fetched from peers (protocol/transfer.py), each block as a delta against
 the old bytes `transfer.delta_bases` names where the file had content.
@@ -123,8 +124,15 @@ class Plan:
                 yield Copy(path, None, wanted)
         if rec.hash and not self._archive_gave and self.missing():
             yield Copy(ARCHIVE, rec.hash, self._whole())
-        if entry is not None and entry.kind == FILE and self.missing():
+        if entry is not None and entry.kind == FILE and self.missing() and not self._in_place(entry):
             yield Rolling(rec.path, tuple(self.missing()))
+
+    def _in_place(self, entry: IndexEntry) -> bool:
+        """Is every missing block asked for as a delta against the old bytes in its place? Then
+        the edit stayed where it was (an overwrite, or a few blocks around an insertion) and
+        the deltas find whatever of the old bytes it kept: a rolling match would read the whole
+        old file again for nothing (and its buffers were most of a receiver's peak memory)."""
+        return set(self.delta_bases(entry)) >= set(self.missing())
 
 
 def block_length(rec: FileRecord, i: int) -> int:

@@ -14,11 +14,14 @@ the answer rebuilt from them; one that fails its hash (a false match of the shor
 hashes, or a changed old file) is asked for again with the signature's chunks only, then
 plainly, and only a plain block that fails its hash names the peer.
 
-Small blocks (a tree of small files) travel in batches: `messages` groups the plain requests of
-blocks up to SMALL_BLOCK for one peer into BlockBatch messages (at most BATCH_COUNT blocks and
-BATCH_BYTES of them, so the answer fits one frame), answered by one BlockBatchData; the per-peer
-limit on requests in flight counts them apart (`per_peer_small`), so hundreds of small files are
-in flight at once while large blocks stay few. Each block keeps its own request id and flight.
+Blocks travel in batches: `messages` groups the plain requests for one peer of blocks up to
+BATCH_BLOCK into BlockBatch messages (at most BATCH_COUNT blocks and BATCH_BYTES of them, so the
+answer fits one frame), answered by one BlockBatchData. A tree of small files costs a message per
+batch, not per file, and a large file one per 1 MiB, not per block: each message costs both
+nodes a task, a worker-thread hop and a frame (protocol 3; before, only blocks up to SMALL_BLOCK).
+The per-peer limit on requests in flight counts small blocks apart (`per_peer_small`), so
+hundreds of small files are in flight at once while large blocks stay few. Each block keeps its
+own request id and flight.
 
 An answer to a request we no longer wait for (timed out, or its file cancelled) is dropped
 quietly: `retired` remembers the last RETIRED of those ids and whom they were sent to. Any other
@@ -40,9 +43,10 @@ from gossip_backer.wire.messages import (BlockBatch, BlockData, BlockRequest, De
                                          DeltaRequest, Message)
 
 RETIRED = 4096
-SMALL_BLOCK = 128 << 10  # blocks up to this size are asked for in batches
+SMALL_BLOCK = 128 << 10  # blocks up to this size have their own limit of requests in flight
+BATCH_BLOCK = 512 << 10  # blocks up to this size are asked for in batches
 BATCH_COUNT = 256  # blocks in one BlockBatch, at most
-BATCH_BYTES = 896 << 10  # their bytes, at most (the answer must fit one 1 MiB frame)
+BATCH_BYTES = 1 << 20  # their bytes, at most (the answer must fit one 2 MiB frame)
 DELTA_MAX_BLOCKS = 64  # blocks of one file asked for as deltas (a rewritten file: plain blocks)
 
 
@@ -106,7 +110,7 @@ def batched(requests: list[BlockRequest]) -> list[BlockRequest | BlockBatch]:
 def batch_ok(batch: BlockBatch) -> bool:
     """Is a peer's BlockBatch within the limits (so that its answer fits one frame)?"""
     return (len(batch.requests) <= BATCH_COUNT
-            and all(0 < r.size <= SMALL_BLOCK and r.offset >= 0 for r in batch.requests)
+            and all(0 < r.size <= BATCH_BLOCK and r.offset >= 0 for r in batch.requests)
             and sum(r.size for r in batch.requests) <= BATCH_BYTES)
 
 
@@ -236,11 +240,12 @@ class Scheduler:
 
     # -- handing out requests --------------------------------------------------------------
     def messages(self, peers: list[bytes], now: float) -> list[tuple[bytes, Message]]:
-        """`requests`, with the plain small ones grouped into BlockBatch messages per peer."""
+        """`requests`, with the plain ones of blocks up to BATCH_BLOCK grouped into BlockBatch
+        messages per peer."""
         out: list[tuple[bytes, Message]] = []
         small: dict[bytes, list[BlockRequest]] = {}
         for peer, req in self.requests(peers, now):
-            if type(req) is BlockRequest and req.size <= SMALL_BLOCK:
+            if type(req) is BlockRequest and req.size <= BATCH_BLOCK:
                 small.setdefault(peer, []).append(req)
             else:
                 out.append((peer, req))
@@ -314,6 +319,13 @@ class Scheduler:
         fl = self.flights.get(request_id)
         f = self.files.get(fl.path) if fl else None
         return f.blocks[fl.index].hash if f and fl.index in f.blocks else None
+
+    def destination(self, request_id: int) -> tuple[str, int] | None:
+        """(path, offset) the answer to `request_id` is written at, while it is awaited: so the
+        puller can write a block in the same worker hop that verifies it."""
+        fl = self.flights.get(request_id)
+        f = self.files.get(fl.path) if fl else None
+        return None if f is None else (fl.path, fl.index * f.block_size)
 
     def delta_of(self, request_id: int) -> tuple[str, Base, bytes, int] | None:
         """(path, base, expected hash, size) to rebuild a DeltaData answering `request_id`."""

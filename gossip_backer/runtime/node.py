@@ -40,6 +40,7 @@ from gossip_backer.runtime.clock import Clock
 from gossip_backer.runtime.dial import load_bootstrap
 from gossip_backer.runtime.eventbus import Changed, EventBus
 from gossip_backer.runtime.folder import Folder
+from gossip_backer.runtime.heap import HeapTrimmer
 from gossip_backer.runtime.history import HistoryService, mesh_path
 from gossip_backer.runtime.link import Link
 from gossip_backer.runtime.peerlinks import PeerLinks
@@ -74,6 +75,7 @@ class Node:
                           self.local_changes)
         self.links = PeerLinks(state.identity, state.mesh_secret, self.clock, self.bus.emit,
                                gate, self)
+        self.trimmer = HeapTrimmer(lambda: sum(self.links.net().values()))
         self.driver = ReplicaDriver(state, self.links, self.clock, self.bus.emit,
                                     self._stored_from_peers, lambda: self.advertise)
         self.folder = Folder(state, self.links, self.bus, self.local_changes,
@@ -103,6 +105,7 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(node.driver.run)
+                nursery.start_soon(node.trimmer.run)
                 if node.folder is not None:
                     await trio.to_thread.run_sync(node.folder.remove_abandoned_temps)
                     nursery.start_soon(node.folder.run)

@@ -601,48 +601,78 @@ class Puller:
             if arrived is not None:
                 await self._arrived(arrived)
             return
-        expected = self.scheduler.expected(msg.request_id)
-        ok = None
-        if expected == b"":  # a piece of a whole version: `finish` checks the whole hash
-            ok = True
-        elif expected is not None and len(msg.data) <= INLINE_HASH:
-            ok = strong_hash(msg.data) == expected  # microseconds: cheaper than a thread hop
-        elif expected is not None:
-            ok = await trio.to_thread.run_sync(lambda: strong_hash(msg.data) == expected)
-        arrived = self.scheduler.on_data(peer, msg.request_id, msg.data, verified=ok)
-        self._pump.set()
-        if arrived is not None:
-            await self._arrived(arrived)
+        await self._on_blocks(peer, (msg,))
 
     async def _on_batch(self, peer: bytes, msg: BlockBatchData) -> None:
-        """Many small blocks at once: verified together (on the loop when they are few bytes,
-        else in one worker hop), then handed on."""
         for rid in msg.missing:
             self.scheduler.on_missing(peer, rid)
-        expected = [self.scheduler.expected(b.request_id) for b in msg.blocks]
+        await self._on_blocks(peer, msg.blocks)
 
-        def check() -> list[bool | None]:
-            return [None if want is None else (want == b"" or strong_hash(b.data) == want)
-                    for b, want in zip(msg.blocks, expected)]
-        big = sum(len(b.data) for b in msg.blocks) > 4 * INLINE_HASH
-        verdicts = await trio.to_thread.run_sync(check) if big else check()
+    async def _on_blocks(self, peer: bytes, blocks) -> None:
+        """Blocks from a peer: each verified against its hash and, where it goes straight to a
+        temp file, written there in the same worker-thread hop (a hop to hash and another to
+        write cost a GIL hand-off each, per block); a few small bytes are verified on the loop.
+        Then the scheduler takes them (IntegrityError for a bad one) and they are handed on."""
+        work = []  # (block, expected hash, job it is written to in the hop or None, offset)
+        for b in blocks:
+            want = self.scheduler.expected(b.request_id)
+            place = self.scheduler.destination(b.request_id) if want is not None else None
+            job = self.jobs.get(place[0]) if place is not None else None
+            if job is None or job.tmp is None or (job.need is not None and job.size <= BUFFER_FILE):
+                job = None  # buffered for `finish`, or no longer wanted
+            work.append((b, want, job, place[1] if place is not None else 0))
+        inline = sum(len(b.data) for b, want, _, _ in work if want) <= INLINE_HASH
+        if inline and not any(job for _, _, job, _ in work):
+            verdicts = [self._verify(b.data, want) for b, want, _, _ in work]  # microseconds
+        else:
+            for _, _, job, _ in work:
+                if job is not None:
+                    job.writing += 1  # the file is not complete until this write is
+            try:
+                verdicts = await self._disk(self._verify_and_write, work)
+            finally:
+                for _, _, job, _ in work:
+                    if job is not None:
+                        job.writing -= 1
+                        job.done.set()
         arrivals = []
-        for block, ok in zip(msg.blocks, verdicts):
-            arrived = self.scheduler.on_data(peer, block.request_id, block.data, verified=ok)
+        for (b, _, job, _), ok in zip(work, verdicts):
+            arrived = self.scheduler.on_data(peer, b.request_id, b.data, verified=ok)
             if arrived is not None:
-                arrivals.append(arrived)
+                arrivals.append((arrived, job is not None))
         self._pump.set()
-        for arrived in arrivals:
-            await self._arrived(arrived)
+        for arrived, written in arrivals:
+            await self._arrived(arrived, written)
 
-    async def _arrived(self, arrived) -> None:
-        """A verified block: into its file's buffer, or written to its temp file."""
+    @staticmethod
+    def _verify(data: bytes, want: bytes | None) -> bool | None:
+        """None: nobody waits for it; True for a piece of a whole version (`finish` checks the
+        whole hash); else: does it hash to the block?"""
+        return None if want is None else (want == b"" or strong_hash(data) == want)
+
+    def _verify_and_write(self, work) -> list[bool | None]:
+        """(worker thread) The blocks' verdicts; the good ones that name a job are written to
+        its temp file (a disk error is kept as the job's, and ends its assembly)."""
+        verdicts = []
+        for b, want, job, offset in work:
+            ok = self._verify(b.data, want)
+            if ok and job is not None and job.error is None:
+                try:
+                    self._write(job, offset, b.data)
+                except (LocalError, OSError) as exc:  # our disk's trouble, never the peer's
+                    job.error = exc
+            verdicts.append(ok)
+        return verdicts
+
+    async def _arrived(self, arrived, written: bool = False) -> None:
+        """A verified block: into its file's buffer, or written to its temp file (unless the
+        hop that verified it wrote it: `written`)."""
         job = self.jobs.get(arrived.path)
         if job is None or job.tmp is None:
             return
         if job.need is not None and job.size <= BUFFER_FILE:
             job.buffered.append((arrived.offset, arrived.data))  # written by `finish`
-        else:
+        elif not written:
             job.writing += 1  # the file is not complete until this write is
             try:
                 await self._disk(self._write, job, arrived.offset, arrived.data)
@@ -654,6 +684,8 @@ class Puller:
             finally:
                 job.writing -= 1
                 job.done.set()
+        elif job.error is not None:
+            return
         job.fetched += len(arrived.data)
         now = time.monotonic()
         if now - job.reported >= PROGRESS_EVERY or job.reused + job.fetched >= job.size:

@@ -14,6 +14,8 @@ stops draining while a peer keeps sending gets a `RemoteError` instead of unboun
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final
 
 from gossip_backer.errors import LocalError, RemoteError
@@ -80,15 +82,28 @@ class ReceiveBuffer:
             )
         self._buf += data
 
-    def take(self, n: int, prefix: bytes = b"") -> bytes | None:
-        """Remove the first `n` bytes and return `prefix` + them, in a single copy (the channel
-        glues a MAC on this way); None, keeping everything, while fewer than `n` are here."""
+    def take(self, n: int) -> bytes | None:
+        """Remove the first `n` bytes and return them; None, keeping everything, while fewer
+        than `n` are here."""
         if len(self._buf) < n:
             return None
-        with memoryview(self._buf) as view:
-            out = b"".join((prefix, view[:n]))
+        out = bytes(self._buf[:n])
         del self._buf[:n]
         return out
+
+    @contextmanager
+    def peek(self, n: int) -> Iterator[memoryview | None]:
+        """The first `n` bytes as a view, kept in the buffer (None while fewer are here), so
+        the channel opens a body where it lies; `discard` them after the block."""
+        if len(self._buf) < n:
+            yield None
+            return
+        with memoryview(self._buf) as view, view[:n] as head:
+            yield head
+
+    def discard(self, n: int) -> None:
+        """Forget the first `n` bytes (after a `peek`)."""
+        del self._buf[:n]
 
 
 def _check_size(size: int, max_frame: int) -> None:

@@ -1,4 +1,5 @@
-"""Box-stream channel: round trips on real handshake keys, every way a stream can be attacked."""
+"""Box-stream channel (over AEGIS-256): round trips on real handshake keys, every way a stream can
+be attacked."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from gossip_backer.crypto.channel import (
     CLOSED,
     DEFAULT_MAX_FRAME,
+    FRAME_OVERHEAD,
     HEADER_SIZE,
     NEED_DATA,
     BoxStreamChannel,
@@ -87,8 +89,9 @@ def test_many_frames_any_chunking() -> None:
 
 def test_frame_layout() -> None:
     client, _ = pair()
-    assert len(client.seal(b"")) == HEADER_SIZE == 36
-    assert len(client.seal(b"abc")) == HEADER_SIZE + 3
+    assert len(client.seal(b"")) == FRAME_OVERHEAD == HEADER_SIZE + 32 == 68
+    assert len(client.seal(b"abc")) == FRAME_OVERHEAD + 3
+    assert len(client.goodbye()) == HEADER_SIZE == 36
 
 
 def test_zero_byte_message_is_not_a_goodbye() -> None:
@@ -101,7 +104,7 @@ def test_max_size_message_is_one_frame() -> None:
     client, server = pair()
     body = os.urandom(DEFAULT_MAX_FRAME)
     frame = client.seal(body)
-    assert len(frame) == HEADER_SIZE + DEFAULT_MAX_FRAME
+    assert len(frame) == FRAME_OVERHEAD + DEFAULT_MAX_FRAME
     assert deliver(server, frame) == [body]
 
 
@@ -109,7 +112,7 @@ def test_over_max_is_split_by_seal_and_refused_by_seal_frame() -> None:
     client, server = pair(max_frame=1000)
     body = os.urandom(2500)
     stream = client.seal(body)
-    assert len(stream) == 3 * HEADER_SIZE + 2500
+    assert len(stream) == 3 * FRAME_OVERHEAD + 2500
     assert deliver(server, stream, chunk=1000) == [body[:1000], body[1000:2000], body[2000:]]
     with pytest.raises(LocalError):
         client.seal_frame(body)
@@ -128,14 +131,14 @@ def test_replayed_frame_fails() -> None:
     client, server = pair()
     frame = client.seal(b"pay 10")
     assert deliver(server, frame) == [b"pay 10"]
-    with pytest.raises(RemoteError, match="MAC"):
+    with pytest.raises(RemoteError, match="tag"):
         deliver(server, frame)
 
 
 def test_reordered_frames_fail() -> None:
     client, server = pair()
     first, second = client.seal(b"first"), client.seal(b"second")
-    with pytest.raises(RemoteError, match="MAC"):
+    with pytest.raises(RemoteError, match="tag"):
         deliver(server, second + first)
 
 
@@ -180,18 +183,24 @@ def test_eof_between_frames_without_goodbye_is_truncation() -> None:
         server.receive_eof()
 
 
+def aegis_nonce(nonce: bytes) -> bytes:
+    """AEGIS-256 takes 32-byte nonces: the 24-byte counter with 8 zero bytes in front."""
+    return bytes(8) + nonce
+
+
 def forge_header(result: HandshakeResult, length: int) -> bytes:
     """A header sealed with the right key and nonce: only the length is hostile."""
-    plain = length.to_bytes(4, "big") + b"\x99" * 16
-    return sodium.crypto_secretbox_easy(plain, result.encrypt_nonce, result.encrypt_key)
+    plain = length.to_bytes(4, "big")
+    return sodium.crypto_aead_aegis256_encrypt(plain, None, aegis_nonce(result.encrypt_nonce),
+                                               result.encrypt_key)
 
 
 def test_forged_4_gib_length_raises_before_allocating() -> None:
     _, server = pair()
-    server.receive_data(forge_header(CLIENT_RESULT, 0xFFFF_FFFF))  # header only: no body sent
+    server.receive_data(forge_header(CLIENT_RESULT, 0xFFFF_FFFE))  # header only: no body sent
     tracemalloc.start()
     try:
-        with pytest.raises(RemoteError, match="4294967295"):
+        with pytest.raises(RemoteError, match="4294967294"):
             server.next_message()
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -285,18 +294,22 @@ def test_increment_nonce_is_sodium_increment_reversed(nonce: bytes) -> None:
 
 
 def test_wire_format_matches_box_stream() -> None:
-    """Open two frames and a goodbye by hand: header n, body n+1, next header n+2."""
+    """Open two frames and a goodbye by hand: header n (the length), body n+1 (with its tag
+    behind it), next header n+2; the goodbye seals the length 0xFFFFFFFF."""
     client, _ = pair()
     key, n0 = CLIENT_RESULT.encrypt_key, CLIENT_RESULT.encrypt_nonce
-    stream = client.seal(b"one") + client.seal(b"two") + client.goodbye()
+
+    def open_(boxed: bytes, nonce: bytes) -> bytes:
+        return sodium.crypto_aead_aegis256_decrypt(boxed, None, aegis_nonce(nonce), key)
+    stream = bytes(client.seal(b"one") + client.seal(b"two") + client.goodbye())
     nonce = n0
     for body in (b"one", b"two"):
-        header = sodium.crypto_secretbox_open_easy(stream[:HEADER_SIZE], nonce, key)
-        assert int.from_bytes(header[:4], "big") == len(body)
-        sealed_body = header[4:] + stream[HEADER_SIZE : HEADER_SIZE + len(body)]
-        assert sodium.crypto_secretbox_open_easy(sealed_body, increment_nonce(nonce), key) == body
-        stream, nonce = stream[HEADER_SIZE + len(body) :], increment_nonce(nonce, 2)
-    assert sodium.crypto_secretbox_open_easy(stream, nonce, key) == bytes(20)
+        header = open_(stream[:HEADER_SIZE], nonce)
+        assert int.from_bytes(header, "big") == len(body)
+        end = HEADER_SIZE + len(body) + 32
+        assert open_(stream[HEADER_SIZE:end], increment_nonce(nonce)) == body
+        stream, nonce = stream[end:], increment_nonce(nonce, 2)
+    assert open_(stream, nonce) == b"\xff" * 4
 
 
 def test_handshake_trailing_data_starts_the_stream() -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from gossip_backer.core.blocks import MAX_BLOCK_SIZE
 from gossip_backer.crypto import prehello
+from gossip_backer.crypto.channel import FRAME_OVERHEAD, HEADER_SIZE
 from gossip_backer.crypto.handshake import Handshake
 from gossip_backer.crypto.identity import Identity
 from gossip_backer.errors import LocalError, RemoteError
@@ -403,7 +404,7 @@ def test_close_before_open_sends_nothing_and_send_after_close_is_local_error() -
     b, c = conn(HI, True), conn(LO, False)
     opened(b, c)
     bye = b.close()
-    assert len(bye) == 36
+    assert len(bye) == HEADER_SIZE
     assert b.close() == b""  # a second close says nothing more
     with pytest.raises(LocalError):
         b.send(Ping(1))
@@ -442,8 +443,8 @@ def test_goodbye_ending_exactly_on_a_feed_boundary_then_data_is_a_remote_error()
     small = 1024
     a, b = conn(HI, True, max_frame=small), conn(LO, False, max_frame=small)
     opened(a, b)
-    # one frame + the 36-byte goodbye == exactly `small` bytes (msgpack: bin16 from 256 bytes)
-    body = small - 36 - 36 - (len(encode(BlockData(2, b"\x01" * 300))) - 300)
+    # one frame + the goodbye (a header) == exactly `small` bytes (msgpack: bin16 from 256 bytes)
+    body = small - FRAME_OVERHEAD - HEADER_SIZE - (len(encode(BlockData(2, b"\x01" * 300))) - 300)
     frame = a.send(BlockData(2, b"\x01" * body))
     bye = a.close()
     assert len(frame) + len(bye) == small

@@ -150,3 +150,22 @@ def test_local_blocks_follow_the_index_after_forget():
     assert local.find_block(h) == ("a", 0)  # stale until told
     local.forget()
     assert local.find_block(h) == ("b", 0) and local.find_file(index["b"].hash) == "b"
+
+
+def test_an_edit_in_place_is_left_to_the_deltas_without_a_rolling_match():
+    """Blocks 1 and 2 overwritten in place: the unchanged blocks come from the old file by the
+    block index, and the two changed ones are asked for as deltas against their old bytes, so
+    no rolling match reads the old file again. One shifted by an insertion still rolls."""
+    old = content(6 * BS, 8)
+    new = old[:BS] + content(2 * BS, 9) + old[3 * BS:]
+    rec = record("f", new)
+    index = {"f": entry("f", old)}
+    c = Carrier({"f": old}, {})
+    p = plan_for(rec, index, entry_=index["f"])
+    assert c.run(p) == {0, 3, 4, 5}
+    assert kinds(c.steps) == ["truncate", "archive", "copy:f", "archive"]
+    assert p.delta_bases(index["f"]) == {1: (BS, BS), 2: (2 * BS, BS)}
+    shifted = old[:BS] + b"inserted" + old[BS:]
+    c = Carrier({"f": old}, {})
+    assert c.run(plan_for(record("f", shifted), index, entry_=index["f"])) == {0, 2, 3, 4, 5, 6}
+    assert kinds(c.steps)[-1] == "rolling"

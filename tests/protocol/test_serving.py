@@ -91,6 +91,6 @@ def test_a_batch_is_answered_block_by_block_and_one_beyond_the_limits_breaks_the
     too_many = BlockBatch(tuple(_request(one, rid=i) for i in range(transfer.BATCH_COUNT + 1)))
     with pytest.raises(RemoteError):
         serving.check_batch(too_many)
-    too_big = BlockBatch((_request(b"x" * (transfer.SMALL_BLOCK + 1)),))
+    too_big = BlockBatch((_request(b"x" * (transfer.BATCH_BLOCK + 1)),))
     with pytest.raises(RemoteError):
         serving.check_batch(too_big)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from gossip_backer.core.record import Block
 from gossip_backer.errors import IntegrityError, RemoteError
-from gossip_backer.protocol.transfer import (BATCH_BYTES, BATCH_COUNT, SMALL_BLOCK, Arrived,
+from gossip_backer.protocol.transfer import (BATCH_BLOCK, BATCH_BYTES, BATCH_COUNT, SMALL_BLOCK, Arrived,
                                              Scheduler, batch_ok, batched)
 from gossip_backer.wire.messages import BlockBatch, BlockRequest
 
@@ -103,17 +103,28 @@ def test_small_plain_requests_travel_in_batches() -> None:
     for i in range(BATCH_COUNT + 10):
         add_file(s, f"f{i}", content(100, i), 100, file_hash=bytes([i % 256, i // 256]) * 16)
     add_file(s, "big", content(2 * SMALL_BLOCK), 2 * SMALL_BLOCK, file_hash=b"\xf1" * 32)
+    add_file(s, "huge", content(2 * BATCH_BLOCK), 2 * BATCH_BLOCK, file_hash=b"\xf2" * 32)
     msgs = s.messages([P1], now=0.0)
     kinds = Counter(type(m).__name__ for _, m in msgs)
-    assert kinds == {"BlockBatch": 2, "BlockRequest": 1}  # the large one alone
+    assert kinds == {"BlockBatch": 2, "BlockRequest": 1}  # a block over BATCH_BLOCK alone
     batches = [m for _, m in msgs if isinstance(m, BlockBatch)]
-    assert [len(b.requests) for b in batches] == [BATCH_COUNT, 10]
+    assert [len(b.requests) for b in batches] == [BATCH_COUNT, 11]  # the 256 KiB block too
     assert all(batch_ok(b) for b in batches)
     ids = [r.request_id for b in batches for r in b.requests]
     assert len(set(ids)) == len(ids) == len(s.flights) - 1
+
     req = batches[0].requests[0]  # each block is answered on its own
     arrived = s.on_data(P1, req.request_id, content(100, 0))
     assert arrived is not None and arrived.path == "f0"
+
+
+def test_a_large_files_blocks_travel_four_to_a_batch() -> None:
+    """256 KiB blocks (a 512 MiB file): 1 MiB a message, not a message a block."""
+    s = Scheduler(hasher, per_peer_requests=8)
+    add_file(s, "big", content(8 * 2 * SMALL_BLOCK), 2 * SMALL_BLOCK)
+    msgs = s.messages([P1], now=0.0)
+    assert [len(m.requests) for _, m in msgs] == [4, 4]
+    assert all(batch_ok(m) for _, m in msgs)
 
 
 def test_batches_respect_the_byte_limit_and_a_lone_request_stays_plain() -> None:
@@ -123,7 +134,7 @@ def test_batches_respect_the_byte_limit_and_a_lone_request_stays_plain() -> None
     assert sum(len(m.requests) for m in out) == 20
     assert batched(reqs[:1]) == reqs[:1]
     assert not batch_ok(BlockBatch(tuple(reqs)))  # over BATCH_BYTES: refused
-    assert not batch_ok(BlockBatch((BlockRequest(1, b"h", b"f", 0, SMALL_BLOCK + 1),)))
+    assert not batch_ok(BlockBatch((BlockRequest(1, b"h", b"f", 0, BATCH_BLOCK + 1),)))
 
 
 def test_per_peer_byte_limit_aligned() -> None:

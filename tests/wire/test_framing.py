@@ -138,12 +138,18 @@ def test_receive_buffer_take_keeps_bytes_until_enough() -> None:
     assert rb.take(0) == b""
 
 
-def test_receive_buffer_take_with_prefix_and_mutable_input() -> None:
+def test_receive_buffer_take_peek_discard_and_mutable_input() -> None:
     rb = ReceiveBuffer(10)
-    piece = bytearray(b"body")
+    piece = bytearray(b"headbody")
     rb.feed(piece)
-    piece[:] = b"XXXX"  # the caller reuses its buffer: what we hold must not change
-    assert rb.take(4, prefix=b"mac:") == b"mac:body"
+    piece[:] = b"XXXXXXXX"  # the caller reuses its buffer: what we hold must not change
+    assert rb.take(4) == b"head"
+    with rb.peek(5) as view:
+        assert view is None
+    with rb.peek(4) as view:
+        assert bytes(view) == b"body"
+    rb.discard(4)
+    assert len(rb) == 0
 
 
 def test_sentinels_are_distinct_named_singletons() -> None:
