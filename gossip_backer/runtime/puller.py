@@ -35,7 +35,7 @@ from gossip_backer.core.paths import BadPath
 from gossip_backer.core.record import FILE, FileRecord, IndexEntry
 from gossip_backer.disk import apply, versions
 from gossip_backer.disk.apply import DiskError, LocalChanged, Stat, TempFile
-from gossip_backer.disk.safepath import CaseCollision, resolve
+from gossip_backer.disk.safepath import CaseCollision
 from gossip_backer.errors import IntegrityError, LocalError
 from gossip_backer.events import TransferProgress
 from gossip_backer.runtime.clock import Clock
@@ -475,13 +475,9 @@ class Puller:
         """(worker thread) Open the temporary file and fill in every block we already have,
         carrying out the reuse plan (protocol/reuse.py)."""
         rec = need.record
-        partial = apply.find_partial(self.root, need.path)
-        if partial is not None:
-            tmp = TempFile.open_existing(partial, target=resolve(self.root, need.path))
-        else:
-            tmp = TempFile.create(self.root, need.path)
+        tmp, resumed = TempFile.create_or_resume(self.root, need.path)
         try:
-            plan = reuse.Plan(rec, entry, resumed=partial is not None, same=same,
+            plan = reuse.Plan(rec, entry, resumed=resumed, same=same,
                               find_block=find_block)
             while (step := plan.next_step()) is not None:
                 plan.got(self._carry(step, tmp, rec))
