@@ -17,8 +17,22 @@ class Event:
     time: float
 
     def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        return {"type": self.TYPE, **data}
+        # every field is a plain str, int, float, bool or None: no deep copy (dataclasses.asdict)
+        # is needed, and a tree of files synced emits one event per file
+        data = {"type": self.TYPE}
+        for f in _fields(type(self)):
+            data[f] = getattr(self, f)
+        return data
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _fields(kind: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    return names
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ The first group is what conflict-copy names show (SPEC.md: the first 7 character
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -38,6 +39,15 @@ def _unb32(text: str) -> bytes:
     return base64.b32decode(text + pad)
 
 
+@functools.lru_cache(maxsize=256)
+def _node_text(key: bytes) -> str:
+    """A node id's text form; cached: every event about a file names its node."""
+    raw = _b32(key)  # 52 characters
+    runs = [raw[i : i + 13] for i in range(0, 52, 13)]
+    checked = "".join(run + luhn32(run) for run in runs)  # 56 characters
+    return "-".join(checked[i : i + 7] for i in range(0, 56, 7))
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class NodeId:
     """A node's identity: its Ed25519 public key."""
@@ -49,10 +59,7 @@ class NodeId:
             raise ValueError("a node id is 32 bytes")
 
     def __str__(self) -> str:
-        raw = _b32(self.key)  # 52 characters
-        runs = [raw[i : i + 13] for i in range(0, 52, 13)]
-        checked = "".join(run + luhn32(run) for run in runs)  # 56 characters
-        return "-".join(checked[i : i + 7] for i in range(0, 56, 7))
+        return _node_text(self.key)
 
     def __repr__(self) -> str:
         return f"NodeId({self.short()})"

@@ -318,9 +318,9 @@ def _make_parents(base: Path, full: Path) -> None:
 
     ROOT itself is never created: a vanished root must pause the node, not be refilled."""
     _need_root(base)
-    current = base
+    current = os.fspath(base)  # strings, not Path objects: this runs for every file written
     for part in full.relative_to(base).parts[:-1]:
-        current = current / part
+        current = os.path.join(current, part)
         st = safepath.lstat_or_none(current)
         if st is None:
             try:
@@ -328,9 +328,9 @@ def _make_parents(base: Path, full: Path) -> None:
             except FileExistsError:
                 st = os.lstat(current)
             except OSError as exc:
-                raise disk_error(exc, "create folder", current) from exc
+                raise disk_error(exc, "create folder", Path(current)) from exc
             else:
-                fsync_dir(current.parent)
+                fsync_dir(Path(current).parent)
                 continue
         if stat.S_ISLNK(st.st_mode):
             raise BadPath(f"{current} became a symlink")
@@ -431,6 +431,26 @@ class TempFile(KeptUnlessFailed):
         except OSError as exc:
             raise disk_error(exc, "create", tmp) from exc
         return cls(tmp, fd, target=full, hasher_factory=hasher_factory)
+
+    @classmethod
+    def create_or_resume(
+        cls, root: Path | str, path: str, *, hasher_factory: HasherFactory = DEFAULT_HASHER
+    ) -> tuple["TempFile", bool]:
+        """The temp file for mesh path `path`: the leftover of an interrupted download when
+        there is one (True: its blocks may be reused once verified, see `find_partial`), else a
+        fresh, empty one (False). One path check and one open where there is no leftover."""
+        full = _prepare(root, path)
+        tmp = full.parent / temp_name(path)
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+        except FileExistsError:
+            st = safepath.lstat_or_none(tmp)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                return cls.open_existing(tmp, target=full, hasher_factory=hasher_factory), True
+            return cls.create(root, path, hasher_factory=hasher_factory), False
+        except OSError as exc:
+            raise disk_error(exc, "create", tmp) from exc
+        return cls(tmp, fd, target=full, hasher_factory=hasher_factory), False
 
     @classmethod
     def open_existing(

@@ -63,18 +63,18 @@ def _root(root: Path | str) -> Path:
 def resolve(root: Path | str, path: str) -> Path:
     """The on-disk location of mesh path `path` under `root`, or BadPath saying why not."""
     norm = check(path)
-    base = _root(root)
+    base = os.path.abspath(root)  # strings, not Path objects: this runs for every file written
     parts = norm.split("/")
     current = base
-    for part in parts[:-1]:
-        current = current / part
+    for i, part in enumerate(parts[:-1]):
+        current = os.path.join(current, part)
         try:
             st = os.lstat(current)
         except (FileNotFoundError, NotADirectoryError):
             break  # the rest does not exist yet: nothing below can be a link
         if stat.S_ISLNK(st.st_mode):
-            raise BadPath(f"{path!r} goes through the symlink {current.relative_to(base)}")
-    return base.joinpath(*parts)
+            raise BadPath(f"{path!r} goes through the symlink {'/'.join(parts[:i + 1])}")
+    return Path(os.path.join(base, norm))
 
 
 def is_case_insensitive(root: Path | str) -> bool:

@@ -26,11 +26,19 @@ Safety rules the runtime relies on:
 (kind, size, mtime, mode, hash, link target). Paths whose entry moved only in local details (an
 inode, a folder's or a link's mtime) are listed in `refreshed`: the runtime stores their new entry,
 so that the next scan does not hash them again, but they make no new version.
+
+A `scan_paths()` given `progress` hands over what it found so far while it walks (a folder of
+thousands of files copied into the root is published, and fetched by peers, while the rest of it
+is still hashed): every `PROGRESS_SECONDS` of walking, the new or changed entries seen since the
+last hand-over go to `progress` as a ScanResult of their own (only `entries` and `changed`), and
+leave the final result's `changed`. Deletions, unstable files and errors come in the final result
+only.
 """
 
 from __future__ import annotations
 
 import bisect
+import time
 from abc import ABC, abstractmethod
 import os
 import stat
@@ -46,6 +54,7 @@ from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.errors import LocalError
 
 CHUNK = 1 << 20  # read files in 1 MiB chunks
+PROGRESS_SECONDS = 0.25  # a partial scan_paths hands over what it found this often
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
                | getattr(os, "O_CLOEXEC", 0))
 
@@ -157,10 +166,13 @@ def scan(root: Path | str, previous: Mapping[str, Any], ignore: IgnoreMatcher, *
 
 
 def scan_paths(root: Path | str, paths: Iterable[str], previous: Mapping[str, Any],
-               ignore: IgnoreMatcher, *, hash_file: HashFile | None = None) -> ScanResult:
+               ignore: IgnoreMatcher, *, hash_file: HashFile | None = None,
+               progress: Callable[[ScanResult], None] | None = None) -> ScanResult:
     """Re-examine only `paths` (relative), the subtree of a folder that appeared or was replaced,
-    and any ancestor unknown to `previous` (a folder whose first events the watcher missed)."""
-    sc = _Scanner(root, previous, ignore, hash_file)
+    and any ancestor unknown to `previous` (a folder whose first events the watcher missed).
+    `progress` receives what was found so far while a large subtree is walked (see the module
+    docstring); the result then holds the rest."""
+    sc = _Scanner(root, previous, ignore, hash_file, progress)
     reason = root_state(sc.root)
     if reason is not None:
         raise RootUnavailable(sc.root, reason)
@@ -343,10 +355,24 @@ class _Scanner(TreeScan):
     """TreeScan of a real directory: lstat, scandir, never a followed link."""
 
     def __init__(self, root: Path | str, previous: Mapping[str, Any], ignore: IgnoreMatcher,
-                 hasher: HashFile | None) -> None:
+                 hasher: HashFile | None,
+                 progress: Callable[[ScanResult], None] | None = None) -> None:
         super().__init__(previous, ignore)
         self.root = os.path.abspath(os.fspath(root))
         self.hash_file = hasher or hash_file
+        self._progress = progress
+        self._handed_at = time.monotonic()
+
+    def _hand_over(self) -> None:
+        """Give `progress` the changes found since the last hand-over (see the module
+        docstring); they stay in `entries`, so that nothing found is taken for deleted."""
+        now = time.monotonic()
+        if now - self._handed_at < PROGRESS_SECONDS or not self.result.changed:
+            return
+        self._handed_at = now
+        found, self.result.changed = self.result.changed, []
+        entries = self.result.entries
+        self._progress(ScanResult(entries={p: entries[p] for p in found}, changed=sorted(found)))
 
     # -- walking -------------------------------------------------------------------------------
 
@@ -375,6 +401,8 @@ class _Scanner(TreeScan):
                     continue  # vanished between listing and stat: as if never seen
                 if self.examine(rel, (item.path, st)) == DIR:
                     stack.append((rel, item.path))
+                if self._progress is not None:
+                    self._hand_over()
 
     def _unlistable(self, prefix: str, exc: OSError) -> None:
         if isinstance(exc, (FileNotFoundError, NotADirectoryError)):

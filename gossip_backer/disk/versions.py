@@ -147,9 +147,12 @@ def open_version(root: Path | str, content_hash: bytes) -> Path | None:
     """The file holding version `content_hash`, or None if this node does not keep it.
 
     Read it, never write it: several revisions may share it."""
-    p = object_path(root, content_hash)
+    if not isinstance(content_hash, bytes) or len(content_hash) < 2:
+        raise ValueError("a content hash is at least 2 bytes")
+    text = content_hash.hex()  # a string path: asked for every file a peer sends us
+    p = os.path.join(os.path.abspath(root), STATE_DIR, "versions", "objects", text[:2], text)
     try:
-        return p if stat.S_ISREG(os.lstat(p).st_mode) else None
+        return Path(p) if stat.S_ISREG(os.lstat(p).st_mode) else None
     except FileNotFoundError:
         return None
 

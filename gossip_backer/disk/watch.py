@@ -41,7 +41,7 @@ import anyio.to_thread
 import watchfiles
 
 from gossip_backer.core.paths import normalise
-from gossip_backer.disk.ignore import IGNORE_FILE, IgnoreMatcher
+from gossip_backer.disk.ignore import IGNORE_FILE, IgnoreMatcher, always_ignored
 from gossip_backer.disk.scan import root_state
 
 DEBOUNCE_MS = 100
@@ -149,6 +149,8 @@ class Watcher:
             self.ignore.reload_if_changed()
         out = set()
         for rel, change in rels.items():
+            if always_ignored(rel.rpartition("/")[2], False):  # our temp files (a synced file's
+                continue  # events are mostly theirs): no lstat
             is_dir = change != watchfiles.Change.deleted and _is_dir(os.path.join(self.root, rel))
             if not self.ignore.matches(rel, is_dir):
                 out.add(rel)

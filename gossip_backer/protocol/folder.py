@@ -60,7 +60,8 @@ EMPTIED_MIN_FILES = 2
 MAX_FILES = 16  # files assembled at once (beyond the small ones)
 SMALL_FILE = 256 << 10  # files up to this size are assembled many at once (batched on the wire
 MAX_SMALL_FILES = 512  # and on disk): at most this many
-SMALL_BYTES = 32 << 20  # and this many bytes of them (the puller holds their blocks in memory)
+SMALL_BYTES = 16 << 20  # and this many bytes of them (the puller holds their blocks in memory)
+PASS_OVER = 1024  # files without a free slot of their kind one round passes over, at most
 FULL_REFRESH = 30.0  # seconds between full recomputations of what the disk lacks
 RETRY_AFTER = 10.0
 DISK_FULL_RETRY = 5.0  # seconds between tries while the disk is full
@@ -128,6 +129,11 @@ class _Stall:
     listed: bool  # shown as unavailable (not pending)
 
 
+def _is_large(need: mirror.Need) -> bool:
+    """A file assembled on its own (not among the small files batched together)."""
+    return need.action == mirror.WRITE_FILE and need.record.size > SMALL_FILE
+
+
 class FolderMachine:
     """Every decision about one root (see the module docstring)."""
 
@@ -153,6 +159,7 @@ class FolderMachine:
         self.stalled: dict[str, _Stall] = {}  # needs whose content no connected peer had
         self._needs: dict[str, mirror.Need] = {}
         self._order: SortedDict = SortedDict()  # mirror.order(need) -> need
+        self._large_needs = 0  # of those, files above SMALL_FILE to write
         self._dirty: set[str] | None = None  # paths to look at again; None: all of them
         self._full_at = -FULL_REFRESH
         self._role = self.role()
@@ -426,14 +433,18 @@ class FolderMachine:
         old = self._needs.pop(path, None)
         if old is not None:
             del self._order[mirror.order(old)]
+            if _is_large(old):
+                self._large_needs -= 1
         if need is not None:
             self._needs[path] = need
             self._order[mirror.order(need)] = need
+            if _is_large(need):
+                self._large_needs += 1
 
     def refresh(self, now: float) -> None:
         """Recompute the needs of the paths that moved (all of them now and then)."""
         if self.refresh_due(now):
-            self._needs, self._order = {}, SortedDict()
+            self._needs, self._order, self._large_needs = {}, SortedDict(), 0
             for path in mirror.paths_to_judge(self.metamap, self.index):
                 self._set_need(path, self._need(path))
             self._full_at = now
@@ -454,7 +465,10 @@ class FolderMachine:
         """What to start now, in order, each marked busy: every folder, link and metadata
         change due, files up to the free assembly slots, then deletions, but only once no file
         is being assembled (a renamed file's old path stays until the new one copied from it).
-        The walk stops at the first file it cannot start: a round costs what it does."""
+        Small and large files have slots of their own: a file whose kind has no free slot is
+        passed over (a large file waiting must not hold back the small ones behind it), the walk
+        stops once neither kind has one (or none of the other kind waits), or after passing over
+        PASS_OVER files: a round costs about what it starts."""
         if self.paused or (self.disk_full and now < self._disk_retry):
             return []
         self.refresh(now)
@@ -462,6 +476,11 @@ class FolderMachine:
         slots = self.max_files - (len(self.assembling) - len(self._small))
         small_bytes = sum(self._small.values())
         assembling = bool(self.assembling)
+        small_full = len(self._small) >= self.max_small_files
+        large = len(self.assembling) - len(self._small)  # large files under way
+        small_waiting = len(self._needs) - self._large_needs > len(self._small)
+        large_waiting = self._large_needs > large
+        passed = PASS_OVER  # files passed over, at most
         for key in self._order.irange(maximum=mirror.AFTER_FILES, inclusive=(True, False)):
             need = self._order[key]
             if not self._startable(need, now):
@@ -470,11 +489,18 @@ class FolderMachine:
                 size = need.record.size
                 if size > SMALL_FILE:
                     if slots <= 0:
-                        break
+                        passed -= 1
+                        if small_full or not small_waiting or passed <= 0:
+                            break
+                        continue
                     slots -= 1
-                elif len(self._small) >= self.max_small_files or (
+                elif small_full or len(self._small) >= self.max_small_files or (
                         self._small and small_bytes + size > SMALL_BYTES):
-                    break
+                    small_full = True
+                    passed -= 1
+                    if slots <= 0 or not large_waiting or passed <= 0:
+                        break
+                    continue
                 else:
                     self._small[need.path] = size
                     small_bytes += size

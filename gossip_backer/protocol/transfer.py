@@ -47,6 +47,8 @@ SMALL_BLOCK = 128 << 10  # blocks up to this size have their own limit of reques
 BATCH_BLOCK = 512 << 10  # blocks up to this size are asked for in batches
 BATCH_COUNT = 256  # blocks in one BlockBatch, at most
 BATCH_BYTES = 1 << 20  # their bytes, at most (the answer must fit one 2 MiB frame)
+SMALL_IN_FLIGHT = 4 << 20  # bytes of small blocks asked of one peer at once, at most: the
+# sender holds them while it reads, seals and sends (16 MiB cost it ~18 MiB of peak RSS)
 DELTA_MAX_BLOCKS = 64  # blocks of one file asked for as deltas (a rewritten file: plain blocks)
 
 
@@ -188,11 +190,12 @@ class Scheduler:
 
     def __init__(self, hasher: Callable[[bytes], bytes], *, per_peer_requests: int = 32,
                  per_peer_small: int = 1024, per_peer_bytes: int = 16 << 20,
-                 timeout: float = 20.0) -> None:
+                 per_peer_small_bytes: int = SMALL_IN_FLIGHT, timeout: float = 20.0) -> None:
         self.hasher = hasher
         self.per_peer_requests = per_peer_requests
         self.per_peer_small = per_peer_small
         self.per_peer_bytes = per_peer_bytes
+        self.per_peer_small_bytes = per_peer_small_bytes
         self.timeout = timeout
         self.files: dict[str, _File] = {}
         self._ready: dict[str, None] = {}  # paths with blocks waiting to be asked for, in order
@@ -255,11 +258,14 @@ class Scheduler:
 
     def requests(self, peers: list[bytes], now: float) -> list[tuple[bytes, BlockRequest]]:
         out: list[tuple[bytes, BlockRequest]] = []
-        load = {p: [0, 0, 0] for p in peers}  # large requests, bytes, small requests in flight
-        for fl in self.flights.values():
+        load = {p: [0, 0, 0, 0] for p in peers}  # in flight: large requests, bytes, small
+        for fl in self.flights.values():  # requests, bytes of the small ones
             if fl.peer in load:
-                load[fl.peer][2 if fl.size <= SMALL_BLOCK else 0] += 1
+                small = fl.size <= SMALL_BLOCK
+                load[fl.peer][2 if small else 0] += 1
                 load[fl.peer][1] += fl.size
+                if small:
+                    load[fl.peer][3] += fl.size
         room = {True: self._room(load, True), False: self._room(load, False)}
         for path in list(self._ready):
             if not (room[True] or room[False]):
@@ -274,6 +280,8 @@ class Scheduler:
                 out.append((peer, self._ask(f, index, peer, now)))
                 load[peer][2 if small else 0] += 1
                 load[peer][1] += length
+                if small:
+                    load[peer][3] += length
                 room[small] = self._room(load, small)
             if not f.waiting:
                 del self._ready[path]
@@ -281,17 +289,20 @@ class Scheduler:
 
     def _room(self, load: dict[bytes, list[int]], small: bool) -> bool:
         """May some peer take another small (or large) block at all?"""
-        return any((k < self.per_peer_small if small else n < self.per_peer_requests)
+        return any((k < self.per_peer_small and (n + k == 0 or k_size < self.per_peer_small_bytes)
+                    if small else n < self.per_peer_requests)
                    and (n + k == 0 or size < self.per_peer_bytes)
-                   for n, size, k in load.values())
+                   for n, size, k, k_size in load.values())
 
     def _pick(self, f: _File, load: dict[bytes, list[int]], length: int) -> bytes | None:
         """The least loaded peer that may have it and has room for `length` more bytes (an
         idle peer always has room, so a block larger than the byte limit still moves)."""
         small = length <= SMALL_BLOCK
-        candidates = [p for p, (n, size, k) in load.items()
+        candidates = [p for p, (n, size, k, k_size) in load.items()
                       if (p, f.file_hash) not in self.lacking
-                      and (k < self.per_peer_small if small else n < self.per_peer_requests)
+                      and (k < self.per_peer_small and (
+                          n + k == 0 or k_size + length <= self.per_peer_small_bytes)
+                           if small else n < self.per_peer_requests)
                       and (n + k == 0 or size + length <= self.per_peer_bytes)]
         return min(candidates, key=lambda p: (load[p][0] + load[p][2], p)) if candidates else None
 

@@ -12,6 +12,7 @@ blocks) is read in one worker-thread hop and answered by one BlockBatchData.
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -147,13 +148,14 @@ class BlockServer:
         gives: the version's own file first."""
         self.ready()
         out = []
+        root = os.fspath(self.root)  # string paths: a batch of small blocks asks this per block
         for src in serving.serve_sources(req, self.find_file, self.find_block):
             if src.path is None:
                 out.append((versions.object_path(self.root, req.file_hash), src.offset, None, None))
                 continue
             e = self.index.get(src.path)
             if e is not None:
-                out.append((self.root / src.path, src.offset,
+                out.append((os.path.join(root, src.path), src.offset,
                             apply.Stat(e.size, e.mtime_ns, e.inode, e.kind), src.path))
         return out
 

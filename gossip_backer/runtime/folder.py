@@ -21,7 +21,8 @@ import trio
 from gossip_backer.core.record import FileRecord, IndexEntry, LiveEdit, SignedUpdate
 from gossip_backer.disk import alive, apply, versions
 from gossip_backer.disk.ignore import IgnoreMatcher
-from gossip_backer.disk.scan import RootUnavailable, ScanEntry, root_state, scan, scan_paths
+from gossip_backer.disk.scan import (RootUnavailable, ScanEntry, ScanResult, root_state, scan,
+                                     scan_paths)
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
 from gossip_backer.protocol.folder import SETTLE, FolderMachine
 from gossip_backer.runtime.clock import Clock
@@ -230,8 +231,19 @@ class Folder:
         previous = ScanPrevious(self.index)
         if ".backerignore" in paths:
             self.ignore.reload_if_changed()
+
+        def judge(found: ScanResult) -> None:
+            if self.paused:  # the root went away meanwhile: its next full scan finds these
+                return
+            self.execute(self.machine.scanned_root(found, self.clock.wall(), full=False,
+                                                   settle=settle))
+
+        def progress(found: ScanResult) -> None:  # (worker thread) a large subtree's first files
+            trio.from_thread.run_sync(judge, found)  # are published while the rest is hashed
+
         try:
-            result = await trio.to_thread.run_sync(scan_paths, self.root, paths, previous, self.ignore)
+            result = await trio.to_thread.run_sync(
+                lambda: scan_paths(self.root, paths, previous, self.ignore, progress=progress))
         except RootUnavailable as exc:
             self.execute(self.machine.root_unavailable(str(exc), self.clock.wall()))
             return

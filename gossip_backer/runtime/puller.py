@@ -35,7 +35,7 @@ from gossip_backer.core.paths import BadPath
 from gossip_backer.core.record import FILE, FileRecord, IndexEntry
 from gossip_backer.disk import apply, versions
 from gossip_backer.disk.apply import DiskError, LocalChanged, Stat, TempFile
-from gossip_backer.disk.safepath import CaseCollision, resolve
+from gossip_backer.disk.safepath import CaseCollision
 from gossip_backer.errors import IntegrityError, LocalError
 from gossip_backer.events import TransferProgress
 from gossip_backer.runtime.clock import Clock
@@ -47,7 +47,7 @@ from gossip_backer.wire.messages import BlockBatchData, BlockData, BlockMissing,
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 4 << 20
-PROGRESS_EVERY = 0.5  # seconds between transfer_progress events of one file
+PROGRESS_EVERY = 0.5  # seconds before the first and between transfer_progress events of a file
 INLINE_HASH = 64 << 10  # blocks up to this size are verified on the loop
 BUFFER_FILE = 1 << 20  # files up to this size keep fetched blocks in memory until `finish`
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -67,7 +67,8 @@ class _Job:
     done: trio.Event = field(default_factory=trio.Event)
     reused: int = 0
     fetched: int = 0
-    reported: float = 0.0
+    reported: float = field(default_factory=time.monotonic)  # last transfer_progress (or start)
+    told: bool = False  # a transfer_progress was emitted for it
     writing: int = 0  # verified blocks handed to a worker thread, not yet written
     buffered: list = field(default_factory=list)  # (offset, data) of a small file, not written
     error: Exception | None = None  # a block write failed (the disk's fault)
@@ -475,13 +476,9 @@ class Puller:
         """(worker thread) Open the temporary file and fill in every block we already have,
         carrying out the reuse plan (protocol/reuse.py)."""
         rec = need.record
-        partial = apply.find_partial(self.root, need.path)
-        if partial is not None:
-            tmp = TempFile.open_existing(partial, target=resolve(self.root, need.path))
-        else:
-            tmp = TempFile.create(self.root, need.path)
+        tmp, resumed = TempFile.create_or_resume(self.root, need.path)
         try:
-            plan = reuse.Plan(rec, entry, resumed=partial is not None, same=same,
+            plan = reuse.Plan(rec, entry, resumed=resumed, same=same,
                               find_block=find_block)
             while (step := plan.next_step()) is not None:
                 plan.got(self._carry(step, tmp, rec))
@@ -510,6 +507,8 @@ class Puller:
     def _bases(self, path: str, wanted: dict[int, tuple[int, int]]) -> dict[int, Base]:
         """(worker thread) Signatures of the old bytes the missing blocks come as deltas against."""
         bases: dict[int, Base] = {}
+        if not wanted:  # a new file (most of a first sync): nothing to open
+            return bases
         try:
             with open(self.root / path, "rb", buffering=0) as f:
                 for i, (offset, size) in wanted.items():
@@ -687,9 +686,11 @@ class Puller:
         elif job.error is not None:
             return
         job.fetched += len(arrived.data)
-        now = time.monotonic()
-        if now - job.reported >= PROGRESS_EVERY or job.reused + job.fetched >= job.size:
-            job.reported = now
+        now = time.monotonic()  # a file done within PROGRESS_EVERY (a small one) has only its
+        # file_updated: an event per file, not two
+        complete = job.reused + job.fetched >= job.size
+        if now - job.reported >= PROGRESS_EVERY or (complete and job.told):
+            job.reported, job.told = now, True
             self.host.emit(TransferProgress(self.clock.wall(), job.path, job.reused + job.fetched,
                                             job.size))
         job.done.set()

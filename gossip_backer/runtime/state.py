@@ -177,7 +177,7 @@ class NodeState:
         for payload in payloads:
             seq = self.metamap.seq_of(self.identity.public) + 1
             update = make_update(self.identity, self.mesh_id, seq, payload)
-            outcome = self.metamap.apply(update)
+            outcome = self.metamap.apply(update, signed_here=True)
             if outcome not in (Outcome.APPLIED, Outcome.HELD):
                 raise LocalError(f"own update refused by the map: {outcome.value}")
             updates.append(update)

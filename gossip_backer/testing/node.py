@@ -437,7 +437,7 @@ class SimNode(Endpoint):
         `user`: a change the user made (the oracle tracks those), not a conflict copy."""
         seq = self.metamap.seq_of(self.key) + 1
         update = make_update(self.identity, self.cluster.mesh_id, seq, payload)
-        outcome = self.metamap.apply(update)
+        outcome = self.metamap.apply(update, signed_here=True)
         if outcome not in STORED:
             raise LocalError(f"own update refused by the map: {outcome.value}")
         if user and outcome is Outcome.HELD:  # born dominated: nobody will ever see this change

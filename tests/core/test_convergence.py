@@ -316,6 +316,16 @@ def test_a_middle_node_cannot_alter_what_it_relays(mesh):
     assert c.map.winner("x") == real.payload
 
 
+def test_only_an_update_signed_here_skips_the_signature_check(mesh):
+    a, b, c = make_replicas(mesh, 3)
+    a.edit("x", b"honest")
+    b.pull(a)
+    real = next(u for u in b.map.updates() if u.origin == a.public and u.key == "f:x")
+    moved = replace(real, seq=real.seq + 7)  # its signature no longer matches
+    assert c.map.apply(moved) is Outcome.BAD_SIGNATURE
+    assert c.map.apply(moved, signed_here=True) is not Outcome.BAD_SIGNATURE
+
+
 # -- joining: members' updates before their grants --------------------------------------------
 
 def _newcomer_setup(mesh):

@@ -288,6 +288,20 @@ def test_find_partial_after_a_crash(root: Path) -> None:
     assert apply.find_partial(root, "big/file.bin") is None
 
 
+def test_create_or_resume(root: Path) -> None:
+    t, resumed = TempFile.create_or_resume(root, "deep/er/f.bin")  # parents made
+    assert not resumed and t.path == apply.find_partial(root, "deep/er/f.bin")
+    t.write_at(0, b"kept")
+    t.close()
+    t2, resumed = TempFile.create_or_resume(root, "deep/er/f.bin")  # the leftover, as it was
+    assert resumed and t2.read_at(0, 4) == b"kept"
+    t2.finish(root / "deep" / "er" / "f.bin", h(b"kept"), 0o644, MTIME, None)
+    assert (root / "deep" / "er" / "f.bin").read_bytes() == b"kept"
+    os.mkdir(root / "deep" / "er" / apply.temp_name("deep/er/g"))  # not a file: refused
+    with pytest.raises(DiskError):
+        TempFile.create_or_resume(root, "deep/er/g")
+
+
 def test_open_existing_refuses_non_temp_files(root: Path) -> None:
     (root / "user.txt").write_bytes(b"mine")
     with pytest.raises(LocalError):

@@ -321,6 +321,28 @@ def test_scan_paths_new_subtree(tree):
     assert len(hasher.calls) == 1 and res.deleted == []
 
 
+def test_scan_paths_hands_over_progress(tree, monkeypatch):
+    """A large new subtree is handed over while it is walked: each path once, either in a
+    partial result or in the final one, and nothing handed over counts as deleted."""
+    first = _scan(tree)
+    for i in range(30):
+        _write(tree / "new" / f"d{i % 3}" / f"f{i}.txt", f"file {i}")
+    monkeypatch.setattr(scan_mod, "PROGRESS_SECONDS", 0.0)  # hand over at every entry
+    parts = []
+    res = scan_paths(tree, ["new"], first.entries, IgnoreMatcher.load(tree),
+                     hash_file=CountingHash(), progress=parts.append)
+    assert len(parts) > 1
+    handed = [p for part in parts for p in part.changed]
+    for part in parts:
+        assert sorted(part.entries) == part.changed and not part.deleted
+    assert sorted(handed + res.changed) == sorted(set(handed + res.changed))  # each path once
+    assert len(handed + res.changed) == 1 + 3 + 30 and res.deleted == []
+    assert set(handed) <= res.entries.keys()
+    quiet = scan_paths(tree, ["new"], first.entries, IgnoreMatcher.load(tree),
+                       hash_file=CountingHash())  # without `progress`: all in the result
+    assert len(quiet.changed) == 34
+
+
 def test_scan_paths_adds_unknown_ancestors(tree):
     first = _scan(tree)
     _write(tree / "x" / "y" / "z.txt", "z")

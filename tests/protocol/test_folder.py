@@ -13,7 +13,7 @@ from gossip_backer.disk.scan import ScanEntry, ScanResult
 from gossip_backer.events import Conflict, RootPaused, RootResumed
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
-from gossip_backer.protocol.folder import (READ_WRITE, UNAVAILABLE_AFTER, DiskStat,
+from gossip_backer.protocol.folder import (READ_WRITE, SMALL_FILE, UNAVAILABLE_AFTER, DiskStat,
                                            FolderMachine)
 from helpers import Replica, empty_replica, make_mesh
 
@@ -202,6 +202,25 @@ def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_a
         for n in more:
             machine.done(n, DiskStat(n.record.size, n.record.mtime_ns, 1), WALL)
     assert [n.action for n in more] == [mirror.DELETE] * 4  # deepest first, once no file is built
+
+
+def test_a_file_waiting_for_a_slot_of_its_kind_holds_back_no_file_of_the_other_kind() -> None:
+    a, b = make_mesh(2)
+    big = b"x" * (SMALL_FILE + 1)
+    for name in ("a1", "a2", "a3"):
+        a.write(name, big + name.encode(), mtime_ns=S)  # large files first in the order
+    for name in ("b1", "b2", "b3"):
+        a.write(name, name.encode(), mtime_ns=S)
+    for name in ("c1", "c2"):
+        a.write(name, big + name.encode(), mtime_ns=S)  # and large ones after the small ones
+    sync(a, b)
+    machine = FolderMachine(b.map, b.id, max_files=1, max_small_files=1)
+    machine.scanned_root(result(), WALL, full=True)
+    assert [n.path for n in machine.next_work(0.0)] == ["a1", "b1"]  # one slot of each kind
+    assert machine.next_work(0.0) == []
+    done = [n for n in machine.needs if n.path == "a1"]
+    machine.done(done[0], DiskStat(done[0].record.size, S, 1), WALL)
+    assert [n.path for n in machine.next_work(0.0)] == ["a2"]  # past b2, b3 (small: full)
 
 
 def test_content_nobody_reachable_holds_is_unavailable_and_never_blocks_in_sync() -> None:

@@ -143,6 +143,17 @@ def test_per_peer_byte_limit_aligned() -> None:
     assert per_peer(s.requests([P1], now=0.0)) == {P1: 2}
 
 
+def test_small_blocks_have_a_byte_limit_of_their_own() -> None:
+    """Small blocks in flight to a peer stay within per_peer_small_bytes (the sender holds them
+    at once), while large ones still use the whole per_peer_bytes."""
+    s = Scheduler(hasher, per_peer_small=1000, per_peer_bytes=1 << 30, per_peer_small_bytes=1000)
+    add_file(s, "small", content(5000), 100)
+    add_file(s, "big", content(4 * SMALL_BLOCK, 1), 2 * SMALL_BLOCK, file_hash=b"\xf1" * 32)
+    reqs = s.requests([P1], now=0.0)
+    small = sum(r.size for _, r in reqs if r.size <= SMALL_BLOCK)
+    assert small == 1000 and sum(1 for _, r in reqs if r.size > SMALL_BLOCK) == 2
+
+
 def _in_flight_bytes(s: Scheduler) -> Counter:
     load: Counter = Counter()
     for fl in s.flights.values():
