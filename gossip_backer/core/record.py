@@ -46,6 +46,36 @@ class Block:
         return cls(h, weak)
 
 
+_KIND = {k: k for k in KINDS}  # decoded kinds become these three strings, not a copy each
+_COMMON: dict[int, int] = {}  # modes and block sizes: a few values shared by 100,000 records
+_COMMON_MAX = 1024
+
+
+def common_kind(kind: str) -> str:
+    """The one shared string of a valid kind (others come back as they are, to be refused)."""
+    return _KIND.get(kind, kind) if isinstance(kind, str) else kind
+
+
+def common_int(value: int) -> int:
+    """One shared int object for a value many records hold (a mode, a block size)."""
+    if type(value) is not int:  # (True == 1: a bool stays itself)
+        return value
+    kept = _COMMON.get(value)
+    if kept is not None:
+        return kept
+    if len(_COMMON) < _COMMON_MAX:
+        _COMMON[value] = value
+    return value
+
+
+def blocks_from_plain(plain: list, file_hash: bytes | None) -> tuple[Block, ...]:
+    """Decoded blocks; a block whose hash is the file's (a one-block file) shares its bytes."""
+    blocks = tuple(Block.from_plain(b) for b in plain)
+    if len(blocks) == 1 and blocks[0].hash == file_hash:
+        return (Block(file_hash, blocks[0].weak),)
+    return blocks
+
+
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     """One version of one path: a file, folder or symlink, or a tombstone (deleted=True)."""
@@ -100,9 +130,9 @@ class FileRecord:
         _need(isinstance(deleted, bool), "deleted")
         _need(isinstance(vv, list), "version vector")
         return cls(
-            path=path, kind=kind, vv=VersionVector.decode(vv), origin=node_key(origin), size=size,
-            mtime_ns=mtime_ns, mode=mode, hash=h, block_size=bsize,
-            blocks=tuple(Block.from_plain(b) for b in blocks), target=target, deleted=deleted,
+            path=path, kind=common_kind(kind), vv=VersionVector.decode(vv), origin=node_key(origin),
+            size=size, mtime_ns=mtime_ns, mode=common_int(mode), hash=h, block_size=common_int(bsize),
+            blocks=blocks_from_plain(blocks, h), target=target, deleted=deleted,
         )
 
 

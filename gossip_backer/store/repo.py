@@ -17,7 +17,8 @@ from pathlib import Path
 
 from gossip_backer.core.invite import invite_state
 from gossip_backer.core.paths import escape, unescape
-from gossip_backer.core.record import Block, IndexEntry, SignedUpdate, payload_from_plain
+from gossip_backer.core.record import (IndexEntry, SignedUpdate, blocks_from_plain, common_int, common_kind,
+                                       payload_from_plain)
 from gossip_backer.core.vv import VersionVector, node_key
 from gossip_backer.errors import RemoteError, StoreError
 from gossip_backer.store.db import Database, open_db
@@ -209,13 +210,14 @@ class Repo:
             self.db.run_many(Q["index_delete"], ((escape(p),) for p in paths))
 
     def _index_entry(self, *row: object) -> IndexEntry:
-        path, *head, blocks, target, vv = row
+        path, size, mtime_ns, inode, mode, kind, h, block_size, blocks, target, vv = row
         try:
-            parsed = tuple(Block.from_plain(b) for b in self._decode(blocks))
+            parsed = blocks_from_plain(self._decode(blocks), h)
             version = VersionVector.decode(self._decode(vv))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"store {self.db.path} holds a damaged index entry: {exc}") from None
-        return IndexEntry(unescape(path), *head, blocks=parsed, target=target, vv=version)
+        return IndexEntry(unescape(path), size, mtime_ns, inode, common_int(mode), common_kind(kind), h,
+                          common_int(block_size), blocks=parsed, target=target, vv=version)
 
     # -- invites -----------------------------------------------------------------------------
     def add_invite(self, invite_id: bytes, secret_hash: bytes, read_only: bool,
