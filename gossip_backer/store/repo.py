@@ -10,14 +10,15 @@ Paths are TEXT columns: a name that is not UTF-8 is stored as `core.paths.escape
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from gossip_backer.core.invite import invite_state
 from gossip_backer.core.paths import escape, unescape
-from gossip_backer.core.record import (IndexEntry, SignedUpdate, blocks_from_plain, common_int, common_kind,
+from gossip_backer.core.record import (FileRecord, IndexEntry, SignedUpdate, blocks_from_plain, common_int, common_kind,
                                        payload_from_plain)
 from gossip_backer.core.vv import VersionVector, node_key
 from gossip_backer.errors import RemoteError, StoreError
@@ -106,6 +107,9 @@ class Revision:
     mtime_ns: int
     node: bytes
     archived_at: float
+
+
+_NO_VERSIONS: Mapping[str, tuple[FileRecord, ...]] = MappingProxyType({})
 
 
 @contextmanager
@@ -200,23 +204,33 @@ class Repo:
         row = self.db.query_one(Q["index_get"], (escape(path),))
         return None if row is None else self._index_entry(*row)
 
-    def index_all(self) -> list[IndexEntry]:
+    def index_all(self, like: Mapping[str, tuple[FileRecord, ...]] | None = None) -> list[IndexEntry]:
+        """The whole local index. `like`: the map's versions by path; a row holding the content
+        of one of them shares its path, hash and blocks objects (100,000 rows would otherwise
+        hold a second copy of each)."""
         rows = self.db.query(Q["index_all"])
+        like = like or _NO_VERSIONS
         with _no_gc():
-            return [self._index_entry(*row) for row in rows]
+            return [self._index_entry(*row, like=like) for row in rows]
 
     def index_delete(self, paths: Iterable[str]) -> None:
         with self.db.transaction():
             self.db.run_many(Q["index_delete"], ((escape(p),) for p in paths))
 
-    def _index_entry(self, *row: object) -> IndexEntry:
+    def _index_entry(self, *row: object, like: Mapping[str, tuple[FileRecord, ...]] = _NO_VERSIONS
+                     ) -> IndexEntry:
         path, size, mtime_ns, inode, mode, kind, h, block_size, blocks, target, vv = row
         try:
             parsed = blocks_from_plain(self._decode(blocks), h)
             version = VersionVector.decode(self._decode(vv))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"store {self.db.path} holds a damaged index entry: {exc}") from None
-        return IndexEntry(unescape(path), size, mtime_ns, inode, common_int(mode), common_kind(kind), h,
+        path = unescape(path)
+        for v in like.get(path, ()):
+            if v.hash == h and v.blocks == parsed:
+                path, h, parsed = v.path, v.hash, v.blocks
+                break
+        return IndexEntry(path, size, mtime_ns, inode, common_int(mode), common_kind(kind), h,
                           common_int(block_size), blocks=parsed, target=target, vv=version)
 
     # -- invites -----------------------------------------------------------------------------
