@@ -11,7 +11,7 @@ the core stays free of msgpack; `wire/` turns plain values into bytes and back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import Callable, ClassVar, Union
 
 from gossip_backer.core import paths
 from gossip_backer.core.vv import VersionVector, node_key
@@ -301,16 +301,36 @@ def payload_from_plain(plain: object) -> Payload:
     return PAYLOAD_TYPES[tag].from_plain(body)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SignedUpdate:
     """One change, as its origin signed it. `body` is the exact signed encoding of `payload`,
-    kept so that relays forward the origin's bytes and signature untouched."""
+    so that relays forward the origin's bytes and signature untouched.
+
+    A file record's body is not held when `encode` makes it again byte for byte (always for our
+    own updates, nearly always for others': `compact`): a node holding 100,000 files would
+    otherwise hold every record twice, decoded and encoded (~220 bytes a file). Any other body,
+    and any that does not come back exact, is kept as it came (`kept_body`)."""
 
     origin: bytes
     seq: int
     payload: Payload
-    body: bytes
+    kept_body: bytes | None
     sig: bytes = field(repr=False)
+    encode: Callable[[Payload], bytes] | None = field(default=None, repr=False)
+    body_len: int = 0  # len(body) when it is not kept
+
+    @classmethod
+    def compact(cls, origin: bytes, seq: int, payload: Payload, body: bytes, sig: bytes,
+                encode: Callable[[Payload], bytes]) -> "SignedUpdate":
+        """The update, holding its body only if `encode(payload)` does not give it back."""
+        if isinstance(payload, FileRecord) and encode(payload) == body:
+            return cls(origin, seq, payload, None, sig, encode, len(body))
+        return cls(origin, seq, payload, body, sig)
+
+    @property
+    def body(self) -> bytes:
+        kept = self.kept_body
+        return kept if kept is not None else self.encode(self.payload)
 
     @property
     def key(self) -> str:
@@ -319,7 +339,15 @@ class SignedUpdate:
     @property
     def size(self) -> int:
         """Bytes this update costs on the wire (used for gossip budgets)."""
-        return len(self.body) + len(self.sig) + 48
+        body = len(self.kept_body) if self.kept_body is not None else self.body_len
+        return body + len(self.sig) + 48
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SignedUpdate) and (self.origin, self.seq, self.sig) == (
+            other.origin, other.seq, other.sig) and self.body == other.body
+
+    def __hash__(self) -> int:
+        return hash((self.origin, self.seq, self.sig))
 
 
 @dataclass(frozen=True, slots=True)

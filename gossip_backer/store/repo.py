@@ -23,7 +23,7 @@ from gossip_backer.core.record import (FileRecord, IndexEntry, SignedUpdate, blo
 from gossip_backer.core.vv import VersionVector, node_key
 from gossip_backer.errors import RemoteError, StoreError
 from gossip_backer.store.db import Database, open_db
-from gossip_backer.wire.codec import pack, unpack
+from gossip_backer.wire.codec import encode_payload, pack, unpack
 
 __all__ = ["IndexEntry", "Invite", "Q", "Repo", "Revision", "Share"]
 
@@ -171,7 +171,7 @@ class Repo:
             payload = payload_from_plain(self._decode(body))
         except ValueError as exc:
             raise StoreError(f"store {self.db.path} holds a damaged update: {exc}") from None
-        return SignedUpdate(node_key(origin), seq, payload, body, sig)
+        return SignedUpdate.compact(node_key(origin), seq, payload, body, sig, encode_payload)
 
     def count_updates(self) -> int:
         return self.db.query_one(Q["count_updates"])[0]
