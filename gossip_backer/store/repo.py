@@ -206,7 +206,7 @@ class Repo:
 
     def index_all(self, like: Mapping[str, tuple[FileRecord, ...]] | None = None) -> list[IndexEntry]:
         """The whole local index. `like`: the map's versions by path; a row holding the content
-        of one of them shares its path, hash and blocks objects (100,000 rows would otherwise
+        of one of them shares its path, hash, blocks (and equal size and mtime) objects (100,000 rows would otherwise
         hold a second copy of each)."""
         rows = self.db.query(Q["index_all"])
         like = like or _NO_VERSIONS
@@ -229,6 +229,8 @@ class Repo:
         for v in like.get(path, ()):
             if v.hash == h and v.blocks == parsed:
                 path, h, parsed = v.path, v.hash, v.blocks
+                size = v.size if v.size == size else size
+                mtime_ns = v.mtime_ns if v.mtime_ns == mtime_ns else mtime_ns
                 break
         return IndexEntry(path, size, mtime_ns, inode, common_int(mode), common_kind(kind), h,
                           common_int(block_size), blocks=parsed, target=target, vv=version)

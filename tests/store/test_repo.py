@@ -326,4 +326,5 @@ def test_an_index_row_of_a_held_version_shares_its_values(tmp_path):
     with Repo.open(tmp_path / "s.db") as repo:
         x, y = repo.index_all(like={"x.txt": (rec,)})
     assert x.path is rec.path and x.hash is rec.hash and x.blocks is rec.blocks
+    assert x.mtime_ns is not rec.mtime_ns  # (not equal here: the row's own value stays)
     assert x == entry("x.txt", hash=rec.hash, blocks=rec.blocks) and y == entry("y.txt")
