@@ -248,7 +248,10 @@ class BlockHasher:
         if self._pending:
             self._add(self._pending)
             self._pending = bytearray()
-        return self._file.digest(), tuple(self._blocks)
+        file_hash = self._file.digest()
+        if len(self._blocks) == 1 and self._blocks[0].hash == file_hash:  # one block: one hash
+            return file_hash, (Block(file_hash, self._blocks[0].weak),)  # object, not two copies
+        return file_hash, tuple(self._blocks)
 
 
 def hash_bytes(

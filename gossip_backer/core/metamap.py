@@ -67,6 +67,18 @@ def _acceptable(payload: object) -> bool:
     return not isinstance(payload, FileRecord) or is_valid_path(payload.path)
 
 
+def _slot(update: SignedUpdate) -> str:
+    """The name of an update's key in `_newest`: a file's path itself (the record's own string:
+    a new "f:PATH" string per file was 65 bytes of each of 100,000 files), any other key behind
+    a NUL, which no path holds."""
+    payload = update.payload
+    return payload.path if isinstance(payload, FileRecord) else "\0" + update.key
+
+
+def _slot_of_key(key: str) -> str:
+    return key[2:] if key.startswith("f:") else "\0" + key
+
+
 def _ordered(versions: Iterable[FileRecord]) -> tuple[FileRecord, ...]:
     return tuple(sorted(versions, key=_tiebreak))
 
@@ -79,7 +91,7 @@ class MetaMap:
         self.founder = founder
         self._verify = verify or (lambda update: True)
         self._logs: dict[bytes, SortedDict] = {}  # origin -> seq -> update
-        self._newest: dict[bytes, dict[str, int]] = {}  # origin -> key -> seq
+        self._newest: dict[bytes, dict[str, int]] = {}  # origin -> _slot(key) -> seq
         self._shared: set[bytes] = set()  # origins whose log and newest are shared with a clone
         self._max: dict[bytes, int] = {}  # origin -> highest seq held
         self.files: dict[str, tuple[FileRecord, ...]] = {}
@@ -169,7 +181,7 @@ class MetaMap:
         again (a scan of thousands of new files signs as many updates)."""
         if update.seq <= 0 or not _acceptable(update.payload):
             return Outcome.FORBIDDEN
-        held = self._newest.get(update.origin, {}).get(update.key, 0)
+        held = self._newest.get(update.origin, {}).get(_slot(update), 0)
         if update.seq <= held or update.seq in self._logs.get(update.origin, ()):
             return Outcome.DUPLICATE
         if isinstance(update.payload, LiveEdit) and self._live_stale(update):
@@ -216,14 +228,14 @@ class MetaMap:
         self._live_cover[mine] = edit.part
         log, newest = self._own(update.origin)
         for key in list(self._live_keys[mine]):
-            seq = newest.get(key)
+            seq = newest.get("\0" + key)
             if seq is None:
                 self._live_keys[mine].discard(key)
                 continue
             old = log[seq].payload
             if old.part < edit.part if old.snapshot else old.part <= edit.part:
                 del log[seq]
-                del newest[key]
+                del newest["\0" + key]
                 self._live_keys[mine].discard(key)
                 self._dropped.append((update.origin, seq))
 
@@ -289,7 +301,7 @@ class MetaMap:
             del log[older_seq]
             self._dropped.append((update.origin, older_seq))
         log[update.seq] = update
-        newest[update.key] = update.seq
+        newest[_slot(update)] = update.seq
         self._max[update.origin] = max(self._max.get(update.origin, 0), update.seq)
 
     def _own(self, origin: bytes) -> tuple[SortedDict, dict[str, int]]:
@@ -404,6 +416,7 @@ class MetaMap:
 
     def _refold_key(self, key: str) -> None:
         """Recompute one path (or live glob) from the valid newest updates of every origin."""
+        slot = _slot_of_key(key)
         if key.startswith("f:"):
             self.files.pop(key[2:], None)
         elif key.startswith("l:"):
@@ -413,6 +426,6 @@ class MetaMap:
         elif key.startswith("c:"):
             self.share_counts.pop(key[2:], None)
         for origin, log in self._logs.items():
-            seq = self._newest[origin].get(key)
+            seq = self._newest[origin].get(slot)
             if seq is not None and self._valid(log[seq]):
                 self._fold(log[seq])

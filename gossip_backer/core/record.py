@@ -11,7 +11,7 @@ the core stays free of msgpack; `wire/` turns plain values into bytes and back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import Callable, ClassVar, Union
 
 from gossip_backer.core import paths
 from gossip_backer.core.vv import VersionVector, node_key
@@ -44,6 +44,36 @@ class Block:
         _need(isinstance(h, bytes) and len(h) == 32, "block hash")
         _need(isinstance(weak, int) and 0 <= weak < 2**32, "block weak sum")
         return cls(h, weak)
+
+
+_KIND = {k: k for k in KINDS}  # decoded kinds become these three strings, not a copy each
+_COMMON: dict[int, int] = {}  # modes and block sizes: a few values shared by 100,000 records
+_COMMON_MAX = 1024
+
+
+def common_kind(kind: str) -> str:
+    """The one shared string of a valid kind (others come back as they are, to be refused)."""
+    return _KIND.get(kind, kind) if isinstance(kind, str) else kind
+
+
+def common_int(value: int) -> int:
+    """One shared int object for a value many records hold (a mode, a block size)."""
+    if type(value) is not int:  # (True == 1: a bool stays itself)
+        return value
+    kept = _COMMON.get(value)
+    if kept is not None:
+        return kept
+    if len(_COMMON) < _COMMON_MAX:
+        _COMMON[value] = value
+    return value
+
+
+def blocks_from_plain(plain: list, file_hash: bytes | None) -> tuple[Block, ...]:
+    """Decoded blocks; a block whose hash is the file's (a one-block file) shares its bytes."""
+    blocks = tuple(Block.from_plain(b) for b in plain)
+    if len(blocks) == 1 and blocks[0].hash == file_hash:
+        return (Block(file_hash, blocks[0].weak),)
+    return blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +130,9 @@ class FileRecord:
         _need(isinstance(deleted, bool), "deleted")
         _need(isinstance(vv, list), "version vector")
         return cls(
-            path=path, kind=kind, vv=VersionVector.decode(vv), origin=node_key(origin), size=size,
-            mtime_ns=mtime_ns, mode=mode, hash=h, block_size=bsize,
-            blocks=tuple(Block.from_plain(b) for b in blocks), target=target, deleted=deleted,
+            path=path, kind=common_kind(kind), vv=VersionVector.decode(vv), origin=node_key(origin),
+            size=size, mtime_ns=mtime_ns, mode=common_int(mode), hash=h, block_size=common_int(bsize),
+            blocks=blocks_from_plain(blocks, h), target=target, deleted=deleted,
         )
 
 
@@ -271,16 +301,36 @@ def payload_from_plain(plain: object) -> Payload:
     return PAYLOAD_TYPES[tag].from_plain(body)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SignedUpdate:
     """One change, as its origin signed it. `body` is the exact signed encoding of `payload`,
-    kept so that relays forward the origin's bytes and signature untouched."""
+    so that relays forward the origin's bytes and signature untouched.
+
+    A file record's body is not held when `encode` makes it again byte for byte (always for our
+    own updates, nearly always for others': `compact`): a node holding 100,000 files would
+    otherwise hold every record twice, decoded and encoded (~220 bytes a file). Any other body,
+    and any that does not come back exact, is kept as it came (`kept_body`)."""
 
     origin: bytes
     seq: int
     payload: Payload
-    body: bytes
+    kept_body: bytes | None
     sig: bytes = field(repr=False)
+    encode: Callable[[Payload], bytes] | None = field(default=None, repr=False)
+    body_len: int = 0  # len(body) when it is not kept
+
+    @classmethod
+    def compact(cls, origin: bytes, seq: int, payload: Payload, body: bytes, sig: bytes,
+                encode: Callable[[Payload], bytes]) -> "SignedUpdate":
+        """The update, holding its body only if `encode(payload)` does not give it back."""
+        if isinstance(payload, FileRecord) and encode(payload) == body:
+            return cls(origin, seq, payload, None, sig, encode, len(body))
+        return cls(origin, seq, payload, body, sig)
+
+    @property
+    def body(self) -> bytes:
+        kept = self.kept_body
+        return kept if kept is not None else self.encode(self.payload)
 
     @property
     def key(self) -> str:
@@ -289,7 +339,15 @@ class SignedUpdate:
     @property
     def size(self) -> int:
         """Bytes this update costs on the wire (used for gossip budgets)."""
-        return len(self.body) + len(self.sig) + 48
+        body = len(self.kept_body) if self.kept_body is not None else self.body_len
+        return body + len(self.sig) + 48
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SignedUpdate) and (self.origin, self.seq, self.sig) == (
+            other.origin, other.seq, other.sig) and self.body == other.body
+
+    def __hash__(self) -> int:
+        return hash((self.origin, self.seq, self.sig))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ import nacl.exceptions
 import nacl.signing
 
 from gossip_backer.core.ids import NodeId
-from gossip_backer.core.record import Payload, SignedUpdate, payload_from_plain, payload_to_plain
+from gossip_backer.core.record import FileRecord, Payload, SignedUpdate, payload_from_plain
 from gossip_backer.errors import LocalError, RemoteError
-from gossip_backer.wire.codec import pack, unpack
+from gossip_backer.wire.codec import encode_payload, pack, unpack
 
 
 class Identity:
@@ -70,8 +70,10 @@ def signed_bytes(mesh_id: str, origin: bytes, seq: int, body: bytes) -> bytes:
 
 def make_update(identity: Identity, mesh_id: str, seq: int, payload: Payload) -> SignedUpdate:
     """Encode and sign a local change as update number `seq` of this node."""
-    body = pack(payload_to_plain(payload))
+    body = encode_payload(payload)
     sig = identity.sign(signed_bytes(mesh_id, identity.public, seq, body))
+    if isinstance(payload, FileRecord):  # the body is ours: encode_payload makes it again
+        return SignedUpdate(identity.public, seq, payload, None, sig, encode_payload, len(body))
     return SignedUpdate(identity.public, seq, payload, body, sig)
 
 
@@ -88,7 +90,7 @@ def update_from_wire(item: object) -> SignedUpdate:
         payload = payload_from_plain(unpack(body))
     except ValueError as exc:
         raise RemoteError(str(exc)) from None
-    return SignedUpdate(origin, seq, payload, body, sig)
+    return SignedUpdate.compact(origin, seq, payload, body, sig, encode_payload)
 
 
 def update_to_wire(update: SignedUpdate) -> tuple:

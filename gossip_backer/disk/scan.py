@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 from gossip_backer.core.blocks import BlockHasher, block_size_for
 from gossip_backer.core.paths import BadPath, check, is_text, normalise
-from gossip_backer.core.record import DIR, FILE, SYMLINK, Block
+from gossip_backer.core.record import DIR, FILE, SYMLINK, Block, common_int
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.errors import LocalError
 
@@ -443,12 +443,12 @@ class _Scanner(TreeScan):
     def _plain(self, rel: str, st: os.stat_result, prev: Any, kind: str,
                target: str | None) -> ScanEntry:
         size = 0 if kind == DIR else st.st_size
-        entry = ScanEntry(rel, size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode), kind,
-                          target=target)
+        entry = ScanEntry(rel, size, st.st_mtime_ns, st.st_ino, common_int(stat.S_IMODE(st.st_mode)),
+                          kind, target=target)
         return prev if type(prev) is ScanEntry and prev == entry else entry
 
     def _file(self, rel: str, disk: str, st: os.stat_result, prev: Any) -> ScanEntry | None:
-        mode = stat.S_IMODE(st.st_mode)
+        mode = common_int(stat.S_IMODE(st.st_mode))
         same = unchanged_file(rel, prev, st.st_size, st.st_mtime_ns, st.st_ino, mode)
         if same is not None:
             return same

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 
-from pycrdt import Doc, Text
 
 from gossip_backer.live import textdiff
 
@@ -41,12 +40,16 @@ class TextDoc:
     """A Yjs document holding one text, edited by the node (`client_id`) and its clients."""
 
     def __init__(self, client_id: int) -> None:
+        from pycrdt import Doc, Text  # (here: a node without live files never loads it, ~5 MB)
+
         self.doc = Doc(client_id=client_id)
         self.text = self.doc.get("text", type=Text)
 
     @staticmethod
     def seed(data: bytes) -> bytes:
         """The update that inserts `data` as the deterministic seeding writer."""
+        from pycrdt import Doc, Text
+
         doc = Doc(client_id=seed_client(data))
         text = doc.get("text", type=Text)
         if data:

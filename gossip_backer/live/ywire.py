@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pycrdt import Decoder, YMessageType, YSyncMessageType, create_update_message, write_message
-
 from gossip_backer.live.textdoc import TextDoc
 
 MAX_MESSAGE = 16 * 1024 * 1024  # bytes of one message from a client
@@ -40,14 +38,20 @@ _EMPTY_UPDATES = (b"", b"\x00\x00")
 
 
 def _sync(sub: int, payload: bytes) -> bytes:
+    from pycrdt import YMessageType, write_message  # (loaded with the first live document)
+
     return bytes([YMessageType.SYNC, sub]) + write_message(payload)
 
 
 def create_sync_step1_message(state: bytes) -> bytes:
+    from pycrdt import YSyncMessageType
+
     return _sync(YSyncMessageType.SYNC_STEP1, state)
 
 
 def create_sync_step2_message(update: bytes) -> bytes:
+    from pycrdt import YSyncMessageType
+
     return _sync(YSyncMessageType.SYNC_STEP2, update)
 
 
@@ -63,6 +67,8 @@ class YSession:
         return [create_sync_step1_message(self.doc.state())]
 
     def receive(self, message: bytes) -> Inbound:
+        from pycrdt import Decoder, YMessageType, YSyncMessageType
+
         if len(message) > MAX_MESSAGE:
             raise YProtocolError("message too large")
         try:
@@ -93,6 +99,8 @@ class YSession:
     @staticmethod
     def update_message(update: bytes) -> bytes:
         """A change of the document, for this client."""
+        from pycrdt import create_update_message
+
         return create_update_message(update)
 
 

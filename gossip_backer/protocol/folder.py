@@ -46,7 +46,7 @@ from sortedcontainers import SortedDict
 
 from gossip_backer.core import conflict
 from gossip_backer.core.metamap import MetaMap
-from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord, IndexEntry
+from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord, IndexEntry, common_int
 from gossip_backer.core.vv import VersionVector
 from gossip_backer.events import (Conflict, DiskFull, DiskSpaceBack, FileChanged, FileDeleted, FileUpdated, InSync,
                                   Refused, RootPaused, RootResumed)
@@ -117,7 +117,7 @@ def as_record(s: ScanEntryLike, me: bytes) -> FileRecord:
     """What a scan found, as a version of ours with its vv left empty (mirror.local_version)."""
     return FileRecord(path=s.path, kind=s.kind, vv=VersionVector(), origin=me,
                       size=s.size if s.kind == FILE else 0, mtime_ns=s.mtime_ns,
-                      mode=s.mode & 0o777, hash=s.hash, block_size=s.block_size,
+                      mode=common_int(s.mode & 0o777), hash=s.hash, block_size=s.block_size,
                       blocks=tuple(s.blocks), target=s.target)
 
 

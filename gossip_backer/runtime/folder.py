@@ -28,6 +28,7 @@ from gossip_backer.protocol.folder import SETTLE, FolderMachine
 from gossip_backer.runtime.clock import Clock
 from gossip_backer.runtime.eventbus import EventBus
 from gossip_backer.runtime.indexsaver import IndexSaver
+from gossip_backer.runtime.memory import release_free_memory
 from gossip_backer.runtime.peerlinks import PeerLinks
 from gossip_backer.runtime.problems import LocalProblems
 from gossip_backer.runtime.retention import ArchiveRetention
@@ -217,6 +218,8 @@ class Folder:
         self.execute(self.machine.scanned_root(result, self.clock.wall(), full=True))
         if was_paused and not self.paused:
             self.puller.wake()
+        del result, previous  # the scan's entries, and what it read of the index, are garbage now
+        await trio.to_thread.run_sync(release_free_memory)
 
     async def scan_some(self, paths: Iterable[str], rules_changed: bool = False,
                         settle: bool = True) -> None:

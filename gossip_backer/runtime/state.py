@@ -127,7 +127,7 @@ class NodeState:
         log); `preload_index` reads the local index too, for a node about to run."""
         state = cls._open(root)
         if preload_index:
-            state._index_rows = state.repo.index_all()
+            state._index_rows = state.repo.index_all(like=state.metamap.files)
         return state
 
     @classmethod
@@ -198,7 +198,7 @@ class NodeState:
     def take_index_rows(self) -> list:
         """The local index, as preloaded by `open` (read now otherwise)."""
         rows, self._index_rows = self._index_rows, None
-        return rows if rows is not None else self.repo.index_all()
+        return rows if rows is not None else self.repo.index_all(like=self.metamap.files)
 
     # -- the store thread --------------------------------------------------------------------
     def start_store(self) -> StoreThread:

@@ -10,18 +10,20 @@ Paths are TEXT columns: a name that is not UTF-8 is stored as `core.paths.escape
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from gossip_backer.core.invite import invite_state
 from gossip_backer.core.paths import escape, unescape
-from gossip_backer.core.record import Block, IndexEntry, SignedUpdate, payload_from_plain
+from gossip_backer.core.record import (FileRecord, IndexEntry, SignedUpdate, blocks_from_plain, common_int, common_kind,
+                                       payload_from_plain)
 from gossip_backer.core.vv import VersionVector, node_key
 from gossip_backer.errors import RemoteError, StoreError
 from gossip_backer.store.db import Database, open_db
-from gossip_backer.wire.codec import pack, unpack
+from gossip_backer.wire.codec import encode_payload, pack, unpack
 
 __all__ = ["IndexEntry", "Invite", "Q", "Repo", "Revision", "Share"]
 
@@ -107,6 +109,9 @@ class Revision:
     archived_at: float
 
 
+_NO_VERSIONS: Mapping[str, tuple[FileRecord, ...]] = MappingProxyType({})
+
+
 @contextmanager
 def _no_gc() -> Iterator[None]:
     """Pause the cyclic GC while decoding a whole table: the many small lists it makes would
@@ -166,7 +171,7 @@ class Repo:
             payload = payload_from_plain(self._decode(body))
         except ValueError as exc:
             raise StoreError(f"store {self.db.path} holds a damaged update: {exc}") from None
-        return SignedUpdate(node_key(origin), seq, payload, body, sig)
+        return SignedUpdate.compact(node_key(origin), seq, payload, body, sig, encode_payload)
 
     def count_updates(self) -> int:
         return self.db.query_one(Q["count_updates"])[0]
@@ -199,23 +204,36 @@ class Repo:
         row = self.db.query_one(Q["index_get"], (escape(path),))
         return None if row is None else self._index_entry(*row)
 
-    def index_all(self) -> list[IndexEntry]:
+    def index_all(self, like: Mapping[str, tuple[FileRecord, ...]] | None = None) -> list[IndexEntry]:
+        """The whole local index. `like`: the map's versions by path; a row holding the content
+        of one of them shares its path, hash, blocks (and equal size and mtime) objects (100,000 rows would otherwise
+        hold a second copy of each)."""
         rows = self.db.query(Q["index_all"])
+        like = like or _NO_VERSIONS
         with _no_gc():
-            return [self._index_entry(*row) for row in rows]
+            return [self._index_entry(*row, like=like) for row in rows]
 
     def index_delete(self, paths: Iterable[str]) -> None:
         with self.db.transaction():
             self.db.run_many(Q["index_delete"], ((escape(p),) for p in paths))
 
-    def _index_entry(self, *row: object) -> IndexEntry:
-        path, *head, blocks, target, vv = row
+    def _index_entry(self, *row: object, like: Mapping[str, tuple[FileRecord, ...]] = _NO_VERSIONS
+                     ) -> IndexEntry:
+        path, size, mtime_ns, inode, mode, kind, h, block_size, blocks, target, vv = row
         try:
-            parsed = tuple(Block.from_plain(b) for b in self._decode(blocks))
+            parsed = blocks_from_plain(self._decode(blocks), h)
             version = VersionVector.decode(self._decode(vv))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"store {self.db.path} holds a damaged index entry: {exc}") from None
-        return IndexEntry(unescape(path), *head, blocks=parsed, target=target, vv=version)
+        path = unescape(path)
+        for v in like.get(path, ()):
+            if v.hash == h and v.blocks == parsed:
+                path, h, parsed = v.path, v.hash, v.blocks
+                size = v.size if v.size == size else size
+                mtime_ns = v.mtime_ns if v.mtime_ns == mtime_ns else mtime_ns
+                break
+        return IndexEntry(path, size, mtime_ns, inode, common_int(mode), common_kind(kind), h,
+                          common_int(block_size), blocks=parsed, target=target, vv=version)
 
     # -- invites -----------------------------------------------------------------------------
     def add_invite(self, invite_id: bytes, secret_hash: bytes, read_only: bool,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgpack
 
+from gossip_backer.core.record import Payload, payload_to_plain
 from gossip_backer.errors import RemoteError
 
 MAX_ITEMS = 1 << 20
@@ -11,6 +12,11 @@ MAX_ITEMS = 1 << 20
 
 def pack(plain: object) -> bytes:
     return msgpack.packb(plain, use_bin_type=True)
+
+
+def encode_payload(payload: Payload) -> bytes:
+    """The canonical body of an update carrying `payload` (what its signer signs)."""
+    return pack(payload_to_plain(payload))
 
 
 def unpack(data: bytes, max_bytes: int = 16 << 20) -> object:

@@ -257,3 +257,22 @@ def test_decoded_node_keys_are_one_shared_object_and_the_table_is_bounded(monkey
     for i in range(5):  # strangers beyond the bound are used, not kept
         assert vv_mod.node_key(bytes([i]) * 32) == bytes([i]) * 32
     assert len(vv_mod._KEYS) == 2
+
+
+# -- one object per value --------------------------------------------------------------------
+
+@quick
+@given(vvs, vvs)
+def test_equal_vectors_are_one_object_and_compare_as_the_oracle(a, b):
+    assert VersionVector(dict(a.items())) is a  # interned: 100,000 files share a few vectors
+    assert (a is b) == (a == b)
+    assert a.compare(b) == pointwise(a, b) and b.compare(a) == flip(pointwise(a, b))
+    assert a.merge(b) == VersionVector({k: max(a.get(k), b.get(k)) for k, _ in a.items() + b.items()})
+
+
+def test_a_copy_is_the_same_vector():
+    import copy
+    import pickle
+
+    v = VersionVector({NODES[0]: 3, NODES[1]: 1})
+    assert copy.copy(v) is v and copy.deepcopy(v) is v and pickle.loads(pickle.dumps(v)) is v

@@ -280,3 +280,51 @@ def test_names_that_are_not_utf8_are_stored_escaped_and_come_back_exact(tmp_path
         assert repo.db.query_one("SELECT path FROM revisions")[0] == "dir\\xfe/bad\\xffname.txt"
         repo.index_delete([odd])
         assert [e.path for e in repo.index_all()] == ["plain.txt"]
+
+
+# -- holding 100,000 files: one copy of each value ---------------------------------------------
+def test_a_body_encoded_otherwise_than_we_would_keeps_its_exact_bytes(tmp_path):
+    """A record's body is made again from the record when that gives the signed bytes back;
+    a body its origin encoded otherwise (here: wide ints, vector pairs unsorted) is kept whole,
+    so relays forward and verify the origin's exact bytes."""
+    from gossip_backer.core.record import payload_to_plain
+    from gossip_backer.crypto.identity import signed_bytes, update_from_wire, update_to_wire
+    from gossip_backer.wire.codec import encode_payload
+
+    a, b = Identity.generate(), Identity.generate()
+    rec = record(a, "x.txt", 2)
+    rec = FileRecord(**{**{f: getattr(rec, f) for f in rec.__slots__},
+                        "vv": VersionVector({a.public: 2, b.public: 1})})
+    own = make_update(a, MESH, 1, record(a, "w.txt", 1))  # (another key: both stay stored)
+    assert own.kept_body is None and own.body == encode_payload(own.payload) and Verifier(MESH)(own)
+    assert own.size == len(own.body) + 64 + 48
+
+    import msgpack
+    tag, plain = payload_to_plain(rec)
+    plain[2] = list(reversed(plain[2]))  # the vector's pairs, unsorted
+    odd = msgpack.Packer(use_bin_type=True, autoreset=True).pack([tag, plain])
+    odd = odd.replace(b"\xcd\x01\xa4", b"\xce\x00\x00\x01\xa4")  # mode 0o644 as a uint32
+    assert odd != encode_payload(rec)
+    sig = a.sign(signed_bytes(MESH, a.public, 2, odd))
+    relayed = update_from_wire((a.public, 2, odd, sig))
+    assert relayed.kept_body == odd and update_to_wire(relayed)[2] == odd and Verifier(MESH)(relayed)
+    assert relayed.payload == rec and relayed.size == len(odd) + 64 + 48
+
+    with Repo.open(tmp_path / "s.db") as repo:
+        repo.save_updates([own, relayed])
+    with Repo.open(tmp_path / "s.db") as repo:
+        loaded = repo.load_updates()
+    assert [u.body for u in loaded] == [own.body, odd] and [u.kept_body is None for u in loaded] == [True, False]
+    assert loaded == [own, relayed] and all(Verifier(MESH)(u) for u in loaded)
+
+
+def test_an_index_row_of_a_held_version_shares_its_values(tmp_path):
+    a = Identity.generate()
+    rec = record(a, "x.txt", 1)
+    with Repo.open(tmp_path / "s.db") as repo:
+        repo.index_put([entry("x.txt", hash=rec.hash, blocks=rec.blocks), entry("y.txt")])
+    with Repo.open(tmp_path / "s.db") as repo:
+        x, y = repo.index_all(like={"x.txt": (rec,)})
+    assert x.path is rec.path and x.hash is rec.hash and x.blocks is rec.blocks
+    assert x.mtime_ns is not rec.mtime_ns  # (not equal here: the row's own value stays)
+    assert x == entry("x.txt", hash=rec.hash, blocks=rec.blocks) and y == entry("y.txt")
