@@ -27,8 +27,8 @@ from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
 from gossip_backer.protocol.folder import SETTLE, FolderMachine
 from gossip_backer.runtime.clock import Clock
 from gossip_backer.runtime.eventbus import EventBus
+from gossip_backer.runtime.heap import trim_now
 from gossip_backer.runtime.indexsaver import IndexSaver
-from gossip_backer.runtime.memory import release_free_memory
 from gossip_backer.runtime.peerlinks import PeerLinks
 from gossip_backer.runtime.problems import LocalProblems
 from gossip_backer.runtime.retention import ArchiveRetention
@@ -219,7 +219,7 @@ class Folder:
         if was_paused and not self.paused:
             self.puller.wake()
         del result, previous  # the scan's entries, and what it read of the index, are garbage now
-        await trio.to_thread.run_sync(release_free_memory)
+        await trio.to_thread.run_sync(trim_now)  # glibc: the scan's freed pages go back
 
     async def scan_some(self, paths: Iterable[str], rules_changed: bool = False,
                         settle: bool = True) -> None:
