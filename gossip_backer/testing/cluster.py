@@ -438,6 +438,8 @@ class Cluster:
             self.scan_due[i] = self.loop.now + delay
         else:
             node.boot()
+        if node.claim is not None:
+            node.claim.resume()
         for j in sorted(self.neighbours[i]):
             self.ensure_link(i, j)
 

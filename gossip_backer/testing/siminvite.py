@@ -73,20 +73,34 @@ class Claim(Endpoint):
         self._delay = RETRY[0] / 2
         self._conn: Connection | None = None
         self._cancelled = False
+        self._round = 0  # which start of the node's process the dials belong to
 
     @property
     def cluster(self):
         return self.node.cluster
 
     def start(self, delay: float = 0.0) -> None:
-        self.cluster.loop.call_later(delay, self._dial)
+        round_ = self._round
+        self.cluster.loop.call_later(delay, lambda: self._dial(round_))
+
+    def resume(self) -> None:
+        """The node's process started again with its invite not answered: it claims anew at
+        once, as the daemon does at each start (runtime/dial.py). A dial or back-off of the
+        dead process is forgotten: a machine that lost power heard no close of its connection,
+        and waiting for one would never claim again."""
+        if self.result is None and not self._cancelled:
+            self._round += 1
+            self._conn = None
+            self._delay = RETRY[0] / 2
+            self.start()
 
     def cancel(self) -> None:
         """Try no more (the user gave up on this invite)."""
         self._cancelled = True
 
-    def _dial(self) -> None:
-        if self.result is not None or self.node.gone or self._cancelled:
+    def _dial(self, round_: int) -> None:
+        if (self.result is not None or self.node.gone or self._cancelled
+                or round_ != self._round):
             return
         if not self.node.alive:
             self._retry()  # a stopped node claims once it runs again
@@ -131,4 +145,4 @@ class Claim(Endpoint):
         if self.result is not None:
             return
         self._delay = min(RETRY[1], self._delay * 2)
-        self.cluster.loop.call_later(self._delay * self.cluster.rng.uniform(0.5, 1.0), self._dial)
+        self.start(self._delay * self.cluster.rng.uniform(0.5, 1.0))

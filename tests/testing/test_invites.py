@@ -69,8 +69,8 @@ def test_a_dial_with_a_key_that_is_no_invite_is_refused_at_the_handshake():
 
 def test_a_member_whose_answer_was_lost_stops_claiming_and_shows_no_error():
     """The joining node crashes after the inviter spent the invite, before the answer arrived:
-    its grant still reaches it by gossip once it runs again, and it must not claim again (it
-    would be told 'already used' and show that although it is a member)."""
+    its grant still reaches it by gossip once it runs again, and the claim it makes again at
+    its start must not be told 'already used' (it would show that although it is a member)."""
     sim = cluster()
     key = sim.invite(0)
     new = sim.join(0, invite=key)
@@ -84,4 +84,6 @@ def test_a_member_whose_answer_was_lost_stops_claiming_and_shows_no_error():
     node = sim.nodes[new]
     assert joined(sim, new) and node.can_write()
     assert node.invite_error is None
-    assert sim.net.kind_count["InviteClaim"] == 1
+    # at its restart it claims once more, as the daemon does at each start (runtime/dial.py):
+    # the inviter welcomes a member's claim without spending an invite, so no error shows
+    assert sim.net.kind_count["InviteClaim"] == 2
