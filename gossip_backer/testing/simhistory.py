@@ -103,11 +103,16 @@ class SimHistory:
         except UserError as exc:
             done(str(exc), None)
             return
-        temp = memdisk.TempFile.create(disk, path, hasher_factory=FileHasher)
+        try:
+            temp = memdisk.TempFile.create(disk, path, hasher_factory=FileHasher)
+            if kind != history.PEERS:
+                data = (memdisk.read_version(disk, v.hash) if kind == history.ARCHIVE
+                        else disk.read(source)) or b""
+                temp.write_at(0, data)
+        except LocalError as exc:  # a full disk: said to the user, as the daemon does
+            done(str(exc), None)
+            return
         if kind != history.PEERS:
-            data = (memdisk.read_version(disk, v.hash) if kind == history.ARCHIVE
-                    else disk.read(source)) or b""
-            temp.write_at(0, data)
             self._finish(path, v, temp, kind, done)
             return
 
