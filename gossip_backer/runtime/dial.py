@@ -197,10 +197,15 @@ class Dialer:
         key = Identity.from_seed(invite.invite_seed)
         outcome: list[InviteResult] = []
 
+        async def unanswered(link) -> None:
+            await trio.sleep(session.CLAIM_TIMEOUT)
+            link.abort(f"no answer to the invite claim in {session.CLAIM_TIMEOUT:.0f} s")
+
         async def on_event(link, event) -> None:
             if isinstance(event, Authenticated):
                 proof = state.identity.sign(session.claim_bytes(state.mesh_id, key.public, state.identity.public))
                 link.send(InviteClaim(state.identity.public, state.name, proof))
+                await link.spawn(unanswered, link)  # cancelled when the link ends
             elif isinstance(event, Received) and isinstance(event.message, InviteResult):
                 outcome.append(event.message)
                 link.abort("invite answered")

@@ -122,6 +122,17 @@ class Claim(Endpoint):
         proof = signer.sign(session.claim_bytes(mesh_id, self.invite_key.public, me.public))
         claim = InviteClaim(me.public, f"n{self.node.index}", proof)
         self.cluster.net.send(conn, self.node.index, encode(claim), "InviteClaim")
+        self.cluster.loop.call_later(session.CLAIM_TIMEOUT, self._unanswered, conn)
+
+    def _unanswered(self, conn: Connection) -> None:
+        """No answer in `session.CLAIM_TIMEOUT` (the inviter's machine died with the claim on
+        its way): close and claim again, as the daemon does (runtime/dial.py)."""
+        if conn is not self._conn or self.result is not None or not self.node.alive:
+            return
+        self._conn = None
+        self.cluster.net.close(conn, self.node.index,
+                               f"no answer to the invite claim in {session.CLAIM_TIMEOUT:.0f} s")
+        self._retry()
 
     def on_open(self, conn: Connection) -> None:  # pragma: no cover - we always dial
         pass
