@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Claim", "SimInvites"]
 
-RETRY = (1.0, 60.0)  # runtime/dial.py's back-off between tries to reach the inviter
-
 
 @dataclass
 class _Row:
@@ -70,7 +68,7 @@ class Claim(Endpoint):
         self.forge = forge
         self.result: InviteResult | None = None
         self.tries = 0
-        self._delay = RETRY[0] / 2
+        self._delay: float | None = None  # the back-off (session.next_retry)
         self._conn: Connection | None = None
         self._cancelled = False
         self._round = 0  # which start of the node's process the dials belong to
@@ -91,7 +89,7 @@ class Claim(Endpoint):
         if self.result is None and not self._cancelled:
             self._round += 1
             self._conn = None
-            self._delay = RETRY[0] / 2
+            self._delay = None
             self.start()
 
     def cancel(self) -> None:
@@ -155,5 +153,5 @@ class Claim(Endpoint):
     def _retry(self) -> None:
         if self.result is not None:
             return
-        self._delay = min(RETRY[1], self._delay * 2)
-        self.start(self._delay * self.cluster.rng.uniform(0.5, 1.0))
+        self._delay = session.next_retry(self._delay)
+        self.start(session.jittered(self._delay, self.cluster.rng.uniform))
