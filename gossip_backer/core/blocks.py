@@ -315,7 +315,7 @@ class RollingMatcher:
         self._bitmap = np.zeros(1 << bits, dtype=bool)
         self._bitmap[self._sorted_weak & self._mask] = True
 
-    def _weak_candidates(self, weak: np.ndarray, sums: _Sums) -> np.ndarray:
+    def weak_candidates(self, weak: np.ndarray, sums: _Sums) -> np.ndarray:
         """Indices i where weak[i] equals some full target block's weak sum."""
         hit = sums.in_bitmap(weak, self._bitmap, self._mask)
         if not len(hit):
@@ -324,7 +324,7 @@ class RollingMatcher:
         j = np.minimum(np.searchsorted(self._sorted_weak, w), len(self._sorted_weak) - 1)
         return hit[self._sorted_weak[j] == w]
 
-    def _full_hits(self, block: memoryview) -> tuple[int, ...]:
+    def full_hits(self, block: memoryview) -> tuple[int, ...]:
         """Target block indices whose content is `block` (a full block's worth of data)."""
         hits = self._by_hash.get(strong_hash(block)[: self.strong_len], ())
         if hits and self.strong_len < 32:  # hashes cut short: the weak sum must agree too
@@ -413,7 +413,7 @@ class _Run:
         m, rel = self.m, pos - self.w0
         got = 0
         if full and rel + m.block_size <= len(self.view):
-            hits = m._full_hits(self.view[rel : rel + m.block_size])
+            hits = m.full_hits(self.view[rel : rel + m.block_size])
             for k in hits:
                 self.found.setdefault(k, pos)
             got = m.block_size if hits else 0
@@ -447,7 +447,7 @@ class _Run:
         full = short = np.empty(0, np.intp)
         n_full = min(stop - start, len(x) - m.block_size + 1)
         if m._sorted_weak.size and n_full > 0:
-            full = m._weak_candidates(self.sums.windows(m.block_size, n_full), self.sums)
+            full = m.weak_candidates(self.sums.windows(m.block_size, n_full), self.sums)
         n_short = min(stop - start, len(x) - m.short_len + 1)
         if m.short and n_short > 0:
             short = np.flatnonzero(self.sums.windows(m.short_len, n_short) == m.short.weak)
