@@ -40,6 +40,7 @@ async def _free():
 class BlockServer:
     def __init__(self, root: Path, index: dict) -> None:
         self.root = root
+        self._objects = os.fspath(versions.objects_dir(root))  # the archive, for `_sources`
         self.index = index  # the folder machine's local index (read only here)
         self._blocks: dict[bytes, tuple[str, int]] | None = None
         self._files: dict[bytes, str] | None = None
@@ -151,7 +152,8 @@ class BlockServer:
         root = os.fspath(self.root)  # string paths: a batch of small blocks asks this per block
         for src in serving.serve_sources(req, self.find_file, self.find_block):
             if src.path is None:
-                out.append((versions.object_path(self.root, req.file_hash), src.offset, None, None))
+                out.append((versions.object_file(self._objects, req.file_hash), src.offset, None,
+                            None))
                 continue
             e = self.index.get(src.path)
             if e is not None:
