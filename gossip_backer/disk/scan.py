@@ -58,7 +58,8 @@ from gossip_backer.errors import LocalError
 
 CHUNK = 1 << 20  # read files in 1 MiB chunks
 TWO_THREADS = 8 << 20  # files from this size are hashed on two threads (`_hash_on_two_threads`)
-CHUNK_BUFFERS = 4  # chunks read ahead of the helper thread, at most
+CHUNK_BUFFERS = 2  # chunks in hand at once: one read here while the helper cuts the other (a
+# sender rescanning a large file during an in-place edit holds 1 MiB more, not 3)
 PROGRESS_SECONDS = 0.25  # a partial scan_paths hands over what it found this often
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
                | getattr(os, "O_CLOEXEC", 0))
