@@ -213,17 +213,20 @@ def rolling_weak_sums(data: bytes | memoryview | np.ndarray, block_size: int) ->
 class BlockHasher:
     """Feed a file's bytes in chunks of any size; `finish()` gives (file hash, blocks)."""
 
-    def __init__(self, block_size: int) -> None:
+    def __init__(self, block_size: int, whole: bool = True) -> None:
+        """`whole=False`: blocks only; the caller hashes the whole content (on another thread,
+        say) and hands its hash to `finish`."""
         if block_size <= 0:
             raise ValueError("block_size must be positive")
         self.block_size = block_size
-        self._file = FileHasher()
+        self._file = FileHasher() if whole else None
         self._pending = bytearray()
         self._blocks: list[Block] = []
 
     def update(self, chunk: bytes | memoryview) -> None:
         view = memoryview(chunk).cast("B")
-        self._file.update(view)
+        if self._file is not None:
+            self._file.update(view)
         start = self._top_up(view)
         whole = start + (len(view) - start) // self.block_size * self.block_size
         for off in range(start, whole, self.block_size):
@@ -244,11 +247,15 @@ class BlockHasher:
     def _add(self, block: bytes | bytearray | memoryview) -> None:
         self._blocks.append(Block(strong_hash(block), weak_sum(block)))
 
-    def finish(self) -> tuple[bytes, tuple[Block, ...]]:
+    def finish(self, file_hash: bytes | None = None) -> tuple[bytes, tuple[Block, ...]]:
+        """(file hash, blocks); `file_hash` is the caller's when made with `whole=False`."""
         if self._pending:
             self._add(self._pending)
             self._pending = bytearray()
-        file_hash = self._file.digest()
+        if self._file is not None:
+            file_hash = self._file.digest()
+        elif file_hash is None:
+            raise ValueError("a BlockHasher made with whole=False needs the file hash")
         if len(self._blocks) == 1 and self._blocks[0].hash == file_hash:  # one block: one hash
             return file_hash, (Block(file_hash, self._blocks[0].weak),)  # object, not two copies
         return file_hash, tuple(self._blocks)

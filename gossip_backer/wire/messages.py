@@ -251,7 +251,9 @@ def encode_plain(msg: Message) -> bytes:
 
 def encode(msg: Message) -> bytes:
     if type(msg) is BlockData:
-        return _encode_block(msg)
+        return b"".join(_block_parts(msg))
+    if type(msg) is BlockBatchData:
+        return _encode_batch(msg)
     plain = encode_plain(msg)
     if msg.TAG in PACKED_KINDS and PACKED_MIN <= len(plain) <= PACKED_MAX:
         deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
@@ -278,13 +280,30 @@ def _inflated(packed: object) -> list:
     return plain
 
 
-def _encode_block(msg: BlockData) -> bytes:
-    """The same bytes as `pack` gives, with the block copied once: msgpack would copy it into
-    its buffer and out again (two passes over every byte a node sends)."""
+def _block_parts(msg: BlockData, nested: bool = False) -> tuple[bytes, bytes]:
+    """A BlockData's msgpack form in two pieces, the block itself the second: joined, they are
+    the same bytes as `pack` gives with the block copied once (msgpack copies it into its buffer
+    and out again: two passes over every byte a node sends). Nested in a batch, without its tag."""
     n = len(msg.data)
     size = (b"\xc4" + n.to_bytes(1, "big") if n < 1 << 8 else
             b"\xc5" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xc6" + n.to_bytes(4, "big"))
-    return b"".join((b"\x93", pack(BlockData.TAG), pack(msg.request_id), size, msg.data))
+    head = b"\x92" if nested else b"\x93" + pack(BlockData.TAG)
+    return head + pack(msg.request_id) + size, msg.data
+
+
+def _array_header(n: int) -> bytes:
+    return (bytes((0x90 | n,)) if n < 16 else
+            b"\xdc" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xdd" + n.to_bytes(4, "big"))
+
+
+def _encode_batch(msg: BlockBatchData) -> bytes:
+    """A BlockBatchData (a large file's blocks travel four to a message) with each block copied
+    once, as `_block_parts`; the same bytes as `pack` gives."""
+    parts = [b"\x93" + pack(BlockBatchData.TAG) + _array_header(len(msg.blocks))]
+    for block in msg.blocks:
+        parts += _block_parts(block, nested=True)
+    parts.append(pack(list(msg.missing)))
+    return b"".join(parts)
 
 
 def _field_ok(annotation: str, value: object) -> bool:

@@ -115,12 +115,17 @@ def test_block_hasher_chunking_invariance(seed, n, block_size, cuts) -> None:
         hasher.update(data[a:b] if a % 2 else memoryview(data)[a:b])
     hasher.update(b"")
     assert hasher.finish() == (whole, expected)
+    blocks_only = BlockHasher(block_size, whole=False)  # the whole hash is the caller's
+    blocks_only.update(data)
+    assert blocks_only.finish(b"given") == (b"given", expected)
 
 
 def test_empty_file_has_no_blocks_and_the_hash_of_nothing() -> None:
     file_hash, size, blks = hash_bytes(b"")
     assert (file_hash, size, blks) == (strong_hash(b""), MIN_BLOCK_SIZE, ())
     assert BlockHasher(16).finish() == (strong_hash(b""), ())
+    with pytest.raises(ValueError):
+        BlockHasher(16, whole=False).finish()  # a blocks-only hasher needs the caller's hash
 
 
 def test_small_file_is_one_block_with_the_rule() -> None:

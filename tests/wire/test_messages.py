@@ -365,3 +365,18 @@ def test_a_block_is_encoded_as_plain_msgpack(size: int) -> None:
         raw = encode(BlockData(rid, data))
         assert raw == msgpack.packb([BlockData.TAG, rid, data], use_bin_type=True)
         assert decode(raw) == BlockData(rid, data)
+
+
+@pytest.mark.parametrize("count", [0, 1, 4, 15, 16, 17])
+def test_a_batch_of_blocks_is_encoded_as_plain_msgpack(count: int) -> None:
+    """BlockBatchData takes the same shortcut (each block copied once); its bytes are exactly
+    msgpack's, whatever the number of blocks (msgpack's array header changes at 16)."""
+    blocks = tuple(BlockData(i * 1000, bytes([i]) * (i * 300 + (1 << 16) * (i % 2)))
+                   for i in range(count))
+    for missing in ((), (3,), tuple(range(20))):
+        answer = BlockBatchData(blocks, missing)
+        raw = encode(answer)
+        assert raw == msgpack.packb(
+            [BlockBatchData.TAG, [[b.request_id, b.data] for b in blocks],
+             list(missing)], use_bin_type=True)
+        assert decode(raw) == answer
