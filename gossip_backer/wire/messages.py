@@ -3,9 +3,9 @@
 A message travels as msgpack `[tag, field1, field2, ...]`. Decoding checks every field's type,
 so a peer's malformed message becomes a RemoteError here and never reaches the protocol logic.
 
-Messages of the kinds in PACKED_KINDS (gossip deltas and delta requests: each update repeats
-its origin's 32-byte key, a small file's block hash repeats its file hash, paths share their
-folders) travel deflated when that is smaller, as `[PACKED, deflated msgpack]` (raw deflate,
+Messages of the kinds in PACKED_KINDS (gossip deltas, delta requests and batches of requests:
+each update repeats its origin's 32-byte key, a small file's block hash repeats its file hash,
+paths share their folders) travel deflated when that is smaller, as `[PACKED, deflated msgpack]` (raw deflate,
 level 1): in the edit_text benchmark a Delta of a round's updates shrinks to half. Inflating
 stops at PACKED_MAX bytes, what one frame could have carried plainly.
 """
@@ -21,9 +21,10 @@ from gossip_backer.core import paths
 from gossip_backer.errors import RemoteError
 from gossip_backer.wire.codec import pack, unpack
 
-PROTOCOL_VERSION = 3  # 2: BlockBatch / BlockBatchData (a version-1 peer is refused by Hello);
+PROTOCOL_VERSION = 4  # 2: BlockBatch / BlockBatchData (a version-1 peer is refused by Hello);
 # 3: frames sealed with AEGIS-256 (crypto/channel.py; a version-2 peer fails the first frame's
-# tag), packed (deflated) messages, delta pieces
+# tag), packed (deflated) messages, delta pieces; 4: BlockBatch carries DeltaRequests and
+# BlockBatchData their DeltaData (a field more each), BlockBatch travels packed
 UpdateTuple = tuple  # (origin: bytes, seq: int, body: bytes, sig: bytes)
 WirePath = str  # a mesh path: a str in memory, a str or (not UTF-8) a bin on the wire (core.paths)
 
@@ -147,20 +148,24 @@ class DeltaData:
 
 @dataclass(frozen=True, slots=True)
 class BlockBatch:
-    """Many small plain BlockRequests in one message: a tree of small files costs one message
-    (and one disk hop on the server) per batch, not per file. Answered by one BlockBatchData."""
+    """Many small BlockRequests and DeltaRequests in one message: a tree of small files costs
+    one message (and one disk hop on the server) per batch, not per file, and a round of edited
+    files one frame, not one each (a frame costs 68 bytes). Answered by one BlockBatchData."""
 
     TAG: ClassVar[int] = 19
     requests: tuple[BlockRequest, ...]
+    deltas: tuple[DeltaRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class BlockBatchData:
-    """The answer to a BlockBatch: the blocks found, and the request ids of those not found."""
+    """The answer to a BlockBatch: the blocks found (a DeltaRequest's block too, when its delta
+    would not be smaller), the request ids of those not found, and the deltas."""
 
     TAG: ClassVar[int] = 20
     blocks: tuple[BlockData, ...]
     missing: tuple[int, ...]
+    deltas: tuple[DeltaData, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +227,7 @@ KINDS: dict[int, type] = {
 }
 _FIELDS = {tag: dataclasses.fields(cls) for tag, cls in KINDS.items()}
 _PY = {"int": int, "str": str, "bytes": bytes, "bool": bool, "dict": dict}
-_NESTED = {cls.__name__: cls for cls in (BlockRequest, BlockData)}  # kinds carried inside others
+_NESTED = {cls.__name__: cls for cls in (BlockRequest, BlockData, DeltaRequest, DeltaData)}  # kinds carried inside others
 
 
 def _values(msg) -> list:
@@ -239,7 +244,7 @@ def _values(msg) -> list:
 
 
 PACKED = 21  # the tag of a deflated message (never nested)
-PACKED_KINDS = frozenset({5, 17})  # Delta, DeltaRequest
+PACKED_KINDS = frozenset({5, 17, 19})  # Delta, DeltaRequest, BlockBatch
 PACKED_MIN = 96  # smaller messages are sent as they are
 PACKED_MAX = 2 << 20  # the most a packed message may inflate to (one frame's worth)
 

@@ -86,11 +86,13 @@ STRATEGIES = {
     HistoryReply: st.builds(HistoryReply, request_id=ints,
                             entries=st.lists(history_entry, max_size=4).map(tuple)),
 }
-STRATEGIES[BlockBatch] = st.builds(BlockBatch, requests=st.lists(STRATEGIES[BlockRequest],
-                                                                  max_size=4).map(tuple))
+STRATEGIES[BlockBatch] = st.builds(
+    BlockBatch, requests=st.lists(STRATEGIES[BlockRequest], max_size=4).map(tuple),
+    deltas=st.lists(STRATEGIES[DeltaRequest], max_size=3).map(tuple))
 STRATEGIES[BlockBatchData] = st.builds(
     BlockBatchData, blocks=st.lists(STRATEGIES[BlockData], max_size=4).map(tuple),
-    missing=st.lists(ints, max_size=4).map(tuple))
+    missing=st.lists(ints, max_size=4).map(tuple),
+    deltas=st.lists(STRATEGIES[DeltaData], max_size=3).map(tuple))
 any_message = st.one_of(*STRATEGIES.values())
 
 
@@ -310,7 +312,7 @@ def test_trailing_bytes_after_a_message_are_a_remote_error() -> None:
 def test_encode_is_plain_msgpack_with_the_tag_first() -> None:
     raw = encode(Hello(1, "n", ("a",), True))
     assert msgpack.unpackb(raw, raw=False) == [Hello.TAG, 1, "n", ["a"], True]
-    assert messages.PROTOCOL_VERSION == 3
+    assert messages.PROTOCOL_VERSION == 4
 
 
 def _deflated(data: bytes) -> bytes:
@@ -346,12 +348,22 @@ def test_a_bad_packed_message_is_a_remote_error(packed: bytes) -> None:
 def test_a_batch_carries_whole_messages_and_refuses_a_malformed_one() -> None:
     batch = BlockBatch((BlockRequest(1, b"h", b"f", 0, 10), BlockRequest(2, b"i", b"f", 10, 5)))
     assert decode(encode(batch)) == batch
-    assert unpack(encode(batch)) == [BlockBatch.TAG, [[1, b"h", b"f", 0, 10], [2, b"i", b"f", 10, 5]]]
+    assert unpack(encode(batch)) == [BlockBatch.TAG, [[1, b"h", b"f", 0, 10], [2, b"i", b"f", 10, 5]],
+                                     []]
     answer = BlockBatchData((BlockData(1, b"x" * 10),), (2,))
     assert decode(encode(answer)) == answer
-    for bad in ([BlockBatch.TAG, [[1, b"h", b"f", 0]]], [BlockBatch.TAG, [[1, b"h", b"f", 0, "10"]]],
-                [BlockBatch.TAG, [7]], [BlockBatchData.TAG, [[1, 5]], []],
-                [BlockBatchData.TAG, [], ["x"]]):
+    # protocol 4: delta requests ride in the batch too, and their deltas in its answer
+    deltas = BlockBatch((), (DeltaRequest(3, b"", b"f" * 32, 0, 900, 800, 256, b"s" * 40),))
+    assert decode(encode(deltas)) == deltas
+    answer = BlockBatchData((), (), (DeltaData(3, b"d" * 30),))
+    assert decode(encode(answer)) == answer
+    for bad in ([BlockBatch.TAG, [[1, b"h", b"f", 0]], []],
+                [BlockBatch.TAG, [[1, b"h", b"f", 0, "10"]], []],
+                [BlockBatch.TAG, [7], []], [BlockBatchData.TAG, [[1, 5]], [], []],
+                [BlockBatchData.TAG, [], ["x"], []],
+                [BlockBatch.TAG, [], [[3, b"", b"f", 0, 900, 800, 256]]],  # a field short
+                [BlockBatchData.TAG, [], [], [[3, "d"]]],
+                [BlockBatch.TAG, [[1, b"h", b"f", 0, 10]]]):  # a protocol-3 batch
         with pytest.raises(RemoteError):
             decode(pack(bad))
 
