@@ -377,3 +377,22 @@ def test_a_block_is_encoded_as_plain_msgpack(size: int) -> None:
         raw = encode(BlockData(rid, data))
         assert raw == msgpack.packb([BlockData.TAG, rid, data], use_bin_type=True)
         assert decode(raw) == BlockData(rid, data)
+
+
+def test_a_bundle_carries_small_messages_and_refuses_a_malformed_one() -> None:
+    small = [encode(Ping(1)), encode(Pong(2)), encode(Ping(3))]
+    large = encode(BlockData(4, b"x" * (messages.BUNDLE_ITEM + 1)))
+    out = messages.bundles(small[:2] + [large] + small[2:])
+    assert [messages.decode_all(body) for body in out] == [[Ping(1), Pong(2)],
+                                                           [BlockData(4, b"x" * (messages.BUNDLE_ITEM + 1))],
+                                                           [Ping(3)]]
+    assert len(messages.bundles(small * 30)) == 2  # at most BUNDLE_COUNT a bundle
+    assert messages.bundled(Ping(1)) and not messages.bundled(BlockData(1, b""))
+    bundle = messages.BUNDLE
+    for bad in ([bundle, [small[0]]], [bundle, "x"], [bundle, [small[0], 5]],
+                [bundle, [small[0], pack([bundle, small])]],  # nested
+                [bundle, [small[0], b"\xc1"]], [bundle, [small[0], large]]):
+        with pytest.raises(RemoteError):
+            messages.decode_all(pack(bad))
+    with pytest.raises(RemoteError):
+        decode(pack([bundle, small]))  # one message expected: a bundle is not one
