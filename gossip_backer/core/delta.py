@@ -50,7 +50,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from gossip_backer.core.blocks import (RollingMatcher, fold16, rolling_weak_sums, strong_hash,
+from gossip_backer.core.blocks import (RollingMatcher, chunk_weak_sums, fold16, strong_hash,
                                        weak_sum)
 from gossip_backer.core.record import Block
 from gossip_backer.errors import RemoteError
@@ -100,8 +100,8 @@ def signature(base: bytes | memoryview, chunk: int, piece: int = 0) -> bytes:
     little-endian) and SIG_STRONG bytes of BLAKE3; per piece PIECE_ENTRY bytes of BLAKE3."""
     view = memoryview(base)
     out = bytearray([piece.bit_length() - 1 if piece else 0])
-    full = len(view) // chunk  # their weak sums in one numpy pass, not a call each
-    weaks = fold16(rolling_weak_sums(view[:full * chunk], chunk)[::chunk]).tolist() if full else []
+    full = len(view) // chunk  # their weak sums in a few numpy calls, not a call each
+    weaks = [fold16(w) for w in chunk_weak_sums(view, chunk)]
     for at in range(0, len(view), chunk):
         part = view[at: at + chunk]
         weak = weaks[at // chunk] if at // chunk < full else fold16(weak_sum(part))
