@@ -7,7 +7,8 @@ holding a block with that strong hash. Every block read is checked against its h
 leaves: a file changed behind our back is never served as the old version. A DeltaRequest gets
 the same block as copies of the asker's old chunks and literals (core.delta), worked out in a
 worker thread; plainly when the delta would not be smaller. A BlockBatch (many small files'
-blocks) is read in one worker-thread hop and answered by one BlockBatchData.
+blocks, plain or as deltas) is read and worked out in one worker-thread hop and answered by one
+BlockBatchData.
 """
 
 from __future__ import annotations
@@ -136,12 +137,14 @@ class BlockServer:
         return serving.answer(req, self._read_first(sources, req))
 
     async def _answer_batch(self, batch: BlockBatch) -> BlockBatchData:
+        """Every block of the batch read, and its deltas worked out, in one worker hop."""
         serving.check_batch(batch)
-        work = [(self._sources(req), req) for req in batch.requests]
-        async with self.limiter:
-            found = await trio.to_thread.run_sync(self._read_batch, work)
-        answer = serving.answer_batch(batch, found)
-        self.bytes_served += sum(len(b.data) for b in answer.blocks)
+        work = [(self._sources(req), req) for req in serving.batch_requests(batch)]
+        async with self.limiter, (self._deltas if batch.deltas else _free()):
+            answer = await trio.to_thread.run_sync(
+                lambda: serving.answer_batch(batch, self._read_batch(work)))
+        self.bytes_served += (sum(len(b.data) for b in answer.blocks)
+                              + sum(len(d.delta) for d in answer.deltas))
         return answer
 
     def _sources(self, req: BlockRequest) -> list[tuple[Path, int, object, str | None]]:

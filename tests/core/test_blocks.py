@@ -406,3 +406,14 @@ def test_unchanged_regions_cost_hashing_not_rolling(monkeypatch, edit_kind) -> N
     assert len(found) >= m.total - (1 if edit_kind == "insert" else 4)
     limit = {"none": 0, "insert": 3 * bs, "overwrite": 12 * bs}[edit_kind]
     assert sum(rolled) <= limit
+
+
+@quick
+@given(seeds, st.integers(0, 5000), st.sampled_from([1, 7, 128, 1024]), st.sampled_from([256, 2]))
+def test_chunk_weak_sums_are_each_whole_chunks_weak_sum(seed, n, chunk, alphabet) -> None:
+    from gossip_backer.core.blocks import chunk_weak_sums
+    data = random_bytes(random.Random(seed), n, alphabet)
+    assert chunk_weak_sums(data, chunk) == [weak_sum(data[i: i + chunk])
+                                            for i in range(0, n - chunk + 1, chunk)]
+    big = b"\xff" * (4096 * 70)  # sums far beyond 2^32, in more than one group of rows
+    assert chunk_weak_sums(big, 4096) == [naive_weak(big[:4096])] * 70
