@@ -574,6 +574,22 @@ class FolderMachine:
         """`need` was dropped unfinished (superseded, or its download cancelled)."""
         self._release(need)
 
+    def folder_kept(self, need: mirror.Need, wall: float) -> list:
+        """A folder to delete still holds entries. When the map keeps a path inside it (a file
+        added there while another node deleted the folder, or others' files in a folder whose
+        only version a revocation voided), the folder stays for good: we publish it as ours,
+        superseding the deletion, so every disk and the map agree again. Otherwise (what is
+        inside is being deleted too, or is local only: ignored or unpublished files) the
+        deletion is asked again on a later round."""
+        self._release(need)
+        entry = self.index.get(need.path)
+        if (entry is None or entry.kind != DIR or self._role != READ_WRITE
+                or not mirror.keeps_under(self.metamap, need.path)):
+            return []
+        record = mirror.kept_folder(self.metamap, self.me, as_record(entry, self.me), entry.vv)
+        return self._write_index([replace(entry, vv=record.vv)], []) + [
+            Publish((record,), user=False), Emit(FileChanged(wall, need.path, False))]
+
     def changed_under_us(self, need: mirror.Need) -> list:
         """The path no longer holds what the index says: the user's change comes first. Its
         row is marked so that the rescan hashes the file again even when its stat looks the

@@ -157,6 +157,30 @@ def _voided(path: str, entry: DiskEntry) -> Need | None:
     return Need(DELETE, path, gone, VersionVector())
 
 
+def keeps_under(metamap: MetaMap, folder: str) -> bool:
+    """Does the map keep (hold a live winner for) any path inside `folder`? Asked only when a
+    folder to delete turns out to hold entries, so a walk of the map is fine."""
+    prefix = folder + "/"
+    for path in metamap.files:
+        if path.startswith(prefix):
+            winner = metamap.winner(path)
+            if winner is not None and not winner.deleted:
+                return True
+    return False
+
+
+def kept_folder(metamap: MetaMap, me: bytes, record: FileRecord, disk_vv: VersionVector) -> FileRecord:
+    """Our version of a folder we were told to delete that must stay (`keeps_under`): it
+    supersedes every version of the path (the deletion, or the voided versions the disk held:
+    `disk_vv`), as Syncthing announces such a folder again."""
+    base = disk_vv
+    for v in metamap.versions(record.path):
+        base = base.merge(v.vv)
+    from dataclasses import replace
+
+    return replace(record, vv=fresh(metamap, record.path, base, me), origin=me, deleted=False)
+
+
 def paths_to_judge(metamap: MetaMap, index: dict[str, DiskEntry]) -> set[str]:
     """Every path of the map, and every path the disk holds a mesh version of."""
     return set(metamap.files) | {p for p, e in index.items() if e.vv}

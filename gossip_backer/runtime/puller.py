@@ -268,6 +268,10 @@ class _Superseded(Exception):
     holds files): drop it, the machine decides again."""
 
 
+class _FolderNotEmpty(Exception):
+    """A folder to delete still holds entries (FolderMachine.folder_kept decides)."""
+
+
 class _Unavailable(Exception):
     """Every connected peer said it lacks the content."""
 
@@ -337,6 +341,9 @@ class Puller:
         except _Superseded:
             self.machine.abandoned(need)
             return False
+        except _FolderNotEmpty:
+            self.host.execute(self.machine.folder_kept(need, wall))
+            return False
         except _Unavailable:
             self.host.execute(self.machine.content_unavailable(need, now, wall))
         except LocalChanged:
@@ -383,7 +390,7 @@ class Puller:
             elif need.action == mirror.DELETE:
                 if entry is not None and not await self._disk(
                         lambda: apply.remove(self.root, path, _stat(entry), archive=archive)):
-                    raise _Superseded()  # a folder still holds files: not yet, asked again
+                    raise _FolderNotEmpty()  # the machine says whether it stays
                 return None
         finally:
             self.host.record_archived(archived)

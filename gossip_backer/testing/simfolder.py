@@ -57,7 +57,7 @@ class _Pull:
 
 
 class _NotYet(Exception):
-    """A folder to delete still holds files."""
+    """A folder to delete still holds entries (FolderMachine.folder_kept decides)."""
 
 
 def _expect(e: IndexEntry | None) -> memdisk.Stat | None:
@@ -213,7 +213,7 @@ class SimFolder:
                 return
             self._done(need, self._simple(need))
         except _NotYet:
-            self.machine.abandoned(need)  # the machine hands it out again on a later round
+            self.execute(self.machine.folder_kept(need, self.wall()))
         except memdisk.LocalChanged:
             self.execute(self.machine.changed_under_us(need))
         except LocalError as exc:  # DiskError, a folder in the way...: try again later

@@ -172,3 +172,21 @@ def test_killed_receiver_resumes_without_fetching_again(tmp_path, daemons):
     after_restart = net_in(b)
     assert after_restart < 0.6 * size, after_restart
     print(f"fetched after restart: {after_restart / size:.0%} of the file")
+
+
+def test_a_folder_deleted_on_one_node_while_another_added_a_file_in_it_stays(tmp_path, daemons):
+    """B deletes folder d while A (stopped) adds a file in it: nothing is lost, d stays on both
+    with the new file, both settle (the refused deletion does not spin), and d is in the map."""
+    a, b = mesh(tmp_path, daemons, 2)
+    _write(a.root / "d" / "old.txt", b"old")
+    in_sync([a, b])
+    a.stop()
+    shutil.rmtree(b.root / "d")
+    wait_until(lambda: b.status()["in_sync"] and not (b.root / "d").exists(), what="B's deletion")
+    time.sleep(0.5)
+    _write(a.root / "d" / "new.txt", b"written on A while B deleted d")
+    a.start()
+    in_sync([a, b], timeout=60)
+    for node in (a, b):
+        assert (node.root / "d" / "new.txt").read_bytes() == b"written on A while B deleted d"
+        assert not (node.root / "d" / "old.txt").exists()

@@ -500,3 +500,48 @@ def test_an_edit_after_a_power_loss_still_settling_at_the_first_scan_keeps_the_l
     assert not published(effects) and any(isinstance(e, Rescan) for e in effects)
     effects = machine.scanned_root(result(young), WALL + 5, full=False)
     assert [r.hash for r in published(effects)] == [digest(b"v2"), digest(b"v1")]
+
+
+def scanned_dir(path: str, mtime_s: float, inode: int = 2) -> ScanEntry:
+    return ScanEntry(path, 0, int(mtime_s * S), inode, 0o755, DIR)
+
+
+def test_a_folder_deleted_elsewhere_that_still_holds_a_kept_file_stays_and_is_ours_again() -> None:
+    """B deletes folder d while A adds a file in it: A cannot delete d (it holds d/new, which
+    the mesh keeps), so A publishes d as its own, and the folder's deletion is superseded."""
+    a, b = make_mesh(2)
+    ma, mb = FolderMachine(a.map, a.id), FolderMachine(b.map, b.id)
+    sign_all(a, ma, ma.scanned_root(result(scanned_dir("d", 100)), WALL, full=True))
+    sync(a, b)
+    sign_all(b, mb, mb.scanned_root(result(scanned_dir("d", 100)), WALL, full=True))
+    sign_all(b, mb, mb.scanned_root(result(deleted=("d",)), WALL, full=False))
+    assert b.map.winner("d").deleted
+    sign_all(a, ma, ma.scanned_root(result(scanned("d/new", b"n", 110)), WALL, full=False))
+    sync(a, b)
+    sign_all(a, ma, ma.map_changed(None, lambda h: True, WALL))
+    need = mirror.need_for(a.map, "d", ma.index["d"])
+    assert need is not None and need.action == mirror.DELETE  # b's deletion wins the map...
+
+    effects = sign_all(a, ma, ma.folder_kept(need, WALL))  # ...but the disk refused: d/new
+    (record,) = published(effects)
+    assert record.kind == DIR and not record.deleted
+    sync(a, b)
+    for node in (a, b):
+        assert node.map.winner("d") == record and not node.map.winner("d/new").deleted
+    assert mirror.need_for(a.map, "d", ma.index["d"]) is None
+
+
+def test_a_folder_whose_entries_the_mesh_does_not_keep_is_asked_to_go_again_later() -> None:
+    """What keeps the folder is local only (or being deleted too): no new version of it."""
+    a, b = make_mesh(2)
+    ma, mb = FolderMachine(a.map, a.id), FolderMachine(b.map, b.id)
+    sign_all(a, ma, ma.scanned_root(result(scanned_dir("d", 100)), WALL, full=True))
+    sync(a, b)
+    sign_all(b, mb, mb.scanned_root(result(scanned_dir("d", 100)), WALL, full=True))
+    sign_all(b, mb, mb.scanned_root(result(deleted=("d",)), WALL, full=False))
+    sync(a, b)
+    sign_all(a, ma, ma.map_changed(None, lambda h: True, WALL))
+    need = mirror.need_for(a.map, "d", ma.index["d"])
+    assert need.action == mirror.DELETE
+    assert ma.folder_kept(need, WALL) == []
+    assert a.map.winner("d").deleted
