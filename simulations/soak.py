@@ -76,9 +76,10 @@ def soak(scenarios: list[str], seeds: range, *, workers: int = 2, size: str = "s
     started = time.perf_counter()
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            results = list(_collect(pool.imap_unordered(play, tasks, chunksize=4), progress))
+            results = list(_collect(pool.imap_unordered(play, tasks, chunksize=4), progress,
+                                            len(tasks)))
     else:
-        results = list(_collect(map(play, tasks), progress))
+        results = list(_collect(map(play, tasks), progress, len(tasks)))
     for res in sorted(results, key=lambda r: (r["scenario"], r["seed"])):
         row = rows[res["scenario"]]
         row["seeds"] += 1
@@ -102,10 +103,21 @@ def soak(scenarios: list[str], seeds: range, *, workers: int = 2, size: str = "s
     return out
 
 
-def _collect(results, progress):
+PROGRESS_EVERY = 250
+
+
+def _collect(results, progress, total: int = 0):
+    """Pass results through, printing failures at once and a count every PROGRESS_EVERY runs
+    (a soak of 10,000 seeds runs for an hour: it must be watchable)."""
+    started = time.perf_counter()
+    failed = 0
     for k, res in enumerate(results, 1):
+        failed += not res["ok"]
         if progress is not None and not res["ok"]:
             print(f"FAILED {res['scenario']} seed {res['seed']}: {res['error'] or res['replay']}",
+                  file=progress, flush=True)
+        if progress is not None and k % PROGRESS_EVERY == 0:
+            print(f"{k}/{total} runs, {failed} failed, {time.perf_counter() - started:.0f} s",
                   file=progress, flush=True)
         yield res
 

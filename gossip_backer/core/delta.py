@@ -5,7 +5,8 @@ Theory of operation
 A block the receiver lacks is often an edit of bytes it holds: a few lines of a source file
 changed, 100 bytes inserted into a large file. rsync's idea, inside one block: the receiver cuts
 its old bytes (the `base`) into chunks of `chunk_for(len(base))` bytes and sends a `signature`,
-per chunk the 32-bit weak sum and the first SIG_STRONG bytes of its BLAKE3 hash. The sender finds
+per chunk the weak sum folded to 16 bits (core.blocks.fold16) and the first SIG_STRONG bytes of
+its BLAKE3 hash (protocol 4; the 32-bit sum before: 6 bytes a chunk, now 4). The sender finds
 those chunks anywhere in the block (core.blocks.RollingMatcher, the puller's own matcher, with the
 hashes cut short) and answers with `encode`: copy instructions and the other bytes as literals,
 deflated with the copied bytes around the first literal as preset dictionary (the receiver has
@@ -15,22 +16,25 @@ block.
 
 Pieces. An edited line leaves most of its chunk unchanged, and sending that chunk as literals
 cost ~95% of the literals (edit_text: 527 B a file where the changed lines deflate to ~28 B).
-So the signature also carries one byte of BLAKE3 per piece of `piece_for(chunk)` bytes (an
-eighth of a chunk). Pieces are never searched for: a gap between two copied chunks starts where
+So the signature also carries one byte of BLAKE3 per piece of `piece_for(chunk)` bytes (a
+quarter of a chunk). Pieces are never searched for: a gap between two copied chunks starts where
 the first one ends in the base, so the sender compares the pieces that follow that chunk in
 the base with the bytes that follow the gap's start, one by one until one differs, and likewise
 backwards from the next copy (the start and end of the block stand for the base's). Only the
 pieces around each edit are then sent. One byte per piece is enough because a piece is compared
 at one place only: a false match (~1 in 256 at each edge) makes a block that fails its hash, and
 the receiver asks again with the chunks alone (`without_pieces`); a false match of the chunks'
-short hashes (about 1 in 2^48 chunk positions) only costs a plain request of that block.
+short hashes (about 1 in 2^32 chunk positions: ~1 in 4,000 edited 55 KiB files) only costs a
+plain request of that block.
 
 Sizes, measured on benchmarks/compare.py's edit_text stream (654 source files of 10-100 KiB
 with 1-3 edits each; signature + delta per file): chunks alone, c nearest sqrt(16 L) (the
 previous rule): 894 B; with pieces of c/8, c nearest sqrt(128 L): 651 B; sqrt(64 L) 660 B,
-sqrt(256 L) 686 B; pieces of c/4 725 B, c/16 735 B; two bytes a piece 815 B. So c is the power
-of two nearest sqrt(128 L) within 128 B..4 KiB (512 B for 1 KiB, 1 KiB for 10 KiB, 4 KiB from
-64 KiB) and pieces are c/8 when that is at least 32 B. About 0.8% of those files had a false
+sqrt(256 L) 686 B; pieces of c/4 725 B, c/16 735 B; two bytes a piece 815 B. With 4-byte chunk
+entries (protocol 4): 608 B at that rule, 583 B with c nearest sqrt(64 L) and pieces of c/4
+(c/8: 615 B; sqrt(32 L) or sqrt(256 L) with c/4 or c/8: 603-699 B, on every other file). So c
+is the power of two nearest sqrt(64 L) within 128 B..4 KiB (256 B for 1 KiB, 1 KiB for 10 KiB,
+2 KiB for 64 KiB, 4 KiB from 128 KiB) and pieces are c/4 when that is at least 32 B. About 0.8% of those files had a false
 piece match (and one more request).
 
 Format of a signature: one byte (log2 of the piece size, 0 for no pieces), the chunk entries,
@@ -46,15 +50,17 @@ from __future__ import annotations
 import struct
 import zlib
 
-from gossip_backer.core.blocks import RollingMatcher, strong_hash, weak_sum
+from gossip_backer.core.blocks import (RollingMatcher, chunk_weak_sums, fold16, strong_hash,
+                                       weak_sum)
 from gossip_backer.core.record import Block
 from gossip_backer.errors import RemoteError
 
-SIG_STRONG = 2  # bytes of BLAKE3 per chunk in a signature (after the 4 of the weak sum)
-SIG_ENTRY = 4 + SIG_STRONG
+SIG_WEAK = 2  # bytes of the weak sum per chunk (core.blocks.fold16: its halves mixed)
+SIG_STRONG = 2  # bytes of BLAKE3 per chunk in a signature (after the weak sum)
+SIG_ENTRY = SIG_WEAK + SIG_STRONG
 PIECE_ENTRY = 1  # bytes of BLAKE3 per piece (a false match costs one more delta, see below)
 MIN_CHUNK, MAX_CHUNK = 128, 4096
-PIECES = 8  # pieces a chunk is cut into
+PIECES = 4  # pieces a chunk is cut into
 MIN_PIECE = 32
 DICT_SIDE = 16 << 10  # copied bytes on each side of the first literal used as zlib dictionary
 STORED, DEFLATE = 0, 1
@@ -72,7 +78,7 @@ class DeltaError(RemoteError):
 def chunk_for(base_size: int) -> int:
     """The signature's chunk size for a base of `base_size` bytes (see the module docstring)."""
     chunk = MIN_CHUNK
-    while chunk < MAX_CHUNK and (2 * chunk) ** 2 <= 256 * base_size:  # nearest in log scale
+    while chunk < MAX_CHUNK and (2 * chunk) ** 2 <= 128 * base_size:  # nearest in log scale
         chunk *= 2
     return chunk
 
@@ -94,9 +100,12 @@ def signature(base: bytes | memoryview, chunk: int, piece: int = 0) -> bytes:
     little-endian) and SIG_STRONG bytes of BLAKE3; per piece PIECE_ENTRY bytes of BLAKE3."""
     view = memoryview(base)
     out = bytearray([piece.bit_length() - 1 if piece else 0])
+    full = len(view) // chunk  # their weak sums in a few numpy calls, not a call each
+    weaks = [fold16(w) for w in chunk_weak_sums(view, chunk)]
     for at in range(0, len(view), chunk):
         part = view[at: at + chunk]
-        out += struct.pack("<I", weak_sum(part)) + strong_hash(part)[:SIG_STRONG]
+        weak = weaks[at // chunk] if at // chunk < full else fold16(weak_sum(part))
+        out += struct.pack("<H", weak) + strong_hash(part)[:SIG_STRONG]
     if piece:
         for at in range(0, len(view), piece):
             out += strong_hash(view[at: at + piece])[:PIECE_ENTRY]
@@ -133,7 +142,7 @@ def _parse(base_size: int, chunk: int, sig: bytes) -> tuple[list[Block], int, by
     if len(sig) != signature_size(base_size, chunk, piece):
         raise DeltaError("signature does not match its base size")
     n = -(-base_size // chunk)
-    blocks = [Block(sig[k + 4: k + SIG_ENTRY], struct.unpack_from("<I", sig, k)[0])
+    blocks = [Block(sig[k + SIG_WEAK: k + SIG_ENTRY], struct.unpack_from("<H", sig, k)[0])
               for k in range(1, 1 + n * SIG_ENTRY, SIG_ENTRY)]
     return blocks, piece, sig[1 + n * SIG_ENTRY:]
 
@@ -175,7 +184,8 @@ def _chunk_copies(target: bytes, blocks: list[Block], chunk: int, base_size: int
     if not blocks:
         return []
     last = base_size - (len(blocks) - 1) * chunk
-    found = RollingMatcher(blocks, chunk, base_size, strong_len=SIG_STRONG).scan(target)
+    found = RollingMatcher(blocks, chunk, base_size, strong_len=SIG_STRONG,
+                           folded=True).scan(target)
     out, at = [], 0
     for pos, j in sorted((pos, j) for j, pos in found.items()):
         if pos >= at:

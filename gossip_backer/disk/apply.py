@@ -285,12 +285,12 @@ def make_durable(temps: list["TempFile"]) -> None:
         return
     if len(temps) > 1:
         try:
-            if _syncfs(temps[0]._need_fd()):
+            if _syncfs(temps[0].descriptor()):
                 return
         except OSError as exc:
             raise disk_error(exc, "sync", temps[0].path) from exc
     for t in temps:
-        t._io("sync", os.fsync, t._need_fd())
+        t.sync()
 
 
 def sync_folders(folders: Iterable[Path]) -> None:
@@ -476,6 +476,14 @@ class TempFile(KeptUnlessFailed):
                 os.close(fd)
             except OSError:
                 pass
+
+    def descriptor(self) -> int:
+        """The open file's descriptor (for a syncfs of the whole file system)."""
+        return self._need_fd()
+
+    def sync(self) -> None:
+        """fsync the written bytes (a full disk or I/O error drops the file, as a write does)."""
+        self._io("sync", os.fsync, self._need_fd())
 
     def _need_fd(self) -> int:
         if self._fd is None:

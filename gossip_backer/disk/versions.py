@@ -52,10 +52,17 @@ def objects_dir(root: Path | str) -> Path:
 
 def object_path(root: Path | str, content_hash: bytes) -> Path:
     """Where the bytes with `content_hash` are (or would be) stored."""
+    return Path(object_file(os.fspath(objects_dir(root)), content_hash))
+
+
+def object_file(objects: str, content_hash: bytes) -> str:
+    """`object_path` as a string, under `objects` (`objects_dir` of the root, as a string): the
+    block server names the archive as a source of every block it serves, on its trio loop, where
+    pathlib's joins took ~30 us a block (2 us this way)."""
     if not isinstance(content_hash, bytes) or len(content_hash) < 2:
         raise ValueError("a content hash is at least 2 bytes")
     text = content_hash.hex()
-    return objects_dir(root) / text[:2] / text
+    return os.path.join(objects, text[:2], text)
 
 
 def archive(

@@ -102,6 +102,18 @@ class PeerConnection:
         self.bytes_out += len(frame)
         return frame
 
+    def send_many(self, batch: list[Message]) -> bytes:
+        """Encrypt messages queued together: small ones share a frame (wire.messages.bundles).
+        LocalError if the connection is not open or one is too large (nothing is sent then)."""
+        if self.state is not State.OPEN or self._channel is None:
+            raise LocalError(f"cannot send in state {self.state.value}")
+        bodies = messages.bundles([messages.encode(m) for m in batch])
+        if any(len(body) > self._channel.max_frame for body in bodies):  # before any is sealed:
+            raise LocalError("a message exceeds the frame size")  # the nonces stay in step
+        out = b"".join([self._channel.seal_frame(body) for body in bodies])
+        self.bytes_out += len(out)
+        return out
+
     def close(self) -> bytes:
         """A clean goodbye (empty if the channel never opened)."""
         was_open = self.state is State.OPEN and self._channel is not None
@@ -198,7 +210,7 @@ class PeerConnection:
                 self.state = State.CLOSED
                 events.append(Closed())
                 return events
-            events.append(Received(messages.decode(item)))
+            events += [Received(m) for m in messages.decode_all(item)]
 
     def _on_closed(self, data: bytes) -> list[PeerEvent]:
         if data:

@@ -8,7 +8,7 @@ None when the file changed since it was scanned, so a file changed behind our ba
 served as the old version); the first whose bytes hash to the block is served (`first_served`).
 A DeltaRequest gets that block as copies of the asker's old chunks and literals
 (transfer.delta_answer), plainly when the delta would not be smaller; a request beyond the
-limits is answered "missing".
+limits is answered "missing". A BlockBatch is answered request by request in one BlockBatchData.
 """
 
 from __future__ import annotations
@@ -99,10 +99,20 @@ def check_batch(batch: BlockBatch) -> None:
         raise RemoteError(f"a block batch beyond the limits ({len(batch.requests)} blocks)")
 
 
+def batch_requests(batch: BlockBatch) -> list[BlockRequest | DeltaRequest]:
+    """The requests of a checked batch whose blocks are read, in the order `answer_batch` takes
+    them: the plain ones, then the delta requests that can be worked with (the others are
+    answered "missing" unread)."""
+    return [*batch.requests, *(req for req in batch.deltas if request_ok(req))]
+
+
 def answer_batch(batch: BlockBatch, found: list[bytes | None]) -> BlockBatchData:
-    """The answer to a checked batch whose blocks were read as `found` (in order; None: no
-    source held that block): the blocks held, and the ids of the others."""
-    blocks = tuple(BlockData(req.request_id, data)
-                   for req, data in zip(batch.requests, found) if data is not None)
-    missing = tuple(req.request_id for req, data in zip(batch.requests, found) if data is None)
-    return BlockBatchData(blocks, missing)
+    """The answer to a checked batch whose `batch_requests` were read as `found` (in order;
+    None: no source held that block): the blocks held, each delta request's block as a delta
+    (or plainly when that is not smaller), and the ids of the others."""
+    answers = [answer(req, data) for req, data in zip(batch_requests(batch), found)]
+    asked = {req.request_id for req in batch_requests(batch)}
+    missing = [a.request_id for a in answers if isinstance(a, BlockMissing)]
+    missing += [req.request_id for req in batch.deltas if req.request_id not in asked]
+    return BlockBatchData(tuple(a for a in answers if isinstance(a, BlockData)), tuple(missing),
+                          tuple(a for a in answers if isinstance(a, DeltaData)))

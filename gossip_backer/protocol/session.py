@@ -12,6 +12,9 @@ decides lives here, once, for the daemon (runtime/node.py) and the simulator (te
   dialed stays; of two dialed by one end, the newer. Both ends agree without a word.
 - `judge_claim`: the answer to an invite claim, given what the invite store said of the invite
   (claimed now, used, expired) and the membership: a `Grant` to publish, or why not.
+- `next_retry`, `jittered`: the back-off between tries to reach a peer or the inviter.
+- `CLAIM_TIMEOUT`: how long a joining node waits for the answer to its claim before it closes
+  the connection and claims again (runtime/dial.py, testing/siminvite.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,25 @@ from gossip_backer.wire.codec import pack
 from gossip_backer.wire.messages import PROTOCOL_VERSION, Hello, InviteClaim, InviteResult, Refuse
 
 NAME_LIMIT = 200  # characters of a peer's name kept in its grant
+# The inviter answers a claim at once (a signature check, one store write, a signature). A claim
+# link is never admitted, so no keepalive or dead timer watches it: without a limit, a claim
+# sent as the inviter's machine lost power (TCP acknowledged it, or the segment was lost with the
+# machine) waits for an answer for ever, and the joining node never gets in. Past this, the
+# joining node closes the link and claims again after its back-off.
+CLAIM_TIMEOUT = 30.0
+RETRY_FIRST = 1.0  # seconds before dialing again after a link that worked, or the first failure
+RETRY_CAP = 60.0
+
+
+def next_retry(previous: float | None) -> float:
+    """The back-off after one more failed try: doubling from RETRY_FIRST up to RETRY_CAP, so a
+    peer that is away for a day costs a dial a minute, and one back in a second is found at once."""
+    return min(RETRY_CAP, (RETRY_FIRST / 2 if previous is None else previous) * 2)
+
+
+def jittered(delay: float, uniform: Callable[[float, float], float]) -> float:
+    """Half to all of `delay`, so nodes that failed together do not all retry together."""
+    return delay * uniform(0.5, 1.0)
 
 
 def trusted(members: Mapping[bytes, Member], bootstrap: Iterable[bytes], key: bytes) -> bool:

@@ -23,8 +23,6 @@ from gossip_backer.wire.codec import unpack
 from gossip_backer.wire.messages import InviteClaim, InviteResult
 
 log = logging.getLogger(__name__)
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
 LESSER_DELAY = 2.0
 CONNECT_TIMEOUT = 5.0
 LAST_PORT = "listen_port"  # config: the port `--listen HOST:0` got, asked for again at restart
@@ -161,9 +159,9 @@ class Dialer:
             self.busy.discard(peer)
 
     def _backoff(self, peer: bytes, success: bool) -> None:
-        delay = BACKOFF_BASE if success else min(BACKOFF_CAP, self.delay.get(peer, BACKOFF_BASE / 2) * 2)
+        delay = session.RETRY_FIRST if success else session.next_retry(self.delay.get(peer))
         self.delay[peer] = delay
-        self.next_try[peer] = time.monotonic() + delay * self.rng.uniform(0.5, 1.0)
+        self.next_try[peer] = time.monotonic() + session.jittered(delay, self.rng.uniform)
 
     async def _claim_invite(self) -> None:
         """Connect with the invite's one-time key and ask the inviter for our grant."""
@@ -188,19 +186,24 @@ class Dialer:
             self.busy.discard("invite")
 
     def _retry_invite(self) -> float:
-        delay = min(BACKOFF_CAP, self.delay.get(b"invite", BACKOFF_BASE / 2) * 2)
+        delay = session.next_retry(self.delay.get(b"invite"))
         self.delay[b"invite"] = delay
-        return delay * self.rng.uniform(0.5, 1.0)
+        return session.jittered(delay, self.rng.uniform)
 
     async def _run_claim(self, stream, address: str, invite) -> bool:
         state = self.state
         key = Identity.from_seed(invite.invite_seed)
         outcome: list[InviteResult] = []
 
+        async def unanswered(link) -> None:
+            await trio.sleep(session.CLAIM_TIMEOUT)
+            link.abort(f"no answer to the invite claim in {session.CLAIM_TIMEOUT:.0f} s")
+
         async def on_event(link, event) -> None:
             if isinstance(event, Authenticated):
                 proof = state.identity.sign(session.claim_bytes(state.mesh_id, key.public, state.identity.public))
                 link.send(InviteClaim(state.identity.public, state.name, proof))
+                await link.spawn(unanswered, link)  # cancelled when the link ends
             elif isinstance(event, Received) and isinstance(event.message, InviteResult):
                 outcome.append(event.message)
                 link.abort("invite answered")

@@ -171,7 +171,8 @@ class Node:
             if isinstance(message, (BlockRequest, DeltaRequest)):
                 link.send(BlockMissing(message.request_id))
             elif isinstance(message, BlockBatch):
-                link.send(BlockBatchData((), tuple(r.request_id for r in message.requests)))
+                link.send(BlockBatchData((), tuple(r.request_id for r in
+                                                   message.requests + message.deltas)))
             return
         if isinstance(message, (BlockRequest, DeltaRequest, BlockBatch)):
             link.send(await self.folder.answer(message))

@@ -593,19 +593,30 @@ class Puller:
             self._pump.set()
             return
         if isinstance(msg, DeltaData):
-            wanted = self.scheduler.delta_of(msg.request_id)
-            data = None if wanted is None else await self._disk(self._rebuild, *wanted, msg.delta)
-            arrived = self.scheduler.on_delta(peer, msg.request_id, data)
-            self._pump.set()
-            if arrived is not None:
-                await self._arrived(arrived)
+            await self._on_deltas(peer, (msg,))
             return
         await self._on_blocks(peer, (msg,))
 
     async def _on_batch(self, peer: bytes, msg: BlockBatchData) -> None:
         for rid in msg.missing:
             self.scheduler.on_missing(peer, rid)
-        await self._on_blocks(peer, msg.blocks)
+        self._pump.set()
+        if msg.blocks:
+            await self._on_blocks(peer, msg.blocks)
+        if msg.deltas:
+            await self._on_deltas(peer, msg.deltas)
+
+    async def _on_deltas(self, peer: bytes, deltas) -> None:
+        """DeltaData from a peer, rebuilt from the old bytes and checked in one worker hop."""
+        wanted = [(d, self.scheduler.delta_of(d.request_id)) for d in deltas]
+        rebuilt = await self._disk(lambda: [None if w is None else self._rebuild(*w, d.delta)
+                                            for d, w in wanted])
+        arrivals = [self.scheduler.on_delta(peer, d.request_id, data)
+                    for d, data in zip(deltas, rebuilt)]
+        self._pump.set()
+        for arrived in arrivals:
+            if arrived is not None:
+                await self._arrived(arrived)
 
     async def _on_blocks(self, peer: bytes, blocks) -> None:
         """Blocks from a peer: each verified against its hash and, where it goes straight to a

@@ -56,6 +56,7 @@ from gossip_backer.core.ids import NodeId, mesh_id_of
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import Grant, Revoke
 from gossip_backer.crypto.identity import Identity, Verifier, make_update
+from gossip_backer.protocol import session
 from gossip_backer.protocol.gossip import digest_hash
 from gossip_backer.testing.loop import EventLoop
 from gossip_backer.testing.memdisk import DiskFull
@@ -93,7 +94,7 @@ class ClusterConfig:
     # may arrive before it, as in the daemon where a big tree takes a while to scan
     settle_delay: float = 0.001
     scheduler: dict = field(default_factory=dict)  # transfer.Scheduler options (its defaults)
-    redial: tuple[float, float] = (1.0, 60.0)  # runtime.dial BACKOFF_BASE, BACKOFF_CAP
+    redial: tuple[float, float] = (session.RETRY_FIRST, session.RETRY_CAP)
     power_cut: bool = True  # a machine crash drops unsynced disk changes (memdisk.power_cut)
     power_keep: float = 0.5  # the chance an unsynced change reached the disk anyway
     rescan_delay: tuple[float, float] = (0.0, 0.0)  # restart: when the scan reaches offline edits

@@ -169,9 +169,9 @@ class MemRoot:
         if e is None or e.kind != FILE or new_inode:
             if e is not None and e.kind == DIR:
                 raise IsADirectoryError(path)
-            self._put(path, _Entry(FILE, mode, mtime, self._next_inode(), bytearray(data)))
+            self.put_entry(path, _Entry(FILE, mode, mtime, self.next_inode(), bytearray(data)))
             return
-        self._touch(path)
+        self.mark_changed(path)
         e.data, e.mode, e.mtime_ns = bytearray(data), mode, mtime
         self._fingerprint = None
 
@@ -179,29 +179,29 @@ class MemRoot:
         self._parents(path)
         if path in self._entries:
             raise FileExistsError(path)
-        self._put(path, _Entry(DIR, mode, self.clock() if mtime_ns is None else mtime_ns,
-                               self._next_inode()))
+        self.put_entry(path, _Entry(DIR, mode, self.clock() if mtime_ns is None else mtime_ns,
+                               self.next_inode()))
 
     def symlink(self, path: str, target: str, mtime_ns: int | None = None) -> None:
         self._parents(path)
         if path in self._entries:
             raise FileExistsError(path)
-        self._put(path, _Entry(SYMLINK, 0o777, self.clock() if mtime_ns is None else mtime_ns,
-                               self._next_inode(), target=target))
+        self.put_entry(path, _Entry(SYMLINK, 0o777, self.clock() if mtime_ns is None else mtime_ns,
+                               self.next_inode(), target=target))
 
     def delete(self, path: str) -> None:
         """Remove an entry and everything below it (rm -rf)."""
         for child in list(self._children.get(path, ())):
             self.delete(f"{path}/{child}" if path else child)
-        self._drop(path)
+        self.remove_entry(path)
 
     def chmod(self, path: str, mode: int) -> None:
-        self._touch(path)
+        self.mark_changed(path)
         self._entries[path].mode = mode & 0o7777
         self._fingerprint = None
 
     def touch(self, path: str, mtime_ns: int) -> None:
-        self._touch(path)
+        self.mark_changed(path)
         self._entries[path].mtime_ns = mtime_ns
         self._fingerprint = None
 
@@ -318,7 +318,7 @@ class MemRoot:
         parent = posixpath.dirname(path)
         if parent and (parent not in self._entries or self._entries[parent].kind != DIR):
             return  # its folder's creation was lost (or the folder's removal reached the disk)
-        self._put(path, state)
+        self.put_entry(path, state)
 
     def state(self, path: str) -> "_Entry | None":
         """A copy of the entry at `path` (opaque), for `set_state`."""
@@ -334,14 +334,14 @@ class MemRoot:
                 self.delete(path)
             if state is not None:
                 self._parents(path)
-                self._put(path, state.copy())
+                self.put_entry(path, state.copy())
         finally:
             self._tracking = True
 
     def _now(self) -> int:
         return self._tick if self.clock == self._counter else self.clock()
 
-    def _touch(self, path: str) -> None:
+    def mark_changed(self, path: str) -> None:
         """`path` is about to change: remember its durable state (a copy) if not done yet."""
         if not self._tracking:
             return
@@ -379,7 +379,8 @@ class MemRoot:
         return self._fingerprint
 
     # -- internals ---------------------------------------------------------------------------
-    def _next_inode(self) -> int:
+    def next_inode(self) -> int:
+        """A fresh inode number for a new entry of this disk."""
         self._inode += 1
         return self._inode
 
@@ -389,14 +390,15 @@ class MemRoot:
             p = "/".join(parts[:i])
             e = self._entries.get(p)
             if e is None:
-                self._put(p, _Entry(DIR, 0o755, self.clock(), self._next_inode()))
+                self.put_entry(p, _Entry(DIR, 0o755, self.clock(), self.next_inode()))
             elif e.kind != DIR:
                 raise NotADirectoryError(p)
 
-    def _put(self, path: str, entry: _Entry) -> None:
+    def put_entry(self, path: str, entry: _Entry) -> None:
+        """Place `entry` at `path`, replacing what was there (rename's and create's last step)."""
         if path in self._entries:
-            self._drop(path)
-        self._touch(path)
+            self.remove_entry(path)
+        self.mark_changed(path)
         self._entries[path] = entry
         parent, name = posixpath.split(path)
         self._children[parent][name] = None
@@ -404,10 +406,11 @@ class MemRoot:
             self._children[path] = {}
         self._fingerprint = None
 
-    def _drop(self, path: str) -> None:
+    def remove_entry(self, path: str) -> None:
+        """Take `path` out of its folder (the caller checked it may)."""
         if path not in self._entries:
             return
-        self._touch(path)
+        self.mark_changed(path)
         e = self._entries.pop(path)
         parent, name = posixpath.split(path)
         self._children[parent].pop(name, None)
@@ -415,10 +418,12 @@ class MemRoot:
             del self._children[path]
         self._fingerprint = None
 
-    def _list(self, folder: str) -> list[str]:
+    def names_in(self, folder: str) -> list[str]:
+        """The names in `folder` (a copy: callers change the folder while they walk it)."""
         return list(self._children.get(folder, ()))
 
-    def _get(self, path: str) -> _Entry | None:
+    def entry_at(self, path: str) -> _Entry | None:
+        """The entry at `path` as it is (no copy: the disk's own files write through it)."""
         return self._entries.get(path)
 
 
@@ -429,7 +434,7 @@ def _resolve(root: MemRoot, path: str) -> str:
     norm = check(path)
     parts = norm.split("/")
     for i in range(1, len(parts)):
-        e = root._get("/".join(parts[:i]))
+        e = root.entry_at("/".join(parts[:i]))
         if e is None or e.kind == FILE:
             break
         if e.kind == SYMLINK:
@@ -472,9 +477,9 @@ def _prepare(root: MemRoot, path: str) -> str:
     parts = rel.split("/")
     for i in range(1, len(parts)):
         p = "/".join(parts[:i])
-        e = root._get(p)
+        e = root.entry_at(p)
         if e is None:
-            root._put(p, _Entry(DIR, 0o755, root.clock(), root._next_inode()))
+            root.put_entry(p, _Entry(DIR, 0o755, root.clock(), root.next_inode()))
             root.sync(p)  # disk.apply fsyncs the folders it makes
         elif e.kind == SYMLINK:
             raise BadPath(f"{p} became a symlink")
@@ -509,10 +514,10 @@ class TempFile(KeptUnlessFailed):
                hasher_factory: HasherFactory = DEFAULT_HASHER) -> "TempFile":
         rel = _prepare(root, path)
         tmp = _temp_rel(rel)
-        old = root._get(tmp)
+        old = root.entry_at(tmp)
         if old is not None and old.kind == DIR:
             raise DiskError(f"cannot use temporary name {tmp}: a folder is there")
-        root._put(tmp, _Entry(FILE, 0o600, root.clock(), root._next_inode(), bytearray()))
+        root.put_entry(tmp, _Entry(FILE, 0o600, root.clock(), root.next_inode(), bytearray()))
         return cls(MemPath(root, tmp), target=MemPath(root, rel), hasher_factory=hasher_factory)
 
     @classmethod
@@ -520,7 +525,7 @@ class TempFile(KeptUnlessFailed):
                       hasher_factory: HasherFactory = DEFAULT_HASHER) -> "TempFile":
         if not p.name.startswith(TMP_PREFIX):
             raise LocalError(f"{p} is not a temporary file of ours")
-        e = p.root._get(p.rel)
+        e = p.root.entry_at(p.rel)
         if e is None:
             raise DiskError(f"cannot open {p}: no such file")
         if e.kind != FILE:
@@ -530,7 +535,7 @@ class TempFile(KeptUnlessFailed):
     def _data(self) -> bytearray:
         if not self._open:
             raise LocalError(f"{self.path} is closed")
-        e = self.path.root._get(self.path.rel)
+        e = self.path.root.entry_at(self.path.rel)
         if e is None or e.kind != FILE:
             raise DiskError(f"cannot write {self.path}: it vanished")
         return e.data
@@ -538,7 +543,7 @@ class TempFile(KeptUnlessFailed):
     def write_at(self, offset: int, data: bytes) -> None:
         buf = self._data()
         self.path.root.need_space(offset + len(data) - len(buf), self.path.rel)
-        self.path.root._touch(self.path.rel)
+        self.path.root.mark_changed(self.path.rel)
         if len(buf) < offset:
             buf.extend(bytes(offset - len(buf)))
         buf[offset:offset + len(data)] = data
@@ -553,7 +558,7 @@ class TempFile(KeptUnlessFailed):
     def truncate(self, size: int) -> None:
         buf = self._data()
         self.path.root.need_space(size - len(buf), self.path.rel)
-        self.path.root._touch(self.path.rel)
+        self.path.root.mark_changed(self.path.rel)
         if size < len(buf):
             del buf[size:]
         else:
@@ -574,7 +579,7 @@ class TempFile(KeptUnlessFailed):
         data = self._data()
         target = self._check_target(target)
         root = target.root
-        _refuse_folder(target.rel, root._get(target.rel))
+        _refuse_folder(target.rel, root.entry_at(target.rel))
         hasher = self._hasher_factory()
         hasher.update(bytes(data))
         if hasher.digest() != expected_hash:
@@ -584,10 +589,10 @@ class TempFile(KeptUnlessFailed):
         _refuse_folder(target.rel, current)
         if archive is not None and current is not None and current.kind == FILE:
             archive(target)
-        e = root._get(self.path.rel)
-        root._drop(self.path.rel)
+        e = root.entry_at(self.path.rel)
+        root.remove_entry(self.path.rel)
         e.mode, e.mtime_ns = mode & 0o777, mtime_ns
-        root._put(target.rel, e)
+        root.put_entry(target.rel, e)
         root.sync(self.path.rel)  # fsync of the file, rename, fsync of the folder
         root.sync(target.rel)
         self._open = False
@@ -597,9 +602,9 @@ class TempFile(KeptUnlessFailed):
 
     def abort(self) -> None:
         self._open = False
-        e = self.path.root._get(self.path.rel)
+        e = self.path.root.entry_at(self.path.rel)
         if e is not None and e.kind == FILE:
-            self.path.root._drop(self.path.rel)
+            self.path.root.remove_entry(self.path.rel)
 
 
 def find_partial(root: MemRoot, path: str) -> MemPath | None:
@@ -610,11 +615,11 @@ def find_partial(root: MemRoot, path: str) -> MemPath | None:
 
 def make_dir(root: MemRoot, path: str, mode: int, mtime_ns: int) -> None:
     rel = _prepare(root, path)
-    e = root._get(rel)
+    e = root.entry_at(rel)
     if e is not None and e.kind != DIR:
         raise LocalChanged(MemPath(root, rel), "is not a folder")
     if e is None:
-        root._put(rel, _Entry(DIR, 0o755, root.clock(), root._next_inode()))
+        root.put_entry(rel, _Entry(DIR, 0o755, root.clock(), root.next_inode()))
     set_meta(root, rel, mode, mtime_ns)
     root.sync(rel)
 
@@ -626,7 +631,7 @@ def make_symlink(root: MemRoot, path: str, target: str, expect: Stat | None, *,
     _refuse_folder(rel, current)
     if archive is not None and current is not None and current.kind == FILE:
         archive(MemPath(root, rel))
-    root._put(rel, _Entry(SYMLINK, 0o777, root.clock(), root._next_inode(), target=target))
+    root.put_entry(rel, _Entry(SYMLINK, 0o777, root.clock(), root.next_inode(), target=target))
     root.sync(rel)
 
 
@@ -637,20 +642,20 @@ def remove(root: MemRoot, path: str, expect: Stat | None, *,
     if e is None:
         return True
     if e.kind == DIR:
-        names = root._list(rel)
+        names = root.names_in(rel)
         if any(not n.startswith(TMP_PREFIX) for n in names):
             return False
-        if any(root._get(f"{rel}/{n}").kind == DIR for n in names):
+        if any(root.entry_at(f"{rel}/{n}").kind == DIR for n in names):
             return False
         for n in names:
-            root._drop(f"{rel}/{n}")
+            root.remove_entry(f"{rel}/{n}")
             root.sync(f"{rel}/{n}")
-        root._drop(rel)
+        root.remove_entry(rel)
         root.sync(rel)
         return True
     if archive is not None and e.kind == FILE:
         archive(MemPath(root, rel))
-    root._drop(rel)
+    root.remove_entry(rel)
     root.sync(rel)
     return True
 
@@ -661,7 +666,7 @@ def set_meta(root: MemRoot, path: str, mode: int, mtime_ns: int, *,
     e = _lstat(root, rel) if expect is None else _check_expect(root, rel, expect)
     if e is None:
         raise LocalChanged(MemPath(root, rel), "vanished")
-    root._touch(rel)  # utime and chmod: not synced
+    root.mark_changed(rel)  # utime and chmod: not synced
     if e.kind != SYMLINK:
         e.mode = mode & 0o777
     e.mtime_ns = mtime_ns
@@ -675,14 +680,14 @@ def rename(root: MemRoot, src: str, dst: str, expect: Stat) -> None:
     e = _check_expect(root, s, expect)
     if e is None:
         raise LocalChanged(MemPath(root, s), "vanished")
-    if root._get(d) is not None:
+    if root.entry_at(d) is not None:
         raise LocalChanged(MemPath(root, d), "is in the way")
-    moved = {p: root._get(p) for p in root.paths() if p == s or p.startswith(s + "/")}
+    moved = {p: root.entry_at(p) for p in root.paths() if p == s or p.startswith(s + "/")}
     for p in sorted(moved, reverse=True):
-        root._drop(p)
+        root.remove_entry(p)
         root.sync(p)
     for p in sorted(moved):
-        root._put(d + p[len(s):], moved[p])
+        root.put_entry(d + p[len(s):], moved[p])
         root.sync(d + p[len(s):])
 
 
@@ -693,7 +698,7 @@ def archive(root: MemRoot, path_on_disk: MemPath, content_hash: bytes, *, verify
     """Keep the bytes of the file at `path_on_disk` as version `content_hash` (True: stored now)."""
     if content_hash in root.objects:
         return False
-    e = path_on_disk.root._get(path_on_disk.rel)
+    e = path_on_disk.root.entry_at(path_on_disk.rel)
     if e is None or e.kind != FILE:
         raise LocalError(f"cannot archive {path_on_disk}: not a regular file")
     data = bytes(e.data)

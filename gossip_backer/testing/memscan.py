@@ -69,7 +69,7 @@ class _Scanner(TreeScan):
                  hasher: MemHashFile | None) -> None:
         super().__init__(previous, ignore)
         self.root = root
-        self.hash_file = hasher or (lambda path, size: hash_memory(root._get(path).data))
+        self.hash_file = hasher or (lambda path, size: hash_memory(root.entry_at(path).data))
 
     def walk(self, prefix: str) -> None:
         stack = [prefix]
@@ -77,8 +77,8 @@ class _Scanner(TreeScan):
             folder = stack.pop()
             base = folder + "/" if folder else ""
             seen: set[str] = set()
-            for name in self.root._list(folder):
-                e = self.root._get(base + name)
+            for name in self.root.names_in(folder):
+                e = self.root.entry_at(base + name)
                 rel = self._name(base, name, e.kind == DIR, seen)
                 if rel is not None and self.examine(rel, e) == DIR:
                     stack.append(rel)
@@ -118,7 +118,7 @@ def locate_entry(root: MemRoot, rel: str) -> _Entry | None:
     """The entry at `rel`, or None if it or a real folder above it is missing (no link followed)."""
     parts = rel.split("/")
     for i in range(1, len(parts)):
-        e = root._get("/".join(parts[:i]))
+        e = root.entry_at("/".join(parts[:i]))
         if e is None or e.kind != DIR:
             return None
-    return root._get(rel)
+    return root.entry_at(rel)

@@ -404,15 +404,20 @@ class SimFolder:
                 self.scheduler.on_missing(peer, request_id)
             for block in message.blocks:
                 self._arrived(self.scheduler.on_data(peer, block.request_id, block.data))
+            for d in message.deltas:
+                self._on_delta(peer, d)
         elif isinstance(message, BlockMissing):
             self.scheduler.on_missing(peer, message.request_id)
         elif isinstance(message, DeltaData):
-            wanted = self.scheduler.delta_of(message.request_id)
-            data = None if wanted is None else self._rebuild(*wanted, message.delta)
-            self._arrived(self.scheduler.on_delta(peer, message.request_id, data))
+            self._on_delta(peer, message)
         else:
             self._arrived(self.scheduler.on_data(peer, message.request_id, message.data))
         self.request_blocks()
+
+    def _on_delta(self, peer: bytes, message: DeltaData) -> None:
+        wanted = self.scheduler.delta_of(message.request_id)
+        data = None if wanted is None else self._rebuild(*wanted, message.delta)
+        self._arrived(self.scheduler.on_delta(peer, message.request_id, data))
 
     def _rebuild(self, path: str, base: Base, block_hash: bytes, size: int,
                  encoded: bytes) -> bytes | None:
@@ -457,7 +462,8 @@ class SimFolder:
         a batch is answered block by block in one message."""
         if isinstance(req, BlockBatch):
             serving.check_batch(req)
-            return serving.answer_batch(req, [self._first(r) for r in req.requests])
+            return serving.answer_batch(req, [self._first(r)
+                                              for r in serving.batch_requests(req)])
         if not serving.request_ok(req):
             return BlockMissing(req.request_id)
         sources = serving.serve_sources(req, self.local.find_file, self.local.find_block)

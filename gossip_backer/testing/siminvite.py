@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Claim", "SimInvites"]
 
-RETRY = (1.0, 60.0)  # runtime/dial.py's back-off between tries to reach the inviter
-
 
 @dataclass
 class _Row:
@@ -70,7 +68,7 @@ class Claim(Endpoint):
         self.forge = forge
         self.result: InviteResult | None = None
         self.tries = 0
-        self._delay = RETRY[0] / 2
+        self._delay: float | None = None  # the back-off (session.next_retry)
         self._conn: Connection | None = None
         self._cancelled = False
         self._round = 0  # which start of the node's process the dials belong to
@@ -91,7 +89,7 @@ class Claim(Endpoint):
         if self.result is None and not self._cancelled:
             self._round += 1
             self._conn = None
-            self._delay = RETRY[0] / 2
+            self._delay = None
             self.start()
 
     def cancel(self) -> None:
@@ -122,6 +120,17 @@ class Claim(Endpoint):
         proof = signer.sign(session.claim_bytes(mesh_id, self.invite_key.public, me.public))
         claim = InviteClaim(me.public, f"n{self.node.index}", proof)
         self.cluster.net.send(conn, self.node.index, encode(claim), "InviteClaim")
+        self.cluster.loop.call_later(session.CLAIM_TIMEOUT, self._unanswered, conn)
+
+    def _unanswered(self, conn: Connection) -> None:
+        """No answer in `session.CLAIM_TIMEOUT` (the inviter's machine died with the claim on
+        its way): close and claim again, as the daemon does (runtime/dial.py)."""
+        if conn is not self._conn or self.result is not None or not self.node.alive:
+            return
+        self._conn = None
+        self.cluster.net.close(conn, self.node.index,
+                               f"no answer to the invite claim in {session.CLAIM_TIMEOUT:.0f} s")
+        self._retry()
 
     def on_open(self, conn: Connection) -> None:  # pragma: no cover - we always dial
         pass
@@ -144,5 +153,5 @@ class Claim(Endpoint):
     def _retry(self) -> None:
         if self.result is not None:
             return
-        self._delay = min(RETRY[1], self._delay * 2)
-        self.start(self._delay * self.cluster.rng.uniform(0.5, 1.0))
+        self._delay = session.next_retry(self._delay)
+        self.start(session.jittered(self._delay, self.cluster.rng.uniform))

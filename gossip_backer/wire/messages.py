@@ -3,11 +3,14 @@
 A message travels as msgpack `[tag, field1, field2, ...]`. Decoding checks every field's type,
 so a peer's malformed message becomes a RemoteError here and never reaches the protocol logic.
 
-Messages of the kinds in PACKED_KINDS (gossip deltas and delta requests: each update repeats
-its origin's 32-byte key, a small file's block hash repeats its file hash, paths share their
-folders) travel deflated when that is smaller, as `[PACKED, deflated msgpack]` (raw deflate,
+Messages of the kinds in PACKED_KINDS (gossip deltas, delta requests and batches of requests:
+each update repeats its origin's 32-byte key, a small file's block hash repeats its file hash,
+paths share their folders) travel deflated when that is smaller, as `[PACKED, deflated msgpack]` (raw deflate,
 level 1): in the edit_text benchmark a Delta of a round's updates shrinks to half. Inflating
 stops at PACKED_MAX bytes, what one frame could have carried plainly.
+
+Small messages sent at once (`bundled` kinds: a gossip round's Digest and DeltaAck, pings) share
+one frame as `[BUNDLE, [message, ...]]` (`bundles`, `decode_all`): a frame costs 68 bytes.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from gossip_backer.core import paths
 from gossip_backer.errors import RemoteError
 from gossip_backer.wire.codec import pack, unpack
 
-PROTOCOL_VERSION = 3  # 2: BlockBatch / BlockBatchData (a version-1 peer is refused by Hello);
+PROTOCOL_VERSION = 4  # 2: BlockBatch / BlockBatchData (a version-1 peer is refused by Hello);
 # 3: frames sealed with AEGIS-256 (crypto/channel.py; a version-2 peer fails the first frame's
-# tag), packed (deflated) messages, delta pieces
+# tag), packed (deflated) messages, delta pieces; 4: BlockBatch carries DeltaRequests and
+# BlockBatchData their DeltaData (a field more each), BlockBatch travels packed, small messages
+# sent together share a frame (BUNDLE), delta signatures with 4-byte chunk entries (core.delta)
 UpdateTuple = tuple  # (origin: bytes, seq: int, body: bytes, sig: bytes)
 WirePath = str  # a mesh path: a str in memory, a str or (not UTF-8) a bin on the wire (core.paths)
 
@@ -147,20 +152,24 @@ class DeltaData:
 
 @dataclass(frozen=True, slots=True)
 class BlockBatch:
-    """Many small plain BlockRequests in one message: a tree of small files costs one message
-    (and one disk hop on the server) per batch, not per file. Answered by one BlockBatchData."""
+    """Many small BlockRequests and DeltaRequests in one message: a tree of small files costs
+    one message (and one disk hop on the server) per batch, not per file, and a round of edited
+    files one frame, not one each (a frame costs 68 bytes). Answered by one BlockBatchData."""
 
     TAG: ClassVar[int] = 19
     requests: tuple[BlockRequest, ...]
+    deltas: tuple[DeltaRequest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class BlockBatchData:
-    """The answer to a BlockBatch: the blocks found, and the request ids of those not found."""
+    """The answer to a BlockBatch: the blocks found (a DeltaRequest's block too, when its delta
+    would not be smaller), the request ids of those not found, and the deltas."""
 
     TAG: ClassVar[int] = 20
     blocks: tuple[BlockData, ...]
     missing: tuple[int, ...]
+    deltas: tuple[DeltaData, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +231,7 @@ KINDS: dict[int, type] = {
 }
 _FIELDS = {tag: dataclasses.fields(cls) for tag, cls in KINDS.items()}
 _PY = {"int": int, "str": str, "bytes": bytes, "bool": bool, "dict": dict}
-_NESTED = {cls.__name__: cls for cls in (BlockRequest, BlockData)}  # kinds carried inside others
+_NESTED = {cls.__name__: cls for cls in (BlockRequest, BlockData, DeltaRequest, DeltaData)}  # kinds carried inside others
 
 
 def _values(msg) -> list:
@@ -239,9 +248,64 @@ def _values(msg) -> list:
 
 
 PACKED = 21  # the tag of a deflated message (never nested)
-PACKED_KINDS = frozenset({5, 17})  # Delta, DeltaRequest
+PACKED_KINDS = frozenset({5, 17, 19})  # Delta, DeltaRequest, BlockBatch
 PACKED_MIN = 96  # smaller messages are sent as they are
 PACKED_MAX = 2 << 20  # the most a packed message may inflate to (one frame's worth)
+
+
+BUNDLE = 22  # the tag of several small messages in one frame (never nested, never packed)
+BUNDLE_ITEM = 16 << 10  # a message larger than this, encoded, travels in a frame of its own
+BUNDLE_BYTES = 64 << 10  # the encoded messages of one bundle, at most
+BUNDLE_COUNT = 64  # messages in one bundle, at most
+
+
+BUNDLED_KINDS = frozenset({Digest, Summary, DeltaAck, Ping, Pong, BlockMissing, LiveSync})
+
+
+def bundled(msg: Message) -> bool:
+    """May `msg` share a frame with others queued with it? (Small kinds only: a sender never
+    holds several large messages encoded at once.)"""
+    return type(msg) in BUNDLED_KINDS
+
+
+def bundles(encoded: list[bytes]) -> list[bytes]:
+    """Encoded messages queued together, as frame bodies: runs of small ones (at most
+    BUNDLE_COUNT and BUNDLE_BYTES) as one `[BUNDLE, [message, ...]]` each, the others alone.
+    A frame costs 68 bytes (crypto/channel.py): a gossip round's Digest and DeltaAck, sent at
+    once, cost one (protocol 4)."""
+    out: list[bytes] = []
+    run: list[bytes] = []
+    size = 0
+
+    def flush() -> None:
+        if len(run) > 1:
+            out.append(pack([BUNDLE, list(run)]))
+        elif run:
+            out.append(run[0])
+
+    for body in encoded:
+        if len(body) > BUNDLE_ITEM or len(run) >= BUNDLE_COUNT or size + len(body) > BUNDLE_BYTES:
+            flush()
+            run, size = [], 0
+        if len(body) > BUNDLE_ITEM:
+            out.append(body)
+            continue
+        run.append(body)
+        size += len(body)
+    flush()
+    return out
+
+
+def decode_all(data: bytes) -> list[Message]:
+    """A frame body -> its messages (several for a bundle); RemoteError if malformed."""
+    plain = unpack(data)
+    if not (isinstance(plain, list) and len(plain) == 2 and plain[0] == BUNDLE):
+        return [_from_plain(plain)]
+    items = plain[1]
+    if (not isinstance(items, list) or not 1 < len(items) <= BUNDLE_COUNT
+            or not all(isinstance(b, bytes) and len(b) <= BUNDLE_ITEM for b in items)):
+        raise RemoteError("bundle: malformed")
+    return [decode(body) for body in items]
 
 
 def encode_plain(msg: Message) -> bytes:
@@ -251,7 +315,9 @@ def encode_plain(msg: Message) -> bytes:
 
 def encode(msg: Message) -> bytes:
     if type(msg) is BlockData:
-        return _encode_block(msg)
+        return b"".join(_block_parts(msg))
+    if type(msg) is BlockBatchData:
+        return _encode_batch(msg)
     plain = encode_plain(msg)
     if msg.TAG in PACKED_KINDS and PACKED_MIN <= len(plain) <= PACKED_MAX:
         deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
@@ -278,13 +344,31 @@ def _inflated(packed: object) -> list:
     return plain
 
 
-def _encode_block(msg: BlockData) -> bytes:
-    """The same bytes as `pack` gives, with the block copied once: msgpack would copy it into
-    its buffer and out again (two passes over every byte a node sends)."""
+def _block_parts(msg: BlockData, nested: bool = False) -> tuple[bytes, bytes]:
+    """A BlockData's msgpack form in two pieces, the block itself the second: joined, they are
+    the same bytes as `pack` gives with the block copied once (msgpack copies it into its buffer
+    and out again: two passes over every byte a node sends). Nested in a batch, without its tag."""
     n = len(msg.data)
     size = (b"\xc4" + n.to_bytes(1, "big") if n < 1 << 8 else
             b"\xc5" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xc6" + n.to_bytes(4, "big"))
-    return b"".join((b"\x93", pack(BlockData.TAG), pack(msg.request_id), size, msg.data))
+    head = b"\x92" if nested else b"\x93" + pack(BlockData.TAG)
+    return head + pack(msg.request_id) + size, msg.data
+
+
+def _array_header(n: int) -> bytes:
+    return (bytes((0x90 | n,)) if n < 16 else
+            b"\xdc" + n.to_bytes(2, "big") if n < 1 << 16 else b"\xdd" + n.to_bytes(4, "big"))
+
+
+def _encode_batch(msg: BlockBatchData) -> bytes:
+    """A BlockBatchData (a large file's blocks travel four to a message) with each block copied
+    once, as `_block_parts`; the same bytes as `pack` gives."""
+    parts = [b"\x94" + pack(BlockBatchData.TAG) + _array_header(len(msg.blocks))]
+    for block in msg.blocks:
+        parts += _block_parts(block, nested=True)
+    parts.append(pack(list(msg.missing)))
+    parts.append(pack([_values(delta) for delta in msg.deltas]))
+    return b"".join(parts)
 
 
 def _field_ok(annotation: str, value: object) -> bool:
@@ -321,8 +405,11 @@ def _converted(annotation: str, value: object) -> object:
 
 
 def decode(data: bytes) -> Message:
-    """bytes -> message; anything malformed raises RemoteError."""
-    plain = unpack(data)
+    """bytes -> message; anything malformed raises RemoteError (a bundle too: `decode_all`)."""
+    return _from_plain(unpack(data))
+
+
+def _from_plain(plain: object) -> Message:
     if isinstance(plain, list) and len(plain) == 2 and plain[0] == PACKED:
         plain = _inflated(plain[1])
     if not isinstance(plain, list) or not plain or type(plain[0]) is not int or plain[0] not in KINDS:

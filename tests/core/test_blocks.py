@@ -115,12 +115,17 @@ def test_block_hasher_chunking_invariance(seed, n, block_size, cuts) -> None:
         hasher.update(data[a:b] if a % 2 else memoryview(data)[a:b])
     hasher.update(b"")
     assert hasher.finish() == (whole, expected)
+    blocks_only = BlockHasher(block_size, whole=False)  # the whole hash is the caller's
+    blocks_only.update(data)
+    assert blocks_only.finish(b"given") == (b"given", expected)
 
 
 def test_empty_file_has_no_blocks_and_the_hash_of_nothing() -> None:
     file_hash, size, blks = hash_bytes(b"")
     assert (file_hash, size, blks) == (strong_hash(b""), MIN_BLOCK_SIZE, ())
     assert BlockHasher(16).finish() == (strong_hash(b""), ())
+    with pytest.raises(ValueError):
+        BlockHasher(16, whole=False).finish()  # a blocks-only hasher needs the caller's hash
 
 
 def test_small_file_is_one_block_with_the_rule() -> None:
@@ -401,3 +406,14 @@ def test_unchanged_regions_cost_hashing_not_rolling(monkeypatch, edit_kind) -> N
     assert len(found) >= m.total - (1 if edit_kind == "insert" else 4)
     limit = {"none": 0, "insert": 3 * bs, "overwrite": 12 * bs}[edit_kind]
     assert sum(rolled) <= limit
+
+
+@quick
+@given(seeds, st.integers(0, 5000), st.sampled_from([1, 7, 128, 1024]), st.sampled_from([256, 2]))
+def test_chunk_weak_sums_are_each_whole_chunks_weak_sum(seed, n, chunk, alphabet) -> None:
+    from gossip_backer.core.blocks import chunk_weak_sums
+    data = random_bytes(random.Random(seed), n, alphabet)
+    assert chunk_weak_sums(data, chunk) == [weak_sum(data[i: i + chunk])
+                                            for i in range(0, n - chunk + 1, chunk)]
+    big = b"\xff" * (4096 * 70)  # sums far beyond 2^32, in more than one group of rows
+    assert chunk_weak_sums(big, 4096) == [naive_weak(big[:4096])] * 70

@@ -127,5 +127,23 @@ def test_a_delta_against_other_bytes_does_not_rebuild_the_block() -> None:
 
 
 def test_chunk_sizes() -> None:
-    assert [delta.chunk_for(k << 10) for k in (1, 10, 64, 256, 4096)] == [512, 1024, 4096, 4096, 4096]
-    assert [delta.piece_for(c) for c in (128, 256, 512, 4096)] == [0, 32, 64, 512]
+    assert [delta.chunk_for(k << 10) for k in (1, 10, 64, 256, 4096)] == [256, 1024, 2048, 4096, 4096]
+    assert [delta.piece_for(c) for c in (64, 128, 256, 4096)] == [0, 32, 64, 1024]
+
+
+def test_a_chunk_costs_four_bytes_of_signature_its_weak_sum_folded_to_two() -> None:
+    """Protocol 4: a chunk entry is the weak sum folded to 16 bits (core.blocks.fold16) and two
+    bytes of BLAKE3 (was 4 + 2): an edited 55 KiB file's signature 293 -> 247 bytes. The
+    rolling match finds chunks by the folded sum, anywhere."""
+    from gossip_backer.core.blocks import fold16, weak_sum
+    chunk = 1024
+    sig = delta.signature(TEXT, chunk)
+    assert len(sig) == 1 + -(-len(TEXT) // chunk) * 4 == delta.signature_size(len(TEXT), chunk, 0)
+    for k, at in enumerate(range(0, len(TEXT), chunk)):  # the last chunk is short
+        part = TEXT[at: at + chunk]
+        entry = sig[1 + 4 * k: 5 + 4 * k]
+        assert entry == fold16(weak_sum(part)).to_bytes(2, "little") + strong_hash(part)[:2]
+    shifted = b"#" * 333 + TEXT  # every chunk found at its new place: only the 333 bytes sent
+    encoded = delta.encode(shifted, chunk, len(TEXT), sig)
+    assert delta.decode(TEXT, chunk, encoded, len(shifted)) == shifted
+    assert len(encoded) < 40

@@ -472,3 +472,19 @@ def test_a_partial_scan_refuses_a_name_that_is_another_once_normalised(tmp_path)
     (tmp_path / nfd).write_bytes(b"decomposed")
     res = scan_paths(tmp_path, [nfc], {}, IgnoreMatcher.load(tmp_path))
     assert list(res.entries) == [nfc] and res.refused == [nfd]
+
+
+@pytest.mark.parametrize("size", [scan_mod.TWO_THREADS - 1, scan_mod.TWO_THREADS,
+                                  scan_mod.TWO_THREADS + 3 * scan_mod.CHUNK + 12_345])
+def test_a_large_file_hashes_alike_on_two_threads(tmp_path, size) -> None:
+    """From TWO_THREADS bytes a file is hashed on two threads (whole hash here, blocks in a
+    helper, chunks in rotating buffers): the same file hash, blocks and weak sums as one pass
+    over the bytes in memory, for sizes that end inside a chunk and inside a block."""
+    from gossip_backer.core.blocks import hash_bytes
+
+    data = bytes(range(251)) * (size // 251) + os.urandom(size % 251)
+    path = _write(tmp_path / "big.bin", data)
+    got = scan_mod.hash_file(str(path), size)
+    file_hash, block_size, blocks = hash_bytes(data, got.block_size)
+    assert (got.hash, got.block_size, got.blocks) == (file_hash, block_size, blocks)
+    assert len(got.blocks) == -(-size // got.block_size)

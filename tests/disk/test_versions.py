@@ -132,3 +132,14 @@ def test_the_archive_folders_are_private(root: Path) -> None:
     obj = versions.object_path(root, strong_hash(data))
     for folder in (versions.objects_dir(root).parent, versions.objects_dir(root), obj.parent):
         assert oct(folder.stat().st_mode & 0o777) == oct(0o700), folder
+
+
+def test_object_file_is_object_path_as_a_string(tmp_path) -> None:
+    """The block server's string form names the same file as object_path (it is read as the
+    archive source of every block served)."""
+    h = bytes(range(32))
+    objects = os.fspath(versions.objects_dir(tmp_path))
+    assert versions.object_file(objects, h) == os.fspath(versions.object_path(tmp_path, h))
+    assert versions.object_file(objects, h).endswith(os.path.join("00", h.hex()))
+    with pytest.raises(ValueError):
+        versions.object_file(objects, b"x")

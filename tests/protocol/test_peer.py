@@ -628,3 +628,22 @@ def test_every_state_and_input(state: State, kind: str, role: str) -> None:
         elif kind == "empty":
             assert result == []
     assert c.state is expected
+
+
+def test_small_messages_sent_together_share_a_frame_and_arrive_in_order() -> None:
+    """Protocol 4: a gossip round's Digest and DeltaAck (and other small messages queued at
+    once) cost one frame's 68 bytes, not one each; a large message keeps a frame of its own,
+    and an oversize one refuses the whole lot before any frame is sealed (the nonces stay in
+    step)."""
+    from gossip_backer.wire.messages import DeltaAck
+    a, b = conn(HI, True), conn(LO, False)
+    opened(a, b)
+    small = [Digest({b"o" * 32: 7}, False), DeltaAck(1, 1), Ping(3)]
+    big = BlockData(4, b"\1" * 100_000)
+    data = a.send_many(small + [big, Pong(5)])
+    apart = sum(len(encode(m)) + FRAME_OVERHEAD for m in small + [big, Pong(5)])
+    assert len(data) == apart - 2 * FRAME_OVERHEAD + 9  # three in one frame (+ msgpack headers)
+    assert deliver(b, data) == [Received(m) for m in small + [big, Pong(5)]]
+    with pytest.raises(LocalError):
+        a.send_many([Ping(6), BlockData(9, b"\0" * (MAX_FRAME + 1))])
+    assert deliver(b, a.send(Ping(7))) == [Received(Ping(7))]

@@ -94,3 +94,34 @@ def test_a_batch_is_answered_block_by_block_and_one_beyond_the_limits_breaks_the
     too_big = BlockBatch((_request(b"x" * (transfer.BATCH_BLOCK + 1)),))
     with pytest.raises(RemoteError):
         serving.check_batch(too_big)
+
+
+def test_a_batch_answers_its_delta_requests_as_deltas_and_a_lying_delta_fails_its_hash():
+    """Protocol 4: a BlockBatch carries DeltaRequests; each is answered as a delta, plainly
+    when that is not smaller, or missing (unread, when it cannot be worked with). A delta
+    whose literals a peer changed does not rebuild to the block's hash."""
+    from gossip_backer.wire.messages import BlockBatch
+    old = content(64 * 1024, 5)
+    new = old[:30000] + b"an edited line\n" + old[30010:]
+    fresh = random.Random(8).randbytes(4096)
+    base = transfer.base_of(0, old)
+    small_base = transfer.base_of(0, content(4096, 1))
+
+    def ask(rid, data, b):
+        return DeltaRequest(rid, strong_hash(data), FILE_HASH, 0, len(data), b.size, b.chunk,
+                            b.signature)
+    bad = DeltaRequest(4, b"h" * 32, FILE_HASH, 0, 100, 100, 128, b"short")
+    plain = content(100, 1)
+    batch = BlockBatch((_request(plain, rid=1),), (ask(2, new, base), ask(3, fresh, small_base), bad))
+    serving.check_batch(batch)
+    read = serving.batch_requests(batch)
+    assert [r.request_id for r in read] == [1, 2, 3]  # the bad one is not read
+    answer = serving.answer_batch(batch, [plain, new, fresh])
+    assert answer.blocks == (BlockData(1, plain), BlockData(3, fresh)) and answer.missing == (4,)
+    [delta] = answer.deltas
+    assert delta.request_id == 2 and len(delta.delta) < 2000
+    assert transfer.rebuild(base, old, delta.delta, len(new), strong_hash(new), strong_hash) == new
+    lie = bytearray(delta.delta)
+    lie[-3] ^= 0x40
+    assert transfer.rebuild(base, old, bytes(lie), len(new), strong_hash(new), strong_hash) is None
+    assert serving.answer_batch(batch, [None, None, None]).missing == (1, 2, 3, 4)

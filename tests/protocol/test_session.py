@@ -92,3 +92,13 @@ def test_a_claim_by_a_member_needs_no_invite_and_a_member_claims_no_more() -> No
     assert not session.claim_settled({}, joiner.public)
     assert session.claim_settled(granted, joiner.public)
     assert not session.claim_settled(removed, joiner.public)
+
+
+def test_retry_back_off_doubles_from_one_second_to_a_minute_with_jitter():
+    delays, delay = [], None
+    for _ in range(9):
+        delay = session.next_retry(delay)
+        delays.append(delay)
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    assert session.jittered(8.0, lambda lo, hi: lo) == 4.0
+    assert session.jittered(8.0, lambda lo, hi: hi) == 8.0

@@ -463,6 +463,32 @@ def test_the_delta_of_a_one_block_file_is_asked_for_by_its_file_hash_alone() -> 
     assert s.on_delta(P1, 1, data) == Arrived("f", 0, 0, data)
 
 
+def test_delta_requests_of_many_files_travel_in_one_batch_with_the_plain_ones() -> None:
+    """A round of edited files: their delta requests (and a new file's plain one) cost one
+    message, not one each (protocol 4); a lone delta request stays a DeltaRequest."""
+    from gossip_backer.protocol.transfer import Base
+    from gossip_backer.wire.messages import DeltaRequest
+    s = Scheduler(hasher)
+    files = {f"e{i}": content(100, i) for i in range(3)}
+    for i, (path, data) in enumerate(files.items()):
+        s.add(path, bytes([i]) * 32, 128, 100, [(0, Block(hasher(data), 0))],
+              {0: Base(0, 90, 128, b"\0s")})
+    add_file(s, "new", content(100, 9), 100)
+    [(peer, batch)] = s.messages([P1], now=0.0)
+    assert peer == P1 and isinstance(batch, BlockBatch) and batch_ok(batch)
+    assert [r.size for r in batch.requests] == [100]
+    assert [type(r) for r in batch.deltas] == [DeltaRequest] * 3
+    assert {r.file_hash for r in batch.deltas} == {bytes([i]) * 32 for i in range(3)}
+    first = batch.deltas[0]  # each is answered on its own, by its request id
+    assert s.on_delta(P1, first.request_id, files["e0"]) == Arrived("e0", 0, 0, files["e0"])
+    s.add("lone", b"\x07" * 32, 128, 100, [(0, Block(hasher(content(100, 7)), 0))],
+          {0: Base(0, 90, 128, b"\0s")})
+    assert [type(m) for _, m in s.messages([P1], now=0.0)] == [DeltaRequest]
+    too_many = BlockBatch((), tuple(DeltaRequest(i, b"", b"f" * 32, 0, 100, 90, 128, b"\0s")
+                                    for i in range(BATCH_COUNT + 1)))
+    assert not batch_ok(too_many)  # the limits count delta requests too
+
+
 def test_a_delta_that_does_not_rebuild_is_asked_for_again_plainly() -> None:
     s = Scheduler(hasher)
     pieces = _delta_file(s)
@@ -477,11 +503,11 @@ def test_a_delta_that_does_not_rebuild_is_asked_for_again_plainly() -> None:
 def test_a_delta_with_pieces_that_does_not_rebuild_is_asked_for_by_chunks_then_plainly() -> None:
     from gossip_backer.wire.messages import DeltaRequest
     s = Scheduler(hasher)
-    pieces = _delta_file(s, bytes([5]) + b"c" * 6 + b"p" * 4)  # 32-byte pieces: a false match?
+    pieces = _delta_file(s, bytes([5]) + b"c" * 4 + b"p" * 4)  # 32-byte pieces: a false match?
     s.requests([P1], now=0.0)
     assert s.on_delta(P1, 2, None) is None
     assert [r for _, r in s.requests([P1], now=0.0)] == [
-        DeltaRequest(3, hasher(pieces[1]), FILE_HASH, 100, 100, 100, 128, b"\0" + b"c" * 6)]
+        DeltaRequest(3, hasher(pieces[1]), FILE_HASH, 100, 100, 100, 128, b"\0" + b"c" * 4)]
     assert s.on_delta(P1, 3, None) is None
     assert [r for _, r in s.requests([P1], now=0.0)] == [
         BlockRequest(4, hasher(pieces[1]), FILE_HASH, 100, 100)]

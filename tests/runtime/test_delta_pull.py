@@ -55,3 +55,39 @@ def test_an_edited_line_crosses_as_a_delta(pair):
 
     trio.run(main)
     assert (root_b / "src" / "mod.py").read_bytes() == edited
+
+
+def test_edits_of_several_files_cross_as_deltas_in_one_batch(pair):
+    """A round of edited files: their delta requests travel in one BlockBatch and the deltas
+    come back in one BlockBatchData (protocol 4), each rebuilt and checked by the puller."""
+    root_a, root_b = pair
+    names = [f"src/m{i}.py" for i in range(4)]
+    texts = {n: TEXT.replace(b"value_", b"v%d_" % i) for i, n in enumerate(names)}
+    for n, text in texts.items():
+        (root_a / n).parent.mkdir(exist_ok=True)
+        (root_a / n).write_bytes(text)
+        os.utime(root_a / n, (1e9, 1e9))
+    edited = {n: t.replace(b"_600 = self.read", b"_600 = self.write") for n, t in texts.items()}
+
+    async def main():
+        async with Node.open(root_a, watch=False) as a, Node.open(root_b, watch=False) as b:
+            left, right = trio.testing.memory_stream_pair()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(a.serve_stream, left)
+                nursery.start_soon(b.serve_stream, right)
+                for n, t in texts.items():
+                    await _until(b, n, t)
+                before = _net(b)
+                for n, t in edited.items():
+                    (root_a / n).write_bytes(t)
+                    os.utime(root_a / n, (2e9, 2e9))
+                await a.folder.scan_some(set(names), settle=False)
+                for n, t in edited.items():
+                    await _until(b, n, t)
+                spent = _net(b) - before
+                assert spent < 4 * 1400, f"{spent} bytes on the wire for four edited lines"
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    for n, t in edited.items():
+        assert (root_b / n).read_bytes() == t

@@ -88,3 +88,32 @@ def test_a_handlers_remote_error_drops_the_link():
         assert a.close_reason == "peer sent a block that fails its hash"
 
     trio.run(_connected, _spawning(bad), body)
+
+
+def test_small_messages_queued_together_share_a_frame_and_keep_their_order():
+    """The sender task takes every message queued meanwhile: small ones go out in one frame
+    (PeerConnection.send_many), a large one in its own, all in the order queued."""
+    from gossip_backer.crypto.channel import FRAME_OVERHEAD
+    from gossip_backer.wire.messages import BlockData, DeltaAck, Digest, encode
+
+    got = []
+
+    async def on_a(link: Link, event: object) -> None:
+        if isinstance(event, Received):
+            got.append(event.message)
+
+    sent = [Digest({b"o" * 32: 3}, False), DeltaAck(1, 1), BlockData(2, b"x" * 50_000),
+            Ping(4), Ping(5)]
+
+    async def body(a: Link, b: Link) -> None:
+        await trio.sleep(0.1)
+        before = b.conn.bytes_out
+        for m in sent:
+            b.send(m)
+        while len(got) < len(sent):
+            await trio.sleep(0.01)
+        assert got == sent
+        apart = sum(len(encode(m)) + FRAME_OVERHEAD for m in sent)
+        assert b.conn.bytes_out - before < apart - 2 * FRAME_OVERHEAD + 20  # three frames
+
+    trio.run(_connected, on_a, body)

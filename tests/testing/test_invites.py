@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from gossip_backer.crypto.identity import Identity
+from gossip_backer.protocol import session
 from gossip_backer.testing.cluster import Cluster, ClusterConfig
 
 
@@ -87,3 +88,24 @@ def test_a_member_whose_answer_was_lost_stops_claiming_and_shows_no_error():
     # at its restart it claims once more, as the daemon does at each start (runtime/dial.py):
     # the inviter welcomes a member's claim without spending an invite, so no error shows
     assert sim.net.kind_count["InviteClaim"] == 2
+
+
+def test_a_claim_the_inviter_never_answered_is_made_again_after_the_claim_timeout():
+    """The inviter's machine loses power with the claim on its way (churn seeds 26950, 27069):
+    nothing ever closes the claim's connection, so the joining node gives up on it after
+    `session.CLAIM_TIMEOUT`, as the daemon does, and claims again once the inviter is back."""
+    sim = cluster()
+    key = sim.invite(0)
+    new = sim.join(0, invite=key)
+    while sim.net.kind_count.get("InviteClaim", 0) == 0:  # the handshake is done, the claim sent
+        sim.run_until(sim.loop.now + 0.001)
+    sim.crash(0, machine=True)  # before the claim arrives
+    sim.run_until(sim.loop.now + 5.0)
+    sim.restart(0)
+    sim.run_until(sim.loop.now + session.CLAIM_TIMEOUT - 5.0 - 1.0)
+    node = sim.nodes[new]
+    assert node.claim.result is None and not joined(sim, new)  # still waiting on the dead link
+    sim.run_until(sim.loop.now + 60.0)
+    assert node.claim.result.accepted and joined(sim, new) and node.can_write()
+    assert sim.net.kind_count["InviteClaim"] == 2
+    assert sim.nodes[0].store.invites.state(key.public, sim.nodes[0].wall()) == "used"

@@ -86,11 +86,13 @@ STRATEGIES = {
     HistoryReply: st.builds(HistoryReply, request_id=ints,
                             entries=st.lists(history_entry, max_size=4).map(tuple)),
 }
-STRATEGIES[BlockBatch] = st.builds(BlockBatch, requests=st.lists(STRATEGIES[BlockRequest],
-                                                                  max_size=4).map(tuple))
+STRATEGIES[BlockBatch] = st.builds(
+    BlockBatch, requests=st.lists(STRATEGIES[BlockRequest], max_size=4).map(tuple),
+    deltas=st.lists(STRATEGIES[DeltaRequest], max_size=3).map(tuple))
 STRATEGIES[BlockBatchData] = st.builds(
     BlockBatchData, blocks=st.lists(STRATEGIES[BlockData], max_size=4).map(tuple),
-    missing=st.lists(ints, max_size=4).map(tuple))
+    missing=st.lists(ints, max_size=4).map(tuple),
+    deltas=st.lists(STRATEGIES[DeltaData], max_size=3).map(tuple))
 any_message = st.one_of(*STRATEGIES.values())
 
 
@@ -310,7 +312,7 @@ def test_trailing_bytes_after_a_message_are_a_remote_error() -> None:
 def test_encode_is_plain_msgpack_with_the_tag_first() -> None:
     raw = encode(Hello(1, "n", ("a",), True))
     assert msgpack.unpackb(raw, raw=False) == [Hello.TAG, 1, "n", ["a"], True]
-    assert messages.PROTOCOL_VERSION == 3
+    assert messages.PROTOCOL_VERSION == 4
 
 
 def _deflated(data: bytes) -> bytes:
@@ -346,12 +348,22 @@ def test_a_bad_packed_message_is_a_remote_error(packed: bytes) -> None:
 def test_a_batch_carries_whole_messages_and_refuses_a_malformed_one() -> None:
     batch = BlockBatch((BlockRequest(1, b"h", b"f", 0, 10), BlockRequest(2, b"i", b"f", 10, 5)))
     assert decode(encode(batch)) == batch
-    assert unpack(encode(batch)) == [BlockBatch.TAG, [[1, b"h", b"f", 0, 10], [2, b"i", b"f", 10, 5]]]
+    assert unpack(encode(batch)) == [BlockBatch.TAG, [[1, b"h", b"f", 0, 10], [2, b"i", b"f", 10, 5]],
+                                     []]
     answer = BlockBatchData((BlockData(1, b"x" * 10),), (2,))
     assert decode(encode(answer)) == answer
-    for bad in ([BlockBatch.TAG, [[1, b"h", b"f", 0]]], [BlockBatch.TAG, [[1, b"h", b"f", 0, "10"]]],
-                [BlockBatch.TAG, [7]], [BlockBatchData.TAG, [[1, 5]], []],
-                [BlockBatchData.TAG, [], ["x"]]):
+    # protocol 4: delta requests ride in the batch too, and their deltas in its answer
+    deltas = BlockBatch((), (DeltaRequest(3, b"", b"f" * 32, 0, 900, 800, 256, b"s" * 40),))
+    assert decode(encode(deltas)) == deltas
+    answer = BlockBatchData((), (), (DeltaData(3, b"d" * 30),))
+    assert decode(encode(answer)) == answer
+    for bad in ([BlockBatch.TAG, [[1, b"h", b"f", 0]], []],
+                [BlockBatch.TAG, [[1, b"h", b"f", 0, "10"]], []],
+                [BlockBatch.TAG, [7], []], [BlockBatchData.TAG, [[1, 5]], [], []],
+                [BlockBatchData.TAG, [], ["x"], []],
+                [BlockBatch.TAG, [], [[3, b"", b"f", 0, 900, 800, 256]]],  # a field short
+                [BlockBatchData.TAG, [], [], [[3, "d"]]],
+                [BlockBatch.TAG, [[1, b"h", b"f", 0, 10]]]):  # a protocol-3 batch
         with pytest.raises(RemoteError):
             decode(pack(bad))
 
@@ -365,3 +377,38 @@ def test_a_block_is_encoded_as_plain_msgpack(size: int) -> None:
         raw = encode(BlockData(rid, data))
         assert raw == msgpack.packb([BlockData.TAG, rid, data], use_bin_type=True)
         assert decode(raw) == BlockData(rid, data)
+
+
+@pytest.mark.parametrize("count", [0, 1, 4, 15, 16, 17])
+def test_a_batch_of_blocks_is_encoded_as_plain_msgpack(count: int) -> None:
+    """BlockBatchData takes the same shortcut (each block copied once); its bytes are exactly
+    msgpack's, whatever the number of blocks (msgpack's array header changes at 16)."""
+    blocks = tuple(BlockData(i * 1000, bytes([i]) * (i * 300 + (1 << 16) * (i % 2)))
+                   for i in range(count))
+    deltas = (DeltaData(7, b"\x01" * 40), DeltaData(9, b"\x02" * 300))
+    for missing, with_deltas in (((), ()), ((3,), deltas), (tuple(range(20)), deltas[:1])):
+        answer = BlockBatchData(blocks, missing, with_deltas)
+        raw = encode(answer)
+        assert raw == msgpack.packb(
+            [BlockBatchData.TAG, [[b.request_id, b.data] for b in blocks],
+             list(missing), [[d.request_id, d.delta] for d in with_deltas]], use_bin_type=True)
+        assert decode(raw) == answer
+
+
+def test_a_bundle_carries_small_messages_and_refuses_a_malformed_one() -> None:
+    small = [encode(Ping(1)), encode(Pong(2)), encode(Ping(3))]
+    large = encode(BlockData(4, b"x" * (messages.BUNDLE_ITEM + 1)))
+    out = messages.bundles(small[:2] + [large] + small[2:])
+    assert [messages.decode_all(body) for body in out] == [[Ping(1), Pong(2)],
+                                                           [BlockData(4, b"x" * (messages.BUNDLE_ITEM + 1))],
+                                                           [Ping(3)]]
+    assert len(messages.bundles(small * 30)) == 2  # at most BUNDLE_COUNT a bundle
+    assert messages.bundled(Ping(1)) and not messages.bundled(BlockData(1, b""))
+    bundle = messages.BUNDLE
+    for bad in ([bundle, [small[0]]], [bundle, "x"], [bundle, [small[0], 5]],
+                [bundle, [small[0], pack([bundle, small])]],  # nested
+                [bundle, [small[0], b"\xc1"]], [bundle, [small[0], large]]):
+        with pytest.raises(RemoteError):
+            messages.decode_all(pack(bad))
+    with pytest.raises(RemoteError):
+        decode(pack([bundle, small]))  # one message expected: a bundle is not one
