@@ -5,7 +5,9 @@ memory of a node holding many files. Prints a table, or one JSON object with --j
                                         [--json]
 
 `rss_bytes` is read as soon as `status` counts every file (the node may still be busy: its
-second full scan starts 0.5 s after the first), `settled_rss_bytes` --settle-seconds later.
+second full scan starts 0.5 s after the first), `settled_rss_bytes` --settle-seconds later; then
+the node is stopped and started again (`restart_*`: until `status` counts every file, and the
+RSS --settle-seconds after that).
 """
 
 from __future__ import annotations
@@ -101,9 +103,20 @@ def many_files(base: Path, n: int, settle: float) -> dict:
         took = time.time() - t0
         mem = memory(p.pid)
         time.sleep(settle)  # the second full scan (0.5 s after the first) and its trim are over
-        return {"files": n, "first_scan_and_publish_seconds": round(took, 1),
-                "rss_bytes": mem["VmRSS"], "peak_rss_bytes": mem["VmHWM"],
-                "settled_rss_bytes": memory(p.pid)["VmRSS"]}
+        out = {"files": n, "first_scan_and_publish_seconds": round(took, 1),
+               "rss_bytes": mem["VmRSS"], "peak_rss_bytes": mem["VmHWM"],
+               "settled_rss_bytes": memory(p.pid)["VmRSS"]}
+    finally:
+        _stop([p])
+    t0 = time.time()
+    p = start(root)  # a restart: the node loads its update log and index, then rescans
+    try:
+        wait(lambda: _files(root) == n, 1800)
+        took = time.time() - t0
+        time.sleep(settle)
+        mem = memory(p.pid)
+        return {**out, "restart_seconds": round(took, 1), "restart_settled_rss_bytes": mem["VmRSS"],
+                "restart_peak_rss_bytes": mem["VmHWM"]}
     finally:
         _stop([p])
 
