@@ -1,7 +1,13 @@
 """Footprint of real `backer run` processes: idle CPU and memory of a node with two peers, and the
 memory of a node holding many files. Prints a table, or one JSON object with --json.
 
-    python benchmarks/node_footprint.py [--idle-seconds 60] [--files 100000] [--json]
+    python benchmarks/node_footprint.py [--idle-seconds 60] [--files 100000] [--settle-seconds 20]
+                                        [--json]
+
+`rss_bytes` is read as soon as `status` counts every file (the node may still be busy: its
+second full scan starts 0.5 s after the first), `settled_rss_bytes` --settle-seconds later; then
+the node is stopped and started again (`restart_*`: until `status` counts every file, and the
+RSS --settle-seconds after that).
 """
 
 from __future__ import annotations
@@ -82,7 +88,7 @@ def _try_invite(root: Path) -> str | None:
     return json.loads(out.stdout)["invite"] if out.returncode == 0 else None
 
 
-def many_files(base: Path, n: int) -> dict:
+def many_files(base: Path, n: int, settle: float) -> dict:
     root = base / "many"
     cli("init", str(root))
     for i in range(n):
@@ -96,8 +102,21 @@ def many_files(base: Path, n: int) -> dict:
         wait(lambda: _files(root) == n, 1800)
         took = time.time() - t0
         mem = memory(p.pid)
-        return {"files": n, "first_scan_and_publish_seconds": round(took, 1),
-                "rss_bytes": mem["VmRSS"], "peak_rss_bytes": mem["VmHWM"]}
+        time.sleep(settle)  # the second full scan (0.5 s after the first) and its trim are over
+        out = {"files": n, "first_scan_and_publish_seconds": round(took, 1),
+               "rss_bytes": mem["VmRSS"], "peak_rss_bytes": mem["VmHWM"],
+               "settled_rss_bytes": memory(p.pid)["VmRSS"]}
+    finally:
+        _stop([p])
+    t0 = time.time()
+    p = start(root)  # a restart: the node loads its update log and index, then rescans
+    try:
+        wait(lambda: _files(root) == n, 1800)
+        took = time.time() - t0
+        time.sleep(settle)
+        mem = memory(p.pid)
+        return {**out, "restart_seconds": round(took, 1), "restart_settled_rss_bytes": mem["VmRSS"],
+                "restart_peak_rss_bytes": mem["VmHWM"]}
     finally:
         _stop([p])
 
@@ -121,11 +140,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--idle-seconds", type=float, default=60)
     ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--settle-seconds", type=float, default=20,
+                    help="after the files are published, wait this long, then read RSS again")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="backer-footprint-"))
     try:
-        result = {**idle(base, args.idle_seconds), **many_files(base, args.files)}
+        result = {**idle(base, args.idle_seconds), **many_files(base, args.files, args.settle_seconds)}
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if args.json:

@@ -231,7 +231,6 @@ class BackerPair:
 def _rescan_main(root: Path) -> None:
     from gossip_backer.disk.ignore import IgnoreMatcher
     from gossip_backer.disk.scan import scan
-    from gossip_backer.runtime.folder import to_scan_entry
     from gossip_backer.store.db import open_db
     from gossip_backer.store.repo import Repo
 
@@ -239,7 +238,7 @@ def _rescan_main(root: Path) -> None:
     index = {e.path: e for e in repo.index_all()}  # what the running node holds in memory
     ignore = IgnoreMatcher.load(root)
     t0 = time.perf_counter()
-    previous = {p: to_scan_entry(e) for p, e in index.items()}
+    previous = dict(index)  # what Folder.full_scan hands the scan
     result = scan(root, previous, ignore)
     seconds = time.perf_counter() - t0
     with open("/proc/self/status") as f:

@@ -32,12 +32,11 @@ import copy
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from sortedcontainers import SortedDict
-
 from gossip_backer.core.conflict import winner
 from gossip_backer.core.paths import is_valid as is_valid_path
 from gossip_backer.core.membership import Membership, Verdict, is_membership
 from gossip_backer.core.record import FileRecord, Grant, LiveEdit, LiveGlob, SignedUpdate
+from gossip_backer.core.seqlog import SeqLog
 from gossip_backer.core.share import Share, ShareCount, newer as newer_share
 from gossip_backer.core.vv import Order
 
@@ -90,7 +89,7 @@ class MetaMap:
     def __init__(self, founder: bytes, verify: Verifier | None = None) -> None:
         self.founder = founder
         self._verify = verify or (lambda update: True)
-        self._logs: dict[bytes, SortedDict] = {}  # origin -> seq -> update
+        self._logs: dict[bytes, SeqLog[SignedUpdate]] = {}  # origin -> seq -> update
         self._newest: dict[bytes, dict[str, int]] = {}  # origin -> _slot(key) -> seq
         self._shared: set[bytes] = set()  # origins whose log and newest are shared with a clone
         self._max: dict[bytes, int] = {}  # origin -> highest seq held
@@ -153,24 +152,20 @@ class MetaMap:
             return []
         k = start % len(origins)
         origins = origins[k:] + origins[:k]
-        queues = [
-            (self._logs[o], iter(self._logs[o].irange(minimum=digest.get(o, 0), inclusive=(False, True))))
-            for o in origins
-        ]
+        queues = [self._logs[o].after(digest.get(o, 0)) for o in origins]
         out: list[SignedUpdate] = []
         used = 0
         while queues:
             still = []
-            for log, seqs in queues:
-                seq = next(seqs, None)
-                if seq is None:
+            for updates in queues:
+                update = next(updates, None)
+                if update is None:
                     continue
-                update = log[seq]
                 if budget is not None and out and used + update.size > budget:
                     return out
                 out.append(update)
                 used += update.size
-                still.append((log, seqs))
+                still.append(updates)
             queues = still
         return out
 
@@ -304,12 +299,12 @@ class MetaMap:
         newest[_slot(update)] = update.seq
         self._max[update.origin] = max(self._max.get(update.origin, 0), update.seq)
 
-    def _own(self, origin: bytes) -> tuple[SortedDict, dict[str, int]]:
+    def _own(self, origin: bytes) -> tuple[SeqLog[SignedUpdate], dict[str, int]]:
         """`origin`'s log and newest-per-key, ours to change (copied first if a clone shares
         them)."""
         log = self._logs.get(origin)
         if log is None:
-            log = self._logs[origin] = SortedDict()
+            log = self._logs[origin] = SeqLog()
             self._newest[origin] = {}
         elif origin in self._shared:
             self._shared.discard(origin)

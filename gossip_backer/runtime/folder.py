@@ -13,7 +13,7 @@ stores the index behind, and retention (runtime/retention.py) trims the revision
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import trio
@@ -21,8 +21,7 @@ import trio
 from gossip_backer.core.record import FileRecord, IndexEntry, LiveEdit, SignedUpdate
 from gossip_backer.disk import alive, apply, versions
 from gossip_backer.disk.ignore import IgnoreMatcher
-from gossip_backer.disk.scan import (RootUnavailable, ScanEntry, ScanResult, root_state, scan,
-                                     scan_paths)
+from gossip_backer.disk.scan import RootUnavailable, ScanResult, root_state, scan, scan_paths
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
 from gossip_backer.protocol.folder import SETTLE, FolderMachine
 from gossip_backer.runtime.clock import Clock
@@ -39,36 +38,6 @@ RESCAN_INTERVAL = 3600.0
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
 WATCH_SETTLE = 0.5  # seconds after start when the OS watcher is surely watching
 ALIVE_EVERY = 5.0  # seconds between signs of life on disk (disk/alive.py)
-
-
-def to_scan_entry(e: IndexEntry) -> ScanEntry:
-    return ScanEntry(e.path, e.size, e.mtime_ns, e.inode, e.mode, e.kind, e.hash, e.block_size,
-                     e.blocks, e.target)
-
-
-class ScanPrevious(Mapping):
-    """The index as a scan's `previous`, converted one entry at a time as the scan asks (a watcher
-    batch of a few paths must not cost a pass over the whole index). It reads a snapshot (a
-    plain dict copy) so that the scan in its worker thread never sees the index move."""
-
-    def __init__(self, index: dict[str, IndexEntry]) -> None:
-        self._index = dict(index)
-        self._seen: dict[str, ScanEntry] = {}
-
-    def __getitem__(self, path: str) -> ScanEntry:
-        got = self._seen.get(path)
-        if got is None:
-            got = self._seen[path] = to_scan_entry(self._index[path])
-        return got
-
-    def __contains__(self, path: object) -> bool:
-        return path in self._index
-
-    def __iter__(self):
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
 
 
 class Folder:
@@ -205,7 +174,7 @@ class Folder:
 
     # -- scanning: the disk's side of the story, judged by the machine ----------------------
     async def full_scan(self) -> None:
-        previous = ScanPrevious(self.index)
+        previous = dict(self.index)  # a snapshot: the scan's worker thread never sees it move
         self.ignore.reload_if_changed()
         self._ignore_gen = self.ignore.generation
         try:
@@ -231,7 +200,7 @@ class Folder:
             await self.full_scan()
             return
         paths = set(paths)
-        previous = ScanPrevious(self.index)
+        previous = dict(self.index)  # (index rows are what a scan's `previous` reads)
         if ".backerignore" in paths:
             self.ignore.reload_if_changed()
 

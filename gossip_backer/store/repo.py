@@ -162,9 +162,8 @@ class Repo:
 
     def load_updates(self) -> list[SignedUpdate]:
         """Every stored update, per origin in sequence order (as MetaMap.updates())."""
-        rows = self.db.query(Q["all_updates"])
         with _no_gc():
-            return [self._update(*row) for row in rows]
+            return [self._update(*row) for row in self.db.query_rows(Q["all_updates"])]
 
     def _update(self, origin: bytes, seq: int, body: bytes, sig: bytes) -> SignedUpdate:
         try:
@@ -208,10 +207,9 @@ class Repo:
         """The whole local index. `like`: the map's versions by path; a row holding the content
         of one of them shares its path, hash, blocks (and equal size and mtime) objects (100,000 rows would otherwise
         hold a second copy of each)."""
-        rows = self.db.query(Q["index_all"])
         like = like or _NO_VERSIONS
         with _no_gc():
-            return [self._index_entry(*row, like=like) for row in rows]
+            return [self._index_entry(*row, like=like) for row in self.db.query_rows(Q["index_all"])]
 
     def index_delete(self, paths: Iterable[str]) -> None:
         with self.db.transaction():

@@ -15,7 +15,8 @@ from gossip_backer.core.blocks import hash_bytes
 from gossip_backer.core.record import DIR, FILE
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.disk.scan import (FileHash, RootUnavailable, ScanEntry, ScanResult, TreeScan,
-                                     record, to_revisit, unchanged_file)
+                                     record, same_entry, to_revisit,
+                                     unchanged_file)
 
 if TYPE_CHECKING:
     from gossip_backer.testing.memdisk import MemRoot, _Entry
@@ -97,7 +98,7 @@ class _Scanner(TreeScan):
         else:
             entry = ScanEntry(rel, e.size, e.mtime_ns, e.inode, e.mode & 0o7777, e.kind,
                               target=e.target)
-            if type(prev) is ScanEntry and prev == entry:
+            if same_entry(prev, entry):
                 entry = prev
         record(self.result, rel, prev, entry)
         return entry.kind

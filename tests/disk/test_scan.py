@@ -294,7 +294,8 @@ def test_unlistable_folder_keeps_what_was_known(tree, monkeypatch):
 
 
 def test_previous_may_hold_other_entry_types(tree):
-    """The runtime passes store.IndexEntry objects: any object with the same fields will do."""
+    """The runtime passes store.IndexEntry objects: any object with the same fields will do,
+    and an unchanged path's entry is that object itself (no new entry per unchanged file)."""
     first = _scan(tree)
 
     class Other:
@@ -303,8 +304,15 @@ def test_previous_may_hold_other_entry_types(tree):
                 setattr(self, name, getattr(e, name))
 
     hasher = CountingHash()
-    res = _scan(tree, {p: Other(e) for p, e in first.entries.items()}, hasher=hasher)
-    assert hasher.calls == [] and res.changed == [] and res.entries == first.entries
+    previous = {p: Other(e) for p, e in first.entries.items()}
+    res = _scan(tree, previous, hasher=hasher)
+    assert hasher.calls == [] and res.changed == [] and res.refreshed == []
+    assert res.entries.keys() == first.entries.keys()
+    assert all(res.entries[p] is previous[p] for p in previous)
+    os.chmod(tree / "a.txt", 0o600)  # a moved field is a new ScanEntry again
+    res = _scan(tree, previous, hasher=hasher)
+    assert hasher.calls == [] and res.changed == ["a.txt"]
+    assert type(res.entries["a.txt"]) is ScanEntry and res.entries["a.txt"].mode == 0o600
 
 
 # -- scan_paths ----------------------------------------------------------------------------------
