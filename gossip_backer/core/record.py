@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Union
 
 from gossip_backer.core import paths
+from gossip_backer.core.interned import Interned
 from gossip_backer.core.vv import VersionVector, node_key
 
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
@@ -47,8 +48,7 @@ class Block:
 
 
 _KIND = {k: k for k in KINDS}  # decoded kinds become these three strings, not a copy each
-_COMMON: dict[int, int] = {}  # modes and block sizes: a few values shared by 100,000 records
-_COMMON_MAX = 1024
+_COMMON: Interned[int] = Interned(1024)  # modes and block sizes: a few values, 100,000 records
 
 
 def common_kind(kind: str) -> str:
@@ -60,12 +60,7 @@ def common_int(value: int) -> int:
     """One shared int object for a value many records hold (a mode, a block size)."""
     if type(value) is not int:  # (True == 1: a bool stays itself)
         return value
-    kept = _COMMON.get(value)
-    if kept is not None:
-        return kept
-    if len(_COMMON) < _COMMON_MAX:
-        _COMMON[value] = value
-    return value
+    return _COMMON(value)
 
 
 def blocks_from_plain(plain: list, file_hash: bytes | None) -> tuple[Block, ...]:

@@ -10,20 +10,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 
-
-_KEYS: dict[bytes, bytes] = {}
-_KEYS_MAX = 4096  # node keys held once (a mesh has a few; a flood of strangers is not kept)
+from gossip_backer.core.interned import Interned
 
 
-def node_key(key: bytes) -> bytes:
-    """One shared bytes object per node key: every record and version vector of 100,000 files
-    names the same few nodes, and each decoded copy costs 65 bytes."""
-    kept = _KEYS.get(key)
-    if kept is not None:
-        return kept
-    if len(_KEYS) < _KEYS_MAX:
-        _KEYS[key] = key
-    return key
+# One shared bytes object per node key: every record and version vector of 100,000 files names
+# the same few nodes, and each decoded copy costs 65 bytes (a mesh has a few; strangers not kept).
+node_key: Interned[bytes] = Interned(4096)
 
 
 class Order(enum.Enum):

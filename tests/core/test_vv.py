@@ -247,8 +247,8 @@ def test_decode_rejects_malformed_input_with_value_error(plain):
 def test_decoded_node_keys_are_one_shared_object_and_the_table_is_bounded(monkeypatch) -> None:
     from gossip_backer.core import vv as vv_mod
 
-    monkeypatch.setattr(vv_mod, "_KEYS", {})
-    monkeypatch.setattr(vv_mod, "_KEYS_MAX", 2)
+    monkeypatch.setattr(vv_mod.node_key, "kept", {})
+    monkeypatch.setattr(vv_mod.node_key, "limit", 2)
     a1, a2 = bytes([7]) * 32, bytearray([7]) * 32
     v1 = VersionVector.decode([[a1, 1]])
     v2 = VersionVector.decode([[bytes(a2), 2]])
@@ -256,7 +256,7 @@ def test_decoded_node_keys_are_one_shared_object_and_the_table_is_bounded(monkey
     assert k1 is k2 and v1 != v2
     for i in range(5):  # strangers beyond the bound are used, not kept
         assert vv_mod.node_key(bytes([i]) * 32) == bytes([i]) * 32
-    assert len(vv_mod._KEYS) == 2
+    assert len(vv_mod.node_key.kept) == 2
 
 
 # -- one object per value --------------------------------------------------------------------

@@ -506,15 +506,21 @@ def scanned_dir(path: str, mtime_s: float, inode: int = 2) -> ScanEntry:
     return ScanEntry(path, 0, int(mtime_s * S), inode, 0o755, DIR)
 
 
-def test_a_folder_deleted_elsewhere_that_still_holds_a_kept_file_stays_and_is_ours_again() -> None:
-    """B deletes folder d while A adds a file in it: A cannot delete d (it holds d/new, which
-    the mesh keeps), so A publishes d as its own, and the folder's deletion is superseded."""
+def folder_deleted_by_b() -> tuple[Replica, Replica, FolderMachine]:
+    """A and B hold folder d; B deleted it (A has not heard yet). Returns A, B, A's machine."""
     a, b = make_mesh(2)
     ma, mb = FolderMachine(a.map, a.id), FolderMachine(b.map, b.id)
     sign_all(a, ma, ma.scanned_root(result(scanned_dir("d", 100)), WALL, full=True))
     sync(a, b)
     sign_all(b, mb, mb.scanned_root(result(scanned_dir("d", 100)), WALL, full=True))
     sign_all(b, mb, mb.scanned_root(result(deleted=("d",)), WALL, full=False))
+    return a, b, ma
+
+
+def test_a_folder_deleted_elsewhere_that_still_holds_a_kept_file_stays_and_is_ours_again() -> None:
+    """B deletes folder d while A adds a file in it: A cannot delete d (it holds d/new, which
+    the mesh keeps), so A publishes d as its own, and the folder's deletion is superseded."""
+    a, b, ma = folder_deleted_by_b()
     assert b.map.winner("d").deleted
     sign_all(a, ma, ma.scanned_root(result(scanned("d/new", b"n", 110)), WALL, full=False))
     sync(a, b)
@@ -533,12 +539,7 @@ def test_a_folder_deleted_elsewhere_that_still_holds_a_kept_file_stays_and_is_ou
 
 def test_a_folder_whose_entries_the_mesh_does_not_keep_is_asked_to_go_again_later() -> None:
     """What keeps the folder is local only (or being deleted too): no new version of it."""
-    a, b = make_mesh(2)
-    ma, mb = FolderMachine(a.map, a.id), FolderMachine(b.map, b.id)
-    sign_all(a, ma, ma.scanned_root(result(scanned_dir("d", 100)), WALL, full=True))
-    sync(a, b)
-    sign_all(b, mb, mb.scanned_root(result(scanned_dir("d", 100)), WALL, full=True))
-    sign_all(b, mb, mb.scanned_root(result(deleted=("d",)), WALL, full=False))
+    a, b, ma = folder_deleted_by_b()
     sync(a, b)
     sign_all(a, ma, ma.map_changed(None, lambda h: True, WALL))
     need = mirror.need_for(a.map, "d", ma.index["d"])
