@@ -28,8 +28,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from . import common
-from .common import HOST, Timeout, free_port, stop, track, wait_until
+from .common import HOST, free_port, stop, track, wait_until
 
 FOLDER = "bench"
 DEFAULT_DELAY = 10  # Syncthing's default fsWatcherDelayS
