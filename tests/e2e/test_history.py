@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import pytest
 
@@ -82,11 +85,9 @@ def test_restore_on_a_stopped_node_spreads_when_it_runs(tmp_path, daemons):
 def test_a_second_restore_of_a_path_while_one_is_under_way_is_refused(tmp_path, daemons):
     """A double click on "restore": the second one says a restore is under way (both would build
     the file in the same temp file), the first lands, and the mesh gets the restored version."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
 
     a, b = mesh(tmp_path, daemons, 2)
-    big = os.urandom(32 << 20)  # only A and B keep it: C fetches it, which takes a while
+    big = os.urandom(32 << 20)  # only A and B keep it: C fetches it
     _save(a, "movie.bin", big)
     _on_all([b], "movie.bin", big)
     _save(a, "movie.bin", b"cut")
@@ -96,9 +97,18 @@ def test_a_second_restore_of_a_path_while_one_is_under_way_is_refused(tmp_path, 
     _on_all([c], "movie.bin", b"cut")
     old = [h["version"] for h in backer_json("history", str(c.root), "movie.bin")
            if h["size"] == len(big)]
-    with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda _: backer("restore", str(c.root), "movie.bin", "--version",
-                                              old[0], check=False), range(2)))
+    # A is frozen, so the restore that arrives first waits ASK_TIMEOUT (3 s) for A's history
+    # answer: the second surely arrives while it is under way, however fast the machine is
+    a.proc.send_signal(signal.SIGSTOP)
+    pool = ThreadPoolExecutor(2)
+    try:
+        pending = [pool.submit(backer, "restore", str(c.root), "movie.bin", "--version", old[0],
+                               check=False) for _ in range(2)]
+        wait(pending, timeout=60, return_when=FIRST_COMPLETED)  # the refusal comes at once
+    finally:
+        a.proc.send_signal(signal.SIGCONT)  # the restore under way may fetch from A too
+        pool.shutdown(wait=False)
+    runs = [f.result(timeout=60) for f in pending]
     assert sorted(r.returncode for r in runs) == [0, 1], [r.stderr for r in runs]
     refused = next(r for r in runs if r.returncode)
     assert "a restore of movie.bin is under way" in refused.stderr
