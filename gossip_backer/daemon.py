@@ -18,7 +18,7 @@ from gossip_backer.errors import UserError
 from gossip_backer.runtime import control, heap
 from gossip_backer.runtime.dial import Dialer, listen, split_address
 from gossip_backer.runtime.node import Node
-from gossip_backer.runtime.state import NodeState, state_dir
+from gossip_backer.runtime.state import DEFAULT_INVITE_SECONDS, NodeState, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,10 @@ def _handler(node: Node):
             return node.peers()
         if cmd == "remove-peer":
             return node.remove_peer(NodeId.parse(str(req.get("node_id", ""))))
+        if cmd == "invite":
+            addresses = [str(a) for a in req.get("addresses") or []]
+            return await node.invite(bool(req.get("read_only", False)),
+                                     float(req.get("expires", DEFAULT_INVITE_SECONDS)), addresses)
         if cmd == "live":
             return node.set_live(str(req.get("glob", "")), bool(req.get("on", True)))
         if cmd == "history":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gossip_backer.errors import BackerError, UserError
@@ -21,6 +22,49 @@ def invite_state(used_at: float | None, expires: float, now: float) -> str:
     """What an invite this node made is now: 'used' (claimed once already), 'expired' or
     'usable' (the store's claim spends only a usable one)."""
     return "used" if used_at is not None else "expired" if expires <= now else "usable"
+
+
+@dataclass(slots=True)
+class _Issued:
+    read_only: bool
+    expires: float
+    used_at: float | None = None
+
+
+class InviteTable:
+    """The invites one node made, by invite key, held in memory: the handshake's gate asks it
+    about every stranger that proves a key, so a look must cost no store read (the daemon keeps
+    it in step with its store, runtime/invites.py; the simulator's node holds one alone)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[bytes, _Issued] = {}
+
+    def create(self, key: bytes, read_only: bool, expires: float,
+               used_at: float | None = None) -> None:
+        self._rows[key] = _Issued(read_only, expires, used_at)
+
+    def merge(self, rows: Iterable[tuple[bytes, bool, float, float | None]]) -> None:
+        """Rows (key, read_only, expires, used_at) read from the store: unknown ones are added,
+        and one used there is used here. A use known here is never undone by an older read."""
+        for key, read_only, expires, used_at in rows:
+            row = self._rows.get(key)
+            if row is None:
+                self.create(key, read_only, expires, used_at)
+            elif row.used_at is None:
+                row.used_at = used_at
+
+    def state(self, key: bytes, now: float) -> str | None:
+        """'usable', 'used', 'expired', or None for a key that was never an invite of ours."""
+        row = self._rows.get(key)
+        return None if row is None else invite_state(row.used_at, row.expires, now)
+
+    def claim(self, key: bytes, now: float) -> bool | None:
+        """Spend a usable invite: its role (read_only), or None when it cannot be spent."""
+        if self.state(key, now) != "usable":
+            return None
+        row = self._rows[key]
+        row.used_at = now
+        return row.read_only
 
 
 @dataclass(frozen=True, slots=True)

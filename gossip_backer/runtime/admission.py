@@ -2,8 +2,9 @@
 give to joining nodes that claim one of our invites.
 
 The rules are protocol/session.py's (trusted keys, Hello, claim checks); this module feeds them
-the node's state (members, the inviter we joined through, our invite keys in the store) and
-carries out a grant: sign it, spread it, answer the claim and close that link.
+the node's state (members, the inviter we joined through, our invite keys, held in memory by
+runtime/invites.py: the handshake asks on the loop) and carries out a grant: sign it, spread it,
+answer the claim and close that link.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from gossip_backer.core.record import SignedUpdate
 from gossip_backer.protocol import session
 from gossip_backer.runtime.clock import Clock
+from gossip_backer.runtime.invites import Invites
 from gossip_backer.runtime.link import Link
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.wire.messages import InviteClaim
@@ -21,11 +23,12 @@ from gossip_backer.wire.messages import InviteClaim
 class Admissions:
     """The gate of one node (see the module docstring)."""
 
-    def __init__(self, state: NodeState, clock: Clock, bootstrap: dict[bytes, list[str]],
-                 addresses: Callable[[], list[str]],
+    def __init__(self, state: NodeState, clock: Clock, invites: Invites,
+                 bootstrap: dict[bytes, list[str]], addresses: Callable[[], list[str]],
                  spread: Callable[[list[SignedUpdate]], None]) -> None:
         self._state = state
         self._clock = clock
+        self._invites = invites
         self._bootstrap = bootstrap
         self._addresses = addresses  # where we listen, as told to peers (runtime/dial.py)
         self._spread = spread
@@ -33,8 +36,7 @@ class Admissions:
     def authorize(self, key: bytes) -> bool:
         """May `key` connect: a member, the inviter we joined through, or one of our invite keys
         (a used or expired one only hears why it is refused)."""
-        return (self.trusted(key)
-                or self._state.repo.invite_state(key, self._clock.wall()) is not None)
+        return self.trusted(key) or self._invites.state(key, self._clock.wall()) is not None
 
     def trusted(self, key: bytes) -> bool:
         return session.trusted(self._state.metamap.membership.members, self._bootstrap, key)
@@ -50,11 +52,11 @@ class Admissions:
         members = state.metamap.membership.members
         result, grant = session.answer_without_invite(claim, members), None
         if result is None:
-            row = await state.store_call(state.repo.claim_invite, invite_key, self._clock.wall())
-            why = None if row is not None else state.repo.invite_state(invite_key,
-                                                                       self._clock.wall())
-            result, grant = session.judge_claim(claim, None if row is None else row.read_only,
-                                                why, members, state.metamap.clock)
+            now = self._clock.wall()
+            read_only = await self._invites.claim(invite_key, now)
+            why = None if read_only is not None else self._invites.state(invite_key, now)
+            result, grant = session.judge_claim(claim, read_only, why, members,
+                                                state.metamap.clock)
         if grant is not None:
             self._spread([state.make(grant)])
         link.send(result)

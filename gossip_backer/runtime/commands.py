@@ -13,8 +13,8 @@ from gossip_backer.core.paths import printable
 from gossip_backer.errors import UserError
 from gossip_backer.runtime import control
 from gossip_backer.runtime.state import NodeState, state_dir
-from gossip_backer.runtime.views import peer_view, stored_status
-from gossip_backer.wire.codec import pack, unpack
+from gossip_backer.runtime.views import invite_view, peer_view, stored_status
+from gossip_backer.wire.codec import unpack
 
 
 ADMISSION_WAIT = 30.0
@@ -45,33 +45,35 @@ def cmd_join(args: argparse.Namespace) -> dict:
         state.close()
 
 
-def _invite_addresses(args: argparse.Namespace, state: NodeState) -> list[str]:
-    if args.address:
-        from gossip_backer.runtime.dial import split_address
+def _checked_addresses(addresses: list[str] | None) -> list[str]:
+    """`--address` values, each HOST:PORT with a real port (none: the running node's own)."""
+    from gossip_backer.runtime.dial import split_address
 
-        for address in args.address:
-            try:
-                host, _port = split_address(address)
-            except ValueError:
-                host = ""
-            if not host or any(c.isspace() for c in address) or address.endswith(":0"):
-                raise UserError(f"--address {address!r} is not HOST:PORT (e.g. 192.0.2.7:7440)")
-        return list(args.address)
-    status = control.request(_control_path(args.root), {"cmd": "status"})
-    if status and status.get("advertise"):
-        return list(status["advertise"])
-    return []
+    for address in addresses or []:
+        try:
+            host, _port = split_address(address)
+        except ValueError:
+            host = ""
+        if not host or any(c.isspace() for c in address) or address.endswith(":0"):
+            raise UserError(f"--address {address!r} is not HOST:PORT (e.g. 192.0.2.7:7440)")
+    return list(addresses or [])
 
 
 def cmd_invite(args: argparse.Namespace) -> dict:
+    """Made by the running node when one runs (it holds its invites in memory: the joining node
+    is let in at once), else stored here for the node to find when it starts."""
     if args.expires <= 0:
         raise UserError("--expires must be a positive number of seconds")
+    addresses = _checked_addresses(args.address)
     _wait_for_admission(args.root)
+    req = {"cmd": "invite", "read_only": args.read_only, "expires": args.expires,
+           "addresses": addresses}
+    live = control.request(_control_path(args.root), req)
+    if live is not None:
+        return live
     state = _open(args.root)
     try:
-        invite = state.create_invite(_invite_addresses(args, state), args.read_only, args.expires)
-        return {"invite": invite.to_text(pack), "read_only": invite.read_only,
-                "expires": invite.expires}
+        return invite_view(state.create_invite(addresses, args.read_only, args.expires))
     finally:
         state.close()
 

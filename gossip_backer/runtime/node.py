@@ -6,6 +6,7 @@ exits. Each part has one job:
 
   runtime/peerlinks.py      PeerLinks: one live link per peer (sessions, duplicates, bytes moved)
   runtime/admission.py      Admissions: who may connect, our Hello, grants for invite claims
+  runtime/invites.py        Invites: the invites we made, in memory for the handshake's gate
   runtime/replicadriver.py  ReplicaDriver: the sans-IO replica fed and its effects carried out
   runtime/folder.py         Folder: the mirrored folder (none with `mirror=False`)
   runtime/history.py        HistoryService: history and restore across the mesh
@@ -42,13 +43,14 @@ from gossip_backer.runtime.eventbus import Changed, EventBus
 from gossip_backer.runtime.folder import Folder
 from gossip_backer.runtime.heap import HeapTrimmer
 from gossip_backer.runtime.history import HistoryService, mesh_path
+from gossip_backer.runtime.invites import Invites
 from gossip_backer.runtime.link import Link
 from gossip_backer.runtime.peerlinks import PeerLinks
 from gossip_backer.runtime.replicadriver import TICK, ReplicaDriver
 from gossip_backer.runtime.report import JoinStatus, StatusReport
 from gossip_backer.runtime.shares import ShareService
 from gossip_backer.runtime.state import NodeState
-from gossip_backer.wire.codec import pack
+from gossip_backer.runtime.views import invite_view
 from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockData, BlockMissing,
                                          BlockRequest, DeltaData, DeltaRequest, HistoryReply,
                                          HistoryRequest, LiveSync)
@@ -71,8 +73,9 @@ class Node:
         self.changed = Changed()
         self.join = JoinStatus(error=state.repo.get_config("invite_error"))
         self.bootstrap: dict[bytes, list[str]] = load_bootstrap(state)
-        gate = Admissions(state, self.clock, self.bootstrap, lambda: self.advertise,
-                          self.local_changes)
+        self.invites = Invites(state, self.clock)
+        gate = Admissions(state, self.clock, self.invites, self.bootstrap,
+                          lambda: self.advertise, self.local_changes)
         self.links = PeerLinks(state.identity, state.mesh_secret, self.clock, self.bus.emit,
                                gate, self)
         self.trimmer = HeapTrimmer(lambda: sum(self.links.net().values()))
@@ -103,7 +106,9 @@ class Node:
         state.start_store()  # SQLite off the loop from here on (runtime/storethread.py)
         node = cls(state, mirror=mirror, watch=watch, rescan_interval=rescan_interval, clock=clock)
         try:
+            await node.invites.load()
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(node.invites.run)
                 nursery.start_soon(node.driver.run)
                 nursery.start_soon(node.trimmer.run)
                 if node.folder is not None:
@@ -305,13 +310,14 @@ class Node:
         return self.share_links.revoke(token)
 
     # members
-    def invite(self, read_only: bool = False, expires: float = 7 * 86400) -> dict:
-        """`backer invite` from the GUI: an invite with this running node's addresses."""
+    async def invite(self, read_only: bool = False, expires: float = 7 * 86400,
+                     addresses: list[str] | None = None) -> dict:
+        """`backer invite` (through the control socket) and the GUI's: an invite with these
+        addresses, by default this running node's."""
         if expires <= 0:
             raise UserError("expires must be a positive number of seconds")
-        invite = self.state.create_invite(list(self.advertise), read_only, expires)
-        return {"invite": invite.to_text(pack), "read_only": invite.read_only,
-                "expires": invite.expires}
+        return invite_view(await self.invites.create(list(addresses or self.advertise),
+                                                     read_only, expires))
 
     def remove_peer(self, node: NodeId) -> dict:
         """`backer remove-peer`: revoke mesh-wide and drop the connection at once."""

@@ -252,7 +252,10 @@ class NodeState:
         return self.make(LiveGlob(glob, on, self.metamap.clock + 1))
 
     # -- invites ---------------------------------------------------------------------------
-    def create_invite(self, addresses: list[str], read_only: bool, seconds: float) -> Invite:
+    def new_invite(self, addresses: list[str], read_only: bool, seconds: float,
+                   now: float) -> tuple[Invite, bytes]:
+        """An invite, checked and made but not stored yet, and its one-time key's public half
+        (the store's row names the invite by it)."""
         if not self.is_member():
             raise UserError("this node has not been admitted to the mesh yet: run it until it "
                             "reaches its inviter, then invite")
@@ -261,11 +264,17 @@ class NodeState:
         if not addresses:
             raise UserError("no address to put in the invite: start `backer run` or pass --address")
         seed = secrets.token_bytes(32)
-        key = Identity.from_seed(seed)
-        expires = time.time() + seconds
-        self._store_wait(self.repo.add_invite, key.public, b"", read_only, expires, time.time())
-        return Invite(self.mesh_secret, self.founder, self.identity.public, tuple(addresses),
-                      read_only, expires, seed)
+        invite = Invite(self.mesh_secret, self.founder, self.identity.public, tuple(addresses),
+                        read_only, now + seconds, seed)
+        return invite, Identity.from_seed(seed).public
+
+    def create_invite(self, addresses: list[str], read_only: bool, seconds: float) -> Invite:
+        """An invite made and stored at once, by a process with no node running (a running
+        node makes its own and keeps them in memory: runtime/invites.py)."""
+        now = time.time()
+        invite, key = self.new_invite(addresses, read_only, seconds, now)
+        self._store_wait(self.repo.add_invite, key, b"", read_only, invite.expires, now)
+        return invite
 
     def pending_invite(self) -> Invite | None:
         """The invite this node joined with, until the inviter answered (kept in memory: the

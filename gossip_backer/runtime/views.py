@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from gossip_backer.core.ids import NodeId
+from gossip_backer.core.invite import Invite
 from gossip_backer.core.membership import Member
 from gossip_backer.core.record import FILE
 from gossip_backer.runtime.problems import describe
 from gossip_backer.runtime.state import NodeState
+from gossip_backer.wire.codec import pack
 
 
 def peer_view(state: NodeState, member: Member, live: dict | None) -> dict:
@@ -21,6 +23,12 @@ def peer_view(state: NodeState, member: Member, live: dict | None) -> dict:
         "address": address,
         "last_seen": live.get("last_seen"),
     }
+
+
+def invite_view(invite: Invite) -> dict:
+    """`backer invite --json`: the invite's line, its role and when it expires."""
+    return {"invite": invite.to_text(pack), "read_only": invite.read_only,
+            "expires": invite.expires}
 
 
 def totals(state: NodeState) -> tuple[int, int]:

@@ -60,6 +60,7 @@ Q = {
                   "VALUES (?, ?, ?, ?, ?)",
     "invite_usable": "SELECT 1 FROM invites WHERE invite_id = ? AND used_at IS NULL AND expires > ?",
     "invite_state": "SELECT used_at, expires FROM invites WHERE invite_id = ?",
+    "all_invites": "SELECT invite_id, read_only, expires, used_at FROM invites",
     "claim_invite": """
         UPDATE invites SET used_at = :now
         WHERE invite_id = :id AND used_at IS NULL AND expires > :now
@@ -250,6 +251,12 @@ class Repo:
             return None
         used_at, expires = row
         return invite_state(used_at, expires, now)
+
+    def invite_rows(self) -> list[tuple[bytes, bool, float, float | None]]:
+        """Every invite made here, as (invite_id, read_only, expires, used_at): the running
+        node holds them in memory (core.invite.InviteTable)."""
+        return [(i, bool(ro), expires, used_at)
+                for i, ro, expires, used_at in self.db.query(Q["all_invites"])]
 
     def claim_invite(self, invite_id: bytes, now: float) -> Invite | None:
         """Mark the invite used and return it; None if unknown, used or expired. One guarded

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from gossip_backer.core.invite import InviteTable
 from gossip_backer.core.metamap import MetaMap, Outcome
 from gossip_backer.core.record import FileRecord, IndexEntry, LiveEdit, Payload, SignedUpdate
 from gossip_backer.crypto.identity import Identity, Verifier, make_update
@@ -41,7 +42,7 @@ from gossip_backer.protocol.replica import Replica
 from gossip_backer.testing.memdisk import MemRoot
 from gossip_backer.testing.simfolder import SimFolder
 from gossip_backer.testing.simhistory import SimHistory
-from gossip_backer.testing.siminvite import Claim, SimInvites
+from gossip_backer.testing.siminvite import Claim
 from gossip_backer.testing.simnet import Connection, Endpoint
 from gossip_backer.wire.messages import (BlockBatch, BlockBatchData, BlockData, BlockMissing,
                                          BlockRequest, DeltaData, DeltaRequest, HistoryReply,
@@ -66,7 +67,7 @@ class SimStore:
         self.removed: set[tuple[bytes, int]] = set()
         self.index: dict[str, IndexEntry] = {}  # the local index (store.repo's index table)
         self.revisions: dict[str, list[tuple]] = {}  # path -> archived (hash, size, mtime, origin)
-        self.invites = SimInvites()  # the invites this node made (store.repo's invites table)
+        self.invites = InviteTable()  # the invites this node made (store.repo's invites table)
         self.live_bases: dict[str, list[bytes]] = {}  # live files' base logs (disk/livebase.py)
         self.machine_boot = 0  # the machine's boot id (a machine crash reboots it)
         self.alive: tuple[int, float] | None = None  # (boot id, last sign of life), as

@@ -2,8 +2,8 @@
 on arrival by protocol/session.py, as between daemons (runtime/dial.py `_run_claim` on the joining
 side, runtime/node.py `_grant_invite` on the inviter's).
 
-- `SimInvites` is the inviter's invite table (store.repo's `invites` rows): made, spent once,
-  expired; `core.invite.invite_state` names the state, as the store's does.
+- The inviter's invite table (store.repo's `invites` rows: made, spent once, expired) is the
+  daemon's own `core.invite.InviteTable`, held by the node's `SimStore`.
 - `Claim` is the joining node's side: it dials the inviter authenticated by the invite key, sends
   its InviteClaim (its own key, signed over `session.claim_bytes`), waits for the InviteResult and
   tries again after a seeded back-off when the connection ends without one.
@@ -12,10 +12,8 @@ The inviter's side is `SimNode.accept_invite` and `SimNode.grant_invite` (testin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gossip_backer.core.invite import invite_state
 from gossip_backer.crypto.identity import Identity
 from gossip_backer.protocol import session
 from gossip_backer.testing.simnet import Connection, Endpoint
@@ -24,36 +22,7 @@ from gossip_backer.wire.messages import InviteClaim, InviteResult, decode, encod
 if TYPE_CHECKING:
     from gossip_backer.testing.node import SimNode
 
-__all__ = ["Claim", "SimInvites"]
-
-
-@dataclass
-class _Row:
-    read_only: bool
-    expires: float
-    used_at: float | None = None
-
-
-class SimInvites:
-    """The invites one node made, persisted with its store."""
-
-    def __init__(self) -> None:
-        self._rows: dict[bytes, _Row] = {}
-
-    def create(self, key: bytes, read_only: bool, expires: float) -> None:
-        self._rows[key] = _Row(read_only, expires)
-
-    def state(self, key: bytes, now: float) -> str | None:
-        row = self._rows.get(key)
-        return None if row is None else invite_state(row.used_at, row.expires, now)
-
-    def claim(self, key: bytes, now: float) -> bool | None:
-        """Spend a usable invite: its role (read_only), or None when it cannot be spent."""
-        if self.state(key, now) != "usable":
-            return None
-        row = self._rows[key]
-        row.used_at = now
-        return row.read_only
+__all__ = ["Claim"]
 
 
 class Claim(Endpoint):

@@ -69,7 +69,7 @@ def api_routes(api: Any) -> list[BaseRoute]:
         body = await _body(request)
         read_only = _field(body, "read_only", bool, required=False) or False
         expires = _seconds(body, "expires")
-        return api.invite(read_only, expires) if expires else api.invite(read_only)
+        return await (api.invite(read_only, expires) if expires else api.invite(read_only))
 
     async def remove_peer(request: Request) -> object:
         try:
