@@ -166,7 +166,8 @@ class PeerConnection:
         seed = bytes(self.identity.signing_key)
         if self.identity.public > self.peer:
             if not self.authorize(self.peer):
-                raise RemoteError("the peer is not a member of this mesh (unknown or revoked)")
+                raise RemoteError(f"the peer {self.peer.hex()} is not a member of this mesh "
+                                  "(unknown or revoked)")
             self._handshake = Handshake.client(self.network_key, seed, self.peer)
         else:
             self._handshake = Handshake.server(self.network_key, seed, self.authorize)
@@ -181,7 +182,8 @@ class PeerConnection:
         if result.remote_public_key != self.peer:
             raise RemoteError("the peer's proven key differs from its pre-hello")
         if not self.authorize(self.peer):
-            raise RemoteError("the peer is not a member of this mesh (unknown or revoked)")
+            raise RemoteError(f"the peer {self.peer.hex()} is not a member of this mesh "
+                              "(unknown or revoked)")
         self._channel = BoxStreamChannel.from_handshake(result, max_frame=self.max_frame)
         self.state = State.OPEN
         events: list[PeerEvent] = [Authenticated(self.peer)]
