@@ -1,9 +1,16 @@
-"""Two nodes of one mesh in temporary roots, made the way `init` + `invite` + `join` make them."""
+"""Two nodes of one mesh in temporary roots, made the way `init` + `invite` + `join` make them,
+and (`joined`) both running, joined by a trio memory stream."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import pytest
+import trio
+import trio.testing
+
+from gossip_backer import Node
 from gossip_backer.core.invite import Invite
 from gossip_backer.core.record import Grant
 from gossip_backer.runtime.state import NodeState
@@ -26,3 +33,16 @@ def make_pair(tmp_path, read_only: bool = False) -> tuple:
 @pytest.fixture
 def pair(tmp_path):
     return make_pair(tmp_path)
+
+
+@asynccontextmanager
+async def joined(root_a, root_b, **options) -> AsyncIterator[tuple[Node, Node]]:
+    """Nodes a and b (`Node.open(root, **options)`) in one session over a trio memory stream
+    while the block runs; the session ends with the block, then the nodes close."""
+    async with Node.open(root_a, **options) as a, Node.open(root_b, **options) as b:
+        left, right = trio.testing.memory_stream_pair()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a.serve_stream, left)
+            nursery.start_soon(b.serve_stream, right)
+            yield a, b
+            nursery.cancel_scope.cancel()

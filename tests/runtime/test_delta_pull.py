@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 
 import trio
-import trio.testing
 
 from gossip_backer import Node
+from tests.runtime.conftest import joined
 
 TEXT = b"".join(b"    value_%d = self.read(index, %d)  # one line of source\n" % (i, i * 7)
                 for i in range(1200))
@@ -38,20 +38,15 @@ def test_an_edited_line_crosses_as_a_delta(pair):
     edited = TEXT[:at] + b"renamed_600 = self.write(key, 1)  # edited" + TEXT[at + 30:]
 
     async def main():
-        async with Node.open(root_a, watch=False) as a, Node.open(root_b, watch=False) as b:
-            left, right = trio.testing.memory_stream_pair()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(a.serve_stream, left)
-                nursery.start_soon(b.serve_stream, right)
-                await _until(b, "src/mod.py", TEXT)
-                before = _net(b)
-                src.write_bytes(edited)
-                os.utime(src, (2e9, 2e9))
-                await a.folder.scan_some({"src/mod.py"}, settle=False)
-                await _until(b, "src/mod.py", edited)
-                spent = _net(b) - before
-                assert spent < 4096, f"{spent} bytes on the wire for one edited line"
-                nursery.cancel_scope.cancel()
+        async with joined(root_a, root_b, watch=False) as (a, b):
+            await _until(b, "src/mod.py", TEXT)
+            before = _net(b)
+            src.write_bytes(edited)
+            os.utime(src, (2e9, 2e9))
+            await a.folder.scan_some({"src/mod.py"}, settle=False)
+            await _until(b, "src/mod.py", edited)
+            spent = _net(b) - before
+            assert spent < 4096, f"{spent} bytes on the wire for one edited line"
 
     trio.run(main)
     assert (root_b / "src" / "mod.py").read_bytes() == edited
@@ -70,23 +65,18 @@ def test_edits_of_several_files_cross_as_deltas_in_one_batch(pair):
     edited = {n: t.replace(b"_600 = self.read", b"_600 = self.write") for n, t in texts.items()}
 
     async def main():
-        async with Node.open(root_a, watch=False) as a, Node.open(root_b, watch=False) as b:
-            left, right = trio.testing.memory_stream_pair()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(a.serve_stream, left)
-                nursery.start_soon(b.serve_stream, right)
-                for n, t in texts.items():
-                    await _until(b, n, t)
-                before = _net(b)
-                for n, t in edited.items():
-                    (root_a / n).write_bytes(t)
-                    os.utime(root_a / n, (2e9, 2e9))
-                await a.folder.scan_some(set(names), settle=False)
-                for n, t in edited.items():
-                    await _until(b, n, t)
-                spent = _net(b) - before
-                assert spent < 4 * 1400, f"{spent} bytes on the wire for four edited lines"
-                nursery.cancel_scope.cancel()
+        async with joined(root_a, root_b, watch=False) as (a, b):
+            for n, t in texts.items():
+                await _until(b, n, t)
+            before = _net(b)
+            for n, t in edited.items():
+                (root_a / n).write_bytes(t)
+                os.utime(root_a / n, (2e9, 2e9))
+            await a.folder.scan_some(set(names), settle=False)
+            for n, t in edited.items():
+                await _until(b, n, t)
+            spent = _net(b) - before
+            assert spent < 4 * 1400, f"{spent} bytes on the wire for four edited lines"
 
     trio.run(main)
     for n, t in edited.items():

@@ -15,6 +15,7 @@ import trio
 import trio.testing
 
 from gossip_backer import Node
+from tests.runtime.conftest import joined
 from gossip_backer.core.blocks import strong_hash
 from gossip_backer.core.record import FILE
 from gossip_backer.runtime.state import NodeState
@@ -173,26 +174,21 @@ def test_a_renamed_file_recut_in_other_blocks_is_copied_locally(pair):
                 await trio.sleep(0.05)
 
     async def main():
-        async with Node.open(root_a, watch=False) as a, Node.open(root_b, watch=False) as b:
-            left, right = trio.testing.memory_stream_pair()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(a.serve_stream, left)
-                nursery.start_soon(b.serve_stream, right)
-                await until_b_has(a, b, "data/big.bin", 256 << 20)
-                with open(big, "ab") as f:
-                    f.write(b"x" * 100)  # grows past the threshold, keeps 128 KiB blocks
-                await a.folder.scan_some({"data/big.bin"}, settle=False)
-                await until_b_has(a, b, "data/big.bin", (256 << 20) + 100)
-                assert b.folder.index["data/big.bin"].block_size == 128 << 10
+        async with joined(root_a, root_b, watch=False) as (a, b):
+            await until_b_has(a, b, "data/big.bin", 256 << 20)
+            with open(big, "ab") as f:
+                f.write(b"x" * 100)  # grows past the threshold, keeps 128 KiB blocks
+            await a.folder.scan_some({"data/big.bin"}, settle=False)
+            await until_b_has(a, b, "data/big.bin", (256 << 20) + 100)
+            assert b.folder.index["data/big.bin"].block_size == 128 << 10
 
-                before = net(b)
-                big.rename(root_a / "data" / "moved.bin")
-                await a.folder.scan_some({"data/big.bin", "data/moved.bin"}, settle=False)
-                await until_b_has(a, b, "data/moved.bin", (256 << 20) + 100)
-                assert a.folder.index["data/moved.bin"].block_size == 256 << 10  # cut anew
-                assert net(b) - before < 256 << 10, "the renamed content crossed the wire"
-                assert "data/big.bin" not in b.folder.index
-                nursery.cancel_scope.cancel()
+            before = net(b)
+            big.rename(root_a / "data" / "moved.bin")
+            await a.folder.scan_some({"data/big.bin", "data/moved.bin"}, settle=False)
+            await until_b_has(a, b, "data/moved.bin", (256 << 20) + 100)
+            assert a.folder.index["data/moved.bin"].block_size == 256 << 10  # cut anew
+            assert net(b) - before < 256 << 10, "the renamed content crossed the wire"
+            assert "data/big.bin" not in b.folder.index
 
     trio.run(main)
     assert (root_b / "data" / "moved.bin").stat().st_size == (256 << 20) + 100
