@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from gossip_backer.core.invite import invite_state
 from gossip_backer.core.paths import escape, unescape
 from gossip_backer.core.record import (FileRecord, IndexEntry, SignedUpdate, blocks_from_plain, common_int, common_kind,
                                        payload_from_plain)
@@ -59,7 +58,6 @@ Q = {
     "add_invite": "INSERT INTO invites (invite_id, secret_hash, read_only, expires, created) "
                   "VALUES (?, ?, ?, ?, ?)",
     "invite_usable": "SELECT 1 FROM invites WHERE invite_id = ? AND used_at IS NULL AND expires > ?",
-    "invite_state": "SELECT used_at, expires FROM invites WHERE invite_id = ?",
     "all_invites": "SELECT invite_id, read_only, expires, used_at FROM invites",
     "claim_invite": """
         UPDATE invites SET used_at = :now
@@ -243,14 +241,6 @@ class Repo:
     def invite_usable(self, invite_id: bytes, now: float) -> bool:
         """Known, unused and unexpired (a look, not a claim)."""
         return self.db.query_one(Q["invite_usable"], (invite_id, now)) is not None
-
-    def invite_state(self, invite_id: bytes, now: float) -> str | None:
-        """'usable', 'used', 'expired', or None for a key that was never an invite of ours."""
-        row = self.db.query_one(Q["invite_state"], (invite_id,))
-        if row is None:
-            return None
-        used_at, expires = row
-        return invite_state(used_at, expires, now)
 
     def invite_rows(self) -> list[tuple[bytes, bool, float, float | None]]:
         """Every invite made here, as (invite_id, read_only, expires, used_at): the running

@@ -200,6 +200,15 @@ def test_expired_or_unknown_invite_is_not_claimed(repo):
     assert repo.claim_invite(b"inv1", now=1999.0).read_only is False  # unused by the failed try
 
 
+def test_invite_rows_say_each_invites_role_expiry_and_use(repo):
+    """What the running node holds in memory (core.invite.InviteTable)."""
+    repo.add_invite(b"inv1", H1, True, expires=2000.0, created=1000.0)
+    repo.add_invite(b"inv2", H1, False, expires=3000.0, created=1000.0)
+    repo.claim_invite(b"inv2", now=1500.0)
+    assert sorted(repo.invite_rows()) == [(b"inv1", True, 2000.0, None),
+                                          (b"inv2", False, 3000.0, 1500.0)]
+
+
 def test_invite_single_use_under_concurrency(tmp_path):
     with Repo.open(tmp_path / "s.db") as repo:
         repo.add_invite(b"inv", H1, False, expires=2000.0, created=1000.0)
