@@ -5,8 +5,8 @@ Theory of operation. The table is read from the store once, off the loop, as the
 and then kept in step with it:
 - an invite this node makes (the web GUI; `backer invite`, which asks the running node over the
   control socket) is stored through the store thread, then added;
-- a claim spends the invite here first (so of two racing claims on the loop one wins), then in
-  the store, whose guarded UPDATE stays the durable word;
+- a claim spends the invite in the store first (its guarded UPDATE decides which of two racing
+  claims wins, and a failed write leaves the invite usable in both), then here;
 - a key the table does not know asks for a reload in the background (`state`): an invite written
   into the store by another process (a `backer invite` that found no node running while this one
   was starting) is known by the time the joining node tries again (runtime/dial.py backs off).
@@ -64,7 +64,8 @@ class Invites:
 
     async def claim(self, key: bytes, now: float) -> bool | None:
         """Spend a usable invite: its role (read_only), or None when it cannot be spent."""
-        if self._table.claim(key, now) is None:
+        if self._table.state(key, now) != "usable":
             return None
         row = await self._state.store_call(self._state.repo.claim_invite, key, now)
+        self._table.claim(key, now)  # used now, whether this claim or a racing one spent it
         return None if row is None else row.read_only
