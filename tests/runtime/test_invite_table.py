@@ -1,7 +1,9 @@
 """The running node holds its invites in memory (runtime/invites.py): the handshake's authorize,
 which any stranger holding the mesh secret reaches, reads no SQLite on the trio loop; a key it
 does not know is looked up again off the loop, so an invite stored behind the node's back lets
-its holder in at the next try. Real nodes, real SQLite, real sessions over memory streams."""
+its holder in at the next try. Of two claims racing for one invite, the store's
+guarded write picks the winner and the loser hears why. Real nodes, real SQLite, real sessions
+over memory streams."""
 
 from __future__ import annotations
 
@@ -12,9 +14,12 @@ import trio
 import trio.testing
 
 from gossip_backer import Node
+from gossip_backer.core.invite import Invite
 from gossip_backer.crypto.identity import Identity
 from gossip_backer.protocol.peer import Authenticated, PeerConnection
+from gossip_backer.runtime.dial import Dialer
 from gossip_backer.runtime.state import NodeState
+from gossip_backer.wire.codec import pack, unpack
 
 
 class LoopWatchedRepo:
@@ -108,5 +113,36 @@ def test_an_invite_stored_behind_the_nodes_back_is_let_in_at_the_next_try(pair):
                     tries.append(await knock(a, key))
             assert tries == [False, True]
             assert repo.on_loop == [], f"SQLite on the trio loop: {repo.on_loop}"
+
+    trio.run(main)
+
+
+def test_two_racing_claims_of_one_invite_one_wins_the_other_hears_why(tmp_path):
+    a = NodeState.init(tmp_path / "a", "alpha")
+    text = a.create_invite(["127.0.0.1:1"], False, 3600).to_text(pack)
+    a.close()
+    roots = [NodeState.join(tmp_path / n, Invite.from_text(text, unpack), n) for n in "bc"]
+    for state in roots:
+        state.close()
+
+    async def claim(a: Node, root, outcome: dict) -> None:
+        async with Node.open(root.root, mirror=False) as joiner:
+            dialer = Dialer(joiner)
+            left, right = trio.testing.memory_stream_pair()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(partial(a.serve_stream, right, initiator=False))
+                assert await dialer._run_claim(left, "127.0.0.1:1", joiner.state.pending_invite())
+                nursery.cancel_scope.cancel()
+            outcome[root.root.name] = dialer.join.error
+
+    async def main():
+        outcome: dict = {}
+        async with Node.open(tmp_path / "a", mirror=False) as a:
+            with trio.fail_after(30):
+                async with trio.open_nursery() as nursery:
+                    for root in roots:
+                        nursery.start_soon(claim, a, root, outcome)
+        assert sorted(outcome.values(), key=str) == [
+            None, "the invite was refused: this invite was already used"]
 
     trio.run(main)
