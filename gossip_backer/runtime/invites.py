@@ -10,8 +10,9 @@ and then kept in step with it:
 - a key the table does not know asks for a reload in the background (`state`): an invite written
   into the store by another process (a `backer invite` that found no node running while this one
   was starting) is known by the time the joining node tries again (runtime/dial.py backs off).
-A reload is merged in, never replacing (a claim made here may not be stored yet), and reloads
-are RELOAD_GAP apart, so strangers knocking with made-up keys cost a few small reads a second.
+A reload is merged in, never replacing (a read made before a claim was stored may arrive after
+it: a use known here is kept), and reloads are RELOAD_GAP apart, so strangers knocking with
+made-up keys cost a few small reads a second.
 """
 
 from __future__ import annotations
