@@ -5,7 +5,6 @@ hostile names, a symlink trick, forged updates and bad blocks. Nothing lands out
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 

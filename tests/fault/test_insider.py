@@ -9,7 +9,7 @@ import time
 import pytest
 import trio
 
-from gossip_backer.crypto.identity import make_update, update_to_wire
+from gossip_backer.crypto.identity import make_update
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.wire.codec import pack
 from gossip_backer.wire.messages import BlockData, Delta

@@ -4,7 +4,6 @@ every route, its bad input (400, one line), unknown routes (404 JSON) and foreig
 
 from __future__ import annotations
 
-import os
 import time
 from urllib.parse import quote, urlsplit
 

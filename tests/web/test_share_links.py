@@ -11,7 +11,6 @@ import io
 import os
 import time
 import zipfile
-from pathlib import Path
 
 import trio
 
