@@ -19,7 +19,7 @@ from gossip_backer.errors import RemoteError
 from gossip_backer.protocol.peer import Authenticated, PeerConnection, Received
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.wire.messages import (PROTOCOL_VERSION, BlockData, BlockRequest, Delta, Hello)
-from tests.e2e.conftest import backer_json, invite, join, mesh, tree, wait_until
+from tests.e2e.conftest import invite, join, mesh, tree, wait_until
 
 pytestmark = pytest.mark.e2e
 
