@@ -8,8 +8,9 @@ member; a revocation counts when signed by a read-write member, and voids the re
 updates numbered above its cutoff (the revoker's view of that node's log when it revoked), so
 changes the node made while still trusted stay valid everywhere (but a path it changed again
 after the cutoff falls back to its other versions: only its newest update per path is kept).
-A record repeating the node's version (a conflict copy, whoever signed it) is judged by the
-update that carried that version (`FileRecord.source_seq`), as if the node had signed it.
+A record repeating a node's version (a conflict copy, whoever signed it) is judged by the
+update that carried that version (`FileRecord.source_seq`) as well, as if the node had signed
+it.
 Revocation is final. A member's role is fixed by its first valid grant.
 
 Validity and revocation depend on each other, so the computation alternates grants and
@@ -159,11 +160,13 @@ class Membership:
 
 
 def _repeats_void(membership: Membership, payload: Payload) -> bool:
-    """Does `payload` repeat a version (a conflict copy) that its origin published after its
-    revocation's cutoff? The repeat is void with it, whoever signed it: else a copy made by an
-    honest node before the revocation would keep a voided write on every disk."""
+    """Does `payload` repeat a version (a conflict copy) that would be void signed by its
+    origin: published after its revocation's cutoff, or by a node that is no read-write member
+    (read-only, or its grant turned void)? The repeat is void with it, whoever signed it: else
+    a copy made by an honest node before the revocation would keep a voided write on every
+    disk."""
     return (isinstance(payload, FileRecord) and payload.source_seq > 0
-            and payload.source_seq > membership.cutoff(payload.origin))
+            and not membership.is_rw_at(payload.origin, payload.source_seq))
 
 
 def is_membership(payload: Payload) -> bool:

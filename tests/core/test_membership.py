@@ -476,6 +476,24 @@ def test_a_revoked_granters_grants_above_its_cutoff_are_void_with_their_grantees
     assert snapshot(early) == snapshot(late)
 
 
+def test_a_copy_of_a_version_by_a_node_whose_grant_turned_void_is_void(mesh, F, A, B, C):
+    """B's grant was numbered above its granter's cutoff: B's own updates are forgotten, and an
+    honest copy of B's version (by C, made before the revocation) goes with them, in any order;
+    a copy naming a read-only origin counts no more than that origin's own update would."""
+    ups = [mesh.genesis, F.grant(A, clock=2), F.grant(C, clock=3)]
+    a1, ab, b1 = file_update(A, "a"), A.grant(B, clock=4), file_update(B, "b")
+    copy = C.sign(replace(b1.payload, path="b.copy", source_seq=b1.seq))
+    revoke = F.revoke(A, cutoff=1, clock=5)
+    late = settle(mesh.new_map(), ups + [a1, ab, b1, copy])
+    assert sorted(late.files) == ["a", "b", "b.copy"]
+    settle(late, [revoke])
+    early = settle(mesh.new_map(), ups + [revoke, copy, b1, ab, a1])
+    assert sorted(late.files) == sorted(early.files) == ["a"]
+    assert snapshot(early) == snapshot(late)
+    m = settle(mesh.new_map(), [mesh.genesis, F.grant(C, clock=2), F.grant(B, read_only=True, clock=3)])
+    assert m.apply(copy) is VOID
+
+
 def test_a_revocation_by_a_read_only_member_is_void(mesh, F, A, R):
     m = mesh.new_map()
     apply_all(m, [mesh.genesis, F.grant(A, clock=2), F.grant(R, read_only=True, clock=3)])
