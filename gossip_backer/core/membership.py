@@ -8,6 +8,9 @@ member; a revocation counts when signed by a read-write member, and voids the re
 updates numbered above its cutoff (the revoker's view of that node's log when it revoked), so
 changes the node made while still trusted stay valid everywhere (but a path it changed again
 after the cutoff falls back to its other versions: only its newest update per path is kept).
+A record repeating a node's version (a conflict copy, whoever signed it) is judged by the
+update that carried that version (`FileRecord.source_seq`) as well, as if the node had signed
+it.
 Revocation is final. A member's role is fixed by its first valid grant.
 
 Validity and revocation depend on each other, so the computation alternates grants and
@@ -75,7 +78,7 @@ class Membership:
             return Verdict.OK  # the genesis grant
         if m is None:
             return Verdict.NOT_YET
-        if seq > m.cutoff:
+        if seq > m.cutoff or _repeats_void(self, payload):
             return Verdict.FORBIDDEN
         if isinstance(payload, MemberInfo):
             return Verdict.OK if payload.node == signer else Verdict.FORBIDDEN
@@ -154,6 +157,16 @@ class Membership:
             if node not in members:
                 members[node] = Member(node, "", True, (), True, cutoff)
         return members
+
+
+def _repeats_void(membership: Membership, payload: Payload) -> bool:
+    """Does `payload` repeat a version (a conflict copy) that would be void signed by its
+    origin: published after its revocation's cutoff, or by a node that is no read-write member
+    (read-only, or its grant turned void)? The repeat is void with it, whoever signed it: else
+    a copy made by an honest node before the revocation would keep a voided write on every
+    disk."""
+    return (isinstance(payload, FileRecord) and payload.source_seq > 0
+            and not membership.is_rw_at(payload.origin, payload.source_seq))
 
 
 def is_membership(payload: Payload) -> bool:

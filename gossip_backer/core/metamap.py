@@ -16,8 +16,10 @@ order, duplication or relaying path that brought them.
   a known member is kept and relayed, even a void one (read-only signer, numbered beyond a
   revocation's cutoff): validity is judged when folding, from the membership all nodes end up
   agreeing on, so arrival order never matters. A void update still hides its origin's older
-  update of the same key (revoking a node rolls back what it changed after its cutoff). When
-  membership moves, the state is folded again from the log.
+  update of the same key (revoking a node rolls back what it changed after its cutoff). A
+  record repeating another node's version (a conflict copy) names the update that carried it
+  (`source_seq`) and is void with it. When membership moves, the state is folded again from
+  the log.
 - Live documents (LiveEdit): each signer's edits of a path are separate keys, kept until the
   signer publishes a snapshot covering them (its whole document state): the snapshot's arrival
   drops them, and older parts arriving later are duplicates. So a document's log stays bounded
@@ -57,7 +59,7 @@ Verifier = Callable[[SignedUpdate], bool]
 
 def _tiebreak(rec: FileRecord) -> tuple:
     return (rec.mtime_ns, rec.origin, rec.hash or b"", rec.size, rec.deleted, rec.kind,
-            rec.target or "", rec.mode, rec.block_size)
+            rec.target or "", rec.mode, rec.block_size, rec.source_seq)
 
 
 def _acceptable(payload: object) -> bool:
@@ -111,6 +113,18 @@ class MetaMap:
 
     def seq_of(self, origin: bytes) -> int:
         return self._max.get(origin, 0)
+
+    def source_seq(self, record: FileRecord) -> int:
+        """The sequence number of the update of `record.origin` that carried the version
+        `record` is (a version held: each comes from one signed update), for a record that
+        repeats it (a conflict copy: core/record.py). A repeat keeps its own source (a copy of a
+        copy); 0 when no update of the origin's carries it (a repeat made before repeats
+        named their source)."""
+        if record.source_seq:
+            return record.source_seq
+        seq = self._newest.get(record.origin, {}).get(record.path)
+        update = None if seq is None else self._logs[record.origin].get(seq)
+        return seq if update is not None and update.payload == record else 0
 
     def versions(self, path: str) -> tuple[FileRecord, ...]:
         return self.files.get(path, ())

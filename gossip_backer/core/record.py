@@ -88,6 +88,10 @@ class FileRecord:
     blocks: tuple[Block, ...] = ()
     target: str | None = None  # symlink target
     deleted: bool = False
+    # A record repeating `origin`'s version (a conflict copy, signed by whichever node made it)
+    # names the update of `origin` that carried that version, so a revocation of `origin` voids
+    # the repeat exactly as it voids the original (core/membership.py). 0: the signer's own.
+    source_seq: int = 0
 
     @property
     def key(self) -> str:
@@ -100,16 +104,21 @@ class FileRecord:
         ) and (self.deleted or self.kind != FILE or self.size == other.size)
 
     def to_plain(self) -> list:
-        return [
+        plain = [
             paths.to_plain(self.path), self.kind, self.vv.encode(), self.origin, self.size, self.mtime_ns,
             self.mode, self.hash, self.block_size, [b.to_plain() for b in self.blocks],
             self.target, self.deleted,
         ]
+        if self.source_seq:  # a trailing field, absent when 0: a node's own records encode
+            plain.append(self.source_seq)  # as they did before it existed
+        return plain
 
     @classmethod
     def from_plain(cls, plain: list) -> "FileRecord":
-        _need(isinstance(plain, list) and len(plain) == 12, "file record shape")
-        path, kind, vv, origin, size, mtime_ns, mode, h, bsize, blocks, target, deleted = plain
+        _need(isinstance(plain, list) and len(plain) in (12, 13), "file record shape")
+        path, kind, vv, origin, size, mtime_ns, mode, h, bsize, blocks, target, deleted = plain[:12]
+        source_seq = plain[12] if len(plain) == 13 else 0
+        _need(len(plain) == 12 or (type(source_seq) is int and source_seq > 0), "source seq")
         try:
             path = paths.from_plain(path)
         except ValueError as exc:
@@ -127,7 +136,7 @@ class FileRecord:
         return cls(
             path=path, kind=common_kind(kind), vv=VersionVector.decode(vv), origin=node_key(origin),
             size=size, mtime_ns=mtime_ns, mode=common_int(mode), hash=h, block_size=common_int(bsize),
-            blocks=blocks_from_plain(blocks, h), target=target, deleted=deleted,
+            blocks=blocks_from_plain(blocks, h), target=target, deleted=deleted, source_seq=source_seq,
         )
 
 

@@ -11,7 +11,8 @@ version that content is (`vv`). The map says which version every node should hol
   When the disk holds the winner of a conflict whose losers have their copies, the disk version is
   the merge of all of them: the user's next edit settles the conflict.
 - Every read-write node that sees a conflict publishes the losers' conflict-copy records; those
-  are derived only from the loser, so the copies published by different nodes are one version.
+  are derived only from the loser (and the update that carried it), so the copies published by
+  different nodes are one version.
 """
 
 from __future__ import annotations
@@ -110,7 +111,13 @@ def _holds_copy(metamap: MetaMap, copy: FileRecord) -> bool:
 def copy_of(metamap: MetaMap, loser: FileRecord) -> FileRecord:
     """The conflict-copy record for `loser`: at the usual name, unless the map holds another
     loser's copy there (SPEC: two different losers never share one name), then at the name
-    suffixed with one derived from `loser`'s own version."""
+    suffixed with one derived from `loser`'s own version. It names the update of the loser's
+    origin that carried the loser (`source_seq`), so revoking that origin voids the copy as it
+    voids the loser; an origin publishes a version in one update, so every node copying it
+    makes the same record."""
+    from dataclasses import replace
+
+    loser = replace(loser, source_seq=metamap.source_seq(loser))
     copy = conflict.conflict_copy(loser)
     taken = any(not v.deleted and not v.same_content(copy) and not v.vv.dominates(copy.vv)
                 for v in metamap.versions(copy.path))

@@ -16,8 +16,9 @@ the tests); restarts and joins use the real path (`MetaMap.apply_all`, or gossip
 Links follow the topology (`full`, `ring`, `star`, `random:K`: each node links to K others drawn
 at random, so degrees are about 2K). One end of each link dials (with the product's handshake
 cost); like `runtime.dial`, it redials a second after a connection ends, and with exponential
-back-off (1 s doubling to 60 s) after failed attempts, so partitions, crashes and misbehaving
-peers heal the way the daemon's dialer heals them.
+back-off (1 s doubling to 60 s) after failed attempts, each delay jittered by the daemon's rule
+(`session.jittered`: half to all of it), so partitions, crashes and misbehaving peers heal the
+way the daemon's dialer heals them.
 
 Convergence is watched per node by a fingerprint of (digest hash, disk fingerprint), updated
 after every event that touched the node; `history` keeps each node's changes, from which the
@@ -239,7 +240,7 @@ class Cluster:
         if key not in self.edges:
             return
         self._backoff[key] = 0.0
-        self._schedule_dial(key, self.cfg.redial[0] * self.rng.uniform(1.0, 1.5))
+        self._schedule_dial(key, session.jittered(self.cfg.redial[0], self.rng.uniform))
 
     def _schedule_dial(self, key: tuple[int, int], delay: float) -> None:
         timer = self._redial_timer.get(key)
@@ -280,7 +281,7 @@ class Cluster:
         lo, hi = self.cfg.redial
         back = min(hi, max(lo, self._backoff.get(key, 0.0) * 2))
         self._backoff[key] = back
-        self._schedule_dial(key, back * self.rng.uniform(1.0, 1.5))
+        self._schedule_dial(key, session.jittered(back, self.rng.uniform))
 
     def session_started(self, node: SimNode, peer: int) -> None:
         self.sessions += 1

@@ -424,7 +424,7 @@ class SimNode(Endpoint):
         return self.folder.serve_block(req)
 
     def idle(self) -> bool:
-        return not self.alive or self.folder.idle()
+        return not self.alive or (self.folder.idle() and not self.history.busy)
 
     def record_archived(self, path: str, row: tuple) -> None:
         """The disk work kept a replaced version in the archive: its revision row (as

@@ -35,6 +35,12 @@ class SimHistory:
         self._asks: dict[int, history.Ask] = {}
         self._restoring: set[str] = set()  # paths with a restore under way
 
+    @property
+    def busy(self) -> bool:
+        """A history request or a restore is under way: a user is waiting for its answer, so
+        a run is not over (a young node's request waits up to CONNECT_GRACE for members)."""
+        return bool(self._asks or self._restoring)
+
     def archive_rows(self, path: str) -> list[history.Row]:
         """The versions of `path` this node keeps, whose bytes are still in the archive."""
         return [row for row in self.host.store.revisions.get(path, ())

@@ -408,6 +408,41 @@ def test_a_grant_superseded_by_a_void_one_is_hidden_in_any_order(mesh, F, A, B):
     assert snapshot(one) == snapshot(two) == snapshot(three)
 
 
+def _copied_history(mesh, F, A, B):
+    """F grants A and B; A writes p (seq 1) and q (seq 2); B (honest) repeats both of A's
+    versions as conflict copies (`source_seq`: the update of A's that carried each)."""
+    ups = [mesh.genesis, F.grant(A, clock=2), F.grant(B, clock=3)]
+    p, q = file_update(A, "p", content=b"early"), file_update(A, "q", content=b"late")
+    copies = [B.sign(replace(u.payload, path=u.payload.path + ".copy", source_seq=u.seq))
+              for u in (p, q)]
+    return ups + [p, q] + copies
+
+
+def test_a_copy_of_a_version_published_after_the_cutoff_is_void_with_it(mesh, F, A, B):
+    """Churn seed 29128: a node that had seen A's log up to seq 1 removes A. A's q (seq 2) is
+    void, and so is B's copy of it, though B signed it while A was trusted: the voided content
+    leaves no copy behind. The copy of p (seq 1, within the cutoff) stays, as p does."""
+    history = _copied_history(mesh, F, A, B)
+    revoke = F.revoke(A, cutoff=1, clock=9)
+    m = mesh.new_map()
+    apply_all(m, history)
+    assert sorted(m.files) == ["p", "p.copy", "q", "q.copy"]
+    assert m.apply(revoke) is APPLIED
+    assert sorted(m.files) == ["p", "p.copy"]
+    early = mesh.new_map()  # the revocation first: the copy is void on arrival
+    assert apply_all(early, [revoke] + history)[-2:] == [APPLIED, VOID]
+    assert snapshot(early) == snapshot(m)
+    assert m.membership.verdict(B.public, 2, history[-1].payload) is Verdict.FORBIDDEN
+    assert m.membership.verdict(B.public, 1, history[-2].payload) is Verdict.OK
+
+
+def test_a_copy_is_kept_when_its_origin_is_revoked_above_its_source(mesh, F, A, B):
+    """A revocation that saw both of A's updates voids neither copy: no honest write is lost."""
+    m = mesh.new_map()
+    apply_all(m, _copied_history(mesh, F, A, B) + [F.revoke(A, cutoff=2, clock=9)])
+    assert sorted(m.files) == ["p", "p.copy", "q", "q.copy"]
+
+
 def test_a_revoked_node_cannot_be_granted_again(mesh, F, A, B):
     m = mesh.new_map()
     apply_all(m, [mesh.genesis, F.grant(A, clock=2), F.grant(B, clock=3), file_update(A, "p"),
@@ -439,6 +474,24 @@ def test_a_revoked_granters_grants_above_its_cutoff_are_void_with_their_grantees
         "B's update is held (void) where it came before the revocation, refused NOT_YET where "
         "it came after: the digests never agree and gossip offers it forever")
     assert snapshot(early) == snapshot(late)
+
+
+def test_a_copy_of_a_version_by_a_node_whose_grant_turned_void_is_void(mesh, F, A, B, C):
+    """B's grant was numbered above its granter's cutoff: B's own updates are forgotten, and an
+    honest copy of B's version (by C, made before the revocation) goes with them, in any order;
+    a copy naming a read-only origin counts no more than that origin's own update would."""
+    ups = [mesh.genesis, F.grant(A, clock=2), F.grant(C, clock=3)]
+    a1, ab, b1 = file_update(A, "a"), A.grant(B, clock=4), file_update(B, "b")
+    copy = C.sign(replace(b1.payload, path="b.copy", source_seq=b1.seq))
+    revoke = F.revoke(A, cutoff=1, clock=5)
+    late = settle(mesh.new_map(), ups + [a1, ab, b1, copy])
+    assert sorted(late.files) == ["a", "b", "b.copy"]
+    settle(late, [revoke])
+    early = settle(mesh.new_map(), ups + [revoke, copy, b1, ab, a1])
+    assert sorted(late.files) == sorted(early.files) == ["a"]
+    assert snapshot(early) == snapshot(late)
+    m = settle(mesh.new_map(), [mesh.genesis, F.grant(C, clock=2), F.grant(B, read_only=True, clock=3)])
+    assert m.apply(copy) is VOID
 
 
 def test_a_revocation_by_a_read_only_member_is_void(mesh, F, A, R):

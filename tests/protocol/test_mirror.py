@@ -12,7 +12,7 @@ import pytest
 from gossip_backer.core import conflict
 from gossip_backer.core.metamap import MetaMap, Outcome
 from gossip_backer.core.paths import is_valid
-from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord, Grant
+from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord, Grant, Revoke
 from gossip_backer.core.vv import Order, VersionVector
 from gossip_backer.crypto.identity import Identity, make_update
 from gossip_backer.protocol import mirror
@@ -310,7 +310,8 @@ def test_conflict_copy_is_derived_from_the_loser_only() -> None:
     copies = mirror.conflict_copies(w.map, "docs/report.txt")
     assert len(copies) == 1
     copy = copies[0]
-    assert copy == replace(mine, path=conflict.conflict_name(mine.path, mine.mtime_ns, A))
+    assert copy == replace(mine, path=conflict.conflict_name(mine.path, mine.mtime_ns, A),
+                           source_seq=1)  # A's update 1 carried `mine`
     assert copy.path.startswith("docs/report.sync-conflict-19700101-000010-")
     assert copy.path.endswith(".txt")
     assert (copy.vv, copy.origin, copy.hash) == (mine.vv, A, mine.hash)
@@ -352,6 +353,74 @@ def test_two_nodes_produce_the_identical_copy_record_and_it_merges_as_one() -> N
     assert on_a.map.versions(copy_a[0].path) == (copy_a[0],)
     # not again once the map holds it
     assert mirror.conflict_copies(on_a.map, mine.path) == []
+
+
+def test_a_copy_names_the_update_that_carried_its_loser_and_a_copy_of_it_keeps_that() -> None:
+    w = World().put(file("other", vv(a=1), A))  # A's update 1
+    mine, theirs = _conflict()
+    w.put(mine, theirs)  # `mine` is A's update 2
+    (copy,) = mirror.conflict_copies(w.map, mine.path)
+    assert copy.source_seq == 2 and w.map.source_seq(mine) == 2
+    w.put(copy, by=B)
+    assert w.map.source_seq(copy) == 2  # B's update carries it, but the version is A's update 2
+    rival = replace(copy, vv=vv(f=5), origin=F, hash=h(b"rival"), mtime_ns=copy.mtime_ns + S,
+                    source_seq=0)
+    w.put(rival)  # the copy loses at its own path: its copy repeats A's update 2 still
+    (again,) = mirror.conflict_copies(w.map, copy.path)
+    assert again.source_seq == 2 and again.origin == A and again.hash == mine.hash
+
+
+def test_copies_naming_different_sources_of_one_version_converge_in_any_order() -> None:
+    """Only an origin that signed one version twice makes two nodes' copies differ (in
+    `source_seq` alone): the map keeps one of them by its fixed order, the same on every node,
+    and a revocation voiding the later source leaves the other."""
+    mine, theirs = _conflict()
+    (copy,) = mirror.conflict_copies(World().put(mine, theirs).map, mine.path)
+    two = [replace(copy, source_seq=2), replace(copy, source_seq=3)]
+    maps = []
+    for order in (two, two[::-1]):
+        w = World()
+        for signer, rec in zip((NODE_B, FOUNDER), order):
+            w.map.apply(make_update(signer, MESH_ID, 5, rec))
+        maps.append(w.map)
+    assert maps[0].versions(copy.path) == maps[1].versions(copy.path) == (two[1],)
+    maps[0].apply(make_update(FOUNDER, MESH_ID, 10, Revoke(A, 2, 10)))
+    assert maps[0].versions(copy.path) == (two[0],)
+
+
+def _revoked(cutoff: int, copy_first: bool = True) -> tuple[World, FileRecord]:
+    """A's `mine` (A's update 2) loses to B's `theirs`; B publishes its copy; then (or before
+    the copy arrives) the founder removes A with `cutoff`."""
+    w = World().put(file("other", vv(a=1), A))
+    mine, theirs = _conflict()
+    w.put(mine, theirs)
+    (copy,) = mirror.conflict_copies(w.map, mine.path)
+    revoke = make_update(FOUNDER, MESH_ID, 10, Revoke(A, cutoff, 10))
+    if copy_first:
+        w.put(copy, by=B)
+        w.map.apply(revoke)
+    else:
+        w.map.apply(revoke)
+        w.map.apply(make_update(NODE_B, MESH_ID, 10, copy))
+    return w, copy
+
+
+@pytest.mark.parametrize("copy_first", [True, False])
+def test_a_copy_of_a_version_its_origin_published_after_its_cutoff_is_void(copy_first) -> None:
+    """Churn seed 29128: a remover that saw none of A's updates (cutoff 0, or 1 here) voids
+    `mine`, and B's copy of it with it: the disk's copy goes, as a voided version does."""
+    w, copy = _revoked(cutoff=1, copy_first=copy_first)
+    assert w.map.versions(copy.path) == () and w.map.versions("docs/report.txt")[0].origin == B
+    assert mirror.need_for(w.map, copy.path, entry_of(copy)).action == DELETE
+    assert mirror.conflict_copies(w.map, "docs/report.txt") == []
+
+
+@pytest.mark.parametrize("copy_first", [True, False])
+def test_a_copy_of_a_version_within_its_origins_cutoff_stays(copy_first) -> None:
+    """A remover that saw `mine` (cutoff 2): the honest copy is not dropped (a lost write)."""
+    w, copy = _revoked(cutoff=2, copy_first=copy_first)
+    assert w.map.versions(copy.path) == (copy,)
+    assert mirror.need_for(w.map, copy.path, entry_of(copy)) is None
 
 
 def test_no_copy_once_the_copy_was_edited_or_deleted() -> None:
