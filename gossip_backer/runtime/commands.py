@@ -116,7 +116,7 @@ def cmd_status(args: argparse.Namespace) -> dict:
         return live
     state = _open(args.root)
     try:
-        return stored_status(state)
+        return stored_status(state, state.repo.get_config("invite_error"))
     finally:
         state.close()
 

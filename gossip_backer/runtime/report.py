@@ -60,7 +60,7 @@ class StatusReport:
         return out
 
     def status(self, listen: str | None, web: str | None) -> dict:
-        s = stored_status(self._state)
+        s = stored_status(self._state, self._join.error)  # no store read on the loop
         s.update(running=True, listen=listen, web=web, net=self._links.net(), peers=self.peers())
         folder = self._folder
         if folder is not None:
@@ -72,8 +72,6 @@ class StatusReport:
                 s["progress"] = progress
             if folder.paused:
                 s["paused"] = folder.paused
-        if self._join.error:
-            s["error"] = self._join.error
         s.update(self.problems(s.get("unavailable") or (), s.get("disk_full")))
         return s
 

@@ -41,11 +41,12 @@ def totals(state: NodeState) -> tuple[int, int]:
     return files, size
 
 
-def stored_status(state: NodeState) -> dict:
+def stored_status(state: NodeState, error: str | None) -> dict:
+    """The status a stopped node's store gives (the running node adds what it knows): `error`,
+    why the inviter refused this node (the running node holds it; a stopped one reads it)."""
     files, size = totals(state)
     members = state.metamap.membership.members
     me = members.get(state.identity.public)
-    error = state.repo.get_config("invite_error")
     problems = describe(invite_error=error, pending_invite=state.pending_invite() is not None,
                         member=me is not None, removed=me is not None and me.revoked)
     return {
