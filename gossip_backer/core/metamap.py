@@ -36,7 +36,7 @@ from gossip_backer.core.conflict import winner
 from gossip_backer.core.paths import is_valid as is_valid_path
 from gossip_backer.core.membership import Membership, Verdict, is_membership
 from gossip_backer.core.record import FileRecord, Grant, LiveEdit, LiveGlob, SignedUpdate
-from gossip_backer.core.seqlog import SeqLog
+from gossip_backer.core.updatelog import UpdateLog
 from gossip_backer.core.share import Share, ShareCount, newer as newer_share
 from gossip_backer.core.vv import Order
 
@@ -89,7 +89,7 @@ class MetaMap:
     def __init__(self, founder: bytes, verify: Verifier | None = None) -> None:
         self.founder = founder
         self._verify = verify or (lambda update: True)
-        self._logs: dict[bytes, SeqLog[SignedUpdate]] = {}  # origin -> seq -> update
+        self._logs: dict[bytes, UpdateLog] = {}  # origin -> seq -> update
         self._newest: dict[bytes, dict[str, int]] = {}  # origin -> _slot(key) -> seq
         self._shared: set[bytes] = set()  # origins whose log and newest are shared with a clone
         self._max: dict[bytes, int] = {}  # origin -> highest seq held
@@ -227,7 +227,7 @@ class MetaMap:
             if seq is None:
                 self._live_keys[mine].discard(key)
                 continue
-            old = log[seq].payload
+            old = log.payload(seq)
             if old.part < edit.part if old.snapshot else old.part <= edit.part:
                 del log[seq]
                 del newest["\0" + key]
@@ -236,9 +236,14 @@ class MetaMap:
 
     def live_edits(self) -> Iterator[SignedUpdate]:
         """Every valid live-document update held (a restart rebuilds the documents from them)."""
-        for update in self.updates():
-            if isinstance(update.payload, LiveEdit) and self._valid(update):
+        for update in self._matching(lambda payload: isinstance(payload, LiveEdit)):
+            if self._valid(update):
                 yield update
+
+    def _matching(self, test: Callable[[object], bool]) -> Iterator[SignedUpdate]:
+        """The updates held whose payload passes `test`, as `updates()` orders them."""
+        for origin in sorted(self._logs):
+            yield from self._logs[origin].matching(test)
 
     def valid(self, update: SignedUpdate) -> bool:
         """Does `update` count (a member's, not read-only, not beyond a revocation)?"""
@@ -288,7 +293,7 @@ class MetaMap:
         """Still in its signer's log (a later update of the same key, or a voided grant's
         signer being forgotten, may have replaced it within the pass)."""
         log = self._logs.get(update.origin)
-        return log is not None and log.get(update.seq) is update
+        return log is not None and log.holds(update)
 
     def _store(self, update: SignedUpdate, older_seq: int) -> None:
         log, newest = self._own(update.origin)
@@ -299,12 +304,12 @@ class MetaMap:
         newest[_slot(update)] = update.seq
         self._max[update.origin] = max(self._max.get(update.origin, 0), update.seq)
 
-    def _own(self, origin: bytes) -> tuple[SeqLog[SignedUpdate], dict[str, int]]:
+    def _own(self, origin: bytes) -> tuple[UpdateLog, dict[str, int]]:
         """`origin`'s log and newest-per-key, ours to change (copied first if a clone shares
         them)."""
         log = self._logs.get(origin)
         if log is None:
-            log = self._logs[origin] = SeqLog()
+            log = self._logs[origin] = UpdateLog(origin)
             self._newest[origin] = {}
         elif origin in self._shared:
             self._shared.discard(origin)
@@ -381,8 +386,7 @@ class MetaMap:
         """Recompute membership from every membership update held; refold the data when the
         set of valid updates changed (a role or a cutoff moved)."""
         before = self._validity()
-        self.membership.rebuild([(u.origin, u.seq, u.payload) for u in self.updates()
-                                 if is_membership(u.payload)])
+        self.membership.rebuild([(u.origin, u.seq, u.payload) for u in self._matching(is_membership)])
         if self._validity() != before:
             self._forget_strangers()
             self._refold()
@@ -422,5 +426,6 @@ class MetaMap:
             self.share_counts.pop(key[2:], None)
         for origin, log in self._logs.items():
             seq = self._newest[origin].get(slot)
-            if seq is not None and self._valid(log[seq]):
-                self._fold(log[seq])
+            update = log.get(seq) if seq is not None else None
+            if update is not None and self._valid(update):
+                self._fold(update)
