@@ -259,35 +259,41 @@ class MetaMap:
     def _valid(self, update: SignedUpdate) -> bool:
         return self.membership.verdict(update.origin, update.seq, update.payload) is Verdict.OK
 
-    def apply_all(self, updates: Iterable[SignedUpdate]) -> list[SignedUpdate]:
+    def apply_all(self, updates: Iterable[SignedUpdate], *, keep: bool = True) -> list[SignedUpdate]:
         """Apply a set of updates in any order (a reload, a batch): those whose signer is only
         admitted by a grant later in the set are retried until a pass admits nothing new.
         Membership is recomputed once per pass, not once per grant (a mesh of N members reloads
         in O(N) rather than O(N^2); a refold at the end of the pass corrects any data update
         judged before a revocation of the same pass counted). Returns the updates stored that
-        count."""
-        pending = list(updates)
+        count; `keep=False` returns none and holds on to none of `updates` (read once, as they
+        come) beyond those retried: a node reloading its log of 100,000 updates would otherwise
+        hold them all at once beside the log, and their memory stays scattered afterwards."""
+        pending: Iterable[SignedUpdate] = updates
         stored: list[SignedUpdate] = []
-        while pending:
-            retry, taken = [], []
+        while True:
+            retry: list[SignedUpdate] = []
+            taken: list[SignedUpdate] | None = [] if keep else None
+            seen = 0
             self._batching = True
             try:
                 for update in pending:
+                    seen += 1
                     outcome = self.apply(update)
                     if outcome is Outcome.NOT_YET:
                         retry.append(update)
-                    elif outcome in (Outcome.APPLIED, Outcome.HELD, Outcome.VOID):
+                    elif taken is not None and outcome in (Outcome.APPLIED, Outcome.HELD,
+                                                           Outcome.VOID):
                         taken.append(update)
             finally:
                 self._batching = False
             if self._membership_stale:
                 self._membership_stale = False
                 self._refresh_membership()
-            stored.extend(u for u in taken if self._is_stored(u) and self._valid(u))
-            if len(retry) == len(pending):
-                break
+            if taken:
+                stored.extend(u for u in taken if self._is_stored(u) and self._valid(u))
+            if not retry or len(retry) == seen:
+                return stored
             pending = retry
-        return stored
 
     def _is_stored(self, update: SignedUpdate) -> bool:
         """Still in its signer's log (a later update of the same key, or a voided grant's

@@ -162,8 +162,14 @@ class Repo:
 
     def load_updates(self) -> list[SignedUpdate]:
         """Every stored update, per origin in sequence order (as MetaMap.updates())."""
+        return list(self.each_update())
+
+    def each_update(self) -> Iterator[SignedUpdate]:
+        """`load_updates` one at a time, so that the whole log is never held at once. Read it
+        through at once: the connection stays taken, and the cyclic GC paused, meanwhile."""
         with _no_gc():
-            return [self._update(*row) for row in self.db.query_rows(Q["all_updates"])]
+            for row in self.db.query_rows(Q["all_updates"]):
+                yield self._update(*row)
 
     def _update(self, origin: bytes, seq: int, body: bytes, sig: bytes) -> SignedUpdate:
         try:
