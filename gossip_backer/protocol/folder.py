@@ -44,7 +44,8 @@ from typing import Protocol
 
 from sortedcontainers import SortedDict
 
-from gossip_backer.core import conflict
+from gossip_backer.core import conflict, indexrow
+from gossip_backer.core.indexrow import Row, changed
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord, IndexEntry, common_int
 from gossip_backer.core.vv import VersionVector
@@ -243,7 +244,7 @@ class FolderMachine:
                 rec = mirror.deletion(self.metamap, self.me, path, self.index[path], wall_ns)
                 if rec is not None:
                     records.append(rec)
-        out += self._write_index(puts, gone)
+        out += self._write_index(puts, gone, {r.path: r for r in records})
         if full and role == READ_WRITE:
             records += self._unpublished(exclude={r.path for r in records})
         if full:
@@ -341,7 +342,7 @@ class FolderMachine:
             if record is None:
                 continue  # the mesh has this content as the winner: the puller adopts it
             out.append(record)
-            self.index[path] = replace(entry, vv=record.vv)
+            self.index[path] = changed(entry, vv=record.vv)
         if out:
             self._mark(r.path for r in out)
         return out
@@ -561,7 +562,7 @@ class FolderMachine:
         if need.action == mirror.ADOPT:  # nothing moved on disk: only the row's version does
             entry = self.index.get(need.path)  # (a stat taken now could be a user's new write)
             return out if entry is None else out + self._write_index(
-                [replace(entry, vv=need.disk_vv)], [])
+                [changed(entry, vv=need.disk_vv)], [])
         if st is None:
             return out
         out += self._write_index([self.entry_after(need, st)], [])
@@ -587,7 +588,7 @@ class FolderMachine:
                 or not mirror.keeps_under(self.metamap, need.path)):
             return []
         record = mirror.kept_folder(self.metamap, self.me, as_record(entry, self.me), entry.vv)
-        return self._write_index([replace(entry, vv=record.vv)], []) + [
+        return self._write_index([changed(entry, vv=record.vv)], []) + [
             Publish((record,), user=False), Emit(FileChanged(wall, need.path, False))]
 
     def changed_under_us(self, need: mirror.Need) -> list:
@@ -597,7 +598,7 @@ class FolderMachine:
         self._release(need)
         entry = self.index.get(need.path)
         if entry is not None:
-            self.index[need.path] = replace(entry, inode=-1)
+            self.index[need.path] = changed(entry, inode=-1)
         return [Rescan((need.path,), 0.0)]
 
     def failed_work(self, need: mirror.Need, reason: str, now: float, wall: float, *,
@@ -652,7 +653,7 @@ class FolderMachine:
                                 mtime_ns=int(wall * 1e9), deleted=True)
         else:
             record = replace(as_record(entry, self.me), origin=self.me, vv=vv)
-            out += self._write_index([replace(entry, vv=vv)], [])
+            out += self._write_index([changed(entry, vv=vv)], [])
         kept = self._keep_unseen(unseen, record)
         self.stalled.pop(path, None)
         self._mark([path])
@@ -744,7 +745,7 @@ class FolderMachine:
         if path in self.live.fallback:  # mirrored as a plain file: its change is a version now
             entry = self.index.get(path)
             if entry is not None:
-                self.index[path] = replace(entry, inode=-1)
+                self.index[path] = changed(entry, inode=-1)
             out.append(Rescan((path,), 0.0))
         return out
 
@@ -771,7 +772,7 @@ class FolderMachine:
             out.append(effect)
         due = [p for p in self.live.checkpoints_due(wall) if p in self.index]
         for path in due:  # an mtime no file has: the scan sees a change and hashes it again
-            self.index[path] = replace(self.index[path], inode=-1, mtime_ns=-1)
+            self.index[path] = changed(self.index[path], inode=-1, mtime_ns=-1)
         if due:
             out.append(Rescan(tuple(due), 0.0))
         return out
@@ -787,9 +788,14 @@ class FolderMachine:
         return self.live.client_update(path, update, now, wall)
 
     # -- the index ------------------------------------------------------------------------------
-    def _write_index(self, puts: list[IndexEntry], drops: list[str]) -> list:
+    def _write_index(self, puts: list[IndexEntry], drops: list[str],
+                     fresh: Mapping[str, FileRecord] | None = None) -> list:
+        """Rows to put and paths to drop, in the index and in the store. A row holding a map
+        version's content (or that of `fresh`, versions about to be published) is kept as
+        that version plus its inode (core/indexrow.py)."""
         if not puts and not drops:
             return []
+        puts = [self._compact(e, fresh) for e in puts]
         for e in puts:
             self.index[e.path] = e
         for p in drops:
@@ -797,6 +803,14 @@ class FolderMachine:
         self._mark([e.path for e in puts])
         self._mark(drops)
         return [IndexWrite(tuple(puts), tuple(drops))]
+
+    def _compact(self, row: IndexEntry, fresh: Mapping[str, FileRecord] | None) -> Row:
+        compacted = indexrow.compact(row, fresh.get(row.path)) if fresh else row
+        for version in self.metamap.versions(row.path) if compacted is row else ():
+            compacted = indexrow.compact(row, version)
+            if compacted is not row:
+                break
+        return compacted
 
     # -- views -----------------------------------------------------------------------------------
     def pending(self) -> list[mirror.Need]:
