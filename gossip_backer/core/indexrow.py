@@ -14,6 +14,7 @@ from dataclasses import replace
 from operator import attrgetter
 
 from gossip_backer.core.record import FileRecord, IndexEntry
+from gossip_backer.core.vv import VersionVector
 
 FIELDS = ("path", "size", "mtime_ns", "inode", "mode", "kind", "hash", "block_size", "blocks",
           "target", "vv")
@@ -21,6 +22,7 @@ _SHARED = ("path", "size", "mtime_ns", "mode", "kind", "hash", "block_size", "bl
            "vv")
 _fields = attrgetter(*FIELDS)
 _shared = attrgetter(*_SHARED)
+_scanned = attrgetter(*_SHARED[:-1])  # (a scan's entry has no vv)
 
 
 class VersionRow:
@@ -71,6 +73,14 @@ def entry_of(row: Row) -> IndexEntry:
 def changed(row: Row, **changes: object) -> IndexEntry:
     """`dataclasses.replace` for a row of either form."""
     return replace(entry_of(row), **changes)
+
+
+def row_of(scanned: object, vv: VersionVector, version: FileRecord) -> VersionRow | None:
+    """The VersionRow of what a scan saw (a ScanEntry: a row's fields but the vv), the disk
+    holding `vv`, when that is exactly `version`'s content; else None."""
+    if version.deleted or vv != version.vv or _scanned(scanned) != _scanned(version):
+        return None
+    return VersionRow(version, scanned.inode)
 
 
 def compact(row: Row, version: FileRecord | None) -> Row:

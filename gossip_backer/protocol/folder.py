@@ -45,7 +45,7 @@ from typing import Protocol
 from sortedcontainers import SortedDict
 
 from gossip_backer.core import conflict, indexrow
-from gossip_backer.core.indexrow import Row, changed
+from gossip_backer.core.indexrow import Row, VersionRow, changed
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord, IndexEntry, common_int
 from gossip_backer.core.vv import VersionVector
@@ -109,7 +109,13 @@ class DiskStat:
     inode: int
 
 
-def index_entry(s: ScanEntryLike, vv: VersionVector) -> IndexEntry:
+def index_entry(s: ScanEntryLike, vv: VersionVector, version: FileRecord | None = None) -> Row:
+    """The row of what a scan saw, the disk holding `vv`: `version` and an inode when that is
+    exactly `version`'s content (made so at once: an IndexEntry per file of a first scan, made
+    and dropped, left 12 MB of holes among the records made meanwhile)."""
+    row = indexrow.row_of(s, vv, version) if version is not None else None
+    if row is not None:
+        return row
     return IndexEntry(s.path, s.size, s.mtime_ns, s.inode, s.mode, s.kind, s.hash, s.block_size,
                       tuple(s.blocks), s.target, vv)
 
@@ -220,7 +226,7 @@ class FolderMachine:
                 out += live_out
                 if record is not None:
                     records.append(record)
-                puts.append(index_entry(result.entries[path], vv))
+                puts.append(index_entry(result.entries[path], vv, record))
             elif path not in settling:
                 unseen = self._rolled_back.pop(path, None)  # edited before the refetch
                 if unseen is None:
@@ -231,7 +237,7 @@ class FolderMachine:
                 if record is not None:
                     records.append(record)
                     kept += self._keep_unseen(unseen, record)
-                puts.append(index_entry(result.entries[path], vv))
+                puts.append(index_entry(result.entries[path], vv, record))
         for path in result.refreshed:  # inode or folder mtime moved: no new version
             old = self.index.get(path)
             if old is not None and path not in result.changed:
@@ -244,7 +250,7 @@ class FolderMachine:
                 rec = mirror.deletion(self.metamap, self.me, path, self.index[path], wall_ns)
                 if rec is not None:
                     records.append(rec)
-        out += self._write_index(puts, gone, {r.path: r for r in records})
+        out += self._write_index(puts, gone)
         if full and role == READ_WRITE:
             records += self._unpublished(exclude={r.path for r in records})
         if full:
@@ -788,14 +794,12 @@ class FolderMachine:
         return self.live.client_update(path, update, now, wall)
 
     # -- the index ------------------------------------------------------------------------------
-    def _write_index(self, puts: list[IndexEntry], drops: list[str],
-                     fresh: Mapping[str, FileRecord] | None = None) -> list:
-        """Rows to put and paths to drop, in the index and in the store. A row holding a map
-        version's content (or that of `fresh`, versions about to be published) is kept as
-        that version plus its inode (core/indexrow.py)."""
+    def _write_index(self, puts: list[Row], drops: list[str]) -> list:
+        """Rows to put and paths to drop, in the index and in the store. A row holding exactly
+        a map version's content is kept as that version plus its inode (core/indexrow.py)."""
         if not puts and not drops:
             return []
-        puts = [self._compact(e, fresh) for e in puts]
+        puts = [self._compact(e) for e in puts]
         for e in puts:
             self.index[e.path] = e
         for p in drops:
@@ -804,13 +808,14 @@ class FolderMachine:
         self._mark(drops)
         return [IndexWrite(tuple(puts), tuple(drops))]
 
-    def _compact(self, row: IndexEntry, fresh: Mapping[str, FileRecord] | None) -> Row:
-        compacted = indexrow.compact(row, fresh.get(row.path)) if fresh else row
-        for version in self.metamap.versions(row.path) if compacted is row else ():
+    def _compact(self, row: Row) -> Row:
+        if isinstance(row, VersionRow):
+            return row
+        for version in self.metamap.versions(row.path):
             compacted = indexrow.compact(row, version)
             if compacted is not row:
-                break
-        return compacted
+                return compacted
+        return row
 
     # -- views -----------------------------------------------------------------------------------
     def pending(self) -> list[mirror.Need]:

@@ -3,7 +3,7 @@ the IndexEntry of the same fields, and only a row of exactly the version's conte
 
 from dataclasses import replace
 
-from gossip_backer.core.indexrow import FIELDS, VersionRow, changed, compact, entry_of
+from gossip_backer.core.indexrow import FIELDS, VersionRow, changed, compact, entry_of, row_of
 from gossip_backer.core.record import Block, FileRecord, IndexEntry
 from gossip_backer.core.vv import VersionVector
 
@@ -39,3 +39,14 @@ def test_only_the_exact_content_of_a_live_version_is_held_as_it():
     assert compact(row(), replace(VERSION, deleted=True)) == row()
     assert type(compact(row(), replace(VERSION, deleted=True))) is IndexEntry
     assert compact(row(), None) == row()
+
+
+def test_what_a_scan_saw_is_a_row_of_the_version_only_when_it_is_that_content():
+    from gossip_backer.disk.scan import ScanEntry
+
+    seen = ScanEntry("a/b.txt", 5, 123_456_789_000, 4242, 0o644, "file", H, 131072, (Block(H, 9),))
+    held = row_of(seen, VV, VERSION)
+    assert isinstance(held, VersionRow) and held == row()
+    assert row_of(seen, VersionVector({ME: 4}), VERSION) is None
+    assert row_of(replace(seen, mode=0o4644), VV, VERSION) is None
+    assert row_of(seen, VV, replace(VERSION, deleted=True)) is None
