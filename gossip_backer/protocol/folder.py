@@ -38,7 +38,7 @@ no conflict copy is made of it. The `live_*` methods are the interpreters' doors
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -93,7 +93,7 @@ class ScanEntryLike(Protocol):
 
 
 class ScanResultLike(Protocol):
-    entries: Mapping[str, ScanEntryLike]
+    entries: MutableMapping[str, ScanEntryLike]  # (a full scan's: see scanned_root)
     changed: list[str]
     refreshed: list[str]
     deleted: list[str]
@@ -197,7 +197,12 @@ class FolderMachine:
 
     def scanned_root(self, result: ScanResultLike, wall: float, *, full: bool,
                      settle: bool = True) -> list:
-        """A scan's result (`full`: of the whole root): versions to publish, rows to store."""
+        """A scan's result (`full`: of the whole root): versions to publish, rows to store.
+
+        A full scan's result is the machine's once given: each changed path's entry is replaced
+        by its row as soon as it is judged (the row has every field of the entry), so a first
+        scan's 100,000 entries are freed one by one, their memory taken by the records and rows
+        made next. Freed all at once at the end, they left ~11 MB of pages held for good."""
         if full and self._emptied(result):
             return self._pause("the root is suddenly empty (an unmounted disk?): "
                                "not mirroring that as a deletion", wall)
@@ -227,6 +232,8 @@ class FolderMachine:
                 if record is not None:
                     records.append(record)
                 puts.append(index_entry(result.entries[path], vv, record))
+                if full:
+                    result.entries[path] = puts[-1]
             elif path not in settling:
                 unseen = self._rolled_back.pop(path, None)  # edited before the refetch
                 if unseen is None:
@@ -238,6 +245,8 @@ class FolderMachine:
                     records.append(record)
                     kept += self._keep_unseen(unseen, record)
                 puts.append(index_entry(result.entries[path], vv, record))
+                if full:
+                    result.entries[path] = puts[-1]
         for path in result.refreshed:  # inode or folder mtime moved: no new version
             old = self.index.get(path)
             if old is not None and path not in result.changed:
