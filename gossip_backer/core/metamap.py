@@ -38,7 +38,7 @@ from gossip_backer.core.conflict import winner
 from gossip_backer.core.paths import is_valid as is_valid_path
 from gossip_backer.core.membership import Membership, Verdict, is_membership
 from gossip_backer.core.record import FileRecord, Grant, LiveEdit, LiveGlob, SignedUpdate
-from gossip_backer.core.seqlog import SeqLog
+from gossip_backer.core.updatelog import UpdateLog
 from gossip_backer.core.share import Share, ShareCount, newer as newer_share
 from gossip_backer.core.vv import Order
 
@@ -91,7 +91,7 @@ class MetaMap:
     def __init__(self, founder: bytes, verify: Verifier | None = None) -> None:
         self.founder = founder
         self._verify = verify or (lambda update: True)
-        self._logs: dict[bytes, SeqLog[SignedUpdate]] = {}  # origin -> seq -> update
+        self._logs: dict[bytes, UpdateLog] = {}  # origin -> seq -> update
         self._newest: dict[bytes, dict[str, int]] = {}  # origin -> _slot(key) -> seq
         self._shared: set[bytes] = set()  # origins whose log and newest are shared with a clone
         self._max: dict[bytes, int] = {}  # origin -> highest seq held
@@ -241,7 +241,7 @@ class MetaMap:
             if seq is None:
                 self._live_keys[mine].discard(key)
                 continue
-            old = log[seq].payload
+            old = log.payload(seq)
             if old.part < edit.part if old.snapshot else old.part <= edit.part:
                 del log[seq]
                 del newest["\0" + key]
@@ -250,9 +250,14 @@ class MetaMap:
 
     def live_edits(self) -> Iterator[SignedUpdate]:
         """Every valid live-document update held (a restart rebuilds the documents from them)."""
-        for update in self.updates():
-            if isinstance(update.payload, LiveEdit) and self._valid(update):
+        for update in self._matching(lambda payload: isinstance(payload, LiveEdit)):
+            if self._valid(update):
                 yield update
+
+    def _matching(self, test: Callable[[object], bool]) -> Iterator[SignedUpdate]:
+        """The updates held whose payload passes `test`, as `updates()` orders them."""
+        for origin in sorted(self._logs):
+            yield from self._logs[origin].matching(test)
 
     def valid(self, update: SignedUpdate) -> bool:
         """Does `update` count (a member's, not read-only, not beyond a revocation)?"""
@@ -268,41 +273,47 @@ class MetaMap:
     def _valid(self, update: SignedUpdate) -> bool:
         return self.membership.verdict(update.origin, update.seq, update.payload) is Verdict.OK
 
-    def apply_all(self, updates: Iterable[SignedUpdate]) -> list[SignedUpdate]:
+    def apply_all(self, updates: Iterable[SignedUpdate], *, keep: bool = True) -> list[SignedUpdate]:
         """Apply a set of updates in any order (a reload, a batch): those whose signer is only
         admitted by a grant later in the set are retried until a pass admits nothing new.
         Membership is recomputed once per pass, not once per grant (a mesh of N members reloads
         in O(N) rather than O(N^2); a refold at the end of the pass corrects any data update
         judged before a revocation of the same pass counted). Returns the updates stored that
-        count."""
-        pending = list(updates)
+        count; `keep=False` returns none and holds on to none of `updates` (read once, as they
+        come) beyond those retried: a node reloading its log of 100,000 updates would otherwise
+        hold them all at once beside the log, and their memory stays scattered afterwards."""
+        pending: Iterable[SignedUpdate] = updates
         stored: list[SignedUpdate] = []
-        while pending:
-            retry, taken = [], []
+        while True:
+            retry: list[SignedUpdate] = []
+            taken: list[SignedUpdate] | None = [] if keep else None
+            seen = 0
             self._batching = True
             try:
                 for update in pending:
+                    seen += 1
                     outcome = self.apply(update)
                     if outcome is Outcome.NOT_YET:
                         retry.append(update)
-                    elif outcome in (Outcome.APPLIED, Outcome.HELD, Outcome.VOID):
+                    elif taken is not None and outcome in (Outcome.APPLIED, Outcome.HELD,
+                                                           Outcome.VOID):
                         taken.append(update)
             finally:
                 self._batching = False
             if self._membership_stale:
                 self._membership_stale = False
                 self._refresh_membership()
-            stored.extend(u for u in taken if self._is_stored(u) and self._valid(u))
-            if len(retry) == len(pending):
-                break
+            if taken:
+                stored.extend(u for u in taken if self._is_stored(u) and self._valid(u))
+            if not retry or len(retry) == seen:
+                return stored
             pending = retry
-        return stored
 
     def _is_stored(self, update: SignedUpdate) -> bool:
         """Still in its signer's log (a later update of the same key, or a voided grant's
         signer being forgotten, may have replaced it within the pass)."""
         log = self._logs.get(update.origin)
-        return log is not None and log.get(update.seq) is update
+        return log is not None and log.holds(update)
 
     def _store(self, update: SignedUpdate, older_seq: int) -> None:
         log, newest = self._own(update.origin)
@@ -313,12 +324,12 @@ class MetaMap:
         newest[_slot(update)] = update.seq
         self._max[update.origin] = max(self._max.get(update.origin, 0), update.seq)
 
-    def _own(self, origin: bytes) -> tuple[SeqLog[SignedUpdate], dict[str, int]]:
+    def _own(self, origin: bytes) -> tuple[UpdateLog, dict[str, int]]:
         """`origin`'s log and newest-per-key, ours to change (copied first if a clone shares
         them)."""
         log = self._logs.get(origin)
         if log is None:
-            log = self._logs[origin] = SeqLog()
+            log = self._logs[origin] = UpdateLog(origin)
             self._newest[origin] = {}
         elif origin in self._shared:
             self._shared.discard(origin)
@@ -395,8 +406,7 @@ class MetaMap:
         """Recompute membership from every membership update held; refold the data when the
         set of valid updates changed (a role or a cutoff moved)."""
         before = self._validity()
-        self.membership.rebuild([(u.origin, u.seq, u.payload) for u in self.updates()
-                                 if is_membership(u.payload)])
+        self.membership.rebuild([(u.origin, u.seq, u.payload) for u in self._matching(is_membership)])
         if self._validity() != before:
             self._forget_strangers()
             self._refold()
@@ -436,5 +446,6 @@ class MetaMap:
             self.share_counts.pop(key[2:], None)
         for origin, log in self._logs.items():
             seq = self._newest[origin].get(slot)
-            if seq is not None and self._valid(log[seq]):
-                self._fold(log[seq])
+            update = log.get(seq) if seq is not None else None
+            if update is not None and self._valid(update):
+                self._fold(update)

@@ -243,9 +243,11 @@ def record(result: ScanResult, rel: str, prev: Any, entry: ScanEntry) -> None:
     """Note what the scan saw at `rel`: a change a peer would see, or local details that moved
     (stored, no new version), or nothing new."""
     result.entries[rel] = entry
+    if entry is prev:  # unchanged (an index row's fields may cost a call each to read)
+        return
     if prev is None or _differs(prev, entry):
         result.changed.append(rel)
-    elif entry is not prev and _local_moved(prev, entry):
+    elif _local_moved(prev, entry):
         result.refreshed.append(rel)
 
 

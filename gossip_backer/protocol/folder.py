@@ -38,13 +38,14 @@ no conflict copy is made of it. The `live_*` methods are the interpreters' doors
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sortedcontainers import SortedDict
 
-from gossip_backer.core import conflict
+from gossip_backer.core import conflict, indexrow
+from gossip_backer.core.indexrow import Row, VersionRow, changed
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import DIR, FILE, SYMLINK, FileRecord, IndexEntry, common_int
 from gossip_backer.core.vv import VersionVector
@@ -92,7 +93,7 @@ class ScanEntryLike(Protocol):
 
 
 class ScanResultLike(Protocol):
-    entries: Mapping[str, ScanEntryLike]
+    entries: MutableMapping[str, ScanEntryLike]  # (a full scan's: see scanned_root)
     changed: list[str]
     refreshed: list[str]
     deleted: list[str]
@@ -108,7 +109,13 @@ class DiskStat:
     inode: int
 
 
-def index_entry(s: ScanEntryLike, vv: VersionVector) -> IndexEntry:
+def index_entry(s: ScanEntryLike, vv: VersionVector, version: FileRecord | None = None) -> Row:
+    """The row of what a scan saw, the disk holding `vv`: `version` and an inode when that is
+    exactly `version`'s content (made so at once: an IndexEntry per file of a first scan, made
+    and dropped, left 12 MB of holes among the records made meanwhile)."""
+    row = indexrow.row_of(s, vv, version) if version is not None else None
+    if row is not None:
+        return row
     return IndexEntry(s.path, s.size, s.mtime_ns, s.inode, s.mode, s.kind, s.hash, s.block_size,
                       tuple(s.blocks), s.target, vv)
 
@@ -190,7 +197,12 @@ class FolderMachine:
 
     def scanned_root(self, result: ScanResultLike, wall: float, *, full: bool,
                      settle: bool = True) -> list:
-        """A scan's result (`full`: of the whole root): versions to publish, rows to store."""
+        """A scan's result (`full`: of the whole root): versions to publish, rows to store.
+
+        A full scan's result is the machine's once given: each changed path's entry is replaced
+        by its row as soon as it is judged (the row has every field of the entry), so a first
+        scan's 100,000 entries are freed one by one, their memory taken by the records and rows
+        made next. Freed all at once at the end, they left ~11 MB of pages held for good."""
         if full and self._emptied(result):
             return self._pause("the root is suddenly empty (an unmounted disk?): "
                                "not mirroring that as a deletion", wall)
@@ -219,7 +231,9 @@ class FolderMachine:
                 out += live_out
                 if record is not None:
                     records.append(record)
-                puts.append(index_entry(result.entries[path], vv))
+                puts.append(index_entry(result.entries[path], vv, record))
+                if full:
+                    result.entries[path] = puts[-1]
             elif path not in settling:
                 unseen = self._rolled_back.pop(path, None)  # edited before the refetch
                 if unseen is None:
@@ -230,7 +244,9 @@ class FolderMachine:
                 if record is not None:
                     records.append(record)
                     kept += self._keep_unseen(unseen, record)
-                puts.append(index_entry(result.entries[path], vv))
+                puts.append(index_entry(result.entries[path], vv, record))
+                if full:
+                    result.entries[path] = puts[-1]
         for path in result.refreshed:  # inode or folder mtime moved: no new version
             old = self.index.get(path)
             if old is not None and path not in result.changed:
@@ -341,7 +357,7 @@ class FolderMachine:
             if record is None:
                 continue  # the mesh has this content as the winner: the puller adopts it
             out.append(record)
-            self.index[path] = replace(entry, vv=record.vv)
+            self.index[path] = changed(entry, vv=record.vv)
         if out:
             self._mark(r.path for r in out)
         return out
@@ -561,7 +577,7 @@ class FolderMachine:
         if need.action == mirror.ADOPT:  # nothing moved on disk: only the row's version does
             entry = self.index.get(need.path)  # (a stat taken now could be a user's new write)
             return out if entry is None else out + self._write_index(
-                [replace(entry, vv=need.disk_vv)], [])
+                [changed(entry, vv=need.disk_vv)], [])
         if st is None:
             return out
         out += self._write_index([self.entry_after(need, st)], [])
@@ -587,7 +603,7 @@ class FolderMachine:
                 or not mirror.keeps_under(self.metamap, need.path)):
             return []
         record = mirror.kept_folder(self.metamap, self.me, as_record(entry, self.me), entry.vv)
-        return self._write_index([replace(entry, vv=record.vv)], []) + [
+        return self._write_index([changed(entry, vv=record.vv)], []) + [
             Publish((record,), user=False), Emit(FileChanged(wall, need.path, False))]
 
     def changed_under_us(self, need: mirror.Need) -> list:
@@ -597,7 +613,7 @@ class FolderMachine:
         self._release(need)
         entry = self.index.get(need.path)
         if entry is not None:
-            self.index[need.path] = replace(entry, inode=-1)
+            self.index[need.path] = changed(entry, inode=-1)
         return [Rescan((need.path,), 0.0)]
 
     def failed_work(self, need: mirror.Need, reason: str, now: float, wall: float, *,
@@ -652,7 +668,7 @@ class FolderMachine:
                                 mtime_ns=int(wall * 1e9), deleted=True)
         else:
             record = replace(as_record(entry, self.me), origin=self.me, vv=vv)
-            out += self._write_index([replace(entry, vv=vv)], [])
+            out += self._write_index([changed(entry, vv=vv)], [])
         kept = self._keep_unseen(unseen, record)
         self.stalled.pop(path, None)
         self._mark([path])
@@ -744,7 +760,7 @@ class FolderMachine:
         if path in self.live.fallback:  # mirrored as a plain file: its change is a version now
             entry = self.index.get(path)
             if entry is not None:
-                self.index[path] = replace(entry, inode=-1)
+                self.index[path] = changed(entry, inode=-1)
             out.append(Rescan((path,), 0.0))
         return out
 
@@ -771,7 +787,7 @@ class FolderMachine:
             out.append(effect)
         due = [p for p in self.live.checkpoints_due(wall) if p in self.index]
         for path in due:  # an mtime no file has: the scan sees a change and hashes it again
-            self.index[path] = replace(self.index[path], inode=-1, mtime_ns=-1)
+            self.index[path] = changed(self.index[path], inode=-1, mtime_ns=-1)
         if due:
             out.append(Rescan(tuple(due), 0.0))
         return out
@@ -787,9 +803,12 @@ class FolderMachine:
         return self.live.client_update(path, update, now, wall)
 
     # -- the index ------------------------------------------------------------------------------
-    def _write_index(self, puts: list[IndexEntry], drops: list[str]) -> list:
+    def _write_index(self, puts: list[Row], drops: list[str]) -> list:
+        """Rows to put and paths to drop, in the index and in the store. A row holding exactly
+        a map version's content is kept as that version plus its inode (core/indexrow.py)."""
         if not puts and not drops:
             return []
+        puts = [self._compact(e) for e in puts]
         for e in puts:
             self.index[e.path] = e
         for p in drops:
@@ -797,6 +816,15 @@ class FolderMachine:
         self._mark([e.path for e in puts])
         self._mark(drops)
         return [IndexWrite(tuple(puts), tuple(drops))]
+
+    def _compact(self, row: Row) -> Row:
+        if isinstance(row, VersionRow):
+            return row
+        for version in self.metamap.versions(row.path):
+            compacted = indexrow.compact(row, version)
+            if compacted is not row:
+                return compacted
+        return row
 
     # -- views -----------------------------------------------------------------------------------
     def pending(self) -> list[mirror.Need]:

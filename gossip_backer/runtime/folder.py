@@ -38,6 +38,7 @@ RESCAN_INTERVAL = 3600.0
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
 WATCH_SETTLE = 0.5  # seconds after start when the OS watcher is surely watching
 ALIVE_EVERY = 5.0  # seconds between signs of life on disk (disk/alive.py)
+PUBLISH_BATCH = 1024  # own updates signed, stored and spread at once (see Folder._publish)
 
 
 class Folder:
@@ -255,10 +256,20 @@ class Folder:
 
     def _publish(self, records: tuple[FileRecord, ...]) -> None:
         """Sign, apply, store and spread our new versions; the map moved, so ask the machine
-        again (conflict copies of what we just published)."""
-        updates = self.state.make_many(list(records))
-        if updates:
-            self.spread(updates)
+        again (conflict copies of what we just published).
+
+        A first scan publishes every file at once: signed PUBLISH_BATCH at a time, so that one
+        batch's passing objects (updates, signatures, bodies) are freed before the next is made
+        and the next reuses their memory. Made all at once, 100,000 of them were freed between
+        the map's lasting objects and left ~12 MB of the heap's pages held for good."""
+        published = False
+        for start in range(0, len(records), PUBLISH_BATCH):
+            updates = self.state.make_many(list(records[start:start + PUBLISH_BATCH]))
+            if updates:
+                published = True
+                self.spread(updates)
+            del updates
+        if published:
             self.execute(self.machine.map_changed([r.path for r in records], self.holds,
                                                   self.clock.wall()))
 

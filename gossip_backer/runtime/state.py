@@ -79,7 +79,7 @@ class NodeState:
         self.mesh_id = mesh_id_of(mesh_secret, NodeId(self.founder))
         self.verifier = Verifier(self.mesh_id)
         self.metamap = MetaMap(self.founder, self.verifier)
-        self.metamap.apply_all(repo.load_updates())
+        self.metamap.apply_all(repo.each_update(), keep=False)
         self.metamap.drain_dropped()
         self.pending_invite()  # read now, while no loop waits (see pending_invite)
         _ = self.name

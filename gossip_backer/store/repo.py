@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from gossip_backer.core.indexrow import Row, compact
 from gossip_backer.core.paths import escape, unescape
 from gossip_backer.core.record import (FileRecord, IndexEntry, SignedUpdate, blocks_from_plain, common_int, common_kind,
                                        payload_from_plain)
@@ -161,8 +162,14 @@ class Repo:
 
     def load_updates(self) -> list[SignedUpdate]:
         """Every stored update, per origin in sequence order (as MetaMap.updates())."""
+        return list(self.each_update())
+
+    def each_update(self) -> Iterator[SignedUpdate]:
+        """`load_updates` one at a time, so that the whole log is never held at once. Read it
+        through at once: the connection stays taken, and the cyclic GC paused, meanwhile."""
         with _no_gc():
-            return [self._update(*row) for row in self.db.query_rows(Q["all_updates"])]
+            for row in self.db.query_rows(Q["all_updates"]):
+                yield self._update(*row)
 
     def _update(self, origin: bytes, seq: int, body: bytes, sig: bytes) -> SignedUpdate:
         try:
@@ -202,10 +209,11 @@ class Repo:
         row = self.db.query_one(Q["index_get"], (escape(path),))
         return None if row is None else self._index_entry(*row)
 
-    def index_all(self, like: Mapping[str, tuple[FileRecord, ...]] | None = None) -> list[IndexEntry]:
+    def index_all(self, like: Mapping[str, tuple[FileRecord, ...]] | None = None) -> list[Row]:
         """The whole local index. `like`: the map's versions by path; a row holding the content
         of one of them shares its path, hash, blocks (and equal size and mtime) objects (100,000 rows would otherwise
-        hold a second copy of each)."""
+        hold a second copy of each), and one holding exactly its content is that version and
+        an inode (core/indexrow.py)."""
         like = like or _NO_VERSIONS
         with _no_gc():
             return [self._index_entry(*row, like=like) for row in self.db.query_rows(Q["index_all"])]
@@ -215,7 +223,7 @@ class Repo:
             self.db.run_many(Q["index_delete"], ((escape(p),) for p in paths))
 
     def _index_entry(self, *row: object, like: Mapping[str, tuple[FileRecord, ...]] = _NO_VERSIONS
-                     ) -> IndexEntry:
+                     ) -> Row:
         path, size, mtime_ns, inode, mode, kind, h, block_size, blocks, target, vv = row
         try:
             parsed = blocks_from_plain(self._decode(blocks), h)
@@ -223,14 +231,15 @@ class Repo:
         except (ValueError, TypeError) as exc:
             raise StoreError(f"store {self.db.path} holds a damaged index entry: {exc}") from None
         path = unescape(path)
+        same = None
         for v in like.get(path, ()):
             if v.hash == h and v.blocks == parsed:
-                path, h, parsed = v.path, v.hash, v.blocks
+                path, h, parsed, same = v.path, v.hash, v.blocks, v
                 size = v.size if v.size == size else size
                 mtime_ns = v.mtime_ns if v.mtime_ns == mtime_ns else mtime_ns
                 break
-        return IndexEntry(path, size, mtime_ns, inode, common_int(mode), common_kind(kind), h,
-                          common_int(block_size), blocks=parsed, target=target, vv=version)
+        return compact(IndexEntry(path, size, mtime_ns, inode, common_int(mode), common_kind(kind), h,
+                                  common_int(block_size), blocks=parsed, target=target, vv=version), same)
 
     # -- invites -----------------------------------------------------------------------------
     def add_invite(self, invite_id: bytes, secret_hash: bytes, read_only: bool,

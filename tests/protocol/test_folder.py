@@ -546,3 +546,18 @@ def test_a_folder_whose_entries_the_mesh_does_not_keep_is_asked_to_go_again_late
     assert need.action == mirror.DELETE
     assert ma.folder_kept(need, WALL) == []
     assert a.map.winner("d").deleted
+
+
+def test_a_row_of_what_we_publish_is_held_as_that_version_and_its_inode() -> None:
+    """(memory: a row that is a map version's content costs 48 bytes, not 128; core/indexrow.py)"""
+    from gossip_backer.core.indexrow import VersionRow
+
+    (a,) = make_mesh(1)
+    machine = FolderMachine(a.map, a.id)
+    effects = sign_all(a, machine, machine.scanned_root(
+        result(scanned("f", b"x", 100, inode=7), scanned("s", b"y", 100, mode=0o4755)), WALL, full=True))
+    row, odd = machine.index["f"], machine.index["s"]
+    assert isinstance(row, VersionRow) and row.version is a.map.winner("f") and row.inode == 7
+    assert type(odd) is not VersionRow and odd.mode == 0o4755  # (the map's mode has no setuid bit)
+    (write,) = [e for e in effects if isinstance(e, IndexWrite)]
+    assert write.puts == (row, odd)

@@ -337,3 +337,20 @@ def test_an_index_row_of_a_held_version_shares_its_values(tmp_path):
     assert x.path is rec.path and x.hash is rec.hash and x.blocks is rec.blocks
     assert x.mtime_ns is not rec.mtime_ns  # (not equal here: the row's own value stays)
     assert x == entry("x.txt", hash=rec.hash, blocks=rec.blocks) and y == entry("y.txt")
+
+
+def test_an_index_row_of_exactly_a_held_version_is_loaded_as_it_and_saved_back(tmp_path):
+    from gossip_backer.core.indexrow import VersionRow
+
+    a = Identity.generate()
+    rec = record(a, "x.txt", 1)
+    same = IndexEntry("x.txt", rec.size, rec.mtime_ns, 77, rec.mode, "file", rec.hash, rec.block_size,
+                      rec.blocks, None, rec.vv)
+    with Repo.open(tmp_path / "s.db") as repo:
+        repo.index_put([same, entry("y.txt")])
+    with Repo.open(tmp_path / "s.db") as repo:
+        x, y = repo.index_all(like={"x.txt": (rec,), "y.txt": (rec,)})
+        assert isinstance(x, VersionRow) and x.version is rec and x == same
+        assert type(y) is IndexEntry and y == entry("y.txt")
+        repo.index_put([x])  # (the index saver writes rows of either form)
+        assert repo.index_all() == [same, entry("y.txt")]
