@@ -517,7 +517,7 @@ class Puller:
 
         def place() -> tuple[Stat | None, Path]:
             folder = tmp.place(sealed[0], _stat(entry), archive=archiver(self.root, entry, archived))
-            return apply.stat_of(self.root, job.path), folder
+            return tmp.placed, folder
         return _Hop(seal, place)
 
     # -- small files, many to a task ---------------------------------------------------------
