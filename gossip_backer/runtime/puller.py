@@ -592,15 +592,16 @@ class Puller:
                 waiting = still
                 if waiting and not timer.cancelled_caught and len(complete) < len(jobs) // 2:
                     continue  # finish the rest together (a straggler holds them 1 s at most)
-            await self._finish_small(complete, entries, end)
+            await self._finish_small(complete, entries, ended)
             complete = []
 
-    async def _finish_small(self, jobs: list[_Job], entries: dict, end) -> None:
-        """Seal, make durable and place `jobs` in one worker hop; then judge each."""
+    async def _finish_small(self, jobs: list[_Job], entries: dict, ended: dict[str, bool]) -> None:
+        """Seal, make durable and place `jobs` in one worker hop; then judge each (those
+        placed together, with one index write)."""
         hops, archived = [], []
         for job in jobs:
             if self.machine.superseded(job.need):
-                end(job, None, _Superseded())
+                ended[job.path] = self._judge(job.need, None, _Superseded())
             else:
                 hops.append((job, self._sealing(job, entries[job.path], archived)))
         if not hops:
@@ -609,10 +610,18 @@ class Puller:
             await self._disk(_Finisher.run_batch, [hop for _, hop in hops])
         finally:
             self.host.record_archived(archived)
+        placed = []
         for job, hop in hops:
             if hop.error is None:
                 job.tmp = None
-            end(job, hop.result if hop.error is None else None, hop.error)
+                placed.append((job.need, _disk_stat(hop.result)))
+                self.host.held(job.path)
+                ended[job.path] = True
+            else:
+                ended[job.path] = self._judge(job.need, None, hop.error)
+        if placed:
+            self.host.execute(self.machine.done_many(placed, self.clock.wall()))
+
     @staticmethod
     def _len(rec: FileRecord, i: int) -> int:
         return reuse.block_length(rec, i)
