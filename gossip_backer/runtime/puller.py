@@ -51,8 +51,8 @@ PROGRESS_EVERY = 0.5  # seconds before the first and between transfer_progress e
 INLINE_HASH = 64 << 10  # blocks up to this size are verified on the loop
 BUFFER_FILE = 1 << 20  # files up to this size keep fetched blocks in memory until `finish`
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-FINISH_BATCH = 64  # small files moved into place in one worker-thread hop, at most
-FINISH_HOPS = 3  # such hops at once
+PREPARE_BATCH = 64  # large files' temp files opened in one worker-thread hop, at most
+PREPARE_HOPS = 3  # such hops at once
 SMALL_BATCH = 64  # files up to BUFFER_FILE assembled by one task, prepared and finished in one
 # worker-thread hop each (a task, two hops and their wake-ups per file cost more than the file's
 # own disk work)
@@ -230,40 +230,36 @@ class _Batcher:
                 item.error = exc
 
 
-class _Finisher(_Batcher):
-    """Small files are moved into place in batches: every file of a batch is written and
-    verified (`work`: its sealed temp file), then one `make_durable` makes all their bytes
-    durable (one syncfs instead of an fsync each), then each is renamed into place (`place`:
-    (stat, folder)), then `sync_folders` makes the renames durable before any file of the batch
-    is reported done. So a file is renamed only once its bytes are durable, as alone."""
-
-    @staticmethod
-    def run_batch(batch: list[_Hop]) -> None:
-        """(worker thread)"""
-        sealed = []
-        for item in batch:
-            try:
-                sealed.append((item, item.work()))
-            except BaseException as exc:
-                item.error = exc
+def _finish_batch(batch: list[_Hop]) -> None:
+    """(worker thread) Small files are moved into place in batches: every file of a batch is
+    written and verified (`work`: its sealed temp file), then one `make_durable` makes all their
+    bytes durable (one syncfs instead of an fsync each), then each is renamed into place
+    (`place`: (stat, folder)), then `sync_folders` makes the renames durable before any file of
+    the batch is reported done. So a file is renamed only once its bytes are durable, as alone."""
+    sealed = []
+    for item in batch:
         try:
-            apply.make_durable([tmp for _, tmp in sealed])
+            sealed.append((item, item.work()))
         except BaseException as exc:
-            for item, _ in sealed:
-                item.error = exc
-            return
-        placed: list[tuple[_Hop, Path]] = []
+            item.error = exc
+    try:
+        apply.make_durable([tmp for _, tmp in sealed])
+    except BaseException as exc:
         for item, _ in sealed:
-            try:
-                item.result, folder = item.place()
-                placed.append((item, folder))
-            except BaseException as exc:
-                item.error = exc
+            item.error = exc
+        return
+    placed: list[tuple[_Hop, Path]] = []
+    for item, _ in sealed:
         try:
-            apply.sync_folders(folder for _, folder in placed)
+            item.result, folder = item.place()
+            placed.append((item, folder))
         except BaseException as exc:
-            for item, _ in placed:
-                item.error = exc
+            item.error = exc
+    try:
+        apply.sync_folders(folder for _, folder in placed)
+    except BaseException as exc:
+        for item, _ in placed:
+            item.error = exc
 
 
 def _attempt(fn, *args) -> tuple[object, Exception | None]:
@@ -303,8 +299,7 @@ class Puller:
         self._pump = trio.Event()
         self.bytes_reused = 0
         self._disk_limiter = trio.CapacityLimiter(DISK_THREADS)
-        self._finisher = _Finisher(self._disk, FINISH_BATCH, FINISH_HOPS)
-        self._preparer = _Batcher(self._disk, FINISH_BATCH, FINISH_HOPS)
+        self._preparer = _Batcher(self._disk, PREPARE_BATCH, PREPARE_HOPS)
 
     async def _disk(self, fn, *args):
         """Run blocking disk work in a worker thread (a few at a time)."""
@@ -327,7 +322,6 @@ class Puller:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._request_pump)
-            nursery.start_soon(self._finisher.loop)
             nursery.start_soon(self._preparer.loop)
             while True:
                 self._wake = trio.Event()
@@ -464,12 +458,8 @@ class Puller:
             tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
                        archive=archiver(self.root, entry, archived), digest=running)
             return apply.stat_of(self.root, need.path)
-        try:
-            if job.size <= BUFFER_FILE:
-                hop = self._sealing(job, entry, archived)
-                st = await self._finisher.run(hop.work, hop.place)
-            else:
-                st = await self._disk(finish)
+        try:  # (a file up to BUFFER_FILE goes through `_pull_small`)
+            st = await self._disk(finish)
         finally:
             self.host.record_archived(archived)
         job.tmp = None
@@ -504,7 +494,7 @@ class Puller:
             raise _Unavailable()
 
     def _sealing(self, job: _Job, entry: IndexEntry | None, archived: list) -> _Hop:
-        """A small file's share of a finishing hop (_Finisher): its buffered blocks written and
+        """A small file's share of a finishing hop (_finish_batch): its buffered blocks written and
         its temp file sealed, then, once the batch is durable, moved into place."""
         rec, tmp, buffered, sealed = job.need.record, job.tmp, job.buffered, []
 
@@ -607,7 +597,7 @@ class Puller:
         if not hops:
             return
         try:
-            await self._disk(_Finisher.run_batch, [hop for _, hop in hops])
+            await self._disk(_finish_batch, [hop for _, hop in hops])
         finally:
             self.host.record_archived(archived)
         placed = []
