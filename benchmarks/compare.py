@@ -1,7 +1,7 @@
 """gossip-backer side by side with Syncthing and rsync, on 127.0.0.1 (see benchmarks/README.md).
 
     python benchmarks/compare.py [--quick] [--json] [--cases a,b,...] [--tools a,b,...]
-                                 [--keep] [--workdir DIR] [--profile DIR]
+                                 [--keep] [--workdir DIR] [--profile DIR [--profile-gil]] [--perf DIR]
 
 Cases (each with the tools that apply; datasets generated from a seed under a temporary folder):
   initial_small   2,000 files of 1-256 KiB dropped into a synced, empty folder
@@ -98,6 +98,7 @@ class Bench:
         # quiet time before a change, and how long wire counters must stand still after one
         self.quiet = 0.3 if args.quick else 1.0
         self.profile_dir: Path | None = Path(args.profile).resolve() if args.profile else None
+        self.perf_dir: Path | None = Path(args.perf).resolve() if args.perf else None
 
     # -- rows ------------------------------------------------------------------------------
     def add(self, case: str, tool: str, **fields: object) -> dict:
@@ -412,18 +413,27 @@ class Bench:
 
     # -- profiling (gossip-backer only) ----------------------------------------------------
     def profile_start(self, pair, tool: str, case: str):
-        if self.profile_dir is None or tool != BACKER:
+        if tool != BACKER or (self.profile_dir is None and self.perf_dir is None):
             return None
-        spy = _py_spy()
-        self.profile_dir.mkdir(parents=True, exist_ok=True)
         procs = []
-        for side, pid in zip("AB", pair.pids()):
-            out = self.profile_dir / f"{case}-{side}.txt"
-            procs.append(subprocess.Popen(
-                [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-                 "--output", str(out), "--threads"],
-                stdout=subprocess.DEVNULL, stderr=open(self.profile_dir / "py-spy.log", "ab")))
-        time.sleep(1.0)  # let py-spy attach
+        if self.profile_dir is not None:
+            spy = _py_spy()
+            self.profile_dir.mkdir(parents=True, exist_ok=True)
+            gil = ["--gil"] if self.args.profile_gil else []
+            for side, pid in zip("AB", pair.pids()):
+                out = self.profile_dir / f"{case}-{side}.txt"
+                procs.append(subprocess.Popen(
+                    [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+                     "--output", str(out), "--threads", *gil],
+                    stdout=subprocess.DEVNULL, stderr=open(self.profile_dir / "py-spy.log", "ab")))
+        if self.perf_dir is not None:
+            self.perf_dir.mkdir(parents=True, exist_ok=True)
+            for side, pid in zip("AB", pair.pids()):
+                procs.append(subprocess.Popen(
+                    ["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o",
+                     str(self.perf_dir / f"{case}-{side}.perf")],
+                    stdout=subprocess.DEVNULL, stderr=open(self.perf_dir / "perf.log", "ab")))
+        time.sleep(1.0)  # let py-spy and perf attach
         return procs
 
     def profile_stop(self, procs) -> None:
@@ -616,6 +626,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--profile", metavar="DIR",
                    help="record py-spy profiles (raw collapsed stacks) of both gossip-backer "
                         "nodes during each case into DIR (timings then include py-spy's cost)")
+    p.add_argument("--profile-gil", action="store_true",
+                   help="with --profile: only the thread holding the GIL (py-spy --gil)")
+    p.add_argument("--perf", metavar="DIR",
+                   help="record perf samples (-g, native and kernel) of both gossip-backer nodes "
+                        "during each case into DIR")
     args = p.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]

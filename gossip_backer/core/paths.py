@@ -29,7 +29,7 @@ STATE_DIR = ".backer"
 TMP_PREFIX = ".backer-tmp-"
 MAX_PATH = 4096
 MAX_COMPONENT = 255
-_FORBIDDEN_CHARS = ("\x00", "\\")
+_FORBIDDEN = re.compile(r"[\x00-\x1f\\]")  # NUL, the other control characters, backslash
 
 
 class BadPath(RemoteError):
@@ -123,18 +123,19 @@ def check(path: str) -> str:
         raise BadPath("empty path")
     if not is_text(path) and (not _encodable(path) or from_bytes(to_bytes(path)) != path):
         raise BadPath("a path holds a surrogate that no file name gives")
-    if len(to_bytes(path)) > MAX_PATH:
+    ascii = path.isascii()  # (most paths: one byte a character, already NFC)
+    if (len(path) if ascii else len(to_bytes(path))) > MAX_PATH:
         raise BadPath("path too long")
-    if any(ch in path for ch in _FORBIDDEN_CHARS) or any(ord(ch) < 32 for ch in path):
+    if _FORBIDDEN.search(path):
         raise BadPath(f"forbidden character in {path!r}")
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
         raise BadPath(f"absolute path {path!r}")
-    norm = normalise(path)
+    norm = path if ascii else normalise(path)
     parts = norm.split("/")
     for part in parts:
         if part in ("", ".", ".."):
             raise BadPath(f"bad component in {path!r}")
-        if len(to_bytes(part)) > MAX_COMPONENT:
+        if (len(part) if ascii else len(to_bytes(part))) > MAX_COMPONENT:
             raise BadPath("file name too long")
     if parts[0] == STATE_DIR or parts[0].casefold() == STATE_DIR:
         raise BadPath(f"{path!r} is inside {STATE_DIR}/")

@@ -319,7 +319,8 @@ def _make_parents(base: Path, full: Path) -> None:
     ROOT itself is never created: a vanished root must pause the node, not be refilled."""
     _need_root(base)
     current = os.fspath(base)  # strings, not Path objects: this runs for every file written
-    for part in full.relative_to(base).parts[:-1]:
+    below = os.fspath(full)[len(current):].strip("/").split("/")  # (`full` is under `base`)
+    for part in below[:-1]:
         current = os.path.join(current, part)
         st = safepath.lstat_or_none(current)
         if st is None:
@@ -341,9 +342,8 @@ def _make_parents(base: Path, full: Path) -> None:
 def _prepare(root: Path | str, path: str) -> Path:
     """Check `path` (safety, case-twins) and create its missing parent folders."""
     full, base = safepath.resolve(root, path), Path(os.path.abspath(root))
-    _need_root(base)
     safepath.refuse_case_collision(root, path)
-    _make_parents(base, full)
+    _make_parents(base, full)  # (which first checks the root is there)
     return full
 
 
@@ -417,6 +417,7 @@ class TempFile(KeptUnlessFailed):
         self._fd: int | None = fd
         self._hasher_factory = hasher_factory
         self._failure: DiskError | None = None  # why an I/O call dropped it, told to later callers
+        self.placed: Stat | None = None  # once `place`d: the file's stat (no path walk again)
 
     @classmethod
     def create(
@@ -596,7 +597,11 @@ class TempFile(KeptUnlessFailed):
         except OSError as exc:  # said of the target: its name may be what the disk refuses
             self.abort()
             raise disk_error(exc, "move into place", target) from exc
-        self.close()
+        fd = self._need_fd()
+        try:  # what we put there, from our descriptor: never a later write of the user's
+            self.placed = Stat.from_os(os.fstat(fd))
+        finally:
+            self.close()
         return target.parent
 
     def close(self) -> None:

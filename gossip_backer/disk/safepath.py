@@ -79,7 +79,7 @@ def resolve(root: Path | str, path: str) -> Path:
 
 def is_case_insensitive(root: Path | str) -> bool:
     """Whether names under `root` ignore case; probed once per root, then cached."""
-    given = str(_root(root))
+    given = os.path.abspath(root)  # (a str: a Path made and printed per file cost ~10 us)
     key = _real.get(given)
     if key is None or key not in _insensitive:
         key = _real[given] = os.path.realpath(given)
@@ -97,7 +97,7 @@ def forget(root: Path | str | None = None) -> None:
         _real.clear()
     else:
         _insensitive.pop(os.path.realpath(_root(root)), None)
-        _real.pop(str(_root(root)), None)
+        _real.pop(os.path.abspath(root), None)
 
 
 def _probe(root: Path) -> bool:

@@ -586,6 +586,22 @@ class FolderMachine:
             out.append(Emit(FileUpdated(wall, need.path, origin)))
         return out
 
+    def done_many(self, done: list[tuple[mirror.Need, DiskStat | None]], wall: float) -> list:
+        """Several needs on disk at once (a batch of small files): `done` of each, their index
+        writes merged into one, ahead of the other effects (one write for the index saver and
+        the block index, not one a file)."""
+        puts: list[IndexEntry] = []
+        drops: list[str] = []
+        rest = []
+        for need, st in done:
+            for effect in self.done(need, st, wall):
+                if isinstance(effect, IndexWrite):
+                    puts += effect.puts
+                    drops += effect.drops
+                else:
+                    rest.append(effect)
+        return ([IndexWrite(tuple(puts), tuple(drops))] if puts or drops else []) + rest
+
     def abandoned(self, need: mirror.Need) -> None:
         """`need` was dropped unfinished (superseded, or its download cancelled)."""
         self._release(need)

@@ -208,7 +208,10 @@ class Scheduler:
         self.per_peer_small_bytes = per_peer_small_bytes
         self.timeout = timeout
         self.files: dict[str, _File] = {}
-        self._ready: dict[str, None] = {}  # paths with blocks waiting to be asked for, in order
+        # paths with blocks waiting to be asked for, in order: files cut into small blocks apart
+        # (each kind has its own room in flight; a walk for one kind never passes the other's)
+        self._ready_small: dict[str, None] = {}
+        self._ready_large: dict[str, None] = {}
         self.flights: dict[int, _Flight] = {}
         self.lacking: set[tuple[bytes, bytes]] = set()  # (peer, file_hash) it said it lacks
         self._next_id = 1
@@ -223,11 +226,16 @@ class Scheduler:
         self.files[path] = _File(path, file_hash, block_size, size, todo, dict(todo),
                                  bases={i: b for i, b in bases.items() if i in todo})
         if todo:
-            self._ready[path] = None
+            self._ready(self.files[path])
+
+    def _ready(self, f: _File) -> None:
+        """`f` has blocks waiting to be asked for."""
+        (self._ready_small if f.block_size <= SMALL_BLOCK else self._ready_large)[f.path] = None
 
     def cancel(self, path: str) -> None:
         f = self.files.pop(path, None)
-        self._ready.pop(path, None)
+        self._ready_small.pop(path, None)
+        self._ready_large.pop(path, None)
         if f is not None:
             for rid in f.asked.values():
                 self._retire(rid)
@@ -277,25 +285,37 @@ class Scheduler:
                 if small:
                     load[fl.peer][3] += fl.size
         room = {True: self._room(load, True), False: self._room(load, False)}
-        for path in list(self._ready):
-            if not (room[True] or room[False]):
-                break  # every peer is full: the rest of the files wait (no walk over them)
-            f = self.files[path]
-            for index in list(f.waiting):
-                length = self._block_len(f, index)
-                small = length <= SMALL_BLOCK
-                peer = self._pick(f, load, length) if room[small] else None
-                if peer is None:
-                    break
-                out.append((peer, self._ask(f, index, peer, now)))
-                load[peer][2 if small else 0] += 1
-                load[peer][1] += length
-                if small:
-                    load[peer][3] += length
-                room[small] = self._room(load, small)
-            if not f.waiting:
-                del self._ready[path]
+        for ready, kinds in ((self._ready_small, (True,)), (self._ready_large, (True, False))):
+            for path in list(ready):
+                if not any(room[k] for k in kinds):
+                    break  # every peer is full: the rest of the files wait (no walk over them)
+                f = self.files[path]
+                for index in list(f.waiting):
+                    length = self._block_len(f, index)
+                    small = length <= SMALL_BLOCK
+                    peer = self._pick(f, load, length) if room[small] else None
+                    if peer is None:
+                        if room[small] and not self._fits(load, length):
+                            room[small] = False  # no peer has room left for this much: a
+                        break  # smaller block might fit, asked for at the next call
+                    out.append((peer, self._ask(f, index, peer, now)))
+                    load[peer][2 if small else 0] += 1
+                    load[peer][1] += length
+                    if small:
+                        load[peer][3] += length
+                    room[small] = self._room(load, small)
+                if not f.waiting:
+                    del ready[path]
         return out
+
+    def _fits(self, load: dict[bytes, list[int]], length: int) -> bool:
+        """Has some peer room for `length` more bytes (whether it has the content or not)?"""
+        small = length <= SMALL_BLOCK
+        return any((k < self.per_peer_small and (n + k == 0 or k_size + length
+                                                 <= self.per_peer_small_bytes)
+                    if small else n < self.per_peer_requests)
+                   and (n + k == 0 or size + length <= self.per_peer_bytes)
+                   for n, size, k, k_size in load.values())
 
     def _room(self, load: dict[bytes, list[int]], small: bool) -> bool:
         """May some peer take another small (or large) block at all?"""
@@ -396,7 +416,7 @@ class Scheduler:
                                                       or self.hasher(data) == block.hash)
         if len(data) != fl.size or not good:
             f.waiting[fl.index] = block
-            self._ready[f.path] = None
+            self._ready(f)
             raise IntegrityError(f"peer sent a block of {fl.path} that fails its hash")
         del f.blocks[fl.index]
         f.bases.pop(fl.index, None)
@@ -461,4 +481,4 @@ class Scheduler:
         if f.asked.get(index) == request_id:
             del f.asked[index]
             f.waiting[index] = f.blocks[index]
-            self._ready[f.path] = None
+            self._ready(f)

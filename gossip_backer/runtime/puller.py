@@ -51,8 +51,11 @@ PROGRESS_EVERY = 0.5  # seconds before the first and between transfer_progress e
 INLINE_HASH = 64 << 10  # blocks up to this size are verified on the loop
 BUFFER_FILE = 1 << 20  # files up to this size keep fetched blocks in memory until `finish`
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-FINISH_BATCH = 64  # small files moved into place in one worker-thread hop, at most
-FINISH_HOPS = 3  # such hops at once
+PREPARE_BATCH = 64  # large files' temp files opened in one worker-thread hop, at most
+PREPARE_HOPS = 3  # such hops at once
+SMALL_BATCH = 64  # files up to BUFFER_FILE assembled by one task, prepared and finished in one
+# worker-thread hop each (a task, two hops and their wake-ups per file cost more than the file's
+# own disk work)
 DISK_THREADS = 4  # worker threads the puller's disk work uses at once (more only fight for the GIL)
 
 
@@ -227,40 +230,44 @@ class _Batcher:
                 item.error = exc
 
 
-class _Finisher(_Batcher):
-    """Small files are moved into place in batches: every file of a batch is written and
-    verified (`work`: its sealed temp file), then one `make_durable` makes all their bytes
-    durable (one syncfs instead of an fsync each), then each is renamed into place (`place`:
-    (stat, folder)), then `sync_folders` makes the renames durable before any file of the batch
-    is reported done. So a file is renamed only once its bytes are durable, as alone."""
-
-    @staticmethod
-    def run_batch(batch: list[_Hop]) -> None:
-        """(worker thread)"""
-        sealed = []
-        for item in batch:
-            try:
-                sealed.append((item, item.work()))
-            except BaseException as exc:
-                item.error = exc
+def _finish_batch(batch: list[_Hop]) -> None:
+    """(worker thread) Small files are moved into place in batches: every file of a batch is
+    written and verified (`work`: its sealed temp file), then one `make_durable` makes all their
+    bytes durable (one syncfs instead of an fsync each), then each is renamed into place
+    (`place`: (stat, folder)), then `sync_folders` makes the renames durable before any file of
+    the batch is reported done. So a file is renamed only once its bytes are durable, as alone."""
+    sealed = []
+    for item in batch:
         try:
-            apply.make_durable([tmp for _, tmp in sealed])
+            sealed.append((item, item.work()))
         except BaseException as exc:
-            for item, _ in sealed:
-                item.error = exc
-            return
-        placed: list[tuple[_Hop, Path]] = []
+            item.error = exc
+    try:
+        apply.make_durable([tmp for _, tmp in sealed])
+    except BaseException as exc:
         for item, _ in sealed:
-            try:
-                item.result, folder = item.place()
-                placed.append((item, folder))
-            except BaseException as exc:
-                item.error = exc
+            item.error = exc
+        return
+    placed: list[tuple[_Hop, Path]] = []
+    for item, _ in sealed:
         try:
-            apply.sync_folders(folder for _, folder in placed)
+            item.result, folder = item.place()
+            placed.append((item, folder))
         except BaseException as exc:
-            for item, _ in placed:
-                item.error = exc
+            item.error = exc
+    try:
+        apply.sync_folders(folder for _, folder in placed)
+    except BaseException as exc:
+        for item, _ in placed:
+            item.error = exc
+
+
+def _attempt(fn, *args) -> tuple[object, Exception | None]:
+    """(worker thread) fn(*args) as (result, None), or (None, the error) for its own file."""
+    try:
+        return fn(*args), None
+    except Exception as exc:
+        return None, exc
 
 
 class _Superseded(Exception):
@@ -292,8 +299,7 @@ class Puller:
         self._pump = trio.Event()
         self.bytes_reused = 0
         self._disk_limiter = trio.CapacityLimiter(DISK_THREADS)
-        self._finisher = _Finisher(self._disk, FINISH_BATCH, FINISH_HOPS)
-        self._preparer = _Batcher(self._disk, FINISH_BATCH, FINISH_HOPS)
+        self._preparer = _Batcher(self._disk, PREPARE_BATCH, PREPARE_HOPS)
 
     async def _disk(self, fn, *args):
         """Run blocking disk work in a worker thread (a few at a time)."""
@@ -316,7 +322,6 @@ class Puller:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._request_pump)
-            nursery.start_soon(self._finisher.loop)
             nursery.start_soon(self._preparer.loop)
             while True:
                 self._wake = trio.Event()
@@ -326,48 +331,63 @@ class Puller:
                     await self._wake.wait()
 
     async def _round(self, nursery: trio.Nursery) -> None:
+        small: list[mirror.Need] = []
         for need in self.machine.next_work(trio.current_time()):
-            if need.action == mirror.WRITE_FILE:
-                nursery.start_soon(self._pull_file, need)
-            else:
+            if need.action != mirror.WRITE_FILE:
                 await self._guarded(need, self._simple(need))
+            elif need.record.size <= BUFFER_FILE:
+                small.append(need)
+            else:
+                nursery.start_soon(self._pull_file, need)
+        for i in range(0, len(small), SMALL_BATCH):
+            nursery.start_soon(self._pull_small, small[i:i + SMALL_BATCH])
 
     async def _guarded(self, need: mirror.Need, work) -> bool:
-        """Run one need and tell the machine how it ended. False when what it built is of no
-        further use (superseded, the user's change came first, no room): its temp file goes."""
-        now, wall = self.clock.now(), self.clock.wall()
+        """Run one need and tell the machine how it ended (see `_judge`)."""
         try:
             st = await work
-        except _Superseded:
+        except Exception as exc:
+            return self._judge(need, None, exc)
+        except BaseException:
+            self.machine.abandoned(need)
+            raise
+        return self._judge(need, st, None)
+
+    def _judge(self, need: mirror.Need, st: Stat | None, exc: Exception | None) -> bool:
+        """Tell the machine how `need` ended: done with stat `st`, or failed with `exc`. False
+        when what it built is of no further use (superseded, the user's change came first, no
+        room): its temp file goes."""
+        now, wall = self.clock.now(), self.clock.wall()
+        if exc is None:
+            self.host.held(need.path)
+            self.host.execute(self.machine.done(need, _disk_stat(st), wall))
+            return True
+        if isinstance(exc, _Superseded):
             self.machine.abandoned(need)
             return False
-        except _FolderNotEmpty:
+        if isinstance(exc, _FolderNotEmpty):
             self.host.execute(self.machine.folder_kept(need, wall))
             return False
-        except _Unavailable:
+        if isinstance(exc, _Unavailable):
             self.host.execute(self.machine.content_unavailable(need, now, wall))
-        except LocalChanged:
+            return True
+        if isinstance(exc, LocalChanged):
             self.host.execute(self.machine.changed_under_us(need))
             return False
-        except (BadPath, CaseCollision, apply.NameRefused) as exc:
+        if isinstance(exc, (BadPath, CaseCollision, apply.NameRefused)):
             log.warning("refused %s: %s", need.path, exc)
             if not isinstance(exc, BadPath):  # the mesh may hold it; this disk cannot: in status
                 self.host.cannot_hold(need.path, str(exc))
             self.host.execute(self.machine.failed_work(need, str(exc), now, wall, forever=True))
             return False
-        except (DiskError, IntegrityError, LocalError, OSError) as exc:
+        if isinstance(exc, (DiskError, IntegrityError, LocalError, OSError)):
             log.warning("failed %s: %s", need.path, exc)
             no_space = getattr(exc, "errno", None) in NO_SPACE
             self.host.execute(self.machine.failed_work(need, str(exc), now, wall,
                                                        no_space=no_space))
             return not no_space  # a full disk gets its room back; it is fetched again later
-        except BaseException:
-            self.machine.abandoned(need)
-            raise
-        else:
-            self.host.held(need.path)
-            self.host.execute(self.machine.done(need, _disk_stat(st), wall))
-        return True
+        self.machine.abandoned(need)  # our bug: it ends the puller, as it always did
+        raise exc
 
     # -- folders, links, metadata, deletions, adoptions ------------------------------------
     async def _simple(self, need: mirror.Need) -> Stat | None:
@@ -418,26 +438,11 @@ class Puller:
         entry = self.machine.index.get(need.path)
         self.server.ready()
         same = self.server.find_file(rec.hash) if rec.hash else None
-        job.tmp, have, bases = await self._preparer.run(
+        prepared = await self._preparer.run(
             lambda: self._prepare(need, entry, self.server.find_block, same))
-        job.reused = sum(self._len(rec, i) for i in have)
-        if job.size > BUFFER_FILE:
-            job.running = _RunningHash(job.tmp, {i * rec.block_size: self._len(rec, i)
-                                                 for i in have})
-        self.bytes_reused += job.reused
-        missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
-        if missing:
-            self.scheduler.forget_lacking(rec.hash)  # asked again: peers may have it by now
-            self.scheduler.add(need.path, rec.hash, rec.block_size, rec.size, missing, bases)
-            self._pump.set()
+        if self._started(job, *prepared):
             while self.scheduler.remaining(need.path) or job.writing:
-                if job.error is not None and not job.writing:
-                    raise job.error
-                if self.machine.superseded(need):
-                    raise _Superseded()
-                peers = self.host.peers()
-                if peers and not job.writing and self.scheduler.stalled(need.path, peers):
-                    raise _Unavailable()
+                self._check(job, self.host.peers())
                 with trio.move_on_after(1.0):
                     await job.done.wait()
                 job.done = trio.Event()
@@ -446,7 +451,52 @@ class Puller:
         archived: list[IndexEntry] = []
         tmp, buffered = job.tmp, job.buffered
 
-        batched = job.size <= BUFFER_FILE
+        def finish() -> Stat | None:
+            for offset, data in buffered:
+                tmp.write_at(offset, data)
+            running = job.running.digest(rec.size) if job.running is not None else None
+            tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
+                       archive=archiver(self.root, entry, archived), digest=running)
+            return apply.stat_of(self.root, need.path)
+        try:  # (a file up to BUFFER_FILE goes through `_pull_small`)
+            st = await self._disk(finish)
+        finally:
+            self.host.record_archived(archived)
+        job.tmp = None
+        return st
+
+    def _started(self, job: _Job, tmp: TempFile, have: set[int], bases: dict) -> bool:
+        """The prepared temp file is the job's; its missing blocks are asked of the peers.
+        False when nothing is missing."""
+        rec = job.need.record
+        job.tmp = tmp
+        job.reused = sum(self._len(rec, i) for i in have)
+        if job.size > BUFFER_FILE:
+            job.running = _RunningHash(job.tmp, {i * rec.block_size: self._len(rec, i)
+                                                 for i in have})
+        self.bytes_reused += job.reused
+        missing = [(i, b) for i, b in enumerate(rec.blocks) if i not in have]
+        if not missing:
+            return False
+        self.scheduler.forget_lacking(rec.hash)  # asked again: peers may have it by now
+        self.scheduler.add(job.path, rec.hash, rec.block_size, rec.size, missing, bases)
+        self._pump.set()
+        return True
+
+    def _check(self, job: _Job, peers: list[bytes], moved: bool = True) -> None:
+        """Raise why an assembly under way must end: a disk error, the map moved on (looked at
+        when `moved`), or no connected peer has the content."""
+        if job.error is not None and not job.writing:
+            raise job.error
+        if moved and self.machine.superseded(job.need):
+            raise _Superseded()
+        if peers and not job.writing and self.scheduler.stalled(job.path, peers):
+            raise _Unavailable()
+
+    def _sealing(self, job: _Job, entry: IndexEntry | None, archived: list) -> _Hop:
+        """A small file's share of a finishing hop (_finish_batch): its buffered blocks written and
+        its temp file sealed, then, once the batch is durable, moved into place."""
+        rec, tmp, buffered, sealed = job.need.record, job.tmp, job.buffered, []
 
         def seal() -> TempFile:
             for offset, data in buffered:
@@ -457,22 +507,110 @@ class Puller:
 
         def place() -> tuple[Stat | None, Path]:
             folder = tmp.place(sealed[0], _stat(entry), archive=archiver(self.root, entry, archived))
-            return apply.stat_of(self.root, need.path), folder
+            return tmp.placed, folder
+        return _Hop(seal, place)
 
-        def finish() -> Stat | None:
-            for offset, data in buffered:
-                tmp.write_at(offset, data)
-            running = job.running.digest(rec.size) if job.running is not None else None
-            tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
-                       archive=archiver(self.root, entry, archived), digest=running)
-            return apply.stat_of(self.root, need.path)
-        sealed: list[Path] = []
+    # -- small files, many to a task ---------------------------------------------------------
+    async def _pull_small(self, needs: list[mirror.Need]) -> None:
+        """Files up to BUFFER_FILE, assembled together: prepared in one worker hop, their
+        blocks asked for at once, finished (sealed, made durable, placed) in one hop as they
+        complete, each then judged on its own as `_guarded` would."""
+        wake = trio.Event()
+        jobs = []
+        for need in needs:
+            job = self.jobs[need.path] = _Job(need, need.path, need.record.size, done=wake)
+            jobs.append(job)
+        ended: dict[str, bool] = {}  # path -> keep its temp file (it was judged)
         try:
-            st = await (self._finisher.run(seal, place) if batched else self._disk(finish))
+            await self._assemble_small(jobs, wake, ended)
+        except BaseException:
+            for job in jobs:
+                if job.path not in ended:
+                    self.machine.abandoned(job.need)
+            raise
+        finally:
+            for job in jobs:
+                self.scheduler.cancel(job.path)
+                self.jobs.pop(job.path, None)
+            drop = [job.tmp for job in jobs if job.tmp is not None and not ended.get(job.path, True)]
+            for job in jobs:
+                if job.tmp is not None and ended.get(job.path, True):
+                    job.tmp.close()  # resumed later (a stop, no peer has it yet)
+            if drop:  # no .backer-tmp-* left in the user's folders
+                with trio.CancelScope(shield=True):
+                    await self._disk(lambda: [tmp.abort() for tmp in drop])
+            self.wake()
+
+    async def _assemble_small(self, jobs: list[_Job], wake: trio.Event,
+                              ended: dict[str, bool]) -> None:
+        def end(job: _Job, st: Stat | None, exc: Exception | None) -> None:
+            ended[job.path] = self._judge(job.need, st, exc)
+
+        entries = {job.path: self.machine.index.get(job.path) for job in jobs}
+        self.server.ready()
+        find_file, find_block = self.server.find_file, self.server.find_block
+        work = [(job.need, entries[job.path],
+                 find_file(job.need.record.hash) if job.need.record.hash else None) for job in jobs]
+        prepared = await self._disk(lambda: [_attempt(self._prepare, need, entry, find_block, same)
+                                             for need, entry, same in work])
+        waiting, complete = [], []
+        for job, (result, exc) in zip(jobs, prepared):
+            if exc is not None:
+                end(job, None, exc)
+            elif self._started(job, *result):
+                waiting.append(job)
+            else:
+                complete.append(job)
+        while waiting or complete:
+            if waiting:  # every waiting job's `done` is `wake`: a block for any of them
+                with trio.move_on_after(1.0) as timer:
+                    await wake.wait()
+                wake = trio.Event()
+                peers = self.host.peers()
+                for job in waiting:
+                    job.done = wake
+                still = []
+                for job in waiting:
+                    if self.scheduler.remaining(job.path) or job.writing:
+                        try:  # whether the map moved on: once a second, and before finishing
+                            self._check(job, peers, moved=timer.cancelled_caught)
+                            still.append(job)
+                        except Exception as exc:
+                            end(job, None, exc)
+                    else:
+                        complete.append(job)
+                waiting = still
+                if waiting and not timer.cancelled_caught and len(complete) < len(jobs) // 2:
+                    continue  # finish the rest together (a straggler holds them 1 s at most)
+            await self._finish_small(complete, entries, ended)
+            complete = []
+
+    async def _finish_small(self, jobs: list[_Job], entries: dict, ended: dict[str, bool]) -> None:
+        """Seal, make durable and place `jobs` in one worker hop; then judge each (those
+        placed together, with one index write)."""
+        hops, archived = [], []
+        for job in jobs:
+            if self.machine.superseded(job.need):
+                ended[job.path] = self._judge(job.need, None, _Superseded())
+            else:
+                hops.append((job, self._sealing(job, entries[job.path], archived)))
+        if not hops:
+            return
+        try:
+            await self._disk(_finish_batch, [hop for _, hop in hops])
         finally:
             self.host.record_archived(archived)
-        job.tmp = None
-        return st
+        placed = []
+        for job, hop in hops:
+            if hop.error is None:
+                job.tmp = None
+                placed.append((job.need, _disk_stat(hop.result)))
+                self.host.held(job.path)
+                ended[job.path] = True
+            else:
+                ended[job.path] = self._judge(job.need, None, hop.error)
+        if placed:
+            self.host.execute(self.machine.done_many(placed, self.clock.wall()))
 
     @staticmethod
     def _len(rec: FileRecord, i: int) -> int:
