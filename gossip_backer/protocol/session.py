@@ -40,10 +40,11 @@ RETRY_FIRST = 1.0  # seconds before dialing again after a link that worked, or t
 RETRY_CAP = 60.0
 
 
-def next_retry(previous: float | None) -> float:
-    """The back-off after one more failed try: doubling from RETRY_FIRST up to RETRY_CAP, so a
-    peer that is away for a day costs a dial a minute, and one back in a second is found at once."""
-    return min(RETRY_CAP, (RETRY_FIRST / 2 if previous is None else previous) * 2)
+def next_retry(previous: float | None, first: float = RETRY_FIRST, cap: float = RETRY_CAP) -> float:
+    """The back-off after one more failed try: doubling from `first` up to `cap`, so a peer that
+    is away for a day costs a dial a minute, and one back in a second is found at once. (The
+    simulator passes its own `first` and `cap`: a scenario may shorten them.)"""
+    return min(cap, (first / 2 if previous is None else previous) * 2)
 
 
 def jittered(delay: float, uniform: Callable[[float, float], float]) -> float:

@@ -230,8 +230,9 @@ class Cluster:
     # -- the dialer --------------------------------------------------------------------------
     def ensure_link(self, a: int, b: int) -> None:
         key = (min(a, b), max(a, b))
-        if key in self.edges:
-            self._schedule_dial(key, self._backoff.get(key, 0.0))
+        if key in self.edges:  # a node that starts dials at once (runtime.dial); the other
+            # end keeps its back-off
+            self._schedule_dial(key, 0.0 if self.edges[key] == a else self._backoff.get(key) or 0.0)
 
     def link_down(self, a: int, b: int, *, error: bool) -> None:
         """A connection that was up ended: redial after the base delay (runtime.dial does the
@@ -239,7 +240,7 @@ class Cluster:
         key = (min(a, b), max(a, b))
         if key not in self.edges:
             return
-        self._backoff[key] = 0.0
+        self._backoff[key] = self.cfg.redial[0]  # as runtime.dial: a link that worked
         self._schedule_dial(key, session.jittered(self.cfg.redial[0], self.rng.uniform))
 
     def _schedule_dial(self, key: tuple[int, int], delay: float) -> None:
@@ -266,7 +267,7 @@ class Cluster:
                 self.net.close(conn, dialer, "not trusted")
                 self._retry(key)
                 return
-            self._backoff[key] = 0.0
+            self._backoff.pop(key, None)
             a.open(conn, other, dialed=True)
             self.changed(a)
 
@@ -278,8 +279,7 @@ class Cluster:
                       established, failed)
 
     def _retry(self, key: tuple[int, int]) -> None:
-        lo, hi = self.cfg.redial
-        back = min(hi, max(lo, self._backoff.get(key, 0.0) * 2))
+        back = session.next_retry(self._backoff.get(key), *self.cfg.redial)
         self._backoff[key] = back
         self._schedule_dial(key, session.jittered(back, self.rng.uniform))
 
