@@ -123,8 +123,8 @@ class MetaMap:
         if record.source_seq:
             return record.source_seq
         seq = self._newest.get(record.origin, {}).get(record.path)
-        update = None if seq is None else self._logs[record.origin].get(seq)
-        return seq if update is not None and update.payload == record else 0
+        log = self._logs.get(record.origin, ())
+        return seq if seq is not None and seq in log and log.payload(seq) == record else 0
 
     def versions(self, path: str) -> tuple[FileRecord, ...]:
         return self.files.get(path, ())
