@@ -38,6 +38,13 @@ NAME_LIMIT = 200  # characters of a peer's name kept in its grant
 CLAIM_TIMEOUT = 30.0
 RETRY_FIRST = 1.0  # seconds before dialing again after a link that worked, or the first failure
 RETRY_CAP = 60.0
+LESSER_DELAY = 2.0  # seconds the lesser key of a pair waits before its first dial
+
+
+def first_dial_delay(me: bytes, peer: bytes) -> float:
+    """How long after it starts a node first dials `peer`. Both ends dial; the lesser key waits,
+    so that usually only the greater key's connection is made (the one `keep_old` would keep)."""
+    return LESSER_DELAY if me < peer else 0.0
 
 
 def next_retry(previous: float | None, first: float = RETRY_FIRST, cap: float = RETRY_CAP) -> float:

@@ -3,7 +3,7 @@ and claim a pending invite.
 
 Both ends of a pair may dial at once; the node keeps the connection dialed by the greater key
 (runtime/peerlinks.py `_attach`), and the lesser key waits a little before dialing so that
-usually only one connection is made.
+usually only one connection is made (`session.first_dial_delay`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from gossip_backer.wire.codec import unpack
 from gossip_backer.wire.messages import InviteClaim, InviteResult
 
 log = logging.getLogger(__name__)
-LESSER_DELAY = 2.0
 CONNECT_TIMEOUT = 5.0
 LAST_PORT = "listen_port"  # config: the port `--listen HOST:0` got, asked for again at restart
 
@@ -127,8 +126,8 @@ class Dialer:
                     if peer in self.links or peer in self.busy or not addresses:
                         continue
                     if peer not in self.next_try:
-                        lesser = self.state.identity.public < peer
-                        self.next_try[peer] = now + (LESSER_DELAY if lesser else 0.0)
+                        self.next_try[peer] = now + session.first_dial_delay(
+                            self.state.identity.public, peer)
                     if now >= self.next_try[peer]:
                         self.busy.add(peer)
                         nursery.start_soon(self._dial, peer, addresses)

@@ -14,11 +14,13 @@ map is loaded and each node gets a structural copy (`clone_map`, checked against
 the tests); restarts and joins use the real path (`MetaMap.apply_all`, or gossip from nothing).
 
 Links follow the topology (`full`, `ring`, `star`, `random:K`: each node links to K others drawn
-at random, so degrees are about 2K). One end of each link dials (with the product's handshake
-cost); like `runtime.dial`, it redials a second after a connection ends, and with exponential
-back-off (1 s doubling to 60 s) after failed attempts, each delay jittered by the daemon's rule
-(`session.jittered`: half to all of it), so partitions, crashes and misbehaving peers heal the
-way the daemon's dialer heals them.
+at random, so degrees are about 2K). Both ends of each link dial, as `runtime.dial` does (with
+the product's handshake cost): a node that starts dials at once, the lesser key after
+`session.first_dial_delay`; each end redials a second after its connection ends, and with
+exponential back-off (1 s doubling to 60 s) after failed attempts, each delay jittered by the
+daemon's rule (`session.jittered`: half to all of it). Of two connections made at once both
+nodes keep the one `session.keep_old` ranks higher. So partitions, crashes and misbehaving peers
+heal the way the daemon's dialer heals them.
 
 Convergence is watched per node by a fingerprint of (digest hash, disk fingerprint), updated
 after every event that touched the node; `history` keeps each node's changes, from which the
@@ -172,11 +174,12 @@ class Cluster:
             SimNode(self, i, ident, read_only=i in ro, store=SimStore(base))
             for i, ident in enumerate(identities)]
         self.by_key = {n.key: n.index for n in self.nodes}
-        self.edges: dict[tuple[int, int], int] = {}  # (a, b), a < b -> the end that dials
+        self.edges: set[tuple[int, int]] = set()  # (a, b), a < b: both ends dial
         self.neighbours: dict[int, set[int]] = {i: set() for i in range(cfg.nodes)}
         for a, b in topology_edges(cfg.nodes, cfg.topology, self.rng):
-            self.add_edge(a, b, dialer=a)
+            self.add_edge(a, b)
         self.evil: set[int] = set()
+        # the dialers' state, per (dialing node, dialed node)
         self._backoff: dict[tuple[int, int], float] = {}
         self._dialing: set[tuple[int, int]] = set()
         self._redial_timer: dict[tuple[int, int], Any] = {}
@@ -208,53 +211,61 @@ class Cluster:
                         bandwidth=rng.uniform(*cfg.bandwidth), loss=cfg.loss,
                         duplicate=cfg.duplicate, reorder=cfg.reorder, reliable=cfg.reliable)
 
-    def add_edge(self, a: int, b: int, *, dialer: int, spec: LinkSpec | None = None) -> None:
+    def add_edge(self, a: int, b: int, *, spec: LinkSpec | None = None) -> None:
         key = (min(a, b), max(a, b))
         if key in self.edges or a == b:
             return
-        self.edges[key] = dialer
+        self.edges.add(key)
         self.neighbours[a].add(b)
         self.neighbours[b].add(a)
         self.net.set_link(a, b, spec or self.link_spec())
         if self.started:
             self.ensure_link(a, b)
+            self.ensure_link(b, a)
 
     def start(self) -> None:
         """Boot every node and start dialling."""
         self.started = True
         for node in self.nodes:
             node.boot(clone_map(self._template, Verifier(self.mesh_id)))
-        for a, b in sorted(self.edges):
-            self._schedule_dial((a, b), self.rng.uniform(0.0, 0.5))
+        for a, b in sorted(self.edges):  # the daemons start within half a second of each other
+            for dialer, other in ((a, b), (b, a)):
+                self._schedule_dial((dialer, other), self.rng.uniform(0.0, 0.5)
+                                    + self._first_delay(dialer, other))
 
     # -- the dialer --------------------------------------------------------------------------
+    def _first_delay(self, dialer: int, other: int) -> float:
+        return session.first_dial_delay(self.nodes[dialer].key, self.nodes[other].key)
+
     def ensure_link(self, a: int, b: int) -> None:
-        key = (min(a, b), max(a, b))
-        if key in self.edges:  # a node that starts dials at once (runtime.dial); the other
-            # end keeps its back-off
-            self._schedule_dial(key, 0.0 if self.edges[key] == a else self._backoff.get(key) or 0.0)
+        """Node `a` (re)started or gained the link to `b`: its dialer starts afresh, as a new
+        daemon's does (the other end keeps its own back-off)."""
+        if (min(a, b), max(a, b)) in self.edges:
+            self._backoff.pop((a, b), None)
+            self._schedule_dial((a, b), self._first_delay(a, b), replace=True)
 
     def link_down(self, a: int, b: int, *, error: bool) -> None:
-        """A connection that was up ended: redial after the base delay (runtime.dial does the
-        same whatever the reason: a peer that misbehaves is dropped, not banned)."""
-        key = (min(a, b), max(a, b))
-        if key not in self.edges:
+        """Node `a`'s connection to `b` ended: `a` redials after the base delay (runtime.dial
+        does the same whatever the reason: a peer that misbehaves is dropped, not banned)."""
+        if (min(a, b), max(a, b)) not in self.edges:
             return
-        self._backoff[key] = self.cfg.redial[0]  # as runtime.dial: a link that worked
-        self._schedule_dial(key, session.jittered(self.cfg.redial[0], self.rng.uniform))
+        self._backoff[(a, b)] = self.cfg.redial[0]  # as runtime.dial: a link that worked
+        self._schedule_dial((a, b), session.jittered(self.cfg.redial[0], self.rng.uniform))
 
-    def _schedule_dial(self, key: tuple[int, int], delay: float) -> None:
+    def _schedule_dial(self, key: tuple[int, int], delay: float, replace: bool = False) -> None:
         timer = self._redial_timer.get(key)
         if timer is not None and not timer.cancelled:
-            return
-        self._redial_timer[key] = self.loop.call_later(delay, self._dial, key)
+            if not replace:
+                return
+            timer.cancel()
+        self._redial_timer[key] = self.loop.call_later(delay, self.dial, key)
 
-    def _dial(self, key: tuple[int, int]) -> None:
+    def dial(self, key: tuple[int, int]) -> None:
+        """Node key[0] dials key[1] (unless it is down, or already connected or dialing)."""
         self._redial_timer.pop(key, None)
-        dialer = self.edges[key]
-        other = key[1] if dialer == key[0] else key[0]
+        dialer, other = key
         a, b = self.nodes[dialer], self.nodes[other]
-        if not (a.alive and not b.gone) or other in a.conns or other in a.opening or key in self._dialing:
+        if not (a.alive and not b.gone) or other in a.conns or a.is_opening(other) or key in self._dialing:
             return
         if not a.trusts(b.key):
             self._retry(key)
@@ -497,10 +508,10 @@ class Cluster:
         node.boot()
         node.claim = Claim(node, granter, invite, forge=forge)
         node.claim.start()
-        self.add_edge(i, granter, dialer=i)
+        self.add_edge(i, granter)
         live = [j for j in range(i) if self.nodes[j].alive and j != granter and j not in self.evil]
         for j in self.rng.sample(live, min(links, len(live))):
-            self.add_edge(i, j, dialer=i)
+            self.add_edge(i, j)
         return i
 
     def leave(self, i: int, remover: int) -> None:

@@ -107,7 +107,9 @@ class SimNode(Endpoint):
         self.gone = False  # left the mesh for good
         self.incarnation = 0
         self.conns: dict[int, Connection] = {}  # admitted sessions
-        self.opening: dict[int, Connection] = {}  # handshake done, the peer's Hello awaited
+        # connection id -> connection whose handshake is done and whose peer's Hello is awaited
+        # (by id: both ends may dial at once, so two may be opening to one peer)
+        self.opening: dict[int, Connection] = {}
         self.dialed: dict[int, bool] = {}  # connection id -> dialed by us
         self.invite_links: dict[int, bytes] = {}  # connection id -> the invite key it proved
         self.claim: Claim | None = None  # our claim of the invite we join with
@@ -171,7 +173,8 @@ class SimNode(Endpoint):
         runs), memory is lost; the store and disk remain."""
         self.alive = False
         self.incarnation += 1
-        for peer, conn in [*self.conns.items(), *self.opening.items()]:
+        opening = [(conn.other(self.index), conn) for conn in self.opening.values()]
+        for peer, conn in [*self.conns.items(), *opening]:
             self.cluster.net.close(conn, self.index, "crashed", notify=notify)
             self.cluster.link_down(self.index, peer, error=False)
         self.conns.clear()
@@ -202,14 +205,14 @@ class SimNode(Endpoint):
     def open(self, conn: Connection, peer: int, *, dialed: bool) -> None:
         """The handshake is done: say Hello, and wait for the peer's."""
         self.dialed[conn.id] = dialed
-        self.opening[peer] = conn
+        self.opening[conn.id] = conn
         hello = self.admission().hello()
         self.cluster.net.send(conn, self.index, encode(hello), type(hello).__name__)
 
     def _first_message(self, conn: Connection, peer: int, data: bytes) -> None:
         """The peer's first message on `conn`: the daemon's admission decides."""
         message = decode(data)  # a RemoteError here: `drop` ends the opening connection
-        del self.opening[peer]
+        del self.opening[conn.id]
         invited = self.invite_links.pop(conn.id, None)
         proved = invited or self.cluster.nodes[peer].key  # the key the handshake proved
         verdict = self.admission().first(proved, message)
@@ -277,10 +280,16 @@ class SimNode(Endpoint):
         self.cluster.session_started(self, peer)
         self.folder.peers_changed()
 
-    def drop(self, peer: int, reason: str, *, error: bool = False) -> None:
-        """End the connection to `peer` (our decision)."""
-        conn = self.opening.pop(peer, None)
-        if conn is not None:  # its first message broke the protocol
+    def is_opening(self, peer: int) -> bool:
+        """Is a connection to `peer` past its handshake and waiting for the peer's Hello."""
+        return any(conn.other(self.index) == peer for conn in self.opening.values())
+
+    def drop(self, peer: int, reason: str, *, error: bool = False,
+             conn: Connection | None = None) -> None:
+        """End the connection to `peer` (our decision); `conn`: the one that broke the
+        protocol, which may still be opening."""
+        if conn is not None and self.opening.pop(conn.id, None) is not None:
+            # its first message broke the protocol
             self.errors.append(reason)
             self.cluster.net.close(conn, self.index, reason)
             self.cluster.link_down(self.index, peer, error=error)
@@ -304,8 +313,8 @@ class SimNode(Endpoint):
     def on_close(self, conn: Connection, reason: str) -> None:
         peer = conn.other(self.index)
         self.dialed.pop(conn.id, None)
-        if self.opening.get(peer) is conn:
-            del self.opening[peer]
+        if self.opening.get(conn.id) is conn:
+            del self.opening[conn.id]
             if reason.startswith("RemoteError"):
                 self.errors.append(reason)
             self.cluster.link_down(self.index, peer, error=reason.startswith("RemoteError"))
@@ -333,7 +342,7 @@ class SimNode(Endpoint):
         try:
             if len(data) > MAX_FRAME:
                 raise RemoteError(f"frame of {len(data)} bytes is over the limit")
-            if self.opening.get(peer) is conn:
+            if self.opening.get(conn.id) is conn:
                 self._first_message(conn, peer, data)
                 return
             if self.conns.get(peer) is not conn:
@@ -350,9 +359,9 @@ class SimNode(Endpoint):
             else:
                 self._on_gossip(peer, message)
         except IntegrityError as exc:
-            self.drop(peer, f"IntegrityError: {exc}", error=True)
+            self.drop(peer, f"IntegrityError: {exc}", error=True, conn=conn)
         except RemoteError as exc:
-            self.drop(peer, f"RemoteError: {exc}", error=True)
+            self.drop(peer, f"RemoteError: {exc}", error=True, conn=conn)
         self.cluster.changed(self)
 
     def _on_gossip(self, peer: int, message: Message) -> None:

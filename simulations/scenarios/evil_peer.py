@@ -168,7 +168,7 @@ def plan(sim, options: dict) -> Plan:
     evil = sim.make_evil(evil_index, EvilNode)
     honest = [n.index for n in sim.nodes if n.index != evil_index]
     for j in rng.sample(honest, min(3, len(honest))):
-        sim.add_edge(evil_index, j, dialer=evil_index)
+        sim.add_edge(evil_index, j)
     duration = float(options["duration"])
     t = 1.0
     while t < duration:

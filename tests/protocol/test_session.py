@@ -102,3 +102,11 @@ def test_retry_back_off_doubles_from_one_second_to_a_minute_with_jitter():
     assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
     assert session.jittered(8.0, lambda lo, hi: lo) == 4.0
     assert session.jittered(8.0, lambda lo, hi: hi) == 8.0
+
+
+def test_the_lesser_key_waits_before_its_first_dial() -> None:
+    """Both ends dial; the greater key at once, the lesser after LESSER_DELAY, so that usually
+    the connection keep_old would keep is the only one made (daemon and simulator alike)."""
+    low, high = bytes(32), b"\x01" * 32
+    assert session.first_dial_delay(high, low) == 0.0
+    assert session.first_dial_delay(low, high) == session.LESSER_DELAY > 0

@@ -185,3 +185,37 @@ def test_sessions_start_only_after_the_daemon_s_admission_of_each_hello() -> Non
     assert not sim.nodes[2].conns and all(2 not in n.conns for n in sim.nodes)
     assert all(n.disk.read("a.txt") for i, n in enumerate(sim.nodes) if i != 2)
     assert not sim.nodes[2].disk.exists("a.txt")
+
+
+def test_both_ends_dial_and_crossing_dials_leave_one_working_connection() -> None:
+    """As in the daemon, both ends of a link dial. When they dial at the same instant, two
+    connections open at once; each node must admit both Hellos and keep the same one
+    (session.keep_old), or one end talks into a connection the other ignores until the dead
+    timer (what partition_heal seed 0 showed: settling took 60 s instead of half a second)."""
+    sim = cluster(nodes=2, topology="full")
+    a, b = sim.nodes
+    assert 1 in a.conns and 0 in b.conns
+    a.drop(1, "test: cut")
+    sim.run_until(sim.loop.now + 0.3)  # b hears of it; both redials are due in 0.5 s or more
+    assert not a.conns and not b.conns
+    sim.dial((0, 1))
+    sim.dial((1, 0))  # the same instant: the two connections cross
+    sim.run_until(sim.loop.now + 0.5)
+    assert a.conns[1] is b.conns[0]
+    sim.write(0, "after.txt")
+    sim.run_until(sim.loop.now + 2.0)
+    assert b.disk.kind("after.txt") == "file"
+    assert sim.sessions >= 3
+
+
+def test_a_restarted_node_is_dialed_by_the_other_end_too() -> None:
+    """The lesser key waits `session.first_dial_delay` before its first dial, so when it
+    restarts, the greater end's own redial brings the link back (both ends dial)."""
+    sim = cluster(nodes=2, topology="full")
+    lesser = min((0, 1), key=lambda i: sim.nodes[i].key)
+    sim.crash(lesser)
+    sim.run_until(sim.loop.now + 0.2)
+    sim.restart(lesser)
+    t0 = sim.loop.now
+    sim.run_until(t0 + 1.5)
+    assert 1 - lesser in sim.nodes[lesser].conns
