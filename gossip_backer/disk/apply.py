@@ -47,7 +47,7 @@ from gossip_backer.core.blocks import FileHasher
 from gossip_backer.core.paths import (STATE_DIR, TMP_PREFIX, BadPath, case_key, check, escape,
                                      is_text, to_bytes)
 from gossip_backer.core.record import DIR, FILE, SYMLINK
-from gossip_backer.disk import safepath
+from gossip_backer.disk import safepath, writeback
 from gossip_backer.errors import IntegrityError, LocalError
 
 __all__ = [
@@ -512,6 +512,12 @@ class TempFile(KeptUnlessFailed):
         while view:
             n = self._io("write", os.pwrite, fd, view, offset)
             view, offset = view[n:], offset + n
+
+    def start_writeback(self, offset: int, length: int) -> None:
+        """Have the kernel begin writing this written range to disk now (disk/writeback.py), so
+        that the fsync before the file is placed finds little left to write."""
+        if self._fd is not None:
+            writeback.start_writeback(self._fd, offset, length)
 
     def read_at(self, offset: int, size: int) -> bytes:
         """Up to `size` bytes from `offset` (fewer only at the end of the file)."""

@@ -24,13 +24,16 @@ from gossip_backer.core import paths
 from gossip_backer.errors import RemoteError
 from gossip_backer.wire.codec import pack, unpack
 
-PROTOCOL_VERSION = 5  # 2: BlockBatch / BlockBatchData (a version-1 peer is refused by Hello);
+PROTOCOL_VERSION = 6  # 2: BlockBatch / BlockBatchData (a version-1 peer is refused by Hello);
 # 3: frames sealed with AEGIS-256 (crypto/channel.py; a version-2 peer fails the first frame's
 # tag), packed (deflated) messages, delta pieces; 4: BlockBatch carries DeltaRequests and
 # BlockBatchData their DeltaData (a field more each), BlockBatch travels packed, small messages
 # sent together share a frame (BUNDLE), delta signatures with 4-byte chunk entries (core.delta);
 # 5: a file record repeating another node's version (a conflict copy) ends with `source_seq`,
-# the update of its origin that carried it (core/record.py): a version-4 node refuses it
+# the update of its origin that carried it (core/record.py): a version-4 node refuses it;
+# 6: a BlockBatch of blocks over 128 KiB only may ask for up to 1984 KiB (protocol.transfer
+# LARGE_BATCH_BYTES; 1 MiB before), so its BlockBatchData is up to ~2 MiB: a version-5 node
+# refuses such a batch
 UpdateTuple = tuple  # (origin: bytes, seq: int, body: bytes, sig: bytes)
 WirePath = str  # a mesh path: a str in memory, a str or (not UTF-8) a bin on the wire (core.paths)
 
