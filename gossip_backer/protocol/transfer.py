@@ -53,9 +53,6 @@ BATCH_BYTES = 1 << 20  # their bytes, at most, where small blocks are in it
 LARGE_BATCH_BYTES = (2 << 20) - (64 << 10)  # a batch of blocks over SMALL_BLOCK only: its answer
 # must fit one 2 MiB frame with room for the framing (protocol 6; before, 1 MiB: a 512 MiB file
 # cost twice the messages, each a task, a worker hop and a frame on both nodes)
-LARGE_IN_FLIGHT = 64  # requests of blocks over SMALL_BLOCK in flight to one peer, at most (with
-# per_peer_bytes: 16 MiB of 256 KiB blocks; 32 left the link idle between answers on a loaded
-# machine)
 SMALL_IN_FLIGHT = 4 << 20  # bytes of small blocks asked of one peer at once, at most: the
 # sender holds them while it reads, seals and sends (16 MiB cost it ~18 MiB of peak RSS)
 DELTA_MAX_BLOCKS = 64  # blocks of one file asked for as deltas (a rewritten file: plain blocks)
@@ -208,7 +205,7 @@ class Arrived:
 class Scheduler:
     """Outstanding block fetches of all files being pulled (see the module docstring)."""
 
-    def __init__(self, hasher: Callable[[bytes], bytes], *, per_peer_requests: int = LARGE_IN_FLIGHT,
+    def __init__(self, hasher: Callable[[bytes], bytes], *, per_peer_requests: int = 32,
                  per_peer_small: int = 1024, per_peer_bytes: int = 16 << 20,
                  per_peer_small_bytes: int = SMALL_IN_FLIGHT, timeout: float = 20.0) -> None:
         self.hasher = hasher

@@ -120,14 +120,12 @@ def test_small_plain_requests_travel_in_batches() -> None:
 
 
 def test_a_large_files_blocks_travel_seven_to_a_batch() -> None:
-    """256 KiB blocks (a 512 MiB file): 1.75 MiB a message (protocol 6), not a message a block;
-    the default window keeps 16 MiB of them in flight."""
+    """256 KiB blocks (a 512 MiB file): 1.75 MiB a message (protocol 6), not a message a block."""
     s = Scheduler(hasher)
     add_file(s, "big", content(80 * 2 * SMALL_BLOCK), 2 * SMALL_BLOCK)
     msgs = s.messages([P1], now=0.0)
-    assert [len(m.requests) for _, m in msgs[:-1]] == [7] * 9
-    assert isinstance(msgs[-1][1], BlockRequest)  # the 64th: a lone request stays plain
-    assert all(batch_ok(m) for _, m in msgs[:-1])
+    assert [len(m.requests) for _, m in msgs] == [7, 7, 7, 7, 4]  # the window: 32 (8 MiB)
+    assert all(batch_ok(m) for _, m in msgs)
 
 
 def test_the_answer_to_the_largest_batch_fits_one_frame() -> None:
