@@ -8,7 +8,8 @@ The puller writes verified blocks into it in any order; `finish` then
   1. re-hashes the whole temp file against the version's hash (mismatch: IntegrityError, the temp
      file is deleted, nothing changes at the target),
   2. sets permission bits and mtime and fsyncs the file (a batch of small files: `seal` each,
-     one `make_durable` for all, then `place` each and `sync_folders` once),
+     one `make_durable` for all, then `place` each and `sync_folders` once; a large file's
+     writeback was begun as its blocks were written, `start_writeback`, so little is left),
   3. looks at the target one last time: if it is not what the caller last scanned (`expect`, a
      `Stat`, or None for "nothing there") the user changed it meanwhile, so `LocalChanged` is raised
      and the temp file is kept (the caller turns the situation into a conflict and may still
