@@ -6,7 +6,8 @@ Each round, for each interpreter given (`--python`, default: this checkout's ven
 checkout's `.venv/bin/python` to compare against it in the same run), starts a fresh pair of nodes
 (B the founder receives, A joins and sends; the same set-up as `compare.py`), drops one file of
 random bytes into A's root (one rename of a staged folder) and times it until B holds it and is
-in sync. Prints per run: seconds, when A had published it (scan and hash done), CPU seconds of
+in sync. Prints per run: seconds, when A had published it (scan and hash done), when B's temp
+file got its first bytes and all of them and when the file was in place, CPU seconds of
 each daemon, each daemon's peak RSS, and A's RSS a few seconds after it sent the file (the memory
 a sender keeps, most of `delta_inplace`'s peak). Builds alternate within each round, so the
 machine's load falls on all of them alike. `--profile DIR` records py-spy (GIL holder only,
@@ -23,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +50,41 @@ def status_kib(pid: int, key: str) -> int:
 def reset_hwm(pid: int) -> None:
     with open(f"/proc/{pid}/clear_refs", "w") as f:
         f.write("5")
+
+
+class Timeline:
+    """When the receiver's temp file first had bytes, when they all were written (its allocated
+    blocks: the temp file has its full length from the start), and when the file was in place:
+    polled every 5 ms in a thread (a scandir of one folder, cheap)."""
+
+    def __init__(self, folder: Path, name: str, size: int, t0: float) -> None:
+        self.folder, self.name, self.size, self.t0 = folder, name, size, t0
+        self.first = self.full = self.placed = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set() and self.placed is None:
+            try:
+                entries = [(e.name, e.stat().st_blocks * 512) for e in os.scandir(self.folder)]
+            except OSError:
+                entries = []
+            now = time.perf_counter() - self.t0
+            for name, size in entries:
+                if name.startswith(".backer-tmp-"):
+                    if size and self.first is None:
+                        self.first = now
+                    if size >= self.size and self.full is None:
+                        self.full = now
+                elif name == self.name and size >= self.size:
+                    self.placed = now
+            time.sleep(0.005)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {"first_byte": self.first, "tmp_full": self.full, "placed": self.placed}
 
 
 def make_data(path: Path, size: int) -> None:
@@ -94,6 +131,7 @@ def one_run(python: str, data: Path, work: Path, profile: Path | None, tag: str,
             reset_hwm(node.pid)
         cpu0 = [cpu_seconds(n.pid) for n in (a, b)]
         t0 = time.perf_counter()
+        timeline = Timeline(b.root / "data", "big.bin", size, t0)
         os.rename(stage / "data", a.root / "data")
         published = None
         while True:
@@ -108,6 +146,7 @@ def one_run(python: str, data: Path, work: Path, profile: Path | None, tag: str,
                 raise RuntimeError("no sync within 300 s")
             time.sleep(0.1)
         seconds = time.perf_counter() - t0
+        marks = timeline.stop()
         cpu1 = [cpu_seconds(n.pid) for n in (a, b)]
         hwm = [status_kib(n.pid, "VmHWM") * 1024 for n in (a, b)]
         for p in spies:
@@ -120,10 +159,15 @@ def one_run(python: str, data: Path, work: Path, profile: Path | None, tag: str,
         return {"tag": tag, "seconds": seconds, "published": published,
                 "cpu_sender_s": cpu1[0] - cpu0[0], "cpu_receiver_s": cpu1[1] - cpu0[1],
                 "hwm_sender": hwm[0], "hwm_receiver": hwm[1], "rss_sender_before": rss_before,
-                "rss_sender_after": rss_after}
+                "rss_sender_after": rss_after, **marks}
     finally:
         pair.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _mark(seconds: float | None) -> str:
+    """A timeline mark, or "-" where the 5 ms polling missed it (a temp file placed at once)."""
+    return "    -" if seconds is None else f"{seconds:5.2f}"
 
 
 def main() -> None:
@@ -151,6 +195,8 @@ def main() -> None:
                 row["python"] = py
                 rows.append(row)
                 print(f"{py:45s} {row['seconds']:6.2f} s  published {row['published'] or 0:5.2f} s"
+                      f"  B first byte {_mark(row['first_byte'])} all written {_mark(row['tmp_full'])}"
+                      f" placed {_mark(row['placed'])}"
                       f"  CPU A {row['cpu_sender_s']:5.2f} B {row['cpu_receiver_s']:5.2f}"
                       f"  HWM A {row['hwm_sender'] / MiB:5.1f} B {row['hwm_receiver'] / MiB:5.1f}"
                       f"  A before {row['rss_sender_before'] / MiB:5.1f} after {row['rss_sender_after'] / MiB:5.1f} MiB"

@@ -8,7 +8,8 @@ The puller writes verified blocks into it in any order; `finish` then
   1. re-hashes the whole temp file against the version's hash (mismatch: IntegrityError, the temp
      file is deleted, nothing changes at the target),
   2. sets permission bits and mtime and fsyncs the file (a batch of small files: `seal` each,
-     one `make_durable` for all, then `place` each and `sync_folders` once),
+     one `make_durable` for all, then `place` each and `sync_folders` once; a large file's
+     writeback was begun as its blocks were written, `start_writeback`, so little is left),
   3. looks at the target one last time: if it is not what the caller last scanned (`expect`, a
      `Stat`, or None for "nothing there") the user changed it meanwhile, so `LocalChanged` is raised
      and the temp file is kept (the caller turns the situation into a conflict and may still
@@ -47,7 +48,7 @@ from gossip_backer.core.blocks import FileHasher
 from gossip_backer.core.paths import (STATE_DIR, TMP_PREFIX, BadPath, case_key, check, escape,
                                      is_text, to_bytes)
 from gossip_backer.core.record import DIR, FILE, SYMLINK
-from gossip_backer.disk import safepath
+from gossip_backer.disk import safepath, writeback
 from gossip_backer.errors import IntegrityError, LocalError
 
 __all__ = [
@@ -512,6 +513,12 @@ class TempFile(KeptUnlessFailed):
         while view:
             n = self._io("write", os.pwrite, fd, view, offset)
             view, offset = view[n:], offset + n
+
+    def start_writeback(self, offset: int, length: int) -> None:
+        """Have the kernel begin writing this written range to disk now (disk/writeback.py), so
+        that the fsync before the file is placed finds little left to write."""
+        if self._fd is not None:
+            writeback.start_writeback(self._fd, offset, length)
 
     def read_at(self, offset: int, size: int) -> bytes:
         """Up to `size` bytes from `offset` (fewer only at the end of the file)."""

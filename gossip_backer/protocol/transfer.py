@@ -16,10 +16,11 @@ plainly, and only a plain block that fails its hash names the peer.
 
 Blocks travel in batches: `messages` groups the requests for one peer of blocks up to
 BATCH_BLOCK, plain and delta, into BlockBatch messages (at most BATCH_COUNT blocks and BATCH_BYTES
-of them, so the answer fits one frame), answered by one BlockBatchData. The delta requests of a
+of them, LARGE_BATCH_BYTES of large blocks only, so the answer fits one frame), answered by one
+BlockBatchData. The delta requests of a
 round of edited files so cost one frame each way, not one per file (protocol 4: a frame's 68
 bytes were a fifth of edit_text's wire). A tree of small files costs a message per
-batch, not per file, and a large file one per 1 MiB, not per block: each message costs both
+batch, not per file, and a large file one per ~2 MiB (protocol 6; 1 MiB before), not per block: each message costs both
 nodes a task, a worker-thread hop and a frame (protocol 3; before, only blocks up to SMALL_BLOCK).
 The per-peer limit on requests in flight counts small blocks apart (`per_peer_small`), so
 hundreds of small files are in flight at once while large blocks stay few. Each block keeps its
@@ -48,7 +49,10 @@ RETIRED = 4096
 SMALL_BLOCK = 128 << 10  # blocks up to this size have their own limit of requests in flight
 BATCH_BLOCK = 512 << 10  # blocks up to this size are asked for in batches
 BATCH_COUNT = 256  # blocks in one BlockBatch, at most
-BATCH_BYTES = 1 << 20  # their bytes, at most (the answer must fit one 2 MiB frame)
+BATCH_BYTES = 1 << 20  # their bytes, at most, where small blocks are in it
+LARGE_BATCH_BYTES = (2 << 20) - (64 << 10)  # a batch of blocks over SMALL_BLOCK only: its answer
+# must fit one 2 MiB frame with room for the framing (protocol 6; before, 1 MiB: a 512 MiB file
+# cost twice the messages, each a task, a worker hop and a frame on both nodes)
 SMALL_IN_FLIGHT = 4 << 20  # bytes of small blocks asked of one peer at once, at most: the
 # sender holds them while it reads, seals and sends (16 MiB cost it ~18 MiB of peak RSS)
 DELTA_MAX_BLOCKS = 64  # blocks of one file asked for as deltas (a rewritten file: plain blocks)
@@ -96,10 +100,11 @@ def delta_bases(rec: FileRecord, entry: IndexEntry | None,
 
 def batched(requests: list[BlockRequest | DeltaRequest]) -> list[Message]:
     """Small requests for one peer, plain and delta, as few messages as the batch limits allow
-    (a lone request stays as it is)."""
+    (a lone request stays as it is): BATCH_BYTES a batch, LARGE_BATCH_BYTES while its blocks
+    are all over SMALL_BLOCK."""
     out: list[Message] = []
     group: list[BlockRequest | DeltaRequest] = []
-    size = 0
+    size, large = 0, True  # bytes of the group; are all its blocks over SMALL_BLOCK?
 
     def flush() -> None:
         if len(group) == 1:
@@ -109,11 +114,13 @@ def batched(requests: list[BlockRequest | DeltaRequest]) -> list[Message]:
                                   tuple(r for r in group if type(r) is DeltaRequest)))
 
     for req in requests:
-        if group and (len(group) >= BATCH_COUNT or size + req.size > BATCH_BYTES):
+        joined_large = large and req.size > SMALL_BLOCK
+        limit = LARGE_BATCH_BYTES if joined_large else BATCH_BYTES
+        if group and (len(group) >= BATCH_COUNT or size + req.size > limit):
             flush()
-            group, size = [], 0
+            group, size, joined_large = [], 0, req.size > SMALL_BLOCK
         group.append(req)
-        size += req.size
+        size, large = size + req.size, joined_large
     flush()
     return out
 
@@ -123,7 +130,7 @@ def batch_ok(batch: BlockBatch) -> bool:
     every = batch.requests + batch.deltas
     return (len(every) <= BATCH_COUNT
             and all(0 < r.size <= BATCH_BLOCK and r.offset >= 0 for r in every)
-            and sum(r.size for r in every) <= BATCH_BYTES)
+            and sum(r.size for r in every) <= LARGE_BATCH_BYTES)
 
 
 def delta_request_ok(req: DeltaRequest) -> bool:

@@ -853,8 +853,10 @@ class Puller:
 
     @staticmethod
     def _write(job: _Job, offset: int, data: bytes) -> None:
-        """(worker thread) A verified block into the temp file (and the running hash)."""
+        """(worker thread) A verified block into the temp file (and the running hash), its
+        writeback to disk begun at once (the fsync of a large file otherwise waits for all of it)."""
         job.tmp.write_at(offset, data)
+        job.tmp.start_writeback(offset, len(data))
         if job.running is not None:
             job.running.wrote(offset, data)
 

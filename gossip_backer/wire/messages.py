@@ -22,15 +22,19 @@ from typing import ClassVar
 
 from gossip_backer.core import paths
 from gossip_backer.errors import RemoteError
+from gossip_backer.wire import blockframes
 from gossip_backer.wire.codec import pack, unpack
 
-PROTOCOL_VERSION = 5  # 2: BlockBatch / BlockBatchData (a version-1 peer is refused by Hello);
+PROTOCOL_VERSION = 6  # 2: BlockBatch / BlockBatchData (a version-1 peer is refused by Hello);
 # 3: frames sealed with AEGIS-256 (crypto/channel.py; a version-2 peer fails the first frame's
 # tag), packed (deflated) messages, delta pieces; 4: BlockBatch carries DeltaRequests and
 # BlockBatchData their DeltaData (a field more each), BlockBatch travels packed, small messages
 # sent together share a frame (BUNDLE), delta signatures with 4-byte chunk entries (core.delta);
 # 5: a file record repeating another node's version (a conflict copy) ends with `source_seq`,
-# the update of its origin that carried it (core/record.py): a version-4 node refuses it
+# the update of its origin that carried it (core/record.py): a version-4 node refuses it;
+# 6: a BlockBatch of blocks over 128 KiB only may ask for up to 1984 KiB (protocol.transfer
+# LARGE_BATCH_BYTES; 1 MiB before), so its BlockBatchData is up to ~2 MiB: a version-5 node
+# refuses such a batch
 UpdateTuple = tuple  # (origin: bytes, seq: int, body: bytes, sig: bytes)
 WirePath = str  # a mesh path: a str in memory, a str or (not UTF-8) a bin on the wire (core.paths)
 
@@ -299,7 +303,11 @@ def bundles(encoded: list[bytes]) -> list[bytes]:
 
 
 def decode_all(data: bytes) -> list[Message]:
-    """A frame body -> its messages (several for a bundle); RemoteError if malformed."""
+    """A frame body -> its messages (several for a bundle); RemoteError if malformed. Blocks
+    come as read-only views of `data` (wire.blockframes), which must not change afterwards."""
+    answer = _block_answer(data)
+    if answer is not None:
+        return [answer]
     plain = unpack(data)
     if not (isinstance(plain, list) and len(plain) == 2 and plain[0] == BUNDLE):
         return [_from_plain(plain)]
@@ -308,6 +316,22 @@ def decode_all(data: bytes) -> list[Message]:
             or not all(isinstance(b, bytes) and len(b) <= BUNDLE_ITEM for b in items)):
         raise RemoteError("bundle: malformed")
     return [decode(body) for body in items]
+
+
+def _block_answer(data: bytes) -> Message | None:
+    """A BlockData or BlockBatchData whose blocks are views of `data`, not copies; None when
+    `data` is something else (or not laid out as `encode` lays it out)."""
+    found = blockframes.split(data)
+    if found is None:
+        return None
+    tag, blocks, rest = found
+    if tag == BlockData.TAG:
+        if len(rest):
+            return None  # trailing bytes: the ordinary decoder names the fault
+        (rid, block), = blocks
+        return BlockData(rid, block)
+    tail = _from_plain(unpack(b"\x94" + pack(BlockBatchData.TAG) + b"\x90" + bytes(rest)))
+    return dataclasses.replace(tail, blocks=tuple(BlockData(rid, b) for rid, b in blocks))
 
 
 def encode_plain(msg: Message) -> bytes:

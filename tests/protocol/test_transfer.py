@@ -13,7 +13,8 @@ from gossip_backer.core.record import Block
 from gossip_backer.errors import IntegrityError, RemoteError
 from gossip_backer.protocol.transfer import (BATCH_BLOCK, BATCH_BYTES, BATCH_COUNT, SMALL_BLOCK, Arrived,
                                              Scheduler, batch_ok, batched)
-from gossip_backer.wire.messages import BlockBatch, BlockRequest
+from gossip_backer.protocol.peer import MAX_FRAME
+from gossip_backer.wire.messages import BlockBatch, BlockBatchData, BlockData, BlockRequest, encode
 
 HYPO = settings(deadline=None, derandomize=True, max_examples=150)
 P1, P2, P3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
@@ -118,13 +119,27 @@ def test_small_plain_requests_travel_in_batches() -> None:
     assert arrived is not None and arrived.path == "f0"
 
 
-def test_a_large_files_blocks_travel_four_to_a_batch() -> None:
-    """256 KiB blocks (a 512 MiB file): 1 MiB a message, not a message a block."""
-    s = Scheduler(hasher, per_peer_requests=8)
-    add_file(s, "big", content(8 * 2 * SMALL_BLOCK), 2 * SMALL_BLOCK)
+def test_a_large_files_blocks_travel_seven_to_a_batch() -> None:
+    """256 KiB blocks (a 512 MiB file): 1.75 MiB a message (protocol 6), not a message a block."""
+    s = Scheduler(hasher)
+    add_file(s, "big", content(80 * 2 * SMALL_BLOCK), 2 * SMALL_BLOCK)
     msgs = s.messages([P1], now=0.0)
-    assert [len(m.requests) for _, m in msgs] == [4, 4]
+    assert [len(m.requests) for _, m in msgs] == [7, 7, 7, 7, 4]  # the window: 32 (8 MiB)
     assert all(batch_ok(m) for _, m in msgs)
+
+
+def test_the_answer_to_the_largest_batch_fits_one_frame() -> None:
+    for size in (SMALL_BLOCK + 1, 2 * SMALL_BLOCK, BATCH_BLOCK):
+        reqs = batched([BlockRequest(i, b"h" * 32, b"f" * 32, 0, size) for i in range(40)])
+        for batch in reqs[:-1]:
+            assert batch_ok(batch) and sum(r.size for r in batch.requests) > BATCH_BYTES
+            answer = BlockBatchData(tuple(BlockData(r.request_id, bytes(r.size))
+                                          for r in batch.requests), ())
+            assert len(encode(answer)) <= MAX_FRAME
+    mixed = batched([BlockRequest(i, b"h", b"f", 0, SMALL_BLOCK if i % 3 else 3 * SMALL_BLOCK)
+                     for i in range(30)])  # a batch holding a small block keeps the small limit
+    assert all(sum(r.size for r in m.requests) <= BATCH_BYTES for m in mixed)
+    assert sum(len(m.requests) for m in mixed) == 30
 
 
 def test_batches_respect_the_byte_limit_and_a_lone_request_stays_plain() -> None:

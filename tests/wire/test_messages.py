@@ -312,7 +312,7 @@ def test_trailing_bytes_after_a_message_are_a_remote_error() -> None:
 def test_encode_is_plain_msgpack_with_the_tag_first() -> None:
     raw = encode(Hello(1, "n", ("a",), True))
     assert msgpack.unpackb(raw, raw=False) == [Hello.TAG, 1, "n", ["a"], True]
-    assert messages.PROTOCOL_VERSION == 5
+    assert messages.PROTOCOL_VERSION == 6
 
 
 def _deflated(data: bytes) -> bytes:
