@@ -551,8 +551,12 @@ class Puller:
         find_file, find_block = self.server.find_file, self.server.find_block
         work = [(job.need, entries[job.path],
                  find_file(job.need.record.hash) if job.need.record.hash else None) for job in jobs]
-        prepared = await self._disk(lambda: [_attempt(self._prepare, need, entry, find_block, same)
-                                             for need, entry, same in work])
+        def prepare_all() -> list:
+            folders = apply.BatchFolders(self.root)  # this hop's only: the disk may change
+            archive_empty = versions.is_empty(self.root)  # no lookup per file when it is
+            return [_attempt(self._prepare, need, entry, find_block, same, folders, archive_empty)
+                    for need, entry, same in work]
+        prepared = await self._disk(prepare_all)
         waiting, complete = [], []
         for job, (result, exc) in zip(jobs, prepared):
             if exc is not None:
@@ -617,14 +621,16 @@ class Puller:
         return reuse.block_length(rec, i)
 
     def _prepare(self, need: mirror.Need, entry: IndexEntry | None, find_block,
-                 same: str | None):
+                 same: str | None, folders: apply.BatchFolders | None = None,
+                 archive_empty: bool = False):
         """(worker thread) Open the temporary file and fill in every block we already have,
-        carrying out the reuse plan (protocol/reuse.py)."""
+        carrying out the reuse plan (protocol/reuse.py). `folders`: the batch's folder checks;
+        `archive_empty`: the revision archive held nothing when the batch began."""
         rec = need.record
-        tmp, resumed = TempFile.create_or_resume(self.root, need.path)
+        tmp, resumed = TempFile.create_or_resume(self.root, need.path, folders=folders)
         try:
             plan = reuse.Plan(rec, entry, resumed=resumed, same=same,
-                              find_block=find_block)
+                              find_block=find_block, archive_empty=archive_empty)
             while (step := plan.next_step()) is not None:
                 plan.got(self._carry(step, tmp, rec))
             bases = self._bases(rec.path, plan.delta_bases(entry))
