@@ -543,8 +543,18 @@ class FolderMachine:
 
     def superseded(self, need: mirror.Need) -> bool:
         """Has the map or the disk moved on since `need` was handed out?"""
+        if self._current(need):
+            return False
         current = self._need(need.path)
         return current is None or current.record != need.record
+
+    def _current(self, need: mirror.Need) -> bool:
+        """Is `need` still the path's need as last computed, with nothing that could change it
+        since (the map at the path, its index row, the role, live documents: every such change
+        marks the path)? Then it need not be computed again: the need was computed about three
+        times per file written (handed out, checked before placing, after placing)."""
+        return (self._dirty is not None and need.path not in self._dirty
+                and self._needs.get(need.path) is need)
 
     def _release(self, need: mirror.Need) -> None:
         self.busy.discard(need.path)
@@ -563,6 +573,7 @@ class FolderMachine:
 
     def done(self, need: mirror.Need, st: DiskStat | None, wall: float) -> list:
         """`need` is on disk (`st`: its stat; None for a deletion, or a path gone meanwhile)."""
+        current = self._current(need)
         self._release(need)
         self.failed.pop(need.path, None)
         self.stalled.pop(need.path, None)
@@ -581,10 +592,20 @@ class FolderMachine:
         if st is None:
             return out
         out += self._write_index([self.entry_after(need, st)], [])
-        out += self._live_adopt([need.path], wall)
+        adopted = self._live_adopt([need.path], wall)
+        if current and not adopted and need.action == mirror.WRITE_FILE:
+            self._settled(need.path)
+        out += adopted
         if need.action not in (mirror.ADOPT,):
             out.append(Emit(FileUpdated(wall, need.path, origin)))
         return out
+
+    def _settled(self, path: str) -> None:
+        """A current need was carried out and nothing else moved at the path: its row now holds
+        the version the need was for, so the path needs nothing (what `_need` would say, without
+        asking the map again)."""
+        self._set_need(path, None)
+        self._dirty.discard(path)
 
     def done_many(self, done: list[tuple[mirror.Need, DiskStat | None]], wall: float) -> list:
         """Several needs on disk at once (a batch of small files): `done` of each, their index
