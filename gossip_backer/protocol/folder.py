@@ -54,6 +54,7 @@ from gossip_backer.events import (Conflict, DiskFull, DiskSpaceBack, FileChanged
 from gossip_backer.core.ids import NodeId
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, ReadText, Rescan, WriteText
+from gossip_backer.protocol.echoes import OwnWrites
 
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
 SETTLE_NS = int(SETTLE * 1e9)
@@ -175,6 +176,7 @@ class FolderMachine:
         self._rolled_back: dict[str, VersionVector] = {}  # paths a power loss took back, being
         # refetched -> the vv of the version their row said the disk held
         self.live = None  # the LiveMachine (protocol/live.py), when the interpreter runs one
+        self.own_writes = OwnWrites()  # files just placed: their watcher events are ours
 
     def after_power_loss(self, last_alive: float) -> None:
         """The previous run ended with the machine losing power (`last_alive`: its last sign of
@@ -592,6 +594,8 @@ class FolderMachine:
         if st is None:
             return out
         out += self._write_index([self.entry_after(need, st)], [])
+        if need.action == mirror.WRITE_FILE:
+            self.own_writes.placed(need.path, st.size, st.mtime_ns, st.inode, wall)
         adopted = self._live_adopt([need.path], wall)
         if current and not adopted and need.action == mirror.WRITE_FILE:
             self._settled(need.path)
