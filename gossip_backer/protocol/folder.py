@@ -410,7 +410,8 @@ class FolderMachine:
         else:
             touched = set(paths)
             # a conflict copy in the map settles its original's loser: its disk vv moves too
-            touched |= {o for o in map(conflict.original_of, touched) if o is not None}
+            touched |= {o for o in map(conflict.original_of, (  # (a regex: only where it can
+                p for p in touched if conflict.CONFLICT_MARK in p)) if o is not None}  # match)
             touched = sorted(touched)
             self._mark(touched)
         for path in (list(self.stalled) if paths is None else touched):
@@ -593,7 +594,8 @@ class FolderMachine:
                 [changed(entry, vv=need.disk_vv)], [])
         if st is None:
             return out
-        out += self._write_index([self.entry_after(need, st)], [])
+        row = self._placed_row(need, st) if current else None
+        out += self._write_index([row or self.entry_after(need, st)], [])
         if need.action == mirror.WRITE_FILE:
             self.own_writes.placed(need.path, st.size, st.mtime_ns, st.inode, wall)
         adopted = self._live_adopt([need.path], wall)
@@ -603,6 +605,17 @@ class FolderMachine:
         if need.action not in (mirror.ADOPT,):
             out.append(Emit(FileUpdated(wall, need.path, origin)))
         return out
+
+    @staticmethod
+    def _placed_row(need: mirror.Need, st: DiskStat) -> VersionRow | None:
+        """The row of a file written for a current need (its record is the map's winner) when
+        the disk holds exactly that version: the VersionRow `_compact` would find, without
+        making an IndexEntry and comparing its every field with the map's versions."""
+        rec = need.record
+        if (need.action == mirror.WRITE_FILE and not rec.deleted and need.disk_vv == rec.vv
+                and st.size == rec.size and st.mtime_ns == rec.mtime_ns):
+            return VersionRow(rec, st.inode)
+        return None
 
     def _settled(self, path: str) -> None:
         """A current need was carried out and nothing else moved at the path: its row now holds

@@ -3,6 +3,7 @@ daemon placed in one worker hop): the same decisions as `done` for each, in one 
 
 from __future__ import annotations
 
+from gossip_backer.core.indexrow import VersionRow
 from gossip_backer.disk.scan import ScanResult
 from gossip_backer.events import FileUpdated
 from gossip_backer.protocol import mirror
@@ -71,6 +72,9 @@ def test_a_need_is_computed_once_while_nothing_moves_at_its_path(monkeypatch) ->
     machine.done_many([(n, _stat(n, i + 1)) for i, n in enumerate(files[:2])], WALL)
     assert machine.next_work(1.0) == [] and asked == []
     assert [n.path for n in machine.needs] == [files[2].path]
+    row = machine.index[files[0].path]  # the map's record itself, as `_compact` would keep it
+    assert isinstance(row, VersionRow) and row.version is files[0].record
+    assert row == machine.entry_after(files[0], _stat(files[0], 1))
     seen = b.map.digest()
     a.write(files[2].path, b"newer", mtime_ns=2 * S)
     for u in a.map.since(seen):
