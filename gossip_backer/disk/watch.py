@@ -40,7 +40,7 @@ from pathlib import Path
 import anyio.to_thread
 import watchfiles
 
-from gossip_backer.core.paths import normalise
+from gossip_backer.core.paths import TMP_PREFIX, normalise
 from gossip_backer.disk.ignore import IGNORE_FILE, IgnoreMatcher, always_ignored
 from gossip_backer.disk.scan import root_state
 
@@ -144,6 +144,8 @@ class Watcher:
         first when `.backerignore` is in the batch (`ignore.generation` tells the runtime)."""
         rels = {}
         for change, abs_path in batch:
+            if abs_path.rpartition(os.sep)[2].startswith(TMP_PREFIX):
+                continue  # our temp files (most of a synced file's events): not even normalised
             rel = self.relative(abs_path)
             if rel is not None:
                 rels[rel] = change
