@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_HASHER",
     "DiskError",
     "LocalChanged",
+    "BatchFolders",
     "NameRefused",
     "Stat",
     "TempFile",
@@ -348,6 +349,62 @@ def _prepare(root: Path | str, path: str) -> Path:
     return full
 
 
+class BatchFolders:
+    """The folders of one batch of files, each checked once: a batch of 64 small files shares a
+    handful of folders, and the walk that `_prepare` does per file (an lstat per parent folder to
+    refuse symlinks, and again to create what is missing) was most of the per-file cost. Each
+    folder between ROOT and a file is lstat-ed once per batch: a symlink there is refused
+    (BadPath), a missing one is created (mode 0755, its parent fsynced), anything else that is
+    not a folder is a DiskError. Keep one only for one batch: between batches the disk may
+    change (a checked folder turned into a symlink is found by the next batch's walk). On a
+    case-insensitive disk each file goes through `_prepare` (its case-twin check walks the
+    names of every folder on the way anyway)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = root
+        self._base = os.path.abspath(root)
+        self._insensitive = safepath.is_case_insensitive(root)
+        self._checked: dict[str, str] = {}  # mesh folder ("" for ROOT) -> its checked path
+
+    def target(self, path: str) -> str:
+        """The path on disk of mesh path `path` (`safepath.resolve`), its folders checked and
+        made as `_prepare` does; an absolute string."""
+        if self._insensitive:
+            return os.fspath(_prepare(self.root, path))
+        norm = check(path)
+        folder, _, name = norm.rpartition("/")
+        return os.path.join(self._folder(folder, path), name)
+
+    def _folder(self, folder: str, path: str) -> str:
+        done = self._checked.get(folder)
+        if done is not None:
+            return done
+        if not folder:
+            _need_root(Path(self._base))
+            self._checked[""] = self._base
+            return self._base
+        up, _, name = folder.rpartition("/")
+        parent = self._folder(up, path)
+        current = os.path.join(parent, name)
+        st = safepath.lstat_or_none(current)
+        if st is None:
+            try:
+                os.mkdir(current, 0o755)
+            except FileExistsError:
+                st = os.lstat(current)
+            except OSError as exc:
+                raise disk_error(exc, "create folder", Path(current)) from exc
+            else:
+                fsync_dir(Path(parent))
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            raise BadPath(f"{path!r} goes through the symlink {folder}")
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise DiskError(f"cannot create {os.path.join(self._base, path)}: {current} "
+                            "is not a folder")
+        self._checked[folder] = current
+        return current
+
+
 def _need_root(base: Path) -> None:
     if not os.path.isdir(base):
         raise DiskError(f"the root folder {base} is missing")
@@ -436,13 +493,19 @@ class TempFile(KeptUnlessFailed):
 
     @classmethod
     def create_or_resume(
-        cls, root: Path | str, path: str, *, hasher_factory: HasherFactory = DEFAULT_HASHER
+        cls, root: Path | str, path: str, *, hasher_factory: HasherFactory = DEFAULT_HASHER,
+        folders: BatchFolders | None = None,
     ) -> tuple["TempFile", bool]:
         """The temp file for mesh path `path`: the leftover of an interrupted download when
         there is one (True: its blocks may be reused once verified, see `find_partial`), else a
-        fresh, empty one (False). One path check and one open where there is no leftover."""
-        full = _prepare(root, path)
-        tmp = full.parent / temp_name(path)
+        fresh, empty one (False). One path check and one open where there is no leftover;
+        `folders` checks the folders of a batch of files once for all of them."""
+        if folders is None:
+            full = os.fspath(_prepare(root, path))
+        else:
+            full = folders.target(path)
+        tmp = Path(os.path.join(os.path.dirname(full), temp_name(path)))
+        full = Path(full)
         try:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
         except FileExistsError:
@@ -548,12 +611,14 @@ class TempFile(KeptUnlessFailed):
     def _check_target(self, target: Path | None) -> Path:
         if target is None and self.target is None:
             raise LocalError(f"{self.path}: no target given")
-        target = Path(os.path.abspath(target if target is not None else self.target))
-        if target.parent != Path(os.path.abspath(self.path)).parent:
-            raise LocalError(f"{target} is not in the temp file's folder {self.path.parent}")
-        if target.name.startswith(TMP_PREFIX):
-            raise LocalError(f"{target} is a temporary file name")
-        return target
+        target = target if target is not None else self.target
+        given = os.path.abspath(target)  # (strings: this runs for every file written)
+        folder, name = os.path.split(given)
+        if folder != os.path.dirname(os.path.abspath(self.path)):
+            raise LocalError(f"{given} is not in the temp file's folder {self.path.parent}")
+        if name.startswith(TMP_PREFIX):
+            raise LocalError(f"{given} is a temporary file name")
+        return target if isinstance(target, Path) and os.fspath(target) == given else Path(given)
 
     def finish(
         self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int,

@@ -29,6 +29,7 @@ from gossip_backer.errors import LocalError
 __all__ = [
     "ArchiveMismatch",
     "archive",
+    "is_empty",
     "open_version",
     "remove_version",
     "all_versions",
@@ -162,6 +163,17 @@ def open_version(root: Path | str, content_hash: bytes) -> Path | None:
         return Path(p) if stat.S_ISREG(os.lstat(p).st_mode) else None
     except FileNotFoundError:
         return None
+
+
+def is_empty(root: Path | str) -> bool:
+    """Whether the archive holds no version at all: one look at the objects folder (no fan-out
+    folder there, or none yet), so a batch of new files skips a lookup per file. A fan-out
+    folder emptied by retention counts as not empty: a lookup too many, never one too few."""
+    try:
+        with os.scandir(objects_dir(root)) as entries:
+            return next(entries, None) is None
+    except (FileNotFoundError, NotADirectoryError):
+        return True
 
 
 def remove_version(root: Path | str, content_hash: bytes) -> bool:

@@ -34,13 +34,13 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import anyio.to_thread
 import watchfiles
 
-from gossip_backer.core.paths import normalise
+from gossip_backer.core.paths import TMP_PREFIX, normalise
 from gossip_backer.disk.ignore import IGNORE_FILE, IgnoreMatcher, always_ignored
 from gossip_backer.disk.scan import root_state
 
@@ -55,9 +55,11 @@ class Watcher:
 
     def __init__(self, root: Path | str, ignore: IgnoreMatcher, *, debounce_ms: int = DEBOUNCE_MS,
                  step_ms: int = STEP_MS, cancel_ms: int = CANCEL_MS,
-                 force_polling: bool | None = None) -> None:
+                 force_polling: bool | None = None,
+                 own: Callable[[str], tuple[int, int, int] | None] | None = None) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.ignore = ignore
+        self.own = own  # path -> (size, mtime_ns, inode) of a file we just wrote there, once
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
         self.cancel_ms = cancel_ms
@@ -142,6 +144,8 @@ class Watcher:
         first when `.backerignore` is in the batch (`ignore.generation` tells the runtime)."""
         rels = {}
         for change, abs_path in batch:
+            if abs_path.rpartition(os.sep)[2].startswith(TMP_PREFIX):
+                continue  # our temp files (most of a synced file's events): not even normalised
             rel = self.relative(abs_path)
             if rel is not None:
                 rels[rel] = change
@@ -151,10 +155,21 @@ class Watcher:
         for rel, change in rels.items():
             if always_ignored(rel.rpartition("/")[2], False):  # our temp files (a synced file's
                 continue  # events are mostly theirs): no lstat
-            is_dir = change != watchfiles.Change.deleted and _is_dir(os.path.join(self.root, rel))
-            if not self.ignore.matches(rel, is_dir):
+            st = None if change == watchfiles.Change.deleted else _lstat(os.path.join(self.root, rel))
+            if st is not None and self._ours(rel, st):
+                continue
+            if not self.ignore.matches(rel, st is not None and stat.S_ISDIR(st.st_mode)):
                 out.add(rel)
         return out
+
+    def _ours(self, rel: str, st: os.stat_result) -> bool:
+        """Is the file at `rel` exactly as we just wrote it (`own`)? Then its event is the echo
+        of our write, not a change (the rules file always counts: its reload must be seen)."""
+        if self.own is None or rel == IGNORE_FILE:
+            return False
+        wrote = self.own(rel)
+        return (wrote is not None and stat.S_ISREG(st.st_mode)
+                and (st.st_size, st.st_mtime_ns, st.st_ino) == tuple(wrote))
 
     def relative(self, abs_path: str) -> str | None:
         if not abs_path.startswith(self._prefix):
@@ -208,6 +223,13 @@ def undecodable_path(message: str) -> str | None:
             out += simple.get(nxt, nxt).encode("utf-8")
             i += 2
     return os.fsdecode(bytes(out))
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
 
 
 def _is_dir(path: str) -> bool:

@@ -54,6 +54,7 @@ from gossip_backer.events import (Conflict, DiskFull, DiskSpaceBack, FileChanged
 from gossip_backer.core.ids import NodeId
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, ReadText, Rescan, WriteText
+from gossip_backer.protocol.echoes import OwnWrites
 
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
 SETTLE_NS = int(SETTLE * 1e9)
@@ -175,6 +176,7 @@ class FolderMachine:
         self._rolled_back: dict[str, VersionVector] = {}  # paths a power loss took back, being
         # refetched -> the vv of the version their row said the disk held
         self.live = None  # the LiveMachine (protocol/live.py), when the interpreter runs one
+        self.own_writes = OwnWrites()  # files just placed: their watcher events are ours
 
     def after_power_loss(self, last_alive: float) -> None:
         """The previous run ended with the machine losing power (`last_alive`: its last sign of
@@ -408,7 +410,8 @@ class FolderMachine:
         else:
             touched = set(paths)
             # a conflict copy in the map settles its original's loser: its disk vv moves too
-            touched |= {o for o in map(conflict.original_of, touched) if o is not None}
+            touched |= {o for o in map(conflict.original_of, (  # (a regex: only where it can
+                p for p in touched if conflict.CONFLICT_MARK in p)) if o is not None}  # match)
             touched = sorted(touched)
             self._mark(touched)
         for path in (list(self.stalled) if paths is None else touched):
@@ -543,8 +546,18 @@ class FolderMachine:
 
     def superseded(self, need: mirror.Need) -> bool:
         """Has the map or the disk moved on since `need` was handed out?"""
+        if self._current(need):
+            return False
         current = self._need(need.path)
         return current is None or current.record != need.record
+
+    def _current(self, need: mirror.Need) -> bool:
+        """Is `need` still the path's need as last computed, with nothing that could change it
+        since (the map at the path, its index row, the role, live documents: every such change
+        marks the path)? Then it need not be computed again: the need was computed about three
+        times per file written (handed out, checked before placing, after placing)."""
+        return (self._dirty is not None and need.path not in self._dirty
+                and self._needs.get(need.path) is need)
 
     def _release(self, need: mirror.Need) -> None:
         self.busy.discard(need.path)
@@ -563,6 +576,7 @@ class FolderMachine:
 
     def done(self, need: mirror.Need, st: DiskStat | None, wall: float) -> list:
         """`need` is on disk (`st`: its stat; None for a deletion, or a path gone meanwhile)."""
+        current = self._current(need)
         self._release(need)
         self.failed.pop(need.path, None)
         self.stalled.pop(need.path, None)
@@ -580,11 +594,35 @@ class FolderMachine:
                 [changed(entry, vv=need.disk_vv)], [])
         if st is None:
             return out
-        out += self._write_index([self.entry_after(need, st)], [])
-        out += self._live_adopt([need.path], wall)
+        row = self._placed_row(need, st) if current else None
+        out += self._write_index([row or self.entry_after(need, st)], [])
+        if need.action == mirror.WRITE_FILE:
+            self.own_writes.placed(need.path, st.size, st.mtime_ns, st.inode, wall)
+        adopted = self._live_adopt([need.path], wall)
+        if current and not adopted and need.action == mirror.WRITE_FILE:
+            self._settled(need.path)
+        out += adopted
         if need.action not in (mirror.ADOPT,):
             out.append(Emit(FileUpdated(wall, need.path, origin)))
         return out
+
+    @staticmethod
+    def _placed_row(need: mirror.Need, st: DiskStat) -> VersionRow | None:
+        """The row of a file written for a current need (its record is the map's winner) when
+        the disk holds exactly that version: the VersionRow `_compact` would find, without
+        making an IndexEntry and comparing its every field with the map's versions."""
+        rec = need.record
+        if (need.action == mirror.WRITE_FILE and not rec.deleted and need.disk_vv == rec.vv
+                and st.size == rec.size and st.mtime_ns == rec.mtime_ns):
+            return VersionRow(rec, st.inode)
+        return None
+
+    def _settled(self, path: str) -> None:
+        """A current need was carried out and nothing else moved at the path: its row now holds
+        the version the need was for, so the path needs nothing (what `_need` would say, without
+        asking the map again)."""
+        self._set_need(path, None)
+        self._dirty.discard(path)
 
     def done_many(self, done: list[tuple[mirror.Need, DiskStat | None]], wall: float) -> list:
         """Several needs on disk at once (a batch of small files): `done` of each, their index

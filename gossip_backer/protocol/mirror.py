@@ -125,10 +125,15 @@ def copy_of(metamap: MetaMap, loser: FileRecord) -> FileRecord:
 
 
 def need_for(metamap: MetaMap, path: str, entry: DiskEntry | None) -> Need | None:
-    winner = metamap.winner(path)
-    if winner is None:
+    versions = metamap.versions(path)
+    if not versions:
         return None if entry is None else _voided(path, entry)
-    vv = disk_version(metamap, path)
+    if len(versions) == 1:  # (most paths: the winner and the disk's vv without a ranking)
+        winner = versions[0]
+        vv = winner.vv
+    else:
+        winner = conflict.winner(versions)
+        vv = disk_version(metamap, path)
     if entry is not None and entry.vv == vv:
         return None
     if same_content(winner, entry):

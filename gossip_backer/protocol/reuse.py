@@ -14,8 +14,8 @@ were written to the temporary file. The order:
      were cut in blocks of other sizes: it is read at this record's offsets);
   5. `Copy` of blocks present in any local file (the block index by strong hash: renames,
      copies, duplicated blocks), one step per source file;
-  6. `Copy` from the archive again when it gave nothing before (a source deleted while we read
-     it was archived meanwhile);
+  6. `Copy` from the archive again when it gave nothing before and a local file was read
+     since (a source deleted while we read it was archived meanwhile);
   7. `Rolling`: a zsync-style match of the file's old content at this path (the index says a
      file is there), so data shifted by an insertion is reused; not when every missing block
      is asked for as a delta against the old bytes in its place (an edit that stayed put).
@@ -72,13 +72,17 @@ Step = Verify | Truncate | Copy | Rolling
 class Plan:
     """The reuse steps of one file (see the module docstring). `same`: a local path whose index
     entry has the record's content hash; `find_block(hash)`: (path, offset) of a local file
-    holding that block, or None."""
+    holding that block, or None. `archive_empty`: the archive held no version when the carrier
+    last looked (at the start of a batch): step 3 is skipped, a lookup per new file saved (step
+    6 still looks, for what was archived since)."""
 
     def __init__(self, rec: FileRecord, entry: IndexEntry | None, *, resumed: bool,
-                 same: str | None, find_block: Callable[[bytes], tuple[str, int] | None]) -> None:
+                 same: str | None, find_block: Callable[[bytes], tuple[str, int] | None],
+                 archive_empty: bool = False) -> None:
         self.rec = rec
         self.have: set[int] = set()
         self._archive_gave = False
+        self._archive_empty = archive_empty
         self._steps = self._generate(entry, resumed, same, find_block)
         self._last: Step | None = None
 
@@ -109,9 +113,11 @@ class Plan:
         if resumed and rec.blocks:
             yield Verify(tuple(range(len(rec.blocks))))
         yield Truncate(rec.size)
-        if rec.hash and self.missing():
+        if rec.hash and not self._archive_empty and self.missing():
             yield Copy(ARCHIVE, rec.hash, self._whole())
+        read_local = False  # a second look at the archive finds only what a source read left
         if same is not None and self.missing():
+            read_local = True
             yield Copy(same, None, self._whole())
         by_source: dict[str, dict[int, int]] = {}
         for i in self.missing():
@@ -121,8 +127,9 @@ class Plan:
         for path, offsets in by_source.items():
             wanted = {i: off for i, off in offsets.items() if i not in self.have}
             if wanted:
+                read_local = True
                 yield Copy(path, None, wanted)
-        if rec.hash and not self._archive_gave and self.missing():
+        if rec.hash and not self._archive_gave and self.missing() and read_local:
             yield Copy(ARCHIVE, rec.hash, self._whole())
         if entry is not None and entry.kind == FILE and self.missing() and not self._in_place(entry):
             yield Rolling(rec.path, tuple(self.missing()))

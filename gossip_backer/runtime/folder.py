@@ -158,7 +158,7 @@ class Folder:
         from gossip_backer.disk.watch import STEP_MS, Watcher
 
         while True:
-            watcher = Watcher(self.root, self.ignore)
+            watcher = Watcher(self.root, self.ignore, own=self._own_write)
             try:
                 async for paths in watcher.changes():
                     # let writers finish (the scan skips moving files): the watcher already
@@ -172,6 +172,11 @@ class Folder:
             while self.paused:
                 await trio.sleep(2.0)
                 await self.full_scan()
+
+    def _own_write(self, path: str) -> tuple[int, int, int] | None:
+        """(the watcher's filter) The stat of the file the puller just placed at `path`."""
+        placed = self.machine.own_writes.take(path, self.clock.wall())
+        return None if placed is None else (placed.size, placed.mtime_ns, placed.inode)
 
     # -- scanning: the disk's side of the story, judged by the machine ----------------------
     async def full_scan(self) -> None:

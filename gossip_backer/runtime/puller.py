@@ -230,7 +230,7 @@ class _Batcher:
                 item.error = exc
 
 
-def _finish_batch(batch: list[_Hop]) -> None:
+def _finish_batch(batch: list[_Sealing]) -> None:
     """(worker thread) Small files are moved into place in batches: every file of a batch is
     written and verified (`work`: its sealed temp file), then one `make_durable` makes all their
     bytes durable (one syncfs instead of an fsync each), then each is renamed into place
@@ -248,7 +248,7 @@ def _finish_batch(batch: list[_Hop]) -> None:
         for item, _ in sealed:
             item.error = exc
         return
-    placed: list[tuple[_Hop, Path]] = []
+    placed: list[tuple[_Sealing, Path]] = []
     for item, _ in sealed:
         try:
             item.result, folder = item.place()
@@ -260,6 +260,36 @@ def _finish_batch(batch: list[_Hop]) -> None:
     except BaseException as exc:
         for item, _ in placed:
             item.error = exc
+
+
+class _Sealing:
+    """A small file's share of a finishing hop (_finish_batch): its buffered blocks written and
+    its temp file sealed (`work`), then, once the batch is durable, moved into place (`place`).
+    (A _Hop with two closures cost a trio.Event and three objects more per file.)"""
+
+    __slots__ = ("root", "rec", "tmp", "buffered", "entry", "archived", "target", "result",
+                 "error")
+
+    def __init__(self, root: Path, job: _Job, entry: IndexEntry | None, archived: list) -> None:
+        self.root, self.rec, self.tmp, self.buffered = root, job.need.record, job.tmp, job.buffered
+        self.entry, self.archived = entry, archived
+        self.target: Path | None = None
+        self.result: Stat | None = None
+        self.error: BaseException | None = None
+
+    def work(self) -> TempFile:
+        rec, tmp = self.rec, self.tmp
+        for offset, data in self.buffered:
+            tmp.write_at(offset, data)
+        self.target = tmp.seal(None, rec.hash, rec.mode, rec.mtime_ns,
+                               digest=_buffered_digest(self.buffered, rec.size))
+        return tmp
+
+    def place(self) -> tuple[Stat | None, Path]:
+        entry = self.entry
+        folder = self.tmp.place(self.target, _stat(entry),
+                                archive=archiver(self.root, entry, self.archived))
+        return self.tmp.placed, folder
 
 
 def _attempt(fn, *args) -> tuple[object, Exception | None]:
@@ -493,22 +523,9 @@ class Puller:
         if peers and not job.writing and self.scheduler.stalled(job.path, peers):
             raise _Unavailable()
 
-    def _sealing(self, job: _Job, entry: IndexEntry | None, archived: list) -> _Hop:
-        """A small file's share of a finishing hop (_finish_batch): its buffered blocks written and
-        its temp file sealed, then, once the batch is durable, moved into place."""
-        rec, tmp, buffered, sealed = job.need.record, job.tmp, job.buffered, []
-
-        def seal() -> TempFile:
-            for offset, data in buffered:
-                tmp.write_at(offset, data)
-            sealed.append(tmp.seal(None, rec.hash, rec.mode, rec.mtime_ns,
-                                   digest=_buffered_digest(buffered, rec.size)))
-            return tmp
-
-        def place() -> tuple[Stat | None, Path]:
-            folder = tmp.place(sealed[0], _stat(entry), archive=archiver(self.root, entry, archived))
-            return tmp.placed, folder
-        return _Hop(seal, place)
+    def _sealing(self, job: _Job, entry: IndexEntry | None, archived: list) -> "_Sealing":
+        """A small file's share of a finishing hop (_finish_batch)."""
+        return _Sealing(self.root, job, entry, archived)
 
     # -- small files, many to a task ---------------------------------------------------------
     async def _pull_small(self, needs: list[mirror.Need]) -> None:
@@ -551,8 +568,12 @@ class Puller:
         find_file, find_block = self.server.find_file, self.server.find_block
         work = [(job.need, entries[job.path],
                  find_file(job.need.record.hash) if job.need.record.hash else None) for job in jobs]
-        prepared = await self._disk(lambda: [_attempt(self._prepare, need, entry, find_block, same)
-                                             for need, entry, same in work])
+        def prepare_all() -> list:
+            folders = apply.BatchFolders(self.root)  # this hop's only: the disk may change
+            archive_empty = versions.is_empty(self.root)  # no lookup per file when it is
+            return [_attempt(self._prepare, need, entry, find_block, same, folders, archive_empty)
+                    for need, entry, same in work]
+        prepared = await self._disk(prepare_all)
         waiting, complete = [], []
         for job, (result, exc) in zip(jobs, prepared):
             if exc is not None:
@@ -617,14 +638,16 @@ class Puller:
         return reuse.block_length(rec, i)
 
     def _prepare(self, need: mirror.Need, entry: IndexEntry | None, find_block,
-                 same: str | None):
+                 same: str | None, folders: apply.BatchFolders | None = None,
+                 archive_empty: bool = False):
         """(worker thread) Open the temporary file and fill in every block we already have,
-        carrying out the reuse plan (protocol/reuse.py)."""
+        carrying out the reuse plan (protocol/reuse.py). `folders`: the batch's folder checks;
+        `archive_empty`: the revision archive held nothing when the batch began."""
         rec = need.record
-        tmp, resumed = TempFile.create_or_resume(self.root, need.path)
+        tmp, resumed = TempFile.create_or_resume(self.root, need.path, folders=folders)
         try:
             plan = reuse.Plan(rec, entry, resumed=resumed, same=same,
-                              find_block=find_block)
+                              find_block=find_block, archive_empty=archive_empty)
             while (step := plan.next_step()) is not None:
                 plan.got(self._carry(step, tmp, rec))
             bases = self._bases(rec.path, plan.delta_bases(entry))

@@ -258,6 +258,49 @@ def test_a_file_where_a_folder_should_be(root: Path) -> None:
         TempFile.create(root, "a/b")
 
 
+def test_batch_folders_check_each_folder_once_and_refuse_what_prepare_refuses(
+        root: Path, tmp_path: Path, monkeypatch) -> None:
+    """A batch's files share their folders' checks (one lstat each, not one per file and
+    folder), with `_prepare`'s refusals: a symlinked folder, a file in a folder's place, a
+    missing root; and a folder turned into a symlink after one batch is refused by the next."""
+    monkeypatch.setattr(safepath, "_probe", lambda r: False)
+    folders = apply.BatchFolders(root)
+    looked = []
+    real = safepath.lstat_or_none
+    monkeypatch.setattr(safepath, "lstat_or_none", lambda p: looked.append(p) or real(p))
+    for i in range(5):
+        t, resumed = TempFile.create_or_resume(root, f"d/e/f{i}", folders=folders)
+        assert not resumed and t.target == root / "d" / "e" / f"f{i}"
+        t.write_at(0, b"x")
+        t.finish(None, h(b"x"), 0o644, MTIME, None)
+    assert sorted(p.name for p in (root / "d" / "e").iterdir()) == [f"f{i}" for i in range(5)]
+    assert looked.count(os.path.join(root, "d")) == 1
+    assert looked.count(os.path.join(root, "d", "e")) == 1
+    monkeypatch.setattr(safepath, "lstat_or_none", real)
+    elsewhere = tmp_path / "elsewhere"
+    (root / "d").rename(elsewhere)
+    (root / "d").symlink_to(elsewhere)  # between two batches
+    with pytest.raises(BadPath, match="symlink d"):
+        apply.BatchFolders(root).target("d/e/g")
+    with pytest.raises(BadPath):
+        TempFile.create_or_resume(root, "d/g", folders=apply.BatchFolders(root))
+    assert sorted(p.name for p in (elsewhere / "e").iterdir()) == [f"f{i}" for i in range(5)]
+    (root / "plain").write_bytes(b"file")
+    with pytest.raises(DiskError, match="not a folder"):
+        apply.BatchFolders(root).target("plain/x")
+    with pytest.raises(BadPath):
+        apply.BatchFolders(root).target("../x")
+    with pytest.raises(DiskError, match="missing"):
+        apply.BatchFolders(tmp_path / "unmounted").target("a/b")
+    assert not (tmp_path / "unmounted").exists()
+
+
+def test_batch_folders_refuse_case_twins_on_an_insensitive_disk(root: Path, insensitive) -> None:
+    put(root, "Docs/a.txt", b"x")
+    with pytest.raises(safepath.CaseCollision):
+        apply.BatchFolders(root).target("docs/b.txt")
+
+
 # --- resuming ------------------------------------------------------------------------------------
 
 

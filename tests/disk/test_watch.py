@@ -148,6 +148,47 @@ def test_state_temp_and_ignored_files_are_not_reported(tmp_path):
     _run(tmp_path, scenario)
 
 
+def test_our_own_writes_are_passed_over_and_an_edit_right_after_is_seen(tmp_path):
+    """A file placed as the puller does (temp file, rename) whose stat `own` names is the echo
+    of our write: not reported. An edit made right after placing (before the event is even
+    handled), a rename over it, and the next event at the same path are reported."""
+    wrote: dict[str, tuple[int, int, int]] = {}
+
+    def own(rel: str):
+        return wrote.pop(rel, None)
+
+    def place(root, name: str, data: bytes) -> None:
+        tmp = root / f".backer-tmp-00000000-{name}"
+        tmp.write_bytes(data)
+        os.utime(tmp, ns=(1_600_000_000_000_000_000,) * 2)
+        os.replace(tmp, root / name)
+        st = os.lstat(root / name)
+        wrote[name] = (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    async def scenario(root, seen: Seen) -> None:
+        t0 = time.monotonic()
+        for i in range(20):
+            place(root, f"placed{i}", b"ours %d" % i)
+        place(root, "edited", b"ours")
+        with open(root / "edited", "ab") as f:  # the user's edit, at once
+            f.write(b" and theirs")
+        place(root, "replaced", b"ours")
+        (root / "other").write_bytes(b"the user's")
+        os.replace(root / "other", root / "replaced")  # renamed over ours: another inode
+        await trio.sleep(0.2)
+        (root / "after.txt").write_text("sentinel")
+        await seen.wait_for("after.txt", t0)
+        reported = seen.paths_since(t0)
+        assert {"edited", "replaced", "after.txt"} <= reported
+        assert not any(p.startswith("placed") for p in reported)
+        assert wrote == {}  # each placed stat was asked for once
+        t0 = time.monotonic()
+        (root / "placed0").write_bytes(b"edited later")  # no stat handed out any more
+        await seen.wait_for("placed0", t0)
+
+    _run(tmp_path, scenario, own=own)
+
+
 def test_close_and_cancel_end_the_watch_quickly(tmp_path):
     async def main() -> tuple[float, float]:
         watcher = Watcher(tmp_path, IgnoreMatcher.load(tmp_path))

@@ -3,6 +3,7 @@ daemon placed in one worker hop): the same decisions as `done` for each, in one 
 
 from __future__ import annotations
 
+from gossip_backer.core.indexrow import VersionRow
 from gossip_backer.disk.scan import ScanResult
 from gossip_backer.events import FileUpdated
 from gossip_backer.protocol import mirror
@@ -50,3 +51,36 @@ def test_done_many_is_done_of_each_with_one_index_write() -> None:
 def test_done_many_of_nothing_says_nothing() -> None:
     machine, _ = _machine_with_needs(1)
     assert machine.done_many([], WALL) == []
+
+
+
+def test_a_need_is_computed_once_while_nothing_moves_at_its_path(monkeypatch) -> None:
+    """Handed out, checked before placing, placed: one computation of the need per file
+    (not three); a new version at the path is still seen before placing."""
+    a, b = make_mesh(2)
+    for i in range(3):
+        a.write(f"d/f{i}", f"content {i}".encode(), mtime_ns=S)
+    for u in a.map.since(b.map.digest()):
+        b.map.apply(u)
+    machine = FolderMachine(b.map, b.id)
+    machine.scanned_root(ScanResult(entries={}), WALL, full=True)
+    files = [w for w in machine.next_work(0.0) if w.action == mirror.WRITE_FILE]
+    asked = []
+    real = mirror.need_for
+    monkeypatch.setattr(mirror, "need_for", lambda m, p, e: asked.append(p) or real(m, p, e))
+    assert not any(machine.superseded(n) for n in files)
+    machine.done_many([(n, _stat(n, i + 1)) for i, n in enumerate(files[:2])], WALL)
+    assert machine.next_work(1.0) == [] and asked == []
+    assert [n.path for n in machine.needs] == [files[2].path]
+    row = machine.index[files[0].path]  # the map's record itself, as `_compact` would keep it
+    assert isinstance(row, VersionRow) and row.version is files[0].record
+    assert row == machine.entry_after(files[0], _stat(files[0], 1))
+    seen = b.map.digest()
+    a.write(files[2].path, b"newer", mtime_ns=2 * S)
+    for u in a.map.since(seen):
+        b.map.apply(u)
+    machine.map_changed([files[2].path], lambda h: False, WALL)
+    assert machine.superseded(files[2]) and asked == [files[2].path]
+    machine.abandoned(files[2])
+    again = machine.next_work(2.0)
+    assert [n.record.size for n in again] == [len(b"newer")]

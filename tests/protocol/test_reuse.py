@@ -130,6 +130,29 @@ def test_no_rolling_match_without_a_file_at_the_path_and_no_second_archive_look_
     assert have == {0}
 
 
+def test_a_new_file_with_no_local_source_looks_into_the_archive_once_or_not_at_all():
+    """Nothing local to read: the archive is looked into once (a second look could only find
+    what a source read meanwhile left there), and not at all when the carrier saw it empty at
+    the start of the batch; a source read still earns the second look."""
+    data = content(2 * BS, 10)
+    rec = record("f", data)
+    c = Carrier({}, {})
+    assert c.run(plan_for(rec, {})) == set()
+    assert kinds(c.steps) == ["truncate", "archive"]
+    local = LocalBlocks({})
+    c = Carrier({}, {})
+    c.run(Plan(rec, None, resumed=False, same=None, find_block=local.find_block,
+               archive_empty=True))
+    assert kinds(c.steps) == ["truncate"]
+    index = {"other": entry("other", data[:BS])}
+    local = LocalBlocks(index)
+    c = Carrier({"other": data[:BS]}, {rec.hash: data})  # archived after the batch began
+    have = c.run(Plan(rec, None, resumed=False, same=None, find_block=local.find_block,
+                      archive_empty=True))
+    assert kinds(c.steps) == ["truncate", "copy:other", "archive"]
+    assert have == {0, 1}
+
+
 def test_a_changed_source_is_not_used():
     """The index says `other` holds the block, but its bytes changed: nothing is copied."""
     data = content(2 * BS, 5)

@@ -192,3 +192,38 @@ def test_a_renamed_file_recut_in_other_blocks_is_copied_locally(pair):
 
     trio.run(main)
     assert (root_b / "data" / "moved.bin").stat().st_size == (256 << 20) + 100
+
+
+def test_an_edit_right_after_a_file_is_placed_is_still_seen(pair):
+    """The watcher passes over the events of the files the puller placed (their stat is the
+    one placed), not over a user's edit made the moment a file arrived: it reaches the other
+    node, and nothing else is published by the receiver."""
+    from gossip_backer.events import FileUpdated
+
+    root_a, root_b = pair
+    files = _fill(root_a, 60)
+    edited = b"edited on b the moment it arrived\n"
+
+    async def main():
+        async with joined(root_a, root_b) as (a, b):
+            with trio.fail_after(60):
+                async for event in b.events():
+                    if isinstance(event, FileUpdated) and event.path == "d05/f0005.bin":
+                        (root_b / event.path).write_bytes(edited)
+                        break
+                while (root_a / "d05/f0005.bin").read_bytes() != edited:
+                    await trio.sleep(0.05)
+                while b.status()["files"] < 60 or not b.status()["in_sync"]:
+                    await trio.sleep(0.05)
+
+    trio.run(main)
+    _, me = _updates_by(root_b)
+    state = NodeState.open(root_b)
+    try:
+        mine = [p for p in state.metamap.files if state.metamap.winner(p).origin == me]
+    finally:
+        state.close()
+    assert mine == ["d05/f0005.bin"]
+    for rel, data in files.items():
+        if rel != "d05/f0005.bin":
+            assert (root_b / rel).read_bytes() == data
