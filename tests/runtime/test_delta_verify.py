@@ -1,6 +1,7 @@
 """A peer's Delta through the real path (runtime/replicadriver.py): its signatures are checked
-once, in a worker thread on the bytes that came, and the map does not check them again; a
-forged update beside good ones is still refused by the map, and the peer is dropped."""
+once, in a worker thread on the bytes that came, and the map does not check them again; the
+messages behind it are answered after it; a forged update beside good ones is still refused by
+the map, and the peer is dropped."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from gossip_backer.core.vv import VersionVector
 from gossip_backer.crypto.identity import Identity, make_update, update_to_wire
 from gossip_backer.protocol.peer import Authenticated, PeerConnection, Received
 from gossip_backer.runtime.state import NodeState
-from gossip_backer.wire.messages import PROTOCOL_VERSION, Delta, Hello
+from gossip_backer.wire.messages import PROTOCOL_VERSION, Delta, DeltaAck, Hello, Ping, Pong
 
 
 def _record(me: bytes, path: str) -> FileRecord:
@@ -28,6 +29,7 @@ class Peer:
         self.conn = PeerConnection(state.identity, state.mesh_secret, lambda k: True,
                                    initiator=True)
         self.stream = stream
+        self.inbox: list = []
 
     async def connect(self) -> None:
         await self.stream.send_all(self.conn.initial_bytes())
@@ -40,6 +42,7 @@ class Peer:
         if not data:
             raise trio.EndOfChannel
         events = self.conn.receive_data(data)
+        self.inbox += [e.message for e in events if isinstance(e, Received)]
         out = self.conn.data_to_send()
         if out:
             await self.stream.send_all(out)
@@ -84,12 +87,16 @@ def _exchange(root_a, state_b: NodeState, updates: list, *, wait_for_close: bool
                 await trio.testing.wait_all_tasks_blocked()
                 before = a.state.verifier.checked  # (the peers' hellos and member infos)
                 await peer.send(Delta(tuple(update_to_wire(u) for u in updates)))
+                await peer.send(Ping(7))  # behind the Delta: answered after it
                 with trio.fail_after(20):
                     if wait_for_close:
                         await peer.until_closed()
-                    else:
-                        while a.state.metamap.seq_of(state_b.identity.public) < updates[-1].seq:
+                        while "reason" not in found:  # a's side of the session ends too
                             await trio.sleep(0.01)
+                    else:
+                        while not any(isinstance(m, Pong) for m in peer.inbox):
+                            await peer.pump()
+                found["replies"] = [type(m) for m in peer.inbox if isinstance(m, (DeltaAck, Pong))]
                 found["map"] = a.state.metamap
                 found["checked"] = a.state.verifier.checked - before
                 nursery.cancel_scope.cancel()
@@ -106,6 +113,7 @@ def test_a_deltas_signatures_are_checked_once_off_the_loop(pair):
     held = {(u.origin, u.seq) for u in found["map"].updates()}
     assert all((u.origin, u.seq) in held for u in updates)
     assert found["checked"] == 0, "the map checked again what the worker thread had checked"
+    assert found["replies"] == [DeltaAck, Pong], "a message overtook the Delta before it"
 
 
 def test_a_forged_update_beside_good_ones_is_refused_and_its_sender_dropped(pair):
