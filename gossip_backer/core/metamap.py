@@ -214,13 +214,14 @@ class MetaMap:
                 return Outcome.APPLIED
             self._refresh_membership()
             return Outcome.APPLIED if self._valid(update) else Outcome.VOID
+        valid = self._valid(update)  # (folding data moves no membership: judged once)
         if held:  # state = fold of the newest valid update per (origin, key): recompute the key
             before = self._key_state(update.key)
             self._refold_key(update.key)
             changed = self._key_state(update.key) != before
         else:
-            changed = self._valid(update) and self._fold(update)
-        if not self._valid(update):
+            changed = valid and self._fold(update)
+        if not valid:
             return Outcome.VOID
         return Outcome.APPLIED if changed else Outcome.HELD
 
