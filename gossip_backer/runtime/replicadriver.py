@@ -59,7 +59,11 @@ class ReplicaDriver:
             return
         done = trio.Event()
         self._last[link] = done
-        await link.spawn(self._in_turn, link, message, before, done)
+        try:
+            await link.spawn(self._in_turn, link, message, before, done)
+        except BaseException:  # not spawned (the link is ending): nothing waits for it
+            self._done(link, done)
+            raise
 
     async def _in_turn(self, link: Link, message: object, before: trio.Event | None,
                        done: trio.Event) -> None:
@@ -70,11 +74,15 @@ class ReplicaDriver:
                                                          message.updates)
             if before is not None:
                 await before.wait()
-            self._deliver(link.peer, message, verified)  # a forgery: RemoteError, link dropped
+            if self._links.get(link.peer) is link:  # (not replaced by a newer link meanwhile)
+                self._deliver(link.peer, message, verified)  # a forgery: RemoteError, dropped
         finally:
-            done.set()
-            if self._last.get(link) is done:
-                del self._last[link]
+            self._done(link, done)
+
+    def _done(self, link: Link, done: trio.Event) -> None:
+        done.set()
+        if self._last.get(link) is done:
+            del self._last[link]
 
     def _deliver(self, peer: bytes, message: object, verified: frozenset[tuple]) -> None:
         try:
