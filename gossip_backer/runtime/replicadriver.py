@@ -26,6 +26,7 @@ from gossip_backer.runtime.state import NodeState
 from gossip_backer.wire.messages import Delta
 
 TICK = 0.25  # seconds: one gossip interval
+CHECK_OFF_LOOP = 64  # updates: a Delta this large has its signatures checked in a worker thread
 
 
 class ReplicaDriver:
@@ -52,9 +53,11 @@ class ReplicaDriver:
         and the replica trusts exactly those. The check runs beside the link's receive loop
         (link.spawn): awaited in it, it held up the block data behind the Delta for as long as
         the thread waited for the GIL between signatures (~5x its CPU time on a busy loop).
-        Messages behind the Delta wait their turn; with none pending they go in at once."""
+        Messages behind the Delta wait their turn; with none pending they go in at once, as
+        does a Delta of fewer than CHECK_OFF_LOOP updates (one local change, a member's info:
+        checked in the map, sooner than a thread hop and its wait for the GIL)."""
         before = self._last.get(link)
-        if before is None and not (isinstance(message, Delta) and message.updates):
+        if before is None and not _checked_off_loop(message):
             self._deliver(link.peer, message, frozenset())
             return
         done = trio.Event()
@@ -69,7 +72,7 @@ class ReplicaDriver:
                        done: trio.Event) -> None:
         try:
             verified: frozenset[tuple] = frozenset()
-            if isinstance(message, Delta) and message.updates:
+            if _checked_off_loop(message):
                 verified = await trio.to_thread.run_sync(verify_wire, self._state.mesh_id,
                                                          message.updates)
             if before is not None:
@@ -132,3 +135,7 @@ class ReplicaDriver:
             update = self._state.info_update(addresses)
             if update is not None:
                 self.local([update])
+
+
+def _checked_off_loop(message: object) -> bool:
+    return isinstance(message, Delta) and len(message.updates) >= CHECK_OFF_LOOP

@@ -13,6 +13,7 @@ from gossip_backer.core.record import FILE, FileRecord
 from gossip_backer.core.vv import VersionVector
 from gossip_backer.crypto.identity import Identity, make_update, update_to_wire
 from gossip_backer.protocol.peer import Authenticated, PeerConnection, Received
+from gossip_backer.runtime.replicadriver import CHECK_OFF_LOOP
 from gossip_backer.runtime.state import NodeState
 from gossip_backer.wire.messages import PROTOCOL_VERSION, Delta, DeltaAck, Hello, Ping, Pong
 
@@ -107,7 +108,7 @@ def _exchange(root_a, state_b: NodeState, updates: list, *, wait_for_close: bool
 
 def test_a_deltas_signatures_are_checked_once_off_the_loop(pair):
     root_a, root_b = pair
-    state_b, updates = _updates(root_b, 20, None)
+    state_b, updates = _updates(root_b, CHECK_OFF_LOOP + 6, None)
     state_b.close()
     found = _exchange(root_a, state_b, updates, wait_for_close=False)
     held = {(u.origin, u.seq) for u in found["map"].updates()}
@@ -118,12 +119,22 @@ def test_a_deltas_signatures_are_checked_once_off_the_loop(pair):
 
 def test_a_forged_update_beside_good_ones_is_refused_and_its_sender_dropped(pair):
     root_a, root_b = pair
-    state_b, updates = _updates(root_b, 5, forge_at=3)
+    state_b, updates = _updates(root_b, CHECK_OFF_LOOP, forge_at=50)
     state_b.close()
     found = _exchange(root_a, state_b, updates, wait_for_close=True)
     held = {(u.origin, u.seq) for u in found["map"].updates()}
-    assert all((u.origin, u.seq) in held for u in updates[:3]), "the good ones before it stay"
-    assert (updates[3].origin, updates[3].seq) not in held
-    assert (updates[4].origin, updates[4].seq) not in held
+    assert all((u.origin, u.seq) in held for u in updates[:50]), "the good ones before it stay"
+    assert not any((u.origin, u.seq) in held for u in updates[50:])
     assert found["checked"] == 1, "the forgery is checked by the map itself"
     assert "bad signature" in found["reason"]
+
+
+def test_a_small_delta_is_checked_in_the_map_at_once(pair):
+    root_a, root_b = pair
+    state_b, updates = _updates(root_b, 5, None)
+    state_b.close()
+    found = _exchange(root_a, state_b, updates, wait_for_close=False)
+    held = {(u.origin, u.seq) for u in found["map"].updates()}
+    assert all((u.origin, u.seq) in held for u in updates)
+    assert found["checked"] == 5
+    assert found["replies"] == [DeltaAck, Pong]
