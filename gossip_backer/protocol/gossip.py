@@ -30,16 +30,12 @@ carries only what we still lack (including the skipped updates, offered again).
 Flow control. The receiver absorbs updates at `absorb_rate` bytes/s (a token bucket refilled
 by `now`, holding at most `absorb_burst` seconds of rate, allowed to go into debt by one update so
 a large update always passes); the rest of the Delta is dropped and the Ack says how much was
-taken. The sender runs AIMD on `budget`, after a slow start as TCP's: all absorbed -> doubled
-until the first loss, +`budget_step` after it; less -> halve (never below `budget_min`); nothing
-absorbed -> also wait `retry_delay` before the next Delta (tick). (Additive from the start, a
-first sync of 10,000 files crossed in 21 Deltas of 240-740 updates, 0.3-0.5 s apart on busy
-nodes: the pulls behind them waited ~7 s for the last ones.)
+taken. The sender runs AIMD on `budget`: all absorbed -> +`budget_step`, less -> halve (never
+below `budget_min`); nothing absorbed -> also wait `retry_delay` before the next Delta (tick).
 
 Safety nets. `tick` sends a `Summary` (hash of our digest) every `summary_interval`; a peer
 whose digest hashes differently answers with its full Digest, which repairs our belief of it.
-A Delta unacknowledged for `delta_timeout` is given up (budget halved, slow start over) and
-recomputed; a late
+A Delta unacknowledged for `delta_timeout` is given up (budget halved) and recomputed; a late
 Ack of it may then acknowledge its successor early, which costs duplicates, never updates.
 
 Errors: a malformed update or digest is the peer's fault (RemoteError: disconnect); an update
@@ -129,7 +125,6 @@ class GossipSession:
         self.metamap = metamap
         self.budget, self.budget_min, self.budget_max = budget_initial, budget_min, budget_max
         self.budget_step = budget_step
-        self.slow_start = True  # doubling the budget until the peer first takes less than all
         self.summary_interval = summary_interval
         self.absorb_rate, self.absorb_burst = float(absorb_rate), absorb_burst
         self.delta_timeout, self.retry_delay = delta_timeout, retry_delay
@@ -187,7 +182,6 @@ class GossipSession:
         if self.in_flight and now - self._in_flight_at >= self.delta_timeout:
             self.in_flight = {}
             self.budget = max(self.budget_min, self.budget // 2)
-            self.slow_start = False
         out = self._next_delta(now) if self._can_send(now) else []
         if self._next_summary is None:
             self._next_summary = now + self.summary_interval
@@ -270,19 +264,16 @@ class GossipSession:
         return taken
 
     def _on_ack(self, msg: DeltaAck, now: float) -> list[Message]:
-        """Slow start, then AIMD on the budget; then the next Delta (or a back-off if the peer
-        took nothing)."""
+        """AIMD on the budget, then the next Delta (or a back-off if the peer took nothing)."""
         if msg.received < 0 or not 0 <= msg.absorbed <= msg.received:
             raise RemoteError("DeltaAck: impossible byte counts")
         if not self.in_flight:
             return []  # the Ack of a Delta we gave up on (tick): nothing to do
         self.in_flight = {}
         if msg.absorbed >= msg.received:
-            grown = self.budget * 2 if self.slow_start else self.budget + self.budget_step
-            self.budget = min(self.budget_max, grown)
+            self.budget = min(self.budget_max, self.budget + self.budget_step)
         else:
             self.budget = max(self.budget_min, self.budget // 2)
-            self.slow_start = False
         if msg.absorbed == 0 and msg.received > 0:
             self._paused_until = now + self.retry_delay
             return []

@@ -253,24 +253,6 @@ def test_aimd_budget_shrinks_for_a_slow_receiver_and_grows_back():
     assert state(a) == state(b)
 
 
-def test_the_budget_doubles_until_the_first_loss_then_grows_by_steps():
-    a, b = make_mesh(2)
-    for update in writes(a, 3000):
-        a.take(update)
-    sa = GossipSession(a.map, budget_initial=8 * KIB, budget_min=4 * KIB, budget_max=256 * KIB,
-                       budget_step=8 * KIB)
-    sa.receive(Digest(b.map.digest(), full=True), now=0.0)  # the first Delta goes
-    budgets = [sa.budget]
-    for i in range(3):  # each Delta taken whole: the next one twice as large
-        assert [type(m) for m in sa.receive(DeltaAck(100, 100), now=1.0 + i).send] == [Delta]
-        budgets.append(sa.budget)
-    assert budgets == [8 * KIB, 16 * KIB, 32 * KIB, 64 * KIB]
-    sa.receive(DeltaAck(100, 50), now=5.0)  # the peer took part of it: halve, slow start over
-    assert sa.budget == 32 * KIB and not sa.slow_start
-    sa.receive(DeltaAck(100, 100), now=6.0)
-    assert sa.budget == 40 * KIB
-
-
 def test_a_delta_the_receiver_takes_nothing_of_pauses_the_sender():
     a, b = make_mesh(2)
     for update in writes(a, 50):
