@@ -165,18 +165,16 @@ def _handler(node: Node):
 
 
 def _streamer(node: Node):
-    import json
-
     async def stream(req: dict, s: trio.SocketStream) -> None:
         """One line per event; the events queued meanwhile go out in one write (a pull of
         10,000 small files emits tens of thousands: one send each cost the loop ~20% of its
         time)."""
         async with node.subscribe() as events:
             async for event in events:
-                lines = [json.dumps(event.to_json()).encode()]
+                lines = [event.to_json_line().encode()]
                 while len(lines) < 1000:
                     try:
-                        lines.append(json.dumps(events.receive_nowait().to_json()).encode())
+                        lines.append(events.receive_nowait().to_json_line().encode())
                     except trio.WouldBlock:
                         break
                 try:

@@ -86,7 +86,9 @@ def conflict_copy(loser: FileRecord, suffixed: bool = False) -> FileRecord:
 
 
 def is_conflict_copy(path: str) -> bool:
-    return CONFLICT_MARK in posixpath.basename(path)
+    # the mark anywhere in the path first: one substring search, where splitting off the name
+    # of each of 10,000 paths made `status` cost milliseconds
+    return CONFLICT_MARK in path and CONFLICT_MARK in posixpath.basename(path)
 
 
 _COPY = re.compile(r"^(?P<stem>.+?)\.sync-conflict-\d{8}-\d{6}-(?P<node>[^.\-/]+)(?:-[0-9a-z]+)?(?P<ext>\.[^./]*)?$")

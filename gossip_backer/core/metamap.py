@@ -184,10 +184,13 @@ class MetaMap:
         return out
 
     # -- writing ---------------------------------------------------------------------------
-    def apply(self, update: SignedUpdate, *, signed_here: bool = False) -> Outcome:
+    def apply(self, update: SignedUpdate, *, signed_here: bool = False,
+              verified: bool = False) -> Outcome:
         """Take one update from anywhere (local, peer, store). Order-independent in effect.
         `signed_here`: this node has just signed it itself, so its signature is not checked
-        again (a scan of thousands of new files signs as many updates)."""
+        again (a scan of thousands of new files signs as many updates). `verified`: the caller
+        has checked this very update's signature already (a peer's Delta, checked off the loop:
+        protocol/gossip.py)."""
         if update.seq <= 0 or not _acceptable(update.payload):
             return Outcome.FORBIDDEN
         held = self._newest.get(update.origin, {}).get(_slot(update), 0)
@@ -198,7 +201,7 @@ class MetaMap:
         genesis = isinstance(update.payload, Grant) and update.origin == self.founder
         if not genesis and not self.membership.known(update.origin):
             return Outcome.NOT_YET
-        if not signed_here and not self._verify(update):
+        if not (signed_here or verified) and not self._verify(update):
             return Outcome.BAD_SIGNATURE
         self._store(update, held)
         if isinstance(update.payload, LiveEdit):
@@ -211,13 +214,14 @@ class MetaMap:
                 return Outcome.APPLIED
             self._refresh_membership()
             return Outcome.APPLIED if self._valid(update) else Outcome.VOID
+        valid = self._valid(update)  # (folding data moves no membership: judged once)
         if held:  # state = fold of the newest valid update per (origin, key): recompute the key
             before = self._key_state(update.key)
             self._refold_key(update.key)
             changed = self._key_state(update.key) != before
         else:
-            changed = self._valid(update) and self._fold(update)
-        if not self._valid(update):
+            changed = valid and self._fold(update)
+        if not valid:
             return Outcome.VOID
         return Outcome.APPLIED if changed else Outcome.HELD
 

@@ -46,7 +46,7 @@ whose signature fails was forged or corrupted by the peer or someone it trusted
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
 from gossip_backer.core.metamap import MetaMap, Outcome
@@ -147,10 +147,12 @@ class GossipSession:
         self._next_summary = now + self.summary_interval
         return self._emit([self._full_digest()])
 
-    def receive(self, msg: Message, now: float) -> GossipResult:
-        """Handle one message from the peer."""
+    def receive(self, msg: Message, now: float, verified: Container[tuple] = ()) -> GossipResult:
+        """Handle one message from the peer. `verified`: a Delta's (origin, seq, body, sig)
+        tuples whose signatures the caller has checked already (crypto.identity.verify_wire, off
+        the loop); the map checks every other update itself."""
         if isinstance(msg, Delta):
-            result = self._on_delta(msg, now)
+            result = self._on_delta(msg, now, verified)
         elif isinstance(msg, Digest):
             result = GossipResult(send=self._on_digest(msg, now))
         elif isinstance(msg, DeltaAck):
@@ -210,7 +212,7 @@ class GossipSession:
             out.append(self._partial_digest(news))
         return out
 
-    def _on_delta(self, msg: Delta, now: float) -> GossipResult:
+    def _on_delta(self, msg: Delta, now: float, verified: Container[tuple]) -> GossipResult:
         """Apply what the token bucket lets in; reply with our new digest entries, then the Ack."""
         updates = [update_from_wire(item) for item in msg.updates]
         taken = self._absorb(updates, now)
@@ -218,17 +220,19 @@ class GossipSession:
         blocked: set[bytes] = set()
         for update in updates:
             self.peer_has[update.origin] = max(self.peer_has.get(update.origin, 0), update.seq)
-        for update in updates[:taken]:
+        for item, update in zip(msg.updates[:taken], updates):
             if update.origin not in blocked:
-                self._apply(update, result, blocked)
+                checked = bool(verified) and tuple(item) in verified
+                self._apply(update, result, blocked, checked)
         touched = {u.origin: self.metamap.seq_of(u.origin) for u in updates}
         received = sum(u.size for u in updates)
         absorbed = sum(u.size for u in updates[:taken])
         result.send = [self._partial_digest(touched), DeltaAck(received, absorbed)]
         return result
 
-    def _apply(self, update: SignedUpdate, result: GossipResult, blocked: set[bytes]) -> None:
-        outcome = self.metamap.apply(update)
+    def _apply(self, update: SignedUpdate, result: GossipResult, blocked: set[bytes],
+               checked: bool) -> None:
+        outcome = self.metamap.apply(update, verified=checked)
         self.updates_received += 1
         if outcome is Outcome.BAD_SIGNATURE:
             raise ForgedUpdate(update, result)

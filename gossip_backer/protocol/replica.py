@@ -8,6 +8,8 @@ drive the same object.
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from gossip_backer.core.ids import NodeId
 from gossip_backer.core.metamap import MetaMap
 from gossip_backer.core.record import Grant, Revoke, SignedUpdate
@@ -45,8 +47,11 @@ class Replica:
         self.last_heard.pop(peer, None)
         self.last_ping.pop(peer, None)
 
-    def receive(self, peer: bytes, message: object, now: float) -> list[Effect]:
-        """A message from a connected peer. Raises RemoteError for a misbehaving peer."""
+    def receive(self, peer: bytes, message: object, now: float,
+                verified: Container[tuple] = ()) -> list[Effect]:
+        """A message from a connected peer. Raises RemoteError for a misbehaving peer.
+        `verified`: the update tuples of a Delta whose signatures the caller checked already
+        (GossipSession.receive)."""
         session = self.sessions.get(peer)
         if session is None:
             return []
@@ -58,7 +63,7 @@ class Replica:
         if not isinstance(message, GOSSIP_MESSAGES):
             return []
         try:
-            result = session.receive(message, now)
+            result = session.receive(message, now, verified)
         except ForgedUpdate as exc:
             # The valid updates before the forgery are kept; the peer is dropped by the caller.
             if exc.partial.applied:

@@ -27,7 +27,8 @@ class EventBus:
         self._subscribers: set[trio.MemorySendChannel] = set()
 
     def emit(self, event: Event) -> None:
-        log.info("%s", event.to_json())
+        if log.isEnabledFor(logging.INFO):  # (its JSON is not made for nobody: one per file)
+            log.info("%s", event.to_json())
         for channel in list(self._subscribers):
             try:
                 channel.send_nowait(event)

@@ -169,7 +169,7 @@ class Node:
             if self.folder is not None:
                 self.folder.live_cursors_from(link.peer, message)
         else:
-            self.driver.receive(link.peer, message)
+            await self.driver.receive(link, message)
 
     async def _on_block_message(self, link: Link, message: object) -> None:
         if self.folder is None:

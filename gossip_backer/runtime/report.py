@@ -44,9 +44,12 @@ class StatusReport:
 
     def in_sync(self) -> bool:
         """Metadata agrees with every connected peer and every version is on our disk."""
+        return self._mesh_in_sync() and (self._folder is None or self._folder.in_sync())
+
+    def _mesh_in_sync(self) -> bool:
+        """Metadata agrees with every connected peer, and we are a member."""
         me = self._state.metamap.membership.members.get(self._state.identity.public)
-        return (self._driver.in_sync() and me is not None and not me.revoked
-                and (self._folder is None or self._folder.in_sync()))
+        return self._driver.in_sync() and me is not None and not me.revoked
 
     def peers(self) -> list[dict]:
         out = []
@@ -60,12 +63,15 @@ class StatusReport:
         return out
 
     def status(self, listen: str | None, web: str | None) -> dict:
-        s = stored_status(self._state, self._join.error)  # no store read on the loop
-        s.update(running=True, listen=listen, web=web, net=self._links.net(), peers=self.peers())
+        """The status object. Asked about once a second while a GUI or a script watches, so
+        the map is not walked: a folder's counts come from its index (folder.counts), once."""
         folder = self._folder
+        s = stored_status(self._state, self._join.error,  # no store read on the loop
+                          count_files=folder is None)
+        s.update(running=True, listen=listen, web=web, net=self._links.net(), peers=self.peers())
         if folder is not None:
-            s.update(folder.counts())
-            s["in_sync"] = self.in_sync()
+            s.update(folder.counts())  # its "in_sync" is the folder machine's (Folder.in_sync)
+            s["in_sync"] = s["in_sync"] and folder.scanned.is_set() and self._mesh_in_sync()
             done = sum(t["done_bytes"] for t in s.get("transfers", []))
             progress = self._progress.update(s["pending_bytes"], done, time.monotonic())
             if progress is not None:

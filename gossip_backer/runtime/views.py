@@ -41,10 +41,12 @@ def totals(state: NodeState) -> tuple[int, int]:
     return files, size
 
 
-def stored_status(state: NodeState, error: str | None) -> dict:
+def stored_status(state: NodeState, error: str | None, *, count_files: bool = True) -> dict:
     """The status a stopped node's store gives (the running node adds what it knows): `error`,
-    why the inviter refused this node (the running node holds it; a stopped one reads it)."""
-    files, size = totals(state)
+    why the inviter refused this node (the running node holds it; a stopped one reads it).
+    `count_files=False` leaves `files` and `bytes` at 0 for a caller that counts them its own
+    way (a running folder's index): counting walks every path of the map."""
+    files, size = totals(state) if count_files else (0, 0)
     members = state.metamap.membership.members
     me = members.get(state.identity.public)
     problems = describe(invite_error=error, pending_invite=state.pending_invite() is not None,

@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from gossip_backer.core.metamap import Outcome
 from gossip_backer.core.record import MemberInfo, SignedUpdate
 from gossip_backer.core.vv import VersionVector
-from gossip_backer.crypto.identity import update_to_wire
+from gossip_backer.crypto.identity import update_to_wire, verify_wire
 from gossip_backer.errors import IntegrityError, LocalError, RemoteError
 from gossip_backer.protocol.gossip import GossipSession, digest_hash
+from gossip_backer.wire.codec import encode_payload
 from gossip_backer.wire.messages import Delta, DeltaAck, Digest, Ping, Summary, decode, encode
 from helpers import (
-    Network, Replica, empty_replica, file_record, identity, make_mesh, state, sync,
+    MESH_ID, Network, Replica, empty_replica, file_record, identity, make_mesh, state, sync,
 )
 
 KIB = 1024
@@ -431,3 +432,36 @@ def test_writes_while_connected_converge(ops, latency):
                     net.step()
     net.run()
     assert state(replicas[0]) == state(replicas[1]) == state(replicas[2])
+
+
+def test_updates_checked_by_the_caller_are_not_checked_again():
+    a, b = make_mesh(2)
+    made = [a.write(f"p{i}.txt", b"%d" % i) for i in range(5)]
+    items = tuple(update_to_wire(u) for u in made)
+    verified = verify_wire(MESH_ID, items)
+    assert verified == frozenset(items)
+    before = b.verifier.checked
+    result = GossipSession(b.map).receive(Delta(items), now=0.0, verified=verified)
+    assert [(u.origin, u.seq) for u in result.applied] == [(u.origin, u.seq) for u in made]
+    assert b.verifier.checked == before
+
+
+def test_a_forgery_is_refused_though_its_origin_seq_and_sig_were_checked_on_other_bytes():
+    a, b = make_mesh(2)
+    real = a.write("x.txt", b"x")
+    other = file_record("y.txt", VersionVector({a.id: 9}), a.id, b"y")
+    forged = (real.origin, real.seq, encode_payload(other), real.sig)
+    verified = verify_wire(MESH_ID, [update_to_wire(real), forged, (a.id, True, real.body, real.sig)])
+    assert verified == {update_to_wire(real)}  # the forgery (and a bool seq) left out
+    with pytest.raises(IntegrityError):  # the caller's check vouches for the real bytes only
+        GossipSession(b.map).receive(Delta((forged,)), now=0.0, verified=verified)
+    assert b.map.seq_of(a.id) == a.seq - 1
+
+
+def test_a_bool_sequence_number_is_malformed():
+    a, b = make_mesh(2)
+    real = a.write("x.txt", b"x")
+    item = (real.origin, True, real.body, real.sig)
+    with pytest.raises(RemoteError, match="malformed update"):  # not stored as update 1
+        GossipSession(b.map).receive(Delta((item,)), now=0.0,
+                                     verified={update_to_wire(real)})
