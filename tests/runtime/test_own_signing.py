@@ -57,7 +57,7 @@ def test_loop_stays_responsive_while_10000_updates_are_signed(tmp_path):
                 stop.set()
             assert spread == list(range(before + 1, before + FILES + 1))
             print(f"longest wake-up delay {max(latencies):.3f} s")
-            assert max(latencies) < 0.4, f"the loop stalled {max(latencies):.3f} s"
+            assert max(latencies) < 1.0, f"the loop stalled {max(latencies):.3f} s"
 
     trio.run(main)
 
