@@ -71,6 +71,9 @@ class Folder:
         self._nursery: trio.Nursery | None = None
         # Publishes (with the index writes decided beside them) waiting to be signed, in order
         self._to_publish, self._publishes = trio.open_memory_channel(math.inf)
+        self._queued_publishes = 0
+        self._all_published = trio.Event()  # nothing queued to publish (see full_scan)
+        self._all_published.set()
         self.scanned = trio.Event()  # the first full scan is done
         self.server = BlockServer(self.root, self.machine.index)
         self.puller = Puller(self.root, self.machine, self.server, self, self.clock)
@@ -179,6 +182,10 @@ class Folder:
 
     # -- scanning: the disk's side of the story, judged by the machine ----------------------
     async def full_scan(self) -> None:
+        """Scan the whole root and judge what it holds. Not while our versions are still being
+        signed (a first scan's): the paths found changed there would only wait, and the scan's
+        passing objects, made among the map's lasting ones, left its memory fragmented."""
+        await self._all_published.wait()
         previous = dict(self.index)  # a snapshot: the scan's worker thread never sees it move
         self.ignore.reload_if_changed()
         self._ignore_gen = self.ignore.generation
@@ -238,6 +245,9 @@ class Folder:
             for records in publishes:
                 self.machine.signing(records)
             self._to_publish.send_nowait((publishes, writes))
+            self._queued_publishes += 1
+            if self._all_published.is_set():
+                self._all_published = trio.Event()
         for effect in effects:
             if isinstance(effect, IndexWrite):
                 self.server.note_put(effect.puts)
@@ -285,6 +295,9 @@ class Folder:
             for records in publishes:
                 self.execute(self.machine.published(records, self.holds, self.clock.wall()))
             del publishes, writes, records
+            self._queued_publishes -= 1
+            if not self._queued_publishes:
+                self._all_published.set()
 
     def _rescan_later(self, paths: tuple[str, ...], delay: float) -> None:
         if paths and self._nursery is not None:
