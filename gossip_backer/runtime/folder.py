@@ -74,7 +74,7 @@ class Folder:
         self._queued_publishes = 0
         self._all_published = trio.Event()  # nothing queued to publish (see full_scan)
         self._all_published.set()
-        self.scanned = trio.Event()  # the first full scan is done
+        self.scanned = trio.Event()  # the first full scan is done, what it found published
         self.server = BlockServer(self.root, self.machine.index)
         self.puller = Puller(self.root, self.machine, self.server, self, self.clock)
         self.index_saver = IndexSaver(self.state)
@@ -125,7 +125,6 @@ class Folder:
             if not self.paused:  # judged: from now on a crash is this run's (a killed process
                 await trio.to_thread.run_sync(alive.beat, self.state_dir)  # before it still
                 # finds the mark of the power loss)
-            self.scanned.set()
             nursery.start_soon(self.index_saver.run)
             nursery.start_soon(self._rescan_loop)
             nursery.start_soon(self.retention.run)
@@ -135,6 +134,8 @@ class Folder:
             nursery.start_soon(self.puller.run)
             nursery.start_soon(self.live.run)
             nursery.start_soon(self.live_hub.run)
+            await self._all_published.wait()  # (what the first scan found is signed meanwhile)
+            self.scanned.set()
 
     async def _scan_once_watched(self) -> None:
         """One more full scan once the watcher is surely running: a file saved during the first
