@@ -3,9 +3,8 @@
 Signing is CPU work (encoding each payload, an Ed25519 signature: ~0.25 ms an update here); a
 first scan of 100,000 files signs as many. Done on the trio loop it stalled the node for seconds.
 A batch is numbered when it is made (its updates take the sequence numbers after the map's
-newest of ours), signed in a thread and stored in the store's; the loop applies and spreads it
-afterwards, in order (runtime/state.py `NodeState.make_many_off_loop`). PyNaCl's signing
-releases the GIL.
+newest of ours) and signed in a thread; the loop applies, stores and spreads it afterwards, in
+order (runtime/state.py `NodeState.make_many_off_loop`). PyNaCl's signing releases the GIL.
 """
 
 from __future__ import annotations
@@ -29,8 +28,6 @@ class SigningBatch:
         self.updates: list[SignedUpdate] = []
         self.error: BaseException | None = None
         self.signed = threading.Event()
-        self.stored = False  # its storing was queued in the store thread...
-        self.saved = False  # ...and is done
 
     def sign(self, identity: Identity, mesh_id: str) -> None:
         """(worker thread) Encode and sign every payload; `signed` is set in any case."""
