@@ -295,10 +295,12 @@ class Folder:
                 self.index_saver.write(write)
             for records in publishes:
                 self.execute(self.machine.published(records, self.holds, self.clock.wall()))
-            del publishes, writes, records
+            del publishes, writes
             self._queued_publishes -= 1
             if not self._queued_publishes:
                 self._all_published.set()
+                if len(records) >= PUBLISH_BATCH:  # glibc: a large publish's freed pages go back
+                    await trio.to_thread.run_sync(trim_now)
 
     def _rescan_later(self, paths: tuple[str, ...], delay: float) -> None:
         if paths and self._nursery is not None:
