@@ -28,9 +28,13 @@ class SigningBatch:
         self.updates: list[SignedUpdate] = []
         self.error: BaseException | None = None
         self.signed = threading.Event()
+        self._taken = threading.Lock()  # held by whoever signs it: the worker, or the loop
 
     def sign(self, identity: Identity, mesh_id: str) -> None:
-        """(worker thread) Encode and sign every payload; `signed` is set in any case."""
+        """(worker thread, or the loop when it cannot wait: the worker may not have begun)
+        Encode and sign every payload, once; `signed` is set in any case."""
+        if not self._taken.acquire(blocking=False):
+            return  # signed, or being signed, by the other side
         try:
             first = self.first
             self.updates = [make_update(identity, mesh_id, first + i, p)

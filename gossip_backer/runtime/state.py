@@ -223,6 +223,7 @@ class NodeState:
         batch, self._signing = self._signing, None
         if batch is None:
             return
+        batch.sign(self.identity, self.mesh_id)  # here, if its worker thread has not begun
         batch.signed.wait()
         if batch.error is not None:
             raise LocalError(f"signing our updates failed: {batch.error}") from batch.error
