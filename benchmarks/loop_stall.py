@@ -40,6 +40,7 @@ class StallMeter:
         self.longest_task = ""
         self.over = [0] * len(CUTS)
         self.steps = 0
+        self.by_task: dict[str, float] = {}  # each task's longest step
         self.sql_total = 0.0  # seconds the loop's thread spent in store statements
         self.sql_longest = 0.0
         self.sql_longest_what = ""
@@ -55,13 +56,18 @@ class StallMeter:
                 self.over[i] += 1
         if took > self.longest:
             self.longest, self.longest_task = took, task.name
+        if took > self.by_task.get(task.name, 0.0):
+            self.by_task[task.name] = took
 
     def report(self) -> dict:
         return {"longest_ms": round(self.longest * 1000, 1), "longest_task": self.longest_task,
                 "steps": self.steps, **{f"over_{int(c * 1000)}ms": n for c, n in zip(CUTS, self.over)},
                 "sql_on_loop_ms": round(self.sql_total * 1000, 1),
                 "sql_longest_on_loop_ms": round(self.sql_longest * 1000, 1),
-                "sql_longest_on_loop": self.sql_longest_what}
+                "sql_longest_on_loop": self.sql_longest_what,
+                "longest_by_task_ms": {name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1]:
+                                       round(t * 1000, 1) for name, t in sorted(
+                                           self.by_task.items(), key=lambda kv: -kv[1])[:4]}}
 
     def _blocked(self, took: float, what: str) -> None:
         self.sql_total += took
@@ -191,7 +197,8 @@ def main(argv: list[str]) -> int:
         print(f"  {node}: longest loop stall {r['longest_ms']} ms ({r['longest_task']}), steps over "
               f"10/50/100 ms: {r['over_10ms']}/{r['over_50ms']}/{r['over_100ms']} of {r['steps']}; "
               f"loop blocked on the store: longest {r['sql_longest_on_loop_ms']} ms, "
-              f"total {r['sql_on_loop_ms']} ms (longest: {r['sql_longest_on_loop']})")
+              f"total {r['sql_on_loop_ms']} ms (longest: {r['sql_longest_on_loop']}); "
+              f"longest step by task: {r['longest_by_task_ms']}")
     return 0
 
 

@@ -4,7 +4,7 @@ memory of a node holding many files. Prints a table, or one JSON object with --j
     python benchmarks/node_footprint.py [--idle-seconds 60] [--files 100000] [--settle-seconds 20]
                                         [--json]
 
-`rss_bytes` is read as soon as `status` counts every file (the node may still be busy: its
+`rss_bytes` is read as soon as `status` counts every file, published (the node may still be busy: its
 second full scan starts 0.5 s after the first), `settled_rss_bytes` --settle-seconds later; then
 the node is stopped and started again (`restart_*`: until `status` counts every file, and the
 RSS --settle-seconds after that).
@@ -99,7 +99,7 @@ def many_files(base: Path, n: int, settle: float) -> dict:
     t0 = time.time()
     p = start(root)
     try:
-        wait(lambda: _files(root) == n, 1800)
+        wait(lambda: _published(root, n), 1800)
         took = time.time() - t0
         mem = memory(p.pid)
         time.sleep(settle)  # the second full scan (0.5 s after the first) and its trim are over
@@ -111,7 +111,7 @@ def many_files(base: Path, n: int, settle: float) -> dict:
     t0 = time.time()
     p = start(root)  # a restart: the node loads its update log and index, then rescans
     try:
-        wait(lambda: _files(root) == n, 1800)
+        wait(lambda: _published(root, n), 1800)
         took = time.time() - t0
         time.sleep(settle)
         mem = memory(p.pid)
@@ -121,12 +121,14 @@ def many_files(base: Path, n: int, settle: float) -> dict:
         _stop([p])
 
 
-def _files(root: Path) -> int | None:
-    """Files the node holds, or None while it is too busy to answer `status` in time."""
+def _published(root: Path, n: int) -> bool:
+    """Does the node hold `n` files, all published (`in_sync`: our versions are signed in the
+    background after the scan counted the files)? False while it is too busy to answer."""
     try:
-        return cli("status", str(root))["files"]
+        status = cli("status", str(root))
     except subprocess.CalledProcessError:
-        return None
+        return False
+    return status["files"] == n and status["in_sync"]
 
 
 def _stop(procs: list) -> None:

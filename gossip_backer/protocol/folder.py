@@ -177,6 +177,8 @@ class FolderMachine:
         # refetched -> the vv of the version their row said the disk held
         self.live = None  # the LiveMachine (protocol/live.py), when the interpreter runs one
         self.own_writes = OwnWrites()  # files just placed: their watcher events are ours
+        self._signing: dict[str, int] = {}  # paths of Publishes still being signed -> how many
+        # (only an interpreter that signs them off its loop says so: `signing`, `published`)
 
     def after_power_loss(self, last_alive: float) -> None:
         """The previous run ended with the machine losing power (`last_alive`: its last sign of
@@ -216,6 +218,8 @@ class FolderMachine:
         if settle:
             settling |= {p for p in result.changed if result.entries[p].kind == FILE
                          and 0 <= wall_ns - result.entries[p].mtime_ns < SETTLE_NS}
+        waiting = self._waiting_for_signing(result)
+        settling |= waiting
         if settling:
             out.append(Rescan(tuple(sorted(settling)), SETTLE))
         role = self.role()
@@ -251,9 +255,10 @@ class FolderMachine:
                     result.entries[path] = puts[-1]
         for path in result.refreshed:  # inode or folder mtime moved: no new version
             old = self.index.get(path)
-            if old is not None and path not in result.changed:
+            if old is not None and path not in result.changed and path not in waiting:
                 puts.append(index_entry(result.entries[path], old.vv))
-        gone = sorted((p for p in result.deleted if p in self.index), key=lambda p: -p.count("/"))
+        gone = sorted((p for p in result.deleted if p in self.index and p not in waiting),
+                      key=lambda p: -p.count("/"))
         if role == READ_WRITE:
             for path in gone:
                 if path in rolled:
@@ -274,6 +279,14 @@ class FolderMachine:
             out += [Emit(Conflict(wall, conflict.original_of(c.path) or c.path, c.path))
                     for c in kept]
         return out
+
+    def _waiting_for_signing(self, result: ScanResultLike) -> set[str]:
+        """Paths a scan found changed or gone while our last version of them is still being
+        signed: judged again once it is in the map. Judged now, a deletion would find no version
+        to delete (the file would come back) and an edit a base the map does not hold yet."""
+        if not self._signing:
+            return set()
+        return {p for p in (*result.changed, *result.deleted, *result.refreshed) if p in self._signing}
 
     def _keep_unseen(self, unseen: VersionVector | None, record: FileRecord) -> list[FileRecord]:
         """The conflict copy of the version the row said the disk held (`unseen`: the row's vv,
@@ -435,12 +448,37 @@ class FolderMachine:
             self._mark(self.stalled)
             self.stalled.clear()
 
+    # -- our versions being signed (an interpreter that signs off its loop) -------------------
+    def signing(self, records: Iterable[FileRecord]) -> None:
+        """The interpreter began carrying out a `Publish` of `records` and signs them in the
+        background: until `published`, their paths wait. No disk work starts there (a peer's
+        version would be judged against a row whose version the map does not hold yet), a scan's
+        change there is judged later, and the folder is not in sync."""
+        signing = self._signing
+        for r in records:
+            signing[r.path] = signing.get(r.path, 0) + 1
+
+    def published(self, records: Iterable[FileRecord], holds: Holds, wall: float) -> list:
+        """`records` (an earlier `signing`'s) are signed, applied, stored and spread: the map
+        moved there (`map_changed`)."""
+        paths, signing = [], self._signing
+        for r in records:
+            paths.append(r.path)
+            left = signing.pop(r.path, 1) - 1
+            if left > 0:
+                signing[r.path] = left
+        if not signing:
+            self._signing = {}  # a first scan's 100,000 paths: the table itself goes too
+        return self.map_changed(paths, holds, wall)
+
     # -- disk side: needs, in order ------------------------------------------------------------
     def _mark(self, paths: Iterable[str]) -> None:
         if self._dirty is not None:
             self._dirty.update(paths)
 
     def _need(self, path: str) -> mirror.Need | None:
+        if path in self._signing:
+            return None  # our version there is not in the map yet: judged once it is
         entry = self.index.get(path)
         if entry is not None and not entry.vv and self._role == PENDING:
             return None  # our own content, unpublished until the grant says who we are
@@ -536,7 +574,7 @@ class FolderMachine:
         return out
 
     def _startable(self, need: mirror.Need, now: float) -> bool:
-        if need.path in self.busy:
+        if need.path in self.busy or need.path in self._signing:
             return False
         stall = self.stalled.get(need.path)
         if stall is not None and now < stall.retry_at:
@@ -890,7 +928,7 @@ class FolderMachine:
 
     def in_sync(self) -> bool:
         return (self.scanned and not self.paused and not self.disk_full and not self.busy
-                and not self.pending() and not self.unpublished())
+                and not self._signing and not self.pending() and not self.unpublished())
 
     def in_sync_event(self, wall: float) -> list:
         """An `InSync` event when the folder just became in sync."""

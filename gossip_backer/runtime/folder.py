@@ -13,6 +13,7 @@ stores the index behind, and retention (runtime/retention.py) trims the revision
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -38,7 +39,7 @@ RESCAN_INTERVAL = 3600.0
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
 WATCH_SETTLE = 0.5  # seconds after start when the OS watcher is surely watching
 ALIVE_EVERY = 5.0  # seconds between signs of life on disk (disk/alive.py)
-PUBLISH_BATCH = 1024  # own updates signed, stored and spread at once (see Folder._publish)
+PUBLISH_BATCH = 1024  # own updates signed, stored and spread at once (see Folder._publishing)
 
 
 class Folder:
@@ -68,7 +69,12 @@ class Folder:
         self.watch = watch
         self._ignore_gen = self.ignore.generation
         self._nursery: trio.Nursery | None = None
-        self.scanned = trio.Event()  # the first full scan is done
+        # Publishes (with the index writes decided beside them) waiting to be signed, in order
+        self._to_publish, self._publishes = trio.open_memory_channel(math.inf)
+        self._queued_publishes = 0
+        self._all_published = trio.Event()  # nothing queued to publish (see full_scan)
+        self._all_published.set()
+        self.scanned = trio.Event()  # the first full scan is done, what it found published
         self.server = BlockServer(self.root, self.machine.index)
         self.puller = Puller(self.root, self.machine, self.server, self, self.clock)
         self.index_saver = IndexSaver(self.state)
@@ -114,11 +120,11 @@ class Folder:
             self.machine.after_power_loss(lost)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._publishing)
             await self.full_scan()
             if not self.paused:  # judged: from now on a crash is this run's (a killed process
                 await trio.to_thread.run_sync(alive.beat, self.state_dir)  # before it still
                 # finds the mark of the power loss)
-            self.scanned.set()
             nursery.start_soon(self.index_saver.run)
             nursery.start_soon(self._rescan_loop)
             nursery.start_soon(self.retention.run)
@@ -128,6 +134,8 @@ class Folder:
             nursery.start_soon(self.puller.run)
             nursery.start_soon(self.live.run)
             nursery.start_soon(self.live_hub.run)
+            await self._all_published.wait()  # (what the first scan found is signed meanwhile)
+            self.scanned.set()
 
     async def _scan_once_watched(self) -> None:
         """One more full scan once the watcher is surely running: a file saved during the first
@@ -180,6 +188,10 @@ class Folder:
 
     # -- scanning: the disk's side of the story, judged by the machine ----------------------
     async def full_scan(self) -> None:
+        """Scan the whole root and judge what it holds. Not while our versions are still being
+        signed (a first scan's): the paths found changed there would only wait, and the scan's
+        passing objects, made among the map's lasting ones, left its memory fragmented."""
+        await self._all_published.wait()
         previous = dict(self.index)  # a snapshot: the scan's worker thread never sees it move
         self.ignore.reload_if_changed()
         self._ignore_gen = self.ignore.generation
@@ -233,11 +245,20 @@ class Folder:
 
     # -- carrying out the machine's effects --------------------------------------------------
     def execute(self, effects: list) -> None:
+        publishes = [e.records for e in effects if isinstance(e, Publish)]
+        if publishes:  # signed in the background: the rows decided beside them are stored after
+            writes = [e for e in effects if isinstance(e, IndexWrite)]
+            for records in publishes:
+                self.machine.signing(records)
+            self._to_publish.send_nowait((publishes, writes))
+            self._queued_publishes += 1
+            if self._all_published.is_set():
+                self._all_published = trio.Event()
         for effect in effects:
             if isinstance(effect, IndexWrite):
-                self._index_write(effect)
-            elif isinstance(effect, Publish):
-                self._publish(effect.records)
+                self.server.note_put(effect.puts)
+                if not publishes:
+                    self.index_saver.write(effect)
             elif isinstance(effect, Rescan):
                 self._rescan_later(effect.paths, effect.delay)
             elif isinstance(effect, Emit):
@@ -259,24 +280,32 @@ class Folder:
         if updates:
             self.spread(updates)
 
-    def _publish(self, records: tuple[FileRecord, ...]) -> None:
-        """Sign, apply, store and spread our new versions; the map moved, so ask the machine
-        again (conflict copies of what we just published).
+    async def _publishing(self) -> None:
+        """Sign, apply, store and spread our new versions, in the order the machine decided
+        them, the signing in a worker thread (the loop serves peers meanwhile); then store the
+        index rows decided beside them (a stop before that finds those files changed at the
+        next start, and publishes them then: nothing is lost), and tell the machine, whose map
+        moved (conflict copies of what we just published).
 
         A first scan publishes every file at once: signed PUBLISH_BATCH at a time, so that one
         batch's passing objects (updates, signatures, bodies) are freed before the next is made
         and the next reuses their memory. Made all at once, 100,000 of them were freed between
         the map's lasting objects and left ~12 MB of the heap's pages held for good."""
-        published = False
-        for start in range(0, len(records), PUBLISH_BATCH):
-            updates = self.state.make_many(list(records[start:start + PUBLISH_BATCH]))
-            if updates:
-                published = True
-                self.spread(updates)
-            del updates
-        if published:
-            self.execute(self.machine.map_changed([r.path for r in records], self.holds,
-                                                  self.clock.wall()))
+        async for publishes, writes in self._publishes:
+            for records in publishes:
+                for start in range(0, len(records), PUBLISH_BATCH):
+                    await self.state.make_many_off_loop(list(records[start:start + PUBLISH_BATCH]),
+                                                        self.spread)
+            for write in writes:
+                self.index_saver.write(write)
+            for records in publishes:
+                self.execute(self.machine.published(records, self.holds, self.clock.wall()))
+            del publishes, writes
+            self._queued_publishes -= 1
+            if not self._queued_publishes:
+                self._all_published.set()
+                if len(records) >= PUBLISH_BATCH:  # glibc: a large publish's freed pages go back
+                    await trio.to_thread.run_sync(trim_now)
 
     def _rescan_later(self, paths: tuple[str, ...], delay: float) -> None:
         if paths and self._nursery is not None:
@@ -284,10 +313,6 @@ class Folder:
                 await trio.sleep(delay)
                 await self.scan_some(paths)
             self._nursery.start_soon(later)
-
-    def _index_write(self, write: IndexWrite) -> None:
-        self.index_saver.write(write)
-        self.server.note_put(write.puts)
 
     def save_index_now(self) -> None:
         """(at a clean stop) Save what the index saver has not saved yet; no sign of life left."""

@@ -238,7 +238,7 @@ def test_content_nobody_reachable_holds_is_unavailable_and_never_blocks_in_sync(
     counts = machine.counts()
     assert machine.in_sync() and counts["unavailable"] == ["f"] and counts["pending_files"] == 0
     machine.peers_changed()  # a peer connects: asked again at once
-    assert [n.path for n in machine.next_work(UNAVAILABLE_AFTER + 1.5)] == ["f"]
+    assert [n.path for n in machine.next_work(UNAVAILABLE_AFTER + 1.01)] == ["f"]
 
 
 def test_after_a_power_loss_what_the_disk_took_back_is_fetched_again_not_published() -> None:
