@@ -323,22 +323,28 @@ def _make_parents(base: Path, full: Path) -> None:
     current = os.fspath(base)  # strings, not Path objects: this runs for every file written
     below = os.fspath(full)[len(current):].strip("/").split("/")  # (`full` is under `base`)
     for part in below[:-1]:
-        current = os.path.join(current, part)
-        st = safepath.lstat_or_none(current)
-        if st is None:
-            try:
-                os.mkdir(current, 0o755)
-            except FileExistsError:
-                st = os.lstat(current)
-            except OSError as exc:
-                raise disk_error(exc, "create folder", Path(current)) from exc
-            else:
-                fsync_dir(Path(current).parent)
-                continue
-        if stat.S_ISLNK(st.st_mode):
+        parent, current = current, os.path.join(current, part)
+        st = _folder_or_made(current, parent)
+        if st is not None and stat.S_ISLNK(st.st_mode):
             raise BadPath(f"{current} became a symlink")
-        if not stat.S_ISDIR(st.st_mode):
+        if st is not None and not stat.S_ISDIR(st.st_mode):
             raise DiskError(f"cannot create {full}: {current} is not a folder")
+
+
+def _folder_or_made(current: str, parent: str) -> os.stat_result | None:
+    """What is at `current` (lstat), for the caller to refuse a symlink or a non-folder; or None
+    when nothing was there and the folder was made (mode 0755, `parent` fsynced)."""
+    st = safepath.lstat_or_none(current)
+    if st is not None:
+        return st
+    try:
+        os.mkdir(current, 0o755)
+    except FileExistsError:
+        return os.lstat(current)
+    except OSError as exc:
+        raise disk_error(exc, "create folder", Path(current)) from exc
+    fsync_dir(Path(parent))
+    return None
 
 
 def _prepare(root: Path | str, path: str) -> Path:
@@ -386,16 +392,7 @@ class BatchFolders:
         up, _, name = folder.rpartition("/")
         parent = self._folder(up, path)
         current = os.path.join(parent, name)
-        st = safepath.lstat_or_none(current)
-        if st is None:
-            try:
-                os.mkdir(current, 0o755)
-            except FileExistsError:
-                st = os.lstat(current)
-            except OSError as exc:
-                raise disk_error(exc, "create folder", Path(current)) from exc
-            else:
-                fsync_dir(Path(parent))
+        st = _folder_or_made(current, parent)
         if st is not None and stat.S_ISLNK(st.st_mode):
             raise BadPath(f"{path!r} goes through the symlink {folder}")
         if st is not None and not stat.S_ISDIR(st.st_mode):

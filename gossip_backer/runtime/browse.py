@@ -81,6 +81,7 @@ async def resolve(state, folder, copy: str, keep: str) -> dict:
         changed = {copy, original}
     folder.record_archived(archived)
     await folder.scan_some(changed, settle=False)
+    await folder.all_published()  # answered once the resolution is in the map and spreading
     return {"path": original, "kept": keep}
 
 

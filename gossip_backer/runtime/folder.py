@@ -208,6 +208,11 @@ class Folder:
         del result, previous  # the scan's entries, and what it read of the index, are garbage now
         await trio.to_thread.run_sync(trim_now)  # glibc: the scan's freed pages go back
 
+    async def all_published(self) -> None:
+        """Wait until every version the machine has decided so far is signed, in the map and
+        spread (they are signed in the background: `_publishing`)."""
+        await self._all_published.wait()
+
     async def scan_some(self, paths: Iterable[str], rules_changed: bool = False,
                         settle: bool = True) -> None:
         """Re-examine `paths`; `settle=False` for files we wrote ourselves (restore)."""

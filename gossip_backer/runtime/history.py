@@ -158,6 +158,7 @@ class HistoryService:
         await trio.to_thread.run_sync(finish_restored, tmp, v, expect, mode, archive)
         folder.record_archived(archived)
         await folder.scan_some({path}, settle=False)
+        await folder.all_published()  # the restored version is in the map: its id is the answer
         current = [x for x in history.from_map(self._state.metamap, path) if x.current]
         return {"path": path, "version": current[0].id if current else v.id}
 
