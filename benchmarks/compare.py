@@ -1,7 +1,8 @@
 """gossip-backer side by side with Syncthing and rsync, on 127.0.0.1 (see benchmarks/README.md).
 
     python benchmarks/compare.py [--quick] [--json] [--cases a,b,...] [--tools a,b,...]
-                                 [--keep] [--workdir DIR] [--profile DIR [--profile-gil]] [--perf DIR]
+                                 [--keep] [--workdir DIR] [--profile DIR [--profile-gil] [--profile-timeline]]
+                                 [--perf DIR]
 
 Cases (each with the tools that apply; datasets generated from a seed under a temporary folder):
   initial_small   2,000 files of 1-256 KiB dropped into a synced, empty folder
@@ -421,9 +422,11 @@ class Bench:
             self.profile_dir.mkdir(parents=True, exist_ok=True)
             gil = ["--gil"] if self.args.profile_gil else []
             for side, pid in zip("AB", pair.pids()):
-                out = self.profile_dir / f"{case}-{side}.txt"
+                timeline = self.args.profile_timeline
+                out = self.profile_dir / f"{case}-{side}.{'speedscope.json' if timeline else 'txt'}"
                 procs.append(subprocess.Popen(
-                    [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+                    [spy, "record", "--pid", str(pid), "--rate", "250",
+                     *(["--format", "speedscope", "--idle"] if timeline else ["--format", "raw"]),
                      "--output", str(out), "--threads", *gil],
                     stdout=subprocess.DEVNULL, stderr=open(self.profile_dir / "py-spy.log", "ab")))
         if self.perf_dir is not None:
@@ -628,6 +631,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "nodes during each case into DIR (timings then include py-spy's cost)")
     p.add_argument("--profile-gil", action="store_true",
                    help="with --profile: only the thread holding the GIL (py-spy --gil)")
+    p.add_argument("--profile-timeline", action="store_true",
+                   help="with --profile: speedscope files (samples in time order, per thread: "
+                        "what each thread did when) instead of collapsed stacks")
     p.add_argument("--perf", metavar="DIR",
                    help="record perf samples (-g, native and kernel) of both gossip-backer nodes "
                         "during each case into DIR")

@@ -164,13 +164,23 @@ def _handler(node: Node):
     return handle
 
 
+EVENT_COALESCE = 0.02  # seconds: a write of the event stream follows the last one after this at
+# the earliest; the events of a burst meanwhile go out in that write
+
+
 def _streamer(node: Node):
     async def stream(req: dict, s: trio.SocketStream) -> None:
         """One line per event; the events queued meanwhile go out in one write (a pull of
         10,000 small files emits tens of thousands: one send each cost the loop ~20% of its
-        time)."""
+        time). An event after a quiet spell goes out at once; within a burst, a write waits
+        until EVENT_COALESCE after the last (a pull of 2,000 files wrote ~10% of the loop's
+        busy time into the stream, each write a wake-up of the reader)."""
+        last_write = -EVENT_COALESCE
         async with node.subscribe() as events:
             async for event in events:
+                wait = last_write + EVENT_COALESCE - trio.current_time()
+                if wait > 0:
+                    await trio.sleep(wait)
                 lines = [event.to_json_line().encode()]
                 while len(lines) < 1000:
                     try:
@@ -181,5 +191,6 @@ def _streamer(node: Node):
                     await s.send_all(b"\n".join(lines) + b"\n")
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
+                last_write = trio.current_time()
 
     return stream

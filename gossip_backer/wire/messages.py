@@ -339,13 +339,20 @@ def encode_plain(msg: Message) -> bytes:
     return pack([msg.TAG, *_values(msg)])
 
 
+def _worth_packing(msg: Message) -> bool:
+    """A BlockBatch of plain block requests only is mostly hashes, which deflate cannot shrink:
+    deflating it cost a receiver of 2,000 small files ~4% of its loop's busy time for nothing.
+    Its delta requests' signatures are what shrinks."""
+    return type(msg) is not BlockBatch or bool(msg.deltas)
+
+
 def encode(msg: Message) -> bytes:
     if type(msg) is BlockData:
         return b"".join(_block_parts(msg))
     if type(msg) is BlockBatchData:
         return _encode_batch(msg)
     plain = encode_plain(msg)
-    if msg.TAG in PACKED_KINDS and PACKED_MIN <= len(plain) <= PACKED_MAX:
+    if msg.TAG in PACKED_KINDS and PACKED_MIN <= len(plain) <= PACKED_MAX and _worth_packing(msg):
         deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
         packed = pack([PACKED, deflate.compress(plain) + deflate.flush()])
         if len(packed) < len(plain):

@@ -333,6 +333,23 @@ def test_a_gossip_delta_travels_deflated_when_that_is_smaller() -> None:
     assert unpack(encode(Ping(1)))[0] == Ping.TAG  # other kinds: as they are
 
 
+def test_a_batch_of_plain_block_requests_travels_as_it_is() -> None:
+    """Its hashes do not deflate: packing it only cost the receiver CPU. A batch with delta
+    requests still travels deflated when that is smaller (their signatures shrink)."""
+    same = os.urandom(32)  # a one-block file: its block hash is its file hash, which deflates
+    plain_only = BlockBatch(tuple(BlockRequest(i, same, same, 0, 4096) for i in range(64)))
+    raw = encode(plain_only)
+    assert unpack(raw)[0] == BlockBatch.TAG
+    assert decode(raw) == plain_only
+    signature = bytes(range(16)) * 64
+    with_deltas = BlockBatch(plain_only.requests[:4], tuple(
+        DeltaRequest(100 + i, os.urandom(32), same, 0, 65536, 65536, 4096, signature)
+        for i in range(8)))
+    raw = encode(with_deltas)
+    assert unpack(raw)[0] == messages.PACKED
+    assert decode(raw) == with_deltas
+
+
 @pytest.mark.parametrize("packed", [
     pack([messages.PACKED, b"not deflate data"]),
     pack([messages.PACKED, "text"]),
