@@ -29,10 +29,10 @@ so that the next scan does not hash them again, but they make no new version.
 
 A `scan_paths()` given `progress` hands over what it found so far while it walks (a folder of
 thousands of files copied into the root is published, and fetched by peers, while the rest of it
-is still hashed): every `PROGRESS_SECONDS` of walking, the new or changed entries seen since the
-last hand-over go to `progress` as a ScanResult of their own (only `entries` and `changed`), and
-leave the final result's `changed`. Deletions, unstable files and errors come in the final result
-only.
+is still hashed): after `PROGRESS_FIRST` of walking, then every `PROGRESS_SECONDS`, the new or
+changed entries seen since the last hand-over go to `progress` as a ScanResult of their own
+(only `entries` and `changed`), and leave the final result's `changed`. Deletions, unstable
+files and errors come in the final result only.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ CHUNK = 1 << 20  # read files in 1 MiB chunks
 TWO_THREADS = 8 << 20  # files from this size are hashed on two threads (`_hash_on_two_threads`)
 CHUNK_BUFFERS = 2  # chunks in hand at once: one read here while the helper cuts the other (a
 # sender rescanning a large file during an in-place edit holds 1 MiB more, not 3)
-PROGRESS_SECONDS = 0.25  # a partial scan_paths hands over what it found this often
+PROGRESS_SECONDS = 0.25  # a partial scan_paths hands over what it found this often,
+PROGRESS_FIRST = 0.05  # the first time this soon: the peers start fetching while the rest is hashed
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
                | getattr(os, "O_CLOEXEC", 0))
 
@@ -411,7 +412,7 @@ class _Scanner(TreeScan):
         self.root = os.path.abspath(os.fspath(root))
         self.hash_file = hasher or hash_file
         self._progress = progress
-        self._handed_at = time.monotonic()
+        self._handed_at = time.monotonic() - (PROGRESS_SECONDS - PROGRESS_FIRST)
 
     def _hand_over(self) -> None:
         """Give `progress` the changes found since the last hand-over (see the module

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 
 import pytest
 
@@ -335,6 +336,7 @@ def test_scan_paths_hands_over_progress(tree, monkeypatch):
     for i in range(30):
         _write(tree / "new" / f"d{i % 3}" / f"f{i}.txt", f"file {i}")
     monkeypatch.setattr(scan_mod, "PROGRESS_SECONDS", 0.0)  # hand over at every entry
+    monkeypatch.setattr(scan_mod, "PROGRESS_FIRST", 0.0)
     parts = []
     res = scan_paths(tree, ["new"], first.entries, IgnoreMatcher.load(tree),
                      hash_file=CountingHash(), progress=parts.append)
@@ -348,6 +350,30 @@ def test_scan_paths_hands_over_progress(tree, monkeypatch):
     quiet = scan_paths(tree, ["new"], first.entries, IgnoreMatcher.load(tree),
                        hash_file=CountingHash())  # without `progress`: all in the result
     assert len(quiet.changed) == 34
+
+
+def test_the_first_hand_over_comes_early(tree, monkeypatch):
+    """The first files of a large new subtree go to the peers after PROGRESS_FIRST of walking,
+    not a whole PROGRESS_SECONDS: a tree dropped into the folder starts crossing sooner."""
+    first = _scan(tree)
+    for i in range(20):
+        _write(tree / "new" / f"f{i:02d}.txt", f"file {i}")
+    monkeypatch.setattr(scan_mod, "PROGRESS_SECONDS", 60.0)
+    monkeypatch.setattr(scan_mod, "PROGRESS_FIRST", 0.05)
+    inner = CountingHash()
+
+    def slow_hash(*args, **kwargs):
+        time.sleep(0.01)
+        return inner(*args, **kwargs)
+
+    parts = []
+    start = time.monotonic()
+    res = scan_paths(tree, ["new"], first.entries, IgnoreMatcher.load(tree), hash_file=slow_hash,
+                     progress=lambda part: parts.append((time.monotonic() - start, part)))
+    assert len(parts) == 1  # then nothing more until PROGRESS_SECONDS
+    took, part = parts[0]
+    assert 0.05 <= took < 0.2 and 0 < len(part.changed) < 21
+    assert len(part.changed) + len(res.changed) == 21
 
 
 def test_scan_paths_adds_unknown_ancestors(tree):
