@@ -12,31 +12,42 @@ import trio.testing
 from gossip_backer.runtime.puller import _Batcher
 
 
-def test_groups_queued_during_a_hop_are_finished_together_in_the_next():
+async def _disk(fn, *args):
+    return await trio.to_thread.run_sync(fn, *args)
+
+
+def _held_batcher(hold_every: bool) -> tuple[_Batcher, list[list[str]], threading.Event]:
+    """A batcher of one hop at a time whose hops record their items' names and wait for
+    `release` (the first hop only, unless `hold_every`)."""
     release = threading.Event()
     hops: list[list[str]] = []
 
     def run_batch(items) -> None:  # (worker thread)
         hops.append([item.work for item in items])
-        if len(hops) == 1:
+        if hold_every or len(hops) == 1:
             release.wait(10)
 
-    async def disk(fn, *args):
-        return await trio.to_thread.run_sync(fn, *args)
+    return _Batcher(_disk, 64, 1, run_batch=run_batch), hops, release
 
+
+async def _hop_started(hops: list) -> None:
+    while not hops:
+        await trio.sleep(0.001)
+
+
+def test_groups_queued_during_a_hop_are_finished_together_in_the_next():
     async def main():
-        batcher = _Batcher(disk, 64, 1, run_batch=run_batch)
+        batcher, hops, release = _held_batcher(hold_every=False)
+        finished = []
+
+        async def task(name: str) -> None:
+            await batcher.run(name)
+            finished.append(name)
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(batcher.loop)
-            finished = []
-
-            async def task(name: str) -> None:
-                await batcher.run(name)
-                finished.append(name)
-
             nursery.start_soon(task, "first")
-            while not hops:  # the first hop is under way in its thread
-                await trio.sleep(0.001)
+            await _hop_started(hops)
             for name in ("a", "b", "c"):
                 nursery.start_soon(task, name)
             await trio.testing.wait_all_tasks_blocked()
@@ -51,23 +62,12 @@ def test_groups_queued_during_a_hop_are_finished_together_in_the_next():
 
 
 def test_a_group_cancelled_before_its_hop_is_dropped_and_one_under_way_completes():
-    release = threading.Event()
-    hops: list[list[str]] = []
-
-    def run_batch(items) -> None:
-        hops.append([item.work for item in items])
-        release.wait(10)
-
-    async def disk(fn, *args):
-        return await trio.to_thread.run_sync(fn, *args)
-
     async def main():
-        batcher = _Batcher(disk, 64, 1, run_batch=run_batch)
+        batcher, hops, release = _held_batcher(hold_every=True)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(batcher.loop)
             nursery.start_soon(batcher.run, "running")
-            while not hops:
-                await trio.sleep(0.001)
+            await _hop_started(hops)
             with trio.move_on_after(0.05):  # queued behind the running hop, then given up
                 await batcher.run("dropped")
             release.set()
