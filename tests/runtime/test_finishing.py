@@ -56,7 +56,7 @@ def test_groups_queued_during_a_hop_are_finished_together_in_the_next():
                 while len(finished) < 4:
                     await trio.sleep(0.001)
             nursery.cancel_scope.cancel()
-        assert hops == [["first"], ["a", "b", "c"]]
+        assert [sorted(hop) for hop in hops] == [["first"], ["a", "b", "c"]]  # (tasks start in any order)
 
     trio.run(main)
 
