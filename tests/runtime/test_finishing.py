@@ -56,7 +56,8 @@ def test_groups_queued_during_a_hop_are_finished_together_in_the_next():
                 while len(finished) < 4:
                     await trio.sleep(0.001)
             nursery.cancel_scope.cancel()
-        assert [sorted(hop) for hop in hops] == [["first"], ["a", "b", "c"]]  # (tasks start in any order)
+        # (tasks start in any order)
+        assert [sorted(hop) for hop in hops] == [["first"], ["a", "b", "c"]]
 
     trio.run(main)
 
