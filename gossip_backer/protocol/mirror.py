@@ -195,8 +195,8 @@ def kept_folder(metamap: MetaMap, me: bytes, record: FileRecord, disk_vv: Versio
 
 def paths_to_judge(metamap: MetaMap, index: dict[str, DiskEntry]) -> Iterator[str]:
     """Every path of the map, and every path the disk holds a mesh version of, each once (read
-    as they are judged: the three sets of 100,000 paths this made for a folder's full refresh,
-    every 30 s, left ~17 MB of freed heap that stayed in the process's RSS)."""
+    as they are judged: a folder's full refresh, every 30 s, made three passing sets of every
+    path here, ~4 MB each at 100,000 paths)."""
     files = metamap.files
     yield from files
     for path, entry in index.items():
