@@ -18,7 +18,7 @@ version that content is (`vv`). The map says which version every node should hol
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from gossip_backer.core import conflict
@@ -193,9 +193,15 @@ def kept_folder(metamap: MetaMap, me: bytes, record: FileRecord, disk_vv: Versio
     return replace(record, vv=fresh(metamap, record.path, base, me), origin=me, deleted=False)
 
 
-def paths_to_judge(metamap: MetaMap, index: dict[str, DiskEntry]) -> set[str]:
-    """Every path of the map, and every path the disk holds a mesh version of."""
-    return set(metamap.files) | {p for p, e in index.items() if e.vv}
+def paths_to_judge(metamap: MetaMap, index: dict[str, DiskEntry]) -> Iterator[str]:
+    """Every path of the map, and every path the disk holds a mesh version of, each once (read
+    as they are judged: a folder's full refresh, every 30 s, made three passing sets of every
+    path here, ~4 MB each at 100,000 paths)."""
+    files = metamap.files
+    yield from files
+    for path, entry in index.items():
+        if entry.vv and path not in files:
+            yield path
 
 
 def needed(metamap: MetaMap, index: dict[str, DiskEntry]) -> list[Need]:

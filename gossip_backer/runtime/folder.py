@@ -297,20 +297,27 @@ class Folder:
         and the next reuses their memory. Made all at once, 100,000 of them were freed between
         the map's lasting objects and left ~12 MB of the heap's pages held for good."""
         async for publishes, writes in self._publishes:
-            for records in publishes:
-                for start in range(0, len(records), PUBLISH_BATCH):
-                    await self.state.make_many_off_loop(list(records[start:start + PUBLISH_BATCH]),
-                                                        self.spread)
-            for write in writes:
-                self.index_saver.write(write)
-            for records in publishes:
-                self.execute(self.machine.published(records, self.holds, self.clock.wall()))
-            del publishes, writes
+            largest = await self._publish(publishes, writes)
+            del publishes, writes  # not kept while waiting for the next (a tuple of 100,000)
             self._queued_publishes -= 1
             if not self._queued_publishes:
                 self._all_published.set()
-                if len(records) >= PUBLISH_BATCH:  # glibc: a large publish's freed pages go back
+                if largest >= PUBLISH_BATCH:  # glibc: a large publish's freed pages go back
                     await trio.to_thread.run_sync(trim_now)
+
+    async def _publish(self, publishes: list[tuple[FileRecord, ...]],
+                       writes: list[IndexWrite]) -> int:
+        """One scan's `Publish`es (see `_publishing`): how many records the largest held. Its
+        own function so that no loop variable keeps the last effect's tuples alive after it."""
+        for records in publishes:
+            for start in range(0, len(records), PUBLISH_BATCH):
+                await self.state.make_many_off_loop(list(records[start:start + PUBLISH_BATCH]),
+                                                    self.spread)
+        for write in writes:
+            self.index_saver.write(write)
+        for records in publishes:
+            self.execute(self.machine.published(records, self.holds, self.clock.wall()))
+        return max(map(len, publishes))
 
     def _rescan_later(self, paths: tuple[str, ...], delay: float) -> None:
         if paths and self._nursery is not None:

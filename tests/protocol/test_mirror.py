@@ -193,6 +193,18 @@ def test_needed_skips_what_the_disk_holds() -> None:
     assert [n.path for n in mirror.needed(w.map, index)] == ["b"]
 
 
+
+def test_paths_to_judge_are_read_as_judged_each_once() -> None:
+    """A full refresh judges every path: they are read one by one from the map and the index,
+    each once, with no set of all of them made (three passing sets of 100,000 paths every 30 s
+    in a node holding that many)."""
+    w = World().put(file("a", vv(a=1), A), file("b", vv(a=2), A, b"b"))
+    index = {"b": entry_of(w.map.winner("b")), "c": entry_of(file("c", vv(b=9), B)),
+             "mine": entry_of(file("mine", VersionVector(), A))}  # unpublished: not the map's
+    paths = mirror.paths_to_judge(w.map, index)
+    assert iter(paths) is paths  # read lazily, not a set of every path
+    assert list(paths) == ["a", "b", "c"]
+
 # --- disk_version ---------------------------------------------------------------------------
 
 

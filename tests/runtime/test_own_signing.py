@@ -6,13 +6,14 @@ nothing (the scan is redone at the next start)."""
 from __future__ import annotations
 
 import os
+import sys
 
 import trio
 
 from gossip_backer import Node
 from gossip_backer.core.record import FILE, FileRecord
 from gossip_backer.core.vv import VersionVector
-from gossip_backer.protocol.effects import Publish
+from gossip_backer.protocol.effects import IndexWrite, Publish
 from gossip_backer.runtime import folder as folder_module
 from gossip_backer.runtime.state import NodeState
 
@@ -137,3 +138,23 @@ def test_a_stop_while_signing_loses_nothing(tmp_path, monkeypatch):
             assert all(not node.state.metamap.winner(p).deleted for p in files)
 
     trio.run(second_run)
+
+
+def test_a_published_scan_keeps_none_of_its_effects(tmp_path):
+    """Once published, a scan's records and index rows are the map's and the index's: the
+    publishing task kept the last tuple of each (100,000 pointers each after a first scan)
+    while it waited for the next scan."""
+    root = NodeState.init(tmp_path / "a", "alpha").root
+
+    async def main():
+        async with Node.open(root, watch=False) as node:
+            await node.folder.scanned.wait()
+            records = _records(node.state.identity.public, 2000)
+            write = IndexWrite((), ("gone.txt",))
+            held = sys.getrefcount(records), sys.getrefcount(write)
+            node.folder.execute([Publish(records, user=True), write])
+            with trio.fail_after(60):
+                await node.folder.all_published()
+            assert (sys.getrefcount(records), sys.getrefcount(write)) == held
+
+    trio.run(main)
