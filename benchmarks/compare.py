@@ -53,7 +53,7 @@ from tools import datasets  # noqa: E402
 from tools import backer as backer_tool  # noqa: E402
 from tools import rsyncd, syncthing  # noqa: E402
 from tools.common import (PeakRss, Timeout, cleanup, cpu_seconds, dir_stats, same_tree,  # noqa: E402
-                          settle, wait_until)
+                          settle, steal_seconds, wait_until)
 
 BACKER, ST, ST1, RSYNC = "gossip-backer", "syncthing", "syncthing-1s", "rsync"
 TOOLS = (BACKER, ST, ST1, RSYNC)
@@ -243,6 +243,7 @@ class Bench:
         wire0 = pair.wire_bytes()
         profiler = self.profile_start(pair, tool, case)
         cpu0 = [cpu_seconds(p) for p in pair.pids()]
+        steal0 = steal_seconds()
         try:
             with PeakRss(pair.pids()) as rss:
                 x = act()
@@ -253,6 +254,8 @@ class Bench:
             self.profile_stop(profiler)
         rss.cpu = [None if a is None or b is None else round(b - a, 2)
                    for a, b in zip(cpu0, [cpu_seconds(p) for p in pair.pids()])]
+        steal1 = steal_seconds()
+        rss.steal = None if steal0 is None or steal1 is None else round(steal1 - steal0, 2)
         fast = getattr(pair, "wire_bytes_fast", pair.wire_bytes)
         settle(fast, self.quiet)
         wire = pair.wire_bytes() - wire0
@@ -262,7 +265,7 @@ class Bench:
         cpu = getattr(rss, "cpu", [None, None])
         return {"peak_rss_bytes": rss.peak, "rss_sender_bytes": rss.of(pair.pids()[0]),
                 "rss_receiver_bytes": rss.of(pair.pids()[1]), "cpu_sender_s": cpu[0],
-                "cpu_receiver_s": cpu[1]}
+                "cpu_receiver_s": cpu[1], "steal_s": getattr(rss, "steal", None)}
 
     def verify(self, pair) -> None:
         diff = same_tree(pair.a_root, pair.b_root)

@@ -120,6 +120,18 @@ def rss_bytes(pid: int) -> int | None:
     return None if kib is None else kib * 1024
 
 
+def steal_seconds() -> float | None:
+    """CPU time the hypervisor gave to others while this VM wanted it, all CPUs, so far (the
+    `steal` column of /proc/stat): the same work measured 40-70% more CPU seconds in some runs
+    here, and steal during a case says the machine, not the code, was slower."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else None
+
+
 def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) the process and its reaped children used so far: on a shared
     machine a steadier figure than wall time."""
