@@ -15,13 +15,11 @@ import trio
 from gossip_backer.core.record import IndexEntry
 from gossip_backer.errors import StoreError
 from gossip_backer.protocol.effects import IndexWrite
-from gossip_backer.runtime.heap import trim_now
 from gossip_backer.runtime.state import NodeState
 
 log = logging.getLogger(__name__)
 INDEX_SAVE_DELAY = 0.05  # seconds index rows wait to be saved together
 INDEX_RETRY = 5.0
-TRIM_AFTER = 1024  # rows in a batch after which the heap is trimmed
 
 
 class IndexSaver:
@@ -44,17 +42,14 @@ class IndexSaver:
             await self._wake.wait()
             self._wake = trio.Event()
             await trio.sleep(INDEX_SAVE_DELAY)  # gather what the next moments write
-            saved = await self._save_unsaved()
-            if saved is None:
+            if not await self._save_unsaved():
                 await trio.sleep(INDEX_RETRY)
                 self._wake.set()
-            elif saved >= TRIM_AFTER:  # glibc: the batch's table (~4 MB for 100,000 rows) goes back
-                await trio.to_thread.run_sync(trim_now)
 
-    async def _save_unsaved(self) -> int | None:
-        """Save the rows waiting, as one batch: how many, or None if the store failed (they wait
-        again). The batch is not kept once saved: held until the next write came (a first
-        scan's 100,000 rows), its table stayed in the heap for good."""
+    async def _save_unsaved(self) -> bool:
+        """Save the rows waiting, as one batch: False if the store failed (they wait again).
+        The batch is not kept once saved: held until the next write came (a first scan's
+        100,000 rows), its table stayed in the heap for good."""
         batch, self._unsaved = self._unsaved, {}
         try:
             with trio.CancelScope(shield=True):  # a batch taken is a batch written
@@ -63,8 +58,8 @@ class IndexSaver:
             log.warning("saving the index failed (%s); retrying", exc)
             for path, row in batch.items():
                 self._unsaved.setdefault(path, row)
-            return None
-        return len(batch)
+            return False
+        return True
 
     def save_later(self) -> None:
         """(at a clean stop) Hand what is not saved yet to the store, which state.close() waits
