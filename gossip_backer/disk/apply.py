@@ -7,8 +7,9 @@ The puller writes verified blocks into it in any order; `finish` then
 
   1. re-hashes the whole temp file against the version's hash (mismatch: IntegrityError, the temp
      file is deleted, nothing changes at the target),
-  2. sets permission bits and mtime and fsyncs the file (a batch of small files: `seal` each,
-     one `make_durable` for all, then `place` each and `sync_folders` once; a large file's
+  2. sets permission bits and mtime and fsyncs the file (a round of small files: `seal` each,
+     one `make_durable` for all and the renames of the round before, then `place` each; the
+     last round's renames get a `sync_folders` of their own; a large file's
      writeback was begun as its blocks were written, `start_writeback`, so little is left),
   3. looks at the target one last time: if it is not what the caller last scanned (`expect`, a
      `Stat`, or None for "nothing there") the user changed it meanwhile, so `LocalChanged` is raised
@@ -279,13 +280,16 @@ def _syncfs(fd: int) -> bool:
 _SYNCFS = None
 
 
-def make_durable(temps: list["TempFile"]) -> None:
-    """The written bytes of every temp file (sealed, not yet placed) reach the disk: one syncfs
-    for a batch of small files where Linux has it (an fsync each costs a journal commit each),
-    else an fsync each. A temp file is placed only after this returns."""
+def make_durable(temps: list["TempFile"], folders: Iterable[Path] = ()) -> None:
+    """The written bytes of every temp file (sealed, not yet placed) reach the disk, and with
+    them the renames made earlier in `folders`: one syncfs for it all where Linux has it (an
+    fsync each costs a journal commit each), else an fsync each and `fsync_dir` each folder. A
+    temp file is placed only after this returns."""
+    folders = list(dict.fromkeys(folders))
     if not temps:
+        sync_folders(folders)
         return
-    if len(temps) > 1:
+    if len(temps) > 1 or folders:
         try:
             if _syncfs(temps[0].descriptor()):
                 return
@@ -293,6 +297,8 @@ def make_durable(temps: list["TempFile"]) -> None:
             raise disk_error(exc, "sync", temps[0].path) from exc
     for t in temps:
         t.sync()
+    for folder in folders:
+        fsync_dir(folder)
 
 
 def sync_folders(folders: Iterable[Path]) -> None:

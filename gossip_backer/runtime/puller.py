@@ -58,8 +58,8 @@ PREPARE_HOPS = 3  # such hops at once
 SMALL_BATCH = 64  # files up to BUFFER_FILE assembled by one task, prepared and finished in one
 # worker-thread hop each (a task, two hops and their wake-ups per file cost more than the file's
 # own disk work)
-FINISH_GROUPS = 64  # small-file tasks' groups finished in one worker-thread hop, at most
-FINISH_HOPS = 2  # such hops at once (one writes and renames while the other waits for syncfs)
+FINISH_GROUPS = 64  # small-file tasks' groups sealed in one hop, and placed in one round, at most
+SEAL_HOPS = 2  # hops sealing small files at once (beside the round that syncs and places them)
 DISK_THREADS = 4  # worker threads the puller's disk work uses at once (more only fight for the GIL)
 
 
@@ -161,13 +161,27 @@ def archiver(root: Path, entry: IndexEntry | None, archived: list):
 
 @dataclass
 class _Hop:
-    """One file's share of a batched worker-thread hop."""
+    """One file's (or one task's group's) share of a batched worker-thread hop."""
 
-    work: object  # run in the worker thread (what it returns depends on the batcher)
-    place: object = None  # a finish's second half, once the batch's bytes are durable
+    work: object  # run in the worker thread (what it is depends on the batcher)
     done: trio.Event = field(default_factory=trio.Event)
     result: object = None
     error: BaseException | None = None
+
+
+async def _queued(queue: list[_Hop], item: _Hop) -> None:
+    """Queue `item` and wait for its hop. Cancelled before the hop took it, it is dropped;
+    cancelled while under way in a thread, it is waited for, like any disk hop."""
+    queue.append(item)
+    try:
+        await item.done.wait()
+    except trio.Cancelled:
+        if item in queue:
+            queue.remove(item)
+            raise
+        with trio.CancelScope(shield=True):
+            await item.done.wait()
+        raise
 
 
 class _Batcher:
@@ -175,28 +189,18 @@ class _Batcher:
     hop per batch, not per file (each hop is a GIL hand-off and a thread wake-up). A lone file
     waits for nothing: a batch is whatever queued while the previous one ran."""
 
-    def __init__(self, disk, batch: int, hops: int, run_batch=None) -> None:
-        """`run_batch(items)` runs in the worker thread (default: each item's `work`)."""
+    def __init__(self, disk, batch: int, hops: int) -> None:
         self._disk = disk
         self._batch = batch
         self._hops = hops
-        self._run_batch = run_batch or self.run_batch
         self._queue: list[_Hop] = []
         self._ready = trio.Event()
 
-    async def run(self, work, place=None):
-        item = _Hop(work, place)
-        self._queue.append(item)
+    async def run(self, work):
+        """`work()` run in a batch's worker thread; what it returns or raises."""
+        item = _Hop(work)
         self._ready.set()
-        try:
-            await item.done.wait()
-        except trio.Cancelled:
-            if item in self._queue:  # not started: dropped
-                self._queue.remove(item)
-                raise
-            with trio.CancelScope(shield=True):  # under way in a thread, like any disk hop
-                await item.done.wait()
-            raise
+        await _queued(self._queue, item)
         if item.error is not None:
             raise item.error
         return item.result
@@ -220,7 +224,7 @@ class _Batcher:
 
     async def _hop(self, batch: list[_Hop], slots: trio.Semaphore) -> None:
         try:
-            await self._disk(self._run_batch, batch)
+            await self._disk(self.run_batch, batch)
         finally:
             slots.release()
             for item in batch:
@@ -236,53 +240,114 @@ class _Batcher:
                 item.error = exc
 
 
-def _finish_batch(batch: list[_Sealing]) -> None:
-    """(worker thread) Small files are moved into place in batches: every file of a batch is
-    written and verified (`work`: its sealed temp file), then one `make_durable` makes all their
-    bytes durable (one syncfs instead of an fsync each), then each is renamed into place
-    (`place`: (stat, folder)), then `sync_folders` makes the renames durable before any file of
-    the batch is reported done. So a file is renamed only once its bytes are durable, as alone."""
-    sealed = []
-    for item in batch:
+def _seal_all(sealings: list["_Sealing"]) -> None:
+    """(worker thread) Each file written and verified into its sealed temp file, or its error
+    kept."""
+    for item in sealings:
         try:
-            sealed.append((item, item.work()))
+            item.seal()
         except BaseException as exc:
             item.error = exc
+
+
+def _finish_round(batch: list["_Sealing"], renamed: list["_Sealing"]) -> None:
+    """(worker thread) One round of small files (see `_Finisher`): one `make_durable` makes the
+    bytes of every sealed file of `batch` durable, and with them the renames of `renamed` (the
+    round before), then each file is renamed into place (`place`). So a file is renamed only
+    once its bytes are durable, and reported done only once its rename is, as alone."""
+    sealed = [item for item in batch if item.error is None]
+    renamed = [item for item in renamed if item.error is None and item.folder is not None]
     try:
-        apply.make_durable([tmp for _, tmp in sealed])
+        apply.make_durable([item.tmp for item in sealed], (item.folder for item in renamed))
     except BaseException as exc:
-        for item, _ in sealed:
+        for item in sealed + renamed:
             item.error = exc
         return
-    placed: list[tuple[_Sealing, Path]] = []
-    for item, _ in sealed:
+    for item in sealed:
         try:
-            item.result, folder = item.place()
-            placed.append((item, folder))
+            item.result, item.folder = item.place()
         except BaseException as exc:
             item.error = exc
+
+
+def _sync_renames(renamed: list["_Sealing"]) -> None:
+    """(worker thread) The renames of the last round made durable (nothing else is queued)."""
+    renamed = [item for item in renamed if item.error is None and item.folder is not None]
     try:
-        apply.sync_folders(folder for _, folder in placed)
+        apply.sync_folders(item.folder for item in renamed)
     except BaseException as exc:
-        for item, _ in placed:
+        for item in renamed:
             item.error = exc
 
 
-def _finish_groups(groups: list[_Hop]) -> None:
-    """(worker thread) The small files of every task that queued a group (`work`: its
-    _Sealing list) while the previous finishing hop ran, finished together (_finish_batch):
-    once the first files of a tree are placed, each task holds a few files (the free room), and
-    a hop per task cost 232 hops of two syncfs each for 2,000 files."""
-    _finish_batch([sealing for group in groups for sealing in group.work])
+class _Finisher:
+    """Small files made durable and placed in rounds, one round at a time (a group commit, as a
+    database commits many transactions with one flush). A task's files (its group) are first
+    written and sealed, in hops shared by the tasks (`_Batcher`, SEAL_HOPS at once); then a
+    round takes every sealed group queued meanwhile, makes their bytes durable together with
+    the renames of the round before (whose groups are only then done), and renames them. When
+    no group waits, its renames get a sync of their own at once, so a lone file waits for
+    nothing. Under load that is one syncfs a round instead of two, and the rounds grow."""
+
+    def __init__(self, disk, groups: int) -> None:
+        self._disk = disk
+        self._groups = groups
+        self._sealer = _Batcher(disk, groups, SEAL_HOPS)
+        self._queue: list[_Hop] = []
+        self._ready = trio.Event()
+
+    async def run(self, sealings: list["_Sealing"]) -> None:
+        """Finish `sealings`: each ends with its `result` (the stat once placed) or `error`."""
+        await self._sealer.run(lambda: _seal_all(sealings))
+        self._ready.set()
+        await _queued(self._queue, _Hop(sealings))
+
+    async def loop(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._sealer.loop)
+            await self._rounds()
+
+    async def _rounds(self) -> None:
+        renamed: list[_Hop] = []  # the last round's groups: renamed, not yet durable
+        batch: list[_Hop] = []  # this round's
+        try:
+            while True:
+                if not self._queue:
+                    if renamed:
+                        await self._disk(_sync_renames, _sealings(renamed))
+                        renamed = _wake(renamed)
+                    await self._ready.wait()
+                self._ready = trio.Event()
+                batch, self._queue = self._queue[:self._groups], self._queue[self._groups:]
+                await self._disk(_finish_round, _sealings(batch), _sealings(renamed))
+                _wake(renamed)
+                renamed, batch = batch, []
+        finally:
+            with trio.CancelScope(shield=True):  # a stop: what was renamed is made durable
+                pending = renamed + batch
+                if pending:
+                    await self._disk(_sync_renames, _sealings(pending))
+                _wake(pending)
+
+
+def _sealings(groups: list[_Hop]) -> list["_Sealing"]:
+    return [sealing for group in groups for sealing in group.work]
+
+
+def _wake(groups: list[_Hop]) -> list[_Hop]:
+    """Wake the tasks of `groups` (their files are placed, or failed); none is left pending."""
+    for group in groups:
+        group.done.set()
+    return []
 
 
 class _Sealing:
-    """A small file's share of a finishing hop (_finish_batch): its buffered blocks written and
-    its temp file sealed (`work`), then, once the batch is durable, moved into place (`place`).
+    """A small file's share of the finishing (_Finisher): its buffered blocks written and its
+    temp file sealed (`seal`), then, once its round is durable, moved into place (`place`).
     (A _Hop with two closures cost a trio.Event and three objects more per file.)"""
 
     __slots__ = ("root", "rec", "tmp", "buffered", "entry", "archived", "target", "result",
-                 "error")
+                 "error", "folder")
 
     def __init__(self, root: Path, job: _Job, entry: IndexEntry | None, archived: list) -> None:
         self.root, self.rec, self.tmp, self.buffered = root, job.need.record, job.tmp, job.buffered
@@ -290,14 +355,15 @@ class _Sealing:
         self.target: Path | None = None
         self.result: Stat | None = None
         self.error: BaseException | None = None
+        self.folder: Path | None = None  # where it was renamed (its sync makes that durable)
 
-    def work(self) -> TempFile:
+    def seal(self) -> None:
+        """(worker thread) The buffered blocks written, the whole checked, the temp file sealed."""
         rec, tmp = self.rec, self.tmp
         for offset, data in self.buffered:
             tmp.write_at(offset, data)
         self.target = tmp.seal(None, rec.hash, rec.mode, rec.mtime_ns,
                                digest=_buffered_digest(self.buffered, rec.size))
-        return tmp
 
     def place(self) -> tuple[Stat | None, Path]:
         entry = self.entry
@@ -344,7 +410,7 @@ class Puller:
         self.bytes_reused = 0
         self._disk_limiter = trio.CapacityLimiter(DISK_THREADS)
         self._preparer = _Batcher(self._disk, PREPARE_BATCH, PREPARE_HOPS)
-        self._finisher = _Batcher(self._disk, FINISH_GROUPS, FINISH_HOPS, run_batch=_finish_groups)
+        self._finisher = _Finisher(self._disk, FINISH_GROUPS)
 
     async def _disk(self, fn, *args):
         """Run blocking disk work in a worker thread (a few at a time)."""
@@ -540,7 +606,7 @@ class Puller:
             raise _Unavailable()
 
     def _sealing(self, job: _Job, entry: IndexEntry | None, archived: list) -> "_Sealing":
-        """A small file's share of a finishing hop (_finish_batch)."""
+        """A small file's share of a finishing round (_Finisher)."""
         return _Sealing(self.root, job, entry, archived)
 
     # -- small files, many to a task ---------------------------------------------------------

@@ -573,6 +573,29 @@ def test_a_batch_is_sealed_made_durable_then_placed(root: Path, monkeypatch, syn
     assert all(temps(root / f"d{i}") == [] for i in range(3))
 
 
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_one_sync_makes_a_batch_durable_with_the_renames_before_it(root: Path, monkeypatch,
+                                                                  syncfs: bool) -> None:
+    """A round of small files (runtime/puller.py `_Finisher`) makes its own bytes and the round
+    before's renames durable at once: one syncfs, or an fsync of each file and each folder."""
+    synced, dirs = [], []
+    real_syncfs, real_fsync_dir = apply._syncfs, apply.fsync_dir
+    monkeypatch.setattr(apply, "_syncfs", lambda fd: synced.append(fd) or (
+        real_syncfs(fd) if syncfs else False))
+    monkeypatch.setattr(apply, "fsync_dir", lambda folder: dirs.append(folder) or
+                        real_fsync_dir(folder))
+    before = TempFile.create(root, "d0/before.txt")
+    before.write_at(0, b"before")
+    folder = before.place(before.seal(None, h(b"before"), 0o644, MTIME), None)
+    t = TempFile.create(root, "d1/now.txt")
+    t.write_at(0, b"now")
+    t.seal(None, h(b"now"), 0o644, MTIME)
+    synced.clear(), dirs.clear()  # (making the folders synced them too)
+    apply.make_durable([t], [folder, folder])
+    assert len(synced) == 1  # one temp file alone would be an fsync: the folder asks for more
+    assert dirs == ([] if syncfs else [folder])
+
+
 def test_seal_refuses_bad_content_and_place_a_changed_target(root: Path) -> None:
     t = TempFile.create(root, "a.txt")
     t.write_at(0, b"good")
