@@ -134,15 +134,18 @@ def _u8(data: bytes | memoryview | np.ndarray) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-_SMALL_WEIGHTS = np.arange(_WIDTH, 0, -1, dtype=np.uint64)  # n..1 for a block of n <= _WIDTH
+_SMALL = 16 << 10  # bytes: up to this, weak_sum is one dot product in uint16 (it wraps mod 2^16,
+# all the sum keeps): 4 KiB 28 -> 10 us, a tiny file's scan (10,000 files: ~0.2 s less)
+_SMALL_WEIGHTS = np.arange(_SMALL, 0, -1, dtype=np.uint32).astype(np.uint16)  # n..1 mod 2^16
 
 
 def weak_sum(block: bytes | memoryview | np.ndarray) -> int:
     """The rsync weak checksum of one block: a | b << 16 (see the module docstring)."""
     x = _u8(block)
-    if len(x) <= _WIDTH:  # a delta signature's chunk: two numpy calls (26 -> 17 us a KiB)
-        a = int(x.sum(dtype=np.uint64))
-        b = int(np.dot(x, _SMALL_WEIGHTS[_WIDTH - len(x):]))
+    if len(x) <= _SMALL:  # a tiny file, a delta signature's chunk: three numpy calls
+        y = x.astype(np.uint16)
+        a = int(y.sum(dtype=np.uint16))
+        b = int(np.dot(y, _SMALL_WEIGHTS[_SMALL - len(y):]))
         return (a & 0xFFFF) | (b & 0xFFFF) << 16
     n, rows = len(x), len(x) // _WIDTH
     head = rows * _WIDTH

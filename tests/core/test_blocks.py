@@ -53,6 +53,9 @@ def test_weak_sum_known_values() -> None:
     assert weak_sum(b"\x01\x02") == (3 | (2 * 1 + 1 * 2) << 16)
     big = b"\xff" * 300_000  # sums far beyond 2^32 before the modulus
     assert weak_sum(big) == naive_weak(big)
+    for n in (16383, 16384, 16385):  # around the one-dot-product path's limit (uint16 wraps)
+        for data in (b"\xff" * n, random.Random(n).randbytes(n)):
+            assert weak_sum(data) == naive_weak(data)
 
 
 @quick
