@@ -46,3 +46,51 @@ def test_a_batch_is_served_while_the_file_is_as_scanned_and_missing_once_it_chan
     os.utime(tmp_path / "big.bin", ns=(entry.mtime_ns + 10**9, entry.mtime_ns + 10**9))
     answer = trio.run(ask)
     assert answer.blocks == () and answer.missing == (1, 2, 3, 4)
+
+
+def test_a_batch_opens_each_file_once_and_looks_at_each_folder_once(tmp_path, monkeypatch):
+    """Every syscall of the serving hop is a GIL hand-off (~1 ms each while the sender's own scan
+    holds the GIL): a batch's blocks of one file cost one open, and its folders one look each."""
+    from gossip_backer.runtime import blockserver
+
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    data = os.urandom(4 * BLOCK)
+    entry = _indexed(tmp_path, "sub/deeper/big.bin", data)
+    server = BlockServer(tmp_path, {entry.path: entry})
+    opened, looked = [], []
+    real_open, real_lstat = os.open, os.lstat
+    monkeypatch.setattr(blockserver.os, "open", lambda p, *a, **k: opened.append(p) or
+                        real_open(p, *a, **k))
+    monkeypatch.setattr(blockserver.os, "lstat", lambda p, *a, **k: looked.append(p) or
+                        real_lstat(p, *a, **k))
+
+    async def ask():
+        return await server.answer(_batch(entry))
+
+    answer = trio.run(ask)
+    assert b"".join(b.data for b in answer.blocks) == data
+    assert opened == [str(tmp_path / "sub" / "deeper" / "big.bin")]
+    assert sorted(looked) == [str(tmp_path / "sub"), str(tmp_path / "sub" / "deeper")]
+
+
+def test_a_folder_swapped_for_a_link_or_a_file_for_a_fifo_is_not_served(tmp_path):
+    (tmp_path / "sub").mkdir()
+    data = os.urandom(2 * BLOCK)
+    entry = _indexed(tmp_path, "sub/a.bin", data)
+    server = BlockServer(tmp_path, {entry.path: entry})
+
+    async def ask():
+        with trio.fail_after(10):  # a fifo must not block the read
+            return await server.answer(_batch(entry))
+
+    os.rename(tmp_path / "sub", tmp_path / "elsewhere")  # the same file, through a link now
+    os.symlink(tmp_path / "elsewhere", tmp_path / "sub")
+    answer = trio.run(ask)
+    assert answer.blocks == () and answer.missing == (1, 2)
+    os.unlink(tmp_path / "sub")
+    os.rename(tmp_path / "elsewhere", tmp_path / "sub")
+    assert [b.data for b in trio.run(ask).blocks] == [data[:BLOCK], data[BLOCK:]]
+    os.unlink(tmp_path / "sub" / "a.bin")
+    os.mkfifo(tmp_path / "sub" / "a.bin")
+    answer = trio.run(ask)
+    assert answer.blocks == () and answer.missing == (1, 2)

@@ -182,7 +182,10 @@ def test_under_load_one_sync_covers_a_round_and_the_renames_of_the_round_before(
                 await trio.sleep(0.001)
             for name, group in zip("abc", later):
                 nursery.start_soon(task, name, group)
-            await trio.testing.wait_all_tasks_blocked()
+            with trio.fail_after(10):  # sealed (in hops of their own), then queued for a round
+                while not all(s.target for group in later for s in group):
+                    await trio.sleep(0.001)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
             release.set()
             with trio.fail_after(10):
                 while len(woken) < 4:
