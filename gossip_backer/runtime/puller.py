@@ -283,8 +283,8 @@ def _sync_renames(renamed: list["_Sealing"]) -> None:
 class _Finisher:
     """Small files made durable and placed in rounds, one round at a time (a group commit, as a
     database commits many transactions with one flush). A task's files (its group) are first
-    written and sealed, in hops shared by the tasks (`_Batcher`, SEAL_HOPS at once); then a
-    round takes every sealed group queued meanwhile, makes their bytes durable together with
+    written and sealed (`seal`), in hops shared by the tasks (`_Batcher`, SEAL_HOPS at once);
+    then (`place`) a round takes every sealed group queued meanwhile, makes their bytes durable together with
     the renames of the round before (whose groups are only then done), and renames them. When
     no group waits, its renames get a sync of their own at once, so a lone file waits for
     nothing. Under load that is one syncfs a round instead of two, and the rounds grow."""
@@ -296,9 +296,13 @@ class _Finisher:
         self._queue: list[_Hop] = []
         self._ready = trio.Event()
 
-    async def run(self, sealings: list["_Sealing"]) -> None:
-        """Finish `sealings`: each ends with its `result` (the stat once placed) or `error`."""
+    async def seal(self, sealings: list["_Sealing"]) -> None:
+        """Write and seal `sealings` (an `error` each where that failed)."""
         await self._sealer.run(lambda: _seal_all(sealings))
+
+    async def place(self, sealings: list["_Sealing"]) -> None:
+        """Make sealed `sealings` durable and place them in a round: each ends with its
+        `result` (the stat once placed) or `error`."""
         self._ready.set()
         await _queued(self._queue, _Hop(sealings))
 
@@ -700,7 +704,13 @@ class Puller:
         if not hops:
             return
         try:
-            await self._finisher.run([hop for _, hop in hops])
+            await self._finisher.seal([hop for _, hop in hops])
+            for job, hop in hops:
+                if hop.error is None:  # on disk: its blocks need not stay in memory
+                    job.buffered = hop.buffered = []
+                    self.machine.sealed(job.need)
+            self.wake()  # room for more small files while these are made durable
+            await self._finisher.place([hop for _, hop in hops])
         finally:
             self.host.record_archived(archived)
         placed = []

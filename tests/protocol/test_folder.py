@@ -13,8 +13,8 @@ from gossip_backer.disk.scan import ScanEntry, ScanResult
 from gossip_backer.events import Conflict, RootPaused, RootResumed
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
-from gossip_backer.protocol.folder import (READ_WRITE, SMALL_FILE, UNAVAILABLE_AFTER, DiskStat,
-                                           FolderMachine)
+from gossip_backer.protocol.folder import (READ_WRITE, SMALL_BYTES, SMALL_FILE, UNAVAILABLE_AFTER,
+                                           DiskStat, FolderMachine)
 from helpers import Replica, empty_replica, make_mesh
 
 S = 1_000_000_000
@@ -202,6 +202,31 @@ def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_a
         for n in more:
             machine.done(n, DiskStat(n.record.size, n.record.mtime_ns, 1), WALL)
     assert [n.action for n in more] == [mirror.DELETE] * 4  # deepest first, once no file is built
+
+
+def test_small_files_written_to_their_temp_files_make_room_for_more_before_they_are_placed():
+    """The small files' byte budget is what the puller holds in memory: once a file's bytes are
+    sealed in its temp file, more files start while it is made durable and placed; it still
+    counts among the files under way, and it is not handed out again."""
+    a, b = make_mesh(2)
+    per_file = SMALL_FILE // 2
+    count = SMALL_BYTES // per_file + 8  # more than the byte budget takes at once
+    for i in range(count):
+        a.write(f"f{i:03d}", bytes([i % 256]) * (per_file - 3) + b"%03d" % i, mtime_ns=S)
+    sync(a, b)
+    machine = FolderMachine(b.map, b.id)
+    machine.scanned_root(result(), WALL, full=True)
+    first = machine.next_work(0.0)
+    assert len(first) == SMALL_BYTES // per_file  # the byte budget, not the file count, bound it
+    assert machine.next_work(0.0) == []
+    for need in first[:4]:
+        machine.sealed(need)
+    more = machine.next_work(0.0)
+    assert len(more) == 4 and not {n.path for n in more} & {n.path for n in first}
+    assert machine.counts()["pending_files"] == count  # nothing is done yet
+    for need in first + more:
+        machine.done(need, DiskStat(need.record.size, need.record.mtime_ns, 1), WALL)
+    assert len(machine.next_work(1.0)) == count - len(first) - len(more)
 
 
 def test_a_file_waiting_for_a_slot_of_its_kind_holds_back_no_file_of_the_other_kind() -> None:

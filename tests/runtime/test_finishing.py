@@ -132,6 +132,12 @@ def _sealings(root: Path, names: list[str]) -> list:
             for name in names]
 
 
+async def _finish(finisher: _Finisher, group: list) -> None:
+    """What the puller does with a task's finished files: seal them, then place them."""
+    await finisher.seal(group)
+    await finisher.place(group)
+
+
 def test_a_lone_group_is_written_synced_placed_and_its_rename_synced_at_once(tmp_path):
     async def main():
         disk, hops, release = _held_disk(hold_every=False)
@@ -141,7 +147,7 @@ def test_a_lone_group_is_written_synced_placed_and_its_rename_synced_at_once(tmp
         async with trio.open_nursery() as nursery:
             nursery.start_soon(finisher.loop)
             with trio.fail_after(10):
-                await finisher.run(group)
+                await _finish(finisher, group)
             nursery.cancel_scope.cancel()
         assert [hop[0] for hop in hops] == ["run_batch", "_finish_round", "_sync_renames"]
         assert all(s.error is None and s.result is not None for s in group)
@@ -172,7 +178,7 @@ def test_under_load_one_sync_covers_a_round_and_the_renames_of_the_round_before(
             return [hop for hop in hops if hop[0] != "run_batch"]  # (not the sealing hops)
 
         async def task(name, group):
-            await finisher.run(group)
+            await _finish(finisher, group)
             woken.append((name, len(rounds())))
 
         async with trio.open_nursery() as nursery:
