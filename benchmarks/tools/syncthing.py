@@ -28,7 +28,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .common import HOST, free_port, stop, track, wait_until
+from .common import HOST, Timeout, free_port, stop, track, wait_until
 
 FOLDER = "bench"
 DEFAULT_DELAY = 10  # Syncthing's default fsWatcherDelayS
@@ -260,9 +260,11 @@ class SyncthingPair:
     def b_root(self) -> Path:
         return self.b.root
 
-    def setup(self, timeout: float = 90, tries: int = 3) -> None:
+    def setup(self, timeout: float = 90, tries: int = 3, connect_timeout: float = 40) -> None:
         """Both instances configured, running, connected, the (empty) folder idle on both. An
-        instance that exits while starting (a port taken meanwhile) is retried with fresh ports."""
+        instance that exits while starting (a port taken meanwhile), or a pair that does not
+        connect within `connect_timeout` (seen once in `make test`, under load: both up, never
+        connected), is started again with fresh ports, saying why from their logs."""
         for inst in (self.a, self.b):
             inst.generate()
         for attempt in range(1, tries + 1):
@@ -273,6 +275,11 @@ class SyncthingPair:
                     inst.start()
                 for inst in (self.a, self.b):
                     inst.wait_api()
+                try:
+                    self.wait_connected(connect_timeout)
+                except Timeout:
+                    raise StartFailed(f"not connected after {connect_timeout:.0f} s (A: "
+                                      f"{self.a.why()}; B: {self.b.why()})") from None
                 break
             except StartFailed as exc:
                 self.close()
@@ -281,7 +288,6 @@ class SyncthingPair:
                 print(f"{self.name}: {exc}; retrying with fresh ports", file=sys.stderr, flush=True)
                 for inst in (self.a, self.b):
                     inst.new_ports()
-        self.wait_connected(timeout)
         wait_until(lambda: self.a.idle() and self.b.idle(), timeout, 0.1, f"{self.name}: folders idle")
 
     def wait_connected(self, timeout: float = 60) -> None:
