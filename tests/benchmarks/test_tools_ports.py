@@ -37,31 +37,37 @@ def test_any_other_failure_is_raised_with_the_log(tmp_path):
         node.start(30)
 
 
-def test_a_syncthing_pair_that_never_connects_is_started_again_on_fresh_ports(tmp_path, capsys):
-    """Seen once in `make test`, under load: both instances up, never connected. With both sync
-    ports taken before they start, neither can listen; the pair is started again on fresh ports
-    and says why from the logs, instead of failing the run."""
+def test_a_syncthing_pair_that_never_connects_is_started_again_on_fresh_ports(tmp_path, capsys,
+                                                                                monkeypatch):
+    """Seen once in `make test`, under load: both instances up, never connected. Here the first
+    start gives each instance a dead address for its peer (nothing listens there, and discovery
+    is off), so they cannot connect; the pair is started again on fresh ports and says why from
+    the logs, instead of failing the run."""
     import shutil
 
     if shutil.which("syncthing") is None:
         pytest.skip("syncthing is not installed (.ci/install-bench-tools)")
-    from tools.syncthing import SyncthingPair
+    from tools import syncthing
+    from tools.common import free_port
 
-    pair = SyncthingPair(tmp_path / "st", delay=1)
-    squatters = []
-    for inst in (pair.a, pair.b):
-        s = socket.socket()
-        s.bind((HOST, 0))
-        s.listen()
-        inst.listen_port = s.getsockname()[1]
-        squatters.append(s)
-    taken = [inst.listen_port for inst in (pair.a, pair.b)]
+    real_configure, configured = syncthing.Instance.configure, []
+
+    def configure(self, peer, delay):
+        configured.append(self.name)
+        if len(configured) > 2:  # the second start: the real addresses
+            return real_configure(self, peer, delay)
+        real_port, peer.listen_port = peer.listen_port, free_port()
+        try:
+            return real_configure(self, peer, delay)
+        finally:
+            peer.listen_port = real_port
+
+    monkeypatch.setattr(syncthing.Instance, "configure", configure)
+    pair = syncthing.SyncthingPair(tmp_path / "st", delay=1)
     try:
         pair.setup(timeout=60, tries=2, connect_timeout=10)
-        assert [inst.listen_port for inst in (pair.a, pair.b)] != taken
+        assert len(configured) == 4  # started twice
         assert pair.a.connected_to(pair.b) and pair.b.connected_to(pair.a)
         assert "not connected after 10 s" in capsys.readouterr().err
     finally:
         pair.close()
-        for s in squatters:
-            s.close()
