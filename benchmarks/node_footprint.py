@@ -2,12 +2,17 @@
 memory of a node holding many files. Prints a table, or one JSON object with --json.
 
     python benchmarks/node_footprint.py [--idle-seconds 60] [--files 100000] [--settle-seconds 20]
-                                        [--json]
+                                        [--watch-seconds 90] [--rss-at 20,45,90] [--json]
 
 `rss_bytes` is read as soon as `status` counts every file, published (the node may still be busy: its
 second full scan starts 0.5 s after the first), `settled_rss_bytes` --settle-seconds later; then
 the node is stopped and started again (`restart_*`: until `status` counts every file, and the
 RSS --settle-seconds after that).
+
+The RSS is followed every 0.5 s until --watch-seconds after the files are published, so that a
+reading at one moment cannot hide a later jump (the folder's full refresh runs every 30 s, say):
+`settled_max_rss_bytes` is the highest RSS seen from --settle-seconds on, `rss_at` the RSS at
+each second of --rss-at (`restart_settled_max_rss_bytes` and `restart_rss_at` likewise).
 """
 
 from __future__ import annotations
@@ -52,6 +57,27 @@ def memory(pid: int) -> dict:
     return out
 
 
+def follow(pid: int, settle: float, watch: float, at: list[float]) -> dict:
+    """Read the RSS every 0.5 s from now until `watch` seconds (at least `settle` and the last
+    of `at`): the RSS at `settle` and at each of `at`, and the highest seen from `settle` on."""
+    t0, samples = time.time(), []
+    end = max(settle, watch, *at)
+    while True:
+        t = time.time() - t0
+        samples.append((t, memory(pid)["VmRSS"]))
+        if t >= end:
+            break
+        time.sleep(min(0.5, max(0.0, end - t)))
+    return {"settled_rss_bytes": rss_at(samples, settle),
+            "settled_max_rss_bytes": max(r for t, r in samples if t >= settle - 0.5),
+            "rss_at": {f"{s:g}": rss_at(samples, s) for s in at}}
+
+
+def rss_at(samples: list[tuple[float, int]], second: float) -> int:
+    """The first RSS read at or after `second` (samples are (seconds, bytes), in time order)."""
+    return next((r for t, r in samples if t >= second), samples[-1][1])
+
+
 def wait(predicate, timeout: float) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -88,7 +114,8 @@ def _try_invite(root: Path) -> str | None:
     return json.loads(out.stdout)["invite"] if out.returncode == 0 else None
 
 
-def many_files(base: Path, n: int, settle: float) -> dict:
+def many_files(base: Path, n: int, settle: float, watch: float = 0.0,
+               at: tuple[float, ...] = ()) -> dict:
     root = base / "many"
     cli("init", str(root))
     for i in range(n):
@@ -102,10 +129,10 @@ def many_files(base: Path, n: int, settle: float) -> dict:
         wait(lambda: _published(root, n), 1800)
         took = time.time() - t0
         mem = memory(p.pid)
-        time.sleep(settle)  # the second full scan (0.5 s after the first) and its trim are over
+        # by `settle` the second full scan (0.5 s after the first) and its trim are over
+        seen = follow(p.pid, settle, watch, list(at))
         out = {"files": n, "first_scan_and_publish_seconds": round(took, 1),
-               "rss_bytes": mem["VmRSS"], "peak_rss_bytes": mem["VmHWM"],
-               "settled_rss_bytes": memory(p.pid)["VmRSS"]}
+               "rss_bytes": mem["VmRSS"], "peak_rss_bytes": mem["VmHWM"], **seen}
     finally:
         _stop([p])
     t0 = time.time()
@@ -113,10 +140,9 @@ def many_files(base: Path, n: int, settle: float) -> dict:
     try:
         wait(lambda: _published(root, n), 1800)
         took = time.time() - t0
-        time.sleep(settle)
-        mem = memory(p.pid)
-        return {**out, "restart_seconds": round(took, 1), "restart_settled_rss_bytes": mem["VmRSS"],
-                "restart_peak_rss_bytes": mem["VmHWM"]}
+        seen = follow(p.pid, settle, watch, list(at))
+        return {**out, "restart_seconds": round(took, 1), **{f"restart_{k}": v for k, v in seen.items()},
+                "restart_peak_rss_bytes": memory(p.pid)["VmHWM"]}
     finally:
         _stop([p])
 
@@ -144,11 +170,17 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--settle-seconds", type=float, default=20,
                     help="after the files are published, wait this long, then read RSS again")
+    ap.add_argument("--watch-seconds", type=float, default=90,
+                    help="follow the RSS until this long after the files are published")
+    ap.add_argument("--rss-at", default="20,45,90",
+                    help="seconds after the files are published at which the RSS is reported")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="backer-footprint-"))
     try:
-        result = {**idle(base, args.idle_seconds), **many_files(base, args.files, args.settle_seconds)}
+        result = {**idle(base, args.idle_seconds), **many_files(
+            base, args.files, args.settle_seconds, args.watch_seconds,
+            tuple(float(s) for s in args.rss_at.split(",") if s))}
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if args.json:

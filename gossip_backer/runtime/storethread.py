@@ -104,15 +104,23 @@ class StoreThread:
             job = self._jobs.get()
             if job is _STOP:
                 return
-            fn, args, then = job
-            result = _Result.capture(fn, args)
-            try:
-                then(result)
-            except BaseException:  # the loop is gone (a call cancelled with the run): the
-                log.exception("store result could not be delivered")  # write itself is done
+            self._run(*job)
+            del job  # not kept while the thread waits for the next job (see `_run`)
             with self._idle:
                 self._pending -= 1
                 self._idle.notify_all()
+
+    @staticmethod
+    def _run(fn: Callable[..., Any], args: tuple, then: Callable[["_Result"], Any]) -> None:
+        """One job, in a function of its own: nothing of it (its arguments, its result) stays
+        alive once it is done. Kept as loop variables, the last job's stayed until the next
+        came: on an idle node, the index saver's batch of a first scan's 100,000 rows (a ~4 MB
+        table) for good."""
+        result = _Result.capture(fn, args)
+        try:
+            then(result)
+        except BaseException:  # the loop is gone (a call cancelled with the run): the
+            log.exception("store result could not be delivered")  # write itself is done
 
     def _logged(self, result: "_Result") -> None:
         if result.error is not None:

@@ -122,3 +122,28 @@ def test_close_writes_what_is_queued(repo):
     assert [repo.get_config(f"k{i}") for i in range(20)] == list(range(20))
     with pytest.raises(RuntimeError):
         store.submit(repo.set_config, "late", 1)
+
+
+def test_a_job_done_is_not_kept_while_the_thread_waits():
+    """The thread keeps nothing of its last job (arguments, result) while it waits for the
+    next: the index saver's batch of a first scan's 100,000 rows stayed alive on an idle node."""
+    import weakref
+
+    class Batch:
+        pass
+
+    store = StoreThread()
+    try:
+        batch, result = Batch(), Batch()
+        batch_ref, result_ref = weakref.ref(batch), weakref.ref(result)
+
+        async def main() -> None:
+            await store.call(lambda b, r: r, batch, result)
+
+        trio.run(main)
+        store.submit(lambda b: None, batch)
+        store.drain()
+        del batch, result
+        assert batch_ref() is None and result_ref() is None
+    finally:
+        store.close()
