@@ -137,10 +137,10 @@ def test_a_job_done_is_not_kept_while_the_thread_waits():
         batch, result = Batch(), Batch()
         batch_ref, result_ref = weakref.ref(batch), weakref.ref(result)
 
-        async def main() -> None:
-            await store.call(lambda b, r: r, batch, result)
+        async def main(b, r) -> None:
+            await store.call(lambda b, r: r, b, r)
 
-        trio.run(main)
+        trio.run(main, batch, result)
         store.submit(lambda b: None, batch)
         store.drain()
         del batch, result
