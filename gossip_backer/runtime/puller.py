@@ -284,10 +284,11 @@ class _Finisher:
     """Small files made durable and placed in rounds, one round at a time (a group commit, as a
     database commits many transactions with one flush). A task's files (its group) are first
     written and sealed (`seal`), in hops shared by the tasks (`_Batcher`, SEAL_HOPS at once);
-    then (`place`) a round takes every sealed group queued meanwhile, makes their bytes durable together with
-    the renames of the round before (whose groups are only then done), and renames them. When
-    no group waits, its renames get a sync of their own at once, so a lone file waits for
-    nothing. Under load that is one syncfs a round instead of two, and the rounds grow."""
+    then (`place`) a round takes every sealed group queued meanwhile, makes their bytes durable
+    together with the renames of the round before (whose groups are only then done), and
+    renames them. When no group waits, its renames get a sync of their own at once, so a lone
+    file waits for nothing. Under load that is one syncfs a round instead of two, and the
+    rounds grow."""
 
     def __init__(self, disk, groups: int) -> None:
         self._disk = disk
@@ -319,7 +320,8 @@ class _Finisher:
                 if not self._queue:
                     if renamed:
                         await self._disk(_sync_renames, _sealings(renamed))
-                        renamed = _wake(renamed)
+                        _wake(renamed)
+                        renamed = []
                     await self._ready.wait()
                 self._ready = trio.Event()
                 batch, self._queue = self._queue[:self._groups], self._queue[self._groups:]
@@ -338,11 +340,10 @@ def _sealings(groups: list[_Hop]) -> list["_Sealing"]:
     return [sealing for group in groups for sealing in group.work]
 
 
-def _wake(groups: list[_Hop]) -> list[_Hop]:
-    """Wake the tasks of `groups` (their files are placed, or failed); none is left pending."""
+def _wake(groups: list[_Hop]) -> None:
+    """Wake the tasks of `groups`: their files are placed, or failed."""
     for group in groups:
         group.done.set()
-    return []
 
 
 class _Sealing:
