@@ -35,6 +35,7 @@ import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from gossip_backer.core.conflict import winner
+from gossip_backer.core.fileversions import FileVersions
 from gossip_backer.core.paths import is_valid as is_valid_path
 from gossip_backer.core.membership import Membership, Verdict, is_membership
 from gossip_backer.core.record import FileRecord, Grant, LiveEdit, LiveGlob, SignedUpdate
@@ -95,7 +96,7 @@ class MetaMap:
         self._newest: dict[bytes, dict[str, int]] = {}  # origin -> _slot(key) -> seq
         self._shared: set[bytes] = set()  # origins whose log and newest are shared with a clone
         self._max: dict[bytes, int] = {}  # origin -> highest seq held
-        self.files: dict[str, tuple[FileRecord, ...]] = {}
+        self.files = FileVersions()  # path -> its concurrent versions
         self.live: dict[str, tuple[int, bytes, bool]] = {}  # glob -> (clock, signer, on)
         self.shares: dict[str, tuple[int, bytes, Share]] = {}  # token -> (clock, signer, share)
         self.share_counts: dict[str, dict[bytes, int]] = {}  # token -> signer -> downloads
@@ -353,7 +354,7 @@ class MetaMap:
         self._shared |= self._logs.keys()
         other._shared = set(self._logs)
         other._max = dict(self._max)
-        other.files = dict(self.files)
+        other.files = self.files.copy()
         other.live = dict(self.live)
         other.shares = dict(self.shares)
         other.share_counts = {token: dict(c) for token, c in self.share_counts.items()}
