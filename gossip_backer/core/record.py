@@ -47,6 +47,32 @@ class Block:
         return cls(h, weak)
 
 
+def one_block_as_weak_sum(cls: type) -> type:
+    """Class decorator for a slots dataclass of a file's content (fields `hash`, then `blocks`).
+
+    Most files of a large tree are one block, whose hash is the file's: such a record holds that
+    block's weak sum alone in its `blocks` slot, and `blocks` makes the 1-tuple again when read.
+    The 1-tuple and the Block were 96 of the ~700 bytes a file cost a node holding 100,000, and
+    a first scan held both for every file at once (measured). Any other value is held as it is;
+    construction, equality, hashing, `replace` and copies read and write `blocks` as the tuple
+    they always were."""
+    slot = cls.blocks  # the slot's own descriptor
+
+    def read(record: object) -> tuple[Block, ...]:
+        held = slot.__get__(record, cls)
+        return (Block(record.hash, held),) if type(held) is int else held
+
+    def write(record: object, blocks: tuple[Block, ...]) -> None:
+        if (type(blocks) is tuple and len(blocks) == 1 and record.hash is not None
+                and blocks[0].hash == record.hash):  # (`hash` is set first: field order)
+            slot.__set__(record, blocks[0].weak)
+        else:
+            slot.__set__(record, blocks)
+
+    cls.blocks = property(read, write, doc="The file's blocks, in order.")
+    return cls
+
+
 _KIND = {k: k for k in KINDS}  # decoded kinds become these three strings, not a copy each
 _COMMON: Interned[int] = Interned(1024)  # modes and block sizes: a few values, 100,000 records
 
@@ -71,6 +97,7 @@ def blocks_from_plain(plain: list, file_hash: bytes | None) -> tuple[Block, ...]
     return blocks
 
 
+@one_block_as_weak_sum
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     """One version of one path: a file, folder or symlink, or a tombstone (deleted=True)."""
@@ -138,31 +165,6 @@ class FileRecord:
             size=size, mtime_ns=mtime_ns, mode=common_int(mode), hash=h, block_size=common_int(bsize),
             blocks=blocks_from_plain(blocks, h), target=target, deleted=deleted, source_seq=source_seq,
         )
-
-
-def _hold_one_block_as_its_weak_sum(cls: type) -> None:
-    """Most files of a large tree are one block, whose hash is the file's: the record then holds
-    that block's weak sum alone in its `blocks` slot, and `blocks` makes the 1-tuple again when
-    read. A 1-tuple and a Block were 104 of the ~700 bytes a file costs a node holding 100,000
-    (measured). Every other value is held as it is; construction, equality, hashing, `replace`
-    and copies read and write `blocks` as the tuple they always were."""
-    slot = cls.blocks  # the slot's own descriptor
-
-    def read(record: FileRecord) -> tuple[Block, ...]:
-        held = slot.__get__(record, cls)
-        return (Block(record.hash, held),) if type(held) is int else held
-
-    def write(record: FileRecord, blocks: tuple[Block, ...]) -> None:
-        if (type(blocks) is tuple and len(blocks) == 1 and record.hash is not None
-                and blocks[0].hash == record.hash):  # (`hash` is set first: field order)
-            slot.__set__(record, blocks[0].weak)
-        else:
-            slot.__set__(record, blocks)
-
-    cls.blocks = property(read, write, doc="The file's blocks, in order.")
-
-
-_hold_one_block_as_its_weak_sum(FileRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +381,7 @@ class SignedUpdate:
         return hash((self.origin, self.seq, self.sig))
 
 
+@one_block_as_weak_sum
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
     """What the last scan saw of one local path (and what hashing it gave), and which mesh

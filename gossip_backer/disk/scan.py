@@ -52,7 +52,8 @@ from typing import Any, NamedTuple
 
 from gossip_backer.core.blocks import BlockHasher, FileHasher, block_size_for
 from gossip_backer.core.paths import BadPath, check, is_text, normalise
-from gossip_backer.core.record import DIR, FILE, SYMLINK, Block, common_int
+from gossip_backer.core.record import (DIR, FILE, SYMLINK, Block, common_int,
+                                       one_block_as_weak_sum)
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.errors import LocalError
 
@@ -66,6 +67,7 @@ _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBL
                | getattr(os, "O_CLOEXEC", 0))
 
 
+@one_block_as_weak_sum
 @dataclass(frozen=True, slots=True)
 class ScanEntry:
     """What a scan saw of one local path (the runtime converts it to the store's IndexEntry)."""

@@ -12,7 +12,9 @@ from dataclasses import replace
 
 import pytest
 
-from gossip_backer.core.record import Block, FileRecord, payload_from_plain, payload_to_plain
+from gossip_backer.core.record import (Block, FileRecord, IndexEntry, payload_from_plain,
+                                       payload_to_plain)
+from gossip_backer.disk.scan import ScanEntry
 from gossip_backer.core.vv import VersionVector
 from gossip_backer.wire.codec import pack, unpack
 
@@ -71,15 +73,26 @@ def test_a_one_block_record_is_equal_to_one_holding_the_same_block_and_unequal_t
     assert rec.blocks[0].hash is rec.hash  # (the block shares the file's hash bytes)
 
 
-def test_a_one_block_record_holds_no_tuple_and_no_block_of_its_own() -> None:
-    """A node holding 100,000 one-block files kept a 1-tuple and a Block for each (104 bytes)."""
+def _index_entry(path: str, h: bytes, weak: int) -> IndexEntry:
+    return IndexEntry(path, 10, 5, 7, 0o644, "file", h, 4096, (Block(h, weak),))
+
+
+def _scan_entry(path: str, h: bytes, weak: int) -> ScanEntry:
+    return ScanEntry(path, 10, 5, 7, 0o644, "file", h, 4096, (Block(h, weak),))
+
+
+@pytest.mark.parametrize("make", [_one_block, _index_entry, _scan_entry])
+def test_a_one_block_file_holds_no_tuple_and_no_block_of_its_own(make) -> None:
+    """A node holding 100,000 one-block files kept a 1-tuple and a Block for each (96 bytes) in
+    its records, and a first scan held them in every scanned entry and index row too."""
     n = 5_000
     inputs = [(f"d/f{i}", bytes([i % 251]) * 31 + bytes([i % 7]), 100_000 + i) for i in range(n)]
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        held = [_one_block(path, h, weak) for path, h, weak in inputs]
-        per_record = (tracemalloc.get_traced_memory()[0] - before) / n
+        held = [make(path, h, weak) for path, h, weak in inputs]
+        per_file = (tracemalloc.get_traced_memory()[0] - before) / n
     finally:
         tracemalloc.stop()
-    assert len(held) == n and per_record < 170, per_record  # the record (~144) and its list slot
+    assert held[0].blocks == (Block(inputs[0][1], inputs[0][2]),)
+    assert len(held) == n and per_file < 160, per_file  # the object (112-144) and its list slot
