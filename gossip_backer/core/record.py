@@ -64,7 +64,8 @@ def one_block_as_weak_sum(cls: type) -> type:
 
     def write(record: object, blocks: tuple[Block, ...]) -> None:
         if (type(blocks) is tuple and len(blocks) == 1 and record.hash is not None
-                and blocks[0].hash == record.hash):  # (`hash` is set first: field order)
+                and blocks[0].hash == record.hash  # (`hash` is set first: field order)
+                and type(blocks[0].weak) is int):  # (a peer's True passes as an int: kept whole)
             slot.__set__(record, blocks[0].weak)
         else:
             slot.__set__(record, blocks)

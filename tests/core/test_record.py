@@ -73,6 +73,14 @@ def test_a_one_block_record_is_equal_to_one_holding_the_same_block_and_unequal_t
     assert rec.blocks[0].hash is rec.hash  # (the block shares the file's hash bytes)
 
 
+def test_a_one_block_record_whose_weak_sum_is_not_an_int_reads_back_as_given() -> None:
+    """A peer's record may carry True as a weak sum (it passes as an int): found by the fuzzer."""
+    h = bytes([3]) * 32
+    rec = replace(_one_block("a", h, 7), blocks=(Block(h, True),))
+    assert rec.blocks == (Block(h, True),) and type(rec.blocks[0].weak) is bool
+    assert payload_from_plain(unpack(pack(payload_to_plain(rec)))) == rec
+
+
 def _index_entry(path: str, h: bytes, weak: int) -> IndexEntry:
     return IndexEntry(path, 10, 5, 7, 0o644, "file", h, 4096, (Block(h, weak),))
 
