@@ -646,10 +646,11 @@ class TempFile(KeptUnlessFailed):
     def seal(self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int, *,
              digest: bytes | None = None) -> Path:
         """`finish`'s first half: verify the content, set mode and mtime; the checked target.
-        The bytes are not durable yet: `make_durable` (or an fsync) must come before `place`."""
+        The bytes are not durable yet: `make_durable` (or an fsync) must come before `place`.
+        The target is not looked at here: `place` does that once, last (a folder in the way is
+        refused there, the temp file kept), and each lstat is a GIL hand-off per file."""
         fd = self._need_fd()
         target = self._check_target(target)
-        _refuse_folder(target, _lstat(target))
         if (digest if digest is not None else self._digest()) != expected_hash:
             self.abort()
             raise IntegrityError(f"{target.name}: content does not match the version's hash")

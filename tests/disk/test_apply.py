@@ -612,6 +612,31 @@ def test_seal_refuses_bad_content_and_place_a_changed_target(root: Path) -> None
     assert (root / "a.txt").read_bytes() == b"the user's" and len(temps(root)) == 1
 
 
+def test_a_sealed_and_placed_file_looks_at_its_target_once(root: Path, monkeypatch) -> None:
+    """`seal` leaves the target to `place`'s last look: one lstat of it per file, not two
+    (each is a GIL hand-off of the receiver's worker thread). A folder that appears in the
+    way after the seal is still refused by `place`, and the temp file kept."""
+    looked = []
+    real = apply.safepath.lstat_or_none
+    monkeypatch.setattr(apply.safepath, "lstat_or_none", lambda p: looked.append(
+        os.fspath(p)) or real(p))
+    t = TempFile.create(root, "a.txt")
+    t.write_at(0, b"good")
+    looked.clear()
+    target = t.seal(None, h(b"good"), 0o644, MTIME)
+    apply.make_durable([t])
+    t.place(target, None)
+    assert looked == [os.fspath(root / "a.txt")]
+    t = TempFile.create(root, "d")
+    t.write_at(0, b"x")
+    target = t.seal(None, h(b"x"), 0o644, MTIME)
+    (root / "d").mkdir()
+    with pytest.raises(DiskError, match="folder"):
+        t.place(target, apply.stat_of(root, "d"))
+    assert (root / "d").is_dir() and apply.find_partial(root, "d") is not None
+    t.abort()
+
+
 def test_writes_beside_the_one_that_met_a_full_disk_report_the_full_disk(tmp_path: Path) -> None:
     """Block writes run in worker threads side by side: the first to meet a full disk drops the
     temp file, and the others must say "disk full" too, not "closed" (status shows why)."""
