@@ -597,11 +597,17 @@ class FolderMachine:
         return (self._dirty is not None and need.path not in self._dirty
                 and self._needs.get(need.path) is need)
 
-    def sealed(self, need: mirror.Need) -> None:
+    def sealed(self, need: mirror.Need, st: DiskStat | None = None, wall: float = 0.0) -> None:
         """`need`'s bytes are in its temp file, no longer held in memory: they leave the
         SMALL_BYTES budget, so more small files start while it is made durable and placed
         (that took ~13 of the 16 MiB at ~130 MB/s). It stays busy, and counts among
-        max_small_files, until `done` (or another ending)."""
+        max_small_files, until `done` (or another ending). `st`: the sealed temp file's stat,
+        which the rename keeps. Its watcher event is ours from now on: a round's renames are
+        reported `done` only after the next round's sync, and an event judged before then was
+        scanned again (a worker hop, an lstat, and a re-hash when the index row was not yet
+        written)."""
+        if st is not None and need.action == mirror.WRITE_FILE:
+            self.own_writes.placed(need.path, st.size, st.mtime_ns, st.inode, wall)
         if need.path in self._small and need.path in self.busy:
             self._small[need.path] = 0
 

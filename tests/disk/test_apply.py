@@ -637,6 +637,22 @@ def test_a_sealed_and_placed_file_looks_at_its_target_once(root: Path, monkeypat
     t.abort()
 
 
+def test_the_sealed_stat_is_the_placed_files(root: Path, monkeypatch) -> None:
+    """`seal` takes the file's stat from its descriptor (the puller tells the folder machine,
+    so the watcher's event of the rename is known for ours before the round is done); the
+    rename keeps it, and `place` takes no other."""
+    t = TempFile.create(root, "a.txt")
+    t.write_at(0, b"good")
+    target = t.seal(None, h(b"good"), 0o644, MTIME)
+    assert t.sealed == apply.Stat(4, MTIME, os.fstat(t.descriptor()).st_ino, "file")
+    apply.make_durable([t])
+    fstats = []
+    real = os.fstat
+    monkeypatch.setattr(apply.os, "fstat", lambda fd: fstats.append(fd) or real(fd))
+    t.place(target, None)
+    assert fstats == [] and t.placed == t.sealed == apply.stat_of(root, "a.txt")
+
+
 def test_writes_beside_the_one_that_met_a_full_disk_report_the_full_disk(tmp_path: Path) -> None:
     """Block writes run in worker threads side by side: the first to meet a full disk drops the
     temp file, and the others must say "disk full" too, not "closed" (status shows why)."""

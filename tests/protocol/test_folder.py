@@ -229,6 +229,23 @@ def test_small_files_written_to_their_temp_files_make_room_for_more_before_they_
     assert len(machine.next_work(1.0)) == count - len(first) - len(more)
 
 
+def test_a_sealed_files_watcher_event_is_ours_before_it_is_done() -> None:
+    """A round's renames are reported done only after the next round's sync; the watcher's
+    event for such a file is known for ours from the seal on (its stat: size, mtime, inode),
+    not scanned again. A stat that differs (a user's write) is not taken for ours."""
+    a, b = make_mesh(2)
+    a.write("f", b"content", mtime_ns=S)
+    a.write("g", b"other", mtime_ns=S)
+    sync(a, b)
+    machine = FolderMachine(b.map, b.id)
+    machine.scanned_root(result(), WALL, full=True)
+    needs = {n.path: n for n in machine.next_work(0.0)}
+    machine.sealed(needs["f"], DiskStat(7, S, 42), WALL)
+    machine.sealed(needs["g"])  # (no stat given: nothing known)
+    assert machine.own_writes.take("f", WALL + 1) == (7, S, 42, WALL)
+    assert machine.own_writes.take("g", WALL + 1) is None
+
+
 def test_a_file_waiting_for_a_slot_of_its_kind_holds_back_no_file_of_the_other_kind() -> None:
     a, b = make_mesh(2)
     big = b"x" * (SMALL_FILE + 1)
