@@ -295,6 +295,14 @@ class BlockHasher:
         return file_hash, tuple(self._blocks)
 
 
+def one_block(data: bytes | bytearray | memoryview) -> tuple[bytes, tuple[Block, ...]]:
+    """(file hash, blocks) of non-empty content that fits one block: the file's hash is the
+    block's, hashed once (BlockHasher hashes it twice, as the whole and as the block), the
+    same result as `BlockHasher.finish`."""
+    file_hash = strong_hash(data)
+    return file_hash, (Block(file_hash, weak_sum(data)),)
+
+
 def hash_bytes(
     data: bytes | memoryview, block_size: int | None = None
 ) -> tuple[bytes, int, tuple[Block, ...]]:

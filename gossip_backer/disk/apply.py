@@ -479,6 +479,7 @@ class TempFile(KeptUnlessFailed):
         self._hasher_factory = hasher_factory
         self._failure: DiskError | None = None  # why an I/O call dropped it, told to later callers
         self.placed: Stat | None = None  # once `place`d: the file's stat (no path walk again)
+        self.sealed: Stat | None = None  # once `seal`ed: its stat, size and mtime final
 
     @classmethod
     def create(
@@ -646,10 +647,11 @@ class TempFile(KeptUnlessFailed):
     def seal(self, target: Path | None, expected_hash: bytes, mode: int, mtime_ns: int, *,
              digest: bytes | None = None) -> Path:
         """`finish`'s first half: verify the content, set mode and mtime; the checked target.
-        The bytes are not durable yet: `make_durable` (or an fsync) must come before `place`."""
+        The bytes are not durable yet: `make_durable` (or an fsync) must come before `place`.
+        The target is not looked at here: `place` does that once, last (a folder in the way is
+        refused there, the temp file kept), and each lstat is a GIL hand-off per file."""
         fd = self._need_fd()
         target = self._check_target(target)
-        _refuse_folder(target, _lstat(target))
         if (digest if digest is not None else self._digest()) != expected_hash:
             self.abort()
             raise IntegrityError(f"{target.name}: content does not match the version's hash")
@@ -658,6 +660,7 @@ class TempFile(KeptUnlessFailed):
             self._io("set mtime of", lambda: os.utime(fd, ns=(mtime_ns, mtime_ns)))
         else:  # pragma: no cover - platforms without futimens
             self._io("set mtime of", lambda: os.utime(self.path, ns=(mtime_ns, mtime_ns)))
+        self.sealed = Stat.from_os(self._io("stat", os.fstat, fd))  # the rename keeps it
         return target
 
     def place(self, target: Path, expect: Stat | None, *, archive: Archive | None = None) -> Path:
@@ -672,9 +675,8 @@ class TempFile(KeptUnlessFailed):
         except OSError as exc:  # said of the target: its name may be what the disk refuses
             self.abort()
             raise disk_error(exc, "move into place", target) from exc
-        fd = self._need_fd()
         try:  # what we put there, from our descriptor: never a later write of the user's
-            self.placed = Stat.from_os(os.fstat(fd))
+            self.placed = self.sealed or Stat.from_os(os.fstat(self._need_fd()))
         finally:
             self.close()
         return target.parent

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from gossip_backer.core.blocks import BlockHasher, FileHasher, block_size_for
+from gossip_backer.core.blocks import BlockHasher, FileHasher, block_size_for, one_block
 from gossip_backer.core.paths import BadPath, check, is_text, normalise
 from gossip_backer.core.record import (DIR, FILE, SYMLINK, Block, common_int,
                                        one_block_as_weak_sum)
@@ -136,13 +136,24 @@ def hash_file(path: str, size: int, current: int = 0) -> FileHash:
         if size >= TWO_THREADS:
             file_hash, blocks = _hash_on_two_threads(f, block_size)
         else:
-            hasher = BlockHasher(block_size)
-            buf = bytearray(min(CHUNK, max(size, 1)))  # BlockHasher consumes each chunk at once
-            view = memoryview(buf)
-            while n := f.readinto(buf):
-                hasher.update(view[:n])
-            file_hash, blocks = hasher.finish()
+            file_hash, blocks = _hash_read(f, size, block_size)
     return FileHash(file_hash, block_size, tuple(blocks))
+
+
+def _hash_read(f, size: int, block_size: int) -> tuple[bytes, tuple[Block, ...]]:
+    """A file under TWO_THREADS read in chunks up to its scanned `size`, no read past it to
+    meet the end (a file that grew meanwhile is caught by the caller's second lstat); one that
+    fits one block hashed once. Each syscall of the scan thread is a GIL hand-off that the
+    loop and the block server wait on."""
+    buf = bytearray(min(CHUNK, max(size, 1)))  # each chunk is consumed at once
+    view = memoryview(buf)
+    if 0 < size <= min(block_size, CHUNK):
+        return one_block(view[:f.readinto(buf)])
+    hasher, left = BlockHasher(block_size), size
+    while left > 0 and (n := f.readinto(buf)):
+        hasher.update(view[:n])
+        left -= n
+    return hasher.finish()
 
 
 def _hash_on_two_threads(f, block_size: int) -> tuple[bytes, tuple[Block, ...]]:

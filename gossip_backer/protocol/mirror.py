@@ -275,4 +275,19 @@ def conflict_copies(metamap: MetaMap, path: str,
 
 def conflicts_present(metamap: MetaMap, index: dict[str, DiskEntry]) -> list[str]:
     """Paths of the conflict copies present on disk (for `status`)."""
-    return sorted(p for p in index if conflict.is_conflict_copy(p) and index[p].kind == FILE)
+    return file_totals(index)[2]
+
+
+def file_totals(index: dict[str, DiskEntry]) -> tuple[int, int, list[str]]:
+    """(files, their bytes, the conflict copies among them, sorted) of an index, in one pass:
+    `status` is asked many times a second while a script waits for a sync, and three passes
+    over 2,000 rows (each field of a row a call) were half of its cost."""
+    files = size = 0
+    copies = []
+    for path, e in index.items():
+        if e.kind == FILE:
+            files += 1
+            size += e.size
+            if conflict.is_conflict_copy(path):
+                copies.append(path)
+    return files, size, sorted(copies)

@@ -7,7 +7,8 @@ learns after each which blocks it got; a block counts as had only once bytes tha
 were written to the temporary file. The order:
 
   1. `Verify`: blocks of a temporary file a crash or restart left behind (a resumed download);
-  2. `Truncate` the temporary file to the record's size;
+  2. `Truncate` the temporary file to the record's size, when it was resumed (a fresh one is
+     empty, and the blocks written past its end make it their size: one syscall less per file);
   3. `Copy` from the archive (`ARCHIVE`): the same content kept as an old version (restores,
      conflict copies, undone deletions);
   4. `Copy` from a local file with the same content hash (a rename or copy, even where the two
@@ -112,7 +113,8 @@ class Plan:
         rec = self.rec
         if resumed and rec.blocks:
             yield Verify(tuple(range(len(rec.blocks))))
-        yield Truncate(rec.size)
+        if resumed:
+            yield Truncate(rec.size)
         if rec.hash and not self._archive_empty and self.missing():
             yield Copy(ARCHIVE, rec.hash, self._whole())
         read_local = False  # a second look at the archive finds only what a source read left

@@ -706,10 +706,11 @@ class Puller:
             return
         try:
             await self._finisher.seal([hop for _, hop in hops])
+            wall = self.clock.wall()
             for job, hop in hops:
                 if hop.error is None:  # on disk: its blocks need not stay in memory
                     job.buffered = hop.buffered = []
-                    self.machine.sealed(job.need)
+                    self.machine.sealed(job.need, _disk_stat(hop.tmp.sealed), wall)
             self.wake()  # room for more small files while these are made durable
             await self._finisher.place([hop for _, hop in hops])
         finally:

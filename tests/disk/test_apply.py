@@ -612,6 +612,47 @@ def test_seal_refuses_bad_content_and_place_a_changed_target(root: Path) -> None
     assert (root / "a.txt").read_bytes() == b"the user's" and len(temps(root)) == 1
 
 
+def test_a_sealed_and_placed_file_looks_at_its_target_once(root: Path, monkeypatch) -> None:
+    """`seal` leaves the target to `place`'s last look: one lstat of it per file, not two
+    (each is a GIL hand-off of the receiver's worker thread). A folder that appears in the
+    way after the seal is still refused by `place`, and the temp file kept."""
+    looked = []
+    real = apply.safepath.lstat_or_none
+    monkeypatch.setattr(apply.safepath, "lstat_or_none", lambda p: looked.append(
+        os.fspath(p)) or real(p))
+    t = TempFile.create(root, "a.txt")
+    t.write_at(0, b"good")
+    looked.clear()
+    target = t.seal(None, h(b"good"), 0o644, MTIME)
+    apply.make_durable([t])
+    t.place(target, None)
+    assert looked == [os.fspath(root / "a.txt")]
+    t = TempFile.create(root, "d")
+    t.write_at(0, b"x")
+    target = t.seal(None, h(b"x"), 0o644, MTIME)
+    (root / "d").mkdir()
+    with pytest.raises(DiskError, match="folder"):
+        t.place(target, apply.stat_of(root, "d"))
+    assert (root / "d").is_dir() and apply.find_partial(root, "d") is not None
+    t.abort()
+
+
+def test_the_sealed_stat_is_the_placed_files(root: Path, monkeypatch) -> None:
+    """`seal` takes the file's stat from its descriptor (the puller tells the folder machine,
+    so the watcher's event of the rename is known for ours before the round is done); the
+    rename keeps it, and `place` takes no other."""
+    t = TempFile.create(root, "a.txt")
+    t.write_at(0, b"good")
+    target = t.seal(None, h(b"good"), 0o644, MTIME)
+    assert t.sealed == apply.Stat(4, MTIME, os.fstat(t.descriptor()).st_ino, "file")
+    apply.make_durable([t])
+    fstats = []
+    real = os.fstat
+    monkeypatch.setattr(apply.os, "fstat", lambda fd: fstats.append(fd) or real(fd))
+    t.place(target, None)
+    assert fstats == [] and t.placed == t.sealed == apply.stat_of(root, "a.txt")
+
+
 def test_writes_beside_the_one_that_met_a_full_disk_report_the_full_disk(tmp_path: Path) -> None:
     """Block writes run in worker threads side by side: the first to meet a full disk drops the
     temp file, and the others must say "disk full" too, not "closed" (status shows why)."""

@@ -513,3 +513,48 @@ def test_a_large_file_hashes_alike_on_two_threads(tmp_path, size) -> None:
     file_hash, block_size, blocks = hash_bytes(data, got.block_size)
     assert (got.hash, got.block_size, got.blocks) == (file_hash, block_size, blocks)
     assert len(got.blocks) == -(-size // got.block_size)
+
+
+@pytest.mark.parametrize("size", [0, 1000, 128 << 10, (128 << 10) + 1, 3 << 20])
+def test_a_file_is_read_up_to_its_size_and_one_block_is_hashed_once(tmp_path, monkeypatch,
+                                                                      size):
+    """Each syscall and each hash of the scan thread is GIL time the block server and the loop
+    wait for: no read past the scanned size to meet the end, and a file of one block hashed
+    once (its hash is the block's). The result is BlockHasher's."""
+    from gossip_backer.core import blocks as core_blocks
+    from gossip_backer.core.blocks import BLOCK_SIZES, hash_bytes
+
+    data = os.urandom(size)
+    (tmp_path / "f").write_bytes(data)
+    reads, hashes = [], []
+    real_open, real_blake3 = open, core_blocks.blake3.blake3
+
+    class Counted:
+        def __init__(self, f):
+            self.f = f
+
+        def readinto(self, buf):
+            reads.append(len(buf))
+            return self.f.readinto(buf)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    class Blake3:
+        @staticmethod
+        def blake3(*a, **k):
+            hashes.append(a)
+            return real_blake3(*a, **k)
+
+    monkeypatch.setattr(scan_mod, "open", lambda *a, **k: Counted(real_open(*a, **k)),
+                        raising=False)
+    monkeypatch.setattr(core_blocks, "blake3", Blake3)
+    got = scan_mod.hash_file(str(tmp_path / "f"), size)
+    assert len(reads) == -(-size // scan_mod.CHUNK)  # no read to meet the end
+    if 0 < size <= got.block_size:
+        assert len(hashes) == 1
+    assert got.block_size in BLOCK_SIZES
+    assert (got.hash, got.block_size, got.blocks) == hash_bytes(data, got.block_size)

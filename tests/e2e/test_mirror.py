@@ -115,14 +115,19 @@ def test_local_change_during_an_incoming_transfer_is_not_lost(tmp_path, daemons)
     version, which A archives) and is tried again under a new name. The check that the file is
     still absent runs right before the write, so the window left is microseconds wide.
     """
+    from gossip_backer.runtime import control
+
     a, b = mesh(tmp_path, daemons, 2)
+    sock = b.root / ".backer" / "control.sock"  # (`backer status`, a new process each time,
+    # took ~0.5 s under load: longer than a transfer from a sender whose page cache holds it)
     caught = []
     for attempt in range(4):
         name = f"big{attempt}.bin"
         data = np.random.default_rng(attempt).bytes(96 << 20)
         _write(a.root / name, data)
-        wait_until(lambda: b.status()["pending_files"] > 0 or (b.root / name).exists(),
-                   interval=0.02, what="transfer started")
+        wait_until(lambda: (control.request(sock, {"cmd": "status"}) or {"pending_files": 0})[
+            "pending_files"] > 0 or (b.root / name).exists(), interval=0.005,
+            what="transfer started")
         if (b.root / name).exists():
             in_sync([a, b], timeout=180)
             continue

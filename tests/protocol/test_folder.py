@@ -204,6 +204,33 @@ def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_a
     assert [n.action for n in more] == [mirror.DELETE] * 4  # deepest first, once no file is built
 
 
+def test_counts_walk_the_index_again_only_after_a_row_was_put_or_dropped(monkeypatch) -> None:
+    """`status` is asked each time an event arrives while a benchmark waits for a sync: the
+    files, bytes and conflict copies come from one walk of the index until a row is put or
+    dropped, and are right after each."""
+    walks = []
+    real = mirror.file_totals
+    monkeypatch.setattr(mirror, "file_totals", lambda index: walks.append(1) or real(index))
+    a, b = make_mesh(2)
+    a.write("f", b"content", mtime_ns=S)
+    a.write("g", b"other!", mtime_ns=S)
+    sync(a, b)
+    machine = FolderMachine(b.map, b.id)
+    machine.scanned_root(result(), WALL, full=True)
+    assert (machine.counts()["files"], machine.counts()["bytes"]) == (0, 0)
+    assert len(walks) == 1
+    needs = {n.path: n for n in machine.next_work(0.0)}
+    machine.done(needs["f"], DiskStat(7, S, 1), WALL)
+    assert (machine.counts()["files"], machine.counts()["bytes"]) == (1, 7)
+    machine.done(needs["g"], DiskStat(6, S, 2), WALL)
+    copy = "f.sync-conflict-20240101-000000-AAAAAAA"
+    machine.scanned_root(result(ScanEntry(copy, 3, S, 3, 0o644, FILE, digest(b"old"), 3,
+                                          (Block(digest(b"old"), 1),))), WALL, full=False)
+    counts = machine.counts()
+    assert (counts["files"], counts["bytes"], counts["conflicts"]) == (3, 16, [copy])
+    assert len(walks) == 3 and machine.counts() == counts and len(walks) == 3
+
+
 def test_small_files_written_to_their_temp_files_make_room_for_more_before_they_are_placed():
     """The small files' byte budget is what the puller holds in memory: once a file's bytes are
     sealed in its temp file, more files start while it is made durable and placed; it still
@@ -227,6 +254,23 @@ def test_small_files_written_to_their_temp_files_make_room_for_more_before_they_
     for need in first + more:
         machine.done(need, DiskStat(need.record.size, need.record.mtime_ns, 1), WALL)
     assert len(machine.next_work(1.0)) == count - len(first) - len(more)
+
+
+def test_a_sealed_files_watcher_event_is_ours_before_it_is_done() -> None:
+    """A round's renames are reported done only after the next round's sync; the watcher's
+    event for such a file is known for ours from the seal on (its stat: size, mtime, inode),
+    not scanned again. A stat that differs (a user's write) is not taken for ours."""
+    a, b = make_mesh(2)
+    a.write("f", b"content", mtime_ns=S)
+    a.write("g", b"other", mtime_ns=S)
+    sync(a, b)
+    machine = FolderMachine(b.map, b.id)
+    machine.scanned_root(result(), WALL, full=True)
+    needs = {n.path: n for n in machine.next_work(0.0)}
+    machine.sealed(needs["f"], DiskStat(7, S, 42), WALL)
+    machine.sealed(needs["g"])  # (no stat given: nothing known)
+    assert machine.own_writes.take("f", WALL + 1) == (7, S, 42, WALL)
+    assert machine.own_writes.take("g", WALL + 1) is None
 
 
 def test_a_file_waiting_for_a_slot_of_its_kind_holds_back_no_file_of_the_other_kind() -> None:
