@@ -204,6 +204,17 @@ def test_a_round_starts_files_up_to_its_slots_and_deletes_only_when_no_file_is_a
     assert [n.action for n in more] == [mirror.DELETE] * 4  # deepest first, once no file is built
 
 
+def _receiving(files: dict[str, bytes]) -> FolderMachine:
+    """The machine of a node whose map holds another node's `files`, none on its disk yet."""
+    a, b = make_mesh(2)
+    for path, data in files.items():
+        a.write(path, data, mtime_ns=S)
+    sync(a, b)
+    machine = FolderMachine(b.map, b.id)
+    machine.scanned_root(result(), WALL, full=True)
+    return machine
+
+
 def test_counts_walk_the_index_again_only_after_a_row_was_put_or_dropped(monkeypatch) -> None:
     """`status` is asked each time an event arrives while a benchmark waits for a sync: the
     files, bytes and conflict copies come from one walk of the index until a row is put or
@@ -211,12 +222,7 @@ def test_counts_walk_the_index_again_only_after_a_row_was_put_or_dropped(monkeyp
     walks = []
     real = mirror.file_totals
     monkeypatch.setattr(mirror, "file_totals", lambda index: walks.append(1) or real(index))
-    a, b = make_mesh(2)
-    a.write("f", b"content", mtime_ns=S)
-    a.write("g", b"other!", mtime_ns=S)
-    sync(a, b)
-    machine = FolderMachine(b.map, b.id)
-    machine.scanned_root(result(), WALL, full=True)
+    machine = _receiving({"f": b"content", "g": b"other!"})
     assert (machine.counts()["files"], machine.counts()["bytes"]) == (0, 0)
     assert len(walks) == 1
     needs = {n.path: n for n in machine.next_work(0.0)}
@@ -260,12 +266,7 @@ def test_a_sealed_files_watcher_event_is_ours_before_it_is_done() -> None:
     """A round's renames are reported done only after the next round's sync; the watcher's
     event for such a file is known for ours from the seal on (its stat: size, mtime, inode),
     not scanned again. A stat that differs (a user's write) is not taken for ours."""
-    a, b = make_mesh(2)
-    a.write("f", b"content", mtime_ns=S)
-    a.write("g", b"other", mtime_ns=S)
-    sync(a, b)
-    machine = FolderMachine(b.map, b.id)
-    machine.scanned_root(result(), WALL, full=True)
+    machine = _receiving({"f": b"content", "g": b"other"})
     needs = {n.path: n for n in machine.next_work(0.0)}
     machine.sealed(needs["f"], DiskStat(7, S, 42), WALL)
     machine.sealed(needs["g"])  # (no stat given: nothing known)
