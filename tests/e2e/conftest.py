@@ -173,7 +173,26 @@ def in_sync(nodes: list, timeout: float = 120, skip=lambda path: False) -> None:
             return False
         trees = [{k: v for k, v in tree(d.root).items() if not skip(k)} for d in nodes]
         return all(t == trees[0] for t in trees[1:])
-    wait_until(check, timeout=timeout, interval=0.5, what="all nodes identical and in sync")
+    try:
+        wait_until(check, timeout=timeout, interval=0.5, what="all nodes identical and in sync")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_out_of_sync(nodes, skip)}") from None
+
+
+def _out_of_sync(nodes: list, skip) -> str:
+    """What each node says and which paths differ from the first node's tree: a timeout alone
+    says nothing of why a mesh did not converge."""
+    lines = []
+    for i, d in enumerate(nodes):
+        s = d.status()
+        lines.append(f"node {i}: " + ", ".join(f"{k}={s.get(k)!r}" for k in (
+            "in_sync", "files", "pending_files", "pending_bytes", "unavailable", "conflicts",
+            "paused", "problems") if k in s))
+    trees = [{k: v for k, v in tree(d.root).items() if not skip(k)} for d in nodes]
+    for i, t in enumerate(trees[1:], 1):
+        differ = sorted(k for k in trees[0].keys() | t.keys() if trees[0].get(k) != t.get(k))
+        lines.append(f"node 0 vs node {i}: {len(differ)} paths differ: {differ[:10]}")
+    return "\n".join(lines)
 
 
 def net_in(d) -> int:
