@@ -1,6 +1,6 @@
 """The map's files: each path's concurrent maximal versions, in the map's order.
 
-Nearly every path of a folder has one version; a tuple per path to hold it was 56 of the ~700
+Nearly every path of a folder has one version; a tuple per path to hold it was 48 of the ~700
 bytes a file costs a node holding 100,000 (measured). So a lone version is held bare, and reads
 give the tuple every caller expects (`files[path]`, `get`, `items`, `values`).
 """

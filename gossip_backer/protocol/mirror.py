@@ -273,11 +273,6 @@ def conflict_copies(metamap: MetaMap, path: str,
     return out
 
 
-def conflicts_present(metamap: MetaMap, index: dict[str, DiskEntry]) -> list[str]:
-    """Paths of the conflict copies present on disk (for `status`)."""
-    return file_totals(index)[2]
-
-
 def file_totals(index: dict[str, DiskEntry]) -> tuple[int, int, list[str]]:
     """(files, their bytes, the conflict copies among them, sorted) of an index, in one pass:
     `status` is asked many times a second while a script waits for a sync, and three passes

@@ -190,7 +190,8 @@ class BlockServer:
         return found
 
     def _read_first(self, sources, req: BlockRequest, reads: "_HopReads") -> bytes | None:
-        """(worker thread) The bytes of the first source that may be served, or None."""
+        """(worker thread, or the loop when `reads` may not wait) The bytes of the first source
+        that may be served, or None."""
         return serving.first_served(req, sources, lambda source: reads.read(*source, req.size),
                                     strong_hash)
 

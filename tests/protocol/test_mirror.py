@@ -494,14 +494,13 @@ def test_conflict_copy_of_a_long_name_is_a_valid_path() -> None:
     assert is_valid(copies[0].path), f"conflict copy path is invalid: {len(copies[0].path)} chars"
 
 
-def test_conflicts_present() -> None:
+def test_file_totals_count_files_and_bytes_and_list_the_conflict_copies_present() -> None:
     index = {"a.txt": Entry("a.txt", FILE, 1, 0o644, h(b"a"), None, vv()),
              "a.sync-conflict-20240101-000000-AAAAAAA.txt":
                  Entry("a.sync-conflict-20240101-000000-AAAAAAA.txt", FILE, 1, 0o644, h(b"b"),
                        None, vv()),
              "d.sync-conflict-x": Entry("d.sync-conflict-x", DIR, 0, 0o755, None, None, vv())}
-    assert mirror.conflicts_present(World().map, index) == [
-        "a.sync-conflict-20240101-000000-AAAAAAA.txt"]
+    assert mirror.file_totals(index) == (2, 2, ["a.sync-conflict-20240101-000000-AAAAAAA.txt"])
 
 
 @pytest.mark.parametrize("winner_deleted", [False, True])
