@@ -23,8 +23,9 @@ When the root itself is removed (or moved away), the OS watch is dead: `changes(
 `root_lost` set, without yielding the deletions of everything below it (that is the missing-root
 case, never a mass deletion). The runtime pauses the root and starts a new Watcher when it is back.
 
-A watcher sees a write as it starts: the runtime asks `is_settled()` before announcing a file, and
-the scan's before/after stat catches a file that still moves while it is hashed. Events can be lost
+A watcher sees a write as it starts: the runtime lets a batch's paths become SETTLE old before it
+scans them (`mtimes`, protocol.folder.settle_wait), the folder machine holds back a file still
+younger, and the scan's before/after stat catches a file that still moves while it is hashed. Events can be lost
 (a full inotify queue, a folder created and filled faster than its watch is added): `scan_paths()`
 walks the subtree of a folder that appeared, and the periodic rescan is the safety net.
 """
@@ -47,7 +48,6 @@ from gossip_backer.disk.scan import root_state
 DEBOUNCE_MS = 100
 STEP_MS = 50
 CANCEL_MS = 200
-SETTLE_MS = 200
 
 
 class Watcher:
@@ -239,26 +239,11 @@ def _is_dir(path: str) -> bool:
         return False
 
 
-def stat_key(root: Path | str, path: str) -> tuple[int, int] | None:
-    """(size, mtime_ns) of a path, not following a symlink; None when it is gone."""
-    try:
-        st = os.lstat(os.path.join(root, path))
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns)
-
-
-def is_settled(root: Path | str, path: str, seen: tuple[int, int] | None, now_ns: int, *,
-               settle_ms: int = SETTLE_MS) -> bool:
-    """Whether a file has stopped moving: its (size, mtime_ns) still equal `seen` (taken when its
-    event arrived, with `stat_key`) and its mtime is at least `settle_ms` before `now_ns` (wall
-    clock, `time.time_ns()`). A path that is gone, a folder or a symlink is always settled."""
-    try:
-        st = os.lstat(os.path.join(root, path))
-    except OSError:
-        return True
-    if not stat.S_ISREG(st.st_mode):
-        return True
-    if seen is None or (st.st_size, st.st_mtime_ns) != tuple(seen):
-        return False
-    return now_ns - st.st_mtime_ns >= settle_ms * 1_000_000
+def mtimes(root: Path | str, paths: Iterable[str]) -> list[int | None]:
+    """The mtime (ns) of each relative path, not following a symlink; None for one gone (the
+    runtime's settle wait reads the ages of a batch's paths with it)."""
+    out: list[int | None] = []
+    for path in paths:
+        st = _lstat(os.path.join(root, path))
+        out.append(None if st is None else st.st_mtime_ns)
+    return out

@@ -58,6 +58,8 @@ from gossip_backer.protocol.echoes import OwnWrites
 
 SETTLE = 0.2  # seconds a changed file must stay still before it is announced
 SETTLE_NS = int(SETTLE * 1e9)
+SETTLE_MARGIN = 0.005  # seconds added to a wait for a path to be SETTLE old (the clocks of the sleep
+# and of the files' mtimes differ a little)
 EMPTIED_MIN_FILES = 2
 MAX_FILES = 16  # files assembled at once (beyond the small ones)
 SMALL_FILE = 256 << 10  # files up to this size are assembled many at once (batched on the wire
@@ -108,6 +110,29 @@ class DiskStat:
     size: int
     mtime_ns: int
     inode: int
+
+
+def settle_wait(wall: float, mtimes_ns: Iterable[int | None] | None, waited: float) -> float:
+    """Seconds to let the writers of a watcher batch finish before it is scanned: until the
+    youngest of its paths (`mtimes_ns`; None for one gone) is SETTLE old, so that a save is
+    announced by the first scan, not held back by the settling rule for a second. At most
+    SETTLE less `waited` (the quiet the watcher already waited), which is also the wait when the
+    ages are unknown (`mtimes_ns` None) or one lies ahead of this clock. A batch whose paths are
+    all older (a folder moved in whole, a deletion) is scanned at once: any file inside it that
+    is younger is still held back by `scanned_root`."""
+    longest = max(0.0, SETTLE - waited)
+    if mtimes_ns is None:
+        return longest
+    wall_ns, wait = int(wall * 1e9), 0.0
+    for mtime_ns in mtimes_ns:
+        if mtime_ns is None:
+            continue
+        age = wall_ns - mtime_ns
+        if age < 0:
+            return longest
+        if age < SETTLE_NS:
+            wait = max(wait, (SETTLE_NS - age) / 1e9 + SETTLE_MARGIN)
+    return min(wait, longest)
 
 
 def index_entry(s: ScanEntryLike, vv: VersionVector, version: FileRecord | None = None) -> Row:

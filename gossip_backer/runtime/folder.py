@@ -24,7 +24,7 @@ from gossip_backer.disk import alive, apply, versions
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.disk.scan import RootUnavailable, ScanResult, root_state, scan, scan_paths
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
-from gossip_backer.protocol.folder import SETTLE, FolderMachine
+from gossip_backer.protocol.folder import FolderMachine, settle_wait
 from gossip_backer.runtime.clock import Clock
 from gossip_backer.runtime.eventbus import EventBus
 from gossip_backer.runtime.heap import trim_now
@@ -39,6 +39,7 @@ RESCAN_INTERVAL = 3600.0
 ROOT_CHECK = 2.0  # seconds between looks at whether the root is still there
 WATCH_SETTLE = 0.5  # seconds after start when the OS watcher is surely watching
 ALIVE_EVERY = 5.0  # seconds between signs of life on disk (disk/alive.py)
+SETTLE_LOOKS = 256  # paths of a watcher batch whose ages are read before it is scanned
 PUBLISH_BATCH = 1024  # own updates signed, stored and spread at once (see Folder._publishing)
 
 
@@ -163,15 +164,13 @@ class Folder:
 
     async def _watch_loop(self) -> None:
         """Follow the OS watcher; start a new one when the root itself went away and came back."""
-        from gossip_backer.disk.watch import STEP_MS, Watcher
+        from gossip_backer.disk.watch import Watcher
 
         while True:
             watcher = Watcher(self.root, self.ignore, own=self._own_write)
             try:
                 async for paths in watcher.changes():
-                    # let writers finish (the scan skips moving files): the watcher already
-                    # waited STEP_MS without an event before handing the batch over
-                    await trio.sleep(max(0.0, SETTLE - STEP_MS / 1000))
+                    await trio.sleep(await self._settle_wait(paths))
                     generation = self.ignore.generation
                     await self.scan_some(paths, rules_changed=generation != self._ignore_gen)
             finally:
@@ -180,6 +179,17 @@ class Folder:
             while self.paused:
                 await trio.sleep(2.0)
                 await self.full_scan()
+
+    async def _settle_wait(self, paths: set[str]) -> float:
+        """How long to let the writers of a watcher batch finish (protocol.folder.settle_wait):
+        the ages of up to SETTLE_LOOKS paths are read in a worker thread; a larger batch, a
+        busy writer's, waits the whole settle."""
+        from gossip_backer.disk.watch import STEP_MS, mtimes
+
+        found = None
+        if len(paths) <= SETTLE_LOOKS:
+            found = await trio.to_thread.run_sync(mtimes, self.root, sorted(paths))
+        return settle_wait(self.clock.wall(), found, STEP_MS / 1000)
 
     def _own_write(self, path: str) -> tuple[int, int, int] | None:
         """(the watcher's filter) The stat of the file the puller just placed at `path`."""

@@ -14,7 +14,7 @@ import trio
 import watchfiles
 
 from gossip_backer.disk.ignore import IgnoreMatcher
-from gossip_backer.disk.watch import Watcher, is_settled, stat_key
+from gossip_backer.disk.watch import Watcher, mtimes
 
 DEADLINE = 1.0
 
@@ -214,21 +214,19 @@ def test_close_and_cancel_end_the_watch_quickly(tmp_path):
     assert closed < 0.5 and cancelled < 0.5, (closed, cancelled)
 
 
-def test_is_settled(tmp_path):
-    f = tmp_path / "f.bin"
-    f.write_bytes(b"x" * 10)
-    seen = stat_key(tmp_path, "f.bin")
-    assert seen is not None and seen[0] == 10
-    mtime = seen[1]
-    assert not is_settled(tmp_path, "f.bin", seen, mtime + 50_000_000)
-    assert is_settled(tmp_path, "f.bin", seen, mtime + 250_000_000)
-    assert not is_settled(tmp_path, "f.bin", seen, mtime + 250_000_000, settle_ms=500)
-    with open(f, "ab") as out:
-        out.write(b"more")
-    assert not is_settled(tmp_path, "f.bin", seen, time.time_ns() + 10**9)  # still moving
-    assert is_settled(tmp_path, "gone", seen, 0)
+def test_mtimes_of_a_batch(tmp_path):
+    """The ages the settle wait reads: a file's and a folder's mtime, a link's own (not its
+    target's), None for a path gone."""
+    (tmp_path / "f.bin").write_bytes(b"x")
+    os.utime(tmp_path / "f.bin", ns=(1, 123_456_789_000))
     (tmp_path / "d").mkdir()
-    assert is_settled(tmp_path, "d", None, 0)
+    os.symlink("f.bin", tmp_path / "link")
+    os.utime(tmp_path / "link", ns=(1, 5_000_000_000), follow_symlinks=False)
+    got = mtimes(tmp_path, ["f.bin", "d", "link", "gone"])
+    assert got[0] == 123_456_789_000
+    assert got[1] == (tmp_path / "d").stat().st_mtime_ns
+    assert got[2] == 5_000_000_000
+    assert got[3] is None
 
 
 def test_a_vanished_root_ends_the_watch(tmp_path):

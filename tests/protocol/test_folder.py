@@ -13,8 +13,8 @@ from gossip_backer.disk.scan import ScanEntry, ScanResult
 from gossip_backer.events import Conflict, RootPaused, RootResumed
 from gossip_backer.protocol import mirror
 from gossip_backer.protocol.effects import Emit, IndexWrite, Publish, Rescan
-from gossip_backer.protocol.folder import (READ_WRITE, SMALL_BYTES, SMALL_FILE, UNAVAILABLE_AFTER,
-                                           DiskStat, FolderMachine)
+from gossip_backer.protocol.folder import (READ_WRITE, SETTLE, SMALL_BYTES, SMALL_FILE,
+                                           UNAVAILABLE_AFTER, DiskStat, FolderMachine, settle_wait)
 from helpers import Replica, empty_replica, make_mesh
 
 S = 1_000_000_000
@@ -148,6 +148,31 @@ def test_an_mtime_only_change_is_a_new_version() -> None:
     effects = machine.scanned_root(result(scanned("f", b"x", 50)), WALL, full=False)  # touch -d
     (record,) = published(effects)
     assert record.mtime_ns == 50 * S and record.hash == digest(b"x")
+
+
+def test_a_watcher_batch_waits_only_until_its_youngest_path_is_settled() -> None:
+    """A save is scanned once it is SETTLE old (and so announced by that first scan); a folder
+    moved in whole, whose content is older, is scanned at once (issue 14: the 512 MiB drop
+    waited 0.15 s for nothing)."""
+    step = 0.05  # the watcher's own quiet wait
+    longest = SETTLE - step
+    now = int(WALL * S)
+    assert settle_wait(WALL, [now - int(0.05 * S)], step) == longest  # a save just made
+    wait = settle_wait(WALL, [now - int(0.12 * S)], step)  # made 0.12 s ago: the rest, and a hair
+    assert 0.08 < wait < 0.09
+    assert settle_wait(WALL, [now - 60 * S], step) == 0.0  # a folder moved in, made a minute ago
+    assert settle_wait(WALL, [None], step) == 0.0  # a deletion
+    assert settle_wait(WALL, [now - 60 * S, now - int(0.1 * S), None], step) > 0.1  # the youngest
+    assert settle_wait(WALL, [now + 5 * S], step) == longest  # a clock ahead: the whole wait
+    assert settle_wait(WALL, None, step) == longest  # ages not read (a large batch)
+    assert settle_wait(WALL, [], step) == 0.0
+    # what it waited is what the machine asks: a file that waited is not held back again
+    young = scanned("f", b"v", WALL - 0.12)
+    a = make_mesh(1)[0]
+    machine = FolderMachine(a.map, a.id)
+    later = WALL + settle_wait(WALL, [young.mtime_ns], step)
+    assert not any(isinstance(e, Rescan)
+                   for e in machine.scanned_root(result(young), later, full=False))
 
 
 def test_young_files_wait_and_a_suddenly_empty_root_pauses() -> None:
