@@ -15,7 +15,8 @@ instead of 2, so bodies up to `max_frame` (1 MiB by default) fit one frame, and 
 (libsodium's) in place of XSalsa20-Poly1305: the same guarantees (a 256-bit key, a 256-bit tag,
 no nonce ever used twice under one key) at about eight times the speed on a CPU with AES
 instructions (protocol 3). Each body keeps its tag behind it (box-stream moves it into the
-header), so a body is opened straight from the receive buffer, and a frame is sealed into one
+header), so a body is opened in place, in the one copy taken of it from the receive buffer (no
+zero-filled plaintext buffer beside it), and a frame is sealed into one
 buffer that goes to the socket as it is: large transfers spent a third of both nodes' CPU
 sealing, opening and copying. Because the nonce is implied by the position in the stream, a
 replayed, reordered, dropped or altered frame fails its tag: every such fault surfaces as
@@ -93,7 +94,8 @@ def _seal_into(out: memoryview, plain, counter: int, key: bytes) -> None:
 
 
 def _open_into(out, boxed: memoryview, counter: int, key: bytes) -> bool:
-    """Open ciphertext | tag into `out` (len(boxed) - 32 bytes); False when the tag fails."""
+    """Open ciphertext | tag into `out` (len(boxed) - 32 bytes; it may be `boxed` itself: opened
+    in place); False when the tag fails."""
     return lib.crypto_aead_aegis256_decrypt(
         ffi.from_buffer(out, require_writable=True), ffi.NULL, ffi.NULL, ffi.from_buffer(boxed),
         len(boxed), ffi.NULL, 0, _PAD + _nonce(counter), key) == 0
@@ -191,15 +193,14 @@ class _Receiver:
                 return self._on_goodbye()
             self._pending = self._checked(length)
         length = self._pending
-        with self._buffer.peek(length + _MAC) as sealed_body:
-            if sealed_body is None:
-                return NEED_DATA
-            plaintext = bytearray(length)
-            self._open(plaintext, sealed_body, self._counter + 1, "body")
-        self._buffer.discard(length + _MAC)
+        body = self._buffer.take_owned(length + _MAC)
+        if body is None:
+            return NEED_DATA
+        self._open(body, body, self._counter + 1, "body")  # in place: AEGIS-256 reads each
+        del body[length:]  # 32-byte block before it writes it; the tag goes
         self._pending = None
         self._counter += 2
-        return plaintext
+        return body
 
     def _checked(self, length: int) -> int:
         """Refuse an oversize body before buffering any of it."""

@@ -259,7 +259,8 @@ class _HopReads:
             return None
         if n < size and (expect is None or offset + n < expect.size):
             raise _WouldBlock()  # (not the file's end: the rest is not cached)
-        return bytes(buf) if n == size else bytes(buf[:n])
+        del buf[n:]  # the block as read, not copied into bytes: a third of the sender's copies
+        return buf
 
     def _open(self, full: str, expect: apply.Stat | None, rel: str | None) -> int | None:
         if rel is not None and not self._folders_ok(full, rel):

@@ -14,8 +14,7 @@ stops draining while a peer keeps sending gets a `RemoteError` instead of unboun
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import deque
 from typing import Final
 
 from gossip_backer.errors import LocalError, RemoteError
@@ -57,53 +56,68 @@ CLOSED: Final = Sentinel("CLOSED")  # the peer said goodbye cleanly (used by the
 class ReceiveBuffer:
     """Bytes received but not yet parsed, capped at `limit` so a peer cannot make us hoard.
 
-    One bytearray: CPython makes `del buf[:n]` at the front cheap, so taking frames one by one
-    is linear overall, and a peer trickling single bytes costs no per-piece objects.
+    The pieces are kept as they came, and each byte is copied once, when the frame it belongs
+    to is taken (joined from the pieces it spans, or copied out of the one holding it). A `bytes`
+    piece is kept without a copy; anything else is copied first (its owner may reuse it). One
+    bytearray appended to and cut at the front copied a large transfer about twice over (CPython
+    moves what is left to a new allocation when it grows after a cut, or shrinks below half), and
+    the receiver of a 512 MiB file spent ~0.09 s of its loop on it.
     """
 
-    __slots__ = ("_buf", "limit")
+    __slots__ = ("_pieces", "_size", "limit")
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
             raise LocalError(f"buffer limit must be positive, not {limit}")
-        self._buf = bytearray()
+        self._pieces: deque[memoryview] = deque()
+        self._size = 0
         self.limit = limit
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return self._size
 
     def feed(self, data: bytes) -> None:
         """Append `data`, refusing (RemoteError) rather than growing past the cap."""
-        total = len(self._buf) + len(data)
+        total = self._size + len(data)
         if total > self.limit:
             raise RemoteError(
                 f"receive buffer overflow: {total} unparsed bytes > limit {self.limit} "
                 "(peer flooding, or the caller fed without draining)"
             )
-        self._buf += data
+        if not len(data):
+            return
+        self._pieces.append(memoryview(data if type(data) is bytes else bytes(data)).cast("B"))
+        self._size = total
 
     def take(self, n: int) -> bytes | None:
         """Remove the first `n` bytes and return them; None, keeping everything, while fewer
         than `n` are here."""
-        if len(self._buf) < n:
+        if self._size < n:
             return None
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
+        parts = self._split(n)
+        return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
+
+    def take_owned(self, n: int) -> bytearray | None:
+        """`take`, in a bytearray that is the caller's alone (the channel opens a body in
+        place in it); None while fewer than `n` bytes are here."""
+        if self._size < n:
+            return None
+        return bytearray().join(self._split(n))
+
+    def _split(self, n: int) -> list[memoryview]:
+        """Remove the first `n` bytes (at least `n` are here): views of the pieces holding them."""
+        out: list[memoryview] = []
+        self._size -= n
+        while n:
+            piece = self._pieces[0]
+            if len(piece) <= n:
+                out.append(self._pieces.popleft())
+                n -= len(piece)
+            else:
+                out.append(piece[:n])
+                self._pieces[0] = piece[n:]
+                n = 0
         return out
-
-    @contextmanager
-    def peek(self, n: int) -> Iterator[memoryview | None]:
-        """The first `n` bytes as a view, kept in the buffer (None while fewer are here), so
-        the channel opens a body where it lies; `discard` them after the block."""
-        if len(self._buf) < n:
-            yield None
-            return
-        with memoryview(self._buf) as view, view[:n] as head:
-            yield head
-
-    def discard(self, n: int) -> None:
-        """Forget the first `n` bytes (after a `peek`)."""
-        del self._buf[:n]
 
 
 def _check_size(size: int, max_frame: int) -> None:

@@ -87,6 +87,16 @@ def test_many_frames_any_chunking() -> None:
     server.receive_eof()  # after a goodbye: a clean end
 
 
+def test_bodies_of_every_length_open_in_place_to_what_was_sealed() -> None:
+    """A body is opened in the receive buffer's copy of it (AEGIS-256 in place): every length
+    around its 32-byte blocks, and a maximal one arriving in uneven pieces, comes back whole."""
+    client, server = pair()
+    bodies = [os.urandom(n) for n in range(0, 100)] + [os.urandom(DEFAULT_MAX_FRAME)]
+    stream = b"".join(bytes(client.seal(b)) for b in bodies)
+    got = deliver(server, stream, chunk=65_537)
+    assert got == bodies and all(type(b) is bytearray for b in got)
+
+
 def test_frame_layout() -> None:
     client, _ = pair()
     assert len(client.seal(b"")) == FRAME_OVERHEAD == HEADER_SIZE + 32 == 68

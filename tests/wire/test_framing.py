@@ -138,18 +138,42 @@ def test_receive_buffer_take_keeps_bytes_until_enough() -> None:
     assert rb.take(0) == b""
 
 
-def test_receive_buffer_take_peek_discard_and_mutable_input() -> None:
-    rb = ReceiveBuffer(10)
-    piece = bytearray(b"headbody")
+def test_receive_buffer_takes_across_pieces_and_keeps_mutable_input_safe() -> None:
+    rb = ReceiveBuffer(20)
+    piece = bytearray(b"headbo")
     rb.feed(piece)
-    piece[:] = b"XXXXXXXX"  # the caller reuses its buffer: what we hold must not change
+    piece[:] = b"XXXXXX"  # the caller reuses its buffer: what we hold must not change
+    rb.feed(memoryview(b"dy-and"))
+    rb.feed(b"-more")
     assert rb.take(4) == b"head"
-    with rb.peek(5) as view:
-        assert view is None
-    with rb.peek(4) as view:
-        assert bytes(view) == b"body"
-    rb.discard(4)
-    assert len(rb) == 0
+    assert rb.take_owned(14) is None and len(rb) == 13  # too few: nothing taken
+    rb.feed(b"!!")
+    assert rb.take_owned(16) is None and len(rb) == 15
+    owned = rb.take_owned(9)
+    assert owned == bytearray(b"body-and-") and type(owned) is bytearray
+    owned[:] = b"mine"  # the caller's own: changing it changes nothing held
+    assert rb.take(4) == b"more" and rb.take(2) == b"!!" and len(rb) == 0
+    assert rb.take(0) == b"" and rb.take_owned(0) == bytearray()
+
+
+@settings(max_examples=100, deadline=None)
+@given(pieces=st.lists(st.binary(max_size=50), max_size=12),
+       cuts=st.lists(st.integers(0, 60), max_size=12))
+def test_receive_buffer_gives_back_the_stream_whatever_the_pieces(pieces, cuts) -> None:
+    """Whatever sizes arrive and are taken, the bytes taken are the stream, in order."""
+    stream = b"".join(pieces)
+    rb = ReceiveBuffer(max(1, len(stream)))
+    for p in pieces:
+        rb.feed(p)
+    got = bytearray()
+    for i, n in enumerate(cuts):
+        out = (rb.take if i % 2 else rb.take_owned)(n)
+        if out is None:
+            assert n > len(rb)
+            continue
+        got += out
+    got += rb.take(len(rb))
+    assert bytes(got) == stream and len(rb) == 0
 
 
 def test_sentinels_are_distinct_named_singletons() -> None:
