@@ -125,6 +125,24 @@ class _RunningHash:
             return self._hasher.digest()
 
 
+def _start_writeback(written: list[tuple[_Job, int, int]]) -> None:
+    """(worker thread) Begin the writeback of the blocks one hop wrote (job, offset, length), one
+    call per run of adjacent blocks of a file: a call per 256 KiB block cost 0.145 s of CPU per
+    512 MiB written, one per seven 0.128 s, and the loop of writes 0.27 -> 0.24 s (each call
+    submits its own I/O, a doorbell of the virtual disk here)."""
+    runs: dict[int, list] = {}  # id(job) -> [job, start, end] of the run being extended
+    for job, offset, length in written:
+        run = runs.get(id(job))
+        if run is not None and run[2] == offset:
+            run[2] += length
+            continue
+        if run is not None:
+            run[0].tmp.start_writeback(run[1], run[2] - run[1])
+        runs[id(job)] = [job, offset, offset + length]
+    for job, start, end in runs.values():
+        job.tmp.start_writeback(start, end - start)
+
+
 def _buffered_digest(buffered: list, size: int) -> bytes | None:
     """The whole hash of a small file whose buffered blocks cover it all (else None: blocks
     reused from local files are in the temp file only, which is then read back)."""
@@ -925,16 +943,19 @@ class Puller:
 
     def _verify_and_write(self, work) -> list[bool | None]:
         """(worker thread) The blocks' verdicts; the good ones that name a job are written to
-        its temp file (a disk error is kept as the job's, and ends its assembly)."""
-        verdicts = []
+        its temp file (a disk error is kept as the job's, and ends its assembly), and their
+        writeback begun once per run of adjacent blocks (`_start_writeback`)."""
+        verdicts, written = [], []
         for b, want, job, offset in work:
             ok = self._verify(b.data, want)
             if ok and job is not None and job.error is None:
                 try:
-                    self._write(job, offset, b.data)
+                    self._write(job, offset, b.data, writeback=False)
+                    written.append((job, offset, len(b.data)))
                 except (LocalError, OSError) as exc:  # our disk's trouble, never the peer's
                     job.error = exc
             verdicts.append(ok)
+        _start_writeback(written)
         return verdicts
 
     async def _arrived(self, arrived, written: bool = False) -> None:
@@ -970,11 +991,13 @@ class Puller:
         job.done.set()
 
     @staticmethod
-    def _write(job: _Job, offset: int, data: bytes) -> None:
+    def _write(job: _Job, offset: int, data: bytes, writeback: bool = True) -> None:
         """(worker thread) A verified block into the temp file (and the running hash), its
-        writeback to disk begun at once (the fsync of a large file otherwise waits for all of it)."""
+        writeback to disk begun at once unless the caller begins it for several blocks (the
+        fsync of a large file otherwise waits for all of it)."""
         job.tmp.write_at(offset, data)
-        job.tmp.start_writeback(offset, len(data))
+        if writeback:
+            job.tmp.start_writeback(offset, len(data))
         if job.running is not None:
             job.running.wrote(offset, data)
 
