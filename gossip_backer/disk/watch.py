@@ -25,9 +25,10 @@ case, never a mass deletion). The runtime pauses the root and starts a new Watch
 
 A watcher sees a write as it starts: the runtime lets a batch's paths become SETTLE old before it
 scans them (`mtimes`, protocol.folder.settle_wait), the folder machine holds back a file still
-younger, and the scan's before/after stat catches a file that still moves while it is hashed. Events can be lost
-(a full inotify queue, a folder created and filled faster than its watch is added): `scan_paths()`
-walks the subtree of a folder that appeared, and the periodic rescan is the safety net.
+younger, and the scan's before/after stat catches a file that still moves while it is hashed.
+Events can be lost (a full inotify queue, a folder created and filled faster than its watch is
+added): `scan_paths()` walks the subtree of a folder that appeared, and the periodic rescan is
+the safety net.
 """
 
 from __future__ import annotations

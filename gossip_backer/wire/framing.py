@@ -32,6 +32,7 @@ __all__ = [
 
 DEFAULT_MAX_FRAME: Final = 1 << 20  # 1 MiB: big enough for throughput, small enough to buffer twice
 LENGTH_PREFIX: Final = 4  # big-endian unsigned length before each plain frame
+SMALL_PIECE: Final = 64 << 10  # received pieces under this are gathered into one bytearray
 
 
 class Sentinel:
@@ -57,19 +58,22 @@ class ReceiveBuffer:
     """Bytes received but not yet parsed, capped at `limit` so a peer cannot make us hoard.
 
     The pieces are kept as they came, and each byte is copied once, when the frame it belongs
-    to is taken (joined from the pieces it spans, or copied out of the one holding it). A `bytes`
-    piece is kept without a copy; anything else is copied first (its owner may reuse it). One
-    bytearray appended to and cut at the front copied a large transfer about twice over (CPython
-    moves what is left to a new allocation when it grows after a cut, or shrinks below half), and
-    the receiver of a 512 MiB file spent ~0.09 s of its loop on it.
+    to is taken (joined from the pieces it spans, or copied out of the one holding it). A large
+    `bytes` piece is kept without a copy; anything mutable is copied (its owner may reuse it),
+    and pieces under SMALL_PIECE are gathered into one bytearray of our own, so a peer
+    trickling single bytes costs no object per byte. One bytearray appended to and cut at the
+    front copied a large transfer about twice over (CPython moves what is left to a new
+    allocation when it grows after a cut, or shrinks below half), and the receiver of a 512 MiB
+    file spent ~0.09 s of its loop on it.
     """
 
-    __slots__ = ("_pieces", "_size", "limit")
+    __slots__ = ("_pieces", "_start", "_size", "limit")
 
     def __init__(self, limit: int) -> None:
         if limit <= 0:
             raise LocalError(f"buffer limit must be positive, not {limit}")
-        self._pieces: deque[memoryview] = deque()
+        self._pieces: deque[bytes | bytearray] = deque()
+        self._start = 0  # bytes of the first piece already taken
         self._size = 0
         self.limit = limit
 
@@ -78,15 +82,22 @@ class ReceiveBuffer:
 
     def feed(self, data: bytes) -> None:
         """Append `data`, refusing (RemoteError) rather than growing past the cap."""
-        total = self._size + len(data)
+        n = len(data)
+        total = self._size + n
         if total > self.limit:
             raise RemoteError(
                 f"receive buffer overflow: {total} unparsed bytes > limit {self.limit} "
                 "(peer flooding, or the caller fed without draining)"
             )
-        if not len(data):
+        if not n:
             return
-        self._pieces.append(memoryview(data if type(data) is bytes else bytes(data)).cast("B"))
+        last = self._pieces[-1] if self._pieces else None
+        if n < SMALL_PIECE and type(last) is bytearray and len(last) < SMALL_PIECE:
+            last += data  # (no view of it outlives a take)
+        elif n < SMALL_PIECE or type(data) is not bytes:
+            self._pieces.append(bytearray(data))
+        else:
+            self._pieces.append(data)
         self._size = total
 
     def take(self, n: int) -> bytes | None:
@@ -95,29 +106,45 @@ class ReceiveBuffer:
         if self._size < n:
             return None
         parts = self._split(n)
-        return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
+        try:
+            return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
+        finally:
+            _release(parts)
 
     def take_owned(self, n: int) -> bytearray | None:
         """`take`, in a bytearray that is the caller's alone (the channel opens a body in
         place in it); None while fewer than `n` bytes are here."""
         if self._size < n:
             return None
-        return bytearray().join(self._split(n))
+        parts = self._split(n)
+        try:
+            return bytearray().join(parts)
+        finally:
+            _release(parts)
 
     def _split(self, n: int) -> list[memoryview]:
-        """Remove the first `n` bytes (at least `n` are here): views of the pieces holding them."""
+        """Remove the first `n` bytes (at least `n` are here): views of the pieces holding them,
+        to be released once copied."""
         out: list[memoryview] = []
         self._size -= n
         while n:
             piece = self._pieces[0]
-            if len(piece) <= n:
-                out.append(self._pieces.popleft())
-                n -= len(piece)
+            left = len(piece) - self._start
+            with memoryview(piece) as whole:
+                out.append(whole[self._start:self._start + min(n, left)])
+            if left <= n:
+                self._pieces.popleft()
+                self._start = 0
+                n -= left
             else:
-                out.append(piece[:n])
-                self._pieces[0] = piece[n:]
+                self._start += n
                 n = 0
         return out
+
+
+def _release(views: list[memoryview]) -> None:
+    for view in views:
+        view.release()
 
 
 def _check_size(size: int, max_frame: int) -> None:
