@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import trio
@@ -25,6 +26,29 @@ Handler = Callable[[dict], Awaitable[object]]
 Streamer = Callable[[dict, trio.SocketStream], Awaitable[None]]
 
 
+UNIX_PATH_MAX = 107  # bytes of a socket's path the OS takes (108 with its NUL, on Linux)
+
+
+@contextmanager
+def _address(path: Path) -> Iterator[str]:
+    """What to bind or connect the socket at `path` by: the path itself when it fits
+    UNIX_PATH_MAX, else (Linux) the same file reached through /proc/self/fd of its opened folder,
+    so a node whose ROOT lies deep runs (its daemon failed with "AF_UNIX path too long").
+    Elsewhere a UserError says why."""
+    if len(os.fsencode(path)) <= UNIX_PATH_MAX:
+        yield str(path)
+        return
+    if not os.path.isdir("/proc/self/fd"):
+        raise UserError(f"the control socket's path is longer than this OS allows "
+                        f"({len(os.fsencode(path))} bytes, at most {UNIX_PATH_MAX}): {path}; "
+                        "put the folder at a shorter path")
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{folder}/{path.name}"
+    finally:
+        os.close(folder)
+
+
 # -- client (CLI) --------------------------------------------------------------------------
 def _connect(path: Path, timeout: float) -> socket.socket | None:
     if not path.exists():
@@ -32,7 +56,8 @@ def _connect(path: Path, timeout: float) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        sock.connect(str(path))
+        with _address(path) as address:
+            sock.connect(address)
     except OSError:
         sock.close()
         return None
@@ -91,7 +116,8 @@ async def serve(path: Path, handler: Handler, streamer: Streamer,
     if path.exists() or path.is_symlink():
         path.unlink()
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-    await sock.bind(str(path))
+    with _address(path) as address:
+        await sock.bind(address)
     os.chmod(path, 0o600)
     sock.listen(16)
     listener = trio.SocketListener(sock)

@@ -92,3 +92,21 @@ def test_binding_never_touches_the_process_umask(tmp_path):
         stop.set()
         watcher.join()
     assert seen == {normal}, f"the umask changed to {sorted(oct(m) for m in seen - {normal})}"
+
+
+def test_a_root_deeper_than_a_socket_path_may_be_still_has_its_control_socket(tmp_path):
+    """A socket's path is at most 107 bytes: a node whose ROOT lay deeper failed to start with
+    "AF_UNIX path too long". Its socket is now bound and reached through its folder's descriptor,
+    at the same place, mode 0600."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / ".backer"
+    deep.mkdir(parents=True)
+    path = deep / "control.sock"
+    assert len(str(path)) > control.UNIX_PATH_MAX
+
+    def client() -> None:
+        assert path.exists() and (path.stat().st_mode & 0o777) == 0o600
+        assert control.request(path, {"cmd": "status"}) == {"echo": "status"}
+        assert control.is_running(path)
+
+    _serve_and(path, client)
+    assert not path.exists()  # gone when the node stops, as a short one
