@@ -409,22 +409,31 @@ class MetaMap:
 
     def _refresh_membership(self) -> None:
         """Recompute membership from every membership update held; refold the data when the
-        set of valid updates changed (a role or a cutoff moved)."""
+        set of valid updates changed (a role or a cutoff moved). Forgetting a stranger's
+        updates changes the set the table was computed from (its revocation of another member
+        no longer counts, say), so the table is computed again until no stranger is left: once
+        was not enough for a node that held a voided member's revocation (hypothesis found two
+        nodes holding the same updates with different tables)."""
         before = self._validity()
-        self.membership.rebuild([(u.origin, u.seq, u.payload) for u in self._matching(is_membership)])
+        while True:
+            self.membership.rebuild([(u.origin, u.seq, u.payload)
+                                     for u in self._matching(is_membership)])
+            if not self._forget_strangers():
+                break
         if self._validity() != before:
-            self._forget_strangers()
             self._refold()
 
-    def _forget_strangers(self) -> None:
+    def _forget_strangers(self) -> bool:
         """Drop the logged updates of signers no longer in the member table (their grant turned
         void): a node that never stored them refuses them, so keeping them would leave the two
-        nodes' digests different for ever."""
-        for origin in [o for o in self._logs if not self.membership.known(o)]:
+        nodes' digests different for ever. True when some were dropped."""
+        strangers = [o for o in self._logs if not self.membership.known(o)]
+        for origin in strangers:
             self._dropped.extend((origin, seq) for seq in self._logs.pop(origin))
             del self._newest[origin]
             self._shared.discard(origin)
             del self._max[origin]
+        return bool(strangers)
 
     def _validity(self) -> dict[bytes, tuple[bool, int]]:
         return {n: (m.read_only, m.cutoff) for n, m in self.membership.members.items()}

@@ -368,3 +368,25 @@ def test_applying_past_a_not_yet_leaves_a_gap_that_is_never_filled(mesh):
     assert n.map.digest() == f.map.digest()  # the digest claims everything...
     assert n.map.since(f.map.digest()) == [] and f.map.since(n.map.digest()) == []
     assert sorted(n.map.files) != sorted(f.map.files)  # ...but files of X are missing for good
+
+
+def test_forgetting_a_voided_members_revocation_recomputes_the_table(monkeypatch):
+    """A run hypothesis found (TestRevokingConvergence, this example replayed step by step): the
+    founder held a member's revocation whose signer's grant then turned void; forgetting that
+    signer's updates left the table computed with its revocation still counted, so the founder
+    and a member holding the same updates disagreed on who was revoked."""
+    import sys
+
+    monkeypatch.setattr(sys.modules[__name__], "event", lambda *args, **kwargs: None)
+    state = RevokingConvergence()
+    state.start(n=4)
+    state.join(by=0, r=1)
+    state.join(by=0, r=1)
+    state.settle()
+    state.join(by=1, r=0)
+    state.revoke(by=1, r=1)
+    state.revoke(by=3, r=0)
+    state.sync(a=2, b=0, budget=None)
+    state.partition(side={0})
+    state.revoke(by=2, r=0)
+    state.teardown()  # every member's table, updates and files agree after a full sync
