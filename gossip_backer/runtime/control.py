@@ -61,6 +61,9 @@ def _connect(path: Path, timeout: float) -> socket.socket | None:
     except OSError:
         sock.close()
         return None
+    except BaseException:  # (a path too long for this OS: the UserError goes on, the socket not)
+        sock.close()
+        raise
     return sock
 
 
