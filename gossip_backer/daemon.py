@@ -4,6 +4,7 @@ web server, until SIGINT or SIGTERM, then a clean exit 0."""
 from __future__ import annotations
 
 import errno
+import gc
 import ipaddress
 import logging
 import os
@@ -67,12 +68,18 @@ def _user_error(exc: BaseException) -> UserError | None:
 
 
 async def _main(root: Path, listen_at: str, web_at: str | None, public_at: str | None) -> None:
+    """The node until a signal. Once it has started, what it loaded (modules, its index and
+    map) is moved out of the cyclic GC's sight (`gc.freeze`): a full collection walked all of
+    it, 15-27 ms on the loop for a node of one file, and one fell into most large transfers
+    between the record's arrival and the first block request (decoding the record of 2,048
+    blocks took 27 ms instead of 1.8). Those objects are still freed by their reference counts."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with Node.open(root, create=False) as node:
             async with trio.open_nursery() as nursery:
                 await _start(nursery, node, listen_at, web_at)
                 if public_at:
                     await _start_public(nursery, node, public_at)
+                gc.freeze()  # see _main's docstring
                 async for _ in signals:
                     break
                 log.info("shutting down")
