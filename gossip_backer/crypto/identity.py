@@ -78,15 +78,25 @@ def make_update(identity: Identity, mesh_id: str, seq: int, payload: Payload) ->
     return SignedUpdate(identity.public, seq, payload, body, sig)
 
 
-def update_from_wire(item: object) -> SignedUpdate:
-    """A peer's (origin, seq, body, sig) -> SignedUpdate, payload decoded; the signature is checked
-    later by `Verifier` (only updates that pass the cheap checks cost a verification)."""
+def _wire_fields(item: object) -> tuple[bytes, int, bytes, bytes] | None:
+    """(origin, seq, body, sig) of an update as it came from a peer, if each has its type and
+    length; else None (a bool seq too: True == 1, but packs apart)."""
     if not (isinstance(item, (list, tuple)) and len(item) == 4):
-        raise RemoteError("malformed update")
+        return None
     origin, seq, body, sig = item
     if not (isinstance(origin, bytes) and len(origin) == 32 and type(seq) is int
             and isinstance(body, bytes) and isinstance(sig, bytes) and len(sig) == 64):
-        raise RemoteError("malformed update")  # (a bool seq too: True == 1, but packs apart)
+        return None
+    return origin, seq, body, sig
+
+
+def update_from_wire(item: object) -> SignedUpdate:
+    """A peer's (origin, seq, body, sig) -> SignedUpdate, payload decoded; the signature is checked
+    later by `Verifier` (only updates that pass the cheap checks cost a verification)."""
+    fields = _wire_fields(item)
+    if fields is None:
+        raise RemoteError("malformed update")
+    origin, seq, body, sig = fields
     try:
         payload = payload_from_plain(unpack(body))
     except ValueError as exc:
@@ -104,12 +114,10 @@ def verify_wire(mesh_id: str, items: Iterable[object]) -> frozenset[tuple]:
     keys: dict[bytes, nacl.signing.VerifyKey] = {}
     good = set()
     for item in items:
-        if not (isinstance(item, (list, tuple)) and len(item) == 4):
+        fields = _wire_fields(item)
+        if fields is None:
             continue
-        origin, seq, body, sig = item
-        if not (isinstance(origin, bytes) and len(origin) == 32 and type(seq) is int
-                and isinstance(body, bytes) and isinstance(sig, bytes) and len(sig) == 64):
-            continue
+        origin, seq, body, sig = fields
         key = keys.get(origin)
         if key is None:
             key = keys[origin] = nacl.signing.VerifyKey(origin)

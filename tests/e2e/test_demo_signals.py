@@ -31,9 +31,10 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_sigterm_stops_the_demo_and_its_nodes():
+def test_sigterm_stops_the_demo_and_its_nodes(tmp_path):
     demo = subprocess.Popen([sys.executable, "-m", "gossip_backer", "demo", "--nodes", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**ENV, "TMPDIR": str(tmp_path)})  # its roots stay: here
     nodes: set[int] = set()
     try:
         deadline = time.time() + 90

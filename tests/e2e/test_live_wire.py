@@ -4,6 +4,8 @@ write of B's file reaches the client's Y.Text; a path that is not live is refuse
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.e2e.conftest import backer_json, mesh, wait_until
@@ -53,7 +55,7 @@ def test_yjs_client_edits_a_live_note_on_two_nodes(tmp_path, daemons):
         refused.stop()
 
 
-def test_demo_starts_with_a_live_note_on_every_node():
+def test_demo_starts_with_a_live_note_on_every_node(tmp_path):
     """`backer demo` marks *.md live and a note waits on every node: a Yjs client edits it on
     the second node and the first node's file follows."""
     import re
@@ -63,7 +65,8 @@ def test_demo_starts_with_a_live_note_on_every_node():
     from pathlib import Path
 
     demo = subprocess.Popen([sys.executable, "-m", "gossip_backer", "demo", "--nodes", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})  # its roots stay: here
     client = None
     try:
         lines = []
