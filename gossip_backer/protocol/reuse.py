@@ -51,11 +51,19 @@ class Truncate:
 @dataclass(frozen=True, slots=True)
 class Copy:
     """Copy block i from `offsets[i]` of `source` (a local path, or ARCHIVE: the archived
-    content `content_hash`), each only if its bytes hash to the block."""
+    content `content_hash`), each only if its bytes hash to the block.
+
+    `whole`: the source holds the record's whole content at its own offsets (the archived
+    version, or a local file the index has with the record's hash) and no block is had yet. A
+    carrier may then copy it in one pass and check the content hash once, every block had if it
+    holds, instead of a read and a hash per block (a renamed 512 MiB file: 1.7 s of the
+    receiver's CPU, and the temp file read back for its hash); if it does not hold (the source
+    changed since it was scanned), each block is copied and checked as for any Copy."""
 
     source: str | None
     content_hash: bytes | None
     offsets: dict[int, int]
+    whole: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +124,11 @@ class Plan:
         if resumed:
             yield Truncate(rec.size)
         if rec.hash and not self._archive_empty and self.missing():
-            yield Copy(ARCHIVE, rec.hash, self._whole())
+            yield Copy(ARCHIVE, rec.hash, self._whole(), whole=not self.have)
         read_local = False  # a second look at the archive finds only what a source read left
         if same is not None and self.missing():
             read_local = True
-            yield Copy(same, None, self._whole())
+            yield Copy(same, None, self._whole(), whole=not self.have)
         by_source: dict[str, dict[int, int]] = {}
         for i in self.missing():
             found = find_block(rec.blocks[i].hash)
@@ -132,7 +140,7 @@ class Plan:
                 read_local = True
                 yield Copy(path, None, wanted)
         if rec.hash and not self._archive_gave and self.missing() and read_local:
-            yield Copy(ARCHIVE, rec.hash, self._whole())
+            yield Copy(ARCHIVE, rec.hash, self._whole(), whole=not self.have)
         if entry is not None and entry.kind == FILE and self.missing() and not self._in_place(entry):
             yield Rolling(rec.path, tuple(self.missing()))
 

@@ -80,6 +80,7 @@ class _Job:
     buffered: list = field(default_factory=list)  # (offset, data) of a small file, not written
     error: Exception | None = None  # a block write failed (the disk's fault)
     running: "_RunningHash | None" = None  # a large file's whole hash, computed as it is written
+    digest: bytes | None = None  # the content's hash, when a whole copy computed it (all had)
 
 
 class _RunningHash:
@@ -369,11 +370,12 @@ class _Sealing:
     temp file sealed (`seal`), then, once its round is durable, moved into place (`place`).
     (A _Hop with two closures cost a trio.Event and three objects more per file.)"""
 
-    __slots__ = ("root", "rec", "tmp", "buffered", "entry", "archived", "target", "result",
-                 "error", "folder")
+    __slots__ = ("root", "rec", "tmp", "buffered", "digest", "entry", "archived", "target",
+                 "result", "error", "folder")
 
     def __init__(self, root: Path, job: _Job, entry: IndexEntry | None, archived: list) -> None:
         self.root, self.rec, self.tmp, self.buffered = root, job.need.record, job.tmp, job.buffered
+        self.digest = job.digest
         self.entry, self.archived = entry, archived
         self.target: Path | None = None
         self.result: Stat | None = None
@@ -386,7 +388,7 @@ class _Sealing:
         for offset, data in self.buffered:
             tmp.write_at(offset, data)
         self.target = tmp.seal(None, rec.hash, rec.mode, rec.mtime_ns,
-                               digest=_buffered_digest(self.buffered, rec.size))
+                               digest=self.digest or _buffered_digest(self.buffered, rec.size))
 
     def place(self) -> tuple[Stat | None, Path]:
         entry = self.entry
@@ -589,7 +591,7 @@ class Puller:
         def finish() -> Stat | None:
             for offset, data in buffered:
                 tmp.write_at(offset, data)
-            running = job.running.digest(rec.size) if job.running is not None else None
+            running = job.running.digest(rec.size) if job.running is not None else job.digest
             tmp.finish(None, rec.hash, rec.mode, rec.mtime_ns, _stat(entry),
                        archive=archiver(self.root, entry, archived), digest=running)
             return apply.stat_of(self.root, need.path)
@@ -600,13 +602,14 @@ class Puller:
         job.tmp = None
         return st
 
-    def _started(self, job: _Job, tmp: TempFile, have: set[int], bases: dict) -> bool:
+    def _started(self, job: _Job, tmp: TempFile, have: set[int], bases: dict,
+                 digest: bytes | None) -> bool:
         """The prepared temp file is the job's; its missing blocks are asked of the peers.
-        False when nothing is missing."""
+        False when nothing is missing. `digest`: its content's hash, when a whole copy made it."""
         rec = job.need.record
-        job.tmp = tmp
+        job.tmp, job.digest = tmp, digest
         job.reused = sum(self._len(rec, i) for i in have)
-        if job.size > BUFFER_FILE:
+        if job.size > BUFFER_FILE and digest is None:
             job.running = _RunningHash(job.tmp, {i * rec.block_size: self._len(rec, i)
                                                  for i in have})
         self.bytes_reused += job.reused
@@ -757,16 +760,22 @@ class Puller:
         `archive_empty`: the revision archive held nothing when the batch began."""
         rec = need.record
         tmp, resumed = TempFile.create_or_resume(self.root, need.path, folders=folders)
+        digest = None
         try:
             plan = reuse.Plan(rec, entry, resumed=resumed, same=same,
                               find_block=find_block, archive_empty=archive_empty)
             while (step := plan.next_step()) is not None:
+                if isinstance(step, reuse.Copy) and step.whole:
+                    digest = self._copy_whole(step, tmp, rec)
+                    if digest is not None:
+                        plan.got(range(len(rec.blocks)))
+                        continue
                 plan.got(self._carry(step, tmp, rec))
             bases = self._bases(rec.path, plan.delta_bases(entry))
         except BaseException:
             tmp.close()
             raise
-        return tmp, plan.have, bases
+        return tmp, plan.have, bases, digest
 
     def _carry(self, step: reuse.Step, tmp: TempFile, rec: FileRecord) -> set[int]:
         """(worker thread) One step of the reuse plan; the blocks it wrote."""
@@ -779,10 +788,34 @@ class Puller:
                                                           reuse.block_length(rec, i)), strong_hash)}
         if isinstance(step, reuse.Rolling):
             return self._rolling(tmp, rec, step)
+        source = self._copy_source(step)
+        return set() if source is None else self._copy_from(source, tmp, rec, step)
+
+    def _copy_source(self, step: reuse.Copy) -> Path | None:
         if step.source is reuse.ARCHIVE:
-            source = versions.open_version(self.root, step.content_hash)
-            return set() if source is None else self._copy_from(source, tmp, rec, step)
-        return self._copy_from(self.root / step.source, tmp, rec, step)
+            return versions.open_version(self.root, step.content_hash)
+        return self.root / step.source
+
+    def _copy_whole(self, step: reuse.Copy, tmp: TempFile, rec: FileRecord) -> bytes | None:
+        """(worker thread) A source holding the whole content (`Copy.whole`) copied in one
+        pass through one buffer, hashed on the way and its writeback begun per chunk: the
+        content hash when it is the record's (every block is had), else None."""
+        source = self._copy_source(step)
+        if source is None:
+            return None
+        hasher, buf, at = FileHasher(), bytearray(min(READ_CHUNK, max(rec.size, 1))), 0
+        view = memoryview(buf)
+        try:
+            with open(source, "rb", buffering=0) as f:
+                while at < rec.size and (n := f.readinto(view[:rec.size - at])):
+                    hasher.update(view[:n])
+                    tmp.write_at(at, view[:n])
+                    tmp.start_writeback(at, n)
+                    at += n
+        except OSError:  # the source's trouble (gone, unreadable): the blocks are copied one
+            return None  # by one, or fetched; the temp file's own errors are LocalError
+        digest = hasher.digest()
+        return digest if at == rec.size and digest == rec.hash else None
 
     def _bases(self, path: str, wanted: dict[int, tuple[int, int]]) -> dict[int, Base]:
         """(worker thread) Signatures of the old bytes the missing blocks come as deltas against."""

@@ -207,3 +207,26 @@ def test_an_edit_in_place_is_left_to_the_deltas_without_a_rolling_match():
     c = Carrier({"f": old}, {})
     assert c.run(plan_for(record("f", shifted), index, entry_=index["f"])) == {0, 2, 3, 4, 5, 6}
     assert kinds(c.steps)[-1] == "rolling"
+
+
+def test_a_source_holding_the_whole_content_is_marked_whole_until_a_block_is_had():
+    """`Copy.whole`: the archived version or a local file indexed with the record's hash, while
+    nothing is had yet, may be copied in one pass and checked by the content hash once; not
+    after a resumed download's blocks verified (those stay), nor for a file holding some blocks."""
+    data = content(4 * BS, 21)
+    rec = record("new", data)
+    index = {"part": entry("part", data[BS:2 * BS]), "old": entry("old", data)}
+    c = Carrier({"old": data, "part": data[BS:2 * BS]}, {rec.hash: data})
+    c.run(plan_for(rec, index))
+    assert [(kinds([s])[0], s.whole) for s in c.steps] == [("archive", True)]
+    c = Carrier({"old": data[:BS] + bytes(3 * BS), "part": data[BS:2 * BS]}, {})
+    have = c.run(plan_for(rec, index))  # the file at "old" changed since it was indexed
+    assert [(kinds([s])[0], s.whole) for s in c.steps] == [
+        ("archive", True), ("copy:old", True), ("copy:part", False), ("copy:old", False),
+        ("archive", False)]
+    assert have == {0, 1}
+    resumed = data[:BS] + bytes(BS)
+    c = Carrier({"old": data}, {}, resumed)
+    c.run(plan_for(rec, index, resumed=True))
+    assert [(kinds([s])[0], getattr(s, "whole", None)) for s in c.steps] == [
+        ("verify", None), ("truncate", None), ("archive", False), ("copy:old", False)]

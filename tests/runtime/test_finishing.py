@@ -105,7 +105,8 @@ def test_a_file_cancelled_before_its_hop_is_dropped_and_one_under_way_completes(
 
 
 class _Job:
-    """What `_Sealing` reads of a puller job: the record, the temp file, the buffered blocks."""
+    """What `_Sealing` reads of a puller job: the record, the temp file, the buffered blocks,
+    and the content hash a whole copy made (none here)."""
 
     class _Need:
         def __init__(self, record) -> None:
@@ -121,6 +122,7 @@ class _Job:
         self.path = path
         self.tmp = TempFile.create(root, path)
         self.buffered = [(0, data)]
+        self.digest = None
 
 
 def _sealings(root: Path, names: list[str]) -> list:

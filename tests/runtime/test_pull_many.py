@@ -255,3 +255,85 @@ def test_small_files_blocks_are_verified_without_a_worker_hop(pair, monkeypatch)
         assert (root_b / rel).read_bytes() == data
     assert hops, "the pull ran no disk work at all"
     assert "_verify_and_write" not in hops
+
+
+def _net(node: Node) -> int:
+    n = node.status()["net"]
+    return n["bytes_in"] + n["bytes_out"]
+
+
+async def _until_has(a: Node, b: Node, path: str, size: int) -> None:
+    with trio.fail_after(120):
+        while True:
+            e = b.folder.index.get(path)
+            if e is not None and e.size == size and b.in_sync() and a.in_sync():
+                return
+            await trio.sleep(0.05)
+
+
+def _count_block_copies(monkeypatch) -> list[str]:
+    """The sources `Puller._copy_from` (the block-by-block copy) was called with."""
+    from gossip_backer.runtime.puller import Puller
+
+    calls, original = [], Puller._copy_from
+
+    def counted(self, source, tmp, rec, step):
+        calls.append(Path(source).name)
+        return original(self, source, tmp, rec, step)
+    monkeypatch.setattr(Puller, "_copy_from", counted)
+    return calls
+
+
+def test_a_renamed_file_is_copied_whole_in_one_pass(pair, monkeypatch):
+    """A file renamed on one node is rebuilt on the other from its own copy, read once and
+    checked by its content hash (`reuse.Copy.whole`), not block by block; nothing crosses the
+    wire but the metadata, and the bytes are the renamed file's."""
+    root_a, root_b = pair
+    data = random.Random(41).randbytes(24 << 20)
+    (root_a / "v").mkdir()
+    (root_a / "v" / "film.bin").write_bytes(data)
+    copies = _count_block_copies(monkeypatch)
+
+    async def main():
+        async with joined(root_a, root_b, watch=False) as (a, b):
+            await a.folder.scan_some({"v/film.bin"}, settle=False)
+            await _until_has(a, b, "v/film.bin", len(data))
+            before = _net(b)
+            (root_a / "v" / "film.bin").rename(root_a / "v" / "renamed.bin")
+            await a.folder.scan_some({"v/film.bin", "v/renamed.bin"}, settle=False)
+            await _until_has(a, b, "v/renamed.bin", len(data))
+            assert _net(b) - before < 128 << 10, "the renamed content crossed the wire"
+
+    trio.run(main)
+    assert (root_b / "v" / "renamed.bin").read_bytes() == data
+    assert not (root_b / "v" / "film.bin").exists()
+    assert copies == [], "copied block by block"
+
+
+def test_a_local_copy_changed_since_its_scan_is_used_block_by_block(pair, monkeypatch):
+    """The whole copy checks the content hash: a local file that changed behind the index's
+    back (here in one block, not scanned again) fails it, and its blocks are then copied one
+    by one, each checked; only the changed one is fetched."""
+    root_a, root_b = pair
+    data = random.Random(43).randbytes(24 << 20)
+    (root_a / "x.bin").write_bytes(data)
+    copies = _count_block_copies(monkeypatch)
+
+    async def main():
+        async with joined(root_a, root_b, watch=False) as (a, b):
+            await a.folder.scan_some({"x.bin"}, settle=False)
+            await _until_has(a, b, "x.bin", len(data))
+            block = b.folder.index["x.bin"].block_size
+            with open(root_b / "x.bin", "r+b") as f:  # behind the index's back
+                f.seek(5 * block + 10)
+                f.write(b"changed on b, not scanned")
+            before = _net(b)
+            (root_a / "y.bin").write_bytes(data)
+            await a.folder.scan_some({"y.bin"}, settle=False)
+            await _until_has(a, b, "y.bin", len(data))
+            moved = _net(b) - before
+            assert block <= moved < block + (128 << 10), moved
+
+    trio.run(main)
+    assert (root_b / "y.bin").read_bytes() == data
+    assert "x.bin" in copies, "the changed copy was not used block by block"
