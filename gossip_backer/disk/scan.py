@@ -280,6 +280,21 @@ def unchanged_file(rel: str, prev: Any, size: int, mtime_ns: int, inode: int,
                      tuple(prev.blocks))
 
 
+def moved_file(rel: str, known: Any, size: int, mtime_ns: int, inode: int,
+               mode: int) -> ScanEntry | None:
+    """The entry of a file at `rel` that is `known` (the entry another path had, with this
+    inode) moved here unchanged: renamed, or moved with its folder. Its size and mtime are
+    those of `known`, which a rename keeps, so its hash and blocks stand and it is not read
+    (a renamed 512 MiB file was hashed again: 0.25 s and 0.4 s of CPU; a moved folder of
+    photos, every byte). The same trust as `unchanged_file`'s in size, mtime and inode. None:
+    the file must be hashed."""
+    if (known is None or known.path == rel or known.kind != FILE or known.hash is None
+            or (known.size, known.mtime_ns, known.inode) != (size, mtime_ns, inode)):
+        return None
+    return ScanEntry(rel, size, mtime_ns, inode, mode, FILE, known.hash, known.block_size,
+                     tuple(known.blocks))
+
+
 def same_entry(prev: Any, entry: ScanEntry) -> bool:
     """Does `prev` (a ScanEntry or an index row) say all that `entry` says? Then it stands."""
     return prev is not None and (prev.path, prev.size, prev.mtime_ns, prev.inode, prev.mode,
@@ -319,6 +334,7 @@ class TreeScan(ABC):
         self.deleted: set[str] = set()
         self._kept_prefixes: list[str] = []  # unreadable folders: keep what we knew below them
         self._sorted_prev: list[str] | None = None
+        self._files_by_inode: dict[int, Any] | None = None
 
     # -- what a subclass provides --------------------------------------------------------------
 
@@ -359,6 +375,25 @@ class TreeScan(ABC):
             return None
         seen.add(rel)
         return rel
+
+    # -- files -------------------------------------------------------------------------------
+
+    def known_file(self, rel: str, prev: Any, size: int, mtime_ns: int, inode: int,
+                   mode: int) -> Any:
+        """The entry of a file that needs no hashing, or None: unchanged at its path
+        (`unchanged_file`), or moved here unchanged from another known path (`moved_file`)."""
+        same = unchanged_file(rel, prev, size, mtime_ns, inode, mode)
+        if same is None and (prev is None or prev.inode != inode):
+            same = moved_file(rel, self._files_by_inode_of_previous().get(inode), size, mtime_ns,
+                              inode, mode)
+        return same
+
+    def _files_by_inode_of_previous(self) -> dict[int, Any]:
+        """inode -> the known file entry with it; built once per scan, when a file is new."""
+        if self._files_by_inode is None:
+            self._files_by_inode = {e.inode: e for e in self.previous.values()
+                                    if e.kind == FILE and e.hash is not None and e.inode}
+        return self._files_by_inode
 
     # -- incremental ---------------------------------------------------------------------------
 
@@ -513,7 +548,7 @@ class _Scanner(TreeScan):
 
     def _file(self, rel: str, disk: str, st: os.stat_result, prev: Any) -> Any:
         mode = common_int(stat.S_IMODE(st.st_mode))
-        same = unchanged_file(rel, prev, st.st_size, st.st_mtime_ns, st.st_ino, mode)
+        same = self.known_file(rel, prev, st.st_size, st.st_mtime_ns, st.st_ino, mode)
         if same is not None:
             return same
         try:
@@ -543,6 +578,25 @@ class _Scanner(TreeScan):
     def _keep(self, rel: str, prev: Any) -> None:
         if prev is not None:
             self.result.entries[rel] = _as_entry(prev)
+
+    # -- files -------------------------------------------------------------------------------
+
+    def known_file(self, rel: str, prev: Any, size: int, mtime_ns: int, inode: int,
+                   mode: int) -> Any:
+        """The entry of a file that needs no hashing, or None: unchanged at its path
+        (`unchanged_file`), or moved here unchanged from another known path (`moved_file`)."""
+        same = unchanged_file(rel, prev, size, mtime_ns, inode, mode)
+        if same is None and (prev is None or prev.inode != inode):
+            same = moved_file(rel, self._files_by_inode_of_previous().get(inode), size, mtime_ns,
+                              inode, mode)
+        return same
+
+    def _files_by_inode_of_previous(self) -> dict[int, Any]:
+        """inode -> the known file entry with it; built once per scan, when a file is new."""
+        if self._files_by_inode is None:
+            self._files_by_inode = {e.inode: e for e in self.previous.values()
+                                    if e.kind == FILE and e.hash is not None and e.inode}
+        return self._files_by_inode
 
     # -- incremental ---------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """`disk.scan` for a MemRoot: what is there, what changed, what is gone (see memdisk.py).
 
 The same rules as the real scan, on an in-memory tree, and the same code for them (disk/scan.py's
-`TreeScan`: names, revisits, what is gone; `record`, `finish`, `to_revisit`, `unchanged_file`):
-a file is hashed only when its size, mtime or inode moved; ignored paths, `.backer` and temp files are never listed nor "deleted";
+`TreeScan`: names, revisits, what is gone, files known unchanged or moved; `record`, `finish`,
+`to_revisit`): a file is hashed only when its size, mtime or inode moved and no other known path
+had it (a rename); ignored paths, `.backer` and temp files are never listed nor "deleted";
 refused names are skipped; a missing root raises RootUnavailable, never a mass deletion.
 """
 
@@ -15,8 +16,7 @@ from gossip_backer.core.blocks import hash_bytes
 from gossip_backer.core.record import DIR, FILE
 from gossip_backer.disk.ignore import IgnoreMatcher
 from gossip_backer.disk.scan import (FileHash, RootUnavailable, ScanEntry, ScanResult, TreeScan,
-                                     record, same_entry, to_revisit,
-                                     unchanged_file)
+                                     record, same_entry, to_revisit)
 
 if TYPE_CHECKING:
     from gossip_backer.testing.memdisk import MemRoot, _Entry
@@ -105,7 +105,7 @@ class _Scanner(TreeScan):
 
     def _file(self, rel: str, e: _Entry, prev: Any) -> ScanEntry:
         mode = e.mode & 0o7777
-        same = unchanged_file(rel, prev, e.size, e.mtime_ns, e.inode, mode)
+        same = self.known_file(rel, prev, e.size, e.mtime_ns, e.inode, mode)
         if same is not None:
             return same
         fh = self.hash_file(rel, e.size)

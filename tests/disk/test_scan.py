@@ -558,3 +558,44 @@ def test_a_file_is_read_up_to_its_size_and_one_block_is_hashed_once(tmp_path, mo
         assert len(hashes) == 1
     assert got.block_size in BLOCK_SIZES
     assert (got.hash, got.block_size, got.blocks) == hash_bytes(data, got.block_size)
+
+
+def test_a_renamed_file_or_moved_folder_is_not_read_again(tmp_path):
+    """A rename keeps a file's inode, size and mtime: the new path takes the hash and blocks
+    its old path had, with no read (a moved folder of photos would otherwise be hashed whole
+    again); the old path is deleted. A copy (another inode), and a moved file that changed on
+    the way, are hashed."""
+    tree = tmp_path / "t"
+    _write(tree / "a.bin", b"renamed content", mtime_s=1_000)
+    _write(tree / "photos" / "p1.jpg", b"first photo", mtime_s=1_000)
+    _write(tree / "photos" / "p2.jpg", b"second photo", mtime_s=1_000)
+    _write(tree / "c.bin", b"copied content", mtime_s=1_000)
+    first = _scan(tree)
+    os.rename(tree / "a.bin", tree / "b.bin")
+    (tree / "archive").mkdir()
+    os.rename(tree / "photos", tree / "archive" / "photos")
+    shutil.copy2(tree / "c.bin", tree / "c copy.bin")  # same bytes and mtime, a new inode
+    hasher = CountingHash()
+    partial = scan_paths(tree, ["a.bin", "b.bin", "photos", "archive", "c copy.bin"],
+                         first.entries, IgnoreMatcher.load(tree), hash_file=hasher)
+    assert hasher.calls == [str(tree / "c copy.bin")]
+    assert partial.deleted == ["a.bin", "photos", "photos/p1.jpg", "photos/p2.jpg"]
+    for new, old in (("b.bin", "a.bin"), ("archive/photos/p1.jpg", "photos/p1.jpg"),
+                     ("archive/photos/p2.jpg", "photos/p2.jpg")):
+        e, was = partial.entries[new], first.entries[old]
+        assert (e.path, e.hash, e.block_size, e.blocks) == (new, was.hash, was.block_size,
+                                                              was.blocks)
+        assert new in partial.changed
+    hasher = CountingHash()
+    full = scan(tree, first.entries, IgnoreMatcher.load(tree), hash_file=hasher)  # after a stop
+    assert hasher.calls == [str(tree / "c copy.bin")]
+    assert full.entries["b.bin"].hash == first.entries["a.bin"].hash
+
+    os.rename(tree / "b.bin", tree / "d.bin")
+    with open(tree / "d.bin", "ab") as f:  # changed on the way: size and mtime moved
+        f.write(b" and more")
+    hasher = CountingHash()
+    later = scan_paths(tree, ["b.bin", "d.bin"], full.entries, IgnoreMatcher.load(tree),
+                       hash_file=hasher)
+    assert hasher.calls == [str(tree / "d.bin")]
+    assert later.entries["d.bin"].hash == hashlib.sha256(b"renamed content and more").digest()

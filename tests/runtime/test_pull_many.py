@@ -149,17 +149,22 @@ def test_block_index_follows_changes_and_never_serves_a_stale_mapping(tmp_path):
     trio.run(main)
 
 
-def test_a_renamed_file_recut_in_other_blocks_is_copied_locally(pair):
+def test_a_moved_file_recut_in_other_blocks_is_copied_locally(pair):
     """A file's block size depends on its history (it keeps the one it had while it grows), so
-    after a rename the new path, scanned afresh, may be cut in bigger blocks. The receiver must
-    still find the content in its own copy, by content hash, and fetch nothing."""
+    a copy of it at a new path, the original then deleted, is cut in bigger blocks when it is
+    hashed afresh (a rename keeps the entry as it was: test_scan.py). The receiver must still
+    find the content in its own copy, by content hash, and fetch nothing."""
     root_a, root_b = pair
     big = root_a / "data" / "big.bin"
     big.parent.mkdir()
-    with open(big, "wb") as f:  # sparse, at the 128 KiB / 256 KiB threshold
-        f.truncate(256 << 20)
-        f.seek(100 << 20)
-        f.write(random.Random(5).randbytes(4096))
+    middle = random.Random(5).randbytes(4096)
+
+    def sparse(path: Path) -> None:  # at the 128 KiB / 256 KiB threshold
+        with open(path, "wb") as f:
+            f.truncate(256 << 20)
+            f.seek(100 << 20)
+            f.write(middle)
+    sparse(big)
 
     def net(node: Node) -> int:
         n = node.status()["net"]
@@ -183,7 +188,11 @@ def test_a_renamed_file_recut_in_other_blocks_is_copied_locally(pair):
             assert b.folder.index["data/big.bin"].block_size == 128 << 10
 
             before = net(b)
-            big.rename(root_a / "data" / "moved.bin")
+            moved = root_a / "data" / "moved.bin"
+            sparse(moved)  # the same bytes in a new file (a copy), the original deleted
+            with open(moved, "ab") as f:
+                f.write(b"x" * 100)
+            big.unlink()
             await a.folder.scan_some({"data/big.bin", "data/moved.bin"}, settle=False)
             await until_b_has(a, b, "data/moved.bin", (256 << 20) + 100)
             assert a.folder.index["data/moved.bin"].block_size == 256 << 10  # cut anew
