@@ -286,10 +286,13 @@ def moved_file(rel: str, known: Any, size: int, mtime_ns: int, inode: int,
     inode) moved here unchanged: renamed, or moved with its folder. Its size and mtime are
     those of `known`, which a rename keeps, so its hash and blocks stand and it is not read
     (a renamed 512 MiB file was hashed again: 0.25 s and 0.4 s of CPU; a moved folder of
-    photos, every byte). The same trust as `unchanged_file`'s in size, mtime and inode. None:
-    the file must be hashed."""
+    photos, every byte). The same trust as `unchanged_file`'s in size, mtime and inode. Only
+    when `known` is cut in the blocks a new file of its size gets (one that grew across a
+    size step keeps smaller ones): the entry is then what hashing it would give, and a peer
+    gets the shorter block list. None: the file must be hashed."""
     if (known is None or known.path == rel or known.kind != FILE or known.hash is None
-            or (known.size, known.mtime_ns, known.inode) != (size, mtime_ns, inode)):
+            or (known.size, known.mtime_ns, known.inode) != (size, mtime_ns, inode)
+            or known.block_size != block_size_for(size)):
         return None
     return ScanEntry(rel, size, mtime_ns, inode, mode, FILE, known.hash, known.block_size,
                      tuple(known.blocks))

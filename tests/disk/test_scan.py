@@ -599,3 +599,20 @@ def test_a_renamed_file_or_moved_folder_is_not_read_again(tmp_path):
                        hash_file=hasher)
     assert hasher.calls == [str(tree / "d.bin")]
     assert later.entries["d.bin"].hash == hashlib.sha256(b"renamed content and more").digest()
+
+
+def test_a_moved_file_cut_in_smaller_blocks_than_a_new_one_is_hashed_again(tmp_path):
+    """A file keeps its block size while it grows (within a factor of 2): one that grew past a
+    size step is cut in smaller blocks than a new file of its size. Moved, it is hashed afresh,
+    as a new file would be, so its peers get the shorter block list."""
+    tree = tmp_path / "t"
+    _write(tree / "a.bin", b"grown", mtime_s=1_000)
+    first = _scan(tree)
+    grown = first.entries["a.bin"]
+    first.entries["a.bin"] = ScanEntry(grown.path, grown.size, grown.mtime_ns, grown.inode,
+                                       grown.mode, FILE, grown.hash, grown.block_size // 2,
+                                       grown.blocks)  # as if it kept the blocks of a smaller size
+    os.rename(tree / "a.bin", tree / "b.bin")
+    hasher = CountingHash()
+    scan_paths(tree, ["a.bin", "b.bin"], first.entries, IgnoreMatcher.load(tree), hash_file=hasher)
+    assert hasher.calls == [str(tree / "b.bin")]
