@@ -582,25 +582,6 @@ class _Scanner(TreeScan):
         if prev is not None:
             self.result.entries[rel] = _as_entry(prev)
 
-    # -- files -------------------------------------------------------------------------------
-
-    def known_file(self, rel: str, prev: Any, size: int, mtime_ns: int, inode: int,
-                   mode: int) -> Any:
-        """The entry of a file that needs no hashing, or None: unchanged at its path
-        (`unchanged_file`), or moved here unchanged from another known path (`moved_file`)."""
-        same = unchanged_file(rel, prev, size, mtime_ns, inode, mode)
-        if same is None and (prev is None or prev.inode != inode):
-            same = moved_file(rel, self._files_by_inode_of_previous().get(inode), size, mtime_ns,
-                              inode, mode)
-        return same
-
-    def _files_by_inode_of_previous(self) -> dict[int, Any]:
-        """inode -> the known file entry with it; built once per scan, when a file is new."""
-        if self._files_by_inode is None:
-            self._files_by_inode = {e.inode: e for e in self.previous.values()
-                                    if e.kind == FILE and e.hash is not None and e.inode}
-        return self._files_by_inode
-
     # -- incremental ---------------------------------------------------------------------------
 
     def walk_below(self, rel: str, where: tuple[str, os.stat_result]) -> None:

@@ -166,37 +166,25 @@ def test_a_moved_file_recut_in_other_blocks_is_copied_locally(pair):
             f.write(middle)
     sparse(big)
 
-    def net(node: Node) -> int:
-        n = node.status()["net"]
-        return n["bytes_in"] + n["bytes_out"]
-
-    async def until_b_has(a: Node, b: Node, path: str, size: int) -> None:
-        with trio.fail_after(120):
-            while True:
-                e = b.folder.index.get(path)
-                if e is not None and e.size == size and b.in_sync() and a.in_sync():
-                    return
-                await trio.sleep(0.05)
-
     async def main():
         async with joined(root_a, root_b, watch=False) as (a, b):
-            await until_b_has(a, b, "data/big.bin", 256 << 20)
+            await _until_has(a, b, "data/big.bin", 256 << 20)
             with open(big, "ab") as f:
                 f.write(b"x" * 100)  # grows past the threshold, keeps 128 KiB blocks
             await a.folder.scan_some({"data/big.bin"}, settle=False)
-            await until_b_has(a, b, "data/big.bin", (256 << 20) + 100)
+            await _until_has(a, b, "data/big.bin", (256 << 20) + 100)
             assert b.folder.index["data/big.bin"].block_size == 128 << 10
 
-            before = net(b)
+            before = _net(b)
             moved = root_a / "data" / "moved.bin"
             sparse(moved)  # the same bytes in a new file (a copy), the original deleted
             with open(moved, "ab") as f:
                 f.write(b"x" * 100)
             big.unlink()
             await a.folder.scan_some({"data/big.bin", "data/moved.bin"}, settle=False)
-            await until_b_has(a, b, "data/moved.bin", (256 << 20) + 100)
+            await _until_has(a, b, "data/moved.bin", (256 << 20) + 100)
             assert a.folder.index["data/moved.bin"].block_size == 256 << 10  # cut anew
-            assert net(b) - before < 256 << 10, "the renamed content crossed the wire"
+            assert _net(b) - before < 256 << 10, "the renamed content crossed the wire"
             assert "data/big.bin" not in b.folder.index
 
     trio.run(main)
