@@ -6,7 +6,9 @@ Theory of operation
 following a symlink: a link is recorded with its target, a link to a folder is not descended). A
 regular file is hashed only when its size, mtime or inode differ from `previous`; otherwise its
 previous hash and blocks are reused, so an unchanged rescan costs one `lstat` per path and opens no
-file. `scan_paths()` does the same for a few paths named by the watcher (plus the subtree of a
+file. A file new at its path whose inode, size and mtime are those of a known file elsewhere was
+moved there unchanged (renamed, or moved with its folder): it takes that entry's hash and blocks
+(`moved_file`), unread. `scan_paths()` does the same for a few paths named by the watcher (plus the subtree of a
 folder that appeared, and the previous subtree of a path that vanished, as deleted).
 
 Safety rules the runtime relies on:
