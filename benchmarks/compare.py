@@ -7,8 +7,9 @@
 Cases (each with the tools that apply; datasets generated from a seed under a temporary folder):
   initial_small   2,000 files of 1-256 KiB dropped into a synced, empty folder
   initial_tiny    10,000 files of 1-4 KiB in 100 folders, likewise
-  initial_large   one 512 MiB file, likewise (each tool three times, in turns; the median is
-                  reported, every run in `samples`)
+  initial_large   one 512 MiB file, likewise
+                  (each of these three: each tool three times, in turns; the run of median
+                  seconds is reported, every run's in `samples`)
   change_latency  one small file saved in a synced tree until it is complete on the other node
                   (median of 10)
   delta_inplace   1 MiB overwritten in the middle of the 512 MiB file
@@ -78,12 +79,15 @@ SESSIONS = {
     "large": ("initial_large", "delta_inplace", "delta_insert", "rename_large"),
     "text": ("initial_text", "edit_text"),  # initial_text: the set-up, not reported
 }
-# Cases measured more than once, each time on a fresh pair, the tools in turns (a round of every
-# tool, then the next round): one drop of 512 MiB takes 1.3-3.5 s, and in one hour of this 2-core
-# VM the same build's time for it moved by 30% (Syncthing-1s's 2.23-3.46 s). The row is the run
-# of median seconds; `samples` lists every run's. Only the first run goes on with its session's
-# other cases. --quick measures once.
-REPEATED = {"initial_large": 3}
+# The cases with a throughput target, measured more than once, each time on a fresh pair, the
+# tools in turns (a round of every tool, then the next round): one drop of 512 MiB takes 1.3-3.5 s,
+# and in one hour of this 2-core VM the same build's time for it moved by 30% (Syncthing-1s's
+# 2.23-3.46 s); the same 2,000 small files cost a receiver 1.6-3.0 s of CPU, mostly the kernel
+# creating files (on this VM's ext4 without a journal, a new file costs 0.06-0.7 ms depending on
+# how many were deleted in the last minutes: see benchmarks/README.md). The row is the run of
+# median seconds; `samples` lists every run's. Only the first run goes on with its session's other
+# cases. --quick measures once.
+REPEATED = {"initial_small": 3, "initial_tiny": 3, "initial_large": 3}
 KiB = 1024
 
 

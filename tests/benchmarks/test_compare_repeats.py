@@ -39,6 +39,19 @@ def test_further_runs_come_in_rounds_of_every_tool_on_fresh_sessions():
     assert _bench(cases=["delta_insert"]).repeats(plan) == []
 
 
+def test_every_case_with_a_throughput_target_is_measured_three_times():
+    bench = _bench()
+    plan = [(session, compare.SESSIONS[session], Path(session), tool)
+            for session in ("small", "tiny", "large", "text") for tool in compare.TOOLS
+            if any(tool in compare.APPLIES[c] for c in compare.SESSIONS[session])]
+    more = bench.repeats(plan)
+    assert {case for _, (case,), _, _ in more} == {"initial_small", "initial_tiny", "initial_large"}
+    for session, case in (("small", "initial_small"), ("tiny", "initial_tiny"),
+                          ("large", "initial_large")):
+        assert [(s, tool) for s, (c,), _, tool in more if c == case] == [
+            (f"{session}-{n}", tool) for n in (2, 3) for tool in compare.TOOLS]
+
+
 def test_the_row_is_the_median_run_and_lists_every_run():
     bench = _bench()
     bench.rows = [_row("initial_large", "rsync", 0.9, cpu_sender_s=1),
