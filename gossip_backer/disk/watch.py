@@ -57,10 +57,11 @@ class Watcher:
     def __init__(self, root: Path | str, ignore: IgnoreMatcher, *, debounce_ms: int = DEBOUNCE_MS,
                  step_ms: int = STEP_MS, cancel_ms: int = CANCEL_MS,
                  force_polling: bool | None = None,
-                 own: Callable[[str], tuple[int, int, int] | None] | None = None) -> None:
+                 own: Callable[[str], tuple[int, int, int, int] | None] | None = None) -> None:
         self.root = os.path.abspath(os.fspath(root))
         self.ignore = ignore
-        self.own = own  # path -> (size, mtime_ns, inode) of a file we just wrote there, once
+        self.own = own  # path -> (size, mtime_ns, inode, permission bits) of a file we just
+        #                 wrote there, once
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
         self.cancel_ms = cancel_ms
@@ -164,13 +165,14 @@ class Watcher:
         return out
 
     def _ours(self, rel: str, st: os.stat_result) -> bool:
-        """Is the file at `rel` exactly as we just wrote it (`own`)? Then its event is the echo
-        of our write, not a change (the rules file always counts: its reload must be seen)."""
+        """Is the file at `rel` exactly as we just wrote it (`own`: size, mtime, inode and
+        permission bits, so a chmod right after is seen)? Then its event is the echo of our
+        write, not a change (the rules file always counts: its reload must be seen)."""
         if self.own is None or rel == IGNORE_FILE:
             return False
         wrote = self.own(rel)
-        return (wrote is not None and stat.S_ISREG(st.st_mode)
-                and (st.st_size, st.st_mtime_ns, st.st_ino) == tuple(wrote))
+        now = (st.st_size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode))
+        return wrote is not None and stat.S_ISREG(st.st_mode) and now == tuple(wrote)
 
     def relative(self, abs_path: str) -> str | None:
         if not abs_path.startswith(self._prefix):

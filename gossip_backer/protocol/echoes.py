@@ -5,9 +5,12 @@ path. Scanning it again finds what the index already says (the stat the puller t
 own descriptor), at the cost of a scan per watcher batch: on a first sync of many small files,
 about as much work as a scan of each file. `OwnWrites` keeps, for a short while, the stat each
 placed file had; the runtime passes over an event whose path still shows exactly that stat
-(size, mtime and inode, a regular file). Anything else is scanned as before: a user's edit made
-since moves the mtime or the inode (a rename over it) and is seen. A path's stat is handed out
-once; an event later than `WINDOW` seconds finds nothing and is scanned.
+(size, mtime, inode and permission bits, a regular file). Anything else is scanned as before: a
+user's edit made since moves the mtime or the inode (a rename over it), a chmod the permission
+bits (size, mtime and inode stay), and is seen. A path's stat is handed out once; an event later
+than `WINDOW` seconds finds nothing and is scanned. (A file is noted twice, when sealed and when
+done, and its event may come between: the second note outlives its event, so the stat must say
+everything a user's change could move, or that change would pass for our echo.)
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class Placed(NamedTuple):
     size: int
     mtime_ns: int
     inode: int
+    mode: int  # permission bits as we set them (stat.S_IMODE)
     at: float  # wall seconds when it was placed
 
 
@@ -35,10 +39,11 @@ class OwnWrites:
     def __len__(self) -> int:
         return len(self._placed)
 
-    def placed(self, path: str, size: int, mtime_ns: int, inode: int, wall: float) -> None:
-        """A file is at `path` with this stat, put there by us."""
+    def placed(self, path: str, size: int, mtime_ns: int, inode: int, mode: int,
+               wall: float) -> None:
+        """A file is at `path` with this stat and these permission bits, put there by us."""
         self._placed.pop(path, None)  # (to the end: the dict stays in order of time)
-        self._placed[path] = Placed(size, mtime_ns, inode, wall)
+        self._placed[path] = Placed(size, mtime_ns, inode, mode, wall)
         self._trim(wall)
 
     def take(self, path: str, wall: float) -> Placed | None:

@@ -191,10 +191,11 @@ class Folder:
             found = await trio.to_thread.run_sync(mtimes, self.root, sorted(paths))
         return settle_wait(self.clock.wall(), found, STEP_MS / 1000)
 
-    def _own_write(self, path: str) -> tuple[int, int, int] | None:
+    def _own_write(self, path: str) -> tuple[int, int, int, int] | None:
         """(the watcher's filter) The stat of the file the puller just placed at `path`."""
         placed = self.machine.own_writes.take(path, self.clock.wall())
-        return None if placed is None else (placed.size, placed.mtime_ns, placed.inode)
+        return None if placed is None else (placed.size, placed.mtime_ns, placed.inode,
+                                            placed.mode)
 
     # -- scanning: the disk's side of the story, judged by the machine ----------------------
     async def full_scan(self) -> None:

@@ -151,8 +151,8 @@ def test_state_temp_and_ignored_files_are_not_reported(tmp_path):
 def test_our_own_writes_are_passed_over_and_an_edit_right_after_is_seen(tmp_path):
     """A file placed as the puller does (temp file, rename) whose stat `own` names is the echo
     of our write: not reported. An edit made right after placing (before the event is even
-    handled), a rename over it, and the next event at the same path are reported."""
-    wrote: dict[str, tuple[int, int, int]] = {}
+    handled), a rename over it, a chmod, and the next event at the same path are reported."""
+    wrote: dict[str, tuple[int, int, int, int]] = {}
 
     def own(rel: str):
         return wrote.pop(rel, None)
@@ -160,10 +160,11 @@ def test_our_own_writes_are_passed_over_and_an_edit_right_after_is_seen(tmp_path
     def place(root, name: str, data: bytes) -> None:
         tmp = root / f".backer-tmp-00000000-{name}"
         tmp.write_bytes(data)
+        os.chmod(tmp, 0o644)
         os.utime(tmp, ns=(1_600_000_000_000_000_000,) * 2)
         os.replace(tmp, root / name)
         st = os.lstat(root / name)
-        wrote[name] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        wrote[name] = (st.st_size, st.st_mtime_ns, st.st_ino, 0o644)
 
     async def scenario(root, seen: Seen) -> None:
         t0 = time.monotonic()
@@ -175,11 +176,13 @@ def test_our_own_writes_are_passed_over_and_an_edit_right_after_is_seen(tmp_path
         place(root, "replaced", b"ours")
         (root / "other").write_bytes(b"the user's")
         os.replace(root / "other", root / "replaced")  # renamed over ours: another inode
+        place(root, "chmodded", b"ours")
+        os.chmod(root / "chmodded", 0o600)  # size, mtime and inode stay: the mode tells
         await trio.sleep(0.2)
         (root / "after.txt").write_text("sentinel")
         await seen.wait_for("after.txt", t0)
         reported = seen.paths_since(t0)
-        assert {"edited", "replaced", "after.txt"} <= reported
+        assert {"edited", "replaced", "chmodded", "after.txt"} <= reported
         assert not any(p.startswith("placed") for p in reported)
         assert wrote == {}  # each placed stat was asked for once
         t0 = time.monotonic()

@@ -8,21 +8,21 @@ from gossip_backer.protocol.echoes import OwnWrites, Placed
 
 def test_a_placed_stat_is_handed_out_once() -> None:
     own = OwnWrites()
-    own.placed("a", 3, 10, 7, 100.0)
-    assert own.take("a", 100.1) == Placed(3, 10, 7, 100.0)
+    own.placed("a", 3, 10, 7, 0o644, 100.0)
+    assert own.take("a", 100.1) == Placed(3, 10, 7, 0o644, 100.0)
     assert own.take("a", 100.2) is None
     assert own.take("never", 100.2) is None
 
 
 def test_placed_again_keeps_the_newest_stat_and_old_ones_go() -> None:
     own = OwnWrites(window=5.0)
-    own.placed("a", 1, 1, 1, 100.0)
-    own.placed("b", 2, 2, 2, 101.0)
-    own.placed("a", 3, 3, 3, 102.0)  # a newer version at the same path
-    own.placed("c", 4, 4, 4, 106.5)  # b (placed at 101) is older than 5 s now
+    own.placed("a", 1, 1, 1, 0o644, 100.0)
+    own.placed("b", 2, 2, 2, 0o644, 101.0)
+    own.placed("a", 3, 3, 3, 0o600, 102.0)  # a newer version at the same path
+    own.placed("c", 4, 4, 4, 0o644, 106.5)  # b (placed at 101) is older than 5 s now
     assert len(own) == 2
     assert own.take("b", 106.5) is None
-    assert own.take("a", 106.5) == Placed(3, 3, 3, 102.0)
+    assert own.take("a", 106.5) == Placed(3, 3, 3, 0o600, 102.0)
     assert own.take("c", 120.0) is None  # its event came too late: scanned as any change
 
 
@@ -30,5 +30,5 @@ def test_a_clock_stepping_back_does_not_keep_them_forever(monkeypatch) -> None:
     monkeypatch.setattr(echoes, "MOST", 3)
     own = OwnWrites()
     for i in range(10):
-        own.placed(f"f{i}", i, i, i, 1000.0 - i)
+        own.placed(f"f{i}", i, i, i, 0o644, 1000.0 - i)
     assert len(own) == 3 and own.take("f9", 990.0) is not None

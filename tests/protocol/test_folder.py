@@ -295,7 +295,8 @@ def test_a_sealed_files_watcher_event_is_ours_before_it_is_done() -> None:
     needs = {n.path: n for n in machine.next_work(0.0)}
     machine.sealed(needs["f"], DiskStat(7, S, 42), WALL)
     machine.sealed(needs["g"])  # (no stat given: nothing known)
-    assert machine.own_writes.take("f", WALL + 1) == (7, S, 42, WALL)
+    assert machine.own_writes.take("f", WALL + 1) == (7, S, 42, needs["f"].record.mode & 0o777,
+                                                       WALL)
     assert machine.own_writes.take("g", WALL + 1) is None
 
 
