@@ -41,9 +41,10 @@ class OwnWrites:
 
     def placed(self, path: str, size: int, mtime_ns: int, inode: int, mode: int,
                wall: float) -> None:
-        """A file is at `path` with this stat and these permission bits, put there by us."""
+        """A file is at `path` with this stat, put there by us with the version's `mode` (of
+        which disk.apply sets the permission bits, & 0o777)."""
         self._placed.pop(path, None)  # (to the end: the dict stays in order of time)
-        self._placed[path] = Placed(size, mtime_ns, inode, mode, wall)
+        self._placed[path] = Placed(size, mtime_ns, inode, mode & 0o777, wall)
         self._trim(wall)
 
     def take(self, path: str, wall: float) -> Placed | None:

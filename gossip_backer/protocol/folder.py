@@ -634,8 +634,8 @@ class FolderMachine:
         scanned again (a worker hop, an lstat, and a re-hash when the index row was not yet
         written)."""
         if st is not None and need.action == mirror.WRITE_FILE:
-            self.own_writes.placed(need.path, st.size, st.mtime_ns, st.inode,
-                                   need.record.mode & 0o777, wall)  # as apply sets it
+            self.own_writes.placed(need.path, st.size, st.mtime_ns, st.inode, need.record.mode,
+                                   wall)
         if need.path in self._small and need.path in self.busy:
             self._small[need.path] = 0
 
@@ -677,8 +677,8 @@ class FolderMachine:
         row = self._placed_row(need, st) if current else None
         out += self._write_index([row or self.entry_after(need, st)], [])
         if need.action == mirror.WRITE_FILE:
-            self.own_writes.placed(need.path, st.size, st.mtime_ns, st.inode,
-                                   need.record.mode & 0o777, wall)  # as apply sets it
+            self.own_writes.placed(need.path, st.size, st.mtime_ns, st.inode, need.record.mode,
+                                   wall)
         adopted = self._live_adopt([need.path], wall)
         if current and not adopted and need.action == mirror.WRITE_FILE:
             self._settled(need.path)

@@ -32,3 +32,11 @@ def test_a_clock_stepping_back_does_not_keep_them_forever(monkeypatch) -> None:
     for i in range(10):
         own.placed(f"f{i}", i, i, i, 0o644, 1000.0 - i)
     assert len(own) == 3 and own.take("f9", 990.0) is not None
+
+
+def test_the_permission_bits_are_kept_as_the_puller_sets_them() -> None:
+    """disk.apply sets a placed file's mode & 0o777: a version's setuid bit is not on disk, and
+    must not make our own event look like a user's chmod."""
+    own = OwnWrites()
+    own.placed("s", 1, 1, 1, 0o4755, 100.0)
+    assert own.take("s", 100.0).mode == 0o755
